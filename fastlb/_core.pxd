@@ -1,0 +1,100 @@
+# C-level interface of the worker loop: runtime tables, sessions, timers.
+
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
+from fastlb.includes.system cimport sockaddr_storage, socklen_t, epoll_event
+
+
+cdef enum SessionState:
+    ST_FREE = 0
+    ST_CONNECTING = 1       # server socket connect() in progress
+    ST_TURNAROUND = 2       # waiting before retrying the same server
+    ST_ESTABLISHED = 3      # relaying both ways
+
+
+cdef struct Side:
+    int fd                  # -1 when closed or not yet opened
+    char *buf               # bytes read from this side, waiting to go to the other side
+    uint32_t head
+    uint32_t tail
+    uint32_t events         # epoll interest currently registered (0: not registered)
+    uint8_t rd_eof          # this side sent FIN
+    uint8_t wr_shut         # we sent FIN to this side
+    int64_t last            # last read or write on this socket, ms (monotonic)
+    uint64_t bytes_in       # bytes read from this side
+
+
+cdef struct Session:
+    uint32_t gen            # bumped at every reuse; stale epoll/timer entries carry the old value
+    uint8_t state
+    uint8_t redispatched
+    char term0              # HAProxy termination cause ('-' while running)
+    char term1              # HAProxy session state at termination
+    Side cli
+    Side srv
+    int fe                  # frontend index
+    int be                  # backend index, -1 if none
+    int server              # server index in the backend, -1 if none
+    int listener
+    int retries_left
+    int retries_done
+    int64_t t_accept        # ms, monotonic
+    int64_t t_accept_real   # ms since the epoch, for the log date
+    int64_t t_connect       # start of the current connect attempt
+    int64_t t_established   # -1 until connected
+    int64_t timer_at        # earliest deadline already queued in the timer heap
+    int64_t wake_at         # turn-around end
+    int free_next
+    socklen_t addrlen
+    sockaddr_storage addr   # client address
+
+
+cdef struct ServerRt:
+    sockaddr_storage addr
+    socklen_t addrlen
+    int family
+    int use_client_port     # server written without a port: use the port the client reached
+    int index               # position in the backend (for shared counters)
+    uint32_t shm_index
+
+
+cdef struct BackendRt:
+    ServerRt *servers
+    int nservers
+    int *rr_active          # smooth weighted round robin sequence over active servers
+    int rr_active_len
+    int *rr_backup          # the same over backup servers (used when no active one is usable)
+    int rr_backup_len
+    int nactive             # usable active servers
+    int64_t t_connect
+    int64_t t_server
+    int64_t t_server_fin
+    int64_t t_tunnel
+    int retries
+    int redispatch          # 0: off, else HAProxy's interval (default -1: last retry)
+    int srvtcpka
+    uint32_t shm_index
+
+
+cdef struct FrontendRt:
+    int backend             # -1: no backend, connections are closed
+    int64_t maxconn         # 0: unlimited
+    int64_t t_client
+    int64_t t_client_fin
+    int clitcpka
+    int log_mode            # 0 none, 1 connect line at accept, 2 tcplog at end
+    int dontlognull
+    uint32_t shm_index
+
+
+cdef struct ListenerRt:
+    int fd
+    int fe
+    int port
+    int paused
+    int closed
+
+
+cdef struct TimerEntry:
+    int64_t at
+    uint32_t idx
+    uint32_t gen

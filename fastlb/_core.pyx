@@ -1,0 +1,932 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The worker's hot path: an epoll loop over non-blocking sockets relaying TCP sessions.
+
+Everything per connection lives in C structs (sessions, buffers, timers); Python
+is called only at the edges: set-up, signals, and one log call per session when
+logging is configured.
+"""
+
+cimport cython
+from cpython.exc cimport PyErr_CheckSignals
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
+
+from fastlb.includes.system cimport *
+from fastlb.lb.roundrobin cimport rr_pick
+
+import socket as _socket
+
+DEF SESSIONS_PER_CHUNK = 1024
+DEF MAX_EVENTS = 256
+DEF ACCEPT_BATCH = 64
+DEF PUMP_ROUNDS = 8
+DEF RESUME_CHECK_MS = 10
+DEF FD_EXHAUSTED_PAUSE_MS = 100
+
+# epoll user data: [gen:32][kind:2][index:29][side:1]
+DEF KIND_SESSION = 0
+DEF KIND_LISTENER = 1
+DEF KIND_WAKEUP = 2
+
+DEF SIDE_CLI = 0
+DEF SIDE_SRV = 1
+
+DEF LOG_NONE = 0
+DEF LOG_CONNECT = 1
+DEF LOG_TCPLOG = 2
+
+
+cdef inline int64_t monotonic_ms() nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * 1000 + ts.tv_nsec // 1000000
+
+
+cdef inline int64_t realtime_ms() nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return <int64_t>ts.tv_sec * 1000 + ts.tv_nsec // 1000000
+
+
+cdef inline uint64_t pack_data(uint32_t gen, int kind, uint32_t index, int side) nogil:
+    return (<uint64_t>gen << 32) | (<uint64_t>kind << 30) | (<uint64_t>index << 1) | <uint64_t>side
+
+
+def set_parent_death_signal(int signum):
+    """Ask the kernel to send ``signum`` to this process when its parent dies."""
+    if prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        raise OSError(errno, "prctl(PR_SET_PDEATHSIG) failed")
+
+
+cdef void fill_sockaddr(ServerRt *srv, object family, object ip, int port):
+    """Convert a textual address into the sockaddr used by connect()."""
+    cdef sockaddr_in *sin
+    cdef sockaddr_in6 *sin6
+    cdef bytes packed
+    cdef int i
+    memset(&srv.addr, 0, sizeof(sockaddr_storage))
+    if family == _socket.AF_INET6:
+        sin6 = <sockaddr_in6 *>&srv.addr
+        sin6.sin6_family = AF_INET6
+        sin6.sin6_port = htons(port)
+        packed = _socket.inet_pton(_socket.AF_INET6, ip)
+        for i in range(16):
+            sin6.sin6_addr.s6_addr[i] = packed[i]
+        srv.addrlen = sizeof(sockaddr_in6)
+        srv.family = AF_INET6
+    else:
+        sin = <sockaddr_in *>&srv.addr
+        sin.sin_family = AF_INET
+        sin.sin_port = htons(port)
+        packed = _socket.inet_pton(_socket.AF_INET, ip)
+        memcpy(&sin.sin_addr, <char *>packed, 4)
+        srv.addrlen = sizeof(sockaddr_in)
+        srv.family = AF_INET
+
+
+cdef object sockaddr_to_tuple(sockaddr_storage *addr):
+    cdef sockaddr_in *sin
+    cdef sockaddr_in6 *sin6
+    if addr.ss_family == AF_INET6:
+        sin6 = <sockaddr_in6 *>addr
+        ip = _socket.inet_ntop(_socket.AF_INET6, (<char *>sin6.sin6_addr.s6_addr)[:16])
+        if ip.startswith("::ffff:") and "." in ip:
+            ip = ip[7:]
+        return ip, ntohs(sin6.sin6_port)
+    sin = <sockaddr_in *>addr
+    return _socket.inet_ntop(_socket.AF_INET, (<char *>&sin.sin_addr)[:4]), ntohs(sin.sin_port)
+
+
+cdef int* int_array(list values):
+    cdef int *array = <int *>calloc(max(len(values), 1), sizeof(int))
+    cdef int i
+    if array == NULL:
+        raise MemoryError()
+    for i in range(len(values)):
+        array[i] = values[i]
+    return array
+
+
+@cython.final
+cdef class Worker:
+    """One worker process's event loop.  Build it with add_* calls, then run()."""
+
+    cdef int epfd
+    cdef int worker_id
+    cdef int nworkers
+    cdef uint32_t bufsize
+    cdef int64_t now
+    cdef int stopping           # 0 running, 1 soft stop (drain), 2 hard stop
+    cdef int64_t stop_deadline  # hard-stop-after for a soft stop, 0: none
+
+    cdef FrontendRt *frontends
+    cdef int nfrontends
+    cdef BackendRt *backends
+    cdef int nbackends
+    cdef ListenerRt *listeners
+    cdef int nlisteners
+    cdef int npaused
+    cdef int64_t next_resume_check
+
+    cdef Session **chunks
+    cdef int nchunks
+    cdef int free_head
+    cdef int active
+
+    cdef char **pool
+    cdef int pool_len
+    cdef int pool_cap
+
+    cdef TimerEntry *heap
+    cdef int heap_len
+    cdef int heap_cap
+
+    cdef object shm_ref         # keeps the mapping alive while the pointer below is used
+    cdef uint64_t *shm
+    cdef uint64_t *slot
+    cdef uint32_t slot_base
+    cdef uint32_t slot_words
+    cdef uint32_t fe_off
+    cdef uint32_t be_off
+    cdef uint32_t srv_off
+    cdef int64_t global_maxconn
+
+    cdef object log_callback
+    cdef object connect_callback
+    cdef int wakeup_fd
+
+    def __cinit__(self):
+        self.epfd = -1
+        self.wakeup_fd = -1
+        self.free_head = -1
+
+    def __init__(self, int worker_id, int nworkers, uint32_t bufsize, shm, int slot_base,
+                 int slot_words, int nfrontends, int nbackends, int64_t global_maxconn):
+        cdef unsigned char[::1] view = shm.mm
+        self.worker_id = worker_id
+        self.nworkers = nworkers
+        self.bufsize = bufsize
+        self.shm_ref = shm
+        self.shm = <uint64_t *>&view[0]
+        self.slot_base = slot_base
+        self.slot_words = slot_words
+        self.slot = self.shm + slot_base + worker_id * slot_words
+        self.fe_off = 1
+        self.be_off = 1 + nfrontends
+        self.srv_off = 1 + nfrontends + nbackends
+        self.global_maxconn = global_maxconn
+        self.frontends = <FrontendRt *>calloc(max(nfrontends, 1), sizeof(FrontendRt))
+        self.backends = <BackendRt *>calloc(max(nbackends, 1), sizeof(BackendRt))
+        if self.frontends == NULL or self.backends == NULL:
+            raise MemoryError()
+        self.epfd = epoll_create1(EPOLL_CLOEXEC)
+        if self.epfd < 0:
+            raise OSError(errno, "epoll_create1 failed")
+        self.now = monotonic_ms()
+
+    def __dealloc__(self):
+        cdef int i
+        if self.epfd >= 0:
+            close(self.epfd)
+        for i in range(self.nchunks):
+            free(self.chunks[i])
+        free(self.chunks)
+        for i in range(self.pool_len):
+            free(self.pool[i])
+        free(self.pool)
+        free(self.heap)
+        for i in range(self.nbackends):
+            free(self.backends[i].servers)
+            free(self.backends[i].rr_active)
+            free(self.backends[i].rr_backup)
+        free(self.backends)
+        free(self.frontends)
+        free(self.listeners)
+
+    # ------------------------------------------------------------------ set-up (Python level)
+    def add_backend(self, list servers, list rr_active, list rr_backup, int64_t t_connect,
+                    int64_t t_server, int64_t t_server_fin, int64_t t_tunnel, int retries,
+                    int redispatch, int srvtcpka, int shm_index, int first_server_shm):
+        """servers: [(family, ip, port)], in the order the rr sequences index."""
+        cdef BackendRt *be = &self.backends[self.nbackends]
+        cdef int i
+        be.nservers = len(servers)
+        be.servers = <ServerRt *>calloc(max(be.nservers, 1), sizeof(ServerRt))
+        if be.servers == NULL:
+            raise MemoryError()
+        for i, (family, ip, port) in enumerate(servers):
+            fill_sockaddr(&be.servers[i], family, ip, port)
+            be.servers[i].use_client_port = port == 0
+            be.servers[i].index = i
+            be.servers[i].shm_index = first_server_shm + i
+        be.rr_active = int_array(rr_active)
+        be.rr_active_len = len(rr_active)
+        be.rr_backup = int_array(rr_backup)
+        be.rr_backup_len = len(rr_backup)
+        be.nactive = len(set(rr_active))
+        be.t_connect = t_connect
+        be.t_server = t_server
+        be.t_server_fin = t_server_fin
+        be.t_tunnel = t_tunnel
+        be.retries = retries
+        be.redispatch = redispatch
+        be.srvtcpka = srvtcpka
+        be.shm_index = shm_index
+        self.nbackends += 1
+
+    def add_frontend(self, int backend, int64_t maxconn, int64_t t_client, int64_t t_client_fin,
+                     int clitcpka, int log_mode, int dontlognull, int shm_index):
+        cdef FrontendRt *fe = &self.frontends[self.nfrontends]
+        fe.backend = backend
+        fe.maxconn = maxconn
+        fe.t_client = t_client
+        fe.t_client_fin = t_client_fin
+        fe.clitcpka = clitcpka
+        fe.log_mode = log_mode
+        fe.dontlognull = dontlognull
+        fe.shm_index = shm_index
+        self.nfrontends += 1
+
+    def add_listener(self, int fd, int frontend, int port):
+        cdef ListenerRt *l
+        cdef epoll_event ev
+        self.listeners = <ListenerRt *>realloc(self.listeners, (self.nlisteners + 1) * sizeof(ListenerRt))
+        if self.listeners == NULL:
+            raise MemoryError()
+        l = &self.listeners[self.nlisteners]
+        l.fd = fd
+        l.fe = frontend
+        l.port = port
+        l.paused = 0
+        l.closed = 0
+        ev.events = EPOLLIN | EPOLLEXCLUSIVE
+        ev.data.u64 = pack_data(0, KIND_LISTENER, self.nlisteners, 0)
+        if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev) != 0:
+            raise OSError(errno, "epoll_ctl(listener) failed")
+        self.nlisteners += 1
+
+    def set_wakeup_fd(self, int fd):
+        """A descriptor that becomes readable when a signal arrives (signal.set_wakeup_fd)."""
+        cdef epoll_event ev
+        ev.events = EPOLLIN
+        ev.data.u64 = pack_data(0, KIND_WAKEUP, 0, 0)
+        if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev) != 0:
+            raise OSError(errno, "epoll_ctl(wakeup) failed")
+        self.wakeup_fd = fd
+
+    def set_log_callbacks(self, end_callback, connect_callback):
+        """end_callback(fields...) at the end of a tcplog session, connect_callback at accept."""
+        self.log_callback = end_callback
+        self.connect_callback = connect_callback
+
+    def soft_stop(self, int64_t hard_stop_after=0):
+        """Stop accepting; finish the sessions in flight, then run() returns."""
+        cdef int i
+        if self.stopping:
+            return
+        self.stopping = 1
+        if hard_stop_after > 0:
+            self.stop_deadline = monotonic_ms() + hard_stop_after
+        for i in range(self.nlisteners):
+            if not self.listeners[i].closed:
+                epoll_ctl(self.epfd, EPOLL_CTL_DEL, self.listeners[i].fd, NULL)
+                close(self.listeners[i].fd)
+                self.listeners[i].closed = 1
+
+    def hard_stop(self):
+        self.stopping = 2
+
+    @property
+    def active_sessions(self):
+        return self.active
+
+    # ------------------------------------------------------------------ session slab
+    cdef inline Session *session_at(self, int idx) nogil:
+        return &self.chunks[idx // SESSIONS_PER_CHUNK][idx % SESSIONS_PER_CHUNK]
+
+    cdef int session_new(self) except -1:
+        cdef int idx, i, base
+        cdef Session *chunk
+        cdef Session *s
+        if self.free_head < 0:
+            chunk = <Session *>calloc(SESSIONS_PER_CHUNK, sizeof(Session))
+            self.chunks = <Session **>realloc(self.chunks, (self.nchunks + 1) * sizeof(Session *))
+            if chunk == NULL or self.chunks == NULL:
+                raise MemoryError()
+            self.chunks[self.nchunks] = chunk
+            base = self.nchunks * SESSIONS_PER_CHUNK
+            for i in range(SESSIONS_PER_CHUNK - 1, -1, -1):
+                chunk[i].free_next = self.free_head
+                self.free_head = base + i
+            self.nchunks += 1
+        idx = self.free_head
+        s = self.session_at(idx)
+        self.free_head = s.free_next
+        s.gen += 1
+        s.state = ST_CONNECTING
+        s.redispatched = 0
+        s.term0 = b'-'
+        s.term1 = b'-'
+        memset(&s.cli, 0, sizeof(Side))
+        memset(&s.srv, 0, sizeof(Side))
+        s.cli.fd = -1
+        s.srv.fd = -1
+        s.server = -1
+        s.be = -1
+        s.retries_done = 0
+        s.t_established = -1
+        s.timer_at = 0
+        s.wake_at = 0
+        self.active += 1
+        return idx
+
+    cdef void session_free(self, int idx, Session *s):
+        s.state = ST_FREE
+        s.gen += 1
+        s.free_next = self.free_head
+        self.free_head = idx
+        self.active -= 1
+
+    # ------------------------------------------------------------------ buffer pool
+    cdef char *buf_get(self):
+        if self.pool_len > 0:
+            self.pool_len -= 1
+            return self.pool[self.pool_len]
+        return <char *>malloc(self.bufsize)
+
+    cdef void buf_put(self, char *buf):
+        if buf == NULL:
+            return
+        if self.pool_len == self.pool_cap:
+            if self.pool_cap >= 4096:
+                free(buf)
+                return
+            self.pool_cap = self.pool_cap * 2 if self.pool_cap else 64
+            self.pool = <char **>realloc(self.pool, self.pool_cap * sizeof(char *))
+        self.pool[self.pool_len] = buf
+        self.pool_len += 1
+
+    # ------------------------------------------------------------------ timers (binary heap)
+    cdef void timer_push(self, int64_t at, uint32_t idx, uint32_t gen):
+        cdef int i, parent
+        cdef TimerEntry tmp
+        if self.heap_len == self.heap_cap:
+            self.heap_cap = self.heap_cap * 2 if self.heap_cap else 1024
+            self.heap = <TimerEntry *>realloc(self.heap, self.heap_cap * sizeof(TimerEntry))
+        i = self.heap_len
+        self.heap_len += 1
+        self.heap[i].at = at
+        self.heap[i].idx = idx
+        self.heap[i].gen = gen
+        while i > 0:
+            parent = (i - 1) // 2
+            if self.heap[parent].at <= self.heap[i].at:
+                break
+            tmp = self.heap[parent]
+            self.heap[parent] = self.heap[i]
+            self.heap[i] = tmp
+            i = parent
+
+    cdef void timer_pop(self):
+        cdef int i = 0, child
+        cdef TimerEntry tmp
+        self.heap_len -= 1
+        self.heap[0] = self.heap[self.heap_len]
+        while True:
+            child = 2 * i + 1
+            if child >= self.heap_len:
+                break
+            if child + 1 < self.heap_len and self.heap[child + 1].at < self.heap[child].at:
+                child += 1
+            if self.heap[i].at <= self.heap[child].at:
+                break
+            tmp = self.heap[child]
+            self.heap[child] = self.heap[i]
+            self.heap[i] = tmp
+            i = child
+
+    cdef int64_t session_deadline(self, Session *s):
+        """The earliest moment something must happen to this session (0: none)."""
+        cdef FrontendRt *fe = &self.frontends[s.fe]
+        cdef BackendRt *be = &self.backends[s.be]
+        cdef int64_t dl = 0, t, cli_to, srv_to
+        if s.state == ST_ESTABLISHED:
+            if be.t_tunnel:
+                return (s.cli.last if s.cli.last > s.srv.last else s.srv.last) + be.t_tunnel
+            cli_to = fe.t_client
+            if fe.t_client_fin and (s.cli.rd_eof or s.cli.wr_shut):
+                cli_to = fe.t_client_fin
+            srv_to = be.t_server
+            if be.t_server_fin and (s.srv.rd_eof or s.srv.wr_shut):
+                srv_to = be.t_server_fin
+            if cli_to:
+                dl = s.cli.last + cli_to
+            if srv_to:
+                t = s.srv.last + srv_to
+                if dl == 0 or t < dl:
+                    dl = t
+            return dl
+        if fe.t_client:
+            dl = s.cli.last + fe.t_client
+        if s.state == ST_CONNECTING and be.t_connect:
+            t = s.t_connect + be.t_connect
+            if dl == 0 or t < dl:
+                dl = t
+        elif s.state == ST_TURNAROUND:
+            if dl == 0 or s.wake_at < dl:
+                dl = s.wake_at
+        return dl
+
+    cdef void arm_timer(self, int idx, Session *s):
+        """Make sure the heap holds an entry no later than the session's deadline."""
+        cdef int64_t dl = self.session_deadline(s)
+        if dl and (s.timer_at == 0 or dl < s.timer_at):
+            s.timer_at = dl
+            self.timer_push(dl, idx, s.gen)
+
+    cdef void run_timers(self):
+        cdef TimerEntry top
+        cdef Session *s
+        cdef int64_t dl
+        while self.heap_len > 0 and self.heap[0].at <= self.now:
+            top = self.heap[0]
+            self.timer_pop()
+            s = self.session_at(top.idx)
+            if s.gen != top.gen or s.state == ST_FREE:
+                continue
+            if top.at != s.timer_at:
+                continue  # superseded by an earlier entry that is (or was) also queued
+            s.timer_at = 0
+            dl = self.session_deadline(s)
+            if dl == 0:
+                continue
+            if dl > self.now:
+                s.timer_at = dl
+                self.timer_push(dl, top.idx, s.gen)
+                continue
+            self.session_expired(top.idx, s)
+
+    cdef int next_timeout_ms(self):
+        cdef int64_t wait = 1000
+        if self.heap_len > 0:
+            wait = self.heap[0].at - self.now
+            if wait < 0:
+                wait = 0
+            elif wait > 1000:
+                wait = 1000
+        if self.npaused and wait > RESUME_CHECK_MS:
+            wait = RESUME_CHECK_MS
+        return <int>wait
+
+    cdef void session_expired(self, int idx, Session *s):
+        cdef FrontendRt *fe = &self.frontends[s.fe]
+        cdef BackendRt *be = &self.backends[s.be]
+        if s.state == ST_CONNECTING and be.t_connect and s.t_connect + be.t_connect <= self.now:
+            self.connect_failed(idx, s, 1)
+            return
+        if s.state == ST_TURNAROUND and s.wake_at <= self.now:
+            self.start_connect(idx, s)
+            return
+        if s.state != ST_ESTABLISHED:
+            s.term0 = b'c'            # client timeout before the server connection was made
+            s.term1 = b'C' if s.state == ST_CONNECTING else b'Q'
+        elif be.t_tunnel:
+            s.term0 = b'c'
+            s.term1 = b'D'
+        elif fe.t_client and s.cli.last + (fe.t_client_fin if fe.t_client_fin and (s.cli.rd_eof or s.cli.wr_shut) else fe.t_client) <= self.now:
+            s.term0 = b'c'
+            s.term1 = b'D'
+        else:
+            s.term0 = b's'
+            s.term1 = b'D'
+        self.session_close(idx, s)
+
+    # ------------------------------------------------------------------ shared counters
+    cdef inline void count(self, uint32_t offset, int64_t delta) nogil:
+        self.slot[offset] = <uint64_t>(<int64_t>self.slot[offset] + delta)
+
+    cdef int64_t total(self, uint32_t offset) nogil:
+        cdef int64_t sum = 0
+        cdef int w
+        cdef uint64_t *base = self.shm + self.slot_base + offset
+        for w in range(self.nworkers):
+            sum += <int64_t>fl_atomic_load(base + w * self.slot_words)
+        return sum
+
+    cdef inline void server_count(self, Session *s, int64_t delta):
+        if s.server >= 0:
+            self.count(self.srv_off + self.backends[s.be].servers[s.server].shm_index, delta)
+
+    # ------------------------------------------------------------------ epoll interest
+    cdef void set_interest(self, int idx, Session *s, Side *side, int which, uint32_t want):
+        cdef epoll_event ev
+        cdef int op
+        if side.fd < 0 or side.events == want:
+            return
+        if want == 0:
+            epoll_ctl(self.epfd, EPOLL_CTL_DEL, side.fd, NULL)
+        else:
+            ev.events = want
+            ev.data.u64 = pack_data(s.gen, KIND_SESSION, idx, which)
+            op = EPOLL_CTL_ADD if side.events == 0 else EPOLL_CTL_MOD
+            epoll_ctl(self.epfd, op, side.fd, &ev)
+        side.events = want
+
+    cdef void update_interest(self, int idx, Session *s):
+        cdef uint32_t want_cli = 0, want_srv = 0
+        # A side is read while its own buffer is empty (one buffer in flight per direction).
+        if not s.cli.rd_eof and s.cli.head == s.cli.tail:
+            want_cli |= EPOLLIN
+        if s.state == ST_ESTABLISHED:
+            if not s.srv.rd_eof and s.srv.head == s.srv.tail:
+                want_srv |= EPOLLIN
+            if s.cli.head != s.cli.tail:
+                want_srv |= EPOLLOUT
+            if s.srv.head != s.srv.tail:
+                want_cli |= EPOLLOUT
+        elif s.state == ST_CONNECTING:
+            want_srv = EPOLLOUT
+        self.set_interest(idx, s, &s.cli, SIDE_CLI, want_cli)
+        self.set_interest(idx, s, &s.srv, SIDE_SRV, want_srv)
+
+    # ------------------------------------------------------------------ accept
+    cdef bint over_maxconn(self, FrontendRt *fe):
+        if fe.maxconn and self.total(self.fe_off + fe.shm_index) >= fe.maxconn:
+            return True
+        if self.global_maxconn and self.total(0) >= self.global_maxconn:
+            return True
+        return False
+
+    cdef void pause_listener(self, int li):
+        cdef ListenerRt *l = &self.listeners[li]
+        if l.paused or l.closed:
+            return
+        epoll_ctl(self.epfd, EPOLL_CTL_DEL, l.fd, NULL)
+        l.paused = 1
+        self.npaused += 1
+        self.next_resume_check = self.now + RESUME_CHECK_MS
+
+    cdef void resume_listeners(self):
+        cdef int i
+        cdef ListenerRt *l
+        cdef epoll_event ev
+        if self.now < self.next_resume_check:
+            return
+        self.next_resume_check = self.now + RESUME_CHECK_MS
+        for i in range(self.nlisteners):
+            l = &self.listeners[i]
+            if not l.paused or l.closed or self.over_maxconn(&self.frontends[l.fe]):
+                continue
+            ev.events = EPOLLIN | EPOLLEXCLUSIVE
+            ev.data.u64 = pack_data(0, KIND_LISTENER, i, 0)
+            epoll_ctl(self.epfd, EPOLL_CTL_ADD, l.fd, &ev)
+            l.paused = 0
+            self.npaused -= 1
+
+    cdef void on_accept(self, int li):
+        cdef ListenerRt *l = &self.listeners[li]
+        cdef FrontendRt *fe = &self.frontends[l.fe]
+        cdef int n, fd, idx, one = 1
+        cdef Session *s
+        cdef sockaddr_storage addr
+        cdef socklen_t addrlen
+        for n in range(ACCEPT_BATCH):
+            if self.over_maxconn(fe):
+                self.pause_listener(li)
+                return
+            addrlen = sizeof(sockaddr_storage)
+            fd = accept4(l.fd, <sockaddr *>&addr, &addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC)
+            if fd < 0:
+                if errno == EINTR or errno == ECONNABORTED:
+                    continue
+                if errno == EMFILE or errno == ENFILE or errno == ENOBUFS or errno == ENOMEM:
+                    # Out of descriptors: stop accepting for a moment instead of spinning.
+                    self.pause_listener(li)
+                    self.next_resume_check = self.now + FD_EXHAUSTED_PAUSE_MS
+                return
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
+            if fe.clitcpka:
+                setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
+            idx = self.session_new()
+            s = self.session_at(idx)
+            s.cli.fd = fd
+            s.cli.last = self.now
+            s.fe = l.fe
+            s.listener = li
+            s.t_accept = self.now
+            s.t_accept_real = realtime_ms()
+            s.t_connect = self.now
+            memcpy(&s.addr, &addr, addrlen)
+            s.addrlen = addrlen
+            self.count(0, 1)
+            self.count(self.fe_off + fe.shm_index, 1)
+            if fe.log_mode == LOG_CONNECT and self.connect_callback is not None:
+                self.log_connect(s)
+            if fe.backend < 0:
+                s.term0 = b'S'        # no backend to route to
+                s.term1 = b'C'
+                self.session_close(idx, s)
+                continue
+            s.be = fe.backend
+            s.retries_left = self.backends[s.be].retries
+            self.count(self.be_off + self.backends[s.be].shm_index, 1)
+            self.start_connect(idx, s)
+
+    # ------------------------------------------------------------------ server connection
+    cdef int pick_server(self, Session *s):
+        cdef BackendRt *be = &self.backends[s.be]
+        cdef uint64_t *position = self.shm + be.shm_index
+        if be.rr_active_len:
+            return rr_pick(position, be.rr_active, be.rr_active_len)
+        if be.rr_backup_len:
+            return rr_pick(position, be.rr_backup, be.rr_backup_len)
+        return -1
+
+    cdef void start_connect(self, int idx, Session *s):
+        cdef BackendRt *be = &self.backends[s.be]
+        cdef ServerRt *srv
+        cdef sockaddr_storage addr
+        cdef int fd, rc, one = 1
+        if s.server < 0:
+            s.server = self.pick_server(s)
+            if s.server < 0:
+                s.term0 = b'S'
+                s.term1 = b'C'
+                self.session_close(idx, s)
+                return
+            self.server_count(s, 1)
+        srv = &be.servers[s.server]
+        memcpy(&addr, &srv.addr, srv.addrlen)
+        if srv.use_client_port:
+            (<sockaddr_in *>&addr).sin_port = htons(self.listeners[s.listener].port)
+        fd = socket(srv.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+        if fd < 0:
+            s.term0 = b'R'            # resource shortage on our side
+            s.term1 = b'C'
+            self.session_close(idx, s)
+            return
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
+        if be.srvtcpka:
+            setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
+        s.srv.fd = fd
+        s.srv.events = 0
+        s.srv.last = self.now
+        s.t_connect = self.now
+        s.state = ST_CONNECTING
+        rc = connect(fd, <sockaddr *>&addr, srv.addrlen)
+        if rc == 0:
+            self.connected(idx, s)
+        elif errno == EINPROGRESS:
+            self.update_interest(idx, s)
+            self.arm_timer(idx, s)
+        else:
+            self.connect_failed(idx, s, 0)
+
+    cdef void on_connect_event(self, int idx, Session *s):
+        cdef int err = 0
+        cdef socklen_t len = sizeof(int)
+        if getsockopt(s.srv.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0:
+            err = errno
+        if err == 0:
+            self.connected(idx, s)
+        elif err != EINPROGRESS:
+            self.connect_failed(idx, s, 0)
+
+    cdef void connected(self, int idx, Session *s):
+        s.state = ST_ESTABLISHED
+        s.t_established = self.now
+        s.srv.last = self.now
+        # Data the client sent while we were connecting goes out now.
+        self.pump(idx, s, SIDE_CLI)
+        if s.state == ST_FREE:
+            return
+        self.update_interest(idx, s)
+        self.arm_timer(idx, s)
+
+    cdef void connect_failed(self, int idx, Session *s, bint timed_out):
+        """Retry per HAProxy's rules (retries, option redispatch), or give up."""
+        cdef BackendRt *be = &self.backends[s.be]
+        cdef bint redispatch = False
+        cdef int64_t delay
+        self.close_side(&s.srv)
+        if s.retries_left <= 0:
+            s.term0 = b's' if timed_out else b'S'
+            s.term1 = b'C'
+            self.session_close(idx, s)
+            return
+        s.retries_left -= 1
+        s.retries_done += 1
+        if be.redispatch:
+            if be.nactive > 1:
+                redispatch = True        # a round robin with choice moves on at once
+            elif be.redispatch > 0:
+                redispatch = s.retries_done % be.redispatch == 0
+            else:
+                redispatch = s.retries_done % (be.retries + 1 + be.redispatch) == 0
+        if redispatch:
+            self.server_count(s, -1)
+            s.server = -1
+            s.redispatched = 1
+        if not timed_out and (not redispatch or be.nactive <= 1):
+            # Refused right away: wait min(timeout connect, 1s) before trying again (HAProxy's
+            # turn-around), so a restarting server is not hammered.
+            delay = be.t_connect if be.t_connect and be.t_connect < 1000 else 1000
+            s.state = ST_TURNAROUND
+            s.wake_at = self.now + delay
+            self.update_interest(idx, s)
+            self.arm_timer(idx, s)
+            return
+        self.start_connect(idx, s)
+
+    # ------------------------------------------------------------------ relay
+    cdef void close_side(self, Side *side):
+        if side.fd >= 0:
+            if side.events:
+                epoll_ctl(self.epfd, EPOLL_CTL_DEL, side.fd, NULL)
+            close(side.fd)
+            side.fd = -1
+            side.events = 0
+
+    cdef void pump(self, int idx, Session *s, int from_side):
+        """Move bytes from one side to the other until a socket would block."""
+        cdef Side *src = &s.cli if from_side == SIDE_CLI else &s.srv
+        cdef Side *dst = &s.srv if from_side == SIDE_CLI else &s.cli
+        cdef ssize_t n
+        cdef int round
+        for round in range(PUMP_ROUNDS):
+            if src.head != src.tail:
+                if s.state != ST_ESTABLISHED:
+                    return            # keep it until the server connection is up
+                n = send(dst.fd, src.buf + src.head, src.tail - src.head, MSG_NOSIGNAL)
+                if n > 0:
+                    src.head += n
+                    dst.last = self.now
+                    if src.head == src.tail:
+                        src.head = src.tail = 0
+                        self.buf_put(src.buf)
+                        src.buf = NULL
+                    else:
+                        return        # the kernel buffer is full: wait for EPOLLOUT
+                elif n < 0 and (errno == EAGAIN or errno == EINTR):
+                    return
+                else:
+                    self.abort(idx, s, from_side == SIDE_CLI)
+                    return
+            if src.rd_eof:
+                if s.state == ST_ESTABLISHED and not dst.wr_shut:
+                    shutdown(dst.fd, SHUT_WR)   # propagate the half-close
+                    dst.wr_shut = 1
+                    dst.last = self.now
+                return
+            if src.buf == NULL:
+                src.buf = self.buf_get()
+                if src.buf == NULL:
+                    return
+            n = recv(src.fd, src.buf, self.bufsize, 0)
+            if n > 0:
+                src.head = 0
+                src.tail = n
+                src.bytes_in += n
+                src.last = self.now
+            elif n == 0:
+                src.rd_eof = 1
+                src.last = self.now
+            elif errno == EAGAIN or errno == EINTR:
+                return
+            else:
+                self.abort(idx, s, from_side == SIDE_SRV)
+                return
+
+    cdef void abort(self, int idx, Session *s, bint server_side):
+        """A socket error (reset, broken pipe) on one side ends the whole session."""
+        s.term0 = b'S' if server_side else b'C'
+        s.term1 = b'D' if s.state == ST_ESTABLISHED else b'C'
+        self.session_close(idx, s)
+
+    cdef void on_session_event(self, int idx, Session *s, int side, uint32_t events):
+        if side == SIDE_SRV and s.state == ST_CONNECTING:
+            self.on_connect_event(idx, s)
+            return
+        if events & (EPOLLIN | EPOLLHUP | EPOLLERR):
+            self.pump(idx, s, side)
+            if s.state == ST_FREE:
+                return
+        if events & EPOLLOUT:
+            self.pump(idx, s, SIDE_SRV if side == SIDE_CLI else SIDE_CLI)
+            if s.state == ST_FREE:
+                return
+        if s.state == ST_ESTABLISHED and s.cli.rd_eof and s.srv.rd_eof \
+                and s.cli.wr_shut and s.srv.wr_shut:
+            self.session_close(idx, s)        # both directions finished cleanly
+            return
+        self.update_interest(idx, s)
+        self.arm_timer(idx, s)
+
+    cdef void session_close(self, int idx, Session *s):
+        cdef FrontendRt *fe = &self.frontends[s.fe]
+        cdef char scratch[4096]
+        cdef int i
+        if s.cli.fd >= 0 and not s.cli.rd_eof:
+            # Unread input turns close() into a reset; read it away so the client sees a FIN.
+            for i in range(4):
+                if recv(s.cli.fd, scratch, sizeof(scratch), MSG_DONTWAIT) <= 0:
+                    break
+        self.close_side(&s.cli)
+        self.close_side(&s.srv)
+        self.buf_put(s.cli.buf)
+        self.buf_put(s.srv.buf)
+        s.cli.buf = s.srv.buf = NULL
+        # Backend and server counts drop before the log line, frontend ones after, so the
+        # %ac/%fc/%bc/%sc figures read as HAProxy's do.
+        if s.be >= 0:
+            self.count(self.be_off + self.backends[s.be].shm_index, -1)
+            self.server_count(s, -1)
+        if fe.log_mode == LOG_TCPLOG and self.log_callback is not None:
+            if not (fe.dontlognull and s.cli.bytes_in == 0):
+                self.log_end(s)
+        self.count(0, -1)
+        self.count(self.fe_off + fe.shm_index, -1)
+        self.session_free(idx, s)
+
+    # ------------------------------------------------------------------ logging (Python edge)
+    cdef void log_connect(self, Session *s):
+        try:
+            self.connect_callback(s.fe, sockaddr_to_tuple(&s.addr), self.listeners[s.listener].port)
+        except Exception:
+            pass
+
+    cdef void log_end(self, Session *s):
+        cdef int64_t tw = -1, tc = -1
+        cdef int64_t bc = 0, sc = 0
+        if s.server >= 0 or s.redispatched:
+            tw = 0                    # no queue yet: a server was assigned at once
+        if s.t_established >= 0:
+            tc = s.t_established - s.t_connect
+        if s.be >= 0:
+            bc = self.total(self.be_off + self.backends[s.be].shm_index)
+            if s.server >= 0:
+                sc = self.total(self.srv_off + self.backends[s.be].servers[s.server].shm_index)
+        try:
+            self.log_callback(
+                s.fe, s.be, s.server, sockaddr_to_tuple(&s.addr), s.t_accept_real,
+                tw, tc, self.now - s.t_accept, s.srv.bytes_in, chr(s.term0) + chr(s.term1),
+                self.total(0), self.total(self.fe_off + self.frontends[s.fe].shm_index),
+                bc, sc, s.retries_done, s.redispatched)
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ the loop
+    def run(self):
+        """Serve until stopped; returns when a hard stop is asked or a soft stop has drained."""
+        cdef epoll_event events[MAX_EVENTS]
+        cdef int n, i, kind, side
+        cdef uint32_t idx, gen
+        cdef uint64_t data
+        cdef Session *s
+        cdef char drain[64]
+        while True:
+            if self.stopping == 2:
+                break
+            if self.stopping == 1 and (self.active == 0 or
+                                       (self.stop_deadline and self.now >= self.stop_deadline)):
+                break
+            n = epoll_wait(self.epfd, events, MAX_EVENTS, self.next_timeout_ms())
+            self.now = monotonic_ms()
+            if n < 0:
+                if errno == EINTR:
+                    PyErr_CheckSignals()
+                    continue
+                raise OSError(errno, "epoll_wait failed")
+            for i in range(n):
+                data = events[i].data.u64
+                kind = (data >> 30) & 3
+                if kind == KIND_SESSION:
+                    idx = (data & 0x3FFFFFFF) >> 1
+                    gen = <uint32_t>(data >> 32)
+                    side = data & 1
+                    s = self.session_at(idx)
+                    if s.gen != gen or s.state == ST_FREE:
+                        continue          # closed earlier in this batch
+                    self.on_session_event(idx, s, side, events[i].events)
+                elif kind == KIND_LISTENER:
+                    idx = (data & 0x3FFFFFFF) >> 1
+                    if not self.listeners[idx].closed and not self.stopping:
+                        self.on_accept(idx)
+                else:
+                    while read(self.wakeup_fd, drain, sizeof(drain)) > 0:
+                        pass
+                    PyErr_CheckSignals()
+            self.run_timers()
+            if self.npaused:
+                self.resume_listeners()
+        self.close_all()
+
+    cdef void close_all(self):
+        cdef int c, i
+        cdef Session *s
+        for c in range(self.nchunks):
+            for i in range(SESSIONS_PER_CHUNK):
+                s = &self.chunks[c][i]
+                if s.state != ST_FREE:
+                    s.term0 = b'K'
+                    s.term1 = b'D' if s.state == ST_ESTABLISHED else b'C'
+                    self.session_close(c * SESSIONS_PER_CHUNK + i, s)

@@ -1,0 +1,191 @@
+"""Command line, HAProxy-compatible where the flag exists in HAProxy.
+
+    fastlb -f <file|dir> [-f ...] [-n <workers>] [-c] [-d | -D] [-p <pidfile>] [-W]
+           [-L <name>] [-q] [-v | -vv]
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+from . import __version__
+from .config.parser import ConfigError, load_config
+
+PROGRAM = "fastlb"
+USAGE = f"""Usage : {PROGRAM} [-f <cfgfile|cfgdir>]* [ -vdVD ] [ -n <workers> ] [ -p <pidfile> ]
+        -v displays version ; -vv shows known build options.
+        -d enters debug mode (foreground, the started process stays the master).
+        -D goes daemon ; -W master-worker mode (always on in {PROGRAM}).
+        -n sets the number of worker processes (default: nbthread, else CPU count).
+        -c check mode : only check config files and exit
+        -p writes the master's pid to <pidfile>
+        -L sets the local peer name (accepted, unused)
+        -q quiet mode : don't display messages
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+@dataclass
+class Options:
+    files: list = field(default_factory=list)
+    workers: int | None = None
+    check: bool = False
+    foreground: bool = False
+    daemon: bool = False
+    pidfile: str | None = None
+    quiet: bool = False
+    version: int = 0
+
+
+def parse_args(argv: list[str]) -> Options:
+    opts = Options()
+    args = list(argv)
+
+    def value(flag):
+        if not args:
+            raise UsageError(f"option '{flag}' expects an argument")
+        return args.pop(0)
+
+    while args:
+        arg = args.pop(0)
+        if arg == "-f":
+            opts.files.append(value(arg))
+        elif arg == "-n":
+            text = value(arg)
+            if not text.isdigit() or int(text) < 1:
+                raise UsageError("'-n' expects a positive number of workers")
+            opts.workers = int(text)
+        elif arg == "-c":
+            opts.check = True
+        elif arg in ("-d", "-db"):
+            opts.foreground = True
+        elif arg == "-D":
+            opts.daemon = True
+        elif arg == "-p":
+            opts.pidfile = value(arg)
+        elif arg in ("-W", "-Ws"):
+            pass  # master-worker is the only mode
+        elif arg == "-L":
+            value(arg)
+        elif arg == "-q":
+            opts.quiet = True
+        elif arg == "-v":
+            opts.version = max(opts.version, 1)
+        elif arg == "-vv":
+            opts.version = 2
+        elif arg in ("-sf", "-st", "-S", "-x", "-C", "-N", "-m", "-cc"):
+            raise UsageError(f"option '{arg}' is not supported by {PROGRAM} yet")
+        elif arg.startswith("-"):
+            raise UsageError(f"unknown option '{arg}'")
+        else:
+            opts.files.append(arg)  # HAProxy also takes trailing config file names
+    return opts
+
+
+def print_version(level: int) -> None:
+    print(f"{PROGRAM} version {__version__} - HAProxy-compatible load balancer "
+          "(configuration reference: HAProxy 2.6)")
+    if level > 1:
+        import Cython
+        import httptools
+        print(f"Python {sys.version.split()[0]}, Cython {Cython.__version__}, "
+              f"httptools {httptools.__version__}")
+        print("Event loop : epoll (compiled worker loop), SO_REUSEPORT listeners")
+
+
+def config_message(level: str, text: str) -> None:
+    tag = f"[{level}]"
+    first, *rest = text.split("\n")
+    sys.stderr.write(f"{tag:<10} ({os.getpid()}) : config : {first}\n")
+    for line in rest:
+        sys.stderr.write(line + "\n")
+
+
+def daemonize() -> None:
+    """Detach from the terminal; the surviving grandchild becomes the master."""
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        opts = parse_args(argv)
+    except UsageError as exc:
+        sys.stderr.write(f"[ALERT]    ({os.getpid()}) : {exc}\n{USAGE}")
+        return 1
+    if opts.version:
+        print_version(opts.version)
+        return 0
+    if not opts.files:
+        sys.stderr.write(USAGE)
+        return 1
+
+    try:
+        config, warnings = load_config(opts.files)
+    except ConfigError as exc:
+        if not opts.quiet:
+            for warning in exc.warnings:
+                config_message("WARNING", warning)
+        for alert in exc.alerts:
+            config_message("ALERT", alert)
+        return 1
+    quiet = opts.quiet or config.global_.quiet
+    if not quiet:
+        for warning in warnings:
+            config_message("WARNING", warning)
+    has_listener = any(fe.listeners for fe in config.frontends)
+
+    if opts.check:
+        if warnings and not quiet:
+            print("Warnings were found.")
+        if not has_listener:
+            print("Configuration file has no error but will not start (no listener) => exit(2).")
+            return 2
+        print("Configuration file is valid")
+        return 0
+    if not has_listener:
+        sys.stderr.write(f"[ALERT]    ({os.getpid()}) : [{PROGRAM}.main()] No enabled listener found "
+                         "(check for 'bind' directives) ! Exiting.\n")
+        return 1
+
+    from .master import Master, alert, check_listeners
+    from .runtime.tables import compile_tables
+
+    tables = compile_tables(config)
+    bind_errors = check_listeners(tables)
+    if bind_errors:
+        for error in bind_errors:
+            alert(error)
+        alert(f"[{PROGRAM}.main()] Some protocols failed to start their listeners! Exiting.")
+        return 1
+    workers = opts.workers or config.global_.nbthread or os.cpu_count() or 1
+    if (opts.daemon or config.global_.daemon) and not opts.foreground:
+        daemonize()
+    pidfile = opts.pidfile or config.global_.pidfile
+    if pidfile:
+        with open(pidfile, "w", encoding="ascii") as handle:
+            handle.write(f"{os.getpid()}\n")
+    try:
+        return Master(tables, workers, argv, PROGRAM, quiet).run()
+    finally:
+        if pidfile:
+            try:
+                os.unlink(pidfile)
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

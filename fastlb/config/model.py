@@ -1,0 +1,213 @@
+"""Typed configuration model: what haproxy.cfg says, independent of the runtime.
+
+The parser (``parser.py``) fills these objects; ``fastlb.runtime.tables`` compiles
+them into the flat tables the Cython worker loop reads.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Optional
+
+FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp",
+              "cron", "auth2", "ftp", "ntp", "audit", "alert", "cron2",
+              "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7")
+LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+LOG_FORMATS = ("rfc3164", "rfc5424", "raw", "short", "priority", "timed", "iso", "local")
+
+
+@dataclass
+class Origin:
+    """Where a statement came from, for messages (``haproxy.cfg:12``)."""
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass
+class LogTarget:
+    """One ``log`` destination."""
+    kind: str                       # "udp", "unix", "stdout", "stderr"
+    address: object                 # (host, port) for udp, path for unix, None otherwise
+    family: int = 0                 # socket family for udp targets
+    facility: int = 16              # local0
+    max_level: int = 7              # drop messages less severe than this
+    min_level: int = 0              # raise messages more severe than this to this level
+    length: int = 1024              # maximum line length
+    format: str = "rfc3164"
+    text: str = ""                  # as written, for messages
+
+
+@dataclass
+class Listener:
+    """One address a frontend accepts on (a port range gives one Listener per port)."""
+    family: int                     # AF_INET / AF_INET6, 0 for an inherited fd
+    host: str                       # textual address, "" for any
+    port: int
+    fd: Optional[int] = None        # inherited descriptor (``fd@N``)
+    v6only: Optional[bool] = None   # None: system default
+    backlog: Optional[int] = None
+    name: Optional[str] = None
+    origin: Optional[Origin] = None
+    text: str = ""
+
+    def describe(self) -> str:
+        if self.fd is not None:
+            return f"fd@{self.fd}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass
+class ServerAddress:
+    family: int
+    host: str                       # as written
+    ip: str                         # resolved numeric address
+    port: int                       # 0: use the port the client connected to
+
+    def sockaddr(self, port: Optional[int] = None) -> tuple:
+        return (self.ip, self.port if port is None else port)
+
+
+@dataclass
+class ServerDefaults:
+    """What ``default-server`` sets for the following ``server`` lines."""
+    weight: int = 1
+    backup: bool = False
+    disabled: bool = False
+
+
+@dataclass
+class Server:
+    name: str
+    address: ServerAddress
+    origin: Origin
+    weight: int = 1
+    backup: bool = False
+    disabled: bool = False
+    id: int = 0
+    forced_id: bool = False
+
+
+@dataclass
+class Timeouts:
+    """All ``timeout`` values in milliseconds; ``None`` means not set (infinite)."""
+    client: Optional[int] = None
+    server: Optional[int] = None
+    connect: Optional[int] = None
+    tunnel: Optional[int] = None
+    client_fin: Optional[int] = None
+    server_fin: Optional[int] = None
+    queue: Optional[int] = None
+    check: Optional[int] = None
+    http_request: Optional[int] = None
+    http_keep_alive: Optional[int] = None
+    tarpit: Optional[int] = None
+
+
+@dataclass
+class Options:
+    tcplog: bool = False
+    httplog: bool = False
+    dontlognull: bool = False
+    redispatch: Optional[int] = None    # None: off; else HAProxy's redispatch interval (default -1)
+    clitcpka: bool = False
+    srvtcpka: bool = False
+    log_health_checks: bool = False
+
+
+@dataclass
+class Proxy:
+    """A ``defaults``, ``frontend``, ``backend`` or ``listen`` section."""
+    kind: str                       # "defaults", "frontend", "backend", "listen"
+    name: str
+    origin: Origin
+    mode: str = "tcp"
+    id: int = 0
+    forced_id: bool = False
+    enabled: bool = True
+    description: str = ""
+    listeners: list = field(default_factory=list)
+    default_backend: Optional[str] = None
+    default_backend_origin: Optional[Origin] = None
+    switching_rules: list = field(default_factory=list)   # [(backend name, origin)]
+    servers: list = field(default_factory=list)
+    default_server: ServerDefaults = field(default_factory=ServerDefaults)
+    balance: str = "roundrobin"
+    dispatch: Optional[ServerAddress] = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    options: Options = field(default_factory=Options)
+    maxconn: Optional[int] = None
+    backlog: Optional[int] = None
+    retries: int = 3
+    logs: list = field(default_factory=list)        # LogTarget, "global" already resolved
+    log_tag: Optional[str] = None
+
+    @property
+    def type_name(self) -> str:
+        """The word HAProxy's messages use for this proxy."""
+        return "proxy" if self.kind == "listen" else self.kind
+
+    @property
+    def has_frontend(self) -> bool:
+        return self.kind in ("frontend", "listen")
+
+    @property
+    def has_backend(self) -> bool:
+        return self.kind in ("backend", "listen")
+
+    def inherit_from(self, defaults: "Proxy") -> None:
+        """Copy every setting a ``defaults`` section may carry."""
+        for name in ("mode", "default_backend", "balance", "maxconn", "backlog", "retries",
+                     "log_tag"):
+            setattr(self, name, getattr(defaults, name))
+        self.default_backend_origin = defaults.default_backend_origin
+        self.timeouts = copy.copy(defaults.timeouts)
+        self.options = copy.copy(defaults.options)
+        self.default_server = copy.copy(defaults.default_server)
+        self.logs = list(defaults.logs)
+
+
+@dataclass
+class GlobalSettings:
+    logs: list = field(default_factory=list)
+    maxconn: Optional[int] = None
+    nbthread: Optional[int] = None
+    daemon: bool = False
+    pidfile: Optional[str] = None
+    quiet: bool = False
+    bufsize: int = 16384
+    ulimit_n: Optional[int] = None
+    log_tag: Optional[str] = None
+    log_send_hostname: Optional[str] = None
+    hard_stop_after: Optional[int] = None
+    node: Optional[str] = None
+    description: str = ""
+
+
+@dataclass
+class Config:
+    global_: GlobalSettings
+    proxies: list                   # frontends, backends and listens in declaration order
+    files: list
+
+    def proxy(self, name: str, capability: str = "") -> Optional[Proxy]:
+        for proxy in self.proxies:
+            if proxy.name != name:
+                continue
+            if capability == "backend" and not proxy.has_backend:
+                continue
+            if capability == "frontend" and not proxy.has_frontend:
+                continue
+            return proxy
+        return None
+
+    @property
+    def frontends(self) -> list:
+        return [p for p in self.proxies if p.has_frontend and p.enabled]
+
+    @property
+    def backends(self) -> list:
+        return [p for p in self.proxies if p.has_backend]

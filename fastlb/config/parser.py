@@ -1,0 +1,683 @@
+"""haproxy.cfg text -> typed model (``model.Config``).
+
+Every problem found is collected with its file and line, and all of them are
+reported together (``ConfigError``), as HAProxy does.  A keyword fastlb knows
+from HAProxy but does not implement yet is refused by name; a keyword it has
+never heard of is "unknown".  The few keywords accepted without effect are
+listed in ``IGNORED_GLOBAL`` with the reason it cannot change behaviour.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Optional
+
+from . import addresses
+from .addresses import AddressError
+from .model import (FACILITIES, LEVELS, LOG_FORMATS, Config, GlobalSettings, LogTarget,
+                    Origin, Proxy, Server)
+from .tokenizer import TokenizeError, tokenize
+from .units import parse_size, parse_time_ms
+
+SECTIONS = ("global", "defaults", "frontend", "backend", "listen")
+PROXY_KINDS = ("frontend", "backend", "listen")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+# Global keywords accepted with no effect, and why ignoring them cannot change behaviour.
+IGNORED_GLOBAL = {
+    "tune.idle-pool.shared": "fastlb keeps no idle server connection pool shared between threads",
+    "master-worker": "fastlb always runs as a master with workers",
+    "nbproc": "fastlb reads it as the default worker count (like nbthread)",
+}
+
+# Keywords HAProxy has and fastlb refuses for now, so that a config never loses a setting silently.
+NOT_YET_GLOBAL = {
+    "stats", "user", "group", "uid", "gid", "chroot", "cpu-map", "ssl-default-bind-ciphers",
+    "ssl-default-bind-options", "ssl-default-server-ciphers", "ssl-default-server-options",
+    "ssl-default-bind-ciphersuites", "ssl-default-server-ciphersuites", "tune.ssl.default-dh-param",
+    "spread-checks", "server-state-file", "server-state-base", "lua-load", "setenv", "presetenv",
+    "resetenv", "unsetenv", "ca-base", "crt-base", "expose-experimental-directives",
+    "localpeer", "h1-case-adjust", "maxsslconn", "maxconnrate", "maxsessrate", "external-check",
+    "insecure-fork-wanted", "tune.maxrewrite", "tune.http.maxhdr", "unix-bind",
+}
+NOT_YET_PROXY = {
+    "acl", "http-request", "http-response", "http-after-response", "tcp-request",
+    "tcp-response", "stick-table", "stick", "cookie", "stats", "errorfile", "errorfiles",
+    "errorloc", "errorloc302", "errorloc303", "monitor-uri", "monitor", "hash-type",
+    "http-check", "tcp-check", "capture", "log-format", "unique-id-format", "unique-id-header",
+    "redirect", "reqadd", "rspadd", "compression", "http-reuse", "fullconn", "source",
+    "persist", "force-persist", "ignore-persist", "external-check", "filter", "server-template",
+    "use-server", "email-alert", "rate-limit", "max-keep-alive-queue", "load-server-state-from-file",
+    "server-state-file-name", "http-send-name-header", "declare", "log-format-sd",
+    "error-log-format", "dynamic-cookie-key", "hash-balance-factor", "grace", "bind-process",
+    "unique-id", "monitor-net",
+}
+_SERVER_NOT_YET = {
+    "check", "inter", "fastinter", "downinter", "rise", "fall", "cookie", "maxconn", "maxqueue",
+    "ssl", "verify", "ca-file", "crt", "sni", "send-proxy", "send-proxy-v2", "slowstart",
+    "track", "observe", "error-limit", "on-error", "on-marked-down", "on-marked-up", "addr",
+    "port", "resolvers", "resolve-prefer", "init-addr", "agent-check", "check-ssl", "proto",
+    "alpn", "redir", "source", "minconn", "pool-max-conn", "pool-purge-delay", "tfo",
+    "check-send-proxy", "namespace", "usesrc", "ws", "agent-port", "agent-inter",
+}
+_SERVER_FLAGS_OFF = {"no-check", "no-backup", "enabled"}
+_OPTIONS_NOT_YET = {
+    "httpchk", "forwardfor", "httpclose", "http-server-close", "http-keep-alive",
+    "http-buffer-request", "abortonclose", "allbackups", "originalto", "checkcache",
+    "http-pretend-keepalive", "http-no-delay", "http-use-proxy-header", "httpchk",
+    "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
+    "tcp-check", "external-check", "persist", "prefer-last-server", "splice-auto",
+    "splice-request", "splice-response", "transparent", "accept-invalid-http-request",
+    "accept-invalid-http-response", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
+    "log-separate-errors", "logasap", "http-ignore-probes", "http-restrict-req-hdr-names",
+    "independent-streams", "nolinger", "socket-stats", "spop-check", "tcp-smart-accept",
+    "tcp-smart-connect", "contstats", "disable-h2-upgrade", "idle-close-on-response",
+    "http_proxy", "forceclose",
+}
+_BIND_NOT_YET = {
+    "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn", "accept-proxy", "transparent",
+    "interface", "namespace", "mss", "tfo", "defer-accept", "maxconn", "process", "thread",
+    "proto", "user", "group", "uid", "gid", "mode", "level", "expose-fd", "id", "nice",
+    "accept-netscaler-cip", "allow-0rtt", "strict-sni", "generate-certificates", "tcp-ut",
+    "severity-output", "ciphers", "ciphersuites", "curves", "ecdhe", "ssl-min-ver",
+    "ssl-max-ver", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13",
+    "prefer-client-ciphers", "quic-cc-algo", "quic-force-retry",
+}
+TIMEOUT_NAMES = ("client", "server", "connect", "check", "queue", "http-keep-alive",
+                 "http-request", "tunnel", "tarpit", "client-fin", "server-fin")
+# Which proxy capabilities a timeout applies to (HAProxy warns when it cannot apply).
+_TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request": "frontend",
+                 "http-keep-alive": None, "tarpit": None, "server": "backend",
+                 "server-fin": "backend", "connect": "backend", "queue": "backend",
+                 "check": "backend", "tunnel": "backend"}
+_DEFAULT_KW = ("mode", "timeout", "option", "no", "balance", "default-server", "log",
+               "maxconn", "backlog", "retries", "default_backend", "log-tag", "description")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``alerts`` holds every message."""
+
+    def __init__(self, alerts: list[str], warnings: Optional[list[str]] = None):
+        super().__init__("\n".join(alerts))
+        self.alerts = alerts
+        self.warnings = warnings or []
+
+
+def collect_files(paths: list[str]) -> list[str]:
+    """Expand ``-f`` arguments: a directory contributes its ``*.cfg`` files in order."""
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            names = sorted(n for n in os.listdir(path) if n.endswith(".cfg")
+                           and os.path.isfile(os.path.join(path, n)))
+            files.extend(os.path.join(path, n) for n in names)
+        else:
+            files.append(path)
+    return files
+
+
+class Parser:
+    """Reads haproxy.cfg files into a ``Config``; use ``parse_files`` or ``parse_text``."""
+
+    def __init__(self, env=None):
+        self.env = os.environ if env is None else env
+        self.alerts: list[str] = []
+        self.warnings: list[str] = []
+        self.global_ = GlobalSettings()
+        self.proxies: list[Proxy] = []
+        self.named_defaults: dict[str, Proxy] = {}
+        self.defaults = Proxy(kind="defaults", name="", origin=Origin("", 0))
+        self.files: list[str] = []
+        self.section: Optional[str] = None
+        self.proxy: Optional[Proxy] = None
+
+    # -- entry points -------------------------------------------------------------------
+    def parse_files(self, paths: list[str]) -> Config:
+        for path in collect_files(paths):
+            try:
+                with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+                    text = handle.read()
+            except OSError as exc:
+                self.alerts.append(f"Could not open configuration file {path} : {exc.strerror}")
+                continue
+            self.parse_text(text, path)
+        return self.finish()
+
+    def parse_text(self, text: str, filename: str) -> None:
+        self.files.append(filename)
+        self.section = None
+        errors_before = len(self.alerts)
+        for number, raw in enumerate(text.splitlines(), start=1):
+            origin = Origin(filename, number)
+            try:
+                words = tokenize(raw, self.env)
+            except TokenizeError as exc:
+                self._alert(origin, str(exc))
+                continue
+            if words:
+                self._statement(words, origin)
+        if len(self.alerts) > errors_before:
+            self.alerts.append(f"Error(s) found in configuration file : {filename}")
+
+    def finish(self) -> Config:
+        if not self.files:
+            self.alerts.append("No configuration file specified.")
+        if not self.alerts:
+            self._resolve()
+        if self.alerts:
+            raise ConfigError(self.alerts + ["Fatal errors found in configuration."], self.warnings)
+        return Config(global_=self.global_, proxies=self.proxies, files=self.files)
+
+    # -- messages ---------------------------------------------------------------------------
+    def _alert(self, origin: Origin, message: str) -> None:
+        self.alerts.append(f"parsing [{origin}] : {message}")
+
+    def _warn(self, origin: Origin, message: str) -> None:
+        self.warnings.append(f"parsing [{origin}] : {message}")
+
+    # -- statements -------------------------------------------------------------------------
+    def _statement(self, words: list[str], origin: Origin) -> None:
+        keyword = words[0]
+        if keyword in SECTIONS:
+            self._open_section(words, origin)
+            return
+        if self.section is None:
+            self._alert(origin, f"unknown keyword '{keyword}' out of section.")
+            return
+        if self.section == "global":
+            self._global_keyword(words, origin)
+        else:
+            self._proxy_keyword(self.proxy, words, origin)
+
+    def _open_section(self, words: list[str], origin: Origin) -> None:
+        kind = words[0]
+        self.section = kind
+        if kind == "global":
+            self.proxy = None
+            if len(words) > 1:
+                self._alert(origin, f"unexpected argument '{words[1]}' after 'global'.")
+            return
+        args = words[1:]
+        name = ""
+        if args and args[0] != "from":
+            name = args.pop(0)
+        # A new "defaults" section starts from scratch unless it says "from"; proxies
+        # inherit from the last defaults section seen.
+        parent = Proxy(kind="defaults", name="", origin=origin) if kind == "defaults" else self.defaults
+        if args:
+            if args[0] != "from" or len(args) != 2:
+                self._alert(origin, f"unexpected argument(s) after {kind} name: {' '.join(args)}")
+            elif args[1] not in self.named_defaults:
+                self._alert(origin, f"{kind} '{name}' : unable to find defaults section '{args[1]}'.")
+            else:
+                parent = self.named_defaults[args[1]]
+        if kind != "defaults":
+            if not name:
+                self._alert(origin, f"'{kind}' expects <name> as argument.")
+                name = f"<unnamed:{origin.line}>"
+            elif not _NAME_RE.match(name):
+                bad = next(c for c in name if not _NAME_RE.match(c))
+                self._alert(origin, f"character '{bad}' is not permitted in '{kind}' name '{name}'.")
+            for other in self.proxies:
+                clash = (other.has_frontend and kind in ("frontend", "listen")) or \
+                        (other.has_backend and kind in ("backend", "listen"))
+                if other.name == name and clash:
+                    self.alerts.append(
+                        f"Parsing [{origin}]: {kind} '{name}' has the same name as "
+                        f"{other.kind} '{name}' declared at {other.origin}.")
+        proxy = Proxy(kind=kind, name=name, origin=origin)
+        proxy.inherit_from(parent)
+        self.proxy = proxy
+        if kind == "defaults":
+            self.defaults = proxy
+            if name:
+                self.named_defaults[name] = proxy
+        else:
+            self.proxies.append(proxy)
+
+    # -- global -----------------------------------------------------------------------------
+    def _global_keyword(self, words: list[str], origin: Origin) -> None:
+        g = self.global_
+        keyword, args = words[0], words[1:]
+        try:
+            if keyword == "log":
+                self._log_statement(g.logs, args, origin, in_global=True)
+            elif keyword == "maxconn":
+                g.maxconn = self._positive_int(args, keyword)
+            elif keyword in ("nbthread", "nbproc"):
+                g.nbthread = self._positive_int(args, keyword)
+            elif keyword == "daemon":
+                g.daemon = True
+            elif keyword == "pidfile":
+                g.pidfile = self._one_arg(args, keyword)
+            elif keyword == "quiet":
+                g.quiet = True
+            elif keyword == "tune.bufsize":
+                g.bufsize = self._positive_int(args, keyword, size=True)
+                if g.bufsize < 1024:
+                    raise ValueError("'tune.bufsize' must be at least 1024 bytes")
+            elif keyword == "ulimit-n":
+                g.ulimit_n = self._positive_int(args, keyword)
+            elif keyword == "log-tag":
+                g.log_tag = self._one_arg(args, keyword)
+            elif keyword == "log-send-hostname":
+                g.log_send_hostname = args[0] if args else os.uname().nodename
+            elif keyword == "hard-stop-after":
+                g.hard_stop_after = parse_time_ms(self._one_arg(args, keyword))
+            elif keyword == "node":
+                g.node = self._one_arg(args, keyword)
+            elif keyword == "description":
+                g.description = " ".join(args)
+            elif keyword in IGNORED_GLOBAL:
+                pass
+            elif keyword in NOT_YET_GLOBAL:
+                self._alert(origin, f"'{keyword}' in 'global' section is not supported by fastlb yet.")
+            else:
+                self._alert(origin, f"unknown keyword '{keyword}' in 'global' section")
+        except (ValueError, AddressError) as exc:
+            self._alert(origin, str(exc))
+
+    # -- proxies ----------------------------------------------------------------------------
+    def _proxy_keyword(self, proxy: Proxy, words: list[str], origin: Origin) -> None:
+        keyword, args = words[0], words[1:]
+        handler = getattr(self, "_kw_" + keyword.replace("-", "_"), None)
+        if proxy.kind == "defaults" and handler is not None and keyword not in _DEFAULT_KW:
+            self._alert(origin, f"'{keyword}' not allowed in 'defaults' section.")
+            return
+        if handler is None:
+            if keyword in NOT_YET_PROXY:
+                self._alert(origin, f"'{keyword}' in '{proxy.kind}' section is not supported by fastlb yet.")
+            else:
+                self._alert(origin, f"unknown keyword '{keyword}' in '{proxy.kind}' section")
+            return
+        try:
+            handler(proxy, args, origin)
+        except (ValueError, AddressError) as exc:
+            self._alert(origin, str(exc))
+
+    def _need_backend(self, proxy: Proxy, keyword: str) -> bool:
+        if proxy.kind == "frontend":
+            raise ValueError(f"'{keyword}' not allowed because frontend '{proxy.name}' "
+                             "has no backend capability.")
+        return True
+
+    def _kw_mode(self, proxy, args, origin):
+        mode = self._one_arg(args, "mode")
+        if mode == "http":
+            raise ValueError("'mode http' is not supported by fastlb yet (TCP mode only).")
+        if mode != "tcp":
+            raise ValueError(f"unknown proxy mode '{mode}'.")
+        proxy.mode = mode
+
+    def _kw_bind(self, proxy, args, origin):
+        if not args:
+            raise ValueError(f"'bind' expects {{<path>|[addr1]:port1[-end1]}}{{,...}} [param*] as arguments.")
+        if proxy.kind == "backend":
+            self._warn(origin, f"'bind' ignored because backend '{proxy.name}' has no frontend capability.")
+            return
+        listeners = addresses.parse_bind_addresses(args[0])
+        i = 1
+        while i < len(args):
+            option = args[i]
+            if option == "v4v6":
+                for listener in listeners:
+                    listener.v6only = False
+            elif option == "v6only":
+                for listener in listeners:
+                    listener.v6only = True
+            elif option in ("backlog", "name"):
+                if i + 1 >= len(args):
+                    raise ValueError(f"'bind {args[0]}' : missing value for '{option}'.")
+                value = args[i + 1]
+                for listener in listeners:
+                    if option == "backlog":
+                        listener.backlog = self._positive_int([value], "backlog")
+                    else:
+                        listener.name = value
+                i += 1
+            elif option in _BIND_NOT_YET:
+                raise ValueError(f"'bind {args[0]}' : option '{option}' is not supported by fastlb yet.")
+            else:
+                raise ValueError(f"'bind {args[0]}' unknown keyword '{option}'.")
+            i += 1
+        for listener in listeners:
+            listener.origin = origin
+        proxy.listeners.extend(listeners)
+
+    def _kw_default_backend(self, proxy, args, origin):
+        if proxy.kind == "backend":
+            raise ValueError(f"'default_backend' not allowed because backend '{proxy.name}' "
+                             "has no frontend capability.")
+        proxy.default_backend = self._one_arg(args, "default_backend")
+        proxy.default_backend_origin = origin
+
+    def _kw_use_backend(self, proxy, args, origin):
+        if proxy.kind == "backend":
+            raise ValueError(f"'use_backend' not allowed because backend '{proxy.name}' "
+                             "has no frontend capability.")
+        if not args:
+            raise ValueError("'use_backend' expects a backend name.")
+        if len(args) > 1:
+            raise ValueError("'use_backend' with a condition is not supported by fastlb yet "
+                             "(ACLs come with the HTTP core).")
+        proxy.switching_rules.append((args[0], origin))
+
+    def _kw_server(self, proxy, args, origin):
+        self._need_backend(proxy, "server")
+        if len(args) < 2:
+            raise ValueError(f"'server' expects <name> and <addr>[:<port>] as arguments.")
+        name = args[0]
+        what = f"'server {proxy.name}/{name}'"
+        if any(s.name == name for s in proxy.servers):
+            raise ValueError(f"{what} : a server with this name already exists in backend '{proxy.name}'.")
+        try:
+            address = addresses.parse_server_address(args[1])
+        except AddressError as exc:
+            self.alerts.append(f"[{origin}] : {what} : {exc}")
+            return
+        d = proxy.default_server
+        server = Server(name=name, address=address, origin=origin, weight=d.weight,
+                        backup=d.backup, disabled=d.disabled)
+        try:
+            self._server_options(server, args[2:], what)
+        except ValueError as exc:
+            self.alerts.append(f"[{origin}] : {what} : {exc}")
+            return
+        proxy.servers.append(server)
+
+    def _kw_default_server(self, proxy, args, origin):
+        self._server_options(proxy.default_server, args, "'default-server'")
+
+    def _server_options(self, target, args, what):
+        i = 0
+        while i < len(args):
+            option = args[i]
+            if option == "weight":
+                if i + 1 >= len(args):
+                    raise ValueError("'weight' expects an integer argument.")
+                weight = args[i + 1]
+                if not weight.isdigit() or int(weight) > 256:
+                    raise ValueError(f"weight of server is not within 0 and 256 ({weight}).")
+                target.weight = int(weight)
+                i += 1
+            elif option == "backup":
+                target.backup = True
+            elif option == "no-backup":
+                target.backup = False
+            elif option == "disabled":
+                target.disabled = True
+            elif option == "enabled":
+                target.disabled = False
+            elif option == "id":
+                if not isinstance(target, Server):
+                    raise ValueError("'id' is not permitted on 'default-server'.")
+                if i + 1 >= len(args) or not args[i + 1].isdigit() or int(args[i + 1]) < 1:
+                    raise ValueError("'id' expects a positive integer argument.")
+                target.id = int(args[i + 1])
+                target.forced_id = True
+                i += 1
+            elif option == "no-check":
+                pass  # checks do not exist yet, so "no check" is what every server has
+            elif option in _SERVER_NOT_YET:
+                raise ValueError(f"server option '{option}' is not supported by fastlb yet.")
+            else:
+                raise ValueError(f"unknown keyword '{option}'.")
+            i += 1
+
+    def _kw_balance(self, proxy, args, origin):
+        self._need_backend(proxy, "balance")
+        algo = self._one_arg(args, "balance", allow_more=True)
+        if algo == "roundrobin":
+            proxy.balance = algo
+        elif algo in ("static-rr", "leastconn", "first", "source", "uri", "url_param", "random") \
+                or algo.startswith(("hdr(", "rdp-cookie", "random(")):
+            raise ValueError(f"'balance {algo}' is not supported by fastlb yet (roundrobin only).")
+        else:
+            raise ValueError("balance only supports 'roundrobin', 'static-rr', 'leastconn', 'source', "
+                             "'uri', 'url_param', 'hdr(name)' and 'rdp-cookie(name)' options.")
+
+    def _kw_dispatch(self, proxy, args, origin):
+        self._need_backend(proxy, "dispatch")
+        try:
+            proxy.dispatch = addresses.parse_server_address(
+                self._one_arg(args, "dispatch"), allow_no_port=False)
+        except AddressError as exc:
+            raise ValueError(f"'dispatch' : {exc}") from None
+
+    def _kw_timeout(self, proxy, args, origin):
+        if not args or args[0] not in TIMEOUT_NAMES:
+            got = args[0] if args else ""
+            raise ValueError("'timeout' supports 'client', 'server', 'connect', 'check', 'queue', "
+                             "'http-keep-alive', 'http-request', 'tunnel', 'tarpit', 'client-fin' and "
+                             f"'server-fin' (got '{got}')")
+        name = args[0]
+        if len(args) != 2:
+            raise ValueError(f"'timeout {name}' expects an integer value (in milliseconds)")
+        try:
+            value = parse_time_ms(args[1])
+        except ValueError:
+            bad = next((c for c in args[1] if not c.isdigit()), args[1][:1])
+            raise ValueError(f"unexpected character '{bad}' in 'timeout {name}'") from None
+        side = _TIMEOUT_SIDE[name]
+        if (side == "frontend" and proxy.kind == "backend") or \
+                (side == "backend" and proxy.kind == "frontend"):
+            self._warn(origin, f"'timeout {name}' will be ignored because {proxy.kind} "
+                       f"'{proxy.name}' has no {side} capability")
+        setattr(proxy.timeouts, name.replace("-", "_"), value)
+
+    def _kw_option(self, proxy, args, origin, enable=True):
+        if not args:
+            raise ValueError("'option' expects an option name.")
+        name = args[0]
+        opts = proxy.options
+        if name in ("tcplog", "httplog"):
+            if not enable:
+                raise ValueError(f"negation/default is not supported for option '{name}'.")
+            if len(args) > 1:
+                raise ValueError(f"'option {name}' does not take arguments here.")
+            setattr(opts, name, True)
+            if name == "httplog":
+                opts.tcplog = False
+        elif name == "dontlognull":
+            opts.dontlognull = enable
+        elif name == "redispatch":
+            interval = -1
+            if enable and len(args) > 1:
+                try:
+                    interval = int(args[1])
+                except ValueError:
+                    raise ValueError("'option redispatch' expects an integer interval.") from None
+            opts.redispatch = interval if enable and interval != 0 else None
+        elif name in ("tcpka", "clitcpka", "srvtcpka"):
+            if name in ("tcpka", "clitcpka"):
+                opts.clitcpka = enable
+            if name in ("tcpka", "srvtcpka"):
+                opts.srvtcpka = enable
+        elif name == "log-health-checks":
+            opts.log_health_checks = enable
+        elif name in _OPTIONS_NOT_YET:
+            raise ValueError(f"'option {name}' is not supported by fastlb yet.")
+        else:
+            raise ValueError(f"unknown option '{name}'.")
+
+    def _kw_no(self, proxy, args, origin):
+        if not args:
+            raise ValueError("'no' expects an option.")
+        if args[0] == "option":
+            self._kw_option(proxy, args[1:], origin, enable=False)
+        elif args[0] == "log" and len(args) == 1:
+            proxy.logs = []
+        else:
+            raise ValueError(f"'no {args[0]}' is not supported.")
+
+    def _kw_log(self, proxy, args, origin):
+        if args == ["global"]:
+            proxy.logs.extend(self.global_.logs)
+            return
+        self._log_statement(proxy.logs, args, origin, in_global=False)
+
+    def _kw_maxconn(self, proxy, args, origin):
+        if proxy.kind == "backend":
+            self._warn(origin, f"'maxconn' ignored because backend '{proxy.name}' has no frontend capability.")
+            return
+        proxy.maxconn = self._positive_int(args, "maxconn")
+
+    def _kw_backlog(self, proxy, args, origin):
+        proxy.backlog = self._positive_int(args, "backlog")
+
+    def _kw_retries(self, proxy, args, origin):
+        value = self._one_arg(args, "retries")
+        if not value.isdigit():
+            raise ValueError("'retries' expects an integer argument.")
+        proxy.retries = int(value)
+
+    def _kw_id(self, proxy, args, origin):
+        value = self._one_arg(args, "id")
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{proxy.kind} '{proxy.name}' : custom id has to be > 0.")
+        proxy.id = int(value)
+        proxy.forced_id = True
+
+    def _kw_disabled(self, proxy, args, origin):
+        proxy.enabled = False
+
+    def _kw_enabled(self, proxy, args, origin):
+        proxy.enabled = True
+
+    def _kw_description(self, proxy, args, origin):
+        proxy.description = " ".join(args)
+
+    def _kw_log_tag(self, proxy, args, origin):
+        proxy.log_tag = self._one_arg(args, "log-tag")
+
+    # -- shared helpers ---------------------------------------------------------------------
+    @staticmethod
+    def _one_arg(args, keyword, allow_more=False):
+        if not args or (len(args) > 1 and not allow_more):
+            raise ValueError(f"'{keyword}' expects exactly one argument.")
+        return args[0]
+
+    def _positive_int(self, args, keyword, size=False):
+        text = self._one_arg(args, keyword)
+        try:
+            value = parse_size(text) if size else int(text)
+        except ValueError:
+            raise ValueError(f"'{keyword}' expects an integer argument.") from None
+        if value <= 0:
+            raise ValueError(f"'{keyword}' expects a positive integer argument.")
+        return value
+
+    def _log_statement(self, targets, args, origin, in_global):
+        if not args:
+            raise ValueError("'log' expects either <address[:port]> and <facility> or 'global' as arguments.")
+        if args[0] == "global":
+            if in_global:
+                raise ValueError("'log global' is only permitted in proxies.")
+        kind, address, family = addresses.parse_log_address(args[0])
+        target = LogTarget(kind=kind, address=address, family=family, text=args[0])
+        rest = args[1:]
+        while rest and rest[0] in ("len", "format", "sample"):
+            if len(rest) < 2:
+                raise ValueError(f"'log' : missing value after '{rest[0]}'.")
+            if rest[0] == "len":
+                if not rest[1].isdigit() or not 80 <= int(rest[1]) <= 65535:
+                    raise ValueError(f"'log' : invalid 'len' value '{rest[1]}' (80..65535).")
+                target.length = int(rest[1])
+            elif rest[0] == "format":
+                if rest[1] not in LOG_FORMATS:
+                    raise ValueError(f"'log' : unknown log format '{rest[1]}'")
+                target.format = rest[1]
+            else:
+                raise ValueError("'log ... sample' is not supported by fastlb yet.")
+            rest = rest[2:]
+        if not rest:
+            raise ValueError("'log' expects <facility> as argument.")
+        if rest[0] not in FACILITIES:
+            raise ValueError(f"unknown log facility '{rest[0]}'")
+        target.facility = FACILITIES.index(rest[0])
+        if len(rest) > 1:
+            if rest[1] not in LEVELS:
+                raise ValueError(f"unknown optional log level '{rest[1]}'")
+            target.max_level = LEVELS.index(rest[1])
+        if len(rest) > 2:
+            if rest[2] not in LEVELS:
+                raise ValueError(f"unknown optional minimum log level '{rest[2]}'")
+            target.min_level = LEVELS.index(rest[2])
+        if len(rest) > 3:
+            raise ValueError(f"'log' : unexpected argument '{rest[3]}'.")
+        targets.append(target)
+
+    # -- after all files --------------------------------------------------------------------
+    def _resolve(self) -> None:
+        """Cross-references, identifiers and HAProxy's configuration warnings."""
+        for proxy in self.proxies:
+            if proxy.has_frontend:
+                self._resolve_frontend(proxy)
+            if proxy.has_backend:
+                self._check_backend(proxy)
+            self._warn_missing_timeouts(proxy)
+            if proxy.options.httplog and proxy.mode == "tcp":
+                self.warnings.append(f"'option httplog' not usable with {proxy.type_name} '{proxy.name}' "
+                                     "(needs 'mode http'). Falling back to 'option tcplog'.")
+                proxy.options.httplog, proxy.options.tcplog = False, True
+        self._assign_ids(self.proxies)
+        for proxy in self.proxies:
+            self._assign_ids(proxy.servers)
+
+    def _resolve_frontend(self, proxy: Proxy) -> None:
+        if proxy.enabled and not proxy.listeners:
+            self.warnings.append(f"{proxy.type_name} '{proxy.name}' has no 'bind' directive. "
+                                 "Please declare it as a backend if this was intended.")
+        names = [("use_backend", name) for name, _ in proxy.switching_rules]
+        if proxy.default_backend:
+            names.append(("default_backend", proxy.default_backend))
+        for keyword, name in names:
+            target = next((p for p in self.proxies if p.name == name and p.has_backend), None)
+            if target is None:
+                self.alerts.append(f"Proxy '{proxy.name}': unable to find required {keyword}: '{name}'.")
+            elif target.mode != proxy.mode:
+                self.alerts.append(f"{proxy.kind} '{proxy.name}' can't route to backend "
+                                   f"'{name}' because of their incompatible modes.")
+
+    def _check_backend(self, proxy: Proxy) -> None:
+        if proxy.dispatch and proxy.servers:
+            self._warn(proxy.origin, f"backend '{proxy.name}' has both 'dispatch' and servers: "
+                       "'dispatch' is ignored as in HAProxy.")
+            proxy.dispatch = None
+
+    def _warn_missing_timeouts(self, proxy: Proxy) -> None:
+        t = proxy.timeouts
+        missing = (proxy.has_frontend and not t.client) or \
+                  (proxy.has_backend and (not t.connect or not t.server))
+        if missing and proxy.enabled:
+            self.warnings.append(
+                f"missing timeouts for {proxy.type_name} '{proxy.name}'.\n"
+                "   | While not properly invalid, you will certainly encounter various problems\n"
+                "   | with such a configuration. To fix this, please ensure that all following\n"
+                "   | timeouts are set to a non-zero value: 'client', 'connect', 'server'.")
+
+    def _assign_ids(self, items) -> None:
+        """Forced ids first, then the lowest free ids in declaration order (HAProxy's rule)."""
+        used = {}
+        for item in items:
+            if item.forced_id:
+                if item.id in used:
+                    other = used[item.id]
+                    self.alerts.append(f"parsing [{item.origin}] : '{item.name}' has the same ID "
+                                       f"({item.id}) as '{other.name}' declared at {other.origin}.")
+                used[item.id] = item
+        next_id = 1
+        for item in items:
+            if item.forced_id:
+                continue
+            while next_id in used:
+                next_id += 1
+            item.id = next_id
+            used[next_id] = item
+
+
+def load_config(paths: list[str], env=None) -> tuple[Config, list[str]]:
+    """Parse ``paths``; return the model and the warnings, or raise ``ConfigError``."""
+    parser = Parser(env)
+    config = parser.parse_files(paths)
+    return config, parser.warnings

@@ -1,0 +1,243 @@
+"""The master process: forks the workers, supervises them, turns signals into actions.
+
+One readable state machine (after gunicorn's arbiter): signal handlers only queue
+the signal and write a byte to a self-pipe; the main loop wakes up, takes one
+signal at a time and calls the method named for it.
+
+    SIGINT, SIGTERM   hard stop: workers get SIGTERM, then SIGKILL; exit 0
+    SIGUSR1           soft stop: workers stop accepting, finish their sessions, exit
+    SIGCHLD           reap; a worker that died while running is respawned
+    SIGHUP, SIGUSR2   reload (not implemented yet: logged, nothing changes)
+"""
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+from setproctitle import setproctitle
+
+from .runtime.shm import SharedCounters
+from .runtime.tables import RuntimeTables
+from .runtime.worker import run_worker
+
+STOP_GRACE_S = 1.5          # SIGTERM -> SIGKILL delay on hard stop (VTest waits 2 s)
+BOOT_FAILURE_WINDOW_S = 1.0  # a worker that exits non-zero this soon after start failed to boot
+MAX_BOOT_FAILURES = 5
+
+RUNNING, SOFT_STOPPING, HARD_STOPPING = "running", "soft-stopping", "hard-stopping"
+
+
+def _stderr(level: str, message: str) -> None:
+    tag = f"[{level}]"
+    sys.stderr.write(f"{tag:<10} ({os.getpid()}) : {message}\n")
+    sys.stderr.flush()
+
+
+def alert(message: str) -> None:
+    _stderr("ALERT", message)
+
+
+def describe_exit(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return f"exited with code {128 + sig} ({signal.strsignal(sig) or sig})"
+    return f"exited with code {os.WEXITSTATUS(status)}"
+
+
+class Master:
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGCHLD,
+               signal.SIGHUP, signal.SIGUSR2)
+
+    def __init__(self, tables: RuntimeTables, nworkers: int, argv: list[str],
+                 program: str = "fastlb", quiet: bool = False):
+        self.tables = tables
+        self.nworkers = nworkers
+        self.argv = argv
+        self.program = program
+        self.quiet = quiet
+        self.state = RUNNING
+        self.workers: dict[int, int] = {}        # pid -> worker number
+        self.started_at: dict[int, float] = {}   # pid -> start time
+        self.boot_failures = 0
+        self.signal_queue: list[int] = []
+        self.pipe_r = self.pipe_w = -1
+        self.stop_deadline = 0.0
+        self.pid = os.getpid()
+        self.shm = SharedCounters(len(tables.frontends), len(tables.backends), tables.nservers,
+                                  nworkers)
+
+    # -- messages -------------------------------------------------------------------------
+    def notice(self, message: str) -> None:
+        if not self.quiet:
+            _stderr("NOTICE", message)
+
+    def warning(self, message: str) -> None:
+        if not self.quiet:
+            _stderr("WARNING", message)
+
+    # -- life cycle -----------------------------------------------------------------------
+    def run(self) -> int:
+        self.setup()
+        for number in range(self.nworkers):
+            self.spawn_worker(number)
+        self.notice("Loading success.")
+        while True:
+            if self.state != RUNNING and not self.workers:
+                return 0
+            if self.state == HARD_STOPPING and time.monotonic() >= self.stop_deadline:
+                self.kill_workers(signal.SIGKILL)
+            signum = self.signal_queue.pop(0) if self.signal_queue else None
+            if signum is None:
+                self.sleep()
+                continue
+            handler = getattr(self, "handle_" + signal.Signals(signum).name[3:].lower())
+            handler()
+
+    def setup(self) -> None:
+        self.pipe_r, self.pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        for signum in self.SIGNALS:
+            signal.signal(signum, self.queue_signal)
+        setproctitle(f"{self.program}: master -f {' '.join(self.argv)}")
+
+    def queue_signal(self, signum, frame) -> None:
+        if len(self.signal_queue) < 10:
+            self.signal_queue.append(signum)
+        self.wakeup()
+
+    def wakeup(self) -> None:
+        try:
+            os.write(self.pipe_w, b".")
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EINTR):
+                raise
+
+    def sleep(self) -> None:
+        timeout = 1.0
+        if self.state == HARD_STOPPING:
+            timeout = max(0.0, min(timeout, self.stop_deadline - time.monotonic()))
+        try:
+            ready, _, _ = select.select([self.pipe_r], [], [], timeout)
+            if ready:
+                while os.read(self.pipe_r, 64):
+                    pass
+        except BlockingIOError:
+            pass
+        except InterruptedError:
+            pass
+        # SIGCHLD may be coalesced or arrive between checks: reap on every wake-up.
+        self.reap_workers()
+
+    # -- signal handlers ------------------------------------------------------------------
+    def handle_int(self) -> None:
+        self.hard_stop()
+
+    def handle_term(self) -> None:
+        self.hard_stop()
+
+    def handle_usr1(self) -> None:
+        if self.state == RUNNING:
+            self.notice("Soft stop: workers finish their sessions, then exit.")
+            self.state = SOFT_STOPPING
+            self.kill_workers(signal.SIGUSR1)
+
+    def handle_chld(self) -> None:
+        self.reap_workers()
+
+    def handle_hup(self) -> None:
+        self.warning("Reload requested, but configuration reload is not implemented yet; "
+                      "nothing changed.")
+
+    handle_usr2 = handle_hup
+
+    def hard_stop(self) -> None:
+        if self.state != HARD_STOPPING:
+            self.state = HARD_STOPPING
+            self.stop_deadline = time.monotonic() + STOP_GRACE_S
+            self.kill_workers(signal.SIGTERM)
+
+    # -- workers --------------------------------------------------------------------------
+    def spawn_worker(self, number: int) -> None:
+        self.shm.clear_slot(number)
+        pid = os.fork()
+        if pid:
+            self.workers[pid] = number
+            self.started_at[pid] = time.monotonic()
+            self.notice(f"New worker ({pid}) forked")
+            return
+        code = 1
+        try:
+            for signum in self.SIGNALS:
+                signal.signal(signum, signal.SIG_DFL)
+            os.close(self.pipe_r)
+            os.close(self.pipe_w)
+            code = run_worker(self.tables, self.shm, number, self.nworkers, self.pid, self.program)
+        except BaseException as exc:  # noqa: BLE001 - a worker must never return into the master loop
+            alert(f"worker {number + 1}: {exc.__class__.__name__}: {exc}")
+        finally:
+            os._exit(code)
+
+    def reap_workers(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            number = self.workers.pop(pid, None)
+            started = self.started_at.pop(pid, 0.0)
+            if number is None:
+                continue
+            self.shm.clear_slot(number)   # its connections are gone: give back their counts
+            if self.state != RUNNING:
+                continue
+            how = describe_exit(status)
+            failed_boot = (os.WIFEXITED(status) and os.WEXITSTATUS(status) != 0
+                           and time.monotonic() - started < BOOT_FAILURE_WINDOW_S)
+            self.boot_failures = self.boot_failures + 1 if failed_boot else 0
+            if self.boot_failures >= MAX_BOOT_FAILURES:
+                alert(f"Current worker ({pid}) {how}; workers keep failing at start-up, exiting.")
+                self.hard_stop()
+                continue
+            alert(f"Current worker ({pid}) {how}; respawning worker {number + 1}.")
+            self.spawn_worker(number)
+
+    def kill_workers(self, signum: int) -> None:
+        for pid in list(self.workers):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+
+def check_listeners(tables: RuntimeTables) -> list[str]:
+    """Try every bind address once in the master, so a busy port is an error at start-up."""
+    errors = []
+    for fe in tables.frontends:
+        for listener in fe.listeners:
+            if listener.fd is not None:
+                try:
+                    os.fstat(listener.fd)
+                except OSError as exc:
+                    errors.append(f"Binding [{listener.origin}] for {fe.proxy.type_name} "
+                                  f"{fe.proxy.name}: cannot use inherited fd@{listener.fd} "
+                                  f"({exc.strerror})")
+                continue
+            sock = socket.socket(listener.family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if listener.family == socket.AF_INET6 and listener.v6only is not None:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(listener.v6only))
+                sock.bind((listener.host, listener.port))
+            except OSError as exc:
+                errors.append(f"Binding [{listener.origin}] for {fe.proxy.type_name} {fe.proxy.name}: "
+                              f"cannot bind socket ({exc.strerror}) for [{listener.describe()}]")
+            finally:
+                sock.close()
+    return errors

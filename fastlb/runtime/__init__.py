@@ -1,0 +1,1 @@
+"""Runtime: the typed model compiled into flat tables, shared counters, the worker process."""

@@ -1,0 +1,95 @@
+"""Typed model -> the flat, index-based tables the Cython worker loop reads.
+
+Compiled once in the master (before forking), so every worker starts from the
+same tables and the same shared-counter layout.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config.model import Config, Proxy
+from ..lb.sequence import smooth_weighted_sequence
+
+LOG_NONE, LOG_CONNECT, LOG_TCPLOG = 0, 1, 2
+NOSRV = "<NOSRV>"
+
+
+@dataclass
+class BackendTable:
+    index: int
+    proxy: Proxy
+    servers: list                 # [(family, ip, port)] in declaration order (+ dispatch)
+    server_names: list
+    rr_active: list
+    rr_backup: list
+    first_server_shm: int
+
+
+@dataclass
+class FrontendTable:
+    index: int
+    proxy: Proxy
+    backend: int                  # -1: none
+    log_mode: int
+    listeners: list = field(default_factory=list)
+
+
+@dataclass
+class RuntimeTables:
+    config: Config
+    frontends: list
+    backends: list
+    nservers: int
+
+    def backend_name(self, fe: int, be: int) -> str:
+        return self.backends[be].proxy.name if be >= 0 else self.frontends[fe].proxy.name
+
+    def server_name(self, be: int, srv: int) -> str:
+        if be < 0 or srv < 0:
+            return NOSRV
+        return self.backends[be].server_names[srv]
+
+
+def compile_tables(config: Config) -> RuntimeTables:
+    backends: list[BackendTable] = []
+    by_name: dict[str, int] = {}
+    nservers = 0
+    for proxy in config.backends:
+        servers, names, weights, backup_weights = [], [], {}, {}
+        for i, server in enumerate(proxy.servers):
+            servers.append((server.address.family, server.address.ip, server.address.port))
+            names.append(server.name)
+            if server.disabled:
+                continue
+            (backup_weights if server.backup else weights)[i] = server.weight
+        if not proxy.servers and proxy.dispatch is not None:
+            # HAProxy logs dispatched sessions as <NOSRV>.
+            address = proxy.dispatch
+            servers.append((address.family, address.ip, address.port))
+            names.append(NOSRV)
+            weights[0] = 1
+        table = BackendTable(index=len(backends), proxy=proxy, servers=servers, server_names=names,
+                             rr_active=smooth_weighted_sequence(weights),
+                             rr_backup=smooth_weighted_sequence(backup_weights),
+                             first_server_shm=nservers)
+        by_name[proxy.name] = table.index
+        nservers += len(servers)
+        backends.append(table)
+
+    frontends: list[FrontendTable] = []
+    for proxy in config.frontends:
+        if proxy.switching_rules:
+            target = proxy.switching_rules[0][0]   # unconditional use_backend wins
+        elif proxy.default_backend:
+            target = proxy.default_backend
+        elif proxy.kind == "listen":
+            target = proxy.name
+        else:
+            target = None
+        log_mode = LOG_NONE
+        if proxy.logs:
+            log_mode = LOG_TCPLOG if (proxy.options.tcplog or proxy.options.httplog) else LOG_CONNECT
+        frontends.append(FrontendTable(index=len(frontends), proxy=proxy,
+                                       backend=by_name.get(target, -1) if target else -1,
+                                       log_mode=log_mode, listeners=list(proxy.listeners)))
+    return RuntimeTables(config=config, frontends=frontends, backends=backends, nservers=nservers)

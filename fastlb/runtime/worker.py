@@ -1,0 +1,136 @@
+"""One worker process: bind the listeners, build the Cython loop from the tables, serve.
+
+Runs in the child right after the master forks it.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+import sys
+
+from setproctitle import setproctitle
+
+from .. import _core
+from ..logsink import INFO, LogSink, format_accept_date, format_address
+from .shm import SharedCounters
+from .tables import LOG_CONNECT, LOG_TCPLOG, RuntimeTables
+
+DEFAULT_BACKLOG = 1024
+
+
+def bind_listener(listener, backlog: int) -> socket.socket:
+    """A listening socket for one ``bind`` address, shared between workers by SO_REUSEPORT."""
+    if listener.fd is not None:
+        sock = socket.socket(fileno=os.dup(listener.fd))
+        sock.setblocking(False)
+        return sock
+    sock = socket.socket(listener.family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if listener.family == socket.AF_INET6 and listener.v6only is not None:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(listener.v6only))
+        sock.bind((listener.host, listener.port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def listener_backlog(listener, proxy) -> int:
+    # HAProxy: bind "backlog", else the proxy's "backlog", else its maxconn.
+    return listener.backlog or proxy.backlog or proxy.maxconn or DEFAULT_BACKLOG
+
+
+def raise_fd_limit(wanted: int | None) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if wanted is None else wanted
+    if hard != resource.RLIM_INFINITY and target > hard:
+        target = hard
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+class TrafficLogger:
+    """Formats HAProxy's tcplog / connect lines for the sessions a worker ends."""
+
+    def __init__(self, tables: RuntimeTables, log_pid: int, default_tag: str):
+        g = tables.config.global_
+        self.tables = tables
+        self.sinks = [LogSink(fe.proxy.logs, fe.proxy.log_tag or g.log_tag or default_tag,
+                              log_pid, g.log_send_hostname) for fe in tables.frontends]
+
+    def session_end(self, fe, be, srv, addr, accept_ms, tw, tc, tt, bytes_out, term,
+                    ac, fc, bc, sc, retries, redispatched):
+        t = self.tables
+        line = (f"{format_address(addr)} [{format_accept_date(accept_ms)}] "
+                f"{t.frontends[fe].proxy.name} {t.backend_name(fe, be)}/{t.server_name(be, srv)} "
+                f"{tw}/{tc}/{tt} {bytes_out} {term} "
+                f"{ac}/{fc}/{bc}/{sc}/{'+' if redispatched else ''}{retries} 0/0")
+        self.sinks[fe].send(INFO, line)
+
+    def connect(self, fe, addr, port):
+        proxy = self.tables.frontends[fe].proxy
+        local = self._local_address(fe, port)
+        self.sinks[fe].send(INFO, f"Connect from {format_address(addr)} to {local}:{port} "
+                                  f"({proxy.name}/TCP)")
+
+    def _local_address(self, fe, port):
+        for listener in self.tables.frontends[fe].listeners:
+            if listener.port == port and listener.host not in ("0.0.0.0", "::"):
+                return listener.host
+        return "0.0.0.0"
+
+
+def run_worker(tables: RuntimeTables, shm: SharedCounters, worker_id: int, nworkers: int,
+               master_pid: int, program: str) -> int:
+    """Body of a worker process; returns its exit code."""
+    setproctitle(f"{program}: worker {worker_id + 1}/{nworkers}")
+    _core.set_parent_death_signal(signal.SIGTERM)
+    if os.getppid() != master_pid:
+        return 1  # the master died before we could ask to follow it
+    g = tables.config.global_
+    raise_fd_limit(g.ulimit_n)
+
+    worker = _core.Worker(worker_id, nworkers, g.bufsize, shm, shm.slot_base, shm.slot_words,
+                          len(tables.frontends), len(tables.backends), g.maxconn or 0)
+    for be in tables.backends:
+        p = be.proxy
+        t = p.timeouts
+        worker.add_backend(be.servers, be.rr_active, be.rr_backup, t.connect or 0, t.server or 0,
+                           t.server_fin or 0, t.tunnel or 0, p.retries,
+                           p.options.redispatch or 0, int(p.options.srvtcpka), be.index,
+                           be.first_server_shm)
+    sockets = []
+    for fe in tables.frontends:
+        p = fe.proxy
+        t = p.timeouts
+        worker.add_frontend(fe.backend, p.maxconn or 0, t.client or 0, t.client_fin or 0,
+                            int(p.options.clitcpka), fe.log_mode, int(p.options.dontlognull),
+                            fe.index)
+        for listener in fe.listeners:
+            sock = bind_listener(listener, listener_backlog(listener, p))
+            sockets.append(sock)
+            worker.add_listener(sock.fileno(), fe.index, sock.getsockname()[1])
+
+    if any(fe.log_mode in (LOG_CONNECT, LOG_TCPLOG) for fe in tables.frontends):
+        logger = TrafficLogger(tables, master_pid, program)
+        worker.set_log_callbacks(logger.session_end, logger.connect)
+
+    read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    worker.set_wakeup_fd(read_fd)
+    signal.signal(signal.SIGTERM, lambda *_: worker.hard_stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.hard_stop())
+    signal.signal(signal.SIGUSR1, lambda *_: worker.soft_stop(g.hard_stop_after or 0))
+    for signum in (signal.SIGHUP, signal.SIGUSR2, signal.SIGTTOU, signal.SIGTTIN):
+        signal.signal(signum, signal.SIG_IGN)  # reload/pause belong to the master
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+    worker.run()
+    sys.stdout.flush()
+    return 0
