@@ -102,7 +102,7 @@ class Master:
         self.pipe_r, self.pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         for signum in self.SIGNALS:
             signal.signal(signum, self.queue_signal)
-        setproctitle(f"{self.program}: master -f {' '.join(self.argv)}")
+        setproctitle(f"{self.program}: master {' '.join(self.argv)}")
 
     def queue_signal(self, signum, frame) -> None:
         if len(self.signal_queue) < 10:

@@ -1,0 +1,239 @@
+"""Shared helpers: real fastlb processes, real backend servers, real sockets on loopback."""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import psutil
+import pytest
+
+FASTLB = [sys.executable, "-m", "fastlb"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening_sockets(port: int) -> int:
+    return sum(1 for c in psutil.net_connections("tcp")
+               if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port)
+
+
+def wait_until(predicate, timeout=5.0, interval=0.01, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+class FastLB:
+    """A fastlb master started on a config text; ``ports`` are the frontend ports to wait for."""
+
+    def __init__(self, tmp_path, config: str, workers: int = 1, ports=(), args=(), env=None,
+                 pass_fds=(), wait=True):
+        self.path = tmp_path / "haproxy.cfg"
+        self.path.write_text(textwrap.dedent(config))
+        self.workers = workers
+        self.stderr_path = tmp_path / "fastlb.stderr"
+        self.stdout_path = tmp_path / "fastlb.stdout"
+        cmd = FASTLB + ["-d", "-f", str(self.path), "-n", str(workers), *args]
+        self.proc = subprocess.Popen(cmd, stdout=open(self.stdout_path, "wb"),
+                                     stderr=open(self.stderr_path, "wb"), env=env,
+                                     pass_fds=pass_fds, cwd=tmp_path)
+        if wait:
+            self.wait_workers()
+            for port in ports:
+                wait_until(lambda: listening_sockets(port) >= workers, message=f"listeners on {port}")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def worker_pids(self) -> list[int]:
+        try:
+            return [c.pid for c in psutil.Process(self.pid).children()]
+        except psutil.NoSuchProcess:
+            return []
+
+    def wait_workers(self):
+        wait_until(lambda: self.started() and len(self.worker_pids()) == self.workers,
+                   timeout=10, message="workers")
+
+    def started(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"fastlb exited with {self.proc.returncode}: {self.stderr()}")
+        return "Loading success." in self.stderr()
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def stop(self, sig=signal.SIGINT, timeout=5.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self):
+        for pid in self.worker_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def fastlb(tmp_path):
+    started = []
+
+    def start(config, **kwargs):
+        lb = FastLB(tmp_path, config, **kwargs)
+        started.append(lb)
+        return lb
+
+    yield start
+    for lb in started:
+        lb.kill()
+
+
+class Backend:
+    """A threaded TCP server; ``handler(conn, backend)`` serves one accepted connection."""
+
+    def __init__(self, handler, name="srv", port=0):
+        self.name = name
+        self.handler = handler
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(512)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.active = 0
+        self.max_active = 0
+        self.lock = threading.Lock()
+        self.closed = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+                self.active += 1
+                self.max_active = max(self.max_active, self.active)
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn):
+        try:
+            self.handler(conn, self)
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.active -= 1   # before close(), so max_active never over-counts
+            conn.close()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+def echo_handler(conn, backend):
+    """Echo everything back; on the client's FIN, finish and close."""
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            return
+        conn.sendall(data)
+
+
+def name_handler(conn, backend):
+    """Say who we are, then echo until EOF."""
+    conn.sendall(backend.name.encode() + b"\n")
+    echo_handler(conn, backend)
+
+
+@pytest.fixture
+def backends():
+    created = []
+
+    def make(handler=echo_handler, name="srv", port=0):
+        backend = Backend(handler, name, port)
+        created.append(backend)
+        return backend
+
+    yield make
+    for backend in created:
+        backend.close()
+
+
+def recv_exact(sock, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        data = sock.recv(min(65536, n - got))
+        if not data:
+            break
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks)
+
+
+def recv_until_eof(sock) -> bytes:
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class SyslogReceiver:
+    """A UDP syslog receiver on loopback."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def recv(self, timeout=5.0) -> str:
+        self.sock.settimeout(timeout)
+        return self.sock.recv(65536).decode()
+
+    def drain(self, timeout=0.3) -> list[str]:
+        lines = []
+        while True:
+            try:
+                lines.append(self.recv(timeout))
+            except socket.timeout:
+                return lines
+
+
+@pytest.fixture
+def syslog():
+    receiver = SyslogReceiver()
+    yield receiver
+    receiver.sock.close()

@@ -1,0 +1,237 @@
+"""Configuration: tokenizer, units, sections, and one test per class of error (via ``fastlb -c``)."""
+from __future__ import annotations
+
+import subprocess
+import textwrap
+
+import pytest
+
+from conftest import FASTLB
+from fastlb.config import ConfigError, load_config
+from fastlb.config.tokenizer import TokenizeError, tokenize
+from fastlb.config.units import parse_size, parse_time_ms
+
+
+# -- tokenizer (HAProxy parse_line rules) ------------------------------------------------------
+@pytest.mark.parametrize("line, words", [
+    ("  bind   :80\tv4v6  ", ["bind", ":80", "v4v6"]),
+    ('errorfile 503 "/a b/c.http"', ["errorfile", "503", "/a b/c.http"]),
+    ("x 'single $HOME \\t' y", ["x", "single $HOME \\t", "y"]),
+    ('unix@"/a/b"', ["unix@/a/b"]),
+    (r"a\ b c\#d \"q\" \x41 \t", ["a b", "c#d", '"q"', "A", "\t"]),
+    (r"reqrep ^(.*)\1 \1", ["reqrep", r"^(.*)\1", r"\1"]),
+    ("server s1 1.2.3.4:80 # comment", ["server", "s1", "1.2.3.4:80"]),
+    ("#only a comment", []),
+    ('""', [""]),
+])
+def test_tokenizer_words(line, words):
+    assert tokenize(line, env={}) == words
+
+
+def test_tokenizer_expands_variables_only_in_double_quotes():
+    env = {"PX": "7", "HOME": "/root"}
+    assert tokenize('bind "fd@${PX}" $HOME \'$HOME\' "$HOME/x"', env) == \
+        ["bind", "fd@7", "$HOME", "$HOME", "/root/x"]
+    assert tokenize('timeout client "${HAPROXY_TEST_TIMEOUT-5s}"', env) == ["timeout", "client", "5s"]
+    assert tokenize('x "${UNSET}" "a${UNSET}b" "\\$HOME"', env) == ["x", "", "ab", "$HOME"]
+
+
+@pytest.mark.parametrize("line", ['a "unterminated', "a 'open", 'a "${X"', "a \\x4"])
+def test_tokenizer_rejects_broken_lines(line):
+    with pytest.raises(TokenizeError):
+        tokenize(line, env={})
+
+
+def test_time_and_size_units():
+    assert [parse_time_ms(t) for t in ("5s", "200ms", "100", "2m", "1h", "1d", "1500us")] == \
+        [5000, 200, 100, 120000, 3600000, 86400000, 1]
+    assert [parse_size(s) for s in ("16384", "16k", "1m", "1g")] == [16384, 16384, 1 << 20, 1 << 30]
+    for bad in ("5x", "s", "-1", ""):
+        with pytest.raises(ValueError):
+            parse_time_ms(bad)
+
+
+# -- model --------------------------------------------------------------------------------------
+def write(tmp_path, text, name="haproxy.cfg"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def test_sections_defaults_and_ids(tmp_path):
+    cfg = write(tmp_path, """
+        global
+            maxconn 100
+        global
+            nbthread 3
+            tune.idle-pool.shared off
+        defaults base
+            mode tcp
+            timeout client 7s
+            timeout connect 1s
+            timeout server 2s
+            retries 5
+        defaults
+            timeout client 9s
+        backend b1 from base
+            server a 127.0.0.1:1 weight 3
+            server b 127.0.0.1:2 id 7
+            server c 127.0.0.1
+        frontend f1
+            bind 127.0.0.1:8000-8002,[::1]:9000
+            default_backend b1
+        listen l1
+            id 9
+            bind :7000
+            dispatch 127.0.0.1:5
+    """)
+    config, warnings = load_config([cfg], env={})
+    assert config.global_.maxconn == 100 and config.global_.nbthread == 3
+    b1, f1, l1 = config.proxies
+    assert (b1.id, f1.id, l1.id) == (1, 2, 9)
+    assert b1.timeouts.client == 7000 and b1.retries == 5
+    # a new anonymous defaults section starts from scratch
+    assert f1.timeouts.client == 9000 and f1.timeouts.connect is None and f1.retries == 3
+    assert [(s.name, s.id, s.weight, s.address.port) for s in b1.servers] == \
+        [("a", 1, 3, 1), ("b", 7, 1, 2), ("c", 2, 1, 0)]
+    assert [l.describe() for l in f1.listeners] == \
+        ["127.0.0.1:8000", "127.0.0.1:8001", "127.0.0.1:8002", "[::1]:9000"]
+    assert l1.dispatch.port == 5
+    assert any("missing timeouts for proxy 'l1'" in w for w in warnings)
+    assert not any("'f1'" in w for w in warnings)
+
+
+def test_config_directory_and_several_files(tmp_path):
+    (tmp_path / "conf.d").mkdir()
+    write(tmp_path, "backend b\n    server s 127.0.0.1:1\n", "conf.d/20-backend.cfg")
+    write(tmp_path, "frontend f\n    bind :1\n    default_backend b\n", "conf.d/10-frontend.cfg")
+    write(tmp_path, "ignored\n", "conf.d/notes.txt")
+    config, _ = load_config([str(tmp_path / "conf.d")], env={})
+    assert [p.name for p in config.proxies] == ["f", "b"]
+
+
+# -- fastlb -c: exit codes and messages ---------------------------------------------------------
+def check(tmp_path, text, env=None):
+    write(tmp_path, text)
+    result = subprocess.run(FASTLB + ["-c", "-f", "haproxy.cfg"], capture_output=True, text=True,
+                            env=env, timeout=30, cwd=tmp_path)
+    return result.returncode, result.stdout, result.stderr
+
+
+VALID = """
+    defaults
+        mode tcp
+        timeout client 5s
+        timeout server 5s
+        timeout connect 5s
+    frontend fe
+        bind 127.0.0.1:8000
+        default_backend be
+    backend be
+        server s1 127.0.0.1:9000
+"""
+
+
+def test_check_valid_config(tmp_path):
+    code, out, err = check(tmp_path, VALID)
+    assert code == 0, err
+    assert out.strip() == "Configuration file is valid"
+
+
+def test_check_config_without_listener_exits_2(tmp_path):
+    code, out, _ = check(tmp_path, "backend be\n    server s 127.0.0.1:1\n")
+    assert code == 2
+    assert "will not start (no listener)" in out
+
+
+@pytest.mark.parametrize("line, message", [
+    ("    frobnicate 1", "parsing [haproxy.cfg:LINE] : unknown keyword 'frobnicate' in 'backend' section"),
+    ("    acl is_api path_beg /api", "parsing [haproxy.cfg:LINE] : 'acl' in 'backend' section is not supported by fastlb yet."),
+    ("    timeout server 5x", "parsing [haproxy.cfg:LINE] : unexpected character 'x' in 'timeout server'"),
+    ("    timeout blah 5s", "'timeout' supports 'client', 'server'"),
+    ("    server s2 127.0.0.1:80 frob", "[haproxy.cfg:LINE] : 'server be/s2' : unknown keyword 'frob'."),
+    ("    server s2 127.0.0.1:80 check", "[haproxy.cfg:LINE] : 'server be/s2' : server option 'check' is not supported by fastlb yet."),
+    ("    server s2 127.0.0.1:99999", "[haproxy.cfg:LINE] : 'server be/s2' : invalid port '99999'"),
+    ("    server s2 no-such-host.invalid:80", "[haproxy.cfg:LINE] : 'server be/s2' : could not resolve address 'no-such-host.invalid'"),
+    ("    server s2 127.0.0.1:80 weight 300", "weight of server is not within 0 and 256 (300)."),
+    ("    balance wrong", "parsing [haproxy.cfg:LINE] : balance only supports 'roundrobin'"),
+    ("    balance leastconn", "parsing [haproxy.cfg:LINE] : 'balance leastconn' is not supported by fastlb yet"),
+    ("    mode http", "parsing [haproxy.cfg:LINE] : 'mode http' is not supported by fastlb yet"),
+    ("    option frobnicate", "parsing [haproxy.cfg:LINE] : unknown option 'frobnicate'."),
+    ("    option forwardfor", "parsing [haproxy.cfg:LINE] : 'option forwardfor' is not supported by fastlb yet."),
+    ("    no option tcplog", "parsing [haproxy.cfg:LINE] : negation/default is not supported for option 'tcplog'."),
+    ("    log 127.0.0.1:514 nofacility", "parsing [haproxy.cfg:LINE] : unknown log facility 'nofacility'"),
+    ('    server s2 "127.0.0.1:80', "parsing [haproxy.cfg:LINE] : unmatched quote"),
+    ("    dispatch 1.2.3.4", "parsing [haproxy.cfg:LINE] : 'dispatch' : missing port specification in '1.2.3.4'"),
+])
+def test_each_error_class_names_file_line_and_keyword(tmp_path, line, message):
+    text = textwrap.dedent(VALID) + line + "\n"
+    line_number = text.count("\n")
+    code, out, err = check(tmp_path, text)
+    assert code == 1
+    assert message.replace("LINE", str(line_number)) in err, err
+    assert "Fatal errors found in configuration." in err
+
+
+def test_all_errors_reported_in_one_run(tmp_path):
+    code, _, err = check(tmp_path, """
+        global
+            user haproxy
+            frobnicate
+        frontend fe
+            bind 127.0.0.1:8000
+            default_backend missing
+            bogus 1
+        frontend fe
+            bind 127.0.0.1:8001
+    """)
+    assert code == 1
+    assert "parsing [haproxy.cfg:3] : 'user' in 'global' section is not supported by fastlb yet." in err
+    assert "parsing [haproxy.cfg:4] : unknown keyword 'frobnicate' in 'global' section" in err
+    assert "parsing [haproxy.cfg:8] : unknown keyword 'bogus' in 'frontend' section" in err
+    assert "frontend 'fe' has the same name as frontend 'fe' declared at" in err
+    assert "Error(s) found in configuration file :" in err
+
+
+def test_unknown_backend_reference(tmp_path):
+    code, _, err = check(tmp_path, """
+        frontend fe
+            bind 127.0.0.1:8000
+            default_backend nope
+    """)
+    assert code == 1
+    assert "Proxy 'fe': unable to find required default_backend: 'nope'." in err
+
+
+def test_server_in_frontend_and_keyword_out_of_section(tmp_path):
+    code, _, err = check(tmp_path, """
+        maxconn 10
+        frontend fe
+            bind 127.0.0.1:8000
+            server s 127.0.0.1:1
+    """)
+    assert code == 1
+    assert "parsing [haproxy.cfg:2] : unknown keyword 'maxconn' out of section." in err
+    assert "'server' not allowed because frontend 'fe' has no backend capability." in err
+
+
+def test_missing_file(tmp_path):
+    result = subprocess.run(FASTLB + ["-c", "-f", str(tmp_path / "nope.cfg")],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "Could not open configuration file" in result.stderr
+
+
+def test_env_expansion_in_check(tmp_path):
+    text = VALID.replace("bind 127.0.0.1:8000", 'bind "127.0.0.1:${FE_PORT-8000}"')
+    code, out, err = check(tmp_path, text, env={"PATH": "/usr/bin:/bin", "FE_PORT": "notaport"})
+    assert code == 1 and "invalid port range 'notaport'" in err
+
+
+def test_version_and_bad_flags():
+    out = subprocess.run(FASTLB + ["-v"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.startswith("fastlb version ")
+    vv = subprocess.run(FASTLB + ["-vv"], capture_output=True, text=True, timeout=30)
+    assert "Cython" in vv.stdout and "epoll" in vv.stdout
+    bad = subprocess.run(FASTLB + ["-Z"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1 and "unknown option '-Z'" in bad.stderr
