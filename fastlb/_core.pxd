@@ -60,9 +60,11 @@ cdef struct ServerRt:
 cdef struct BackendRt:
     ServerRt *servers
     int nservers
-    int *rr_active          # smooth weighted round robin sequence over active servers
+    int *rr_active          # round-robin order over active servers: prefix, then cycle
+    int rr_active_prefix
     int rr_active_len
     int *rr_backup          # the same over backup servers (used when no active one is usable)
+    int rr_backup_prefix
     int rr_backup_len
     int nactive             # usable active servers
     int64_t t_connect

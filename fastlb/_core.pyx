@@ -203,10 +203,10 @@ cdef class Worker:
         free(self.listeners)
 
     # ------------------------------------------------------------------ set-up (Python level)
-    def add_backend(self, list servers, list rr_active, list rr_backup, int64_t t_connect,
+    def add_backend(self, list servers, tuple rr_active, tuple rr_backup, int64_t t_connect,
                     int64_t t_server, int64_t t_server_fin, int64_t t_tunnel, int retries,
                     int redispatch, int srvtcpka, int shm_index, int first_server_shm):
-        """servers: [(family, ip, port)], in the order the rr sequences index."""
+        """servers: [(family, ip, port)]; rr_*: (prefix, cycle) of server indexes."""
         cdef BackendRt *be = &self.backends[self.nbackends]
         cdef int i
         be.nservers = len(servers)
@@ -218,11 +218,13 @@ cdef class Worker:
             be.servers[i].use_client_port = port == 0
             be.servers[i].index = i
             be.servers[i].shm_index = first_server_shm + i
-        be.rr_active = int_array(rr_active)
-        be.rr_active_len = len(rr_active)
-        be.rr_backup = int_array(rr_backup)
-        be.rr_backup_len = len(rr_backup)
-        be.nactive = len(set(rr_active))
+        be.rr_active = int_array(rr_active[0] + rr_active[1])
+        be.rr_active_prefix = len(rr_active[0])
+        be.rr_active_len = len(rr_active[0]) + len(rr_active[1])
+        be.rr_backup = int_array(rr_backup[0] + rr_backup[1])
+        be.rr_backup_prefix = len(rr_backup[0])
+        be.rr_backup_len = len(rr_backup[0]) + len(rr_backup[1])
+        be.nactive = len(set(rr_active[1]))
         be.t_connect = t_connect
         be.t_server = t_server
         be.t_server_fin = t_server_fin
@@ -636,9 +638,9 @@ cdef class Worker:
         cdef BackendRt *be = &self.backends[s.be]
         cdef uint64_t *position = self.shm + be.shm_index
         if be.rr_active_len:
-            return rr_pick(position, be.rr_active, be.rr_active_len)
+            return rr_pick(position, be.rr_active, be.rr_active_prefix, be.rr_active_len)
         if be.rr_backup_len:
-            return rr_pick(position, be.rr_backup, be.rr_backup_len)
+            return rr_pick(position, be.rr_backup, be.rr_backup_prefix, be.rr_backup_len)
         return -1
 
     cdef void start_connect(self, int idx, Session *s):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config.model import Config, Proxy
-from ..lb.sequence import smooth_weighted_sequence
+from ..lb.sequence import roundrobin_order
 
 LOG_NONE, LOG_CONNECT, LOG_TCPLOG = 0, 1, 2
 NOSRV = "<NOSRV>"
@@ -20,8 +20,8 @@ class BackendTable:
     proxy: Proxy
     servers: list                 # [(family, ip, port)] in declaration order (+ dispatch)
     server_names: list
-    rr_active: list
-    rr_backup: list
+    rr_active: tuple              # (prefix, cycle) of server indexes
+    rr_backup: tuple
     first_server_shm: int
 
 
@@ -69,8 +69,8 @@ def compile_tables(config: Config) -> RuntimeTables:
             names.append(NOSRV)
             weights[0] = 1
         table = BackendTable(index=len(backends), proxy=proxy, servers=servers, server_names=names,
-                             rr_active=smooth_weighted_sequence(weights),
-                             rr_backup=smooth_weighted_sequence(backup_weights),
+                             rr_active=roundrobin_order(weights),
+                             rr_backup=roundrobin_order(backup_weights),
                              first_server_shm=nservers)
         by_name[proxy.name] = table.index
         nservers += len(servers)
