@@ -43,12 +43,15 @@ def test_killed_worker_is_respawned_within_one_second(fastlb, backends):
     backend = backends()
     port = free_port()
     lb = fastlb(TCP_CONFIG.format(port=port, backend=backend.port), workers=4, ports=[port])
+    before = set(lb.worker_pids())
     victim = lb.worker_pids()[1]
+    killed_at = time.time()
     os.kill(victim, signal.SIGKILL)
-    started = time.monotonic()
     wait_until(lambda: len(lb.worker_pids()) == 4 and victim not in lb.worker_pids(),
-               timeout=1.0, message="a new worker")
-    assert time.monotonic() - started < 1.0
+               timeout=3.0, message="a new worker")
+    (new,) = set(lb.worker_pids()) - before
+    # measured by the kernel's start time of the new process, not by this test's polling
+    assert psutil.Process(new).create_time() - killed_at < 1.0
     assert f"Current worker ({victim}) exited with code 137 (Killed); respawning worker 2." in lb.stderr()
     assert titles(lb.worker_pids()) == [f"fastlb: worker {i}/4" for i in range(1, 5)]
     wait_until(lambda: listening_sockets(port) == 4, message="4 listeners")
