@@ -420,3 +420,62 @@ def test_log_level_filter_and_len(fastlb, backends, syslog):
     lines = [syslog.recv()] + syslog.drain()
     assert len(lines) == 1                  # the notice-only target dropped the info line
     assert lines[0].startswith("<142>1 ") and len(lines[0]) == 80 and lines[0].endswith("\n")
+
+
+def test_server_fin_timeout(fastlb, backends):
+    """After the server half-closes, 'timeout server-fin' bounds the wait on the server side."""
+    closed_after = []
+
+    def handler(conn, backend):
+        conn.sendall(b"bye")
+        conn.shutdown(socket.SHUT_WR)
+        started = time.monotonic()
+        recv_until_eof(conn)             # fastlb closes us when server-fin expires
+        closed_after.append(time.monotonic() - started)
+
+    backend = backends(handler)
+    port = free_port()
+    fastlb(tcp_config(port, [("s1", backend.port, "")],
+                      timeouts="    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n"
+                               "    timeout server-fin 300ms"), ports=[port])
+    with connect(port) as sock:
+        assert recv_until_eof(sock) == b"bye"
+        wait_until(lambda: closed_after, timeout=3, message="server side closed")
+    assert 0.25 < closed_after[0] < 1.5
+
+
+def test_ipv6_and_env_expanded_bind(fastlb, backends):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    backend = backends()
+    port, port6 = free_port(), free_port()
+    env = dict(os.environ, FE_PORT=str(port))
+    cfg = tcp_config(port, [("s1", backend.port, "")]).replace(
+        f"bind 127.0.0.1:{port}", f'bind "127.0.0.1:${{FE_PORT}}"\n    bind [::1]:{port6}')
+    fastlb(cfg, env=env, ports=[port, port6])
+    for family, host, p in ((socket.AF_INET, "127.0.0.1", port), (socket.AF_INET6, "::1", port6)):
+        with socket.socket(family) as sock:
+            sock.settimeout(5)
+            sock.connect((host, p))
+            message = f"hello over {host}".encode()
+            sock.sendall(message)
+            assert recv_exact(sock, len(message)) == message
+
+
+def test_unix_datagram_and_stderr_log_targets(fastlb, backends, tmp_path):
+    backend = backends()
+    path = str(tmp_path / "log.sock")
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(path)
+    receiver.settimeout(5)
+    port = free_port()
+    lb = fastlb(tcp_config(port, [("s1", backend.port, "")],
+                           global_=f"    log {path} local2\n    log stderr format short local0",
+                           extra_defaults="    log global\n    option tcplog"), ports=[port])
+    with connect(port) as sock:
+        sock.sendall(b"hi")
+        recv_exact(sock, 2)
+    line = receiver.recv(4096).decode()
+    assert line.startswith("<150>") and " fe be/s1 " in line and line.endswith(" 0/0\n")
+    wait_until(lambda: "<6>127.0.0.1:" in lb.stderr(), message="short-format line on stderr")
+    receiver.close()
