@@ -41,7 +41,7 @@ cdef struct Session:
     int64_t t_accept_real   # ms since the epoch, for the log date
     int64_t t_connect       # start of the current connect attempt
     int64_t t_established   # -1 until connected
-    int64_t timer_at        # earliest deadline already queued in the timer heap
+    int heap_pos            # index of this session's entry in the timer heap, -1: none
     int64_t wake_at         # turn-around end
     int free_next
     socklen_t addrlen
@@ -98,5 +98,4 @@ cdef struct ListenerRt:
 
 cdef struct TimerEntry:
     int64_t at
-    uint32_t idx
-    uint32_t gen
+    uint32_t idx            # session index; each session has at most one entry

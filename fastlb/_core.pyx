@@ -51,6 +51,15 @@ cdef inline uint64_t pack_data(uint32_t gen, int kind, uint32_t index, int side)
     return (<uint64_t>gen << 32) | (<uint64_t>kind << 30) | (<uint64_t>index << 1) | <uint64_t>side
 
 
+def release_totals(shm_map, int total_base, int total_words, int slot_start):
+    """Subtract one worker slot's share from the shared totals (the master, at reap)."""
+    cdef unsigned char[::1] view = shm_map
+    cdef uint64_t *shm = <uint64_t *>&view[0]
+    cdef int i
+    for i in range(total_words):
+        fl_atomic_fetch_sub(shm + total_base + i, fl_atomic_load(shm + slot_start + i))
+
+
 def set_parent_death_signal(int signum):
     """Ask the kernel to send ``signum`` to this process when its parent dies."""
     if prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
@@ -143,6 +152,7 @@ cdef class Worker:
     cdef object shm_ref         # keeps the mapping alive while the pointer below is used
     cdef uint64_t *shm
     cdef uint64_t *slot
+    cdef uint64_t *totals       # [actconn, frontend cur...]: atomic, reserved before accept()
     cdef uint32_t slot_base
     cdef uint32_t slot_words
     cdef uint32_t fe_off
@@ -159,8 +169,9 @@ cdef class Worker:
         self.wakeup_fd = -1
         self.free_head = -1
 
-    def __init__(self, int worker_id, int nworkers, uint32_t bufsize, shm, int slot_base,
-                 int slot_words, int nfrontends, int nbackends, int64_t global_maxconn):
+    def __init__(self, int worker_id, int nworkers, uint32_t bufsize, shm, int total_base,
+                 int slot_base, int slot_words, int nfrontends, int nbackends,
+                 int64_t global_maxconn):
         cdef unsigned char[::1] view = shm.mm
         self.worker_id = worker_id
         self.nworkers = nworkers
@@ -170,6 +181,7 @@ cdef class Worker:
         self.slot_base = slot_base
         self.slot_words = slot_words
         self.slot = self.shm + slot_base + worker_id * slot_words
+        self.totals = self.shm + total_base
         self.fe_off = 1
         self.be_off = 1 + nfrontends
         self.srv_off = 1 + nfrontends + nbackends
@@ -336,7 +348,7 @@ cdef class Worker:
         s.be = -1
         s.retries_done = 0
         s.t_established = -1
-        s.timer_at = 0
+        s.heap_pos = -1
         s.wake_at = 0
         self.active += 1
         return idx
@@ -368,43 +380,75 @@ cdef class Worker:
         self.pool_len += 1
 
     # ------------------------------------------------------------------ timers (binary heap)
-    cdef void timer_push(self, int64_t at, uint32_t idx, uint32_t gen):
-        cdef int i, parent
-        cdef TimerEntry tmp
-        if self.heap_len == self.heap_cap:
-            self.heap_cap = self.heap_cap * 2 if self.heap_cap else 1024
-            self.heap = <TimerEntry *>realloc(self.heap, self.heap_cap * sizeof(TimerEntry))
-        i = self.heap_len
-        self.heap_len += 1
-        self.heap[i].at = at
-        self.heap[i].idx = idx
-        self.heap[i].gen = gen
+    # One entry per session at most, keyed by its earliest deadline.  Activity only moves a
+    # deadline later, and the heap is not touched for it: when an entry comes due, the real
+    # deadline is recomputed and the entry moved down if it is still in the future.
+
+    cdef inline void heap_place(self, int i, TimerEntry entry):
+        self.heap[i] = entry
+        self.session_at(entry.idx).heap_pos = i
+
+    cdef void heap_sift_up(self, int i):
+        cdef TimerEntry entry = self.heap[i]
+        cdef int parent
         while i > 0:
             parent = (i - 1) // 2
-            if self.heap[parent].at <= self.heap[i].at:
+            if self.heap[parent].at <= entry.at:
                 break
-            tmp = self.heap[parent]
-            self.heap[parent] = self.heap[i]
-            self.heap[i] = tmp
+            self.heap_place(i, self.heap[parent])
             i = parent
+        self.heap_place(i, entry)
 
-    cdef void timer_pop(self):
-        cdef int i = 0, child
-        cdef TimerEntry tmp
-        self.heap_len -= 1
-        self.heap[0] = self.heap[self.heap_len]
+    cdef void heap_sift_down(self, int i):
+        cdef TimerEntry entry = self.heap[i]
+        cdef int child
         while True:
             child = 2 * i + 1
             if child >= self.heap_len:
                 break
             if child + 1 < self.heap_len and self.heap[child + 1].at < self.heap[child].at:
                 child += 1
-            if self.heap[i].at <= self.heap[child].at:
+            if entry.at <= self.heap[child].at:
                 break
-            tmp = self.heap[child]
-            self.heap[child] = self.heap[i]
-            self.heap[i] = tmp
+            self.heap_place(i, self.heap[child])
             i = child
+        self.heap_place(i, entry)
+
+    cdef void timer_set(self, int idx, Session *s, int64_t at):
+        cdef int i = s.heap_pos
+        cdef int64_t old
+        if i < 0:
+            if self.heap_len == self.heap_cap:
+                self.heap_cap = self.heap_cap * 2 if self.heap_cap else 1024
+                self.heap = <TimerEntry *>realloc(self.heap, self.heap_cap * sizeof(TimerEntry))
+            i = self.heap_len
+            self.heap_len += 1
+            self.heap[i].at = at
+            self.heap[i].idx = idx
+            self.heap_sift_up(i)
+            return
+        old = self.heap[i].at
+        self.heap[i].at = at
+        if at < old:
+            self.heap_sift_up(i)
+        elif at > old:
+            self.heap_sift_down(i)
+
+    cdef void timer_remove(self, Session *s):
+        cdef int i = s.heap_pos
+        cdef int64_t removed_at
+        if i < 0:
+            return
+        s.heap_pos = -1
+        self.heap_len -= 1
+        if i == self.heap_len:
+            return
+        removed_at = self.heap[i].at
+        self.heap_place(i, self.heap[self.heap_len])
+        if self.heap[i].at < removed_at:
+            self.heap_sift_up(i)
+        else:
+            self.heap_sift_down(i)
 
     cdef int64_t session_deadline(self, Session *s):
         """The earliest moment something must happen to this session (0: none)."""
@@ -439,33 +483,27 @@ cdef class Worker:
         return dl
 
     cdef void arm_timer(self, int idx, Session *s):
-        """Make sure the heap holds an entry no later than the session's deadline."""
+        """Make sure the heap entry is no later than the session's deadline."""
         cdef int64_t dl = self.session_deadline(s)
-        if dl and (s.timer_at == 0 or dl < s.timer_at):
-            s.timer_at = dl
-            self.timer_push(dl, idx, s.gen)
+        if dl == 0:
+            return    # an entry left in place finds no deadline when it comes due
+        if s.heap_pos < 0 or dl < self.heap[s.heap_pos].at:
+            self.timer_set(idx, s, dl)
 
     cdef void run_timers(self):
-        cdef TimerEntry top
         cdef Session *s
+        cdef int idx
         cdef int64_t dl
         while self.heap_len > 0 and self.heap[0].at <= self.now:
-            top = self.heap[0]
-            self.timer_pop()
-            s = self.session_at(top.idx)
-            if s.gen != top.gen or s.state == ST_FREE:
-                continue
-            if top.at != s.timer_at:
-                continue  # superseded by an earlier entry that is (or was) also queued
-            s.timer_at = 0
+            idx = self.heap[0].idx
+            s = self.session_at(idx)
             dl = self.session_deadline(s)
-            if dl == 0:
-                continue
             if dl > self.now:
-                s.timer_at = dl
-                self.timer_push(dl, top.idx, s.gen)
+                self.timer_set(idx, s, dl)
                 continue
-            self.session_expired(top.idx, s)
+            self.timer_remove(s)
+            if dl != 0:
+                self.session_expired(idx, s)
 
     cdef int next_timeout_ms(self):
         cdef int64_t wait = 1000
@@ -552,11 +590,28 @@ cdef class Worker:
 
     # ------------------------------------------------------------------ accept
     cdef bint over_maxconn(self, FrontendRt *fe):
-        if fe.maxconn and self.total(self.fe_off + fe.shm_index) >= fe.maxconn:
+        if fe.maxconn and <int64_t>fl_atomic_load(self.totals + 1 + fe.shm_index) >= fe.maxconn:
             return True
-        if self.global_maxconn and self.total(0) >= self.global_maxconn:
+        if self.global_maxconn and <int64_t>fl_atomic_load(self.totals) >= self.global_maxconn:
             return True
         return False
+
+    cdef bint conn_reserve(self, FrontendRt *fe):
+        """Take a connection slot in the shared totals, or fail if a maxconn is reached."""
+        cdef int64_t g = <int64_t>fl_atomic_fetch_add(self.totals, 1)
+        cdef int64_t f = <int64_t>fl_atomic_fetch_add(self.totals + 1 + fe.shm_index, 1)
+        self.count(0, 1)
+        self.count(self.fe_off + fe.shm_index, 1)
+        if (self.global_maxconn and g >= self.global_maxconn) or (fe.maxconn and f >= fe.maxconn):
+            self.conn_release(fe)
+            return False
+        return True
+
+    cdef void conn_release(self, FrontendRt *fe):
+        fl_atomic_fetch_sub(self.totals, 1)
+        fl_atomic_fetch_sub(self.totals + 1 + fe.shm_index, 1)
+        self.count(0, -1)
+        self.count(self.fe_off + fe.shm_index, -1)
 
     cdef void pause_listener(self, int li):
         cdef ListenerRt *l = &self.listeners[li]
@@ -592,12 +647,13 @@ cdef class Worker:
         cdef sockaddr_storage addr
         cdef socklen_t addrlen
         for n in range(ACCEPT_BATCH):
-            if self.over_maxconn(fe):
+            if not self.conn_reserve(fe):
                 self.pause_listener(li)
                 return
             addrlen = sizeof(sockaddr_storage)
             fd = accept4(l.fd, <sockaddr *>&addr, &addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC)
             if fd < 0:
+                self.conn_release(fe)
                 if errno == EINTR or errno == ECONNABORTED:
                     continue
                 if errno == EMFILE or errno == ENFILE or errno == ENOBUFS or errno == ENOMEM:
@@ -619,8 +675,6 @@ cdef class Worker:
             s.t_connect = self.now
             memcpy(&s.addr, &addr, addrlen)
             s.addrlen = addrlen
-            self.count(0, 1)
-            self.count(self.fe_off + fe.shm_index, 1)
             if fe.log_mode == LOG_CONNECT and self.connect_callback is not None:
                 self.log_connect(s)
             if fe.backend < 0:
@@ -845,8 +899,8 @@ cdef class Worker:
         if fe.log_mode == LOG_TCPLOG and self.log_callback is not None:
             if not (fe.dontlognull and s.cli.bytes_in == 0):
                 self.log_end(s)
-        self.count(0, -1)
-        self.count(self.fe_off + fe.shm_index, -1)
+        self.conn_release(fe)
+        self.timer_remove(s)
         self.session_free(idx, s)
 
     # ------------------------------------------------------------------ logging (Python edge)
@@ -871,7 +925,7 @@ cdef class Worker:
             self.log_callback(
                 s.fe, s.be, s.server, sockaddr_to_tuple(&s.addr), s.t_accept_real,
                 tw, tc, self.now - s.t_accept, s.srv.bytes_in, chr(s.term0) + chr(s.term1),
-                self.total(0), self.total(self.fe_off + self.frontends[s.fe].shm_index),
+                fl_atomic_load(self.totals), fl_atomic_load(self.totals + 1 + self.frontends[s.fe].shm_index),
                 bc, sc, s.retries_done, s.redispatched)
         except Exception:
             pass

@@ -162,7 +162,6 @@ class Master:
 
     # -- workers --------------------------------------------------------------------------
     def spawn_worker(self, number: int) -> None:
-        self.shm.clear_slot(number)
         pid = os.fork()
         if pid:
             self.workers[pid] = number
@@ -193,7 +192,7 @@ class Master:
             started = self.started_at.pop(pid, 0.0)
             if number is None:
                 continue
-            self.shm.clear_slot(number)   # its connections are gone: give back their counts
+            self.shm.release_slot(number)   # its connections are gone: give back their counts
             if self.state != RUNNING:
                 continue
             how = describe_exit(status)

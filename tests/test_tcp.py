@@ -479,3 +479,24 @@ def test_unix_datagram_and_stderr_log_targets(fastlb, backends, tmp_path):
     assert line.startswith("<150>") and " fe be/s1 " in line and line.endswith(" 0/0\n")
     wait_until(lambda: "<6>127.0.0.1:" in lb.stderr(), message="short-format line on stderr")
     receiver.close()
+
+
+def test_killed_worker_leaks_no_maxconn_slot(fastlb, backends):
+    """The master gives back a dead worker's connections; otherwise maxconn would stay full."""
+    backend = backends()
+    port = free_port()
+    lb = fastlb(tcp_config(port, [("s1", backend.port, "")], extra_frontend="    maxconn 2"),
+                workers=1, ports=[port])
+    held = [connect(port) for _ in range(2)]
+    for sock in held:
+        sock.sendall(b"x")
+        assert recv_exact(sock, 1) == b"x"
+    (worker,) = lb.worker_pids()
+    os.kill(worker, 9)
+    wait_until(lambda: lb.worker_pids() and worker not in lb.worker_pids(), message="respawn")
+    for sock in held:
+        sock.close()
+    for _ in range(2):
+        with connect(port, timeout=5) as sock:
+            sock.sendall(b"after")
+            assert recv_exact(sock, 5) == b"after"

@@ -153,9 +153,12 @@ cdef extern from "<stdlib.h>" nogil:
 
 cdef extern from *:
     """
-    /* Relaxed atomics on shared-memory counters: one writer per slot, many readers. */
+    /* Relaxed atomics on shared-memory counters. */
     static inline uint64_t fl_atomic_fetch_add(uint64_t *p, uint64_t v) {
         return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+    }
+    static inline uint64_t fl_atomic_fetch_sub(uint64_t *p, uint64_t v) {
+        return __atomic_fetch_sub(p, v, __ATOMIC_RELAXED);
     }
     static inline uint64_t fl_atomic_load(uint64_t *p) {
         return __atomic_load_n(p, __ATOMIC_RELAXED);
@@ -165,5 +168,6 @@ cdef extern from *:
     }
     """
     uint64_t fl_atomic_fetch_add(uint64_t *p, uint64_t v) nogil
+    uint64_t fl_atomic_fetch_sub(uint64_t *p, uint64_t v) nogil
     uint64_t fl_atomic_load(uint64_t *p) nogil
     void fl_atomic_store(uint64_t *p, uint64_t v) nogil

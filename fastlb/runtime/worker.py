@@ -96,7 +96,8 @@ def run_worker(tables: RuntimeTables, shm: SharedCounters, worker_id: int, nwork
     g = tables.config.global_
     raise_fd_limit(g.ulimit_n)
 
-    worker = _core.Worker(worker_id, nworkers, g.bufsize, shm, shm.slot_base, shm.slot_words,
+    worker = _core.Worker(worker_id, nworkers, g.bufsize, shm, shm.total_base, shm.slot_base,
+                          shm.slot_words,
                           len(tables.frontends), len(tables.backends), g.maxconn or 0)
     for be in tables.backends:
         p = be.proxy
