@@ -14,7 +14,9 @@ import time
 import psutil
 import pytest
 
-FASTLB = [sys.executable, "-m", "fastlb"]
+# -P: never let the working directory (a source checkout without the compiled
+# extension) shadow the installed package.
+FASTLB = [sys.executable, "-P", "-m", "fastlb"]
 
 
 def free_port() -> int:
