@@ -493,7 +493,7 @@ def test_killed_worker_leaks_no_maxconn_slot(fastlb, backends):
         assert recv_exact(sock, 1) == b"x"
     (worker,) = lb.worker_pids()
     os.kill(worker, 9)
-    wait_until(lambda: lb.worker_pids() and worker not in lb.worker_pids(), message="respawn")
+    wait_until(lambda: (lambda pids: pids and worker not in pids)(lb.worker_pids()), message="respawn")
     for sock in held:
         sock.close()
     for _ in range(2):
