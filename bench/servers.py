@@ -120,7 +120,7 @@ def start_fastlb(workdir: Path, origin_port: int, workers: int) -> Process:
     port = free_port()
     conf = workdir / "fastlb.cfg"
     conf.write_text(haproxy_style_config(port, origin_port, workers))
-    return Process("fastlb", [sys.executable, "-m", "fastlb", "-f", str(conf), "-n", str(workers)],
+    return Process("fastlb", [sys.executable, "-P", "-m", "fastlb", "-f", str(conf), "-n", str(workers)],
                    port, workdir)
 
 

@@ -44,7 +44,8 @@ def main(argv=None) -> int:
     with resources.as_file(config) as path:
         print(f"demo backends: {', '.join(f'127.0.0.1:{p}' for p in BACKEND_PORTS)}")
         print(f"config: {path}\n{path.read_text()}")
-        proc = subprocess.Popen([sys.executable, "-m", "fastlb", "-f", str(path), "-n", str(args.n)])
+        # -P: run the installed fastlb even from a source checkout (no compiled core there)
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "fastlb", "-f", str(path), "-n", str(args.n)])
         try:
             wait_listening(*FRONTEND)
             url = f"http://{FRONTEND[0]}:{FRONTEND[1]}/"
