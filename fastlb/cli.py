@@ -161,12 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     try:
-        from .master import Master, alert, check_listeners
+        from .master import Master, alert
     except ImportError as exc:
         sys.stderr.write(f"[ALERT]    ({os.getpid()}) : cannot load fastlb's compiled core ({exc}).\n"
                          "   | Install fastlb with 'pip install .', or build it in place with\n"
                          "   | 'python setup.py build_ext --inplace'.\n")
         return 1
+    from .runtime.listeners import check_listeners
     from .runtime.tables import compile_tables
 
     tables = compile_tables(config)

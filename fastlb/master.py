@@ -15,7 +15,6 @@ import errno
 import os
 import select
 import signal
-import socket
 import sys
 import time
 
@@ -212,31 +211,3 @@ class Master:
                 os.kill(pid, signum)
             except ProcessLookupError:
                 pass
-
-
-def check_listeners(tables: RuntimeTables) -> list[str]:
-    """Try every bind address once in the master, so a busy port is an error at start-up."""
-    errors = []
-    for fe in tables.frontends:
-        for listener in fe.listeners:
-            if listener.fd is not None:
-                try:
-                    os.fstat(listener.fd)
-                except OSError as exc:
-                    errors.append(f"Binding [{listener.origin}] for {fe.proxy.type_name} "
-                                  f"{fe.proxy.name}: cannot use inherited fd@{listener.fd} "
-                                  f"({exc.strerror})")
-                continue
-            sock = socket.socket(listener.family, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                if listener.family == socket.AF_INET6 and listener.v6only is not None:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(listener.v6only))
-                sock.bind((listener.host, listener.port))
-            except OSError as exc:
-                errors.append(f"Binding [{listener.origin}] for {fe.proxy.type_name} {fe.proxy.name}: "
-                              f"cannot bind socket ({exc.strerror}) for [{listener.describe()}]")
-            finally:
-                sock.close()
-    return errors

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from conftest import FASTLB
-from fastlb.config import ConfigError, load_config
+from fastlb.config import load_config
 from fastlb.config.tokenizer import TokenizeError, tokenize
 from fastlb.config.units import parse_size, parse_time_ms
 

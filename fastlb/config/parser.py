@@ -311,7 +311,7 @@ class Parser:
 
     def _kw_bind(self, proxy, args, origin):
         if not args:
-            raise ValueError(f"'bind' expects {{<path>|[addr1]:port1[-end1]}}{{,...}} [param*] as arguments.")
+            raise ValueError("'bind' expects {<path>|[addr1]:port1[-end1]}{,...} [param*] as arguments.")
         if proxy.kind == "backend":
             self._warn(origin, f"'bind' ignored because backend '{proxy.name}' has no frontend capability.")
             return
@@ -365,7 +365,7 @@ class Parser:
     def _kw_server(self, proxy, args, origin):
         self._need_backend(proxy, "server")
         if len(args) < 2:
-            raise ValueError(f"'server' expects <name> and <addr>[:<port>] as arguments.")
+            raise ValueError("'server' expects <name> and <addr>[:<port>] as arguments.")
         name = args[0]
         what = f"'server {proxy.name}/{name}'"
         if any(s.name == name for s in proxy.servers):

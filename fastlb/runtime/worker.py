@@ -7,44 +7,15 @@ from __future__ import annotations
 import os
 import resource
 import signal
-import socket
 import sys
 
 from setproctitle import setproctitle
 
 from .. import _core
 from ..logsink import INFO, LogSink, format_accept_date, format_address
+from .listeners import listener_backlog, listening_socket
 from .shm import SharedCounters
 from .tables import LOG_CONNECT, LOG_TCPLOG, RuntimeTables
-
-DEFAULT_BACKLOG = 1024
-
-
-def bind_listener(listener, backlog: int) -> socket.socket:
-    """A listening socket for one ``bind`` address, shared between workers by SO_REUSEPORT."""
-    if listener.fd is not None:
-        sock = socket.socket(fileno=os.dup(listener.fd))
-        sock.setblocking(False)
-        return sock
-    sock = socket.socket(listener.family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if listener.family == socket.AF_INET6 and listener.v6only is not None:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(listener.v6only))
-        sock.bind((listener.host, listener.port))
-        sock.listen(backlog)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def listener_backlog(listener, proxy) -> int:
-    # HAProxy: bind "backlog", else the proxy's "backlog", else its maxconn.
-    return listener.backlog or proxy.backlog or proxy.maxconn or DEFAULT_BACKLOG
-
 
 def raise_fd_limit(wanted: int | None) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -114,7 +85,7 @@ def run_worker(tables: RuntimeTables, shm: SharedCounters, worker_id: int, nwork
                             int(p.options.clitcpka), fe.log_mode, int(p.options.dontlognull),
                             fe.index)
         for listener in fe.listeners:
-            sock = bind_listener(listener, listener_backlog(listener, p))
+            sock = listening_socket(listener, listener_backlog(listener, p))
             sockets.append(sock)
             worker.add_listener(sock.fileno(), fe.index, sock.getsockname()[1])
 
