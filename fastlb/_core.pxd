@@ -8,7 +8,8 @@ cdef enum SessionState:
     ST_FREE = 0
     ST_CONNECTING = 1       # server socket connect() in progress
     ST_TURNAROUND = 2       # waiting before retrying the same server
-    ST_ESTABLISHED = 3      # relaying both ways
+    ST_ESTABLISHED = 3      # server connection up (TCP: relaying both ways)
+    ST_IDLE = 4             # HTTP: no server connection (between requests, or before one)
 
 
 cdef struct Side:
@@ -26,6 +27,7 @@ cdef struct Side:
 cdef struct Session:
     uint32_t gen            # bumped at every reuse; stale epoll/timer entries carry the old value
     uint8_t state
+    uint8_t http            # mode http: the HttpTxn of this slot drives the session
     uint8_t redispatched
     char term0              # HAProxy termination cause ('-' while running)
     char term1              # HAProxy session state at termination
@@ -74,11 +76,15 @@ cdef struct BackendRt:
     int retries
     int redispatch          # 0: off, else HAProxy's interval (default -1: last retry)
     int srvtcpka
+    int http                # mode http
     uint32_t shm_index
 
 
 cdef struct FrontendRt:
     int backend             # -1: no backend, connections are closed
+    int http                # mode http
+    int64_t t_http_request
+    int64_t t_http_keep_alive
     int64_t maxconn         # 0: unlimited
     int64_t t_client
     int64_t t_client_fin

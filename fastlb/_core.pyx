@@ -12,8 +12,13 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 
 from fastlb.includes.system cimport *
 from fastlb.lb.roundrobin cimport rr_pick
+from fastlb.http.framing cimport ChunkParser, chunk_scan, head_end, CH_DONE
 
 import socket as _socket
+
+import httptools
+
+from fastlb.http.errors import builtin_page
 
 DEF SESSIONS_PER_CHUNK = 1024
 DEF MAX_EVENTS = 256
@@ -33,6 +38,7 @@ DEF SIDE_SRV = 1
 DEF LOG_NONE = 0
 DEF LOG_CONNECT = 1
 DEF LOG_TCPLOG = 2
+DEF LOG_HTTPLOG = 3
 
 
 cdef inline int64_t monotonic_ms() nogil:
@@ -162,9 +168,16 @@ cdef class Worker:
 
     cdef object log_callback
     cdef object connect_callback
+    cdef object http_log_callback
+    cdef list error_pages       # per frontend: {status: bytes} for raw and HTTP-layer forms
+    cdef list request_editors   # per frontend: callable adding request headers, or None
+    cdef list txns              # HttpTxn per session slot (mode http)
     cdef int wakeup_fd
 
     def __cinit__(self):
+        self.txns = []
+        self.error_pages = []
+        self.request_editors = []
         self.epfd = -1
         self.wakeup_fd = -1
         self.free_head = -1
@@ -217,7 +230,7 @@ cdef class Worker:
     # ------------------------------------------------------------------ set-up (Python level)
     def add_backend(self, list servers, tuple rr_active, tuple rr_backup, int64_t t_connect,
                     int64_t t_server, int64_t t_server_fin, int64_t t_tunnel, int retries,
-                    int redispatch, int srvtcpka, int shm_index, int first_server_shm):
+                    int redispatch, int srvtcpka, int shm_index, int first_server_shm, int http=0):
         """servers: [(family, ip, port)]; rr_*: (prefix, cycle) of server indexes."""
         cdef BackendRt *be = &self.backends[self.nbackends]
         cdef int i
@@ -244,13 +257,22 @@ cdef class Worker:
         be.retries = retries
         be.redispatch = redispatch
         be.srvtcpka = srvtcpka
+        be.http = http
         be.shm_index = shm_index
         self.nbackends += 1
 
     def add_frontend(self, int backend, int64_t maxconn, int64_t t_client, int64_t t_client_fin,
-                     int clitcpka, int log_mode, int dontlognull, int shm_index):
+                     int clitcpka, int log_mode, int dontlognull, int shm_index, int http=0,
+                     int64_t t_http_request=0, int64_t t_http_keep_alive=0, error_pages=None,
+                     request_editor=None):
+        """error_pages: {(status, raw): bytes}; request_editor(out, headers, client_ip)."""
         cdef FrontendRt *fe = &self.frontends[self.nfrontends]
         fe.backend = backend
+        fe.http = http
+        fe.t_http_request = t_http_request
+        fe.t_http_keep_alive = t_http_keep_alive
+        self.error_pages.append(error_pages or {})
+        self.request_editors.append(request_editor)
         fe.maxconn = maxconn
         fe.t_client = t_client
         fe.t_client_fin = t_client_fin
@@ -287,10 +309,51 @@ cdef class Worker:
             raise OSError(errno, "epoll_ctl(wakeup) failed")
         self.wakeup_fd = fd
 
-    def set_log_callbacks(self, end_callback, connect_callback):
-        """end_callback(fields...) at the end of a tcplog session, connect_callback at accept."""
+    def set_log_callbacks(self, end_callback, connect_callback, http_callback=None):
+        """end_callback(fields...) at the end of a tcplog session, connect_callback at accept,
+        http_callback(fields...) at the end of each HTTP transaction."""
         self.log_callback = end_callback
         self.connect_callback = connect_callback
+        self.http_log_callback = http_callback
+
+    # ------------------------------------------------------------------ HTTP helpers
+    cdef bytes error_page(self, int fe, int status, bint raw):
+        cdef dict pages = self.error_pages[fe]
+        page = pages.get((status, raw))
+        if page is None:
+            page = builtin_page(status, raw)
+        return page
+
+    cdef void add_request_headers(self, int fe, list out, list headers, object client_ip):
+        editor = self.request_editors[fe]
+        if editor is not None:
+            editor(out, headers, client_ip)
+
+    cdef void http_log(self, Session *s, HttpTxn txn):
+        cdef int64_t tr, tc, tresp, ta, bc = 0, sc = 0
+        if txn.logged or txn.request_line is None:
+            return        # already logged, or no request began (HAProxy logs nothing either)
+        txn.logged = True
+        if self.http_log_callback is None or self.frontends[s.fe].log_mode != LOG_HTTPLOG:
+            return
+        tr = txn.t_head - txn.t_start if txn.t_head >= 0 else -1
+        tc = txn.t_connect_ms
+        tresp = txn.t_response - txn.t_sent if txn.t_response >= 0 and txn.t_sent >= 0 else -1
+        ta = self.now - txn.t_start
+        if s.be >= 0:
+            bc = self.total(self.be_off + self.backends[s.be].shm_index)
+            if s.server >= 0:
+                sc = self.total(self.srv_off + self.backends[s.be].servers[s.server].shm_index)
+        try:
+            self.http_log_callback(
+                s.fe, s.be, s.server, sockaddr_to_tuple(&s.addr), txn.t_start_real, tr,
+                0 if tc >= 0 else -1, tc, tresp, ta, txn.status, txn.bytes_out,
+                chr(txn.term0) + chr(txn.term1) if txn.term0 != 45 or s.term0 == 45
+                else chr(s.term0) + chr(s.term1), fl_atomic_load(self.totals),
+                fl_atomic_load(self.totals + 1 + self.frontends[s.fe].shm_index), bc, sc,
+                s.retries_done, s.redispatched, txn.request_line)
+        except Exception:
+            pass
 
     def soft_stop(self, int64_t hard_stop_after=0):
         """Stop accepting; finish the sessions in flight, then run() returns."""
@@ -337,6 +400,7 @@ cdef class Worker:
         self.free_head = s.free_next
         s.gen += 1
         s.state = ST_CONNECTING
+        s.http = 0
         s.redispatched = 0
         s.term0 = b'-'
         s.term1 = b'-'
@@ -450,11 +514,13 @@ cdef class Worker:
         else:
             self.heap_sift_down(i)
 
-    cdef int64_t session_deadline(self, Session *s):
+    cdef int64_t session_deadline(self, int idx, Session *s):
         """The earliest moment something must happen to this session (0: none)."""
         cdef FrontendRt *fe = &self.frontends[s.fe]
         cdef BackendRt *be = &self.backends[s.be]
         cdef int64_t dl = 0, t, cli_to, srv_to
+        if s.http:
+            return http_deadline(self, idx, s)
         if s.state == ST_ESTABLISHED:
             if be.t_tunnel:
                 return (s.cli.last if s.cli.last > s.srv.last else s.srv.last) + be.t_tunnel
@@ -484,7 +550,7 @@ cdef class Worker:
 
     cdef void arm_timer(self, int idx, Session *s):
         """Make sure the heap entry is no later than the session's deadline."""
-        cdef int64_t dl = self.session_deadline(s)
+        cdef int64_t dl = self.session_deadline(idx, s)
         if dl == 0:
             return    # an entry left in place finds no deadline when it comes due
         if s.heap_pos < 0 or dl < self.heap[s.heap_pos].at:
@@ -497,7 +563,7 @@ cdef class Worker:
         while self.heap_len > 0 and self.heap[0].at <= self.now:
             idx = self.heap[0].idx
             s = self.session_at(idx)
-            dl = self.session_deadline(s)
+            dl = self.session_deadline(idx, s)
             if dl > self.now:
                 self.timer_set(idx, s, dl)
                 continue
@@ -520,6 +586,9 @@ cdef class Worker:
     cdef void session_expired(self, int idx, Session *s):
         cdef FrontendRt *fe = &self.frontends[s.fe]
         cdef BackendRt *be = &self.backends[s.be]
+        if s.http:
+            http_expired(self, idx, s)
+            return
         if s.state == ST_CONNECTING and be.t_connect and s.t_connect + be.t_connect <= self.now:
             self.connect_failed(idx, s, 1)
             return
@@ -553,7 +622,7 @@ cdef class Worker:
         return sum
 
     cdef inline void server_count(self, Session *s, int64_t delta):
-        if s.server >= 0:
+        if s.server >= 0 and not s.http:      # HTTP counts per transaction (_http.pxi)
             self.count(self.srv_off + self.backends[s.be].servers[s.server].shm_index, delta)
 
     # ------------------------------------------------------------------ epoll interest
@@ -677,6 +746,10 @@ cdef class Worker:
             s.addrlen = addrlen
             if fe.log_mode == LOG_CONNECT and self.connect_callback is not None:
                 self.log_connect(s)
+            if fe.http or (fe.backend >= 0 and self.backends[fe.backend].http):
+                s.be = fe.backend            # an HTTP backend makes a TCP frontend's session HTTP
+                http_start(self, idx, s)
+                continue
             if fe.backend < 0:
                 s.term0 = b'S'        # no backend to route to
                 s.term1 = b'C'
@@ -705,20 +778,18 @@ cdef class Worker:
         if s.server < 0:
             s.server = self.pick_server(s)
             if s.server < 0:
-                s.term0 = b'S'
-                s.term1 = b'C'
-                self.session_close(idx, s)
+                self.no_connection(idx, s, b'S')
                 return
             self.server_count(s, 1)
+        if s.http:
+            http_track_server(self, idx, s)
         srv = &be.servers[s.server]
         memcpy(&addr, &srv.addr, srv.addrlen)
         if srv.use_client_port:
             (<sockaddr_in *>&addr).sin_port = htons(self.listeners[s.listener].port)
         fd = socket(srv.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
         if fd < 0:
-            s.term0 = b'R'            # resource shortage on our side
-            s.term1 = b'C'
-            self.session_close(idx, s)
+            self.no_connection(idx, s, b'R')     # resource shortage on our side
             return
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
         if be.srvtcpka:
@@ -737,6 +808,16 @@ cdef class Worker:
         else:
             self.connect_failed(idx, s, 0)
 
+    cdef void no_connection(self, int idx, Session *s, char cause):
+        """No server connection could be made: TCP closes, HTTP answers 503."""
+        if s.http:
+            http_error(self, idx, s, http_txn(self, idx), 503, False, cause, b'C')
+            http_run(self, idx, s)
+            return
+        s.term0 = cause
+        s.term1 = b'C'
+        self.session_close(idx, s)
+
     cdef void on_connect_event(self, int idx, Session *s):
         cdef int err = 0
         cdef socklen_t len = sizeof(int)
@@ -751,6 +832,10 @@ cdef class Worker:
         s.state = ST_ESTABLISHED
         s.t_established = self.now
         s.srv.last = self.now
+        if s.http:
+            http_txn(self, idx).t_connect_ms = self.now - s.t_connect
+            http_run(self, idx, s)
+            return
         # Data the client sent while we were connecting goes out now.
         self.pump(idx, s, SIDE_CLI)
         if s.state == ST_FREE:
@@ -765,9 +850,7 @@ cdef class Worker:
         cdef int64_t delay
         self.close_side(&s.srv)
         if s.retries_left <= 0:
-            s.term0 = b's' if timed_out else b'S'
-            s.term1 = b'C'
-            self.session_close(idx, s)
+            self.no_connection(idx, s, b's' if timed_out else b'S')
             return
         s.retries_left -= 1
         s.retries_done += 1
@@ -859,6 +942,9 @@ cdef class Worker:
         self.session_close(idx, s)
 
     cdef void on_session_event(self, int idx, Session *s, int side, uint32_t events):
+        if s.http:
+            http_on_event(self, idx, s, side, events)
+            return
         if side == SIDE_SRV and s.state == ST_CONNECTING:
             self.on_connect_event(idx, s)
             return
@@ -893,10 +979,14 @@ cdef class Worker:
         s.cli.buf = s.srv.buf = NULL
         # Backend and server counts drop before the log line, frontend ones after, so the
         # %ac/%fc/%bc/%sc figures read as HAProxy's do.
-        if s.be >= 0:
+        if s.http:
+            http_untrack(self, s, http_txn(self, idx))
+        elif s.be >= 0:
             self.count(self.be_off + self.backends[s.be].shm_index, -1)
             self.server_count(s, -1)
-        if fe.log_mode == LOG_TCPLOG and self.log_callback is not None:
+        if s.http and fe.log_mode == LOG_HTTPLOG:
+            self.http_log(s, http_txn(self, idx))    # a transaction cut short
+        elif fe.log_mode == LOG_TCPLOG and self.log_callback is not None:
             if not (fe.dontlognull and s.cli.bytes_in == 0):
                 self.log_end(s)
         self.conn_release(fe)
@@ -906,7 +996,8 @@ cdef class Worker:
     # ------------------------------------------------------------------ logging (Python edge)
     cdef void log_connect(self, Session *s):
         try:
-            self.connect_callback(s.fe, sockaddr_to_tuple(&s.addr), self.listeners[s.listener].port)
+            self.connect_callback(s.fe, sockaddr_to_tuple(&s.addr), self.listeners[s.listener].port,
+                                  self.frontends[s.fe].http)
         except Exception:
             pass
 
@@ -986,3 +1077,6 @@ cdef class Worker:
                     s.term0 = b'K'
                     s.term1 = b'D' if s.state == ST_ESTABLISHED else b'C'
                     self.session_close(c * SESSIONS_PER_CHUNK + i, s)
+
+
+include "_http.pxi"

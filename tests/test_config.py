@@ -156,9 +156,9 @@ def test_check_config_without_listener_exits_2(tmp_path):
     ("    server s2 127.0.0.1:80 weight 300", "weight of server is not within 0 and 256 (300)."),
     ("    balance wrong", "parsing [haproxy.cfg:LINE] : balance only supports 'roundrobin'"),
     ("    balance leastconn", "parsing [haproxy.cfg:LINE] : 'balance leastconn' is not supported by fastlb yet"),
-    ("    mode http", "parsing [haproxy.cfg:LINE] : 'mode http' is not supported by fastlb yet"),
+    ("    mode ftp", "parsing [haproxy.cfg:LINE] : unknown proxy mode 'ftp'."),
     ("    option frobnicate", "parsing [haproxy.cfg:LINE] : unknown option 'frobnicate'."),
-    ("    option forwardfor", "parsing [haproxy.cfg:LINE] : 'option forwardfor' is not supported by fastlb yet."),
+    ("    option httpchk", "parsing [haproxy.cfg:LINE] : 'option httpchk' is not supported by fastlb yet."),
     ("    no option tcplog", "parsing [haproxy.cfg:LINE] : negation/default is not supported for option 'tcplog'."),
     ("    log 127.0.0.1:514 nofacility", "parsing [haproxy.cfg:LINE] : unknown log facility 'nofacility'"),
     ('    server s2 "127.0.0.1:80', "parsing [haproxy.cfg:LINE] : unmatched quote"),
@@ -201,6 +201,21 @@ def test_unknown_backend_reference(tmp_path):
     """)
     assert code == 1
     assert "Proxy 'fe': unable to find required default_backend: 'nope'." in err
+
+
+def test_http_frontend_cannot_use_tcp_backend(tmp_path):
+    code, _, err = check(tmp_path, """
+        frontend fe
+            mode http
+            bind 127.0.0.1:8000
+            default_backend be
+        backend be
+            mode tcp
+            server s 127.0.0.1:1
+    """)
+    assert code == 1
+    assert ("http frontend 'fe' (haproxy.cfg:2) tries to use incompatible tcp backend 'be' "
+            "(haproxy.cfg:6) as its default backend (see 'mode').") in err
 
 
 def test_server_in_frontend_and_keyword_out_of_section(tmp_path):

@@ -108,6 +108,14 @@ class Timeouts:
 
 
 @dataclass
+class ForwardFor:
+    """``option forwardfor``: add the client address to requests."""
+    header: str = "x-forwarded-for"
+    except_net: object = None       # ipaddress network whose clients get no header
+    if_none: bool = False           # only when the request has no such header yet
+
+
+@dataclass
 class Options:
     tcplog: bool = False
     httplog: bool = False
@@ -116,6 +124,7 @@ class Options:
     clitcpka: bool = False
     srvtcpka: bool = False
     log_health_checks: bool = False
+    forwardfor: Optional[ForwardFor] = None
 
 
 @dataclass

@@ -14,8 +14,8 @@ from typing import Optional
 
 from . import addresses
 from .addresses import AddressError
-from .model import (FACILITIES, LEVELS, LOG_FORMATS, Config, GlobalSettings, LogTarget,
-                    Origin, Proxy, Server)
+from .model import (FACILITIES, LEVELS, LOG_FORMATS, Config, ForwardFor, GlobalSettings,
+                    LogTarget, Origin, Proxy, Server)
 from .tokenizer import TokenizeError, tokenize
 from .units import parse_size, parse_time_ms
 
@@ -62,7 +62,7 @@ _SERVER_NOT_YET = {
 }
 _SERVER_FLAGS_OFF = {"no-check", "no-backup", "enabled"}
 _OPTIONS_NOT_YET = {
-    "httpchk", "forwardfor", "httpclose", "http-server-close", "http-keep-alive",
+    "httpchk", "http-keep-alive", "http-server-close", "httpclose",
     "http-buffer-request", "abortonclose", "allbackups", "originalto", "checkcache",
     "http-pretend-keepalive", "http-no-delay", "http-use-proxy-header", "httpchk",
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
@@ -303,9 +303,7 @@ class Parser:
 
     def _kw_mode(self, proxy, args, origin):
         mode = self._one_arg(args, "mode")
-        if mode == "http":
-            raise ValueError("'mode http' is not supported by fastlb yet (TCP mode only).")
-        if mode != "tcp":
+        if mode not in ("tcp", "http"):
             raise ValueError(f"unknown proxy mode '{mode}'.")
         proxy.mode = mode
 
@@ -495,10 +493,37 @@ class Parser:
                 opts.srvtcpka = enable
         elif name == "log-health-checks":
             opts.log_health_checks = enable
+        elif name == "forwardfor":
+            opts.forwardfor = self._forwardfor(args[1:]) if enable else None
+        elif name == "http-keep-alive" and enable:
+            pass  # HAProxy's default connection mode, and fastlb's only one so far
         elif name in _OPTIONS_NOT_YET:
             raise ValueError(f"'option {name}' is not supported by fastlb yet.")
         else:
             raise ValueError(f"unknown option '{name}'.")
+
+    @staticmethod
+    def _forwardfor(args):
+        """``option forwardfor [except <network>] [header <name>] [if-none]``."""
+        import ipaddress
+        setting = ForwardFor()
+        i = 0
+        while i < len(args):
+            if args[i] == "except" and i + 1 < len(args):
+                try:
+                    setting.except_net = ipaddress.ip_network(args[i + 1], strict=False)
+                except ValueError:
+                    raise ValueError(f"'option forwardfor' : invalid network '{args[i + 1]}'.") from None
+                i += 2
+            elif args[i] == "header" and i + 1 < len(args):
+                setting.header = args[i + 1].lower()
+                i += 2
+            elif args[i] == "if-none":
+                setting.if_none = True
+                i += 1
+            else:
+                raise ValueError(f"'option forwardfor' : unknown parameter '{args[i]}'.")
+        return setting
 
     def _kw_no(self, proxy, args, origin):
         if not args:
@@ -635,9 +660,12 @@ class Parser:
             target = next((p for p in self.proxies if p.name == name and p.has_backend), None)
             if target is None:
                 self.alerts.append(f"Proxy '{proxy.name}': unable to find required {keyword}: '{name}'.")
-            elif target.mode != proxy.mode:
-                self.alerts.append(f"{proxy.kind} '{proxy.name}' can't route to backend "
-                                   f"'{name}' because of their incompatible modes.")
+            elif proxy.mode == "http" and target.mode == "tcp":
+                # (a tcp frontend may use an http backend: the session becomes HTTP there)
+                role = "default backend" if keyword == "default_backend" else "backend"
+                self.alerts.append(f"http {proxy.type_name} '{proxy.name}' ({proxy.origin}) tries to "
+                                   f"use incompatible tcp backend '{name}' ({target.origin}) as its "
+                                   f"{role} (see 'mode').")
 
     def _check_backend(self, proxy: Proxy) -> None:
         if proxy.dispatch and proxy.servers:

@@ -140,6 +140,7 @@ cdef extern from "<sys/prctl.h>" nogil:
 
 cdef extern from "<string.h>" nogil:
     void *memcpy(void *dst, const void *src, size_t n)
+    void *memmove(void *dst, const void *src, size_t n)
     void *memset(void *s, int c, size_t n)
     char *strerror(int errnum)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ..config.model import Config, Proxy
 from ..lb.sequence import roundrobin_order
 
-LOG_NONE, LOG_CONNECT, LOG_TCPLOG = 0, 1, 2
+LOG_NONE, LOG_CONNECT, LOG_TCPLOG, LOG_HTTPLOG = 0, 1, 2, 3
 NOSRV = "<NOSRV>"
 
 
@@ -88,7 +88,12 @@ def compile_tables(config: Config) -> RuntimeTables:
             target = None
         log_mode = LOG_NONE
         if proxy.logs:
-            log_mode = LOG_TCPLOG if (proxy.options.tcplog or proxy.options.httplog) else LOG_CONNECT
+            if proxy.mode == "http" and proxy.options.httplog:
+                log_mode = LOG_HTTPLOG
+            elif proxy.options.tcplog or proxy.options.httplog:
+                log_mode = LOG_TCPLOG
+            else:
+                log_mode = LOG_CONNECT
         frontends.append(FrontendTable(index=len(frontends), proxy=proxy,
                                        backend=by_name.get(target, -1) if target else -1,
                                        log_mode=log_mode, listeners=list(proxy.listeners)))

@@ -15,7 +15,7 @@ from .. import _core
 from ..logsink import INFO, LogSink, format_accept_date, format_address
 from .listeners import listener_backlog, listening_socket
 from .shm import SharedCounters
-from .tables import LOG_CONNECT, LOG_TCPLOG, RuntimeTables
+from .tables import LOG_NONE, RuntimeTables
 
 def raise_fd_limit(wanted: int | None) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -44,17 +44,46 @@ class TrafficLogger:
                 f"{ac}/{fc}/{bc}/{sc}/{'+' if redispatched else ''}{retries} 0/0")
         self.sinks[fe].send(INFO, line)
 
-    def connect(self, fe, addr, port):
+    def http_end(self, fe, be, srv, addr, start_ms, tr, tw, tc, tresp, ta, status, bytes_out,
+                 term, ac, fc, bc, sc, retries, redispatched, request_line):
+        """HAProxy's httplog line (no captures, no cookies yet: "-" and "--")."""
+        t = self.tables
+        request = request_line.decode("latin-1") if request_line else "<BADREQ>"
+        line = (f"{format_address(addr)} [{format_accept_date(start_ms)}] "
+                f"{t.frontends[fe].proxy.name} {t.backend_name(fe, be)}/{t.server_name(be, srv)} "
+                f"{tr}/{tw}/{tc}/{tresp}/{ta} {status} {bytes_out} - - {term}-- "
+                f"{ac}/{fc}/{bc}/{sc}/{'+' if redispatched else ''}{retries} 0/0 \"{request}\"")
+        self.sinks[fe].send(INFO, line)
+
+    def connect(self, fe, addr, port, http):
         proxy = self.tables.frontends[fe].proxy
         local = self._local_address(fe, port)
         self.sinks[fe].send(INFO, f"Connect from {format_address(addr)} to {local}:{port} "
-                                  f"({proxy.name}/TCP)")
+                                  f"({proxy.name}/{'HTTP' if http else 'TCP'})")
 
     def _local_address(self, fe, port):
         for listener in self.tables.frontends[fe].listeners:
             if listener.port == port and listener.host not in ("0.0.0.0", "::"):
                 return listener.host
         return "0.0.0.0"
+
+
+def request_editor(proxy):
+    """What the frontend adds to each forwarded request head, or None."""
+    ff = proxy.options.forwardfor
+    if proxy.mode != "http" or ff is None:
+        return None
+    import ipaddress
+    header = ff.header.encode()
+
+    def edit(out, headers, client_ip):
+        if ff.if_none and any(name == header for name, _ in headers):
+            return
+        if ff.except_net is not None and ipaddress.ip_address(client_ip) in ff.except_net:
+            return
+        out += [header, b": ", client_ip.encode(), b"\r\n"]
+
+    return edit
 
 
 def run_worker(tables: RuntimeTables, shm: SharedCounters, worker_id: int, nworkers: int,
@@ -76,22 +105,25 @@ def run_worker(tables: RuntimeTables, shm: SharedCounters, worker_id: int, nwork
         worker.add_backend(be.servers, be.rr_active, be.rr_backup, t.connect or 0, t.server or 0,
                            t.server_fin or 0, t.tunnel or 0, p.retries,
                            p.options.redispatch or 0, int(p.options.srvtcpka), be.index,
-                           be.first_server_shm)
+                           be.first_server_shm, http=int(p.mode == "http"))
     sockets = []
     for fe in tables.frontends:
         p = fe.proxy
         t = p.timeouts
         worker.add_frontend(fe.backend, p.maxconn or 0, t.client or 0, t.client_fin or 0,
                             int(p.options.clitcpka), fe.log_mode, int(p.options.dontlognull),
-                            fe.index)
+                            fe.index, http=int(p.mode == "http"),
+                            t_http_request=t.http_request or 0,
+                            t_http_keep_alive=t.http_keep_alive or 0,
+                            request_editor=request_editor(p))
         for listener in fe.listeners:
             sock = listening_socket(listener, listener_backlog(listener, p))
             sockets.append(sock)
             worker.add_listener(sock.fileno(), fe.index, sock.getsockname()[1])
 
-    if any(fe.log_mode in (LOG_CONNECT, LOG_TCPLOG) for fe in tables.frontends):
+    if any(fe.log_mode != LOG_NONE for fe in tables.frontends):
         logger = TrafficLogger(tables, master_pid, program)
-        worker.set_log_callbacks(logger.session_end, logger.connect)
+        worker.set_log_callbacks(logger.session_end, logger.connect, logger.http_end)
 
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)

@@ -1,0 +1,752 @@
+# mode http: one HttpTxn per session slot drives the request and response of the
+# transaction in flight.  Heads are parsed by httptools (strict llhttp); bodies are
+# forwarded as they come, their ends found by the C framing in http/framing.pxd.
+# Included by _core.pyx.
+
+
+# request side
+DEF RQ_HEAD = 0          # reading a request head
+DEF RQ_BODY = 1          # forwarding its body
+DEF RQ_DONE = 2          # request sent, waiting for the response to end
+# response side
+DEF RS_NONE = 0          # no request sent yet
+DEF RS_HEAD = 1          # reading the response head
+DEF RS_BODY = 2          # forwarding its body
+DEF RS_DONE = 3
+
+# body framing
+DEF BODY_NONE = 0
+DEF BODY_LENGTH = 1
+DEF BODY_CHUNKED = 2
+DEF BODY_CLOSE = 3       # response delimited by the server closing
+
+DEF HTTP_ROUNDS = 64
+
+
+cdef class _HeadFields:
+    """httptools callbacks: collects the target (or reason) and the header fields."""
+    cdef public bytes url
+    cdef public bytes reason
+    cdef public list headers
+
+    def __init__(self):
+        self.url = b""
+        self.reason = b""
+        self.headers = []
+
+    def on_url(self, bytes url):
+        self.url += url
+
+    def on_status(self, bytes reason):
+        self.reason += reason
+
+    def on_header(self, bytes name, bytes value):
+        self.headers.append((name.lower(), value))
+
+
+cdef class HttpTxn:
+    """The HTTP transaction of one session slot; reset for each request on keep-alive."""
+    cdef int req_state
+    cdef int rsp_state
+    cdef int req_mode
+    cdef int rsp_mode
+    cdef int64_t req_remaining      # BODY_LENGTH: bytes not yet classified
+    cdef int64_t rsp_remaining
+    cdef int64_t req_avail          # body bytes at the front of the client buffer, ready to go
+    cdef int64_t rsp_avail
+    cdef bint req_body_seen_end
+    cdef bint rsp_body_seen_end
+    cdef ChunkParser req_chunk
+    cdef ChunkParser rsp_chunk
+    cdef bytes out_srv              # rewritten request head, then nothing
+    cdef Py_ssize_t out_srv_off
+    cdef bytes out_cli              # rewritten response head, or an error page
+    cdef Py_ssize_t out_cli_off
+    cdef bint close_client          # close the client connection once the response is out
+    cdef bint close_server          # do not reuse the server connection after this response
+    cdef bint is_head
+    cdef bint reused                # request sent on a connection kept from a previous one
+    cdef bint retried
+    cdef bint error_sent            # out_cli holds an error page: close after it
+    cdef bint logged
+    cdef bint be_counted            # this transaction counts in its backend's current sessions
+    cdef int counted_server         # ... and in this server's (-1: none)
+    cdef int status
+    cdef int requests               # transactions on this client connection
+    cdef int64_t t_start            # first byte of the request (accept for the first one)
+    cdef int64_t t_start_real
+    cdef int64_t t_head             # request head complete
+    cdef int64_t t_sent             # request head handed to the server
+    cdef int64_t t_connect_ms       # -1: no connection made for this request
+    cdef int64_t t_response         # response head received
+    cdef int64_t bytes_out
+    cdef int64_t rsp_bytes_in       # response bytes received for this request
+    cdef object request_line        # bytes for the log
+    cdef bytes request_head_copy    # what went to the server, for one retry on a fresh connection
+    cdef int term0
+    cdef int term1
+
+    cdef void reset(self, int64_t now, int64_t now_real):
+        self.req_state = RQ_HEAD
+        self.rsp_state = RS_NONE
+        self.req_mode = BODY_NONE
+        self.rsp_mode = BODY_NONE
+        self.req_remaining = self.rsp_remaining = 0
+        self.req_avail = self.rsp_avail = 0
+        self.req_body_seen_end = self.rsp_body_seen_end = False
+        memset(&self.req_chunk, 0, sizeof(ChunkParser))
+        memset(&self.rsp_chunk, 0, sizeof(ChunkParser))
+        self.out_srv = None
+        self.out_cli = None
+        self.out_srv_off = self.out_cli_off = 0
+        self.close_client = self.close_server = False
+        self.is_head = self.reused = self.retried = self.error_sent = self.logged = False
+        self.be_counted = False
+        self.counted_server = -1
+        self.status = -1
+        self.t_start = now
+        self.t_start_real = now_real
+        self.t_head = self.t_sent = self.t_response = -1
+        self.t_connect_ms = -1
+        self.bytes_out = 0
+        self.rsp_bytes_in = 0
+        self.request_line = None
+        self.term0 = ord('-')
+        self.term1 = ord('-')
+
+
+cdef bint _connection_has(list headers, bytes token):
+    cdef bytes name, value
+    for name, value in headers:
+        if name == b"connection" and token in [t.strip().lower() for t in value.split(b",")]:
+            return True
+    return False
+
+
+cdef bytes _header(list headers, bytes wanted):
+    for name, value in headers:
+        if name == wanted:
+            return value
+    return None
+
+
+cdef class HttpFrontendConf:
+    """What a frontend does to requests (Python level, once per request)."""
+    cdef public bint forwardfor
+    cdef public bytes forwardfor_header
+    cdef public bint forwardfor_if_none
+    cdef public list forwardfor_except   # [ipaddress network]
+
+
+def _client_ip(sockaddr):
+    return sockaddr[0]
+
+
+# ---------------------------------------------------------------------------- flow
+# Everything below runs as "make as much progress as possible, then compute the epoll
+# interest": http_run() loops over the steps until none moves.
+
+cdef HttpTxn http_txn(Worker w, int idx):
+    cdef HttpTxn txn
+    while len(w.txns) <= idx:
+        w.txns.append(None)
+    txn = w.txns[idx]
+    if txn is None:
+        txn = HttpTxn()
+        w.txns[idx] = txn
+    return txn
+
+
+# HAProxy counts a stream in its backend and server while a transaction is in flight
+# (not while a keep-alive connection idles), so these follow the transaction.
+cdef void http_track_server(Worker w, int idx, Session *s):
+    cdef HttpTxn txn = http_txn(w, idx)
+    cdef ServerRt *servers = w.backends[s.be].servers
+    if txn.counted_server == s.server:
+        return
+    if txn.counted_server >= 0:
+        w.count(w.srv_off + servers[txn.counted_server].shm_index, -1)
+    if s.server >= 0:
+        w.count(w.srv_off + servers[s.server].shm_index, 1)
+    txn.counted_server = s.server
+
+
+cdef void http_untrack(Worker w, Session *s, HttpTxn txn):
+    if txn.counted_server >= 0:
+        w.count(w.srv_off + w.backends[s.be].servers[txn.counted_server].shm_index, -1)
+        txn.counted_server = -1
+    if txn.be_counted:
+        w.count(w.be_off + w.backends[s.be].shm_index, -1)
+        txn.be_counted = False
+
+
+cdef void http_start(Worker w, int idx, Session *s):
+    """A new client connection on an HTTP frontend."""
+    cdef HttpTxn txn = http_txn(w, idx)
+    txn.reset(w.now, s.t_accept_real)
+    txn.requests = 0
+    s.http = 1
+    s.state = ST_IDLE
+    http_run(w, idx, s)
+
+
+cdef inline bint side_ok(Side *side):
+    return side.fd >= 0
+
+
+cdef int64_t buffered(Side *side):
+    return side.tail - side.head
+
+
+cdef int side_read(Worker w, Side *side):
+    """Read into the free end of the side's buffer: 1 data, 0 nothing now, -1 EOF, -2 error."""
+    cdef ssize_t n
+    if side.rd_eof or side.fd < 0:
+        return 0
+    if side.buf == NULL:
+        side.buf = w.buf_get()
+        side.head = side.tail = 0
+        if side.buf == NULL:
+            return 0
+    if side.head > 0 and side.tail == w.bufsize:
+        memmove(side.buf, side.buf + side.head, side.tail - side.head)
+        side.tail -= side.head
+        side.head = 0
+    if side.tail == w.bufsize:
+        return 0
+    n = recv(side.fd, side.buf + side.tail, w.bufsize - side.tail, 0)
+    if n > 0:
+        side.tail += n
+        side.bytes_in += n
+        side.last = w.now
+        return 1
+    if n == 0:
+        side.rd_eof = 1
+        side.last = w.now
+        return -1
+    if errno == EAGAIN or errno == EINTR:
+        return 0
+    return -2
+
+
+cdef void side_consume(Worker w, Side *side, int64_t n):
+    side.head += n
+    if side.head == side.tail:
+        side.head = side.tail = 0
+        w.buf_put(side.buf)
+        side.buf = NULL
+
+
+cdef int64_t side_send(Worker w, Side *dst, const char *data, int64_t n):
+    """Bytes accepted by the kernel, 0 when full, -1 on error."""
+    cdef ssize_t r
+    if n <= 0:
+        return 0
+    r = send(dst.fd, data, n, MSG_NOSIGNAL)
+    if r > 0:
+        dst.last = w.now
+        return r
+    if r < 0 and (errno == EAGAIN or errno == EINTR):
+        return 0
+    return -1
+
+
+cdef int flush_staged(Worker w, Side *dst, HttpTxn txn, bint to_server):
+    """Write the staged head/page; 1 all out, 0 blocked, -1 error."""
+    cdef bytes data = txn.out_srv if to_server else txn.out_cli
+    cdef Py_ssize_t off = txn.out_srv_off if to_server else txn.out_cli_off
+    cdef int64_t n
+    if data is None:
+        return 1
+    n = side_send(w, dst, (<char *>data) + off, len(data) - off)
+    if n < 0:
+        return -1
+    off += n
+    if to_server:
+        txn.out_srv_off = off
+    else:
+        txn.out_cli_off = off
+        txn.bytes_out += n
+    if off < len(data):
+        return 0
+    if to_server:
+        txn.out_srv = None
+    else:
+        txn.out_cli = None
+    return 1
+
+
+cdef int classify_body(ChunkParser *chunk, int mode, int64_t *remaining, int64_t *avail,
+                       bint *seen_end, Side *side, bint eof):
+    """Extend the run of body bytes at the front of the buffer; -1 on a framing error."""
+    cdef int64_t fresh = buffered(side) - avail[0]
+    cdef int64_t take
+    if seen_end[0]:
+        return 0
+    if mode == BODY_NONE:
+        seen_end[0] = True
+        return 0
+    if mode == BODY_CLOSE:
+        avail[0] += fresh
+        if eof:
+            seen_end[0] = True
+        return 0
+    if fresh <= 0:
+        return 0
+    if mode == BODY_LENGTH:
+        take = fresh if fresh < remaining[0] else remaining[0]
+        remaining[0] -= take
+        avail[0] += take
+        if remaining[0] == 0:
+            seen_end[0] = True
+        return 0
+    take = chunk_scan(chunk, side.buf + side.head + avail[0], fresh)
+    if take < 0:
+        return -1
+    avail[0] += take
+    if chunk.state == CH_DONE:
+        seen_end[0] = True
+    return 0
+
+
+cdef object parse_head(bytes head, bint request):
+    """(fields, parser) or (None, error text)."""
+    cdef _HeadFields fields = _HeadFields()
+    parser = httptools.HttpRequestParser(fields) if request else httptools.HttpResponseParser(fields)
+    try:
+        parser.feed_data(head)
+    except httptools.HttpParserUpgrade:
+        pass
+    except httptools.HttpParserError as exc:
+        return None, str(exc)
+    return fields, parser
+
+
+cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bint raw,
+                     char term0, char term1):
+    """Answer with HAProxy's page for ``status`` and close once it is out."""
+    txn.out_cli = w.error_page(s.fe, status, raw)
+    txn.out_cli_off = 0
+    txn.status = status
+    txn.error_sent = True
+    txn.close_client = True
+    txn.term0 = term0
+    txn.term1 = term1
+    txn.req_state = RQ_DONE
+    txn.rsp_state = RS_DONE
+    if s.state != ST_IDLE or s.server >= 0:
+        http_drop_server(w, s)
+
+
+cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
+    """Analyse a complete request head; returns False when it could not be forwarded."""
+    cdef FrontendRt *fe = &w.frontends[s.fe]
+    cdef int64_t end = head_end(s.cli.buf + s.cli.head, buffered(&s.cli))
+    cdef bytes head = (s.cli.buf + s.cli.head)[:end]
+    cdef bint keep_alive, chunked
+    cdef bytes te, cl, version, method
+    cdef list out
+    fields, parser = parse_head(head, True)
+    txn.t_head = w.now
+    txn.requests += 1
+    if fields is None:
+        txn.request_line = b"<BADREQ>"
+        http_error(w, idx, s, txn, 400, True, b'P', b'R')
+        return False
+    method = parser.get_method()
+    version = parser.get_http_version().encode()
+    txn.request_line = method + b" " + fields.url + b" HTTP/" + version
+    side_consume(w, &s.cli, end)
+    keep_alive = parser.should_keep_alive()
+    txn.is_head = method == b"HEAD"
+    te = _header(fields.headers, b"transfer-encoding")
+    cl = _header(fields.headers, b"content-length")
+    if te is not None:
+        txn.req_mode = BODY_CHUNKED
+    elif cl is not None and int(cl) > 0:
+        txn.req_mode = BODY_LENGTH
+        txn.req_remaining = int(cl)
+    else:
+        txn.req_mode = BODY_NONE
+    txn.close_client = not keep_alive
+    if s.be < 0:
+        http_error(w, idx, s, txn, 503, False, b'S', b'C')
+        return False
+    w.count(w.be_off + w.backends[s.be].shm_index, 1)
+    txn.be_counted = True
+    out = [method, b" ", fields.url, b" HTTP/", version, b"\r\n"]
+    for name, value in fields.headers:
+        if name == b"connection" and not _connection_has(fields.headers, b"upgrade"):
+            continue
+        out += [name, b": ", value, b"\r\n"]
+    w.add_request_headers(s.fe, out, fields.headers, sockaddr_to_tuple(&s.addr)[0])
+    if txn.close_client:
+        out.append(b"connection: close\r\n")
+    out.append(b"\r\n")
+    txn.out_srv = txn.request_head_copy = b"".join(out)
+    txn.out_srv_off = 0
+    txn.req_state = RQ_BODY
+    txn.rsp_state = RS_HEAD
+    # http-reuse safe: each request is balanced; the session's server connection is kept
+    # when the same server comes out, otherwise replaced.
+    cdef int chosen = w.pick_server(s)
+    if chosen < 0:
+        http_error(w, idx, s, txn, 503, False, b'S', b'C')
+        return False
+    if s.srv.fd >= 0 and s.state == ST_ESTABLISHED and chosen == s.server:
+        txn.reused = True
+        txn.t_sent = w.now
+        txn.t_connect_ms = 0
+        http_track_server(w, idx, s)
+        return True
+    http_drop_server(w, s)
+    s.server = chosen
+    s.retries_left = w.backends[s.be].retries
+    s.retries_done = 0
+    s.redispatched = 0
+    w.start_connect(idx, s)
+    return s.state != ST_FREE
+
+
+cdef void http_drop_server(Worker w, Session *s):
+    """Close the session's server connection (the transaction keeps its counts)."""
+    w.close_side(&s.srv)
+    w.buf_put(s.srv.buf)
+    memset(&s.srv, 0, sizeof(Side))
+    s.srv.fd = -1
+    s.server = -1
+    s.state = ST_IDLE
+
+
+cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
+    cdef int64_t end = head_end(s.srv.buf + s.srv.head, buffered(&s.srv))
+    cdef bytes head = (s.srv.buf + s.srv.head)[:end]
+    cdef int status
+    cdef bytes te, cl, version
+    cdef list out
+    fields, parser = parse_head(head, False)
+    if fields is None:
+        http_error(w, idx, s, txn, 502, False, b'P', b'H')
+        return False
+    status = parser.get_status_code()
+    version = parser.get_http_version().encode()
+    side_consume(w, &s.srv, end)
+    if 100 <= status < 200 and status != 101:
+        # interim response (100-continue): forward it and wait for the final one
+        txn.out_cli = head
+        txn.out_cli_off = 0
+        return True
+    txn.status = status
+    txn.t_response = w.now
+    te = _header(fields.headers, b"transfer-encoding")
+    cl = _header(fields.headers, b"content-length")
+    if txn.is_head or status == 204 or status == 304:
+        txn.rsp_mode = BODY_NONE
+    elif te is not None:
+        txn.rsp_mode = BODY_CHUNKED
+    elif cl is not None:
+        txn.rsp_mode = BODY_LENGTH if int(cl) > 0 else BODY_NONE
+        txn.rsp_remaining = int(cl)
+    else:
+        txn.rsp_mode = BODY_CLOSE
+        txn.close_client = True
+    if not parser.should_keep_alive() or txn.rsp_mode == BODY_CLOSE or txn.is_head:
+        # HEAD: the server may still send body bytes; never reuse that connection.
+        txn.close_server = True
+    out = [b"HTTP/", version, b" ", str(status).encode(), b" ", fields.reason, b"\r\n"]
+    for name, value in fields.headers:
+        if name == b"connection":
+            continue
+        out += [name, b": ", value, b"\r\n"]
+    if txn.close_client:
+        out.append(b"connection: close\r\n")
+    out.append(b"\r\n")
+    txn.out_cli = b"".join(out)
+    txn.out_cli_off = 0
+    txn.rsp_state = RS_BODY
+    return True
+
+
+cdef void http_end_transaction(Worker w, int idx, Session *s, HttpTxn txn):
+    """The response is out: log, then close or wait for the next request."""
+    http_untrack(w, s, txn)
+    w.http_log(s, txn)
+    if txn.close_server or txn.close_client:
+        http_drop_server(w, s)
+    if txn.close_client:
+        w.session_close(idx, s)
+        return
+    txn.reset(w.now, realtime_ms())
+
+
+cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
+    """One round of progress; False when nothing moved (or the session is gone)."""
+    cdef bint moved = False
+    cdef int r
+    cdef int64_t n, sent
+    cdef FrontendRt *fe = &w.frontends[s.fe]
+
+    # -- an error page, or the response head, goes to the client first
+    if txn.out_cli is not None:
+        r = flush_staged(w, &s.cli, txn, False)
+        if r < 0:
+            txn.term0, txn.term1 = b'C', b'D'
+            w.session_close(idx, s)
+            return False
+        if r == 0:
+            return False
+        moved = True
+        if txn.error_sent:
+            http_end_transaction(w, idx, s, txn)
+            return False
+
+    # -- request head
+    if txn.req_state == RQ_HEAD:
+        if s.cli.buf != NULL and head_end(s.cli.buf + s.cli.head, buffered(&s.cli)) >= 0:
+            if not http_request_head(w, idx, s, txn):
+                return s.state != ST_FREE
+            moved = True
+        elif buffered(&s.cli) >= w.bufsize:
+            txn.request_line = b"<BADREQ>"
+            http_error(w, idx, s, txn, 400, True, b'P', b'R')   # head larger than a buffer
+            return True
+        else:
+            n = buffered(&s.cli)
+            r = side_read(w, &s.cli)
+            if r == 1:
+                if n == 0 and txn.requests > 0:
+                    # first bytes after a keep-alive pause: the request (and its timer) starts now
+                    txn.t_start = w.now
+                    txn.t_start_real = realtime_ms()
+                return True
+            if r == -1 or r == -2:
+                if buffered(&s.cli) == 0 or r == -2:
+                    txn.term0 = b'C' if r == -2 else b'-'
+                    s.term0, s.term1 = b'C', b'R'
+                    w.session_close(idx, s)         # client left between requests
+                    return False
+                txn.request_line = b"<BADREQ>"
+                http_error(w, idx, s, txn, 400, True, b'C', b'R')
+                return True
+            return moved
+
+    # -- request head and body to the server
+    if txn.req_state == RQ_BODY and s.state == ST_ESTABLISHED:
+        if txn.out_srv is not None:
+            r = flush_staged(w, &s.srv, txn, True)
+            if r < 0:
+                return http_server_failed(w, idx, s, txn)
+            if r == 0:
+                return moved
+            if txn.t_sent < 0:
+                txn.t_sent = w.now
+            moved = True
+        if classify_body(&txn.req_chunk, txn.req_mode, &txn.req_remaining, &txn.req_avail,
+                         &txn.req_body_seen_end, &s.cli, s.cli.rd_eof) < 0:
+            http_error(w, idx, s, txn, 400, True, b'P', b'D')
+            return True
+        if txn.req_avail > 0:
+            sent = side_send(w, &s.srv, s.cli.buf + s.cli.head, txn.req_avail)
+            if sent < 0:
+                return http_server_failed(w, idx, s, txn)
+            if sent > 0:
+                txn.req_avail -= sent
+                side_consume(w, &s.cli, sent)
+                moved = True
+        if txn.req_body_seen_end and txn.req_avail == 0:
+            txn.req_state = RQ_DONE
+            moved = True
+        elif txn.req_avail == 0:
+            r = side_read(w, &s.cli)
+            if r == 1:
+                moved = True
+            elif r < 0:
+                txn.term0, txn.term1 = b'C', b'D'       # client gone in the middle of a body
+                w.session_close(idx, s)
+                return False
+
+    # -- response
+    if txn.rsp_state == RS_HEAD and s.state == ST_ESTABLISHED and txn.out_srv is None:
+        if s.srv.buf != NULL and head_end(s.srv.buf + s.srv.head, buffered(&s.srv)) >= 0:
+            if not http_response_head(w, idx, s, txn):
+                return True
+            return True
+        if buffered(&s.srv) >= w.bufsize:
+            http_error(w, idx, s, txn, 502, False, b'P', b'H')
+            return True
+        r = side_read(w, &s.srv)
+        if r == 1:
+            txn.rsp_bytes_in += 1
+            return True
+        if r < 0:
+            if txn.rsp_bytes_in == 0 and buffered(&s.srv) == 0 and txn.reused and not txn.retried \
+                    and txn.req_mode == BODY_NONE:
+                return http_retry_fresh(w, idx, s, txn)
+            http_error(w, idx, s, txn, 502, False, b'S', b'H')
+            return True
+    elif txn.rsp_state == RS_BODY:
+        if classify_body(&txn.rsp_chunk, txn.rsp_mode, &txn.rsp_remaining, &txn.rsp_avail,
+                         &txn.rsp_body_seen_end, &s.srv, s.srv.rd_eof) < 0:
+            txn.term0, txn.term1 = b'S', b'D'
+            w.session_close(idx, s)
+            return False
+        if txn.rsp_avail > 0:
+            sent = side_send(w, &s.cli, s.srv.buf + s.srv.head, txn.rsp_avail)
+            if sent < 0:
+                txn.term0, txn.term1 = b'C', b'D'
+                w.session_close(idx, s)
+                return False
+            if sent > 0:
+                txn.rsp_avail -= sent
+                txn.bytes_out += sent
+                side_consume(w, &s.srv, sent)
+                moved = True
+        if txn.rsp_body_seen_end and txn.rsp_avail == 0 and txn.req_state == RQ_DONE:
+            http_end_transaction(w, idx, s, txn)
+            return s.state != ST_FREE
+        if txn.rsp_avail == 0 and not txn.rsp_body_seen_end:
+            r = side_read(w, &s.srv)
+            if r == 1:
+                moved = True
+            elif r == -1 and txn.rsp_mode == BODY_CLOSE:
+                moved = True                            # EOF ends this response
+            elif r < 0:
+                txn.term0, txn.term1 = b'S', b'D'       # server gone in the middle of a body
+                w.session_close(idx, s)
+                return False
+    return moved
+
+
+cdef bint http_server_failed(Worker w, int idx, Session *s, HttpTxn txn):
+    if txn.reused and not txn.retried and txn.rsp_bytes_in == 0 and txn.req_mode == BODY_NONE:
+        return http_retry_fresh(w, idx, s, txn)
+    http_error(w, idx, s, txn, 502, False, b'S', b'H')
+    return True
+
+
+cdef bint http_retry_fresh(Worker w, int idx, Session *s, HttpTxn txn):
+    """The kept server connection was closed under us before any answer: once more, fresh."""
+    cdef int server = s.server
+    txn.retried = True
+    txn.reused = False
+    http_drop_server(w, s)
+    s.server = server
+    s.retries_left = w.backends[s.be].retries
+    txn.out_srv = txn.request_head_copy
+    txn.out_srv_off = 0
+    txn.req_state = RQ_BODY
+    txn.rsp_state = RS_HEAD
+    w.start_connect(idx, s)
+    return s.state != ST_FREE
+
+
+cdef void http_run(Worker w, int idx, Session *s):
+    cdef HttpTxn txn = http_txn(w, idx)
+    cdef int rounds
+    for rounds in range(HTTP_ROUNDS):
+        if s.state == ST_FREE:
+            return
+        if not http_step(w, idx, s, txn):
+            break
+    if s.state != ST_FREE:
+        http_interest(w, idx, s, txn)
+        w.arm_timer(idx, s)
+
+
+cdef void http_interest(Worker w, int idx, Session *s, HttpTxn txn):
+    cdef uint32_t want_cli = 0, want_srv = 0
+    if txn.out_cli is not None:
+        want_cli |= EPOLLOUT
+    elif txn.req_state == RQ_HEAD and not s.cli.rd_eof:
+        want_cli |= EPOLLIN
+    elif txn.req_state == RQ_BODY and txn.req_avail == 0 and not s.cli.rd_eof:
+        want_cli |= EPOLLIN
+    if txn.rsp_state == RS_BODY and txn.rsp_avail > 0:
+        want_cli |= EPOLLOUT
+    if s.state == ST_CONNECTING:
+        want_srv = EPOLLOUT
+    elif s.state == ST_ESTABLISHED:
+        if txn.req_state == RQ_BODY and (txn.out_srv is not None or txn.req_avail > 0):
+            want_srv |= EPOLLOUT
+        if (txn.rsp_state == RS_HEAD or (txn.rsp_state == RS_BODY and txn.rsp_avail == 0)) \
+                and not s.srv.rd_eof:
+            want_srv |= EPOLLIN
+        elif txn.rsp_state == RS_NONE and not s.srv.rd_eof:
+            want_srv |= EPOLLIN            # an idle kept connection: notice when it closes
+    w.set_interest(idx, s, &s.cli, SIDE_CLI, want_cli)
+    w.set_interest(idx, s, &s.srv, SIDE_SRV, want_srv)
+
+
+cdef void http_on_event(Worker w, int idx, Session *s, int side, uint32_t events):
+    cdef HttpTxn txn
+    if side == SIDE_SRV and s.state == ST_CONNECTING:
+        w.on_connect_event(idx, s)
+        return
+    if side == SIDE_SRV and s.state == ST_ESTABLISHED:
+        txn = http_txn(w, idx)
+        if txn.rsp_state == RS_NONE:
+            # the kept connection spoke or closed while no request was out: drop it
+            http_drop_server(w, s)
+    http_run(w, idx, s)
+
+
+cdef inline int64_t earliest(int64_t a, int64_t b):
+    if a == 0:
+        return b
+    if b == 0 or a < b:
+        return a
+    return b
+
+
+cdef int64_t http_deadline(Worker w, int idx, Session *s):
+    cdef HttpTxn txn = http_txn(w, idx)
+    cdef FrontendRt *fe = &w.frontends[s.fe]
+    cdef BackendRt *be = &w.backends[s.be] if s.be >= 0 else NULL
+    cdef int64_t dl = 0, t
+    if s.state == ST_CONNECTING and be != NULL and be.t_connect:
+        dl = s.t_connect + be.t_connect
+    elif s.state == ST_TURNAROUND:
+        dl = s.wake_at
+    if txn.req_state == RQ_HEAD and txn.out_cli is None:
+        t = fe.t_http_request or fe.t_client
+        if txn.requests > 0 and buffered(&s.cli) == 0:
+            t = fe.t_http_keep_alive or t
+        if t:
+            dl = earliest(dl, txn.t_start + t)
+    elif fe.t_client and (txn.req_state == RQ_BODY or txn.out_cli is not None or txn.rsp_avail > 0):
+        dl = earliest(dl, s.cli.last + fe.t_client)
+    if be != NULL and be.t_server and s.state == ST_ESTABLISHED and \
+            (txn.rsp_state == RS_HEAD or txn.rsp_state == RS_BODY):
+        dl = earliest(dl, s.srv.last + be.t_server)
+    return dl
+
+
+cdef void http_expired(Worker w, int idx, Session *s):
+    cdef HttpTxn txn = http_txn(w, idx)
+    cdef FrontendRt *fe = &w.frontends[s.fe]
+    cdef BackendRt *be = &w.backends[s.be] if s.be >= 0 else NULL
+    if s.state == ST_CONNECTING and be != NULL and be.t_connect and s.t_connect + be.t_connect <= w.now:
+        w.connect_failed(idx, s, 1)
+        return
+    if s.state == ST_TURNAROUND and s.wake_at <= w.now:
+        w.start_connect(idx, s)
+        return
+    if txn.req_state == RQ_HEAD and txn.out_cli is None:
+        if txn.requests > 0 and buffered(&s.cli) == 0:
+            s.term0, s.term1 = b'c', b'R'
+            w.session_close(idx, s)           # keep-alive timeout: close quietly
+            return
+        txn.request_line = b"<BADREQ>"
+        http_error(w, idx, s, txn, 408, True, b'c', b'R')
+        http_run(w, idx, s)
+        return
+    if be != NULL and be.t_server and s.state == ST_ESTABLISHED and txn.rsp_state == RS_HEAD \
+            and s.srv.last + be.t_server <= w.now:
+        http_error(w, idx, s, txn, 504, False, b's', b'H')
+        http_run(w, idx, s)
+        return
+    if be != NULL and be.t_server and txn.rsp_state == RS_BODY and s.srv.last + be.t_server <= w.now:
+        txn.term0, txn.term1 = b's', b'D'
+    else:
+        txn.term0, txn.term1 = b'c', b'D'
+    w.session_close(idx, s)
