@@ -123,6 +123,16 @@ cdef bint _connection_has(list headers, bytes token):
     return False
 
 
+cdef bint _keep_alive(bytes version, list headers):
+    """RFC 9112: 1.1 persists unless "close"; 1.0 closes unless "keep-alive".  (httptools'
+    should_keep_alive() cannot be used: llhttp resets its flags when a message completes.)"""
+    if _connection_has(headers, b"close"):
+        return False
+    if version == b"1.0":
+        return _connection_has(headers, b"keep-alive")
+    return True
+
+
 cdef bytes _header(list headers, bytes wanted):
     for name, value in headers:
         if name == wanted:
@@ -357,7 +367,7 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     version = parser.get_http_version().encode()
     txn.request_line = method + b" " + fields.url + b" HTTP/" + version
     side_consume(w, &s.cli, end)
-    keep_alive = parser.should_keep_alive()
+    keep_alive = _keep_alive(version, fields.headers)
     txn.is_head = method == b"HEAD"
     te = _header(fields.headers, b"transfer-encoding")
     cl = _header(fields.headers, b"content-length")
@@ -450,7 +460,7 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     else:
         txn.rsp_mode = BODY_CLOSE
         txn.close_client = True
-    if not parser.should_keep_alive() or txn.rsp_mode == BODY_CLOSE or txn.is_head:
+    if not _keep_alive(version, fields.headers) or txn.rsp_mode == BODY_CLOSE or txn.is_head:
         # HEAD: the server may still send body bytes; never reuse that connection.
         txn.close_server = True
     out = [b"HTTP/", version, b" ", str(status).encode(), b" ", fields.reason, b"\r\n"]

@@ -239,3 +239,157 @@ def syslog():
     receiver = SyslogReceiver()
     yield receiver
     receiver.sock.close()
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+def read_head(conn, buffer=b""):
+    """(head, rest) once CRLFCRLF arrived, or (None, data) on EOF."""
+    while b"\r\n\r\n" not in buffer:
+        data = conn.recv(65536)
+        if not data:
+            return None, buffer
+        buffer += data
+    head, _, rest = buffer.partition(b"\r\n\r\n")
+    return head + b"\r\n\r\n", rest
+
+
+def parse_headers(head: bytes) -> tuple[str, dict]:
+    lines = head.decode("latin-1").split("\r\n")
+    fields = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip()
+    return lines[0], fields
+
+
+def read_body(conn, fields, rest):
+    """Body per Content-Length or chunked; returns (body, leftover)."""
+    if fields.get("transfer-encoding", "").lower() == "chunked":
+        body = b""
+        while True:
+            while b"\r\n" not in rest:
+                rest += conn.recv(65536)
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:                     # trailer fields, then an empty line
+                while True:
+                    while b"\r\n" not in rest:
+                        rest += conn.recv(65536)
+                    line, _, rest = rest.partition(b"\r\n")
+                    if not line:
+                        return body, rest
+            while len(rest) < size + 2:
+                rest += conn.recv(65536)
+            body += rest[:size]
+            rest = rest[size + 2:]
+    length = int(fields.get("content-length", "0"))
+    while len(rest) < length:
+        data = conn.recv(65536)
+        if not data:
+            break
+        rest += data
+    return rest[:length], rest[length:]
+
+
+def http_response(status=200, body=b"", headers=(), reason="OK") -> bytes:
+    head = f"HTTP/1.1 {status} {reason}\r\ncontent-length: {len(body)}\r\n"
+    head += "".join(f"{n}: {v}\r\n" for n, v in headers)
+    return head.encode() + b"\r\n" + body
+
+
+class HttpBackend(Backend):
+    """An HTTP/1.1 server on raw sockets; ``respond(request) -> bytes | None`` (None: close).
+
+    Each request is a dict: line, method, path, headers, body, conn (connection number).
+    """
+
+    def __init__(self, name="srv", respond=None):
+        self.requests = []
+        self.respond = respond or (lambda req: http_response(
+            body=f"{name} {req['method']} {req['path']}".encode()))
+        super().__init__(self._handle, name)
+
+    def _handle(self, conn, backend):
+        number = self.accepted
+        rest = b""
+        while True:
+            head, rest = read_head(conn, rest)
+            if head is None:
+                return
+            line, fields = parse_headers(head)
+            body, rest = read_body(conn, fields, rest)
+            method, path, _ = line.split(" ", 2)
+            request = {"line": line, "method": method, "path": path, "headers": fields,
+                       "body": body, "conn": number}
+            self.requests.append(request)
+            answer = self.respond(request)
+            if answer is None:
+                return
+            conn.sendall(answer)
+            if fields.get("connection", "").lower() == "close":
+                return
+
+
+@pytest.fixture
+def http_backends():
+    created = []
+
+    def make(name="srv", respond=None):
+        backend = HttpBackend(name, respond)
+        created.append(backend)
+        return backend
+
+    yield make
+    for backend in created:
+        backend.close()
+
+
+class HttpClient:
+    """A keep-alive HTTP/1.1 client on one raw socket."""
+
+    def __init__(self, port, timeout=5.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.rest = b""
+
+    def send(self, data: bytes):
+        self.sock.sendall(data)
+
+    def request(self, method="GET", path="/", headers=(), body=None):
+        lines = [f"{method} {path} HTTP/1.1", "Host: test"]
+        lines += [f"{n}: {v}" for n, v in headers]
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        self.send(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
+
+    def response(self, head_only=False):
+        """(status, headers, body); body None for HEAD-style reads."""
+        head, self.rest = read_head(self.sock, self.rest)
+        if head is None:
+            return None
+        line, fields = parse_headers(head)
+        status = int(line.split(" ")[1])
+        if head_only:
+            return status, fields, None
+        if status in (204, 304) or 100 <= status < 200:
+            return status, fields, b""
+        if "content-length" not in fields and "transfer-encoding" not in fields:
+            body = self.rest + recv_until_eof(self.sock)
+            self.rest = b""
+            return status, fields, body
+        body, self.rest = read_body(self.sock, fields, self.rest)
+        return status, fields, body
+
+    def get(self, path="/", **kwargs):
+        self.request("GET", path, **kwargs)
+        return self.response()
+
+    def closed(self, timeout=2.0) -> bool:
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except (ConnectionResetError, socket.timeout):
+            return False
+
+    def close(self):
+        self.sock.close()
