@@ -171,6 +171,7 @@ cdef class Worker:
     cdef object http_log_callback
     cdef list error_pages       # per frontend: {status: bytes} for raw and HTTP-layer forms
     cdef list request_editors   # per frontend: callable adding request headers, or None
+    cdef list routers           # per frontend: callable choosing backend / deny, or None
     cdef list txns              # HttpTxn per session slot (mode http)
     cdef int wakeup_fd
 
@@ -178,6 +179,7 @@ cdef class Worker:
         self.txns = []
         self.error_pages = []
         self.request_editors = []
+        self.routers = []
         self.epfd = -1
         self.wakeup_fd = -1
         self.free_head = -1
@@ -264,7 +266,7 @@ cdef class Worker:
     def add_frontend(self, int backend, int64_t maxconn, int64_t t_client, int64_t t_client_fin,
                      int clitcpka, int log_mode, int dontlognull, int shm_index, int http=0,
                      int64_t t_http_request=0, int64_t t_http_keep_alive=0, error_pages=None,
-                     request_editor=None):
+                     request_editor=None, router=None):
         """error_pages: {(status, raw): bytes}; request_editor(out, headers, client_ip)."""
         cdef FrontendRt *fe = &self.frontends[self.nfrontends]
         fe.backend = backend
@@ -273,6 +275,7 @@ cdef class Worker:
         fe.t_http_keep_alive = t_http_keep_alive
         self.error_pages.append(error_pages or {})
         self.request_editors.append(request_editor)
+        self.routers.append(router)
         fe.maxconn = maxconn
         fe.t_client = t_client
         fe.t_client_fin = t_client_fin

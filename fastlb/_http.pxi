@@ -21,6 +21,7 @@ DEF BODY_CHUNKED = 2
 DEF BODY_CLOSE = 3       # response delimited by the server closing
 
 DEF HTTP_ROUNDS = 64
+DEF ROUTE_DENY = 1       # fastlb.runtime.tables.ROUTE_DENY
 
 
 cdef class _HeadFields:
@@ -379,6 +380,17 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     else:
         txn.req_mode = BODY_NONE
     txn.close_client = not keep_alive
+    router = w.routers[s.fe]
+    if router is not None:
+        action, value = router(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
+                               w.listeners[s.listener].port, version)
+        if action == ROUTE_DENY:
+            http_error(w, idx, s, txn, value, False, b'P', b'R')
+            return False
+        if value != s.be:
+            # another backend for this request: the kept server connection is of no use
+            http_drop_server(w, s)
+            s.be = value
     if s.be < 0:
         http_error(w, idx, s, txn, 503, False, b'S', b'C')
         return False

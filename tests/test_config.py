@@ -146,7 +146,7 @@ def test_check_config_without_listener_exits_2(tmp_path):
 
 @pytest.mark.parametrize("line, message", [
     ("    frobnicate 1", "parsing [haproxy.cfg:LINE] : unknown keyword 'frobnicate' in 'backend' section"),
-    ("    acl is_api path_beg /api", "parsing [haproxy.cfg:LINE] : 'acl' in 'backend' section is not supported by fastlb yet."),
+    ("    stick-table type ip size 1m", "parsing [haproxy.cfg:LINE] : 'stick-table' in 'backend' section is not supported by fastlb yet."),
     ("    timeout server 5x", "parsing [haproxy.cfg:LINE] : unexpected character 'x' in 'timeout server'"),
     ("    timeout blah 5s", "'timeout' supports 'client', 'server'"),
     ("    server s2 127.0.0.1:80 frob", "[haproxy.cfg:LINE] : 'server be/s2' : unknown keyword 'frob'."),

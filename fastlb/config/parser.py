@@ -14,8 +14,10 @@ from typing import Optional
 
 from . import addresses
 from .addresses import AddressError
+from ..http.acl import AclError, PREDEFINED, condition_acl_names, parse_acl, parse_condition
 from .model import (FACILITIES, LEVELS, LOG_FORMATS, Config, ForwardFor, GlobalSettings,
-                    LogTarget, Origin, Proxy, Server)
+                    HttpRequestRule, LogTarget, Origin, Proxy, Server)
+from ..http.errors import MESSAGES
 from .tokenizer import TokenizeError, tokenize
 from .units import parse_size, parse_time_ms
 
@@ -41,7 +43,7 @@ NOT_YET_GLOBAL = {
     "insecure-fork-wanted", "tune.maxrewrite", "tune.http.maxhdr", "unix-bind",
 }
 NOT_YET_PROXY = {
-    "acl", "http-request", "http-response", "http-after-response", "tcp-request",
+    "http-response", "http-after-response", "tcp-request",
     "tcp-response", "stick-table", "stick", "cookie", "stats", "errorfile", "errorfiles",
     "errorloc", "errorloc302", "errorloc303", "monitor-uri", "monitor", "hash-type",
     "http-check", "tcp-check", "capture", "log-format", "unique-id-format", "unique-id-header",
@@ -355,10 +357,48 @@ class Parser:
                              "has no frontend capability.")
         if not args:
             raise ValueError("'use_backend' expects a backend name.")
+        condition = None
         if len(args) > 1:
-            raise ValueError("'use_backend' with a condition is not supported by fastlb yet "
-                             "(ACLs come with the HTTP core).")
-        proxy.switching_rules.append((args[0], origin))
+            condition = self._condition(proxy, args[1:], "switching rule")
+        proxy.switching_rules.append((args[0], condition, origin))
+
+    def _kw_acl(self, proxy, args, origin):
+        if len(args) < 2:
+            raise ValueError("'acl' expects an ACL name and a criterion.")
+        name = args[0]
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]+", name):
+            raise ValueError(f"ACL name '{name}' contains an invalid character.")
+        try:
+            term = parse_acl(args[1:], os.path.dirname(origin.file) or ".")
+        except AclError as exc:
+            raise ValueError(f"error detected while parsing ACL '{name}' : {exc}") from None
+        proxy.acls.setdefault(name, []).append(term)
+
+    def _kw_http_request(self, proxy, args, origin):
+        if not args:
+            raise ValueError("'http-request' expects an action.")
+        action = args[0]
+        if action not in ("deny", "reject"):
+            raise ValueError(f"'http-request {action}' is not supported by fastlb yet.")
+        status = 403
+        rest = args[1:]
+        if action == "deny" and len(rest) >= 2 and rest[0] == "deny_status":
+            if not rest[1].isdigit() or int(rest[1]) not in MESSAGES:
+                raise ValueError(f"'http-request deny' : unsupported deny_status '{rest[1]}'.")
+            status = int(rest[1])
+            rest = rest[2:]
+        condition = self._condition(proxy, rest, "'http-request' rule") if rest else None
+        proxy.http_request_rules.append(HttpRequestRule(action, status, condition, origin))
+
+    def _condition(self, proxy, words, what):
+        try:
+            condition = parse_condition(words)
+        except AclError as exc:
+            raise ValueError(f"error detected while parsing {what} condition : {exc}") from None
+        for name in condition_acl_names(condition):
+            if name not in proxy.acls and name not in PREDEFINED:
+                raise ValueError(f"error detected while parsing {what} : no such ACL : '{name}'.")
+        return condition
 
     def _kw_server(self, proxy, args, origin):
         self._need_backend(proxy, "server")
@@ -641,6 +681,10 @@ class Parser:
             if proxy.has_backend:
                 self._check_backend(proxy)
             self._warn_missing_timeouts(proxy)
+            if proxy.mode == "tcp" and proxy.has_frontend and (
+                    proxy.http_request_rules or any(c for _, c, _ in proxy.switching_rules)):
+                self.alerts.append(f"{proxy.type_name} '{proxy.name}': 'use_backend ... if' and "
+                                   "'http-request' rules in mode tcp are not supported by fastlb yet.")
             if proxy.options.httplog and proxy.mode == "tcp":
                 self.warnings.append(f"'option httplog' not usable with {proxy.type_name} '{proxy.name}' "
                                      "(needs 'mode http'). Falling back to 'option tcplog'.")
@@ -653,7 +697,7 @@ class Parser:
         if proxy.enabled and not proxy.listeners:
             self.warnings.append(f"{proxy.type_name} '{proxy.name}' has no 'bind' directive. "
                                  "Please declare it as a backend if this was intended.")
-        names = [("use_backend", name) for name, _ in proxy.switching_rules]
+        names = [("use_backend", name) for name, _, _ in proxy.switching_rules]
         if proxy.default_backend:
             names.append(("default_backend", proxy.default_backend))
         for keyword, name in names:

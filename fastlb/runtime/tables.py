@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config.model import Config, Proxy
+from ..http.acl import ConditionCompiler, Request
 from ..lb.sequence import roundrobin_order
 
 LOG_NONE, LOG_CONNECT, LOG_TCPLOG, LOG_HTTPLOG = 0, 1, 2, 3
@@ -32,6 +33,7 @@ class FrontendTable:
     backend: int                  # -1: none
     log_mode: int
     listeners: list = field(default_factory=list)
+    router: object = None          # per-request routing callable (mode http with rules), or None
 
 
 @dataclass
@@ -78,8 +80,9 @@ def compile_tables(config: Config) -> RuntimeTables:
 
     frontends: list[FrontendTable] = []
     for proxy in config.frontends:
-        if proxy.switching_rules:
-            target = proxy.switching_rules[0][0]   # unconditional use_backend wins
+        unconditional = [name for name, cond, _ in proxy.switching_rules if cond is None]
+        if unconditional and not any(c for _, c, _ in proxy.switching_rules):
+            target = unconditional[0]              # an unconditional use_backend wins
         elif proxy.default_backend:
             target = proxy.default_backend
         elif proxy.kind == "listen":
@@ -96,5 +99,33 @@ def compile_tables(config: Config) -> RuntimeTables:
                 log_mode = LOG_CONNECT
         frontends.append(FrontendTable(index=len(frontends), proxy=proxy,
                                        backend=by_name.get(target, -1) if target else -1,
-                                       log_mode=log_mode, listeners=list(proxy.listeners)))
+                                       log_mode=log_mode, listeners=list(proxy.listeners),
+                                       router=build_router(proxy, by_name,
+                                                           by_name.get(target, -1) if target else -1)))
     return RuntimeTables(config=config, frontends=frontends, backends=backends, nservers=nservers)
+
+
+ROUTE_BACKEND, ROUTE_DENY = 0, 1
+
+
+def build_router(proxy: Proxy, by_name: dict, default: int):
+    """``route(method, url, headers, src, dst_port, version) -> (ROUTE_*, value)`` for a
+    frontend with http-request rules or conditional use_backend rules; None otherwise."""
+    if proxy.mode != "http" or not (proxy.http_request_rules or
+                                    any(c for _, c, _ in proxy.switching_rules)):
+        return None
+    compiler = ConditionCompiler(proxy.acls)
+    denies = [(rule.status, compiler.compile(rule.condition)) for rule in proxy.http_request_rules]
+    switches = [(by_name[name], compiler.compile(cond)) for name, cond, _ in proxy.switching_rules]
+
+    def route(method, url, headers, src, dst_port, version):
+        request = Request(method, url, headers, src, dst_port, version)
+        for status, matches in denies:
+            if matches(request):
+                return ROUTE_DENY, status
+        for backend, matches in switches:
+            if matches(request):
+                return ROUTE_BACKEND, backend
+        return ROUTE_BACKEND, default
+
+    return route

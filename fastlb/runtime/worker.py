@@ -115,7 +115,7 @@ def run_worker(tables: RuntimeTables, shm: SharedCounters, worker_id: int, nwork
                             fe.index, http=int(p.mode == "http"),
                             t_http_request=t.http_request or 0,
                             t_http_keep_alive=t.http_keep_alive or 0,
-                            request_editor=request_editor(p))
+                            request_editor=request_editor(p), router=fe.router)
         for listener in fe.listeners:
             sock = listening_socket(listener, listener_backlog(listener, p))
             sockets.append(sock)

@@ -1,0 +1,454 @@
+"""ACLs and conditions: ``acl`` lines and ``if|unless`` conditions -> per-request matchers.
+
+Parsing (config time) builds ``AclTerm`` objects; ``compile_conditions`` then turns a
+frontend's conditions into closures over a ``Request`` view.  Every ``path_beg``
+pattern of a frontend goes into one prefix trie, so a thousand prefixes cost one
+walk of the path per request, whatever the number of ACLs.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+from urllib.parse import unquote_plus
+
+MATCH_METHODS = ("str", "beg", "end", "sub", "reg", "dir", "dom", "found", "len", "int", "ip")
+
+# fetch name -> (sample kind, default match method)
+FETCHES = {
+    "path": ("path", "str"), "path_beg": ("path", "beg"), "path_end": ("path", "end"),
+    "path_sub": ("path", "sub"), "path_reg": ("path", "reg"), "path_dir": ("path", "dir"),
+    "path_dom": ("path", "dom"), "path_len": ("path", "len"),
+    "url": ("url", "str"), "url_beg": ("url", "beg"), "url_end": ("url", "end"),
+    "url_sub": ("url", "sub"), "url_reg": ("url", "reg"), "url_dir": ("url", "dir"),
+    "url_dom": ("url", "dom"), "url_len": ("url", "len"),
+    "url_param": ("url_param", "str"), "urlp": ("url_param", "str"),
+    "hdr": ("hdr", "str"), "req.hdr": ("hdr", "str"), "hdr_beg": ("hdr", "beg"),
+    "hdr_end": ("hdr", "end"), "hdr_sub": ("hdr", "sub"), "hdr_reg": ("hdr", "reg"),
+    "hdr_dir": ("hdr", "dir"), "hdr_dom": ("hdr", "dom"), "hdr_len": ("hdr", "len"),
+    "hdr_cnt": ("hdr_cnt", "int"), "req.hdr_cnt": ("hdr_cnt", "int"),
+    "hdr_val": ("hdr_val", "int"),
+    "method": ("method", "str"), "src": ("src", "ip"), "dst_port": ("dst_port", "int"),
+    "req.ver": ("version", "str"), "req_ver": ("version", "str"),
+}
+NEEDS_ARGUMENT = {"url_param", "hdr_cnt", "hdr_val"}
+OPTIONAL_ARGUMENT = {"hdr"}
+
+# Predefined ACLs (HAProxy's table, the ones that make sense without other features).
+PREDEFINED = {
+    "TRUE": None, "FALSE": None, "HTTP": None,
+    "HTTP_1.0": ("req.ver", ["1.0"]), "HTTP_1.1": ("req.ver", ["1.1"]),
+    "METH_CONNECT": ("method", ["CONNECT"]), "METH_DELETE": ("method", ["DELETE"]),
+    "METH_GET": ("method", ["GET", "HEAD"]), "METH_HEAD": ("method", ["HEAD"]),
+    "METH_OPTIONS": ("method", ["OPTIONS"]), "METH_POST": ("method", ["POST"]),
+    "METH_PUT": ("method", ["PUT"]), "METH_TRACE": ("method", ["TRACE"]),
+    "LOCALHOST": ("src", ["127.0.0.1/8", "::1"]),
+    "HTTP_URL_ABS": ("url_reg", ["^[^/:]*://"]), "HTTP_URL_SLASH": ("url_beg", ["/"]),
+    "HTTP_URL_STAR": ("url", ["*"]), "HTTP_CONTENT": ("hdr_val(content-length)", ["gt", "0"]),
+}
+
+
+class AclError(ValueError):
+    pass
+
+
+@dataclass
+class AclTerm:
+    """One ``acl`` line (or one anonymous ``{ ... }`` block)."""
+    fetch: str
+    kind: str
+    arg: Optional[str]
+    method: str
+    patterns: list
+    ignore_case: bool = False
+
+
+@dataclass
+class Condition:
+    """``if|unless`` + OR-of-ANDs of (negated, acl name or AclTerm)."""
+    negate: bool
+    alternatives: list = field(default_factory=list)   # [[(negated, name | AclTerm)]]
+
+
+def parse_acl(words: list[str], base_dir: str = ".") -> AclTerm:
+    """``<criterion> [flags] [operator] <value> ...`` (the part after ``acl <name>``)."""
+    if not words:
+        raise AclError("missing ACL criterion")
+    criterion, rest = words[0], list(words[1:])
+    name, arg = criterion, None
+    match = re.fullmatch(r"([a-z_.]+)\((.*)\)", criterion)
+    if match:
+        name, arg = match.group(1), match.group(2)
+    if name not in FETCHES:
+        raise AclError(f"unknown fetch method '{criterion}' in ACL expression '{criterion}'.")
+    if (name in NEEDS_ARGUMENT) and not arg:
+        raise AclError(f"fetch method '{name}' : missing arguments (got 0/1).")
+    kind, method = FETCHES[name]
+    ignore_case = False
+    patterns: list = []
+    while rest and rest[0].startswith("-") and rest[0] != "-":
+        flag = rest.pop(0)
+        if flag == "--":
+            break
+        if flag == "-i":
+            ignore_case = True
+        elif flag == "-m":
+            if not rest or rest[0] not in MATCH_METHODS:
+                raise AclError(f"'-m' expects one of {', '.join(MATCH_METHODS)}.")
+            method = rest.pop(0)
+        elif flag == "-f":
+            if not rest:
+                raise AclError("'-f' expects a file name.")
+            patterns += _read_pattern_file(rest.pop(0), base_dir)
+        elif flag == "-n":
+            pass
+        else:
+            raise AclError(f"unknown ACL flag '{flag}'.")
+    patterns += rest
+    if kind in ("hdr_cnt", "hdr_val", "dst_port") or method in ("int", "len"):
+        patterns = _int_patterns(patterns)
+    elif method == "ip" or kind == "src":
+        patterns = _ip_patterns(patterns)
+    elif method == "reg":
+        flags = re.IGNORECASE if ignore_case else 0
+        try:
+            patterns = [re.compile(p, flags) for p in patterns]
+        except re.error as exc:
+            raise AclError(f"invalid regex: {exc}") from None
+    elif ignore_case:
+        patterns = [p.lower() for p in patterns]
+    if not patterns and method not in ("found",):
+        raise AclError(f"missing pattern for ACL criterion '{criterion}'.")
+    return AclTerm(fetch=criterion, kind=kind, arg=arg, method=method, patterns=patterns,
+                   ignore_case=ignore_case)
+
+
+def _read_pattern_file(path: str, base_dir: str) -> list[str]:
+    import os
+    full = path if os.path.isabs(path) else os.path.join(base_dir, path)
+    try:
+        with open(full, encoding="utf-8") as handle:
+            lines = [line.strip() for line in handle]
+    except OSError as exc:
+        raise AclError(f"failed to open pattern file <{path}> : {exc.strerror}") from None
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+_OPS = {"eq": lambda a, b: a == b, "ge": lambda a, b: a >= b, "gt": lambda a, b: a > b,
+        "le": lambda a, b: a <= b, "lt": lambda a, b: a < b}
+
+
+def _int_patterns(patterns: list[str]) -> list:
+    """Integers, ranges ``a:b`` / ``a:`` / ``:b``, or ``<op> <n>``."""
+    out, i = [], 0
+    while i < len(patterns):
+        p = patterns[i]
+        if p in _OPS:
+            if i + 1 >= len(patterns):
+                raise AclError(f"missing value after operator '{p}'.")
+            value = int(patterns[i + 1])
+            op = _OPS[p]
+            out.append(lambda v, op=op, value=value: op(v, value))
+            i += 2
+            continue
+        try:
+            if ":" in p:
+                low, _, high = p.partition(":")
+                lo = int(low) if low else None
+                hi = int(high) if high else None
+                out.append(lambda v, lo=lo, hi=hi: (lo is None or v >= lo) and (hi is None or v <= hi))
+            else:
+                value = int(p)
+                out.append(lambda v, value=value: v == value)
+        except ValueError:
+            raise AclError(f"'{p}' is not a number or range.") from None
+        i += 1
+    return out
+
+
+def _ip_patterns(patterns: list[str]) -> list:
+    try:
+        return [ipaddress.ip_network(p, strict=False) for p in patterns]
+    except ValueError as exc:
+        raise AclError(str(exc)) from None
+
+
+def parse_condition(words: list[str], acl_terms_dir: str = ".") -> Condition:
+    """``if|unless`` followed by terms; ``||``/``or`` separate alternatives."""
+    if not words or words[0] not in ("if", "unless"):
+        raise AclError("expects 'if <cond>' or 'unless <cond>'.")
+    cond = Condition(negate=words[0] == "unless")
+    current: list = []
+    i = 1
+    while i < len(words):
+        word = words[i]
+        if word in ("||", "or"):
+            if not current:
+                raise AclError("missing ACL before 'or'.")
+            cond.alternatives.append(current)
+            current = []
+            i += 1
+            continue
+        negated = False
+        while word.startswith("!"):
+            negated = not negated
+            word = word[1:]
+            if not word:
+                i += 1
+                if i >= len(words):
+                    raise AclError("missing ACL after '!'.")
+                word = words[i]
+        if word == "{":
+            end = words.index("}", i + 1) if "}" in words[i + 1:] else -1
+            if end < 0:
+                raise AclError("missing closing '}' in condition.")
+            current.append((negated, parse_acl(words[i + 1:end], acl_terms_dir)))
+            i = end + 1
+            continue
+        current.append((negated, word))
+        i += 1
+    if not current:
+        raise AclError("no condition after 'if'/'unless'." if not cond.alternatives else
+                       "missing ACL after 'or'.")
+    cond.alternatives.append(current)
+    return cond
+
+
+def condition_acl_names(cond: Condition) -> list[str]:
+    return [term for alt in cond.alternatives for _, term in alt if isinstance(term, str)]
+
+
+# ---------------------------------------------------------------------------------- runtime
+class Request:
+    """Lazy view of one request for ACL evaluation."""
+    __slots__ = ("method", "url", "headers", "src", "dst_port", "version", "_path",
+                 "_prefix_hits")
+
+    def __init__(self, method: bytes, url: bytes, headers: list, src: str, dst_port: int,
+                 version: bytes):
+        self.method = method.decode("latin-1")
+        self.url = url.decode("latin-1")
+        self.headers = headers
+        self.src = src
+        self.dst_port = dst_port
+        self.version = version.decode("latin-1")
+        self._path = None
+        self._prefix_hits = None
+
+    @property
+    def path(self) -> str:
+        if self._path is None:
+            url = self.url
+            scheme_end = url.find("://")
+            if not url.startswith("/") and scheme_end >= 0:
+                # absolute form: the path starts at the first "/" after the authority
+                slash = url.find("/", scheme_end + 3)
+                url = url[slash:] if slash >= 0 else ""
+            self._path = url.split("?", 1)[0]
+        return self._path
+
+    def header_values(self, name: str) -> list[str]:
+        """All values of a header, split at commas (HAProxy's hdr())."""
+        wanted = name.lower().encode("latin-1")
+        values = []
+        for key, value in self.headers:
+            if key == wanted:
+                values += [v.strip() for v in value.decode("latin-1").split(",")]
+        return values
+
+    def full_header_values(self, name: str) -> list[str]:
+        wanted = name.lower().encode("latin-1")
+        return [v.decode("latin-1") for k, v in self.headers if k == wanted]
+
+    def url_param(self, name: str) -> list[str]:
+        query = self.url.split("?", 1)[1] if "?" in self.url else ""
+        out = []
+        for part in query.split("&"):
+            key, sep, value = part.partition("=")
+            if key == name and sep:
+                out.append(unquote_plus(value))
+        return out
+
+
+class PrefixTrie:
+    """All path_beg patterns of a frontend; one walk of the path finds every match."""
+
+    def __init__(self):
+        self.root: dict = {}
+
+    def add(self, pattern: str, key: int) -> None:
+        node = self.root
+        for char in pattern:
+            node = node.setdefault(char, {})
+        node.setdefault(None, set()).add(key)
+
+    def walk(self, text: str) -> set:
+        hits: set = set()
+        node = self.root
+        if None in node:
+            hits |= node[None]
+        for char in text:
+            node = node.get(char)
+            if node is None:
+                break
+            if None in node:
+                hits |= node[None]
+        return hits
+
+
+def _match_text(term: AclTerm, values: list[str]) -> bool:
+    method = term.method
+    if method == "found":
+        return bool(values)
+    if term.ignore_case and method != "reg":
+        values = [v.lower() for v in values]
+    for value in values:
+        for pattern in term.patterns:
+            if method == "str" and value == pattern:
+                return True
+            if method == "beg" and value.startswith(pattern):
+                return True
+            if method == "end" and value.endswith(pattern):
+                return True
+            if method == "sub" and pattern in value:
+                return True
+            if method == "reg" and pattern.search(value):
+                return True
+            if method == "dir" and _delimited(value, pattern, "/"):
+                return True
+            if method == "dom" and _delimited(value, pattern, "/?.:"):
+                return True
+            if method == "len" and pattern(len(value)):
+                return True
+    return False
+
+
+def _delimited(value: str, pattern: str, delimiters: str) -> bool:
+    """HAProxy's -m dir / -m dom: pattern stands between delimiters (or at the ends)."""
+    start = value.find(pattern)
+    while start >= 0:
+        end = start + len(pattern)
+        before = start == 0 or value[start - 1] in delimiters
+        after = end == len(value) or value[end] in delimiters
+        if before and after:
+            return True
+        start = value.find(pattern, start + 1)
+    return False
+
+
+class ConditionCompiler:
+    """Compiles the conditions of one frontend (with its ACLs) into callables."""
+
+    def __init__(self, acls: dict[str, list[AclTerm]]):
+        self.acls = acls
+        self.trie = PrefixTrie()
+        self.trie_keys: dict[int, int] = {}   # id(term) -> trie key
+        self.trie_ci = PrefixTrie()
+
+    def _term_matcher(self, term: AclTerm) -> Callable[[Request], bool]:
+        kind, method = term.kind, term.method
+        if kind == "path" and method == "beg":
+            key = len(self.trie_keys)
+            self.trie_keys[id(term)] = key
+            trie = self.trie_ci if term.ignore_case else self.trie
+            for pattern in term.patterns:
+                trie.add(pattern, key)
+            ci = term.ignore_case
+
+            def prefix(req: Request, key=key, ci=ci) -> bool:
+                # one walk per request and compiler, whatever the number of path_beg ACLs
+                if req._prefix_hits is None:
+                    req._prefix_hits = {}
+                hits = req._prefix_hits.get(id(self))
+                if hits is None:
+                    hits = req._prefix_hits[id(self)] = (self.trie.walk(req.path),
+                                                         self.trie_ci.walk(req.path.lower()))
+                return key in hits[1 if ci else 0]
+            return prefix
+        if kind == "src":
+            nets = term.patterns
+            return lambda req: _ip_in(req.src, nets)
+        if kind == "dst_port":
+            tests = term.patterns
+            return lambda req: any(t(req.dst_port) for t in tests)
+        if kind in ("hdr_cnt", "hdr_val"):
+            tests, name = term.patterns, term.arg
+
+            def numeric(req: Request) -> bool:
+                if kind == "hdr_cnt":
+                    values = [len(req.header_values(name))]
+                else:
+                    values = []
+                    for v in req.header_values(name):
+                        try:
+                            values.append(int(v))
+                        except ValueError:
+                            pass
+                return any(t(v) for v in values for t in tests)
+            return numeric
+        sample = {
+            "path": lambda req: [req.path],
+            "url": lambda req: [req.url],
+            "method": lambda req: [req.method],
+            "version": lambda req: [req.version],
+            "url_param": lambda req: req.url_param(term.arg),
+            "hdr": (lambda req: req.header_values(term.arg)) if term.arg else
+                   (lambda req: [v.decode("latin-1") for _, v in req.headers]),
+        }[kind]
+        if method == "ip":
+            nets = term.patterns
+            return lambda req: any(_ip_in(v, nets) for v in sample(req))
+        if method == "int":
+            tests = term.patterns
+
+            def as_int(req: Request) -> bool:
+                for v in sample(req):
+                    try:
+                        n = int(v)
+                    except ValueError:
+                        continue
+                    if any(t(n) for t in tests):
+                        return True
+                return False
+            return as_int
+        return lambda req: _match_text(term, sample(req))
+
+    def _named(self, name: str) -> Callable[[Request], bool]:
+        if name in self.acls:
+            matchers = [self._term_matcher(term) for term in self.acls[name]]
+            return lambda req: any(m(req) for m in matchers)   # same-name lines are ORed
+        if name in ("TRUE", "HTTP"):
+            return lambda req: True
+        if name == "FALSE":
+            return lambda req: False
+        if name in PREDEFINED:
+            fetch, patterns = PREDEFINED[name]
+            return self._term_matcher(parse_acl([fetch, *patterns]))
+        raise AclError(f"no such ACL : '{name}'")
+
+    def compile(self, cond: Optional[Condition]) -> Callable[[Request], bool]:
+        if cond is None:
+            return lambda req: True
+        alternatives = []
+        for alt in cond.alternatives:
+            terms = []
+            for negated, term in alt:
+                matcher = self._named(term) if isinstance(term, str) else self._term_matcher(term)
+                terms.append((negated, matcher))
+            alternatives.append(terms)
+
+        def evaluate(req: Request) -> bool:
+            result = any(all(m(req) != neg for neg, m in alt) for alt in alternatives)
+            return result != cond.negate
+        return evaluate
+
+
+def _ip_in(text: str, nets: list) -> bool:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address.version == net.version and address in net for net in nets)
