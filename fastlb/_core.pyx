@@ -169,7 +169,8 @@ cdef class Worker:
     cdef object log_callback
     cdef object connect_callback
     cdef object http_log_callback
-    cdef list error_pages       # per frontend: {status: bytes} for raw and HTTP-layer forms
+    cdef list error_pages       # per frontend: {status: bytes} from errorfile lines
+    cdef list be_error_pages    # per backend: the same
     cdef list request_editors   # per frontend: callable adding request headers, or None
     cdef list routers           # per frontend: callable choosing backend / deny, or None
     cdef list txns              # HttpTxn per session slot (mode http)
@@ -178,6 +179,7 @@ cdef class Worker:
     def __cinit__(self):
         self.txns = []
         self.error_pages = []
+        self.be_error_pages = []
         self.request_editors = []
         self.routers = []
         self.epfd = -1
@@ -232,7 +234,8 @@ cdef class Worker:
     # ------------------------------------------------------------------ set-up (Python level)
     def add_backend(self, list servers, tuple rr_active, tuple rr_backup, int64_t t_connect,
                     int64_t t_server, int64_t t_server_fin, int64_t t_tunnel, int retries,
-                    int redispatch, int srvtcpka, int shm_index, int first_server_shm, int http=0):
+                    int redispatch, int srvtcpka, int shm_index, int first_server_shm, int http=0,
+                    error_pages=None):
         """servers: [(family, ip, port)]; rr_*: (prefix, cycle) of server indexes."""
         cdef BackendRt *be = &self.backends[self.nbackends]
         cdef int i
@@ -261,13 +264,14 @@ cdef class Worker:
         be.srvtcpka = srvtcpka
         be.http = http
         be.shm_index = shm_index
+        self.be_error_pages.append(error_pages or {})
         self.nbackends += 1
 
     def add_frontend(self, int backend, int64_t maxconn, int64_t t_client, int64_t t_client_fin,
                      int clitcpka, int log_mode, int dontlognull, int shm_index, int http=0,
                      int64_t t_http_request=0, int64_t t_http_keep_alive=0, error_pages=None,
                      request_editor=None, router=None):
-        """error_pages: {(status, raw): bytes}; request_editor(out, headers, client_ip)."""
+        """error_pages: {status: bytes}; request_editor(out, headers, client_ip)."""
         cdef FrontendRt *fe = &self.frontends[self.nfrontends]
         fe.backend = backend
         fe.http = http
@@ -320,9 +324,11 @@ cdef class Worker:
         self.http_log_callback = http_callback
 
     # ------------------------------------------------------------------ HTTP helpers
-    cdef bytes error_page(self, int fe, int status, bint raw):
-        cdef dict pages = self.error_pages[fe]
-        page = pages.get((status, raw))
+    cdef bytes error_page(self, int fe, int be, int status, bint raw):
+        """The backend's errorfile, else the frontend's, else HAProxy's page."""
+        page = self.be_error_pages[be].get(status) if be >= 0 else None
+        if page is None:
+            page = self.error_pages[fe].get(status)
         if page is None:
             page = builtin_page(status, raw)
         return page

@@ -21,7 +21,8 @@ DEF BODY_CHUNKED = 2
 DEF BODY_CLOSE = 3       # response delimited by the server closing
 
 DEF HTTP_ROUNDS = 64
-DEF ROUTE_DENY = 1       # fastlb.runtime.tables.ROUTE_DENY
+DEF ROUTE_DENY = 1       # fastlb.runtime.tables.ROUTE_*
+DEF ROUTE_RESPOND = 2
 
 
 cdef class _HeadFields:
@@ -336,7 +337,7 @@ cdef object parse_head(bytes head, bint request):
 cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bint raw,
                      char term0, char term1):
     """Answer with HAProxy's page for ``status`` and close once it is out."""
-    txn.out_cli = w.error_page(s.fe, status, raw)
+    txn.out_cli = w.error_page(s.fe, s.be, status, raw)
     txn.out_cli_off = 0
     txn.status = status
     txn.error_sent = True
@@ -386,6 +387,10 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
                                w.listeners[s.listener].port, version)
         if action == ROUTE_DENY:
             http_error(w, idx, s, txn, value, False, b'P', b'R')
+            return False
+        if action == ROUTE_RESPOND:               # monitor-uri: answered here, never forwarded
+            http_error(w, idx, s, txn, value, False, b'-', b'-')
+            txn.close_client = txn.req_mode != BODY_NONE or not keep_alive
             return False
         if value != s.be:
             # another backend for this request: the kept server connection is of no use
@@ -520,7 +525,7 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
         moved = True
         if txn.error_sent:
             http_end_transaction(w, idx, s, txn)
-            return False
+            return s.state != ST_FREE     # kept alive after a local answer: go on
 
     # -- request head
     if txn.req_state == RQ_HEAD:

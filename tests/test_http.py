@@ -372,3 +372,68 @@ def test_httplog_line(fastlb, http_backends, syslog):
     line = syslog.recv()
     assert re.search(r" fe fe/<NOSRV> -1/-1/-1/-1/\d+ 400 \d+ - - PR-- .* \"<BADREQ>\"\n$", line) \
         or re.search(r" 400 \d+ - - PR-- .*\"<BADREQ>\"\n$", line), line
+
+
+def test_errorfile_inheritance_and_empty_file(fastlb, http_backends, tmp_path):
+    (tmp_path / "503-default.http").write_bytes(
+        b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\ndefaults says no\n")
+    (tmp_path / "503-fe.http").write_bytes(
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 12\r\n\r\nfrontend no\n")
+    port, port2 = free_port(), free_port()
+    fastlb(f"""
+    defaults
+        mode http
+        timeout connect 1s
+        timeout client 5s
+        timeout server 5s
+        timeout http-request 300ms
+        errorfile 503 {tmp_path}/503-default.http
+        errorfile 408 /dev/null
+    frontend fe
+        bind 127.0.0.1:{port}
+        errorfile 503 {tmp_path}/503-fe.http
+    frontend fe2
+        bind 127.0.0.1:{port2}
+        errorfile 503 {tmp_path}/503-fe.http
+        default_backend none
+    backend none
+    """, ports=[port, port2])
+    # no backend: the frontend's own file for 503, sent as written
+    assert HttpClient(port).get("/")[2] == b"frontend no\n"
+    # with a backend, HAProxy looks there first: its file is inherited from defaults
+    client = HttpClient(port2)
+    client.request("GET", "/")
+    assert client.response()[2] == b"defaults says no\n"   # close-delimited
+    # 408 from /dev/null: nothing is sent, the connection is just closed
+    slow = HttpClient(port)
+    slow.send(b"GET / HTTP/1.1\r\n")
+    started = time.monotonic()
+    assert recv_until_eof(slow.sock) == b""
+    assert 0.2 < time.monotonic() - started < 1.5
+
+
+def test_errorfile_must_exist(tmp_path):
+    import subprocess
+    from conftest import FASTLB
+    (tmp_path / "haproxy.cfg").write_text("defaults\n    mode http\n    errorfile 503 /no/such\n")
+    result = subprocess.run(FASTLB + ["-c", "-f", "haproxy.cfg"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=30)
+    assert result.returncode == 1
+    assert "parsing [haproxy.cfg:3] : 'errorfile' : error opening file </no/such>" in result.stderr
+
+
+@pytest.mark.parametrize("target, answered", [
+    ("/health", True),
+    ("http://www.haproxy.org/health", True),     # absolute form: path part compared
+    ("/health?x=1", False),
+    ("/healthz", False),
+])
+def test_monitor_uri(fastlb, http_backends, target, answered):
+    _, port, (server,) = start(fastlb, http_backends, frontend="    monitor-uri /health")
+    client = HttpClient(port)
+    status, fields, body = client.get(target)
+    if answered:
+        assert status == 200 and b"Service ready." in body and server.requests == []
+        assert client.get("/after")[0] == 200          # still kept alive
+    else:
+        assert status == 200 and body.startswith(b"s1 GET")

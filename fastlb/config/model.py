@@ -155,6 +155,8 @@ class Proxy:
     retries: int = 3
     logs: list = field(default_factory=list)        # LogTarget, "global" already resolved
     log_tag: Optional[str] = None
+    errorfiles: dict = field(default_factory=dict)  # status -> raw response bytes (b"": close)
+    monitor_uri: Optional[str] = None
 
     @property
     def type_name(self) -> str:
@@ -172,7 +174,7 @@ class Proxy:
     def inherit_from(self, defaults: "Proxy") -> None:
         """Copy every setting a ``defaults`` section may carry."""
         for name in ("mode", "default_backend", "balance", "maxconn", "backlog", "retries",
-                     "log_tag"):
+                     "log_tag", "errorfiles", "monitor_uri"):
             setattr(self, name, getattr(defaults, name))
         self.default_backend_origin = defaults.default_backend_origin
         self.timeouts = copy.copy(defaults.timeouts)

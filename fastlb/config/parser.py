@@ -44,8 +44,8 @@ NOT_YET_GLOBAL = {
 }
 NOT_YET_PROXY = {
     "http-response", "http-after-response", "tcp-request",
-    "tcp-response", "stick-table", "stick", "cookie", "stats", "errorfile", "errorfiles",
-    "errorloc", "errorloc302", "errorloc303", "monitor-uri", "monitor", "hash-type",
+    "tcp-response", "stick-table", "stick", "cookie", "stats", "errorfiles",
+    "errorloc", "errorloc302", "errorloc303", "monitor", "hash-type",
     "http-check", "tcp-check", "capture", "log-format", "unique-id-format", "unique-id-header",
     "redirect", "reqadd", "rspadd", "compression", "http-reuse", "fullconn", "source",
     "persist", "force-persist", "ignore-persist", "external-check", "filter", "server-template",
@@ -93,7 +93,10 @@ _TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request":
                  "server-fin": "backend", "connect": "backend", "queue": "backend",
                  "check": "backend", "tunnel": "backend"}
 _DEFAULT_KW = ("mode", "timeout", "option", "no", "balance", "default-server", "log",
-               "maxconn", "backlog", "retries", "default_backend", "log-tag", "description")
+               "maxconn", "backlog", "retries", "default_backend", "log-tag", "description",
+               "errorfile", "monitor-uri")
+ERRORFILE_CODES = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429,
+                   500, 501, 502, 503, 504)
 
 
 class ConfigError(Exception):
@@ -373,6 +376,29 @@ class Parser:
         except AclError as exc:
             raise ValueError(f"error detected while parsing ACL '{name}' : {exc}") from None
         proxy.acls.setdefault(name, []).append(term)
+
+    def _kw_errorfile(self, proxy, args, origin):
+        if len(args) != 2:
+            raise ValueError("'errorfile' expects <code> and <file> as arguments.")
+        if not args[0].isdigit() or int(args[0]) not in ERRORFILE_CODES:
+            raise ValueError(f"'errorfile' : status code '{args[0]}' cannot be overridden.")
+        path = args[1]
+        if not os.path.isabs(path):
+            path = os.path.join(os.path.dirname(origin.file) or ".", path)
+        try:
+            with open(path, "rb") as handle:
+                content = handle.read()
+        except OSError as exc:
+            raise ValueError(f"'errorfile' : error opening file <{args[1]}> : {exc.strerror}.") from None
+        # A proxy's errorfile replaces the inherited one for that code only.
+        proxy.errorfiles = dict(proxy.errorfiles)
+        proxy.errorfiles[int(args[0])] = content
+
+    def _kw_monitor_uri(self, proxy, args, origin):
+        if proxy.kind == "backend":
+            raise ValueError(f"'monitor-uri' not allowed because backend '{proxy.name}' has no "
+                             "frontend capability.")
+        proxy.monitor_uri = self._one_arg(args, "monitor-uri")
 
     def _kw_http_request(self, proxy, args, origin):
         if not args:

@@ -105,21 +105,35 @@ def compile_tables(config: Config) -> RuntimeTables:
     return RuntimeTables(config=config, frontends=frontends, backends=backends, nservers=nservers)
 
 
-ROUTE_BACKEND, ROUTE_DENY = 0, 1
+ROUTE_BACKEND, ROUTE_DENY, ROUTE_RESPOND = 0, 1, 2
+
+
+def monitor_matches(monitor: str, url: str) -> bool:
+    """HAProxy's monitor-uri test: a value starting with "/" is compared with the path
+    part of the target (query included), anything else with the whole target."""
+    if not monitor.startswith("/"):
+        return url == monitor
+    if not url.startswith("/") and "://" in url:
+        slash = url.find("/", url.find("://") + 3)
+        url = url[slash:] if slash >= 0 else ""
+    return url == monitor
 
 
 def build_router(proxy: Proxy, by_name: dict, default: int):
     """``route(method, url, headers, src, dst_port, version) -> (ROUTE_*, value)`` for a
     frontend with http-request rules or conditional use_backend rules; None otherwise."""
-    if proxy.mode != "http" or not (proxy.http_request_rules or
+    if proxy.mode != "http" or not (proxy.http_request_rules or proxy.monitor_uri or
                                     any(c for _, c, _ in proxy.switching_rules)):
         return None
+    monitor = proxy.monitor_uri
     compiler = ConditionCompiler(proxy.acls)
     denies = [(rule.status, compiler.compile(rule.condition)) for rule in proxy.http_request_rules]
     switches = [(by_name[name], compiler.compile(cond)) for name, cond, _ in proxy.switching_rules]
 
     def route(method, url, headers, src, dst_port, version):
         request = Request(method, url, headers, src, dst_port, version)
+        if monitor is not None and monitor_matches(monitor, request.url):
+            return ROUTE_RESPOND, 200
         for status, matches in denies:
             if matches(request):
                 return ROUTE_DENY, status

@@ -105,7 +105,8 @@ def run_worker(tables: RuntimeTables, shm: SharedCounters, worker_id: int, nwork
         worker.add_backend(be.servers, be.rr_active, be.rr_backup, t.connect or 0, t.server or 0,
                            t.server_fin or 0, t.tunnel or 0, p.retries,
                            p.options.redispatch or 0, int(p.options.srvtcpka), be.index,
-                           be.first_server_shm, http=int(p.mode == "http"))
+                           be.first_server_shm, http=int(p.mode == "http"),
+                           error_pages=p.errorfiles)
     sockets = []
     for fe in tables.frontends:
         p = fe.proxy
@@ -115,7 +116,8 @@ def run_worker(tables: RuntimeTables, shm: SharedCounters, worker_id: int, nwork
                             fe.index, http=int(p.mode == "http"),
                             t_http_request=t.http_request or 0,
                             t_http_keep_alive=t.http_keep_alive or 0,
-                            request_editor=request_editor(p), router=fe.router)
+                            error_pages=p.errorfiles, request_editor=request_editor(p),
+                            router=fe.router)
         for listener in fe.listeners:
             sock = listening_socket(listener, listener_backlog(listener, p))
             sockets.append(sock)
