@@ -173,6 +173,8 @@ cdef class Worker:
     cdef list be_error_pages    # per backend: the same
     cdef list request_editors   # per frontend: callable adding request headers, or None
     cdef list routers           # per frontend: callable choosing backend / deny, or None
+    cdef list response_editors  # per frontend: http-response rules, or None
+    cdef list be_response_editors
     cdef list txns              # HttpTxn per session slot (mode http)
     cdef int wakeup_fd
 
@@ -182,6 +184,8 @@ cdef class Worker:
         self.be_error_pages = []
         self.request_editors = []
         self.routers = []
+        self.response_editors = []
+        self.be_response_editors = []
         self.epfd = -1
         self.wakeup_fd = -1
         self.free_head = -1
@@ -235,7 +239,7 @@ cdef class Worker:
     def add_backend(self, list servers, tuple rr_active, tuple rr_backup, int64_t t_connect,
                     int64_t t_server, int64_t t_server_fin, int64_t t_tunnel, int retries,
                     int redispatch, int srvtcpka, int shm_index, int first_server_shm, int http=0,
-                    error_pages=None):
+                    error_pages=None, response_editor=None):
         """servers: [(family, ip, port)]; rr_*: (prefix, cycle) of server indexes."""
         cdef BackendRt *be = &self.backends[self.nbackends]
         cdef int i
@@ -265,12 +269,13 @@ cdef class Worker:
         be.http = http
         be.shm_index = shm_index
         self.be_error_pages.append(error_pages or {})
+        self.be_response_editors.append(response_editor)
         self.nbackends += 1
 
     def add_frontend(self, int backend, int64_t maxconn, int64_t t_client, int64_t t_client_fin,
                      int clitcpka, int log_mode, int dontlognull, int shm_index, int http=0,
                      int64_t t_http_request=0, int64_t t_http_keep_alive=0, error_pages=None,
-                     request_editor=None, router=None):
+                     request_editor=None, router=None, response_editor=None):
         """error_pages: {status: bytes}; request_editor(out, headers, client_ip)."""
         cdef FrontendRt *fe = &self.frontends[self.nfrontends]
         fe.backend = backend
@@ -280,6 +285,7 @@ cdef class Worker:
         self.error_pages.append(error_pages or {})
         self.request_editors.append(request_editor)
         self.routers.append(router)
+        self.response_editors.append(response_editor)
         fe.maxconn = maxconn
         fe.t_client = t_client
         fe.t_client_fin = t_client_fin

@@ -23,6 +23,8 @@ DEF BODY_CLOSE = 3       # response delimited by the server closing
 DEF HTTP_ROUNDS = 64
 DEF ROUTE_DENY = 1       # fastlb.runtime.tables.ROUTE_*
 DEF ROUTE_RESPOND = 2
+DEF ROUTE_RAW = 3
+DEF ROUTE_REJECT = 4
 
 
 cdef class _HeadFields:
@@ -388,9 +390,19 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
         if action == ROUTE_DENY:
             http_error(w, idx, s, txn, value, False, b'P', b'R')
             return False
-        if action == ROUTE_RESPOND:               # monitor-uri: answered here, never forwarded
-            http_error(w, idx, s, txn, value, False, b'-', b'-')
+        if action == ROUTE_RESPOND or action == ROUTE_RAW:
+            # monitor-uri, http-request return / redirect: answered here, never forwarded
+            http_error(w, idx, s, txn, value if action == ROUTE_RESPOND else 200, False, b'-', b'-')
+            if action == ROUTE_RAW:
+                txn.out_cli = value
+                txn.status = int(value[9:12])
             txn.close_client = txn.req_mode != BODY_NONE or not keep_alive
+            return False
+        if action == ROUTE_REJECT:
+            s.term0, s.term1 = b'P', b'R'
+            txn.term0, txn.term1 = b'P', b'R'
+            txn.status = -1
+            w.session_close(idx, s)             # no answer at all
             return False
         if value != s.be:
             # another backend for this request: the kept server connection is of no use
@@ -465,6 +477,12 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
         return True
     txn.status = status
     txn.t_response = w.now
+    editor = w.be_response_editors[s.be]
+    if editor is not None:
+        editor(fields.headers)                  # backend http-response rules, then frontend's
+    editor = w.response_editors[s.fe]
+    if editor is not None:
+        editor(fields.headers)
     te = _header(fields.headers, b"transfer-encoding")
     cl = _header(fields.headers, b"content-length")
     if txn.is_head or status == 204 or status == 304:

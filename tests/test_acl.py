@@ -169,3 +169,82 @@ def test_unknown_acl_in_condition_is_a_config_error(tmp_path):
     assert result.returncode == 1
     assert "parsing [haproxy.cfg:4] : error detected while parsing switching rule : " \
            "no such ACL : 'nosuch'." in result.stderr
+
+
+def rules_config(port, server_port, rules, backend_rules=""):
+    return f"""
+    defaults
+        mode http
+        timeout connect 1s
+        timeout client 5s
+        timeout server 5s
+    frontend fe
+        bind 127.0.0.1:{port}
+{rules}
+        default_backend be
+    backend be
+{backend_rules}
+        server s 127.0.0.1:{server_port}
+    """
+
+
+def test_request_header_rules(fastlb, http_backends):
+    server = http_backends("s")
+    port = free_port()
+    fastlb(rules_config(port, server.port, """
+        http-request set-header X-Client %[src]
+        http-request add-header X-Via fastlb
+        http-request del-header X-Secret
+        http-request set-header X-Path %[path] if { path_beg /api }
+        http-request replace-header X-Version ^v(\\d+)$ version-\\1
+        http-request replace-value X-List ^old$ new
+    """), ports=[port])
+    HttpClient(port).get("/api/x?q=1", headers=[("X-Secret", "s3cr3t"), ("X-Version", "v2"),
+                                                ("X-List", "old, keep")])
+    HttpClient(port).get("/other")
+    first, second = (r["headers"] for r in server.requests)
+    assert first["x-client"] == "127.0.0.1" and first["x-via"] == "fastlb"
+    assert "x-secret" not in first and first["x-path"] == "/api/x"
+    assert first["x-version"] == "version-2" and first["x-list"] == "new, keep"
+    assert "x-path" not in second
+
+
+def test_return_redirect_and_reject(fastlb, http_backends):
+    server = http_backends("s")
+    port = free_port()
+    fastlb(rules_config(port, server.port, """
+        http-request return status 200 content-type text/plain string pong hdr X-Served-By fastlb if { path /ping }
+        http-request redirect location https://example.com/new code 301 if { path /old }
+        http-request redirect prefix /v2 if { path_beg /v1 }
+        http-request redirect scheme https if { hdr(x-insecure) -m found }
+        http-request reject if { path /drop }
+    """), ports=[port])
+    client = HttpClient(port)
+    status, fields, body = client.get("/ping")
+    assert (status, body, fields["content-type"], fields["x-served-by"]) == \
+        (200, b"pong", "text/plain", "fastlb")
+    status, fields, _ = client.get("/old")                 # same kept-alive connection
+    assert status == 301 and fields["location"] == "https://example.com/new"
+    status, fields, _ = client.get("/v1/users?id=2")
+    assert status == 302 and fields["location"] == "/v2/v1/users?id=2"
+    status, fields, _ = client.get("/x", headers=[("X-Insecure", "1")])
+    assert status == 302 and fields["location"] == "https://test/x"
+    dropped = HttpClient(port)
+    dropped.request("GET", "/drop")
+    assert dropped.closed()
+    assert server.requests == []
+
+
+def test_response_header_rules(fastlb, http_backends):
+    server = http_backends("s", lambda req: __import__("conftest").http_response(
+        body=b"ok", headers=[("Server", "leaky/1.0"), ("X-Powered-By", "php")]))
+    port = free_port()
+    fastlb(rules_config(port, server.port, """
+        http-response set-header X-Frame-Options DENY
+    """, backend_rules="""
+        http-response del-header X-Powered-By
+        http-response replace-header Server ^.*$ hidden
+    """), ports=[port])
+    status, fields, body = HttpClient(port).get("/")
+    assert body == b"ok" and fields["x-frame-options"] == "DENY"
+    assert "x-powered-by" not in fields and fields["server"] == "hidden"

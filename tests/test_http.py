@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import time
 
 import pytest
 
-from conftest import (HttpClient, free_port, http_response, read_head, recv_until_eof,
-                      wait_until)
+from conftest import (HttpClient, free_port, http_response, read_head, recv_until_eof)
 
 DEFAULTS = """
 defaults

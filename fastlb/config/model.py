@@ -143,7 +143,8 @@ class Proxy:
     default_backend_origin: Optional[Origin] = None
     switching_rules: list = field(default_factory=list)   # [(backend name, Condition|None, origin)]
     acls: dict = field(default_factory=dict)              # name -> [AclTerm], same-name lines ORed
-    http_request_rules: list = field(default_factory=list)  # [HttpRequestRule]
+    http_request_rules: list = field(default_factory=list)   # [http.rules.Rule]
+    http_response_rules: list = field(default_factory=list)
     servers: list = field(default_factory=list)
     default_server: ServerDefaults = field(default_factory=ServerDefaults)
     balance: str = "roundrobin"
@@ -181,15 +182,6 @@ class Proxy:
         self.options = copy.copy(defaults.options)
         self.default_server = copy.copy(defaults.default_server)
         self.logs = list(defaults.logs)
-
-
-@dataclass
-class HttpRequestRule:
-    """One ``http-request`` line (only ``deny`` so far)."""
-    action: str
-    status: int
-    condition: object            # acl.Condition or None
-    origin: Origin
 
 
 @dataclass

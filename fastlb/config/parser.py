@@ -16,8 +16,9 @@ from . import addresses
 from .addresses import AddressError
 from ..http.acl import AclError, PREDEFINED, condition_acl_names, parse_acl, parse_condition
 from .model import (FACILITIES, LEVELS, LOG_FORMATS, Config, ForwardFor, GlobalSettings,
-                    HttpRequestRule, LogTarget, Origin, Proxy, Server)
+                    LogTarget, Origin, Proxy, Server)
 from ..http.errors import MESSAGES
+from ..http.rules import RuleError, parse_rule
 from .tokenizer import TokenizeError, tokenize
 from .units import parse_size, parse_time_ms
 
@@ -42,8 +43,7 @@ NOT_YET_GLOBAL = {
     "localpeer", "h1-case-adjust", "maxsslconn", "maxconnrate", "maxsessrate", "external-check",
     "insecure-fork-wanted", "tune.maxrewrite", "tune.http.maxhdr", "unix-bind",
 }
-NOT_YET_PROXY = {
-    "http-response", "http-after-response", "tcp-request",
+NOT_YET_PROXY = { "http-after-response", "tcp-request",
     "tcp-response", "stick-table", "stick", "cookie", "stats", "errorfiles",
     "errorloc", "errorloc302", "errorloc303", "monitor", "hash-type",
     "http-check", "tcp-check", "capture", "log-format", "unique-id-format", "unique-id-header",
@@ -401,20 +401,32 @@ class Parser:
         proxy.monitor_uri = self._one_arg(args, "monitor-uri")
 
     def _kw_http_request(self, proxy, args, origin):
-        if not args:
-            raise ValueError("'http-request' expects an action.")
-        action = args[0]
-        if action not in ("deny", "reject"):
-            raise ValueError(f"'http-request {action}' is not supported by fastlb yet.")
-        status = 403
-        rest = args[1:]
-        if action == "deny" and len(rest) >= 2 and rest[0] == "deny_status":
-            if not rest[1].isdigit() or int(rest[1]) not in MESSAGES:
-                raise ValueError(f"'http-request deny' : unsupported deny_status '{rest[1]}'.")
-            status = int(rest[1])
-            rest = rest[2:]
-        condition = self._condition(proxy, rest, "'http-request' rule") if rest else None
-        proxy.http_request_rules.append(HttpRequestRule(action, status, condition, origin))
+        self._http_rule(proxy, args, origin, response=False)
+
+    def _kw_http_response(self, proxy, args, origin):
+        self._http_rule(proxy, args, origin, response=True)
+
+    def _http_rule(self, proxy, args, origin, response):
+        side = "http-response" if response else "http-request"
+        base = os.path.dirname(origin.file) or "."
+
+        def read_file(path):
+            full = path if os.path.isabs(path) else os.path.join(base, path)
+            try:
+                with open(full, "rb") as handle:
+                    return handle.read()
+            except OSError as exc:
+                raise RuleError(f"failed to open file '{path}' : {exc.strerror}") from None
+
+        try:
+            rule, rest = parse_rule(args, response, read_file)
+        except RuleError as exc:
+            raise ValueError(f"'{side}' : {exc}") from None
+        if rule.action == "deny" and rule.status not in MESSAGES:
+            raise ValueError(f"'{side} deny' : unsupported deny_status '{rule.status}'.")
+        if rest:
+            rule.condition = self._condition(proxy, rest, f"'{side}' rule")
+        (proxy.http_response_rules if response else proxy.http_request_rules).append(rule)
 
     def _condition(self, proxy, words, what):
         try:
@@ -707,8 +719,8 @@ class Parser:
             if proxy.has_backend:
                 self._check_backend(proxy)
             self._warn_missing_timeouts(proxy)
-            if proxy.mode == "tcp" and proxy.has_frontend and (
-                    proxy.http_request_rules or any(c for _, c, _ in proxy.switching_rules)):
+            if proxy.mode == "tcp" and (proxy.http_request_rules or proxy.http_response_rules or (
+                    proxy.has_frontend and any(c for _, c, _ in proxy.switching_rules))):
                 self.alerts.append(f"{proxy.type_name} '{proxy.name}': 'use_backend ... if' and "
                                    "'http-request' rules in mode tcp are not supported by fastlb yet.")
             if proxy.options.httplog and proxy.mode == "tcp":

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ..config.model import Config, Proxy
 from ..http.acl import ConditionCompiler, Request
+from ..http.rules import apply_header_rule, redirect_response, return_response
 from ..lb.sequence import roundrobin_order
 
 LOG_NONE, LOG_CONNECT, LOG_TCPLOG, LOG_HTTPLOG = 0, 1, 2, 3
@@ -105,7 +106,8 @@ def compile_tables(config: Config) -> RuntimeTables:
     return RuntimeTables(config=config, frontends=frontends, backends=backends, nservers=nservers)
 
 
-ROUTE_BACKEND, ROUTE_DENY, ROUTE_RESPOND = 0, 1, 2
+# What the router tells the worker loop (fastlb/_http.pxi keeps the same numbers).
+ROUTE_BACKEND, ROUTE_DENY, ROUTE_RESPOND, ROUTE_RAW, ROUTE_REJECT = 0, 1, 2, 3, 4
 
 
 def monitor_matches(monitor: str, url: str) -> bool:
@@ -120,26 +122,54 @@ def monitor_matches(monitor: str, url: str) -> bool:
 
 
 def build_router(proxy: Proxy, by_name: dict, default: int):
-    """``route(method, url, headers, src, dst_port, version) -> (ROUTE_*, value)`` for a
-    frontend with http-request rules or conditional use_backend rules; None otherwise."""
+    """``route(method, url, headers, src, dst_port, version) -> (ROUTE_*, value)`` for an
+    HTTP frontend with rules, conditional switching or a monitor-uri; None otherwise.
+    Header rules edit ``headers`` in place."""
     if proxy.mode != "http" or not (proxy.http_request_rules or proxy.monitor_uri or
                                     any(c for _, c, _ in proxy.switching_rules)):
         return None
     monitor = proxy.monitor_uri
     compiler = ConditionCompiler(proxy.acls)
-    denies = [(rule.status, compiler.compile(rule.condition)) for rule in proxy.http_request_rules]
+    rules = [(rule, compiler.compile(rule.condition)) for rule in proxy.http_request_rules]
     switches = [(by_name[name], compiler.compile(cond)) for name, cond, _ in proxy.switching_rules]
 
     def route(method, url, headers, src, dst_port, version):
         request = Request(method, url, headers, src, dst_port, version)
         if monitor is not None and monitor_matches(monitor, request.url):
             return ROUTE_RESPOND, 200
-        for status, matches in denies:
-            if matches(request):
-                return ROUTE_DENY, status
+        for rule, matches in rules:
+            if not matches(request):
+                continue
+            action = rule.action
+            if action == "deny":
+                return ROUTE_DENY, rule.status
+            if action == "reject":
+                return ROUTE_REJECT, 0
+            if action == "return":
+                return ROUTE_RAW, return_response(rule, request)
+            if action == "redirect":
+                return ROUTE_RAW, redirect_response(rule, request)
+            apply_header_rule(rule, headers, request)
         for backend, matches in switches:
             if matches(request):
                 return ROUTE_BACKEND, backend
         return ROUTE_BACKEND, default
 
     return route
+
+
+def build_response_editor(proxy: Proxy):
+    """``edit(headers)`` applying the proxy's http-response rules, or None."""
+    if proxy.mode != "http" or not proxy.http_response_rules:
+        return None
+    compiler = ConditionCompiler(proxy.acls)
+    rules = [(rule, compiler.compile(rule.condition)) for rule in proxy.http_response_rules]
+
+    def edit(headers):
+        # conditions see the response's headers (request fetches are not kept yet)
+        view = Request(b"", b"", headers, "", 0, b"")
+        for rule, matches in rules:
+            if matches(view):
+                apply_header_rule(rule, headers, view)
+
+    return edit

@@ -15,7 +15,7 @@ from .. import _core
 from ..logsink import INFO, LogSink, format_accept_date, format_address
 from .listeners import listener_backlog, listening_socket
 from .shm import SharedCounters
-from .tables import LOG_NONE, RuntimeTables
+from .tables import LOG_NONE, RuntimeTables, build_response_editor
 
 def raise_fd_limit(wanted: int | None) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -106,7 +106,8 @@ def run_worker(tables: RuntimeTables, shm: SharedCounters, worker_id: int, nwork
                            t.server_fin or 0, t.tunnel or 0, p.retries,
                            p.options.redispatch or 0, int(p.options.srvtcpka), be.index,
                            be.first_server_shm, http=int(p.mode == "http"),
-                           error_pages=p.errorfiles)
+                           error_pages=p.errorfiles,
+                           response_editor=build_response_editor(p))
     sockets = []
     for fe in tables.frontends:
         p = fe.proxy
@@ -117,7 +118,8 @@ def run_worker(tables: RuntimeTables, shm: SharedCounters, worker_id: int, nwork
                             t_http_request=t.http_request or 0,
                             t_http_keep_alive=t.http_keep_alive or 0,
                             error_pages=p.errorfiles, request_editor=request_editor(p),
-                            router=fe.router)
+                            router=fe.router,
+                            response_editor=build_response_editor(p) if p.kind != "listen" else None)
         for listener in fe.listeners:
             sock = listening_socket(listener, listener_backlog(listener, p))
             sockets.append(sock)
