@@ -27,7 +27,8 @@ cdef struct Side:
 cdef struct Session:
     uint32_t gen            # bumped at every reuse; stale epoll/timer entries carry the old value
     uint8_t state
-    uint8_t http            # mode http: the HttpTxn of this slot drives the session
+    uint8_t http            # 1: mode http, the HttpTxn of this slot drives the session;
+                            # 2: an HTTP session turned tunnel (101), relayed as TCP
     uint8_t redispatched
     char term0              # HAProxy termination cause ('-' while running)
     char term1              # HAProxy session state at termination

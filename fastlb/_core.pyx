@@ -534,7 +534,7 @@ cdef class Worker:
         cdef FrontendRt *fe = &self.frontends[s.fe]
         cdef BackendRt *be = &self.backends[s.be]
         cdef int64_t dl = 0, t, cli_to, srv_to
-        if s.http:
+        if s.http == 1:
             return http_deadline(self, idx, s)
         if s.state == ST_ESTABLISHED:
             if be.t_tunnel:
@@ -601,7 +601,7 @@ cdef class Worker:
     cdef void session_expired(self, int idx, Session *s):
         cdef FrontendRt *fe = &self.frontends[s.fe]
         cdef BackendRt *be = &self.backends[s.be]
-        if s.http:
+        if s.http == 1:
             http_expired(self, idx, s)
             return
         if s.state == ST_CONNECTING and be.t_connect and s.t_connect + be.t_connect <= self.now:
@@ -957,7 +957,7 @@ cdef class Worker:
         self.session_close(idx, s)
 
     cdef void on_session_event(self, int idx, Session *s, int side, uint32_t events):
-        if s.http:
+        if s.http == 1:
             http_on_event(self, idx, s, side, events)
             return
         if side == SIDE_SRV and s.state == ST_CONNECTING:

@@ -13,6 +13,7 @@ DEF RS_NONE = 0          # no request sent yet
 DEF RS_HEAD = 1          # reading the response head
 DEF RS_BODY = 2          # forwarding its body
 DEF RS_DONE = 3
+DEF RS_TUNNEL = 4        # 101 Switching Protocols: once its head is out, bytes flow as in TCP
 
 # body framing
 DEF BODY_NONE = 0
@@ -475,6 +476,14 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
         txn.out_cli = head
         txn.out_cli_off = 0
         return True
+    if status == 101:
+        # protocol switch (WebSocket): forwarded untouched, then a tunnel
+        txn.status = status
+        txn.t_response = w.now
+        txn.out_cli = head
+        txn.out_cli_off = 0
+        txn.rsp_state = RS_TUNNEL
+        return True
     txn.status = status
     txn.t_response = w.now
     editor = w.be_response_editors[s.be]
@@ -544,6 +553,9 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
         if txn.error_sent:
             http_end_transaction(w, idx, s, txn)
             return s.state != ST_FREE     # kept alive after a local answer: go on
+        if txn.rsp_state == RS_TUNNEL:
+            http_to_tunnel(w, idx, s)
+            return False
 
     # -- request head
     if txn.req_state == RQ_HEAD:
@@ -685,15 +697,28 @@ cdef bint http_retry_fresh(Worker w, int idx, Session *s, HttpTxn txn):
     return s.state != ST_FREE
 
 
+cdef void http_to_tunnel(Worker w, int idx, Session *s):
+    """After a 101: the TCP relay carries the session (timeout tunnel); the httplog line
+    is written when it ends, as HAProxy does."""
+    s.http = 2
+    s.t_established = w.now
+    w.pump(idx, s, SIDE_CLI)                 # bytes that came right behind the heads
+    if s.state != ST_FREE:
+        w.pump(idx, s, SIDE_SRV)
+    if s.state != ST_FREE:
+        w.update_interest(idx, s)
+        w.arm_timer(idx, s)
+
+
 cdef void http_run(Worker w, int idx, Session *s):
     cdef HttpTxn txn = http_txn(w, idx)
     cdef int rounds
     for rounds in range(HTTP_ROUNDS):
-        if s.state == ST_FREE:
+        if s.state == ST_FREE or s.http != 1:
             return
         if not http_step(w, idx, s, txn):
             break
-    if s.state != ST_FREE:
+    if s.state != ST_FREE and s.http == 1:
         http_interest(w, idx, s, txn)
         w.arm_timer(idx, s)
 

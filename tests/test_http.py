@@ -434,3 +434,42 @@ def test_monitor_uri(fastlb, http_backends, target, answered):
         assert client.get("/after")[0] == 200          # still kept alive
     else:
         assert status == 200 and body.startswith(b"s1 GET")
+
+
+def test_websocket_upgrade_becomes_a_tunnel(fastlb, http_backends, syslog):
+    from conftest import Backend, echo_handler
+
+    def handler(conn, backend):
+        head, rest = read_head(conn)
+        assert b"upgrade: websocket" in head.lower()
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                     b"Upgrade: websocket\r\n\r\nserver-hello")
+        if rest:
+            conn.sendall(rest)
+        echo_handler(conn, backend)
+
+    server = Backend(handler)
+    port = free_port()
+    fastlb(http_config(port, [("ws", server.port)], global_=f"    log 127.0.0.1:{syslog.port} local0",
+                       defaults="    log global\n    option httplog\n    timeout tunnel 400ms\n"
+                                "    timeout client 100ms\n    timeout server 100ms"),
+           ports=[port])
+    client = HttpClient(port)
+    client.send(b"GET /chat HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                b"early-frame")
+    status, fields, _ = client.response(head_only=True)
+    assert status == 101 and fields["upgrade"] == "websocket"
+    data = client.rest
+    while len(data) < len(b"server-helloearly-frame"):
+        data += client.sock.recv(100)
+    assert data == b"server-helloearly-frame"
+    for _ in range(3):                 # 150 ms gaps: longer than client/server timeouts,
+        time.sleep(0.15)               # shorter than timeout tunnel
+        client.send(b"ping")
+        assert client.sock.recv(100) == b"ping"
+    started = time.monotonic()
+    assert recv_until_eof(client.sock) == b""     # idle: timeout tunnel ends it
+    assert 0.3 < time.monotonic() - started < 1.5
+    line = syslog.recv()
+    assert ' 101 ' in line and '"GET /chat HTTP/1.1"' in line
+    server.close()
