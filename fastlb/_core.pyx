@@ -346,6 +346,7 @@ cdef class Worker:
 
     cdef void http_log(self, Session *s, HttpTxn txn):
         cdef int64_t tr, tc, tresp, ta, bc = 0, sc = 0
+        cdef int be
         if txn.logged or txn.request_line is None:
             return        # already logged, or no request began (HAProxy logs nothing either)
         txn.logged = True
@@ -353,16 +354,18 @@ cdef class Worker:
             return
         tr = txn.t_head - txn.t_start if txn.t_head >= 0 else -1
         tc = txn.t_connect_ms
+        be = s.be if txn.routed else -1
         tresp = txn.t_response - txn.t_sent if txn.t_response >= 0 and txn.t_sent >= 0 else -1
         ta = self.now - txn.t_start
-        if s.be >= 0:
-            bc = self.total(self.be_off + self.backends[s.be].shm_index)
-            if s.server >= 0:
-                sc = self.total(self.srv_off + self.backends[s.be].servers[s.server].shm_index)
+        if be >= 0:
+            bc = self.total(self.be_off + self.backends[be].shm_index)
+            if txn.log_server >= 0:
+                sc = self.total(self.srv_off + self.backends[be].servers[txn.log_server].shm_index)
         try:
             self.http_log_callback(
-                s.fe, s.be, s.server, sockaddr_to_tuple(&s.addr), txn.t_start_real, tr,
-                0 if tc >= 0 else -1, tc, tresp, ta, txn.status, txn.bytes_out,
+                s.fe, be, txn.log_server if be >= 0 else -1, sockaddr_to_tuple(&s.addr),
+                txn.t_start_real, tr, 0 if txn.log_server >= 0 else -1, tc, tresp, ta,
+                txn.status, txn.bytes_out,
                 chr(txn.term0) + chr(txn.term1) if txn.term0 != 45 or s.term0 == 45
                 else chr(s.term0) + chr(s.term1), fl_atomic_load(self.totals),
                 fl_atomic_load(self.totals + 1 + self.frontends[s.fe].shm_index), bc, sc,

@@ -74,6 +74,9 @@ cdef class HttpTxn:
     cdef bint retried
     cdef bint error_sent            # out_cli holds an error page: close after it
     cdef bint logged
+    cdef bint routed                # a backend was chosen for this request (logs name it)
+    cdef int log_server             # the server this request went to, for the log (-1: none)
+    cdef bint count_bytes           # False for errors raised while reading the head (as HAProxy)
     cdef bint be_counted            # this transaction counts in its backend's current sessions
     cdef int counted_server         # ... and in this server's (-1: none)
     cdef int status
@@ -108,6 +111,9 @@ cdef class HttpTxn:
         self.is_head = self.reused = self.retried = self.error_sent = self.logged = False
         self.be_counted = False
         self.counted_server = -1
+        self.routed = False
+        self.log_server = -1
+        self.count_bytes = True
         self.status = -1
         self.t_start = now
         self.t_start_real = now_real
@@ -183,6 +189,7 @@ cdef void http_track_server(Worker w, int idx, Session *s):
         w.count(w.srv_off + servers[txn.counted_server].shm_index, -1)
     if s.server >= 0:
         w.count(w.srv_off + servers[s.server].shm_index, 1)
+        txn.log_server = s.server
     txn.counted_server = s.server
 
 
@@ -281,7 +288,8 @@ cdef int flush_staged(Worker w, Side *dst, HttpTxn txn, bint to_server):
         txn.out_srv_off = off
     else:
         txn.out_cli_off = off
-        txn.bytes_out += n
+        if txn.count_bytes:
+            txn.bytes_out += n
     if off < len(data):
         return 0
     if to_server:
@@ -340,8 +348,9 @@ cdef object parse_head(bytes head, bint request):
 cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bint raw,
                      char term0, char term1):
     """Answer with HAProxy's page for ``status`` and close once it is out."""
-    txn.out_cli = w.error_page(s.fe, s.be, status, raw)
+    txn.out_cli = w.error_page(s.fe, s.be if txn.routed else -1, status, raw)
     txn.out_cli_off = 0
+    txn.count_bytes = not raw
     txn.status = status
     txn.error_sent = True
     txn.close_client = True
@@ -362,12 +371,12 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     cdef bytes te, cl, version, method
     cdef list out
     fields, parser = parse_head(head, True)
-    txn.t_head = w.now
     txn.requests += 1
     if fields is None:
         txn.request_line = b"<BADREQ>"
         http_error(w, idx, s, txn, 400, True, b'P', b'R')
         return False
+    txn.t_head = w.now
     method = parser.get_method()
     version = parser.get_http_version().encode()
     txn.request_line = method + b" " + fields.url + b" HTTP/" + version
@@ -393,10 +402,12 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
             return False
         if action == ROUTE_RESPOND or action == ROUTE_RAW:
             # monitor-uri, http-request return / redirect: answered here, never forwarded
-            http_error(w, idx, s, txn, value if action == ROUTE_RESPOND else 200, False, b'-', b'-')
+            http_error(w, idx, s, txn, value if action == ROUTE_RESPOND else 200, False, b'L', b'R')
             if action == ROUTE_RAW:
                 txn.out_cli = value
                 txn.status = int(value[9:12])
+            else:
+                txn.logged = True                 # HAProxy does not log monitor requests
             txn.close_client = txn.req_mode != BODY_NONE or not keep_alive
             return False
         if action == ROUTE_REJECT:
@@ -409,6 +420,7 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
             # another backend for this request: the kept server connection is of no use
             http_drop_server(w, s)
             s.be = value
+    txn.routed = True
     if s.be < 0:
         http_error(w, idx, s, txn, 503, False, b'S', b'C')
         return False

@@ -222,4 +222,4 @@ def redirect_response(rule: Rule, request: Request) -> bytes:
     reason = {301: "Moved Permanently", 302: "Found", 303: "See Other",
               307: "Temporary Redirect", 308: "Permanent Redirect"}[rule.status]
     return (f"HTTP/1.1 {rule.status} {reason}\r\ncontent-length: 0\r\nlocation: {location}\r\n"
-            "cache-control: no-cache\r\n\r\n").encode("latin-1")
+            "\r\n").encode("latin-1")
