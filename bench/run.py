@@ -31,6 +31,7 @@ class Scenario:
     connections: int
     close: bool          # "Connection: close": one TCP connection per request
     metric: str          # "rps" or "bytes_per_s"
+    mode: str = "tcp"    # the proxies' mode
 
 
 SCENARIOS = [
@@ -38,6 +39,9 @@ SCENARIOS = [
     Scenario("tcp_conn_rate", "TCP mode, new connections/s (Connection: close)", "/small", 32, True, "rps"),
     Scenario("tcp_throughput_1mb", "TCP mode, throughput with 1 MB bodies", "/1mb.bin", 4, False, "bytes_per_s"),
     Scenario("tcp_throughput_100mb", "TCP mode, throughput with 100 MB bodies", "/100mb.bin", 2, False, "bytes_per_s"),
+    Scenario("http_keepalive", "HTTP mode, keep-alive requests/s (3-byte body)", "/small", 32, False, "rps", "http"),
+    Scenario("http_close", "HTTP mode, requests/s with Connection: close", "/small", 32, True, "rps", "http"),
+    Scenario("http_throughput_1mb", "HTTP mode, throughput with 1 MB bodies", "/1mb.bin", 4, False, "bytes_per_s", "http"),
 ]
 
 _UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
@@ -86,7 +90,8 @@ def run(args) -> dict:
             for round_no in range(args.rounds):
                 order = names if round_no % 2 == 0 else list(reversed(names))
                 for name in order:
-                    proxy = servers.CONTENDERS[name](workdir, origin.port, args.workers)
+                    proxy = servers.CONTENDERS[name](workdir, origin.port, args.workers,
+                                                     scenario.mode)
                     try:
                         run_wrk(proxy.port, scenario, min(1.0, args.duration))   # warm-up
                         result = run_wrk(proxy.port, scenario, args.duration)

@@ -95,14 +95,14 @@ http {{
     return Process("origin", ["nginx", "-c", str(conf)], port, workdir)
 
 
-def haproxy_style_config(port: int, origin_port: int, workers: int) -> str:
+def haproxy_style_config(port: int, origin_port: int, workers: int, mode: str = "tcp") -> str:
     return f"""
 global
     nbthread {workers}
     maxconn 4000
 
 defaults
-    mode tcp
+    mode {mode}
     timeout connect 5s
     timeout client 30s
     timeout server 30s
@@ -116,24 +116,43 @@ backend be
 """
 
 
-def start_fastlb(workdir: Path, origin_port: int, workers: int) -> Process:
+def start_fastlb(workdir: Path, origin_port: int, workers: int, mode: str = "tcp") -> Process:
     port = free_port()
     conf = workdir / "fastlb.cfg"
-    conf.write_text(haproxy_style_config(port, origin_port, workers))
+    conf.write_text(haproxy_style_config(port, origin_port, workers, mode))
     return Process("fastlb", [sys.executable, "-P", "-m", "fastlb", "-f", str(conf), "-n", str(workers)],
                    port, workdir)
 
 
-def start_haproxy(workdir: Path, origin_port: int, workers: int) -> Process:
+def start_haproxy(workdir: Path, origin_port: int, workers: int, mode: str = "tcp") -> Process:
     port = free_port()
     conf = workdir / "haproxy.cfg"
-    conf.write_text(haproxy_style_config(port, origin_port, workers))
+    conf.write_text(haproxy_style_config(port, origin_port, workers, mode))
     return Process("haproxy", ["haproxy", "-f", str(conf)], port, workdir)
 
 
-def start_nginx_proxy(workdir: Path, origin_port: int, workers: int) -> Process:
+def start_nginx_proxy(workdir: Path, origin_port: int, workers: int, mode: str = "tcp") -> Process:
     port = free_port()
     conf = workdir / "nginx-proxy.conf"
+    if mode == "http":
+        # HTTP proxy with kept-alive upstream connections, like HAProxy's default
+        conf.write_text(_nginx_common(workdir, workers) + f"""
+http {{
+    access_log off;
+    upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        keepalive_requests 10000000;
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }}
+    }}
+}}
+""")
+        return Process("nginx", ["nginx", "-c", str(conf)], port, workdir)
     conf.write_text(f"load_module {NGINX_STREAM_MODULE};\n" + _nginx_common(workdir, workers) + f"""
 stream {{
     upstream origin {{ server 127.0.0.1:{origin_port}; }}

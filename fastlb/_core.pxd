@@ -30,6 +30,7 @@ cdef struct Session:
     uint8_t http            # 1: mode http, the HttpTxn of this slot drives the session;
                             # 2: an HTTP session turned tunnel (101), relayed as TCP
     uint8_t redispatched
+    uint32_t srv_epoch      # bumped per server socket (see side_tag in _core.pyx)
     char term0              # HAProxy termination cause ('-' while running)
     char term1              # HAProxy session state at termination
     Side cli

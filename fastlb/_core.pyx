@@ -27,7 +27,9 @@ DEF PUMP_ROUNDS = 8
 DEF RESUME_CHECK_MS = 10
 DEF FD_EXHAUSTED_PAUSE_MS = 100
 
-# epoll user data: [gen:32][kind:2][index:29][side:1]
+# epoll user data: [tag:32][kind:2][index:29][side:1]; for a session the tag is its generation,
+# plus, on the server side, the number of server connections it has had, so that events
+# still queued for a replaced server socket are recognised as stale.
 DEF KIND_SESSION = 0
 DEF KIND_LISTENER = 1
 DEF KIND_WAKEUP = 2
@@ -51,6 +53,11 @@ cdef inline int64_t realtime_ms() nogil:
     cdef timespec ts
     clock_gettime(CLOCK_REALTIME, &ts)
     return <int64_t>ts.tv_sec * 1000 + ts.tv_nsec // 1000000
+
+
+cdef inline uint32_t side_tag(Session *s, int side) nogil:
+    # gen and epoch only grow, so a replaced socket never shares a tag with its successor
+    return s.gen + (s.srv_epoch if side == SIDE_SRV else 0)
 
 
 cdef inline uint64_t pack_data(uint32_t gen, int kind, uint32_t index, int side) nogil:
@@ -176,10 +183,12 @@ cdef class Worker:
     cdef list response_editors  # per frontend: http-response rules, or None
     cdef list be_response_editors
     cdef list txns              # HttpTxn per session slot (mode http)
+    cdef list runq              # (idx, gen) of HTTP sessions to run again after this batch
     cdef int wakeup_fd
 
     def __cinit__(self):
         self.txns = []
+        self.runq = []
         self.error_pages = []
         self.be_error_pages = []
         self.request_editors = []
@@ -599,6 +608,8 @@ cdef class Worker:
                 wait = 1000
         if self.npaused and wait > RESUME_CHECK_MS:
             wait = RESUME_CHECK_MS
+        if self.runq:
+            wait = 0
         return <int>wait
 
     cdef void session_expired(self, int idx, Session *s):
@@ -653,7 +664,7 @@ cdef class Worker:
             epoll_ctl(self.epfd, EPOLL_CTL_DEL, side.fd, NULL)
         else:
             ev.events = want
-            ev.data.u64 = pack_data(s.gen, KIND_SESSION, idx, which)
+            ev.data.u64 = pack_data(side_tag(s, which), KIND_SESSION, idx, which)
             op = EPOLL_CTL_ADD if side.events == 0 else EPOLL_CTL_MOD
             epoll_ctl(self.epfd, op, side.fd, &ev)
         side.events = want
@@ -815,6 +826,7 @@ cdef class Worker:
         s.srv.fd = fd
         s.srv.events = 0
         s.srv.last = self.now
+        s.srv_epoch += 1          # a new server socket: its older queued events are stale
         s.t_connect = self.now
         s.state = ST_CONNECTING
         rc = connect(fd, <sockaddr *>&addr, srv.addrlen)
@@ -1069,7 +1081,7 @@ cdef class Worker:
                     gen = <uint32_t>(data >> 32)
                     side = data & 1
                     s = self.session_at(idx)
-                    if s.gen != gen or s.state == ST_FREE:
+                    if side_tag(s, side) != gen or s.state == ST_FREE:
                         continue          # closed earlier in this batch
                     self.on_session_event(idx, s, side, events[i].events)
                 elif kind == KIND_LISTENER:
@@ -1081,9 +1093,20 @@ cdef class Worker:
                         pass
                     PyErr_CheckSignals()
             self.run_timers()
+            if self.runq:
+                self.run_queued()
             if self.npaused:
                 self.resume_listeners()
         self.close_all()
+
+    cdef void run_queued(self):
+        cdef list queued = self.runq
+        cdef Session *s
+        self.runq = []
+        for idx, gen in queued:
+            s = self.session_at(idx)
+            if s.gen == gen and s.state != ST_FREE and s.http == 1:
+                http_run(self, idx, s)
 
     cdef void close_all(self):
         cdef int c, i
