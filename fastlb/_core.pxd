@@ -79,12 +79,14 @@ cdef struct BackendRt:
     int redispatch          # 0: off, else HAProxy's interval (default -1: last retry)
     int srvtcpka
     int http                # mode http
+    int http_close          # 0 http-keep-alive, 1 http-server-close, 2 httpclose
     uint32_t shm_index
 
 
 cdef struct FrontendRt:
     int backend             # -1: no backend, connections are closed
     int http                # mode http
+    int http_close          # as in BackendRt; the stronger of the two applies
     int64_t t_http_request
     int64_t t_http_keep_alive
     int64_t maxconn         # 0: unlimited

@@ -181,6 +181,7 @@ cdef class Worker:
     cdef list request_editors   # per frontend: callable adding request headers, or None
     cdef list routers           # per frontend: callable choosing backend / deny, or None
     cdef list response_editors  # per frontend: http-response rules, or None
+    cdef list captures          # per frontend: ([(name, len)] | None for requests, ... responses)
     cdef list be_response_editors
     cdef list txns              # HttpTxn per session slot (mode http)
     cdef list runq              # (idx, gen) of HTTP sessions to run again after this batch
@@ -194,6 +195,7 @@ cdef class Worker:
         self.request_editors = []
         self.routers = []
         self.response_editors = []
+        self.captures = []
         self.be_response_editors = []
         self.epfd = -1
         self.wakeup_fd = -1
@@ -248,7 +250,7 @@ cdef class Worker:
     def add_backend(self, list servers, tuple rr_active, tuple rr_backup, int64_t t_connect,
                     int64_t t_server, int64_t t_server_fin, int64_t t_tunnel, int retries,
                     int redispatch, int srvtcpka, int shm_index, int first_server_shm, int http=0,
-                    error_pages=None, response_editor=None):
+                    error_pages=None, response_editor=None, int http_close=0):
         """servers: [(family, ip, port)]; rr_*: (prefix, cycle) of server indexes."""
         cdef BackendRt *be = &self.backends[self.nbackends]
         cdef int i
@@ -276,6 +278,7 @@ cdef class Worker:
         be.redispatch = redispatch
         be.srvtcpka = srvtcpka
         be.http = http
+        be.http_close = http_close
         be.shm_index = shm_index
         self.be_error_pages.append(error_pages or {})
         self.be_response_editors.append(response_editor)
@@ -284,17 +287,20 @@ cdef class Worker:
     def add_frontend(self, int backend, int64_t maxconn, int64_t t_client, int64_t t_client_fin,
                      int clitcpka, int log_mode, int dontlognull, int shm_index, int http=0,
                      int64_t t_http_request=0, int64_t t_http_keep_alive=0, error_pages=None,
-                     request_editor=None, router=None, response_editor=None):
+                     request_editor=None, router=None, response_editor=None, int http_close=0,
+                     captures=(None, None)):
         """error_pages: {status: bytes}; request_editor(out, headers, client_ip)."""
         cdef FrontendRt *fe = &self.frontends[self.nfrontends]
         fe.backend = backend
         fe.http = http
+        fe.http_close = http_close
         fe.t_http_request = t_http_request
         fe.t_http_keep_alive = t_http_keep_alive
         self.error_pages.append(error_pages or {})
         self.request_editors.append(request_editor)
         self.routers.append(router)
         self.response_editors.append(response_editor)
+        self.captures.append(captures)
         fe.maxconn = maxconn
         fe.t_client = t_client
         fe.t_client_fin = t_client_fin
@@ -378,7 +384,8 @@ cdef class Worker:
                 chr(txn.term0) + chr(txn.term1) if txn.term0 != 45 or s.term0 == 45
                 else chr(s.term0) + chr(s.term1), fl_atomic_load(self.totals),
                 fl_atomic_load(self.totals + 1 + self.frontends[s.fe].shm_index), bc, sc,
-                s.retries_done, s.redispatched, txn.request_line)
+                s.retries_done, s.redispatched, txn.request_line,
+                (txn.captures_req, txn.captures_rsp))
         except Exception:
             pass
 

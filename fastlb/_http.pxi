@@ -92,6 +92,8 @@ cdef class HttpTxn:
     cdef int64_t rsp_bytes_in       # response bytes received for this request
     cdef object request_line        # bytes for the log
     cdef bytes request_head_copy    # what went to the server, for one retry on a fresh connection
+    cdef object captures_req        # captured header values (capture request header), or None
+    cdef object captures_rsp
     cdef int term0
     cdef int term1
 
@@ -123,6 +125,7 @@ cdef class HttpTxn:
         self.bytes_out = 0
         self.rsp_bytes_in = 0
         self.request_line = None
+        self.captures_req = self.captures_rsp = None
         self.term0 = ord('-')
         self.term1 = ord('-')
 
@@ -143,6 +146,19 @@ cdef bint _keep_alive(bytes version, list headers):
     if version == b"1.0":
         return _connection_has(headers, b"keep-alive")
     return True
+
+
+cdef list capture_headers(list specs, list headers):
+    """HAProxy keeps the last occurrence of each captured header, cut to its length."""
+    cdef list values = []
+    for name, length in specs:
+        wanted = name.encode("latin-1")
+        value = ""
+        for key, raw in headers:
+            if key == wanted:
+                value = raw.decode("latin-1")
+        values.append(value[:length])
+    return values
 
 
 cdef bytes _header(list headers, bytes wanted):
@@ -369,6 +385,7 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     cdef int64_t end = head_end(s.cli.buf + s.cli.head, buffered(&s.cli))
     cdef bytes head = (s.cli.buf + s.cli.head)[:end]
     cdef bint keep_alive, chunked
+    cdef int mode
     cdef bytes te, cl, version, method
     cdef list out
     fields, parser = parse_head(head, True)
@@ -378,6 +395,11 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
         http_error(w, idx, s, txn, 400, True, b'P', b'R')
         return False
     txn.t_head = w.now
+    specs = w.captures[s.fe]
+    if specs[0] is not None:
+        txn.captures_req = capture_headers(specs[0], fields.headers)
+    if specs[1] is not None:
+        txn.captures_rsp = [""] * len(specs[1])
     method = parser.get_method()
     version = parser.get_http_version().encode()
     txn.request_line = method + b" " + fields.url + b" HTTP/" + version
@@ -425,6 +447,11 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     if s.be < 0:
         http_error(w, idx, s, txn, 503, False, b'S', b'C')
         return False
+    mode = fe.http_close if fe.http_close > w.backends[s.be].http_close else w.backends[s.be].http_close
+    if mode == 2:
+        txn.close_client = True          # option httpclose: both sides close after this one
+    elif mode == 1:
+        txn.close_server = True          # option http-server-close: only the server side
     w.count(w.be_off + w.backends[s.be].shm_index, 1)
     txn.be_counted = True
     out = [method, b" ", fields.url, b" HTTP/", version, b"\r\n"]
@@ -433,7 +460,7 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
             continue
         out += [name, b": ", value, b"\r\n"]
     w.add_request_headers(s.fe, out, fields.headers, sockaddr_to_tuple(&s.addr)[0])
-    if txn.close_client:
+    if txn.close_client or txn.close_server:
         out.append(b"connection: close\r\n")
     out.append(b"\r\n")
     txn.req_state = RQ_BODY
@@ -501,6 +528,9 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
         return True
     txn.status = status
     txn.t_response = w.now
+    specs = w.captures[s.fe]
+    if specs[1] is not None:
+        txn.captures_rsp = capture_headers(specs[1], fields.headers)
     editor = w.be_response_editors[s.be]
     if editor is not None:
         editor(fields.headers)                  # backend http-response rules, then frontend's

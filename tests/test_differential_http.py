@@ -29,6 +29,9 @@ defaults
 frontend fe
     bind 127.0.0.1:{port}
     monitor-uri /health
+    capture request header Host len 3
+    capture request header X-Missing len 10
+    capture response header Content-Length len 10
     acl is_item path_beg /item
     acl is_basket path_beg /basket
     http-request deny if {{ path_beg /admin }}

@@ -473,3 +473,47 @@ def test_websocket_upgrade_becomes_a_tunnel(fastlb, http_backends, syslog):
     line = syslog.recv()
     assert ' 101 ' in line and '"GET /chat HTTP/1.1"' in line
     server.close()
+
+
+@pytest.mark.parametrize("option, client_closed, server_conns", [
+    ("option http-keep-alive", False, 1),
+    ("option http-server-close", False, 3),
+    ("option httpclose", True, 1),
+])
+def test_connection_modes(fastlb, http_backends, option, client_closed, server_conns):
+    _, port, (server,) = start(fastlb, http_backends, backend="    " + option)
+    client = HttpClient(port)
+    for i in range(3 if not client_closed else 1):
+        status, fields, _ = client.get(f"/{i}")
+        assert status == 200
+    if client_closed:
+        assert fields["connection"] == "close" and client.closed()
+    assert server.accepted == server_conns
+    if option != "option http-keep-alive":
+        assert server.requests[0]["headers"]["connection"] == "close"
+
+
+def test_http_reuse_accepted(fastlb, http_backends):
+    _, port, (server,) = start(fastlb, http_backends, backend="    http-reuse always")
+    client = HttpClient(port)
+    assert [client.get("/")[0] for _ in range(2)] == [200, 200] and server.accepted == 1
+
+
+def test_log_format_and_captures(fastlb, http_backends, syslog):
+    _, port, _ = start(fastlb, http_backends,
+                       global_=f"    log 127.0.0.1:{syslog.port} local0",
+                       defaults="    log global",
+                       frontend=('    capture request header User-Agent len 5\n'
+                                 '    log-format "%ci %ft %b/%s %ST %HM %HP %HQ %{+Q}r %hr %%"'))
+    HttpClient(port).get("/p?q=1", headers=[("User-Agent", "curl/8.0")])
+    line = syslog.recv()
+    assert line.endswith(': 127.0.0.1 fe be/s1 200 GET /p ?q=1 "GET /p?q=1 HTTP/1.1" {curl/} %\n'), line
+
+
+def test_bad_log_format_is_refused(tmp_path):
+    import subprocess
+    from conftest import FASTLB
+    (tmp_path / "haproxy.cfg").write_text('frontend fe\n    mode http\n    log-format "%zz"\n')
+    result = subprocess.run(FASTLB + ["-c", "-f", "haproxy.cfg"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=30)
+    assert result.returncode == 1 and "no such format variable 'zz'" in result.stderr

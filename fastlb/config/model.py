@@ -125,6 +125,7 @@ class Options:
     srvtcpka: bool = False
     log_health_checks: bool = False
     forwardfor: Optional[ForwardFor] = None
+    http_mode: str = "http-keep-alive"  # or http-server-close, httpclose
 
 
 @dataclass
@@ -157,6 +158,10 @@ class Proxy:
     logs: list = field(default_factory=list)        # LogTarget, "global" already resolved
     log_tag: Optional[str] = None
     errorfiles: dict = field(default_factory=dict)  # status -> raw response bytes (b"": close)
+    http_reuse: str = "safe"
+    log_format: Optional[str] = None
+    captures_req: list = field(default_factory=list)   # [(header name, max length)]
+    captures_rsp: list = field(default_factory=list)
     monitor_uri: Optional[str] = None
 
     @property
@@ -175,7 +180,7 @@ class Proxy:
     def inherit_from(self, defaults: "Proxy") -> None:
         """Copy every setting a ``defaults`` section may carry."""
         for name in ("mode", "default_backend", "balance", "maxconn", "backlog", "retries",
-                     "log_tag", "errorfiles", "monitor_uri"):
+                     "log_tag", "errorfiles", "monitor_uri", "http_reuse", "log_format"):
             setattr(self, name, getattr(defaults, name))
         self.default_backend_origin = defaults.default_backend_origin
         self.timeouts = copy.copy(defaults.timeouts)

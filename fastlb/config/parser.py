@@ -19,6 +19,7 @@ from .model import (FACILITIES, LEVELS, LOG_FORMATS, Config, ForwardFor, GlobalS
                     LogTarget, Origin, Proxy, Server)
 from ..http.errors import MESSAGES
 from ..http.rules import RuleError, parse_rule
+from ..logformat import LogFormatError, compile_format
 from .tokenizer import TokenizeError, tokenize
 from .units import parse_size, parse_time_ms
 
@@ -46,8 +47,8 @@ NOT_YET_GLOBAL = {
 NOT_YET_PROXY = { "http-after-response", "tcp-request",
     "tcp-response", "stick-table", "stick", "cookie", "stats", "errorfiles",
     "errorloc", "errorloc302", "errorloc303", "monitor", "hash-type",
-    "http-check", "tcp-check", "capture", "log-format", "unique-id-format", "unique-id-header",
-    "redirect", "reqadd", "rspadd", "compression", "http-reuse", "fullconn", "source",
+    "http-check", "tcp-check", "unique-id-format", "unique-id-header",
+    "redirect", "reqadd", "rspadd", "compression", "fullconn", "source",
     "persist", "force-persist", "ignore-persist", "external-check", "filter", "server-template",
     "use-server", "email-alert", "rate-limit", "max-keep-alive-queue", "load-server-state-from-file",
     "server-state-file-name", "http-send-name-header", "declare", "log-format-sd",
@@ -64,7 +65,7 @@ _SERVER_NOT_YET = {
 }
 _SERVER_FLAGS_OFF = {"no-check", "no-backup", "enabled"}
 _OPTIONS_NOT_YET = {
-    "httpchk", "http-keep-alive", "http-server-close", "httpclose",
+    "httpchk",
     "http-buffer-request", "abortonclose", "allbackups", "originalto", "checkcache",
     "http-pretend-keepalive", "http-no-delay", "http-use-proxy-header", "httpchk",
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
@@ -94,7 +95,7 @@ _TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request":
                  "check": "backend", "tunnel": "backend"}
 _DEFAULT_KW = ("mode", "timeout", "option", "no", "balance", "default-server", "log",
                "maxconn", "backlog", "retries", "default_backend", "log-tag", "description",
-               "errorfile", "monitor-uri")
+               "errorfile", "monitor-uri", "http-reuse", "log-format")
 ERRORFILE_CODES = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429,
                    500, 501, 502, 503, 504)
 
@@ -377,6 +378,38 @@ class Parser:
             raise ValueError(f"error detected while parsing ACL '{name}' : {exc}") from None
         proxy.acls.setdefault(name, []).append(term)
 
+    def _kw_capture(self, proxy, args, origin):
+        if proxy.kind == "backend":
+            raise ValueError(f"'capture' not allowed because backend '{proxy.name}' has no "
+                             "frontend capability.")
+        if len(args) != 5 or args[0] not in ("request", "response") or args[1] != "header" \
+                or args[3] != "len" or not args[4].isdigit() or int(args[4]) < 1:
+            if args[:1] == ["cookie"]:
+                raise ValueError("'capture cookie' is not supported by fastlb yet.")
+            raise ValueError("'capture' expects 'request header <name> len <length>' or "
+                             "'response header <name> len <length>'.")
+        target = proxy.captures_req if args[0] == "request" else proxy.captures_rsp
+        target.append((args[2].lower(), int(args[4])))
+
+    def _kw_log_format(self, proxy, args, origin):
+        if proxy.kind == "backend":
+            self._warn(origin, f"'log-format' ignored because backend '{proxy.name}' has no "
+                       "frontend capability.")
+            return
+        text = " ".join(args)
+        try:
+            compile_format(text)
+        except LogFormatError as exc:
+            raise ValueError(f"'log-format' : {exc}") from None
+        proxy.log_format = text
+
+    def _kw_http_reuse(self, proxy, args, origin):
+        self._need_backend(proxy, "http-reuse")
+        mode = self._one_arg(args, "http-reuse")
+        if mode not in ("never", "safe", "aggressive", "always"):
+            raise ValueError("'http-reuse' only supports 'never', 'safe', 'aggressive', 'always'.")
+        proxy.http_reuse = mode
+
     def _kw_errorfile(self, proxy, args, origin):
         if len(args) != 2:
             raise ValueError("'errorfile' expects <code> and <file> as arguments.")
@@ -573,8 +606,9 @@ class Parser:
             opts.log_health_checks = enable
         elif name == "forwardfor":
             opts.forwardfor = self._forwardfor(args[1:]) if enable else None
-        elif name == "http-keep-alive" and enable:
-            pass  # HAProxy's default connection mode, and fastlb's only one so far
+        elif name in ("http-keep-alive", "http-server-close", "httpclose"):
+            # HAProxy's HTTP connection modes; the last one set wins, "no" returns to keep-alive
+            opts.http_mode = name if enable else "http-keep-alive"
         elif name in _OPTIONS_NOT_YET:
             raise ValueError(f"'option {name}' is not supported by fastlb yet.")
         else:

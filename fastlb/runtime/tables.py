@@ -92,7 +92,7 @@ def compile_tables(config: Config) -> RuntimeTables:
             target = None
         log_mode = LOG_NONE
         if proxy.logs:
-            if proxy.mode == "http" and proxy.options.httplog:
+            if proxy.mode == "http" and (proxy.options.httplog or proxy.log_format):
                 log_mode = LOG_HTTPLOG
             elif proxy.options.tcplog or proxy.options.httplog:
                 log_mode = LOG_TCPLOG

@@ -12,6 +12,7 @@ import sys
 from setproctitle import setproctitle
 
 from .. import _core
+from ..logformat import HTTPLOG, HTTPLOG_NO_CAPTURE, compile_format, http_fields, render
 from ..logsink import INFO, LogSink, format_accept_date, format_address
 from .listeners import listener_backlog, listening_socket
 from .shm import SharedCounters
@@ -34,6 +35,10 @@ class TrafficLogger:
         self.tables = tables
         self.sinks = [LogSink(fe.proxy.logs, fe.proxy.log_tag or g.log_tag or default_tag,
                               log_pid, g.log_send_hostname) for fe in tables.frontends]
+        self.pid = log_pid
+        self.formats = [compile_format(fe.proxy.log_format or (
+            HTTPLOG if fe.proxy.captures_req or fe.proxy.captures_rsp else HTTPLOG_NO_CAPTURE))
+            for fe in tables.frontends]
 
     def session_end(self, fe, be, srv, addr, accept_ms, tw, tc, tt, bytes_out, term,
                     ac, fc, bc, sc, retries, redispatched):
@@ -45,15 +50,16 @@ class TrafficLogger:
         self.sinks[fe].send(INFO, line)
 
     def http_end(self, fe, be, srv, addr, start_ms, tr, tw, tc, tresp, ta, status, bytes_out,
-                 term, ac, fc, bc, sc, retries, redispatched, request_line):
-        """HAProxy's httplog line (no captures, no cookies yet: "-" and "--")."""
+                 term, ac, fc, bc, sc, retries, redispatched, request_line, captures):
+        """HAProxy's httplog line, or the frontend's log-format (no cookies yet: "-", "--")."""
         t = self.tables
         request = request_line.decode("latin-1") if request_line else "<BADREQ>"
-        line = (f"{format_address(addr)} [{format_accept_date(start_ms)}] "
-                f"{t.frontends[fe].proxy.name} {t.backend_name(fe, be)}/{t.server_name(be, srv)} "
-                f"{tr}/{tw}/{tc}/{tresp}/{ta} {status} {bytes_out} - - {term}-- "
-                f"{ac}/{fc}/{bc}/{sc}/{'+' if redispatched else ''}{retries} 0/0 \"{request}\"")
-        self.sinks[fe].send(INFO, line)
+        fields = http_fields(addr, t.frontends[fe].proxy.name, t.backend_name(fe, be),
+                             t.server_name(be, srv), start_ms, (tr, tw, tc, tresp, ta), status,
+                             bytes_out, term + "--", (ac, fc, bc, sc,
+                                                      f"{'+' if redispatched else ''}{retries}"),
+                             request, captures, self.pid)
+        self.sinks[fe].send(INFO, render(self.formats[fe], fields))
 
     def connect(self, fe, addr, port, http):
         proxy = self.tables.frontends[fe].proxy
@@ -66,6 +72,9 @@ class TrafficLogger:
             if listener.port == port and listener.host not in ("0.0.0.0", "::"):
                 return listener.host
         return "0.0.0.0"
+
+
+HTTP_CLOSE_MODES = {"http-keep-alive": 0, "http-server-close": 1, "httpclose": 2}
 
 
 def request_editor(proxy):
@@ -107,7 +116,8 @@ def run_worker(tables: RuntimeTables, shm: SharedCounters, worker_id: int, nwork
                            p.options.redispatch or 0, int(p.options.srvtcpka), be.index,
                            be.first_server_shm, http=int(p.mode == "http"),
                            error_pages=p.errorfiles,
-                           response_editor=build_response_editor(p))
+                           response_editor=build_response_editor(p),
+                           http_close=HTTP_CLOSE_MODES[p.options.http_mode])
     sockets = []
     for fe in tables.frontends:
         p = fe.proxy
@@ -119,7 +129,9 @@ def run_worker(tables: RuntimeTables, shm: SharedCounters, worker_id: int, nwork
                             t_http_keep_alive=t.http_keep_alive or 0,
                             error_pages=p.errorfiles, request_editor=request_editor(p),
                             router=fe.router,
-                            response_editor=build_response_editor(p) if p.kind != "listen" else None)
+                            response_editor=build_response_editor(p) if p.kind != "listen" else None,
+                            http_close=HTTP_CLOSE_MODES[p.options.http_mode],
+                            captures=(p.captures_req or None, p.captures_rsp or None))
         for listener in fe.listeners:
             sock = listening_socket(listener, listener_backlog(listener, p))
             sockets.append(sock)

@@ -1,0 +1,118 @@
+"""HAProxy log-format strings: ``%ci:%cp [%tr] %ft %b/%s ...`` compiled once, rendered per log.
+
+The built-in formats (``option httplog``) are log-format strings too, so a custom
+``log-format`` and the default line share one renderer.
+"""
+from __future__ import annotations
+
+import re
+
+from .logsink import format_accept_date
+
+HTTPLOG = ("%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc "
+           "%ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r")
+# With no capture configured, HAProxy drops %hr %hs and their spaces.
+HTTPLOG_NO_CAPTURE = HTTPLOG.replace(" %hr %hs", "")
+
+_TOKEN = re.compile(r"%(?:\{([^}]*)\})?([A-Za-z]+)|%%")
+VARIABLES = {
+    "ci", "cp", "fi", "fp", "ft", "f", "b", "s", "si", "sp", "t", "tr", "T", "TR", "Tw", "Tc",
+    "Tr", "Ta", "Tt", "Tq", "ST", "B", "CC", "CS", "tsc", "ts", "ac", "fc", "bc", "sc", "rc",
+    "sq", "bq", "hr", "hs", "hrl", "hsl", "r", "HM", "HU", "HP", "HQ", "HV", "pid", "U",
+}
+
+
+SEPARATOR = object()
+
+
+class LogFormatError(ValueError):
+    pass
+
+
+def compile_format(text: str):
+    """A list of literals and (variable, quoted) pairs; unknown variables are errors."""
+    parts: list = []
+    pos = 0
+
+    def literal(chunk: str) -> None:
+        # HAProxy treats runs of spaces as one separator (see render)
+        for piece in re.split(r"( +)", chunk):
+            if piece:
+                parts.append(SEPARATOR if piece.startswith(" ") else piece)
+
+    for match in _TOKEN.finditer(text):
+        if match.start() > pos:
+            literal(text[pos:match.start()])
+        pos = match.end()
+        if match.group(0) == "%%":
+            parts.append("%")
+            continue
+        flags, name = match.group(1) or "", match.group(2)
+        # %[...] sample expressions and unknown names are refused, never silently dropped
+        if name not in VARIABLES:
+            raise LogFormatError(f"no such format variable '{name}'. If you wanted to emit the "
+                                 "'%' character verbatim, you need to use '%%'")
+        parts.append((name, "+Q" in flags.split(",")))
+    if pos < len(text):
+        literal(text[pos:])
+    if "%[" in text:
+        raise LogFormatError("sample expressions '%[...]' in log-format are not supported by "
+                             "fastlb yet")
+    return parts
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace('"', '\\"') + '"'
+
+
+def render(parts: list, fields: dict) -> str:
+    """A separator is written only after something that is not a space: an empty field
+    (no capture for a bad request) does not leave a double space, as in HAProxy."""
+    out = []
+    last_is_space = True
+    for part in parts:
+        if part is SEPARATOR:
+            if not last_is_space:
+                out.append(" ")
+                last_is_space = True
+            continue
+        if isinstance(part, str):
+            text = part
+        else:
+            name, quoted = part
+            value = fields.get(name, "-")
+            value = "-" if value is None else str(value)
+            text = _quote(value) if quoted else value
+        if text:
+            out.append(text)
+            last_is_space = False
+    return "".join(out)
+
+
+def request_parts(request_line: str) -> dict:
+    method, _, rest = request_line.partition(" ")
+    uri, _, version = rest.rpartition(" ") if " " in rest else (rest, "", "")
+    path, _, query = uri.partition("?")
+    return {"HM": method, "HU": uri, "HP": path, "HQ": f"?{query}" if query else "",
+            "HV": version}
+
+
+def http_fields(addr, frontend: str, backend: str, server: str, start_ms: int, timers: tuple,
+                status: int, bytes_out: int, term: str, counters: tuple, request_line: str,
+                captures: tuple, pid: int) -> dict:
+    tr, tw, tc, tresp, ta = timers
+    ac, fc, bc, sc, retries = counters
+    req_caps, rsp_caps = captures
+    fields = {
+        "ci": addr[0], "cp": addr[1], "ft": frontend, "f": frontend, "b": backend, "s": server,
+        "t": format_accept_date(start_ms), "tr": format_accept_date(start_ms),
+        "TR": tr, "Tw": tw, "Tc": tc, "Tr": tresp, "Ta": ta, "Tt": ta, "Tq": tr,
+        "ST": status, "B": bytes_out, "CC": "-", "CS": "-", "tsc": term, "ts": term[:2],
+        "ac": ac, "fc": fc, "bc": bc, "sc": sc, "rc": retries, "sq": 0, "bq": 0,
+        "hr": "{" + "|".join(req_caps) + "}" if req_caps is not None else "",
+        "hs": "{" + "|".join(rsp_caps) + "}" if rsp_caps is not None else "",
+        "hrl": " ".join(req_caps or ()), "hsl": " ".join(rsp_caps or ()),
+        "r": request_line, "pid": pid,
+    }
+    fields.update(request_parts(request_line))
+    return fields
