@@ -14,6 +14,7 @@ from fastlb.includes.system cimport *
 from fastlb.lb.roundrobin cimport rr_pick
 from fastlb.http.framing cimport ChunkParser, chunk_scan, head_end, CH_DONE
 
+import os as _os
 import socket as _socket
 
 import httptools
@@ -183,6 +184,7 @@ cdef class Worker:
     cdef list response_editors  # per frontend: http-response rules, or None
     cdef list captures          # per frontend: ([(name, len)] | None for requests, ... responses)
     cdef list be_response_editors
+    cdef list be_request_rules  # per backend: its own http-request rules, or None
     cdef list txns              # HttpTxn per session slot (mode http)
     cdef list runq              # (idx, gen) of HTTP sessions to run again after this batch
     cdef int wakeup_fd
@@ -197,6 +199,7 @@ cdef class Worker:
         self.response_editors = []
         self.captures = []
         self.be_response_editors = []
+        self.be_request_rules = []
         self.epfd = -1
         self.wakeup_fd = -1
         self.free_head = -1
@@ -250,7 +253,8 @@ cdef class Worker:
     def add_backend(self, list servers, tuple rr_active, tuple rr_backup, int64_t t_connect,
                     int64_t t_server, int64_t t_server_fin, int64_t t_tunnel, int retries,
                     int redispatch, int srvtcpka, int shm_index, int first_server_shm, int http=0,
-                    error_pages=None, response_editor=None, int http_close=0):
+                    error_pages=None, response_editor=None, int http_close=0,
+                    request_rules=None):
         """servers: [(family, ip, port)]; rr_*: (prefix, cycle) of server indexes."""
         cdef BackendRt *be = &self.backends[self.nbackends]
         cdef int i
@@ -282,6 +286,7 @@ cdef class Worker:
         be.shm_index = shm_index
         self.be_error_pages.append(error_pages or {})
         self.be_response_editors.append(response_editor)
+        self.be_request_rules.append(request_rules)
         self.nbackends += 1
 
     def add_frontend(self, int backend, int64_t maxconn, int64_t t_client, int64_t t_client_fin,
@@ -603,7 +608,10 @@ cdef class Worker:
                 continue
             self.timer_remove(s)
             if dl != 0:
-                self.session_expired(idx, s)
+                try:
+                    self.session_expired(idx, s)
+                except Exception as exc:
+                    self.session_failed(idx, s, exc)
 
     cdef int next_timeout_ms(self):
         cdef int64_t wait = 1000
@@ -1090,7 +1098,10 @@ cdef class Worker:
                     s = self.session_at(idx)
                     if side_tag(s, side) != gen or s.state == ST_FREE:
                         continue          # closed earlier in this batch
-                    self.on_session_event(idx, s, side, events[i].events)
+                    try:
+                        self.on_session_event(idx, s, side, events[i].events)
+                    except Exception as exc:
+                        self.session_failed(idx, s, exc)
                 elif kind == KIND_LISTENER:
                     idx = (data & 0x3FFFFFFF) >> 1
                     if not self.listeners[idx].closed and not self.stopping:
@@ -1106,6 +1117,16 @@ cdef class Worker:
                 self.resume_listeners()
         self.close_all()
 
+    cdef void session_failed(self, int idx, Session *s, object exc):
+        """A bug or an unforeseen input broke one session: close it, keep the worker."""
+        import traceback
+        import sys
+        sys.stderr.write(f"[ALERT]    ({_os.getpid()}) : worker: session aborted after an "
+                         f"internal error: {exc!r}\n{traceback.format_exc()}")
+        if s.state != ST_FREE:
+            s.term0, s.term1 = b'I', b'D'      # HAProxy's "internal error" termination
+            self.session_close(idx, s)
+
     cdef void run_queued(self):
         cdef list queued = self.runq
         cdef Session *s
@@ -1113,7 +1134,10 @@ cdef class Worker:
         for idx, gen in queued:
             s = self.session_at(idx)
             if s.gen == gen and s.state != ST_FREE and s.http == 1:
-                http_run(self, idx, s)
+                try:
+                    http_run(self, idx, s)
+                except Exception as exc:
+                    self.session_failed(idx, s, exc)
 
     cdef void close_all(self):
         cdef int c, i

@@ -22,6 +22,7 @@ DEF BODY_CHUNKED = 2
 DEF BODY_CLOSE = 3       # response delimited by the server closing
 
 DEF HTTP_ROUNDS = 64
+DEF MAX_CONTENT_LENGTH = 0x3FFFFFFFFFFFFFFF   # beyond what an int64 counter holds: refused
 DEF SMALL_BODY = 8192    # body bytes copied behind a head to leave in one send()
 DEF ROUTE_DENY = 1       # fastlb.runtime.tables.ROUTE_*
 DEF ROUTE_RESPOND = 2
@@ -411,6 +412,10 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     if te is not None:
         txn.req_mode = BODY_CHUNKED
     elif cl is not None and int(cl) > 0:
+        if int(cl) > MAX_CONTENT_LENGTH:
+            txn.request_line = b"<BADREQ>"
+            http_error(w, idx, s, txn, 400, True, b'P', b'R')
+            return False
         txn.req_mode = BODY_LENGTH
         txn.req_remaining = int(cl)
     else:
@@ -418,27 +423,11 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     txn.close_client = not keep_alive
     router = w.routers[s.fe]
     if router is not None:
-        action, value = router(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
-                               w.listeners[s.listener].port, version)
-        if action == ROUTE_DENY:
-            http_error(w, idx, s, txn, value, False, b'P', b'R')
+        verdict = router(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
+                         w.listeners[s.listener].port, version)
+        if not http_local_answer(w, idx, s, txn, verdict, keep_alive):
             return False
-        if action == ROUTE_RESPOND or action == ROUTE_RAW:
-            # monitor-uri, http-request return / redirect: answered here, never forwarded
-            http_error(w, idx, s, txn, value if action == ROUTE_RESPOND else 200, False, b'L', b'R')
-            if action == ROUTE_RAW:
-                txn.out_cli = value
-                txn.status = int(value[9:12])
-            else:
-                txn.logged = True                 # HAProxy does not log monitor requests
-            txn.close_client = txn.req_mode != BODY_NONE or not keep_alive
-            return False
-        if action == ROUTE_REJECT:
-            s.term0, s.term1 = b'P', b'R'
-            txn.term0, txn.term1 = b'P', b'R'
-            txn.status = -1
-            w.session_close(idx, s)             # no answer at all
-            return False
+        value = verdict[1]
         if value != s.be:
             # another backend for this request: the kept server connection is of no use
             http_drop_server(w, s)
@@ -447,6 +436,12 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     if s.be < 0:
         http_error(w, idx, s, txn, 503, False, b'S', b'C')
         return False
+    rules = w.be_request_rules[s.be]
+    if rules is not None:
+        verdict = rules(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
+                        w.listeners[s.listener].port, version)
+        if verdict is not None and not http_local_answer(w, idx, s, txn, verdict, keep_alive):
+            return False
     mode = fe.http_close if fe.http_close > w.backends[s.be].http_close else w.backends[s.be].http_close
     if mode == 2:
         txn.close_client = True          # option httpclose: both sides close after this one
@@ -488,6 +483,32 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     s.redispatched = 0
     w.start_connect(idx, s)
     return s.state != ST_FREE
+
+
+cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple verdict,
+                            bint keep_alive):
+    """Carry out a rule's verdict; True when the request goes on to a backend."""
+    action, value = verdict
+    if action == ROUTE_DENY:
+        http_error(w, idx, s, txn, value, False, b'P', b'R')
+        return False
+    if action == ROUTE_RESPOND or action == ROUTE_RAW:
+        # monitor-uri, http-request return / redirect: answered here, never forwarded
+        http_error(w, idx, s, txn, value if action == ROUTE_RESPOND else 200, False, b'L', b'R')
+        if action == ROUTE_RAW:
+            txn.out_cli = value
+            txn.status = int(value[9:12])
+        else:
+            txn.logged = True                     # HAProxy does not log monitor requests
+        txn.close_client = txn.req_mode != BODY_NONE or not keep_alive
+        return False
+    if action == ROUTE_REJECT:
+        s.term0, s.term1 = b'P', b'R'
+        txn.term0, txn.term1 = b'P', b'R'
+        txn.status = -1
+        w.session_close(idx, s)                 # no answer at all
+        return False
+    return True
 
 
 cdef void http_drop_server(Worker w, Session *s):
@@ -544,6 +565,9 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     elif te is not None:
         txn.rsp_mode = BODY_CHUNKED
     elif cl is not None:
+        if int(cl) > MAX_CONTENT_LENGTH:
+            http_error(w, idx, s, txn, 502, False, b'P', b'H')
+            return False
         txn.rsp_mode = BODY_LENGTH if int(cl) > 0 else BODY_NONE
         txn.rsp_remaining = int(cl)
     else:

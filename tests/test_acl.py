@@ -248,3 +248,16 @@ def test_response_header_rules(fastlb, http_backends):
     status, fields, body = HttpClient(port).get("/")
     assert body == b"ok" and fields["x-frame-options"] == "DENY"
     assert "x-powered-by" not in fields and fields["server"] == "hidden"
+
+
+def test_backend_request_rules_run_after_switching(fastlb, http_backends):
+    server = http_backends("s")
+    port = free_port()
+    fastlb(rules_config(port, server.port, "", backend_rules="""
+        acl blocked path_beg /blocked
+        http-request deny deny_status 403 if blocked
+        http-request set-header X-Backend be
+    """), ports=[port])
+    assert HttpClient(port).get("/blocked/x")[0] == 403
+    assert HttpClient(port).get("/ok")[0] == 200
+    assert [r["headers"]["x-backend"] for r in server.requests] == ["be"]

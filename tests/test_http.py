@@ -517,3 +517,12 @@ def test_bad_log_format_is_refused(tmp_path):
     result = subprocess.run(FASTLB + ["-c", "-f", "haproxy.cfg"], capture_output=True, text=True,
                             cwd=tmp_path, timeout=30)
     assert result.returncode == 1 and "no such format variable 'zz'" in result.stderr
+
+
+def test_absurd_content_length_is_400_and_the_worker_survives(fastlb, http_backends):
+    lb, port, _ = start(fastlb, http_backends)
+    workers = lb.worker_pids()
+    client = HttpClient(port)
+    client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999999999999\r\n\r\n")
+    assert client.response()[0] == 400
+    assert HttpClient(port).get("/")[0] == 200 and lb.worker_pids() == workers

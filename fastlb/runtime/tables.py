@@ -137,25 +137,49 @@ def build_router(proxy: Proxy, by_name: dict, default: int):
         request = Request(method, url, headers, src, dst_port, version)
         if monitor is not None and monitor_matches(monitor, request.url):
             return ROUTE_RESPOND, 200
-        for rule, matches in rules:
-            if not matches(request):
-                continue
-            action = rule.action
-            if action == "deny":
-                return ROUTE_DENY, rule.status
-            if action == "reject":
-                return ROUTE_REJECT, 0
-            if action == "return":
-                return ROUTE_RAW, return_response(rule, request)
-            if action == "redirect":
-                return ROUTE_RAW, redirect_response(rule, request)
-            apply_header_rule(rule, headers, request)
+        verdict = run_request_rules(rules, request, headers)
+        if verdict is not None:
+            return verdict
         for backend, matches in switches:
             if matches(request):
                 return ROUTE_BACKEND, backend
         return ROUTE_BACKEND, default
 
     return route
+
+
+def run_request_rules(rules: list, request: Request, headers: list):
+    """http-request rules in order: a final verdict (deny, reject, return, redirect), or
+    None once every header rule that matched has edited ``headers``."""
+    for rule, matches in rules:
+        if not matches(request):
+            continue
+        action = rule.action
+        if action == "deny":
+            return ROUTE_DENY, rule.status
+        if action == "reject":
+            return ROUTE_REJECT, 0
+        if action == "return":
+            return ROUTE_RAW, return_response(rule, request)
+        if action == "redirect":
+            return ROUTE_RAW, redirect_response(rule, request)
+        apply_header_rule(rule, headers, request)
+    return None
+
+
+def build_backend_rules(proxy: Proxy):
+    """``rules(method, url, headers, src, dst_port, version) -> verdict | None`` for a
+    backend's own http-request rules (a listen section's run with its frontend part)."""
+    if proxy.kind != "backend" or proxy.mode != "http" or not proxy.http_request_rules:
+        return None
+    compiler = ConditionCompiler(proxy.acls)
+    rules = [(rule, compiler.compile(rule.condition)) for rule in proxy.http_request_rules]
+
+    def apply(method, url, headers, src, dst_port, version):
+        return run_request_rules(rules, Request(method, url, headers, src, dst_port, version),
+                                 headers)
+
+    return apply
 
 
 def build_response_editor(proxy: Proxy):

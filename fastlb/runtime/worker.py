@@ -16,7 +16,7 @@ from ..logformat import HTTPLOG, HTTPLOG_NO_CAPTURE, compile_format, http_fields
 from ..logsink import INFO, LogSink, format_accept_date, format_address
 from .listeners import listener_backlog, listening_socket
 from .shm import SharedCounters
-from .tables import LOG_NONE, RuntimeTables, build_response_editor
+from .tables import LOG_NONE, RuntimeTables, build_backend_rules, build_response_editor
 
 def raise_fd_limit(wanted: int | None) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -117,7 +117,8 @@ def run_worker(tables: RuntimeTables, shm: SharedCounters, worker_id: int, nwork
                            be.first_server_shm, http=int(p.mode == "http"),
                            error_pages=p.errorfiles,
                            response_editor=build_response_editor(p),
-                           http_close=HTTP_CLOSE_MODES[p.options.http_mode])
+                           http_close=HTTP_CLOSE_MODES[p.options.http_mode],
+                           request_rules=build_backend_rules(p))
     sockets = []
     for fe in tables.frontends:
         p = fe.proxy
