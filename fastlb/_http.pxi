@@ -663,9 +663,13 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
                 return True
             if r == -1 or r == -2:
                 if buffered(&s.cli) == 0 or r == -2:
-                    txn.term0 = b'C' if r == -2 else b'-'
+                    if txn.requests == 0 and buffered(&s.cli) == 0 and not fe.dontlognull:
+                        # a connection that never sent a request: HAProxy logs it as a 400
+                        txn.request_line = b"<BADREQ>"
+                        txn.status = 400
+                    txn.term0, txn.term1 = b'C', b'R'
                     s.term0, s.term1 = b'C', b'R'
-                    w.session_close(idx, s)         # client left between requests
+                    w.session_close(idx, s)         # client left (between requests: no log)
                     return False
                 txn.request_line = b"<BADREQ>"
                 http_error(w, idx, s, txn, 400, True, b'C', b'R')
@@ -875,10 +879,13 @@ cdef int64_t http_deadline(Worker w, int idx, Session *s):
         if t:
             dl = earliest(dl, txn.t_start + t)
     elif fe.t_client and (txn.req_state == RQ_BODY or txn.out_cli is not None or txn.rsp_avail > 0):
-        dl = earliest(dl, s.cli.last + fe.t_client)
+        # a client that half-closed is under timeout client-fin when one is set
+        t = fe.t_client_fin if fe.t_client_fin and s.cli.rd_eof else fe.t_client
+        dl = earliest(dl, s.cli.last + t)
     if be != NULL and be.t_server and s.state == ST_ESTABLISHED and \
             (txn.rsp_state == RS_HEAD or txn.rsp_state == RS_BODY):
-        dl = earliest(dl, s.srv.last + be.t_server)
+        t = be.t_server_fin if be.t_server_fin and s.srv.rd_eof else be.t_server
+        dl = earliest(dl, s.srv.last + t)
     return dl
 
 
@@ -899,14 +906,19 @@ cdef void http_expired(Worker w, int idx, Session *s):
             return
         txn.request_line = b"<BADREQ>"
         http_error(w, idx, s, txn, 408, True, b'c', b'R')
+        if fe.dontlognull and txn.requests == 0 and buffered(&s.cli) == 0:
+            txn.logged = True                   # an empty connection: option dontlognull
         http_run(w, idx, s)
         return
-    if be != NULL and be.t_server and s.state == ST_ESTABLISHED and txn.rsp_state == RS_HEAD \
-            and s.srv.last + be.t_server <= w.now:
+    cdef int64_t t_server = 0
+    if be != NULL:
+        t_server = be.t_server_fin if be.t_server_fin and s.srv.rd_eof else be.t_server
+    if t_server and s.state == ST_ESTABLISHED and txn.rsp_state == RS_HEAD \
+            and s.srv.last + t_server <= w.now:
         http_error(w, idx, s, txn, 504, False, b's', b'H')
         http_run(w, idx, s)
         return
-    if be != NULL and be.t_server and txn.rsp_state == RS_BODY and s.srv.last + be.t_server <= w.now:
+    if t_server and txn.rsp_state == RS_BODY and s.srv.last + t_server <= w.now:
         txn.term0, txn.term1 = b's', b'D'
     else:
         txn.term0, txn.term1 = b'c', b'D'

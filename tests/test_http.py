@@ -526,3 +526,20 @@ def test_absurd_content_length_is_400_and_the_worker_survives(fastlb, http_backe
     client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999999999999\r\n\r\n")
     assert client.response()[0] == 400
     assert HttpClient(port).get("/")[0] == 200 and lb.worker_pids() == workers
+
+
+@pytest.mark.parametrize("dontlognull", [False, True])
+def test_empty_connections_are_logged_unless_dontlognull(fastlb, http_backends, syslog, dontlognull):
+    _, port, _ = start(fastlb, http_backends, global_=f"    log 127.0.0.1:{syslog.port} local0",
+                       defaults="    log global\n    option httplog\n    timeout http-request 300ms"
+                                + ("\n    option dontlognull" if dontlognull else ""))
+    HttpClient(port).close()                           # connects, sends nothing, leaves
+    idle = HttpClient(port)                            # sends nothing, times out
+    assert recv_until_eof(idle.sock).startswith(b"HTTP/1.1 408 Request Time-out\r\n")
+    lines = syslog.drain(0.5)
+    if dontlognull:
+        assert lines == []
+    else:
+        assert len(lines) == 2, lines
+        assert any(re.search(r' fe fe/<NOSRV> -1/-1/-1/-1/\d+ 400 0 - - CR-- .*"<BADREQ>"\n$', l) for l in lines)
+        assert any(re.search(r' fe fe/<NOSRV> -1/-1/-1/-1/\d+ 408 0 - - cR-- .*"<BADREQ>"\n$', l) for l in lines)
