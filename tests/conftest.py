@@ -393,3 +393,17 @@ class HttpClient:
 
     def close(self):
         self.sock.close()
+
+
+HTTP_DEFAULTS = """
+    defaults
+        mode http
+        timeout connect 1s
+        timeout client 5s
+        timeout server 5s
+"""
+
+
+def raw_backend(response: bytes) -> Backend:
+    """A server that reads one request head and answers with ``response`` as is."""
+    return Backend(lambda conn, backend: (read_head(conn), conn.sendall(response)))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import HttpClient, free_port
+from conftest import HTTP_DEFAULTS, HttpClient, free_port
 from fastlb.http.acl import (AclError, ConditionCompiler, PrefixTrie, Request, parse_acl,
                              parse_condition)
 
@@ -101,12 +101,7 @@ def test_tutorial_path_routing(fastlb, http_backends):
     item1, item2 = http_backends("item1"), http_backends("item2")
     basket1, basket2 = http_backends("basket1"), http_backends("basket2")
     port = free_port()
-    fastlb(f"""
-    defaults
-        mode http
-        timeout connect 1s
-        timeout client 5s
-        timeout server 5s
+    fastlb(HTTP_DEFAULTS + f"""
     frontend shop
         bind 127.0.0.1:{port}
         acl is_item path_beg /item
@@ -133,12 +128,7 @@ def test_tutorial_path_routing(fastlb, http_backends):
 def test_http_request_deny(fastlb, http_backends):
     server = http_backends("s")
     port = free_port()
-    fastlb(f"""
-    defaults
-        mode http
-        timeout connect 1s
-        timeout client 5s
-        timeout server 5s
+    fastlb(HTTP_DEFAULTS + f"""
     frontend fe
         bind 127.0.0.1:{port}
         http-request deny if {{ path_beg /admin }}
@@ -172,12 +162,7 @@ def test_unknown_acl_in_condition_is_a_config_error(tmp_path):
 
 
 def rules_config(port, server_port, rules, backend_rules=""):
-    return f"""
-    defaults
-        mode http
-        timeout connect 1s
-        timeout client 5s
-        timeout server 5s
+    return HTTP_DEFAULTS + f"""
     frontend fe
         bind 127.0.0.1:{port}
 {rules}

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from conftest import (HttpClient, free_port, http_response, read_head, recv_until_eof)
+from conftest import (HTTP_DEFAULTS, HttpClient, free_port, http_response, raw_backend, read_head,
+                      recv_until_eof)
 
 DEFAULTS = """
 defaults
@@ -181,13 +182,7 @@ def test_no_body_statuses(fastlb, http_backends, status):
 
 
 def test_close_delimited_response(fastlb, http_backends):
-    from conftest import Backend
-
-    def handler(conn, backend):
-        read_head(conn)
-        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nuntil the end")
-
-    server = Backend(handler)
+    server = raw_backend(b"HTTP/1.0 200 OK\r\n\r\nuntil the end")
     port = free_port()
     fastlb(http_config(port, [("s", server.port)]), ports=[port])
     client = HttpClient(port)
@@ -318,7 +313,7 @@ def test_no_server_503_and_bad_response_502_and_timeout_504(fastlb, http_backend
     status, _, body = HttpClient(port).get("/")
     assert status == 503 and b"No server is available" in body
 
-    bad = Backend(lambda conn, b: (read_head(conn), conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")))
+    bad = raw_backend(b"NOT HTTP AT ALL\r\n\r\n")
     port = free_port()
     fastlb(http_config(port, [("bad", bad.port)]), ports=[port])
     status, _, body = HttpClient(port).get("/")
@@ -336,13 +331,7 @@ def test_no_server_503_and_bad_response_502_and_timeout_504(fastlb, http_backend
 
 
 def test_server_closing_mid_response_aborts_the_client(fastlb, http_backends):
-    from conftest import Backend
-
-    def handler(conn, backend):
-        read_head(conn)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
-
-    server = Backend(handler)
+    server = raw_backend(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
     port = free_port()
     fastlb(http_config(port, [("s", server.port)]), ports=[port])
     client = HttpClient(port)
@@ -377,12 +366,7 @@ def test_errorfile_inheritance_and_empty_file(fastlb, http_backends, tmp_path):
     (tmp_path / "503-fe.http").write_bytes(
         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 12\r\n\r\nfrontend no\n")
     port, port2 = free_port(), free_port()
-    fastlb(f"""
-    defaults
-        mode http
-        timeout connect 1s
-        timeout client 5s
-        timeout server 5s
+    fastlb(HTTP_DEFAULTS + f"""
         timeout http-request 300ms
         errorfile 503 {tmp_path}/503-default.http
         errorfile 408 /dev/null
