@@ -1,9 +1,12 @@
 """Build the Cython hot path; everything else is declared in pyproject.toml."""
+import Cython
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 extensions = [
-    Extension("fastlb._core", ["fastlb/_core.pyx"], extra_compile_args=["-O2"]),
+    # the Cython version is recorded for "fastlb -vv" (Cython is not needed at run time)
+    Extension("fastlb._core", ["fastlb/_core.pyx"], extra_compile_args=["-O2"],
+              define_macros=[("FASTLB_CYTHON_VERSION", f'"{Cython.__version__}"')]),
 ]
 
 setup(ext_modules=cythonize(extensions, language_level=3,

@@ -17,6 +17,11 @@ from fastlb.http.framing cimport ChunkParser, chunk_scan, head_end, CH_DONE
 import os as _os
 import socket as _socket
 
+cdef extern from *:
+    const char *FASTLB_CYTHON_VERSION
+
+BUILT_WITH_CYTHON = FASTLB_CYTHON_VERSION.decode()
+
 import httptools
 
 from fastlb.http.errors import builtin_page

@@ -90,9 +90,12 @@ def print_version(level: int) -> None:
     print(f"{PROGRAM} version {__version__} - HAProxy-compatible load balancer "
           "(configuration reference: HAProxy 2.6)")
     if level > 1:
-        import Cython
         import httptools
-        print(f"Python {sys.version.split()[0]}, Cython {Cython.__version__}, "
+        try:
+            from ._core import BUILT_WITH_CYTHON as cython_version
+        except ImportError:
+            cython_version = "(compiled core missing)"
+        print(f"Python {sys.version.split()[0]}, built with Cython {cython_version}, "
               f"httptools {httptools.__version__}")
         print("Event loop : epoll (compiled worker loop), SO_REUSEPORT listeners")
 
