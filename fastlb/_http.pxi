@@ -98,6 +98,21 @@ cdef class HttpTxn:
     cdef int term0
     cdef int term1
 
+    cdef int64_t req_scanned         # bytes of the pending request head already searched
+    cdef int64_t rsp_scanned
+    cdef int64_t req_head_end
+    cdef int64_t rsp_head_end
+
+    cdef int64_t find_head(self, Side *side, bint request):
+        """End of the head at the front of ``side``'s buffer (-1: not yet), searched once."""
+        if request:
+            self.req_head_end = head_end(side.buf + side.head, side.tail - side.head,
+                                         &self.req_scanned)
+            return self.req_head_end
+        self.rsp_head_end = head_end(side.buf + side.head, side.tail - side.head,
+                                     &self.rsp_scanned)
+        return self.rsp_head_end
+
     cdef void reset(self, int64_t now, int64_t now_real):
         self.req_state = RQ_HEAD
         self.rsp_state = RS_NONE
@@ -105,6 +120,8 @@ cdef class HttpTxn:
         self.rsp_mode = BODY_NONE
         self.req_remaining = self.rsp_remaining = 0
         self.req_avail = self.rsp_avail = 0
+        self.req_scanned = self.rsp_scanned = 0
+        self.req_head_end = self.rsp_head_end = -1
         self.req_body_seen_end = self.rsp_body_seen_end = False
         memset(&self.req_chunk, 0, sizeof(ChunkParser))
         memset(&self.rsp_chunk, 0, sizeof(ChunkParser))
@@ -383,7 +400,7 @@ cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bin
 cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     """Analyse a complete request head; returns False when it could not be forwarded."""
     cdef FrontendRt *fe = &w.frontends[s.fe]
-    cdef int64_t end = head_end(s.cli.buf + s.cli.head, buffered(&s.cli))
+    cdef int64_t end = txn.req_head_end
     cdef bytes head = (s.cli.buf + s.cli.head)[:end]
     cdef bint keep_alive, chunked
     cdef int mode
@@ -405,6 +422,7 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     version = parser.get_http_version().encode()
     txn.request_line = method + b" " + fields.url + b" HTTP/" + version
     side_consume(w, &s.cli, end)
+    txn.req_scanned = 0
     keep_alive = _keep_alive(version, fields.headers)
     txn.is_head = method == b"HEAD"
     te = _header(fields.headers, b"transfer-encoding")
@@ -522,7 +540,7 @@ cdef void http_drop_server(Worker w, Session *s):
 
 
 cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
-    cdef int64_t end = head_end(s.srv.buf + s.srv.head, buffered(&s.srv))
+    cdef int64_t end = txn.rsp_head_end
     cdef bytes head = (s.srv.buf + s.srv.head)[:end]
     cdef int status
     cdef bytes te, cl, version
@@ -534,6 +552,7 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     status = parser.get_status_code()
     version = parser.get_http_version().encode()
     side_consume(w, &s.srv, end)
+    txn.rsp_scanned = 0           # an interim (1xx) head may be followed by the final one
     if 100 <= status < 200 and status != 101:
         # interim response (100-continue): forward it and wait for the final one
         txn.out_cli = head
@@ -644,7 +663,7 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
 
     # -- request head
     if txn.req_state == RQ_HEAD:
-        if s.cli.buf != NULL and head_end(s.cli.buf + s.cli.head, buffered(&s.cli)) >= 0:
+        if s.cli.buf != NULL and txn.find_head(&s.cli, True) >= 0:
             if not http_request_head(w, idx, s, txn):
                 return s.state != ST_FREE
             moved = True
@@ -713,7 +732,7 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
 
     # -- response
     if txn.rsp_state == RS_HEAD and s.state == ST_ESTABLISHED and txn.out_srv is None:
-        if s.srv.buf != NULL and head_end(s.srv.buf + s.srv.head, buffered(&s.srv)) >= 0:
+        if s.srv.buf != NULL and txn.find_head(&s.srv, False) >= 0:
             if not http_response_head(w, idx, s, txn):
                 return True
             return True

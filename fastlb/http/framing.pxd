@@ -26,10 +26,12 @@ cdef struct ChunkParser:
     int64_t size
 
 
-cdef inline int64_t head_end(const char *buf, int64_t len) nogil:
-    """Offset just past the CRLFCRLF ending a head, or -1."""
-    cdef int64_t i
-    for i in range(3, len):
+cdef inline int64_t head_end(const char *buf, int64_t len, int64_t *scanned) nogil:
+    """Offset just past the CRLFCRLF ending a head, or -1.  ``scanned`` remembers how far
+    earlier calls looked, so a head trickling in byte by byte is not rescanned each time."""
+    cdef int64_t i, start = scanned[0] - 3 if scanned[0] > 3 else 3
+    scanned[0] = len
+    for i in range(start, len):
         if buf[i] == b'\n' and buf[i - 1] == b'\r' and buf[i - 2] == b'\n' and buf[i - 3] == b'\r':
             return i + 1
     return -1
