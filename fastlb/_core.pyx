@@ -364,10 +364,10 @@ cdef class Worker:
             page = builtin_page(status, raw)
         return page
 
-    cdef void add_request_headers(self, int fe, list out, list headers, object client_ip):
+    cdef void add_request_headers(self, int fe, list out, list headers, Session *s):
         editor = self.request_editors[fe]
-        if editor is not None:
-            editor(out, headers, client_ip)
+        if editor is not None:          # the address is formatted only when it is used
+            editor(out, headers, sockaddr_to_tuple(&s.addr)[0])
 
     cdef void http_log(self, Session *s, HttpTxn txn):
         cdef int64_t tr, tc, tresp, ta, bc = 0, sc = 0

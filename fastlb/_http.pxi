@@ -472,7 +472,7 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
         if name == b"connection" and not _connection_has(fields.headers, b"upgrade"):
             continue
         out += [name, b": ", value, b"\r\n"]
-    w.add_request_headers(s.fe, out, fields.headers, sockaddr_to_tuple(&s.addr)[0])
+    w.add_request_headers(s.fe, out, fields.headers, s)
     if txn.close_client or txn.close_server:
         out.append(b"connection: close\r\n")
     out.append(b"\r\n")
