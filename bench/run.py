@@ -3,6 +3,7 @@
     python -m bench                       # all scenarios, 3 rounds, 5 s each
     python -m bench --quick               # 1 round, 2 s each (a smoke run)
     python -m bench --scenarios tcp_conn_rate,tcp_keepalive --rounds 5
+    python -m bench --pin                 # the proxy alone on one core (steadier figures)
 
 Rounds alternate between contenders (fastlb, haproxy, nginx, fastlb, ...) so that
 a noisy machine hurts all of them alike; the report gives medians and each
@@ -68,7 +69,8 @@ def run_wrk(port: int, scenario: Scenario, duration: float) -> dict:
     if scenario.close:
         cmd += ["-H", "Connection: close"]
     cmd.append(f"http://127.0.0.1:{port}{scenario.path}")
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30,
+                            preexec_fn=servers._pinned(servers.PINNING["load"]))
     return parse_wrk(result.stdout)
 
 
@@ -109,6 +111,7 @@ def run(args) -> dict:
 
 def summarize(chosen, names, samples, args) -> dict:
     report = {"workers": args.workers, "rounds": args.rounds, "duration_s": args.duration,
+              "pinned": bool(servers.PINNING["proxy"]),
               "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "scenarios": {}}
     for scenario in chosen:
         medians = {n: statistics.median(r[scenario.metric] for r in samples[scenario.name][n])
@@ -143,10 +146,13 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--workers", type=int, default=1, help="-n / nbthread / worker_processes")
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s")
+    parser.add_argument("--pin", action="store_true",
+                        help="the proxy on the last core, wrk and the origin on the others")
     parser.add_argument("--out", default="", help="JSON output path")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration = 1, 2.0
+    servers.pin_cores(args.pin)
     report = run(args)
     print_table(report)
     out = Path(args.out) if args.out else \

@@ -35,13 +35,30 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+# --pin: the proxy under test gets a core of its own; the load generator and the origin
+# share the others.  Without it, where the scheduler puts three busy processes on two
+# cores moves results by +-20 % or more.
+PINNING = {"proxy": None, "load": None}
+
+
+def pin_cores(enabled: bool) -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    if enabled and len(cores) >= 2:
+        PINNING["proxy"] = {cores[-1]}
+        PINNING["load"] = set(cores[:-1])
+
+
+def _pinned(cores):
+    return (lambda: os.sched_setaffinity(0, cores)) if cores else None
+
+
 class Process:
-    def __init__(self, name: str, cmd: list[str], port: int, workdir: Path):
+    def __init__(self, name: str, cmd: list[str], port: int, workdir: Path, role: str = "proxy"):
         self.name = name
         self.port = port
         self.log = open(workdir / f"{name}.log", "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_pinned(PINNING[role]))
         wait_port(port)
 
     def pids(self) -> list[int]:
@@ -92,7 +109,7 @@ http {{
     }}
 }}
 """)
-    return Process("origin", ["nginx", "-c", str(conf)], port, workdir)
+    return Process("origin", ["nginx", "-c", str(conf)], port, workdir, role="load")
 
 
 def haproxy_style_config(port: int, origin_port: int, workers: int, mode: str = "tcp") -> str:
