@@ -9,6 +9,7 @@ import re
 
 from .logsink import format_accept_date
 
+TCPLOG = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq"
 HTTPLOG = ("%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc "
            "%ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r")
 # With no capture configured, HAProxy drops %hr %hs and their spaces.
@@ -95,6 +96,20 @@ def request_parts(request_line: str) -> dict:
     path, _, query = uri.partition("?")
     return {"HM": method, "HU": uri, "HP": path, "HQ": f"?{query}" if query else "",
             "HV": version}
+
+
+def tcp_fields(addr, frontend: str, backend: str, server: str, accept_ms: int, timers: tuple,
+               bytes_out: int, term: str, counters: tuple, pid: int) -> dict:
+    """Values of one TCP session's variables; HTTP-only ones read "-" as in HAProxy."""
+    tw, tc, tt = timers
+    ac, fc, bc, sc, retries = counters
+    return {
+        "ci": addr[0], "cp": addr[1], "ft": frontend, "f": frontend, "b": backend, "s": server,
+        "t": format_accept_date(accept_ms), "tr": format_accept_date(accept_ms),
+        "Tw": tw, "Tc": tc, "Tt": tt, "Ta": tt, "B": bytes_out, "ts": term, "tsc": term + "--",
+        "ac": ac, "fc": fc, "bc": bc, "sc": sc, "rc": retries, "sq": 0, "bq": 0, "pid": pid,
+        "hr": "", "hs": "",
+    }
 
 
 def http_fields(addr, frontend: str, backend: str, server: str, start_ms: int, timers: tuple,

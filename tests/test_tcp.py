@@ -500,3 +500,16 @@ def test_killed_worker_leaks_no_maxconn_slot(fastlb, backends):
         with connect(port, timeout=5) as sock:
             sock.sendall(b"after")
             assert recv_exact(sock, 5) == b"after"
+
+
+def test_log_format_in_tcp_mode(fastlb, backends, syslog):
+    backend = backends()
+    port = free_port()
+    fastlb(tcp_config(port, [("s1", backend.port, "")],
+                      global_=f"    log 127.0.0.1:{syslog.port} local0",
+                      extra_defaults="    log global",
+                      extra_frontend='    log-format "%ft->%b/%s %B bytes %ts %{+Q}ci"'), ports=[port])
+    with connect(port) as sock:
+        sock.sendall(b"12345")
+        recv_exact(sock, 5)
+    assert syslog.recv().endswith(': fe->be/s1 5 bytes -- "127.0.0.1"\n')

@@ -94,8 +94,8 @@ def compile_tables(config: Config) -> RuntimeTables:
         if proxy.logs:
             if proxy.mode == "http" and (proxy.options.httplog or proxy.log_format):
                 log_mode = LOG_HTTPLOG
-            elif proxy.options.tcplog or proxy.options.httplog:
-                log_mode = LOG_TCPLOG
+            elif proxy.options.tcplog or proxy.options.httplog or proxy.log_format:
+                log_mode = LOG_TCPLOG      # at the end of the session, in its log format
             else:
                 log_mode = LOG_CONNECT
         frontends.append(FrontendTable(index=len(frontends), proxy=proxy,

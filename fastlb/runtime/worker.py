@@ -12,8 +12,9 @@ import sys
 from setproctitle import setproctitle
 
 from .. import _core
-from ..logformat import HTTPLOG, HTTPLOG_NO_CAPTURE, compile_format, http_fields, render
-from ..logsink import INFO, LogSink, format_accept_date, format_address
+from ..logformat import (HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format, http_fields,
+                         render, tcp_fields)
+from ..logsink import INFO, LogSink, format_address
 from .listeners import listener_backlog, listening_socket
 from .shm import SharedCounters
 from .tables import LOG_NONE, RuntimeTables, build_backend_rules, build_response_editor
@@ -27,6 +28,13 @@ def raise_fd_limit(wanted: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+def default_format(proxy) -> str:
+    """option httplog (with or without captures) in mode http, else option tcplog."""
+    if proxy.mode != "http":
+        return TCPLOG
+    return HTTPLOG if proxy.captures_req or proxy.captures_rsp else HTTPLOG_NO_CAPTURE
+
+
 class TrafficLogger:
     """Formats HAProxy's tcplog / connect lines for the sessions a worker ends."""
 
@@ -36,18 +44,17 @@ class TrafficLogger:
         self.sinks = [LogSink(fe.proxy.logs, fe.proxy.log_tag or g.log_tag or default_tag,
                               log_pid, g.log_send_hostname) for fe in tables.frontends]
         self.pid = log_pid
-        self.formats = [compile_format(fe.proxy.log_format or (
-            HTTPLOG if fe.proxy.captures_req or fe.proxy.captures_rsp else HTTPLOG_NO_CAPTURE))
-            for fe in tables.frontends]
+        self.formats = [compile_format(fe.proxy.log_format or default_format(fe.proxy))
+                        for fe in tables.frontends]
 
     def session_end(self, fe, be, srv, addr, accept_ms, tw, tc, tt, bytes_out, term,
                     ac, fc, bc, sc, retries, redispatched):
+        """HAProxy's tcplog line, or the frontend's log-format."""
         t = self.tables
-        line = (f"{format_address(addr)} [{format_accept_date(accept_ms)}] "
-                f"{t.frontends[fe].proxy.name} {t.backend_name(fe, be)}/{t.server_name(be, srv)} "
-                f"{tw}/{tc}/{tt} {bytes_out} {term} "
-                f"{ac}/{fc}/{bc}/{sc}/{'+' if redispatched else ''}{retries} 0/0")
-        self.sinks[fe].send(INFO, line)
+        fields = tcp_fields(addr, t.frontends[fe].proxy.name, t.backend_name(fe, be),
+                            t.server_name(be, srv), accept_ms, (tw, tc, tt), bytes_out, term,
+                            (ac, fc, bc, sc, f"{'+' if redispatched else ''}{retries}"), self.pid)
+        self.sinks[fe].send(INFO, render(self.formats[fe], fields))
 
     def http_end(self, fe, be, srv, addr, start_ms, tr, tw, tc, tresp, ta, status, bytes_out,
                  term, ac, fc, bc, sc, retries, redispatched, request_line, captures):
