@@ -416,10 +416,6 @@ cdef class Worker:
     def hard_stop(self):
         self.stopping = 2
 
-    @property
-    def active_sessions(self):
-        return self.active
-
     # ------------------------------------------------------------------ session slab
     cdef inline Session *session_at(self, int idx) nogil:
         return &self.chunks[idx // SESSIONS_PER_CHUNK][idx % SESSIONS_PER_CHUNK]

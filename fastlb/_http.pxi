@@ -186,18 +186,6 @@ cdef bytes _header(list headers, bytes wanted):
     return None
 
 
-cdef class HttpFrontendConf:
-    """What a frontend does to requests (Python level, once per request)."""
-    cdef public bint forwardfor
-    cdef public bytes forwardfor_header
-    cdef public bint forwardfor_if_none
-    cdef public list forwardfor_except   # [ipaddress network]
-
-
-def _client_ip(sockaddr):
-    return sockaddr[0]
-
-
 # ---------------------------------------------------------------------------- flow
 # Everything below runs as "make as much progress as possible, then compute the epoll
 # interest": http_run() loops over the steps until none moves.
@@ -245,10 +233,6 @@ cdef void http_start(Worker w, int idx, Session *s):
     s.http = 1
     s.state = ST_IDLE
     http_run(w, idx, s)
-
-
-cdef inline bint side_ok(Side *side):
-    return side.fd >= 0
 
 
 cdef int64_t buffered(Side *side):

@@ -67,7 +67,7 @@ _SERVER_FLAGS_OFF = {"no-check", "no-backup", "enabled"}
 _OPTIONS_NOT_YET = {
     "httpchk",
     "http-buffer-request", "abortonclose", "allbackups", "originalto", "checkcache",
-    "http-pretend-keepalive", "http-no-delay", "http-use-proxy-header", "httpchk",
+    "http-pretend-keepalive", "http-no-delay", "http-use-proxy-header",
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
     "tcp-check", "external-check", "persist", "prefer-last-server", "splice-auto",
     "splice-request", "splice-response", "transparent", "accept-invalid-http-request",

@@ -15,7 +15,6 @@ totals and zeroes it before the replacement starts, so a crash leaks no count.
 from __future__ import annotations
 
 import mmap
-import struct
 
 WORD = 8
 
@@ -34,19 +33,6 @@ class SharedCounters:
         self.mm = mmap.mmap(-1, max(self.words, 1) * WORD, flags=mmap.MAP_SHARED,
                             prot=mmap.PROT_READ | mmap.PROT_WRITE)
 
-    # Offsets inside a worker slot; the Cython worker uses the same arithmetic.
-    def fe_offset(self, fe: int) -> int:
-        return 1 + fe
-
-    def be_offset(self, be: int) -> int:
-        return 1 + self.nfrontends + be
-
-    def srv_offset(self, srv: int) -> int:
-        return 1 + self.nfrontends + self.nbackends + srv
-
-    def _word(self, index: int) -> int:
-        return struct.unpack_from("=Q", self.mm, index * WORD)[0]
-
     def release_slot(self, worker: int) -> None:
         """Give back a dead worker's share of the totals, then zero its slot."""
         from .._core import release_totals
@@ -57,8 +43,3 @@ class SharedCounters:
     def clear_slot(self, worker: int) -> None:
         start = (self.slot_base + worker * self.slot_words) * WORD
         self.mm[start:start + self.slot_words * WORD] = bytes(self.slot_words * WORD)
-
-    def total(self, offset: int) -> int:
-        """Sum of one slot field over all workers."""
-        return sum(self._word(self.slot_base + w * self.slot_words + offset)
-                   for w in range(self.nworkers))
