@@ -98,36 +98,39 @@ def request_parts(request_line: str) -> dict:
             "HV": version}
 
 
+def _session_fields(addr, frontend: str, backend: str, server: str, date_ms: int,
+                    counters: tuple, pid: int) -> dict:
+    """Variables every log line has: addresses, names, date, connection counts."""
+    ac, fc, bc, sc, retries = counters
+    date = format_accept_date(date_ms)
+    return {"ci": addr[0], "cp": addr[1], "ft": frontend, "f": frontend, "b": backend,
+            "s": server, "t": date, "tr": date, "ac": ac, "fc": fc, "bc": bc, "sc": sc,
+            "rc": retries, "sq": 0, "bq": 0, "pid": pid}
+
+
 def tcp_fields(addr, frontend: str, backend: str, server: str, accept_ms: int, timers: tuple,
                bytes_out: int, term: str, counters: tuple, pid: int) -> dict:
     """Values of one TCP session's variables; HTTP-only ones read "-" as in HAProxy."""
     tw, tc, tt = timers
-    ac, fc, bc, sc, retries = counters
-    return {
-        "ci": addr[0], "cp": addr[1], "ft": frontend, "f": frontend, "b": backend, "s": server,
-        "t": format_accept_date(accept_ms), "tr": format_accept_date(accept_ms),
-        "Tw": tw, "Tc": tc, "Tt": tt, "Ta": tt, "B": bytes_out, "ts": term, "tsc": term + "--",
-        "ac": ac, "fc": fc, "bc": bc, "sc": sc, "rc": retries, "sq": 0, "bq": 0, "pid": pid,
-        "hr": "", "hs": "",
-    }
+    fields = _session_fields(addr, frontend, backend, server, accept_ms, counters, pid)
+    fields.update({"Tw": tw, "Tc": tc, "Tt": tt, "Ta": tt, "B": bytes_out, "ts": term,
+                   "tsc": term + "--", "hr": "", "hs": ""})
+    return fields
 
 
 def http_fields(addr, frontend: str, backend: str, server: str, start_ms: int, timers: tuple,
                 status: int, bytes_out: int, term: str, counters: tuple, request_line: str,
                 captures: tuple, pid: int) -> dict:
     tr, tw, tc, tresp, ta = timers
-    ac, fc, bc, sc, retries = counters
     req_caps, rsp_caps = captures
-    fields = {
-        "ci": addr[0], "cp": addr[1], "ft": frontend, "f": frontend, "b": backend, "s": server,
-        "t": format_accept_date(start_ms), "tr": format_accept_date(start_ms),
+    fields = _session_fields(addr, frontend, backend, server, start_ms, counters, pid)
+    fields.update({
         "TR": tr, "Tw": tw, "Tc": tc, "Tr": tresp, "Ta": ta, "Tt": ta, "Tq": tr,
         "ST": status, "B": bytes_out, "CC": "-", "CS": "-", "tsc": term, "ts": term[:2],
-        "ac": ac, "fc": fc, "bc": bc, "sc": sc, "rc": retries, "sq": 0, "bq": 0,
         "hr": "{" + "|".join(req_caps) + "}" if req_caps is not None else "",
         "hs": "{" + "|".join(rsp_caps) + "}" if rsp_caps is not None else "",
         "hrl": " ".join(req_caps or ()), "hsl": " ".join(rsp_caps or ()),
-        "r": request_line, "pid": pid,
-    }
+        "r": request_line,
+    })
     fields.update(request_parts(request_line))
     return fields
