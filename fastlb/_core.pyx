@@ -556,11 +556,13 @@ cdef class Worker:
 
     cdef int64_t session_deadline(self, int idx, Session *s):
         """The earliest moment something must happen to this session (0: none)."""
-        cdef FrontendRt *fe = &self.frontends[s.fe]
-        cdef BackendRt *be = &self.backends[s.be]
+        cdef FrontendRt *fe
+        cdef BackendRt *be
         cdef int64_t dl = 0, t, cli_to, srv_to
         if s.http == 1:
-            return http_deadline(self, idx, s)
+            return http_deadline(self, idx, s)   # an HTTP session may have no backend yet
+        fe = &self.frontends[s.fe]
+        be = &self.backends[s.be]
         if s.state == ST_ESTABLISHED:
             if be.t_tunnel:
                 return (s.cli.last if s.cli.last > s.srv.last else s.srv.last) + be.t_tunnel
@@ -629,11 +631,13 @@ cdef class Worker:
         return <int>wait
 
     cdef void session_expired(self, int idx, Session *s):
-        cdef FrontendRt *fe = &self.frontends[s.fe]
-        cdef BackendRt *be = &self.backends[s.be]
+        cdef FrontendRt *fe
+        cdef BackendRt *be
         if s.http == 1:
             http_expired(self, idx, s)
             return
+        fe = &self.frontends[s.fe]
+        be = &self.backends[s.be]
         if s.state == ST_CONNECTING and be.t_connect and s.t_connect + be.t_connect <= self.now:
             self.connect_failed(idx, s, 1)
             return
