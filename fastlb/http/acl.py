@@ -357,13 +357,14 @@ class ConditionCompiler:
             ci = term.ignore_case
 
             def prefix(req: Request, key=key, ci=ci) -> bool:
-                # one walk per request and compiler, whatever the number of path_beg ACLs
+                # one walk per request and compiler, whatever the number of path_beg ACLs;
+                # keyed by the compiler itself (an id() could be reused once it is freed)
                 if req._prefix_hits is None:
                     req._prefix_hits = {}
-                hits = req._prefix_hits.get(id(self))
+                hits = req._prefix_hits.get(self)
                 if hits is None:
-                    hits = req._prefix_hits[id(self)] = (self.trie.walk(req.path),
-                                                         self.trie_ci.walk(req.path.lower()))
+                    hits = req._prefix_hits[self] = (self.trie.walk(req.path),
+                                                     self.trie_ci.walk(req.path.lower()))
                 return key in hits[1 if ci else 0]
             return prefix
         if kind == "src":
