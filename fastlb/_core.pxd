@@ -17,7 +17,7 @@ cdef struct Side:
     char *buf               # bytes read from this side, waiting to go to the other side
     uint32_t head
     uint32_t tail
-    uint32_t events         # epoll interest currently registered (0: not registered)
+    uint32_t events         # epoll registration of the socket (0: not registered)
     uint8_t rd_eof          # this side sent FIN
     uint8_t wr_shut         # we sent FIN to this side
     int64_t last            # last read or write on this socket, ms (monotonic)

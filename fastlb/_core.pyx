@@ -674,37 +674,19 @@ cdef class Worker:
         if s.server >= 0 and not s.http:      # HTTP counts per transaction (_http.pxi)
             self.count(self.srv_off + self.backends[s.be].servers[s.server].shm_index, delta)
 
-    # ------------------------------------------------------------------ epoll interest
-    cdef void set_interest(self, int idx, Session *s, Side *side, int which, uint32_t want):
+    # ------------------------------------------------------------------ epoll registration
+    cdef int watch(self, int idx, Session *s, Side *side, int which):
+        """Register a new socket once, edge-triggered for both directions.  The session's
+        state machine tries a read or a write whenever it wants one and stops at EAGAIN, so
+        the interest never has to change: no epoll_ctl() per request, and close() alone
+        takes the socket out of the set (it is never shared with another process)."""
         cdef epoll_event ev
-        cdef int op
-        if side.fd < 0 or side.events == want:
-            return
-        if want == 0:
-            epoll_ctl(self.epfd, EPOLL_CTL_DEL, side.fd, NULL)
-        else:
-            ev.events = want
-            ev.data.u64 = pack_data(side_tag(s, which), KIND_SESSION, idx, which)
-            op = EPOLL_CTL_ADD if side.events == 0 else EPOLL_CTL_MOD
-            epoll_ctl(self.epfd, op, side.fd, &ev)
-        side.events = want
-
-    cdef void update_interest(self, int idx, Session *s):
-        cdef uint32_t want_cli = 0, want_srv = 0
-        # A side is read while its own buffer is empty (one buffer in flight per direction).
-        if not s.cli.rd_eof and s.cli.head == s.cli.tail:
-            want_cli |= EPOLLIN
-        if s.state == ST_ESTABLISHED:
-            if not s.srv.rd_eof and s.srv.head == s.srv.tail:
-                want_srv |= EPOLLIN
-            if s.cli.head != s.cli.tail:
-                want_srv |= EPOLLOUT
-            if s.srv.head != s.srv.tail:
-                want_cli |= EPOLLOUT
-        elif s.state == ST_CONNECTING:
-            want_srv = EPOLLOUT
-        self.set_interest(idx, s, &s.cli, SIDE_CLI, want_cli)
-        self.set_interest(idx, s, &s.srv, SIDE_SRV, want_srv)
+        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET
+        ev.data.u64 = pack_data(side_tag(s, which), KIND_SESSION, idx, which)
+        if epoll_ctl(self.epfd, EPOLL_CTL_ADD, side.fd, &ev) != 0:
+            return -1
+        side.events = ev.events
+        return 0
 
     # ------------------------------------------------------------------ accept
     cdef bint over_maxconn(self, FrontendRt *fe):
@@ -793,6 +775,11 @@ cdef class Worker:
             s.t_connect = self.now
             memcpy(&s.addr, &addr, addrlen)
             s.addrlen = addrlen
+            if self.watch(idx, s, &s.cli, SIDE_CLI) != 0:
+                s.term0 = b'R'        # no room in the epoll set: a resource shortage
+                s.term1 = b'C'
+                self.session_close(idx, s)
+                continue
             if fe.log_mode == LOG_CONNECT and self.connect_callback is not None:
                 self.log_connect(s)
             if fe.http or (fe.backend >= 0 and self.backends[fe.backend].http):
@@ -849,11 +836,14 @@ cdef class Worker:
         s.srv_epoch += 1          # a new server socket: its older queued events are stale
         s.t_connect = self.now
         s.state = ST_CONNECTING
+        if self.watch(idx, s, &s.srv, SIDE_SRV) != 0:
+            self.close_side(&s.srv)
+            self.no_connection(idx, s, b'R')
+            return
         rc = connect(fd, <sockaddr *>&addr, srv.addrlen)
         if rc == 0:
             self.connected(idx, s)
         elif errno == EINPROGRESS:
-            self.update_interest(idx, s)
             self.arm_timer(idx, s)
         else:
             self.connect_failed(idx, s, 0)
@@ -886,12 +876,9 @@ cdef class Worker:
             http_txn(self, idx).t_connect_ms = self.now - s.t_connect
             http_run(self, idx, s)
             return
-        # Data the client sent while we were connecting goes out now.
-        self.pump(idx, s, SIDE_CLI)
-        if s.state == ST_FREE:
-            return
-        self.update_interest(idx, s)
-        self.arm_timer(idx, s)
+        # Data the client sent while we were connecting goes out now; a server that spoke
+        # first gave its only edge with the connect one.
+        self.tcp_run(idx, s, 3)
 
     cdef void connect_failed(self, int idx, Session *s, bint timed_out):
         """Retry per HAProxy's rules (retries, option redispatch), or give up."""
@@ -921,7 +908,6 @@ cdef class Worker:
             delay = be.t_connect if be.t_connect and be.t_connect < 1000 else 1000
             s.state = ST_TURNAROUND
             s.wake_at = self.now + delay
-            self.update_interest(idx, s)
             self.arm_timer(idx, s)
             return
         self.start_connect(idx, s)
@@ -929,14 +915,14 @@ cdef class Worker:
     # ------------------------------------------------------------------ relay
     cdef void close_side(self, Side *side):
         if side.fd >= 0:
-            if side.events:
-                epoll_ctl(self.epfd, EPOLL_CTL_DEL, side.fd, NULL)
-            close(side.fd)
+            close(side.fd)            # also leaves the epoll set (see watch())
             side.fd = -1
             side.events = 0
 
-    cdef void pump(self, int idx, Session *s, int from_side):
-        """Move bytes from one side to the other until a socket would block."""
+    cdef bint pump(self, int idx, Session *s, int from_side):
+        """Move bytes from one side to the other until a socket would block.  True when it
+        stopped at its round limit instead: with edge-triggered epoll no new event will
+        come for the bytes left, so the caller queues the session to run again."""
         cdef Side *src = &s.cli if from_side == SIDE_CLI else &s.srv
         cdef Side *dst = &s.srv if from_side == SIDE_CLI else &s.cli
         cdef ssize_t n
@@ -944,7 +930,7 @@ cdef class Worker:
         for round in range(PUMP_ROUNDS):
             if src.head != src.tail:
                 if s.state != ST_ESTABLISHED:
-                    return            # keep it until the server connection is up
+                    return False      # keep it until the server connection is up
                 n = send(dst.fd, src.buf + src.head, src.tail - src.head, MSG_NOSIGNAL)
                 if n > 0:
                     src.head += n
@@ -954,22 +940,22 @@ cdef class Worker:
                         self.buf_put(src.buf)
                         src.buf = NULL
                     else:
-                        return        # the kernel buffer is full: wait for EPOLLOUT
+                        return False  # the kernel buffer is full: wait for EPOLLOUT
                 elif n < 0 and (errno == EAGAIN or errno == EINTR):
-                    return
+                    return False
                 else:
                     self.abort(idx, s, from_side == SIDE_CLI)
-                    return
+                    return False
             if src.rd_eof:
                 if s.state == ST_ESTABLISHED and not dst.wr_shut:
                     shutdown(dst.fd, SHUT_WR)   # propagate the half-close
                     dst.wr_shut = 1
                     dst.last = self.now
-                return
+                return False
             if src.buf == NULL:
                 src.buf = self.buf_get()
                 if src.buf == NULL:
-                    return
+                    return False
             n = recv(src.fd, src.buf, self.bufsize, 0)
             if n > 0:
                 src.head = 0
@@ -980,10 +966,11 @@ cdef class Worker:
                 src.rd_eof = 1
                 src.last = self.now
             elif errno == EAGAIN or errno == EINTR:
-                return
+                return False
             else:
                 self.abort(idx, s, from_side == SIDE_SRV)
-                return
+                return False
+        return True
 
     cdef void abort(self, int idx, Session *s, bint server_side):
         """A socket error (reset, broken pipe) on one side ends the whole session."""
@@ -992,25 +979,42 @@ cdef class Worker:
         self.session_close(idx, s)
 
     cdef void on_session_event(self, int idx, Session *s, int side, uint32_t events):
+        cdef Side *other = &s.srv if side == SIDE_CLI else &s.cli
+        cdef int which = 0
         if s.http == 1:
             http_on_event(self, idx, s, side, events)
             return
         if side == SIDE_SRV and s.state == ST_CONNECTING:
             self.on_connect_event(idx, s)
             return
-        if events & (EPOLLIN | EPOLLHUP | EPOLLERR):
-            self.pump(idx, s, side)
+        # Read the side that spoke; write to it only what waits in the other side's buffer
+        # (its EPOLLOUT edge).  The events carry the socket's whole state, so testing
+        # more would cost a recv() that finds nothing.
+        if events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR):
+            which |= 1 << side
+        if events & EPOLLOUT and other.head != other.tail:
+            which |= 1 << (1 - side)
+        if which:
+            self.tcp_run(idx, s, which)
+
+    cdef void tcp_run(self, int idx, Session *s, int which):
+        """Relay in the directions of ``which`` (bit 0: from the client, bit 1: from the
+        server) until each would block."""
+        cdef bint more = False
+        if which & 1:
+            more = self.pump(idx, s, SIDE_CLI)
             if s.state == ST_FREE:
                 return
-        if events & EPOLLOUT:
-            self.pump(idx, s, SIDE_SRV if side == SIDE_CLI else SIDE_CLI)
+        if which & 2:
+            more = self.pump(idx, s, SIDE_SRV) or more
             if s.state == ST_FREE:
                 return
         if s.state == ST_ESTABLISHED and s.cli.rd_eof and s.srv.rd_eof \
                 and s.cli.wr_shut and s.srv.wr_shut:
             self.session_close(idx, s)        # both directions finished cleanly
             return
-        self.update_interest(idx, s)
+        if more:
+            self.runq.append((idx, s.gen))
         self.arm_timer(idx, s)
 
     cdef void session_close(self, int idx, Session *s):
@@ -1138,11 +1142,15 @@ cdef class Worker:
         self.runq = []
         for idx, gen in queued:
             s = self.session_at(idx)
-            if s.gen == gen and s.state != ST_FREE and s.http == 1:
-                try:
+            if s.gen != gen or s.state == ST_FREE:
+                continue
+            try:
+                if s.http == 1:
                     http_run(self, idx, s)
-                except Exception as exc:
-                    self.session_failed(idx, s, exc)
+                elif s.state == ST_ESTABLISHED:
+                    self.tcp_run(idx, s, 3)
+            except Exception as exc:
+                self.session_failed(idx, s, exc)
 
     cdef void close_all(self):
         cdef int c, i

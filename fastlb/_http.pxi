@@ -187,8 +187,9 @@ cdef bytes _header(list headers, bytes wanted):
 
 
 # ---------------------------------------------------------------------------- flow
-# Everything below runs as "make as much progress as possible, then compute the epoll
-# interest": http_run() loops over the steps until none moves.
+# Everything below runs as "make as much progress as possible": a step tries whatever I/O
+# it wants and stops at EAGAIN (epoll is edge-triggered, see Worker.watch()); http_run()
+# loops over the steps until none moves.
 
 cdef HttpTxn http_txn(Worker w, int idx):
     cdef HttpTxn txn
@@ -794,12 +795,7 @@ cdef void http_to_tunnel(Worker w, int idx, Session *s):
     is written when it ends, as HAProxy does."""
     s.http = 2
     s.t_established = w.now
-    w.pump(idx, s, SIDE_CLI)                 # bytes that came right behind the heads
-    if s.state != ST_FREE:
-        w.pump(idx, s, SIDE_SRV)
-    if s.state != ST_FREE:
-        w.update_interest(idx, s)
-        w.arm_timer(idx, s)
+    w.tcp_run(idx, s, 3)                     # bytes that came right behind the heads
 
 
 cdef void http_run(Worker w, int idx, Session *s):
@@ -813,36 +809,11 @@ cdef void http_run(Worker w, int idx, Session *s):
         if not more:
             break
     if s.state != ST_FREE and s.http == 1:
-        http_interest(w, idx, s, txn)
         w.arm_timer(idx, s)
         if more:
-            # Out of rounds (a long pipeline) with work left in our own buffers: no epoll
-            # event will come for it, so run again after this batch.
+            # Out of rounds (a long pipeline) with work left: no epoll edge will come for
+            # it, so run again after this batch.
             w.runq.append((idx, s.gen))
-
-
-cdef void http_interest(Worker w, int idx, Session *s, HttpTxn txn):
-    cdef uint32_t want_cli = 0, want_srv = 0
-    if txn.out_cli is not None:
-        want_cli |= EPOLLOUT
-    elif txn.req_state == RQ_HEAD and not s.cli.rd_eof:
-        want_cli |= EPOLLIN
-    elif txn.req_state == RQ_BODY and txn.req_avail == 0 and not s.cli.rd_eof:
-        want_cli |= EPOLLIN
-    if txn.rsp_state == RS_BODY and txn.rsp_avail > 0:
-        want_cli |= EPOLLOUT
-    if s.state == ST_CONNECTING:
-        want_srv = EPOLLOUT
-    elif s.state == ST_ESTABLISHED:
-        if txn.req_state == RQ_BODY and (txn.out_srv is not None or txn.req_avail > 0):
-            want_srv |= EPOLLOUT
-        if (txn.rsp_state == RS_HEAD or (txn.rsp_state == RS_BODY and txn.rsp_avail == 0)) \
-                and not s.srv.rd_eof:
-            want_srv |= EPOLLIN
-        elif txn.rsp_state == RS_NONE and not s.srv.rd_eof:
-            want_srv |= EPOLLIN            # an idle kept connection: notice when it closes
-    w.set_interest(idx, s, &s.cli, SIDE_CLI, want_cli)
-    w.set_interest(idx, s, &s.srv, SIDE_SRV, want_srv)
 
 
 cdef void http_on_event(Worker w, int idx, Session *s, int side, uint32_t events):
