@@ -966,6 +966,8 @@ cdef class Worker:
                 src.rd_eof = 1
                 src.last = self.now
             elif errno == EAGAIN or errno == EINTR:
+                self.buf_put(src.buf)     # an idle connection holds no buffer
+                src.buf = NULL
                 return False
             else:
                 self.abort(idx, s, from_side == SIDE_SRV)

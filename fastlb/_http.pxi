@@ -262,6 +262,11 @@ cdef int side_read(Worker w, Side *side):
         side.bytes_in += n
         side.last = w.now
         return 1
+    if side.head == side.tail:
+        # Nothing came: an idle connection holds no buffer (the pool keeps it warm).
+        w.buf_put(side.buf)
+        side.buf = NULL
+        side.head = side.tail = 0
     if n == 0:
         side.rd_eof = 1
         side.last = w.now
