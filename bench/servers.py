@@ -61,13 +61,21 @@ class Process:
                                      start_new_session=True, preexec_fn=_pinned(PINNING[role]))
         wait_port(port)
 
-    def pids(self) -> list[int]:
+    def memory(self) -> tuple[int, int]:
+        """(RSS, PSS) of the process and all its children (master and workers), bytes.  The
+        RSS sum counts twice the pages a forked worker still shares with its master; PSS
+        splits each shared page between the processes that map it."""
         import psutil
+        rss = pss = 0
         try:
             root = psutil.Process(self.proc.pid)
-            return [root.pid] + [c.pid for c in root.children(recursive=True)]
+            for proc in [root] + root.children(recursive=True):
+                info = proc.memory_full_info()
+                rss += info.rss
+                pss += info.pss
         except psutil.NoSuchProcess:
-            return []
+            pass
+        return rss, pss
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -82,8 +90,8 @@ class Process:
 
 def _nginx_common(workdir: Path, workers: int) -> str:
     user = "user root;\n" if os.geteuid() == 0 else ""
-    return (f"{user}worker_processes {workers};\ndaemon off;\npid {workdir}/nginx-{os.getpid()}-{time.monotonic_ns()}.pid;\n"
-            f"error_log {workdir}/nginx-error.log;\nevents {{ worker_connections 20000; }}\n")
+    return (f"{user}worker_processes {workers};\nworker_rlimit_nofile 65536;\ndaemon off;\npid {workdir}/nginx-{os.getpid()}-{time.monotonic_ns()}.pid;\n"
+            f"error_log {workdir}/nginx-error.log;\nevents {{ worker_connections 30000; }}\n")
 
 
 def start_origin(workdir: Path, workers: int = 1) -> Process:
@@ -112,11 +120,12 @@ http {{
     return Process("origin", ["nginx", "-c", str(conf)], port, workdir, role="load")
 
 
-def haproxy_style_config(port: int, origin_port: int, workers: int, mode: str = "tcp") -> str:
+def haproxy_style_config(port: int, origin_port: int, workers: int, mode: str = "tcp",
+                         maxconn: int = 4000) -> str:
     return f"""
 global
     nbthread {workers}
-    maxconn 4000
+    maxconn {maxconn}
 
 defaults
     mode {mode}
@@ -133,22 +142,26 @@ backend be
 """
 
 
-def start_fastlb(workdir: Path, origin_port: int, workers: int, mode: str = "tcp") -> Process:
+def start_fastlb(workdir: Path, origin_port: int, workers: int, mode: str = "tcp",
+                 maxconn: int = 4000) -> Process:
     port = free_port()
     conf = workdir / "fastlb.cfg"
-    conf.write_text(haproxy_style_config(port, origin_port, workers, mode))
+    conf.write_text(haproxy_style_config(port, origin_port, workers, mode, maxconn))
     return Process("fastlb", [sys.executable, "-P", "-m", "fastlb", "-f", str(conf), "-n", str(workers)],
                    port, workdir)
 
 
-def start_haproxy(workdir: Path, origin_port: int, workers: int, mode: str = "tcp") -> Process:
+def start_haproxy(workdir: Path, origin_port: int, workers: int, mode: str = "tcp",
+                  maxconn: int = 4000) -> Process:
     port = free_port()
     conf = workdir / "haproxy.cfg"
-    conf.write_text(haproxy_style_config(port, origin_port, workers, mode))
+    conf.write_text(haproxy_style_config(port, origin_port, workers, mode, maxconn))
     return Process("haproxy", ["haproxy", "-f", str(conf)], port, workdir)
 
 
-def start_nginx_proxy(workdir: Path, origin_port: int, workers: int, mode: str = "tcp") -> Process:
+def start_nginx_proxy(workdir: Path, origin_port: int, workers: int, mode: str = "tcp",
+                      maxconn: int = 4000) -> Process:
+    # nginx has no maxconn; worker_connections (30000) is above every scenario's need
     port = free_port()
     conf = workdir / "nginx-proxy.conf"
     if mode == "http":
