@@ -902,3 +902,37 @@ cdef void http_expired(Worker w, int idx, Session *s):
     else:
         txn.term0, txn.term1 = b'c', b'D'
     w.session_close(idx, s)
+
+
+# ---------------------------------------------------------------------------- measurement
+# The per-request pieces above on their own, for the micro-benchmarks in bench/micro
+# (pytest-benchmark).  The worker loop does not use these.
+
+def measure_parse_request(bytes raw):
+    """What the loop does with a request head: find its end, parse it (httptools), read
+    the framing and persistence headers.  Returns (url, headers, keep_alive, length)."""
+    cdef int64_t scanned = 0
+    cdef int64_t end = head_end(<char *>raw, len(raw), &scanned)
+    if end < 0:
+        raise ValueError("incomplete head")
+    fields, parser = parse_head(raw[:end], True)
+    if fields is None:
+        raise ValueError(parser)
+    version = parser.get_http_version().encode()
+    cl = _header(fields.headers, b"content-length")
+    return (fields.url, fields.headers, _keep_alive(version, fields.headers),
+            int(cl) if cl is not None else -1)
+
+
+def measure_rr_picks(tuple order, int prefix, int rounds):
+    """``rounds`` round-robin picks over ``order`` (a lb/sequence.py table) with a private
+    position word; returns the last server picked."""
+    cdef uint64_t position = 0
+    cdef int *sequence = int_array(list(order))
+    cdef int i, picked = -1
+    try:
+        for i in range(rounds):
+            picked = rr_pick(&position, sequence, prefix, len(order))
+    finally:
+        free(sequence)
+    return picked

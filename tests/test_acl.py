@@ -125,6 +125,45 @@ def test_tutorial_path_routing(fastlb, http_backends):
         assert got == names
 
 
+def test_first_matching_rule_wins_across_prefix_runs(fastlb, http_backends):
+    """Consecutive path_beg rules are looked up in one trie (PrefixSwitch); the answer must
+    still be the first rule in file order that matches, also across a rule of another kind
+    and with -i patterns and ORed alternatives."""
+    names = ["short", "long", "header", "late", "nocase", "default"]
+    backends = {name: http_backends(name) for name in names}
+    port = free_port()
+    fastlb(HTTP_DEFAULTS + f"""
+    frontend fe
+        bind 127.0.0.1:{port}
+        acl api path_beg /api
+        acl api_v2 path_beg /api/v2
+        acl admin path_beg /admin
+        acl docs path_beg /docs
+        acl tagged hdr(x-route) late
+        acl shop path_beg -i /Shop
+        use_backend short if api
+        use_backend long if api_v2 || admin
+        use_backend header if tagged
+        use_backend late if docs || api_v2
+        use_backend nocase if shop
+        default_backend default
+    """ + "".join(f"""
+    backend {name}
+        server s 127.0.0.1:{backends[name].port}
+    """ for name in names), ports=[port])
+    client = HttpClient(port)
+
+    def served(path, headers=()):
+        return client.get(path, headers=list(headers))[2].split()[0].decode()
+
+    assert served("/api/v2/x") == "short"          # the earlier, shorter prefix wins
+    assert served("/admin/users") == "long"
+    assert served("/docs/a", [("X-Route", "late")]) == "header"   # a rule between two runs
+    assert served("/docs/a") == "late"
+    assert served("/SHOP/cart") == "nocase" and served("/shop") == "nocase"
+    assert served("/ap") == "default" and served("/") == "default"
+
+
 def test_http_request_deny(fastlb, http_backends):
     server = http_backends("s")
     port = free_port()

@@ -297,6 +297,35 @@ class PrefixTrie:
         return hits
 
 
+class PrefixSwitch:
+    """A run of consecutive rules whose conditions are only path_beg ACLs, compiled as one
+    lookup: a single walk of the path finds every matching pattern, and the earliest rule
+    among them wins, as evaluating the rules in order would.  Path routing with 1,000
+    prefixes then costs one walk, not 1,000 condition evaluations."""
+
+    def __init__(self):
+        self.trie = PrefixTrie()
+        self.trie_ci = PrefixTrie()
+        self.rules = 0
+
+    def add(self, patterns: list[tuple[str, bool]]) -> int:
+        """Add the next rule of the run; returns its position in the run."""
+        position = self.rules
+        self.rules += 1
+        for pattern, ignore_case in patterns:
+            if ignore_case:
+                self.trie_ci.add(pattern.lower(), position)
+            else:
+                self.trie.add(pattern, position)
+        return position
+
+    def first(self, path: str) -> Optional[int]:
+        hits = self.trie.walk(path)
+        if self.trie_ci.root:
+            hits |= self.trie_ci.walk(path.lower())
+        return min(hits) if hits else None
+
+
 def _match_text(term: AclTerm, values: list[str]) -> bool:
     method = term.method
     if method == "found":
@@ -427,6 +456,25 @@ class ConditionCompiler:
             fetch, patterns = PREDEFINED[name]
             return self._term_matcher(parse_acl([fetch, *patterns]))
         raise AclError(f"no such ACL : '{name}'")
+
+    def prefix_patterns(self, cond: Optional[Condition]) -> Optional[list[tuple[str, bool]]]:
+        """The (pattern, ignore_case) list of a condition that is true exactly when the path
+        begins with one of them (``if a || b`` over path_beg ACLs), else None."""
+        if cond is None or cond.negate:
+            return None
+        patterns = []
+        for alt in cond.alternatives:
+            if len(alt) != 1 or alt[0][0]:
+                return None
+            term = alt[0][1]
+            terms = self.acls.get(term) if isinstance(term, str) else [term]
+            if not terms:
+                return None                  # predefined or unknown: evaluated the slow way
+            for t in terms:
+                if t.kind != "path" or t.method != "beg":
+                    return None
+                patterns += [(pattern, t.ignore_case) for pattern in t.patterns]
+        return patterns
 
     def compile(self, cond: Optional[Condition]) -> Callable[[Request], bool]:
         if cond is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config.model import Config, Proxy
-from ..http.acl import ConditionCompiler, Request
+from ..http.acl import ConditionCompiler, PrefixSwitch, Request
 from ..http.rules import apply_header_rule, redirect_response, return_response
 from ..lb.sequence import roundrobin_order
 
@@ -131,7 +131,7 @@ def build_router(proxy: Proxy, by_name: dict, default: int):
     monitor = proxy.monitor_uri
     compiler = ConditionCompiler(proxy.acls)
     rules = [(rule, compiler.compile(rule.condition)) for rule in proxy.http_request_rules]
-    switches = [(by_name[name], compiler.compile(cond)) for name, cond, _ in proxy.switching_rules]
+    switches = compile_switching(proxy.switching_rules, compiler, by_name)
 
     def route(method, url, headers, src, dst_port, version):
         request = Request(method, url, headers, src, dst_port, version)
@@ -140,12 +140,33 @@ def build_router(proxy: Proxy, by_name: dict, default: int):
         verdict = run_request_rules(rules, request, headers)
         if verdict is not None:
             return verdict
-        for backend, matches in switches:
-            if matches(request):
+        for matches, backend in switches:
+            if isinstance(matches, PrefixSwitch):
+                position = matches.first(request.path)
+                if position is not None:
+                    return ROUTE_BACKEND, backend[position]
+            elif matches(request):
                 return ROUTE_BACKEND, backend
         return ROUTE_BACKEND, default
 
     return route
+
+
+def compile_switching(rules: list, compiler: ConditionCompiler, by_name: dict) -> list:
+    """use_backend rules in order as (condition, backend) steps; consecutive path_beg-only
+    rules become one (PrefixSwitch, [backend per rule]) step."""
+    steps: list = []
+    for name, cond, _ in rules:
+        patterns = compiler.prefix_patterns(cond)
+        if patterns is None:
+            steps.append((compiler.compile(cond), by_name[name]))
+            continue
+        if not steps or not isinstance(steps[-1][0], PrefixSwitch):
+            steps.append((PrefixSwitch(), []))
+        switch, backends = steps[-1]
+        switch.add(patterns)
+        backends.append(by_name[name])
+    return steps
 
 
 def run_request_rules(rules: list, request: Request, headers: list):

@@ -1,0 +1,156 @@
+"""Micro-benchmarks of the per-request pieces of the hot path, each on its own.
+
+    python -m pytest bench/micro                      # timings (pytest-benchmark tables)
+    python -m pytest bench/micro --benchmark-disable  # each piece run once, results checked
+
+Every benchmark checks its result, so a broken piece fails here rather than timing
+garbage.  The pieces are the ones the worker loop calls, built the way the loop gets
+them: from config text through the typed model and the runtime tables.
+"""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from fastlb import _core
+from fastlb.config.parser import load_config
+from fastlb.lb.sequence import roundrobin_order
+from fastlb.logformat import HTTPLOG, compile_format, http_fields, render
+from fastlb.runtime.tables import ROUTE_BACKEND, build_response_editor, compile_tables
+from fastlb.runtime.worker import request_editor
+
+REQUEST = (b"GET /api/v1/items?id=42&sort=asc HTTP/1.1\r\n"
+           b"Host: shop.example.com\r\n"
+           b"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0\r\n"
+           b"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n"
+           b"Accept-Language: en-US,en;q=0.5\r\n"
+           b"Accept-Encoding: gzip, deflate, br\r\n"
+           b"Cookie: session=0123456789abcdef; theme=dark\r\n"
+           b"Connection: keep-alive\r\n"
+           b"\r\n")
+
+
+def tables_from(tmp_path, text: str):
+    path = tmp_path / "bench.cfg"
+    path.write_text(textwrap.dedent(text))
+    config, _warnings = load_config([str(path)])
+    return compile_tables(config)
+
+
+# -- request parsing --------------------------------------------------------------------
+def test_parse_request(benchmark):
+    url, headers, keep_alive, length = benchmark(_core.measure_parse_request, REQUEST)
+    assert url == b"/api/v1/items?id=42&sort=asc"
+    assert len(headers) == 7 and headers[0] == (b"host", b"shop.example.com")
+    assert keep_alive and length == -1
+
+
+# -- ACL prefix trie (path_beg) ---------------------------------------------------------
+def path_routing_config(prefixes: int) -> str:
+    lines = [f"    acl is_p{i} path_beg /svc{i}/" for i in range(prefixes)]
+    lines += [f"    use_backend b{i % 2} if is_p{i}" for i in range(prefixes)]
+    return """
+        defaults
+            mode http
+            timeout connect 1s
+            timeout client 1s
+            timeout server 1s
+        frontend fe
+            bind 127.0.0.1:1
+            default_backend b0
+    """ + "\n".join(" " * 4 + line for line in lines) + """
+        backend b0
+            server s 127.0.0.1:2
+        backend b1
+            server s 127.0.0.1:3
+    """
+
+
+@pytest.mark.parametrize("prefixes", [10, 1000])
+def test_acl_path_beg(benchmark, tmp_path, prefixes):
+    tables = tables_from(tmp_path, path_routing_config(prefixes))
+    route = tables.frontends[0].router
+    last = prefixes - 1                    # the last rule: every earlier one is tried first
+    url = f"/svc{last}/orders/17".encode()
+    verdict = benchmark(route, b"GET", url, [(b"host", b"x")], "127.0.0.1", 80, b"1.1")
+    assert verdict == (ROUTE_BACKEND, tables.frontends[0].backend + last % 2)
+
+
+# -- balancing ------------------------------------------------------------------------
+# Only roundrobin is built so far (issue 4 adds the other algorithms, each to be added here).
+@pytest.mark.parametrize("weights", [{0: 1, 1: 1, 2: 1}, {0: 10, 1: 3, 2: 1, 3: 7}])
+def test_roundrobin_1000_picks(benchmark, weights):
+    prefix, cycle = roundrobin_order(weights)
+    order = tuple(prefix + cycle)
+    last = benchmark(_core.measure_rr_picks, order, len(prefix), 1000)
+    assert last == order[len(prefix) + (999 - len(prefix)) % len(cycle)]
+
+
+# -- header rewriting -----------------------------------------------------------------
+REWRITE_CONFIG = """
+    defaults
+        mode http
+        timeout connect 1s
+        timeout client 1s
+        timeout server 1s
+    frontend fe
+        bind 127.0.0.1:1
+        option forwardfor
+        http-request set-header X-Proto http
+        http-request del-header Cookie
+        http-response set-header X-Frame-Options DENY
+        http-response del-header Server
+        default_backend be
+    backend be
+        server s 127.0.0.1:2
+"""
+
+
+def test_request_header_rewrite(benchmark, tmp_path):
+    tables = tables_from(tmp_path, REWRITE_CONFIG)
+    proxy = tables.frontends[0].proxy
+    route = tables.frontends[0].router
+    add_forwarded = request_editor(proxy)
+    _url, parsed, _ka, _len = _core.measure_parse_request(REQUEST)
+
+    def rewrite():
+        headers = list(parsed)
+        route(b"GET", b"/", headers, "10.1.2.3", 80, b"1.1")
+        out = []
+        add_forwarded(out, headers, "10.1.2.3")
+        return headers, out
+
+    headers, out = benchmark(rewrite)
+    names = [name for name, _ in headers]
+    assert b"cookie" not in names and (b"x-proto", b"http") in headers
+    assert out == [b"x-forwarded-for", b": ", b"10.1.2.3", b"\r\n"]
+
+
+def test_response_header_rewrite(benchmark, tmp_path):
+    edit = build_response_editor(tables_from(tmp_path, REWRITE_CONFIG).frontends[0].proxy)
+    response = [(b"server", b"nginx"), (b"content-type", b"text/html"), (b"content-length", b"3")]
+
+    def rewrite():
+        headers = list(response)
+        edit(headers)
+        return headers
+
+    headers = benchmark(rewrite)
+    assert (b"x-frame-options", b"DENY") in headers and b"server" not in [n for n, _ in headers]
+
+
+# -- log lines ------------------------------------------------------------------------
+def test_httplog_line(benchmark):
+    parts = compile_format(HTTPLOG)
+
+    def line():
+        fields = http_fields(("10.0.0.7", 51234), "fe_main", "be_app", "app1", 1763800000123,
+                             (0, 0, 1, 2, 3), 200, 1532, "----", (1, 1, 0, 0, "0"),
+                             "GET /api/v1/items?id=42 HTTP/1.1", (None, None), 4242)
+        return render(parts, fields)
+
+    text = benchmark(line)
+    assert text.startswith("10.0.0.7:51234 [")
+    assert text.endswith('fe_main be_app/app1 0/0/1/2/3 200 1532 - - ---- 1/1/0/0/0 0/0 '
+                         '"GET /api/v1/items?id=42 HTTP/1.1"')
