@@ -66,6 +66,22 @@ cdef inline uint32_t side_tag(Session *s, int side) nogil:
     return s.gen + (s.srv_epoch if side == SIDE_SRV else 0)
 
 
+# Read readiness, kept per socket so that a read that would only say EAGAIN is not made
+# (epoll is edge-triggered: an edge comes for every arrival after a drain).
+cdef inline void note_readable(Side *side, uint32_t events) noexcept nogil:
+    if events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR):
+        side.readable = 2
+    elif events & EPOLLIN and side.readable == 0:
+        side.readable = 1
+
+
+cdef inline void note_short_read(Side *side, ssize_t got, ssize_t asked) noexcept nogil:
+    # Less than asked: the receive queue is empty now, and whatever arrives later raises
+    # a new edge.  Not after a close was seen, whose edge may already have been consumed.
+    if got < asked and side.readable == 1:
+        side.readable = 0
+
+
 cdef inline uint64_t pack_data(uint32_t gen, int kind, uint32_t index, int side) nogil:
     return (<uint64_t>gen << 32) | (<uint64_t>kind << 30) | (<uint64_t>index << 1) | <uint64_t>side
 
@@ -767,6 +783,7 @@ cdef class Worker:
             idx = self.session_new()
             s = self.session_at(idx)
             s.cli.fd = fd
+            s.cli.readable = 1        # the request often came with the handshake: try at once
             s.cli.last = self.now
             s.fe = l.fe
             s.listener = li
@@ -832,6 +849,7 @@ cdef class Worker:
             setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
         s.srv.fd = fd
         s.srv.events = 0
+        s.srv.readable = 0        # its first EPOLLIN edge says when the server has spoken
         s.srv.last = self.now
         s.srv_epoch += 1          # a new server socket: its older queued events are stale
         s.t_connect = self.now
@@ -952,6 +970,8 @@ cdef class Worker:
                     dst.wr_shut = 1
                     dst.last = self.now
                 return False
+            if not src.readable:
+                return False          # drained: the next EPOLLIN edge brings us back
             if src.buf == NULL:
                 src.buf = self.buf_get()
                 if src.buf == NULL:
@@ -962,10 +982,12 @@ cdef class Worker:
                 src.tail = n
                 src.bytes_in += n
                 src.last = self.now
+                note_short_read(src, n, self.bufsize)
             elif n == 0:
                 src.rd_eof = 1
                 src.last = self.now
             elif errno == EAGAIN or errno == EINTR:
+                src.readable = 0
                 self.buf_put(src.buf)     # an idle connection holds no buffer
                 src.buf = NULL
                 return False
@@ -1109,6 +1131,7 @@ cdef class Worker:
                     s = self.session_at(idx)
                     if side_tag(s, side) != gen or s.state == ST_FREE:
                         continue          # closed earlier in this batch
+                    note_readable(&s.cli if side == SIDE_CLI else &s.srv, events[i].events)
                     try:
                         self.on_session_event(idx, s, side, events[i].events)
                     except Exception as exc:

@@ -242,8 +242,8 @@ cdef int64_t buffered(Side *side):
 
 cdef int side_read(Worker w, Side *side):
     """Read into the free end of the side's buffer: 1 data, 0 nothing now, -1 EOF, -2 error."""
-    cdef ssize_t n
-    if side.rd_eof or side.fd < 0:
+    cdef ssize_t n, room
+    if side.rd_eof or side.fd < 0 or not side.readable:
         return 0
     if side.buf == NULL:
         side.buf = w.buf_get()
@@ -256,11 +256,13 @@ cdef int side_read(Worker w, Side *side):
         side.head = 0
     if side.tail == w.bufsize:
         return 0
-    n = recv(side.fd, side.buf + side.tail, w.bufsize - side.tail, 0)
+    room = w.bufsize - side.tail
+    n = recv(side.fd, side.buf + side.tail, room, 0)
     if n > 0:
         side.tail += n
         side.bytes_in += n
         side.last = w.now
+        note_short_read(side, n, room)
         return 1
     if side.head == side.tail:
         # Nothing came: an idle connection holds no buffer (the pool keeps it warm).
@@ -272,6 +274,7 @@ cdef int side_read(Worker w, Side *side):
         side.last = w.now
         return -1
     if errno == EAGAIN or errno == EINTR:
+        side.readable = 0
         return 0
     return -2
 
