@@ -22,6 +22,10 @@ cdef struct Side:
                             # have data, 2: the peer closed or failed: read until EOF/error
     uint8_t rd_eof          # this side sent FIN
     uint8_t wr_shut         # we sent FIN to this side
+    int pipe_r              # TCP bulk transfer: bytes read from this side wait in a pipe
+    int pipe_w              # (splice(2), no copy to user space); -1: no pipe
+    uint32_t piped          # bytes in that pipe
+    uint8_t bulk            # a read filled a whole buffer: splice from now on
     int64_t last            # last read or write on this socket, ms (monotonic)
     uint64_t bytes_in       # bytes read from this side
 

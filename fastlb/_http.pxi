@@ -526,8 +526,7 @@ cdef void http_drop_server(Worker w, Session *s):
     """Close the session's server connection (the transaction keeps its counts)."""
     w.close_side(&s.srv)
     w.buf_put(s.srv.buf)
-    memset(&s.srv, 0, sizeof(Side))
-    s.srv.fd = -1
+    side_init(&s.srv)
     s.server = -1
     s.state = ST_IDLE
 

@@ -35,7 +35,15 @@ cdef extern from "<fcntl.h>" nogil:
     enum:
         F_GETFL
         F_SETFL
+        F_SETPIPE_SZ
         O_NONBLOCK
+        O_CLOEXEC
+        SPLICE_F_MOVE
+        SPLICE_F_NONBLOCK
+    # zero-copy relay: socket -> pipe -> socket (Linux)
+    ssize_t splice(int fd_in, void *off_in, int fd_out, void *off_out, size_t len,
+                   unsigned int flags)
+    int pipe2(int pipefd[2], int flags)
 
 
 cdef extern from "<time.h>" nogil:
