@@ -967,32 +967,30 @@ cdef class Worker:
         cdef Side *dst = &s.srv if from_side == SIDE_CLI else &s.cli
         cdef ssize_t n
         cdef int round
+        cdef int64_t left
         for round in range(PUMP_ROUNDS):
-            if src.piped:
-                n = splice(src.pipe_r, NULL, dst.fd, NULL, src.piped,
-                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+            # Bytes waiting in this direction: in the pipe (bulk) or in the buffer, never both.
+            if src.piped or src.head != src.tail:
+                if s.state != ST_ESTABLISHED:
+                    return False      # keep them until the server connection is up
+                if src.piped:
+                    n = splice(src.pipe_r, NULL, dst.fd, NULL, src.piped,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                else:
+                    n = send(dst.fd, src.buf + src.head, src.tail - src.head, MSG_NOSIGNAL)
                 if n > 0:
-                    src.piped -= n
                     dst.last = self.now
                     if src.piped:
-                        return False  # the kernel buffer is full: wait for EPOLLOUT
-                elif n < 0 and (errno == EAGAIN or errno == EINTR):
-                    return False
-                else:
-                    self.abort(idx, s, from_side == SIDE_CLI)
-                    return False
-            if src.head != src.tail:
-                if s.state != ST_ESTABLISHED:
-                    return False      # keep it until the server connection is up
-                n = send(dst.fd, src.buf + src.head, src.tail - src.head, MSG_NOSIGNAL)
-                if n > 0:
-                    src.head += n
-                    dst.last = self.now
-                    if src.head == src.tail:
-                        src.head = src.tail = 0
-                        self.buf_put(src.buf)
-                        src.buf = NULL
+                        src.piped -= n
+                        left = src.piped
                     else:
+                        src.head += n
+                        left = src.tail - src.head
+                        if left == 0:
+                            src.head = src.tail = 0
+                            self.buf_put(src.buf)
+                            src.buf = NULL
+                    if left:
                         return False  # the kernel buffer is full: wait for EPOLLOUT
                 elif n < 0 and (errno == EAGAIN or errno == EINTR):
                     return False

@@ -31,6 +31,16 @@ REQUEST = (b"GET /api/v1/items?id=42&sort=asc HTTP/1.1\r\n"
            b"\r\n")
 
 
+# Config text as the tests write it: indented by four, dedented before parsing.
+HTTP_DEFAULTS = """
+    defaults
+        mode http
+        timeout connect 1s
+        timeout client 1s
+        timeout server 1s
+"""
+
+
 def tables_from(tmp_path, text: str):
     path = tmp_path / "bench.cfg"
     path.write_text(textwrap.dedent(text))
@@ -50,20 +60,15 @@ def test_parse_request(benchmark):
 def path_routing_config(prefixes: int) -> str:
     lines = [f"    acl is_p{i} path_beg /svc{i}/" for i in range(prefixes)]
     lines += [f"    use_backend b{i % 2} if is_p{i}" for i in range(prefixes)]
-    return """
-        defaults
-            mode http
-            timeout connect 1s
-            timeout client 1s
-            timeout server 1s
-        frontend fe
-            bind 127.0.0.1:1
-            default_backend b0
+    return HTTP_DEFAULTS + """
+    frontend fe
+        bind 127.0.0.1:1
+        default_backend b0
     """ + "\n".join(" " * 4 + line for line in lines) + """
-        backend b0
-            server s 127.0.0.1:2
-        backend b1
-            server s 127.0.0.1:3
+    backend b0
+        server s 127.0.0.1:2
+    backend b1
+        server s 127.0.0.1:3
     """
 
 
@@ -88,12 +93,7 @@ def test_roundrobin_1000_picks(benchmark, weights):
 
 
 # -- header rewriting -----------------------------------------------------------------
-REWRITE_CONFIG = """
-    defaults
-        mode http
-        timeout connect 1s
-        timeout client 1s
-        timeout server 1s
+REWRITE_CONFIG = HTTP_DEFAULTS + """
     frontend fe
         bind 127.0.0.1:1
         option forwardfor
