@@ -1,7 +1,7 @@
 """Micro-benchmarks of the per-request pieces of the hot path, each on its own.
 
-    python -m pytest bench/micro                      # timings (pytest-benchmark tables)
-    python -m pytest bench/micro --benchmark-disable  # each piece run once, results checked
+    python -P -m pytest bench/micro                   # timings (pytest-benchmark tables)
+    python -P -m pytest bench/micro --benchmark-disable  # each piece once, results checked
 
 Every benchmark checks its result, so a broken piece fails here rather than timing
 garbage.  The pieces are the ones the worker loop calls, built the way the loop gets
