@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from . import idle, servers
-from .run import SCENARIOS, Bench, human
+from .run import SCENARIOS, Bench
 
 BASELINE = Path(__file__).parent / "baseline.json"
 GATED = ["tcp_keepalive", "tcp_conn_rate", "tcp_throughput_100mb", "http_keepalive", "http_close"]

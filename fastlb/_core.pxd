@@ -17,7 +17,6 @@ cdef struct Side:
     char *buf               # bytes read from this side, waiting to go to the other side
     uint32_t head
     uint32_t tail
-    uint32_t events         # epoll registration of the socket (0: not registered)
     uint8_t readable        # 0: drained (the next EPOLLIN edge says when to read), 1: may
                             # have data, 2: the peer closed or failed: read until EOF/error
     uint8_t rd_eof          # this side sent FIN

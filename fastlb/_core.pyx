@@ -707,7 +707,6 @@ cdef class Worker:
         ev.data.u64 = pack_data(side_tag(s, which), KIND_SESSION, idx, which)
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, side.fd, &ev) != 0:
             return -1
-        side.events = ev.events
         return 0
 
     # ------------------------------------------------------------------ accept
@@ -854,7 +853,6 @@ cdef class Worker:
         if be.srvtcpka:
             setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
         s.srv.fd = fd
-        s.srv.events = 0
         s.srv.readable = 0        # its first EPOLLIN edge says when the server has spoken
         s.srv.last = self.now
         s.srv_epoch += 1          # a new server socket: its older queued events are stale
@@ -946,7 +944,6 @@ cdef class Worker:
         if side.fd >= 0:
             close(side.fd)            # also leaves the epoll set (see watch())
             side.fd = -1
-            side.events = 0
 
     cdef int open_pipe(self, Side *side):
         """The splice pipe of a bulk direction; -1 when none can be had (then: copy)."""
