@@ -10,6 +10,7 @@ cdef enum SessionState:
     ST_TURNAROUND = 2       # waiting before retrying the same server
     ST_ESTABLISHED = 3      # server connection up (TCP: relaying both ways)
     ST_IDLE = 4             # HTTP: no server connection (between requests, or before one)
+    ST_QUEUED = 5           # every eligible server is full: waiting in a queue (_assign.pxi)
 
 
 cdef struct Side:
@@ -46,6 +47,16 @@ cdef struct Session:
     int listener
     int retries_left
     int retries_done
+    int held_server         # server whose current-session count this session holds (-1: none)
+    int forced_server       # persistence (cookie) asks for this server (-1: none)
+    uint32_t key_hash       # hash of the balancing key (source, uri, url_param, hdr)
+    uint8_t has_key         # 0: the key was missing: hashed algorithms fall back to the map walk
+    int q_target            # queue this session waits in (-1: none), see _assign.pxi
+    int q_prev
+    int q_next
+    uint64_t q_ticket
+    int64_t t_queued        # -1: never queued
+    int64_t t_dequeued
     int64_t t_accept        # ms, monotonic
     int64_t t_accept_real   # ms since the epoch, for the log date
     int64_t t_connect       # start of the current connect attempt
@@ -69,17 +80,35 @@ cdef struct ServerRt:
 cdef struct BackendRt:
     ServerRt *servers
     int nservers
-    int *rr_active          # round-robin order over active servers: prefix, then cycle
-    int rr_active_prefix
-    int rr_active_len
-    int *rr_backup          # the same over backup servers (used when no active one is usable)
-    int rr_backup_prefix
-    int rr_backup_len
+    int algo                # fastlb/lb/algorithms.pxd
+    int consistent          # hash-type consistent (else map-based)
+    int avalanche
+    int uri_len             # balance uri options
+    int uri_depth
+    int uri_whole
+    int uri_path_only
+    int draws               # balance random(<draws>)
+    uint64_t version        # shared table version the lookups below were built from
+    int *seq                # round robin order, or the weight map (static-rr, hashes)
+    int seq_prefix          # seq[:prefix] walked once, seq[prefix:len] forever after
+    int seq_len
+    uint32_t *ring_keys     # consistent hashing / random: points sorted by key
+    int *ring_srv
+    int ring_len
+    int *eligible           # leastconn / first: usable servers in id order
+    int *eligible_w
+    int neligible
+    uint32_t *srv_shm       # per server: its index in the shared server arrays
+    int64_t *srv_maxconn    # per server: maxconn (0: none)
+    int64_t *srv_maxqueue   # per server: maxqueue (0: none)
+    int shared_cur          # servers' current sessions are kept in the atomic totals
+                            # (a maxconn, leastconn or random needs them there)
     int nactive             # usable active servers
     int64_t t_connect
     int64_t t_server
     int64_t t_server_fin
     int64_t t_tunnel
+    int64_t t_queue         # timeout queue (default: timeout connect)
     int retries
     int redispatch          # 0: off, else HAProxy's interval (default -1: last retry)
     int srvtcpka

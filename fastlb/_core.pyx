@@ -11,7 +11,11 @@ from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 
 from fastlb.includes.system cimport *
+from fastlb.lb.algorithms cimport *
 from fastlb.lb.roundrobin cimport rr_pick
+from fastlb.lb.hashing cimport sdbm, full_hash, address_hash, map_lookup, ring_lookup
+from fastlb.lb.leastconn cimport leastconn_pick
+from fastlb.lb.first cimport first_pick
 from fastlb.http.framing cimport ChunkParser, chunk_scan, head_end, CH_DONE
 
 import os as _os
@@ -48,6 +52,23 @@ DEF LOG_NONE = 0
 DEF LOG_CONNECT = 1
 DEF LOG_TCPLOG = 2
 DEF LOG_HTTPLOG = 3
+
+# server assignment and queues (_assign.pxi)
+DEF ASSIGN_NONE = -1        # no usable server
+DEF ASSIGN_QUEUED = -2      # waiting in a queue
+DEF BALANCE_FULL = -3       # usable servers exist, all full
+
+DEF BE_WORDS = 4            # fastlb/runtime/shm.py
+DEF BE_RR = 0
+DEF BE_VERSION = 1
+DEF BE_TICKET = 2
+DEF SRV_WORDS = 8
+DEF SRV_STATE = 0
+DEF SRV_TICKET = 7
+DEF SRV_ST_RUNNING = 1
+DEF SRV_ST_MAINT = 2
+DEF NO_TICKET = 0xFFFFFFFFFFFFFFFF
+DEF QUEUE_POLL_MS = 1
 
 
 cdef inline int64_t monotonic_ms() nogil:
@@ -92,6 +113,23 @@ cdef inline void side_init(Side *side) noexcept nogil:
 
 cdef inline uint64_t pack_data(uint32_t gen, int kind, uint32_t index, int side) nogil:
     return (<uint64_t>gen << 32) | (<uint64_t>kind << 30) | (<uint64_t>index << 1) | <uint64_t>side
+
+
+def shm_load(shm_map, Py_ssize_t word):
+    """Atomic reads and writes of shared words for the master and the checker."""
+    cdef unsigned char[::1] view = shm_map
+    return fl_atomic_load(<uint64_t *>&view[0] + word)
+
+
+def shm_store(shm_map, Py_ssize_t word, uint64_t value):
+    cdef unsigned char[::1] view = shm_map
+    fl_atomic_store(<uint64_t *>&view[0] + word, value)
+
+
+def shm_add(shm_map, Py_ssize_t word, int64_t delta):
+    """Add ``delta``; returns the value before."""
+    cdef unsigned char[::1] view = shm_map
+    return fl_atomic_fetch_add(<uint64_t *>&view[0] + word, <uint64_t>delta)
 
 
 def release_totals(shm_map, int total_base, int total_words, int slot_start):
@@ -195,12 +233,28 @@ cdef class Worker:
     cdef object shm_ref         # keeps the mapping alive while the pointer below is used
     cdef uint64_t *shm
     cdef uint64_t *slot
-    cdef uint64_t *totals       # [actconn, frontend cur...]: atomic, reserved before accept()
+    cdef uint64_t *totals       # atomic count block (fastlb/runtime/shm.py): reserved before use
+    cdef uint64_t *be_words     # per backend: rr position, table version, queue ticket
+    cdef uint64_t *srv_words    # per server: state, weight, health, ...
+    cdef uint64_t *heads        # per worker: oldest ticket waiting in each queue
+    cdef uint64_t *my_heads
     cdef uint32_t slot_base
     cdef uint32_t slot_words
     cdef uint32_t fe_off
+    cdef uint32_t srv_shared_off
+    cdef uint32_t beq_off
+    cdef uint32_t srvq_off
     cdef uint32_t be_off
     cdef uint32_t srv_off
+    cdef uint32_t nqueues       # backends + servers
+    cdef int *q_head            # per queue: this worker's oldest waiting session (-1: none)
+    cdef int *q_tail
+    cdef int nqueued            # sessions this worker has waiting in queues
+    cdef int64_t next_queue_poll
+    cdef list lookup_builders   # per backend: callable returning a fastlb.lb.lookup.Lookup
+    cdef list cookies           # per backend: fastlb.http.cookies.Persistence, or None
+    cdef list be_params         # per backend: url_param name / hdr() name (bytes), or b""
+    cdef uint64_t rng
     cdef int64_t global_maxconn
 
     cdef object log_callback
@@ -222,6 +276,9 @@ cdef class Worker:
         self.txns = []
         self.runq = []
         self.error_pages = []
+        self.lookup_builders = []
+        self.cookies = []
+        self.be_params = []
         self.be_error_pages = []
         self.request_editors = []
         self.routers = []
@@ -233,22 +290,38 @@ cdef class Worker:
         self.wakeup_fd = -1
         self.free_head = -1
 
-    def __init__(self, int worker_id, int nworkers, uint32_t bufsize, shm, int total_base,
-                 int slot_base, int slot_words, int nfrontends, int nbackends,
-                 int64_t global_maxconn):
+    def __init__(self, int worker_id, int nworkers, uint32_t bufsize, shm, int nfrontends,
+                 int nbackends, int64_t global_maxconn):
+        """shm: a fastlb.runtime.shm.SharedState (its layout attributes are read here)."""
         cdef unsigned char[::1] view = shm.mm
+        cdef uint32_t i
         self.worker_id = worker_id
         self.nworkers = nworkers
         self.bufsize = bufsize
         self.shm_ref = shm
         self.shm = <uint64_t *>&view[0]
-        self.slot_base = slot_base
-        self.slot_words = slot_words
-        self.slot = self.shm + slot_base + worker_id * slot_words
-        self.totals = self.shm + total_base
-        self.fe_off = 1
-        self.be_off = 1 + nfrontends
-        self.srv_off = 1 + nfrontends + nbackends
+        self.slot_base = shm.slot_base
+        self.slot_words = shm.slot_words
+        self.slot = self.shm + self.slot_base + worker_id * self.slot_words
+        self.totals = self.shm + <uint32_t>shm.total_base
+        self.be_words = self.shm + <uint32_t>shm.be_base
+        self.srv_words = self.shm + <uint32_t>shm.srv_base
+        self.heads = self.shm + <uint32_t>shm.head_base
+        self.my_heads = self.heads + worker_id * <uint32_t>shm.head_words
+        self.fe_off = shm.fe_off
+        self.srv_shared_off = shm.srv_shared_off
+        self.beq_off = shm.beq_off
+        self.srvq_off = shm.srvq_off
+        self.be_off = shm.be_off
+        self.srv_off = shm.srv_off
+        self.nqueues = shm.head_words
+        self.q_head = <int *>malloc(max(self.nqueues, 1) * sizeof(int))
+        self.q_tail = <int *>malloc(max(self.nqueues, 1) * sizeof(int))
+        if self.q_head == NULL or self.q_tail == NULL:
+            raise MemoryError()
+        for i in range(self.nqueues):
+            self.q_head[i] = self.q_tail[i] = -1
+        self.rng = <uint64_t>(_os.getpid() * 2654435761) ^ <uint64_t>realtime_ms()
         self.global_maxconn = global_maxconn
         self.frontends = <FrontendRt *>calloc(max(nfrontends, 1), sizeof(FrontendRt))
         self.backends = <BackendRt *>calloc(max(nbackends, 1), sizeof(BackendRt))
@@ -272,51 +345,73 @@ cdef class Worker:
         free(self.heap)
         for i in range(self.nbackends):
             free(self.backends[i].servers)
-            free(self.backends[i].rr_active)
-            free(self.backends[i].rr_backup)
+            free_lookup(&self.backends[i])
+            free(self.backends[i].srv_shm)
+            free(self.backends[i].srv_maxconn)
+            free(self.backends[i].srv_maxqueue)
+        free(self.q_head)
+        free(self.q_tail)
         free(self.backends)
         free(self.frontends)
         free(self.listeners)
 
     # ------------------------------------------------------------------ set-up (Python level)
-    def add_backend(self, list servers, tuple rr_active, tuple rr_backup, int64_t t_connect,
-                    int64_t t_server, int64_t t_server_fin, int64_t t_tunnel, int retries,
-                    int redispatch, int srvtcpka, int shm_index, int first_server_shm, int http=0,
-                    error_pages=None, response_editor=None, int http_close=0,
-                    request_rules=None):
-        """servers: [(family, ip, port)]; rr_*: (prefix, cycle) of server indexes."""
+    def add_backend(self, list servers, int algo, dict options, lookup_builder,
+                    int64_t t_connect, int64_t t_server, int64_t t_server_fin, int64_t t_tunnel,
+                    int64_t t_queue, int retries, int redispatch, int srvtcpka, int shm_index,
+                    int first_server_shm, int http=0, error_pages=None, response_editor=None,
+                    int http_close=0, request_rules=None, cookie=None):
+        """servers: [(family, ip, port, maxconn, maxqueue)]; lookup_builder() -> Lookup (the
+        usable servers as arrays, rebuilt from shared state when the table version moves)."""
         cdef BackendRt *be = &self.backends[self.nbackends]
         cdef int i
         be.nservers = len(servers)
         be.servers = <ServerRt *>calloc(max(be.nservers, 1), sizeof(ServerRt))
-        if be.servers == NULL:
+        be.srv_shm = <uint32_t *>calloc(max(be.nservers, 1), sizeof(uint32_t))
+        be.srv_maxconn = <int64_t *>calloc(max(be.nservers, 1), sizeof(int64_t))
+        be.srv_maxqueue = <int64_t *>calloc(max(be.nservers, 1), sizeof(int64_t))
+        if be.servers == NULL or be.srv_shm == NULL or be.srv_maxconn == NULL or \
+                be.srv_maxqueue == NULL:
             raise MemoryError()
-        for i, (family, ip, port) in enumerate(servers):
+        for i, (family, ip, port, maxconn, maxqueue) in enumerate(servers):
             fill_sockaddr(&be.servers[i], family, ip, port)
             be.servers[i].use_client_port = port == 0
             be.servers[i].index = i
             be.servers[i].shm_index = first_server_shm + i
-        be.rr_active = int_array(rr_active[0] + rr_active[1])
-        be.rr_active_prefix = len(rr_active[0])
-        be.rr_active_len = len(rr_active[0]) + len(rr_active[1])
-        be.rr_backup = int_array(rr_backup[0] + rr_backup[1])
-        be.rr_backup_prefix = len(rr_backup[0])
-        be.rr_backup_len = len(rr_backup[0]) + len(rr_backup[1])
-        be.nactive = len(set(rr_active[1]))
+            be.srv_shm[i] = first_server_shm + i
+            be.srv_maxconn[i] = maxconn
+            be.srv_maxqueue[i] = maxqueue
+            if maxconn:
+                be.shared_cur = 1
+        be.algo = algo
+        if algo == LB_LEASTCONN or algo == LB_RANDOM:
+            be.shared_cur = 1
+        be.consistent = options.get("consistent", 0)
+        be.avalanche = options.get("avalanche", 0)
+        be.uri_len = options.get("len", 0)
+        be.uri_depth = options.get("depth", 0)
+        be.uri_whole = options.get("whole", 0)
+        be.uri_path_only = options.get("path_only", 0)
+        be.draws = options.get("draws", 2)
         be.t_connect = t_connect
         be.t_server = t_server
         be.t_server_fin = t_server_fin
         be.t_tunnel = t_tunnel
+        be.t_queue = t_queue
         be.retries = retries
         be.redispatch = redispatch
         be.srvtcpka = srvtcpka
         be.http = http
         be.http_close = http_close
         be.shm_index = shm_index
+        self.lookup_builders.append(lookup_builder)
+        self.cookies.append(cookie)
+        self.be_params.append((options.get("param") or options.get("header") or "").encode())
         self.be_error_pages.append(error_pages or {})
         self.be_response_editors.append(response_editor)
         self.be_request_rules.append(request_rules)
         self.nbackends += 1
+        install_lookup(self, self.nbackends - 1)
 
     def add_frontend(self, int backend, int64_t maxconn, int64_t t_client, int64_t t_client_fin,
                      int clitcpka, int log_mode, int dontlognull, int shm_index, int http=0,
@@ -394,7 +489,7 @@ cdef class Worker:
             editor(out, headers, sockaddr_to_tuple(&s.addr)[0])
 
     cdef void http_log(self, Session *s, HttpTxn txn):
-        cdef int64_t tr, tc, tresp, ta, bc = 0, sc = 0
+        cdef int64_t tr, tw, tc, tresp, ta, bc = 0, sc = 0
         cdef int be
         if txn.logged or txn.request_line is None:
             return        # already logged, or no request began (HAProxy logs nothing either)
@@ -406,6 +501,9 @@ cdef class Worker:
         be = s.be if txn.routed else -1
         tresp = txn.t_response - txn.t_sent if txn.t_response >= 0 and txn.t_sent >= 0 else -1
         ta = self.now - txn.t_start
+        tw = 0 if txn.log_server >= 0 else -1
+        if s.t_queued >= 0:
+            tw = (s.t_dequeued if s.q_target < 0 else self.now) - s.t_queued
         if be >= 0:
             bc = self.total(self.be_off + self.backends[be].shm_index)
             if txn.log_server >= 0:
@@ -413,10 +511,11 @@ cdef class Worker:
         try:
             self.http_log_callback(
                 s.fe, be, txn.log_server if be >= 0 else -1, sockaddr_to_tuple(&s.addr),
-                txn.t_start_real, tr, 0 if txn.log_server >= 0 else -1, tc, tresp, ta,
+                txn.t_start_real, tr, tw, tc, tresp, ta,
                 txn.status, txn.bytes_out,
-                chr(txn.term0) + chr(txn.term1) if txn.term0 != 45 or s.term0 == 45
-                else chr(s.term0) + chr(s.term1), fl_atomic_load(self.totals),
+                (chr(txn.term0) + chr(txn.term1) if txn.term0 != 45 or s.term0 == 45
+                 else chr(s.term0) + chr(s.term1)) + txn.ck_client + txn.ck_server,
+                fl_atomic_load(self.totals),
                 fl_atomic_load(self.totals + 1 + self.frontends[s.fe].shm_index), bc, sc,
                 s.retries_done, s.redispatched, txn.request_line,
                 (txn.captures_req, txn.captures_rsp))
@@ -472,6 +571,11 @@ cdef class Worker:
         side_init(&s.srv)
         s.server = -1
         s.be = -1
+        s.held_server = -1
+        s.forced_server = -1
+        s.has_key = 0
+        s.q_target = -1
+        s.t_queued = -1
         s.retries_done = 0
         s.t_established = -1
         s.heap_pos = -1
@@ -607,6 +711,10 @@ cdef class Worker:
             t = s.t_connect + be.t_connect
             if dl == 0 or t < dl:
                 dl = t
+        elif s.state == ST_QUEUED and be.t_queue:
+            t = s.t_queued + be.t_queue
+            if dl == 0 or t < dl:
+                dl = t
         elif s.state == ST_TURNAROUND:
             if dl == 0 or s.wake_at < dl:
                 dl = s.wake_at
@@ -648,6 +756,8 @@ cdef class Worker:
                 wait = 1000
         if self.npaused and wait > RESUME_CHECK_MS:
             wait = RESUME_CHECK_MS
+        if self.nqueued and wait > 1:
+            wait = 1                  # waiting requests: look for free places every ms
         if self.runq:
             wait = 0
         return <int>wait
@@ -665,6 +775,12 @@ cdef class Worker:
             return
         if s.state == ST_TURNAROUND and s.wake_at <= self.now:
             self.start_connect(idx, s)
+            return
+        if s.state == ST_QUEUED and be.t_queue and s.t_queued + be.t_queue <= self.now:
+            queue_leave(self, s)
+            s.term0 = b's'            # timeout queue
+            s.term1 = b'Q'
+            self.session_close(idx, s)
             return
         if s.state != ST_ESTABLISHED:
             s.term0 = b'c'            # client timeout before the server connection was made
@@ -691,10 +807,6 @@ cdef class Worker:
         for w in range(self.nworkers):
             sum += <int64_t>fl_atomic_load(base + w * self.slot_words)
         return sum
-
-    cdef inline void server_count(self, Session *s, int64_t delta):
-        if s.server >= 0 and not s.http:      # HTTP counts per transaction (_http.pxi)
-            self.count(self.srv_off + self.backends[s.be].servers[s.server].shm_index, delta)
 
     # ------------------------------------------------------------------ epoll registration
     cdef int watch(self, int idx, Session *s, Side *side, int which):
@@ -816,31 +928,26 @@ cdef class Worker:
             s.be = fe.backend
             s.retries_left = self.backends[s.be].retries
             self.count(self.be_off + self.backends[s.be].shm_index, 1)
+            set_source_key(&self.backends[s.be], s)
             self.start_connect(idx, s)
 
     # ------------------------------------------------------------------ server connection
-    cdef int pick_server(self, Session *s):
-        cdef BackendRt *be = &self.backends[s.be]
-        cdef uint64_t *position = self.shm + be.shm_index
-        if be.rr_active_len:
-            return rr_pick(position, be.rr_active, be.rr_active_prefix, be.rr_active_len)
-        if be.rr_backup_len:
-            return rr_pick(position, be.rr_backup, be.rr_backup_prefix, be.rr_backup_len)
-        return -1
-
     cdef void start_connect(self, int idx, Session *s):
         cdef BackendRt *be = &self.backends[s.be]
         cdef ServerRt *srv
         cdef sockaddr_storage addr
         cdef int fd, rc, one = 1
         if s.server < 0:
-            s.server = self.pick_server(s)
+            s.server = assign_server(self, idx, s)
+            if s.server == ASSIGN_QUEUED:
+                s.server = -1
+                return                    # waits in a queue (run_queues() goes on)
             if s.server < 0:
+                s.server = -1
                 self.no_connection(idx, s, b'S')
                 return
-            self.server_count(s, 1)
         if s.http:
-            http_track_server(self, idx, s)
+            http_txn(self, idx).log_server = s.server
         srv = &be.servers[s.server]
         memcpy(&addr, &srv.addr, srv.addrlen)
         if srv.use_client_port:
@@ -921,7 +1028,7 @@ cdef class Worker:
             else:
                 redispatch = s.retries_done % (be.retries + 1 + be.redispatch) == 0
         if redispatch:
-            self.server_count(s, -1)
+            server_release(self, s)
             s.server = -1
             s.redispatched = 1
         if not timed_out and (not redispatch or be.nactive <= 1):
@@ -1063,6 +1170,12 @@ cdef class Worker:
         if side == SIDE_SRV and s.state == ST_CONNECTING:
             self.on_connect_event(idx, s)
             return
+        if s.state == ST_QUEUED:
+            if events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR):
+                s.term0 = b'C'        # the client left while waiting for a server
+                s.term1 = b'Q'
+                self.session_close(idx, s)
+            return                    # its data waits in the socket until a server is ours
         # Read the side that spoke; write to it only what waits in the other side's buffer
         # (its EPOLLOUT edge).  The events carry the socket's whole state, so testing
         # more would cost a recv() that finds nothing.
@@ -1109,11 +1222,12 @@ cdef class Worker:
         s.cli.buf = s.srv.buf = NULL
         # Backend and server counts drop before the log line, frontend ones after, so the
         # %ac/%fc/%bc/%sc figures read as HAProxy's do.
+        queue_leave(self, s)
         if s.http:
             http_untrack(self, s, http_txn(self, idx))
         elif s.be >= 0:
             self.count(self.be_off + self.backends[s.be].shm_index, -1)
-            self.server_count(s, -1)
+            server_release(self, s)
         if s.http and fe.log_mode == LOG_HTTPLOG:
             self.http_log(s, http_txn(self, idx))    # a transaction cut short
         elif fe.log_mode == LOG_TCPLOG and self.log_callback is not None:
@@ -1135,7 +1249,7 @@ cdef class Worker:
         cdef int64_t tw = -1, tc = -1
         cdef int64_t bc = 0, sc = 0
         if s.server >= 0 or s.redispatched:
-            tw = 0                    # no queue yet: a server was assigned at once
+            tw = s.t_dequeued - s.t_queued if s.t_queued >= 0 else 0
         if s.t_established >= 0:
             tc = s.t_established - s.t_connect
         if s.be >= 0:
@@ -1197,6 +1311,8 @@ cdef class Worker:
                         pass
                     PyErr_CheckSignals()
             self.run_timers()
+            if self.nqueued and self.now >= self.next_queue_poll:
+                run_queues(self)
             if self.runq:
                 self.run_queued()
             if self.npaused:
@@ -1241,4 +1357,5 @@ cdef class Worker:
                     self.session_close(c * SESSIONS_PER_CHUNK + i, s)
 
 
+include "_assign.pxi"
 include "_http.pxi"

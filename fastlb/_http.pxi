@@ -80,7 +80,9 @@ cdef class HttpTxn:
     cdef int log_server             # the server this request went to, for the log (-1: none)
     cdef bint count_bytes           # False for errors raised while reading the head (as HAProxy)
     cdef bint be_counted            # this transaction counts in its backend's current sessions
-    cdef int counted_server         # ... and in this server's (-1: none)
+    cdef object ck_client           # cookie persistence letters for the log ("-": no cookie)
+    cdef object ck_server
+    cdef bytes method
     cdef int status
     cdef int requests               # transactions on this client connection
     cdef int64_t t_start            # first byte of the request (accept for the first one)
@@ -131,7 +133,7 @@ cdef class HttpTxn:
         self.close_client = self.close_server = False
         self.is_head = self.reused = self.retried = self.error_sent = self.logged = False
         self.be_counted = False
-        self.counted_server = -1
+        self.ck_client = self.ck_server = "-"
         self.routed = False
         self.log_server = -1
         self.count_bytes = True
@@ -203,24 +205,11 @@ cdef HttpTxn http_txn(Worker w, int idx):
 
 
 # HAProxy counts a stream in its backend and server while a transaction is in flight
-# (not while a keep-alive connection idles), so these follow the transaction.
-cdef void http_track_server(Worker w, int idx, Session *s):
-    cdef HttpTxn txn = http_txn(w, idx)
-    cdef ServerRt *servers = w.backends[s.be].servers
-    if txn.counted_server == s.server:
-        return
-    if txn.counted_server >= 0:
-        w.count(w.srv_off + servers[txn.counted_server].shm_index, -1)
-    if s.server >= 0:
-        w.count(w.srv_off + servers[s.server].shm_index, 1)
-        txn.log_server = s.server
-    txn.counted_server = s.server
-
-
+# (not while a keep-alive connection idles), so these follow the transaction: the place
+# held in the server (maxconn) is given back when the response is over.
 cdef void http_untrack(Worker w, Session *s, HttpTxn txn):
-    if txn.counted_server >= 0:
-        w.count(w.srv_off + w.backends[s.be].servers[txn.counted_server].shm_index, -1)
-        txn.counted_server = -1
+    queue_leave(w, s)
+    server_release(w, s)
     if txn.be_counted:
         w.count(w.be_off + w.backends[s.be].shm_index, -1)
         txn.be_counted = False
@@ -460,6 +449,19 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
         txn.close_server = True          # option http-server-close: only the server side
     w.count(w.be_off + w.backends[s.be].shm_index, 1)
     txn.be_counted = True
+    s.t_queued = -1
+    s.forced_server = -1
+    persistence = w.cookies[s.be]
+    if persistence is not None:
+        server, letter = persistence.on_request(fields.headers)
+        if server >= 0 and not persist_usable(w, &w.backends[s.be], server):
+            letter = "D"                 # its server is down: balanced like a new client
+            server = -1
+        s.forced_server = server
+        txn.ck_client = letter
+        txn.method = method
+    if w.backends[s.be].algo >= LB_SOURCE:
+        set_http_key(w, s, fields.url, fields.headers)
     out = [method, b" ", fields.url, b" HTTP/", version, b"\r\n"]
     for name, value in fields.headers:
         if name == b"connection" and not _connection_has(fields.headers, b"upgrade"):
@@ -475,17 +477,28 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     txn.out_srv = txn.request_head_copy = b"".join(out)
     txn.out_srv_off = 0
     txn.rsp_state = RS_HEAD
-    # http-reuse safe: each request is balanced; the session's server connection is kept
-    # when the same server comes out, otherwise replaced.
-    cdef int chosen = w.pick_server(s)
+    cdef int chosen = assign_server(w, idx, s)
+    if chosen == ASSIGN_QUEUED:
+        # waits for a place; a kept server connection is of no use meanwhile
+        w.close_side(&s.srv)
+        w.buf_put(s.srv.buf)
+        side_init(&s.srv)
+        s.server = -1
+        return True
     if chosen < 0:
         http_error(w, idx, s, txn, 503, False, b'S', b'C')
         return False
+    return http_assigned(w, idx, s, txn, chosen)
+
+
+cdef bint http_assigned(Worker w, int idx, Session *s, HttpTxn txn, int chosen):
+    """The request has its server: send it on the kept connection when it goes to the same
+    server (http-reuse safe), else on a new one."""
+    txn.log_server = chosen
     if s.srv.fd >= 0 and s.state == ST_ESTABLISHED and chosen == s.server:
         txn.reused = True
         txn.t_sent = w.now
         txn.t_connect_ms = 0
-        http_track_server(w, idx, s)
         return True
     http_drop_server(w, s)
     s.server = chosen
@@ -524,6 +537,7 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
 
 cdef void http_drop_server(Worker w, Session *s):
     """Close the session's server connection (the transaction keeps its counts)."""
+    queue_leave(w, s)
     w.close_side(&s.srv)
     w.buf_put(s.srv.buf)
     side_init(&s.srv)
@@ -563,6 +577,10 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     specs = w.captures[s.fe]
     if specs[1] is not None:
         txn.captures_rsp = capture_headers(specs[1], fields.headers)
+    persistence = w.cookies[s.be]
+    if persistence is not None:
+        txn.ck_server = persistence.on_response(fields.headers, s.server, txn.ck_client,
+                                                txn.method)
     editor = w.be_response_editors[s.be]
     if editor is not None:
         editor(fields.headers)                  # backend http-response rules, then frontend's
@@ -851,6 +869,8 @@ cdef int64_t http_deadline(Worker w, int idx, Session *s):
     cdef int64_t dl = 0, t
     if s.state == ST_CONNECTING and be != NULL and be.t_connect:
         dl = s.t_connect + be.t_connect
+    elif s.state == ST_QUEUED and be != NULL and be.t_queue:
+        dl = s.t_queued + be.t_queue
     elif s.state == ST_TURNAROUND:
         dl = s.wake_at
     if txn.req_state == RQ_HEAD and txn.out_cli is None:
@@ -879,6 +899,11 @@ cdef void http_expired(Worker w, int idx, Session *s):
         return
     if s.state == ST_TURNAROUND and s.wake_at <= w.now:
         w.start_connect(idx, s)
+        return
+    if s.state == ST_QUEUED and be != NULL and be.t_queue and s.t_queued + be.t_queue <= w.now:
+        queue_leave(w, s)
+        http_error(w, idx, s, txn, 503, False, b's', b'Q')      # timeout queue
+        http_run(w, idx, s)
         return
     if txn.req_state == RQ_HEAD and txn.out_cli is None:
         if txn.requests > 0 and buffered(&s.cli) == 0:

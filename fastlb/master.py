@@ -20,8 +20,9 @@ import time
 
 from setproctitle import setproctitle
 
-from .runtime.shm import SharedCounters
+from .runtime.shm import SharedState
 from .runtime.tables import RuntimeTables
+from .health import needs_checker, run_checker
 from .runtime.worker import run_worker
 
 STOP_GRACE_S = 1.5          # SIGTERM -> SIGKILL delay on hard stop (VTest waits 2 s)
@@ -29,6 +30,7 @@ BOOT_FAILURE_WINDOW_S = 1.0  # a worker that exits non-zero this soon after star
 MAX_BOOT_FAILURES = 5
 
 RUNNING, SOFT_STOPPING, HARD_STOPPING = "running", "soft-stopping", "hard-stopping"
+CHECKER = -1                # the health checker's number among the children
 
 
 def _stderr(level: str, message: str) -> None:
@@ -67,8 +69,15 @@ class Master:
         self.pipe_r = self.pipe_w = -1
         self.stop_deadline = 0.0
         self.pid = os.getpid()
-        self.shm = SharedCounters(len(tables.frontends), len(tables.backends), tables.nservers,
-                                  nworkers)
+        self.shm = SharedState(len(tables.frontends), len(tables.backends), tables.nservers,
+                               nworkers)
+        for be in tables.backends:
+            for i, server in enumerate(be.server_models):
+                self.shm.init_server(be.first_server_shm + i,
+                                     weight=server.weight if server else 1,
+                                     maint=bool(server and server.disabled),
+                                     checked=bool(server and server.check),
+                                     health=server.rise if server else 1)
 
     # -- messages -------------------------------------------------------------------------
     def notice(self, message: str) -> None:
@@ -84,6 +93,8 @@ class Master:
         self.setup()
         for number in range(self.nworkers):
             self.spawn_worker(number)
+        if needs_checker(self.tables):
+            self.spawn_worker(CHECKER)
         self.notice("Loading success.")
         while True:
             if self.state != RUNNING and not self.workers:
@@ -165,7 +176,7 @@ class Master:
         if pid:
             self.workers[pid] = number
             self.started_at[pid] = time.monotonic()
-            self.notice(f"New worker ({pid}) forked")
+            self.notice(f"New {'health checker' if number == CHECKER else 'worker'} ({pid}) forked")
             return
         code = 1
         try:
@@ -173,9 +184,14 @@ class Master:
                 signal.signal(signum, signal.SIG_DFL)
             os.close(self.pipe_r)
             os.close(self.pipe_w)
-            code = run_worker(self.tables, self.shm, number, self.nworkers, self.pid, self.program)
+            if number == CHECKER:
+                code = run_checker(self.tables, self.shm, self.pid, self.program)
+            else:
+                code = run_worker(self.tables, self.shm, number, self.nworkers, self.pid,
+                                  self.program)
         except BaseException as exc:  # noqa: BLE001 - a worker must never return into the master loop
-            alert(f"worker {number + 1}: {exc.__class__.__name__}: {exc}")
+            what = "health checker" if number == CHECKER else f"worker {number + 1}"
+            alert(f"{what}: {exc.__class__.__name__}: {exc}")
         finally:
             os._exit(code)
 
@@ -191,7 +207,8 @@ class Master:
             started = self.started_at.pop(pid, 0.0)
             if number is None:
                 continue
-            self.shm.release_slot(number)   # its connections are gone: give back their counts
+            if number != CHECKER:
+                self.shm.release_slot(number)   # its connections are gone: give back their counts
             if self.state != RUNNING:
                 continue
             how = describe_exit(status)
@@ -202,7 +219,9 @@ class Master:
                 alert(f"Current worker ({pid}) {how}; workers keep failing at start-up, exiting.")
                 self.hard_stop()
                 continue
-            alert(f"Current worker ({pid}) {how}; respawning worker {number + 1}.")
+            role = "health checker" if number == CHECKER else "worker"
+            what = "health checker" if number == CHECKER else f"worker {number + 1}"
+            alert(f"Current {role} ({pid}) {how}; respawning {what}.")
             self.spawn_worker(number)
 
     def kill_workers(self, signum: int) -> None:

@@ -64,11 +64,25 @@ class FastLB:
     def pid(self) -> int:
         return self.proc.pid
 
-    def worker_pids(self) -> list[int]:
+    def children(self, role: str) -> list[int]:
+        """Pids of the master's children whose title names ``role`` (worker, checker)."""
+        pids = []
         try:
-            return [c.pid for c in psutil.Process(self.pid).children()]
+            for child in psutil.Process(self.pid).children():
+                try:
+                    if f": {role}" in " ".join(child.cmdline()):
+                        pids.append(child.pid)
+                except psutil.NoSuchProcess:
+                    pass
         except psutil.NoSuchProcess:
-            return []
+            pass
+        return pids
+
+    def worker_pids(self) -> list[int]:
+        return self.children("worker")
+
+    def checker_pids(self) -> list[int]:
+        return self.children("checker")
 
     def wait_workers(self):
         wait_until(lambda: self.started() and len(self.worker_pids()) == self.workers,
@@ -91,7 +105,7 @@ class FastLB:
         return self.proc.wait(timeout=timeout)
 
     def kill(self):
-        for pid in self.worker_pids():
+        for pid in self.worker_pids() + self.checker_pids():
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

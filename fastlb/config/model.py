@@ -72,23 +72,68 @@ class ServerAddress:
 
 
 @dataclass
-class ServerDefaults:
-    """What ``default-server`` sets for the following ``server`` lines."""
+class ServerSettings:
+    """What a ``server`` line may set; ``default-server`` sets the same for the lines after it."""
     weight: int = 1
     backup: bool = False
     disabled: bool = False
+    maxconn: int = 0                # 0: no limit
+    maxqueue: int = 0               # 0: no limit
+    check: bool = False
+    inter: int = 2000               # ms between checks while UP
+    fastinter: Optional[int] = None  # while changing state (default: inter)
+    downinter: Optional[int] = None  # while fully DOWN (default: inter)
+    rise: int = 2
+    fall: int = 3
+    check_port: Optional[int] = None
+    check_addr: Optional[str] = None
+    cookie: Optional[str] = None
+    observe: Optional[str] = None   # "layer4" | "layer7"
+    error_limit: int = 10
+    on_error: str = "fastinter"
+
+
+# ``default-server`` carries the same settings (HAProxy refuses only ``id`` and ``cookie``
+# there, which the parser checks).
+ServerDefaults = ServerSettings
 
 
 @dataclass
-class Server:
-    name: str
-    address: ServerAddress
-    origin: Origin
-    weight: int = 1
-    backup: bool = False
-    disabled: bool = False
+class Server(ServerSettings):
+    name: str = ""
+    address: Optional[ServerAddress] = None
+    origin: Optional[Origin] = None
     id: int = 0
     forced_id: bool = False
+
+
+@dataclass
+class CookieSettings:
+    """``cookie <name> insert|rewrite|prefix ...`` (persistence)."""
+    name: str
+    mode: str = "rewrite"           # HAProxy's default when no mode is given
+    indirect: bool = False
+    nocache: bool = False
+    postonly: bool = False
+    preserve: bool = False
+    httponly: bool = False
+    secure: bool = False
+    domains: list = field(default_factory=list)
+    maxidle: int = 0                # seconds, 0: none
+    maxlife: int = 0
+    dynamic: bool = False
+
+
+@dataclass
+class HttpCheck:
+    """``option httpchk`` and ``http-check send|expect``."""
+    method: str = "OPTIONS"
+    uri: str = "/"
+    version: str = "HTTP/1.0"
+    headers: list = field(default_factory=list)   # [(name, value)]
+    body: str = ""
+    enabled: bool = True            # False: http-check lines seen, 'option httpchk' not (yet)
+    expect: Optional[tuple] = None  # (kind, negate, pattern): status|rstatus|string|rstring
 
 
 @dataclass
@@ -124,6 +169,7 @@ class Options:
     clitcpka: bool = False
     srvtcpka: bool = False
     log_health_checks: bool = False
+    allbackups: bool = False
     forwardfor: Optional[ForwardFor] = None
     http_mode: str = "http-keep-alive"  # or http-server-close, httpclose
 
@@ -149,6 +195,12 @@ class Proxy:
     servers: list = field(default_factory=list)
     default_server: ServerDefaults = field(default_factory=ServerDefaults)
     balance: str = "roundrobin"
+    balance_args: dict = field(default_factory=dict)   # uri len/depth/whole/path-only, param, ...
+    hash_type: str = "map-based"
+    hash_function: str = "sdbm"
+    hash_avalanche: bool = False
+    cookie: Optional[CookieSettings] = None
+    httpchk: Optional[HttpCheck] = None
     dispatch: Optional[ServerAddress] = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     options: Options = field(default_factory=Options)
@@ -180,8 +232,11 @@ class Proxy:
     def inherit_from(self, defaults: "Proxy") -> None:
         """Copy every setting a ``defaults`` section may carry."""
         for name in ("mode", "default_backend", "balance", "maxconn", "backlog", "retries",
-                     "log_tag", "errorfiles", "monitor_uri", "http_reuse", "log_format"):
+                     "log_tag", "errorfiles", "monitor_uri", "http_reuse", "log_format",
+                     "hash_type", "hash_function", "hash_avalanche", "cookie"):
             setattr(self, name, getattr(defaults, name))
+        self.balance_args = dict(defaults.balance_args)
+        self.httpchk = copy.deepcopy(defaults.httpchk)
         self.default_backend_origin = defaults.default_backend_origin
         self.timeouts = copy.copy(defaults.timeouts)
         self.options = copy.copy(defaults.options)

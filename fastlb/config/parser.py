@@ -15,8 +15,8 @@ from typing import Optional
 from . import addresses
 from .addresses import AddressError
 from ..http.acl import AclError, PREDEFINED, condition_acl_names, parse_acl, parse_condition
-from .model import (FACILITIES, LEVELS, LOG_FORMATS, Config, ForwardFor, GlobalSettings,
-                    LogTarget, Origin, Proxy, Server)
+from .model import (FACILITIES, LEVELS, LOG_FORMATS, Config, CookieSettings, ForwardFor,
+                    GlobalSettings, HttpCheck, LogTarget, Origin, Proxy, Server, ServerSettings)
 from ..http.errors import MESSAGES
 from ..http.rules import RuleError, parse_rule
 from ..logformat import LogFormatError, compile_format
@@ -45,9 +45,9 @@ NOT_YET_GLOBAL = {
     "insecure-fork-wanted", "tune.maxrewrite", "tune.http.maxhdr", "unix-bind",
 }
 NOT_YET_PROXY = { "http-after-response", "tcp-request",
-    "tcp-response", "stick-table", "stick", "cookie", "stats", "errorfiles",
-    "errorloc", "errorloc302", "errorloc303", "monitor", "hash-type",
-    "http-check", "tcp-check", "unique-id-format", "unique-id-header",
+    "tcp-response", "stick-table", "stick", "stats", "errorfiles",
+    "errorloc", "errorloc302", "errorloc303", "monitor",
+    "tcp-check", "unique-id-format", "unique-id-header",
     "redirect", "reqadd", "rspadd", "compression", "fullconn", "source",
     "persist", "force-persist", "ignore-persist", "external-check", "filter", "server-template",
     "use-server", "email-alert", "rate-limit", "max-keep-alive-queue", "load-server-state-from-file",
@@ -56,17 +56,15 @@ NOT_YET_PROXY = { "http-after-response", "tcp-request",
     "unique-id", "monitor-net",
 }
 _SERVER_NOT_YET = {
-    "check", "inter", "fastinter", "downinter", "rise", "fall", "cookie", "maxconn", "maxqueue",
     "ssl", "verify", "ca-file", "crt", "sni", "send-proxy", "send-proxy-v2", "slowstart",
-    "track", "observe", "error-limit", "on-error", "on-marked-down", "on-marked-up", "addr",
-    "port", "resolvers", "resolve-prefer", "init-addr", "agent-check", "check-ssl", "proto",
+    "track", "observe", "error-limit", "on-error", "on-marked-down", "on-marked-up",
+    "resolvers", "resolve-prefer", "init-addr", "agent-check", "check-ssl", "proto",
     "alpn", "redir", "source", "minconn", "pool-max-conn", "pool-purge-delay", "tfo",
     "check-send-proxy", "namespace", "usesrc", "ws", "agent-port", "agent-inter",
 }
 _SERVER_FLAGS_OFF = {"no-check", "no-backup", "enabled"}
 _OPTIONS_NOT_YET = {
-    "httpchk",
-    "http-buffer-request", "abortonclose", "allbackups", "originalto", "checkcache",
+    "http-buffer-request", "abortonclose", "originalto", "checkcache",
     "http-pretend-keepalive", "http-no-delay", "http-use-proxy-header",
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
     "tcp-check", "external-check", "persist", "prefer-last-server", "splice-auto",
@@ -94,6 +92,7 @@ _TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request":
                  "server-fin": "backend", "connect": "backend", "queue": "backend",
                  "check": "backend", "tunnel": "backend"}
 _DEFAULT_KW = ("mode", "timeout", "option", "no", "balance", "default-server", "log",
+               "hash-type", "cookie", "http-check",
                "maxconn", "backlog", "retries", "default_backend", "log-tag", "description",
                "errorfile", "monitor-uri", "http-reuse", "log-format")
 ERRORFILE_CODES = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429,
@@ -484,9 +483,8 @@ class Parser:
         except AddressError as exc:
             self.alerts.append(f"[{origin}] : {what} : {exc}")
             return
-        d = proxy.default_server
-        server = Server(name=name, address=address, origin=origin, weight=d.weight,
-                        backup=d.backup, disabled=d.disabled)
+        server = Server(**vars(proxy.default_server))
+        server.name, server.address, server.origin = name, address, origin
         try:
             self._server_options(server, args[2:], what)
         except ValueError as exc:
@@ -499,51 +497,234 @@ class Parser:
 
     def _server_options(self, target, args, what):
         i = 0
+
+        def value(kind="int", low=0, high=None):
+            nonlocal i
+            if i + 1 >= len(args):
+                raise ValueError(f"'{option}' expects {'a time' if kind == 'time' else 'an integer'}"
+                                 " argument.")
+            i += 1
+            text = args[i]
+            if kind == "time":
+                number = parse_time_ms(text)
+                if number == 0:
+                    raise ValueError(f"invalid value 0 for argument '{option}'.")
+                return number
+            if kind == "str":
+                return text
+            if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+                if option == "weight":
+                    raise ValueError(f"weight of server is not within 0 and 256 ({text}).")
+                raise ValueError(f"'{option}' expects an integer argument >= {low} (got '{text}').")
+            return int(text)
+
         while i < len(args):
             option = args[i]
             if option == "weight":
-                if i + 1 >= len(args):
-                    raise ValueError("'weight' expects an integer argument.")
-                weight = args[i + 1]
-                if not weight.isdigit() or int(weight) > 256:
-                    raise ValueError(f"weight of server is not within 0 and 256 ({weight}).")
-                target.weight = int(weight)
-                i += 1
-            elif option == "backup":
-                target.backup = True
+                target.weight = value(high=256)
+            elif option in ("backup", "disabled", "check"):
+                setattr(target, option, True)
             elif option == "no-backup":
                 target.backup = False
-            elif option == "disabled":
-                target.disabled = True
             elif option == "enabled":
                 target.disabled = False
-            elif option == "id":
-                if not isinstance(target, Server):
-                    raise ValueError("'id' is not permitted on 'default-server'.")
-                if i + 1 >= len(args) or not args[i + 1].isdigit() or int(args[i + 1]) < 1:
-                    raise ValueError("'id' expects a positive integer argument.")
-                target.id = int(args[i + 1])
-                target.forced_id = True
-                i += 1
             elif option == "no-check":
-                pass  # checks do not exist yet, so "no check" is what every server has
+                target.check = False
+            elif option in ("maxconn", "maxqueue"):
+                setattr(target, option, value())
+            elif option in ("rise", "fall"):
+                setattr(target, option, value(low=1))
+            elif option in ("inter", "fastinter", "downinter"):
+                setattr(target, option, value("time"))
+            elif option == "port":
+                target.check_port = value(low=1, high=65535)
+            elif option == "addr":
+                target.check_addr = addresses.parse_server_address(value("str"),
+                                                                   allow_no_port=True).ip
+            elif option in ("id", "cookie"):
+                if not isinstance(target, Server):
+                    raise ValueError(f"'{option}' is not permitted on 'default-server'.")
+                if option == "cookie":
+                    target.cookie = value("str")
+                else:
+                    target.id = value(low=1)
+                    target.forced_id = True
             elif option in _SERVER_NOT_YET:
                 raise ValueError(f"server option '{option}' is not supported by fastlb yet.")
             else:
                 raise ValueError(f"unknown keyword '{option}'.")
             i += 1
 
+    BALANCE_ALGOS = ("roundrobin", "static-rr", "leastconn", "first", "source", "uri",
+                     "url_param", "random")
+
     def _kw_balance(self, proxy, args, origin):
         self._need_backend(proxy, "balance")
         algo = self._one_arg(args, "balance", allow_more=True)
-        if algo == "roundrobin":
-            proxy.balance = algo
-        elif algo in ("static-rr", "leastconn", "first", "source", "uri", "url_param", "random") \
-                or algo.startswith(("hdr(", "rdp-cookie", "random(")):
-            raise ValueError(f"'balance {algo}' is not supported by fastlb yet (roundrobin only).")
+        extra = args[1:]
+        options: dict = {}
+        if algo.startswith("hdr(") and algo.endswith(")") and len(algo) > 5:
+            options["header"] = algo[4:-1].lower()
+            if extra == ["use_domain_only"]:
+                raise ValueError("'balance hdr(...) use_domain_only' is not supported by fastlb yet.")
+            algo, extra = "hdr", extra
+        elif algo.startswith("random(") and algo.endswith(")"):
+            draws = algo[7:-1]
+            if not draws.isdigit() or int(draws) < 1:
+                raise ValueError("'balance random(<draws>)' expects a positive integer.")
+            options["draws"] = int(draws)
+            algo = "random"
+        elif algo.startswith("rdp-cookie"):
+            raise ValueError("'balance rdp-cookie' is not supported by fastlb yet "
+                             "(it needs 'tcp-request content' rules, which fastlb does not have).")
+        elif algo not in self.BALANCE_ALGOS:
+            raise ValueError("balance only supports 'roundrobin', 'static-rr', 'leastconn', "
+                             "'source', 'uri', 'url_param', 'hdr(name)' and 'rdp-cookie(name)' "
+                             "options.")
+        if algo == "random":
+            options.setdefault("draws", 2)
+        if algo == "uri":
+            options.update(len=0, depth=0, whole=False, path_only=False)
+            i = 0
+            while i < len(extra):
+                word = extra[i]
+                if word in ("len", "depth"):
+                    if i + 1 >= len(extra) or not extra[i + 1].isdigit() or int(extra[i + 1]) < 1:
+                        raise ValueError(f"'balance uri {word}' expects a positive integer "
+                                         f"(got '{extra[i + 1] if i + 1 < len(extra) else ''}').")
+                    options[word] = int(extra[i + 1])
+                    i += 2
+                elif word in ("whole", "path-only"):
+                    options[word.replace("-", "_")] = True
+                    i += 1
+                else:
+                    raise ValueError("'balance uri' only accepts parameters 'whole', 'len', "
+                                     "'depth', 'path-only'.")
+            extra = []
+        elif algo == "url_param":
+            if not extra:
+                raise ValueError("'balance url_param' requires an URL parameter name.")
+            options["param"] = extra[0]
+            if extra[1:2] == ["check_post"]:
+                raise ValueError("'balance url_param ... check_post' is not supported by fastlb yet.")
+            extra = extra[1:]
+        if extra:
+            raise ValueError(f"'balance {algo}' does not accept '{extra[0]}'.")
+        proxy.balance = algo
+        proxy.balance_args = options
+
+    def _kw_hash_type(self, proxy, args, origin):
+        self._need_backend(proxy, "hash-type")
+        if not args or args[0] not in ("map-based", "consistent"):
+            raise ValueError("'hash-type' only supports 'consistent' and 'map-based'.")
+        proxy.hash_type = args[0]
+        rest = args[1:]
+        # HAProxy keeps its old behaviour when no function is named: consistent hashing
+        # then applies the avalanche modifier, map-based does not.
+        proxy.hash_avalanche = args[0] == "consistent" and not rest
+        if rest and rest[0] in ("sdbm", "djb2", "wt6", "crc32"):
+            if rest[0] != "sdbm":
+                raise ValueError(f"hash function '{rest[0]}' is not supported by fastlb yet "
+                                 "(sdbm only).")
+            rest = rest[1:]
+        if rest == ["avalanche"]:
+            proxy.hash_avalanche = True
+        elif rest:
+            raise ValueError(f"'hash-type' : unknown modifier '{rest[0]}'.")
+
+    def _kw_cookie(self, proxy, args, origin):
+        self._need_backend(proxy, "cookie")
+        if not args:
+            raise ValueError("'cookie' expects <cookie_name> as argument.")
+        cookie = CookieSettings(name=args[0])
+        modes = []
+        i = 1
+        while i < len(args):
+            word = args[i]
+            if word in ("insert", "rewrite", "prefix"):
+                modes.append(word)
+                cookie.mode = word
+            elif word in ("indirect", "nocache", "postonly", "preserve", "httponly", "secure"):
+                setattr(cookie, word, True)
+            elif word == "domain":
+                if i + 1 >= len(args):
+                    raise ValueError("'domain' requires an argument.")
+                cookie.domains.append(args[i + 1])
+                i += 1
+            elif word in ("maxidle", "maxlife"):
+                if i + 1 >= len(args):
+                    raise ValueError(f"'{word}' requires an argument.")
+                setattr(cookie, word, max(1, parse_time_ms(args[i + 1]) // 1000))
+                i += 1
+            elif word in ("dynamic", "attr"):
+                raise ValueError(f"'cookie ... {word}' is not supported by fastlb yet.")
+            else:
+                raise ValueError(f"'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', "
+                                 "'nocache', 'postonly', 'domain', 'maxidle', 'maxlife', "
+                                 "'dynamic' and 'attr' options.")
+            i += 1
+        if len(modes) > 1:
+            raise ValueError("'cookie' supports only one of 'rewrite', 'insert' or 'prefix' "
+                             "options.")
+        if (cookie.maxidle or cookie.maxlife) and cookie.mode != "insert":
+            raise ValueError("'cookie' maxidle and maxlife only work in 'insert' mode.")
+        if cookie.maxidle or cookie.maxlife:
+            raise ValueError("'cookie ... maxidle|maxlife' is not supported by fastlb yet.")
+        if (cookie.postonly or cookie.preserve) and cookie.mode != "insert":
+            raise ValueError("'cookie' postonly and preserve only work in 'insert' mode.")
+        proxy.cookie = cookie
+
+    def _kw_http_check(self, proxy, args, origin):
+        self._need_backend(proxy, "http-check")
+        check = proxy.httpchk
+        if check is None:
+            check = proxy.httpchk = HttpCheck()
+            check.enabled = False
+        if not args:
+            raise ValueError("'http-check' expects 'send', 'expect' as an argument.")
+        if args[0] == "send":
+            i = 1
+            while i < len(args):
+                word = args[i]
+                if i + 1 >= len(args) and word != "":
+                    raise ValueError(f"'http-check send' : '{word}' expects an argument.")
+                if word == "meth":
+                    check.method = args[i + 1]
+                elif word == "uri":
+                    check.uri = args[i + 1]
+                elif word == "ver":
+                    check.version = args[i + 1]
+                elif word == "hdr":
+                    if i + 2 >= len(args):
+                        raise ValueError("'http-check send' : 'hdr' expects <name> and <value>.")
+                    check.headers.append((args[i + 1], args[i + 2]))
+                    i += 1
+                elif word == "body":
+                    check.body = args[i + 1]
+                else:
+                    raise ValueError(f"'http-check send' : unknown parameter '{word}'.")
+                i += 2
+        elif args[0] == "expect":
+            rest = args[1:]
+            negate = False
+            if rest[:1] == ["!"]:
+                negate, rest = True, rest[1:]
+            if len(rest) != 2 or rest[0] not in ("status", "rstatus", "string", "rstring"):
+                raise ValueError("'http-check expect' expects 'status', 'rstatus', 'string' or "
+                                 "'rstring' and a pattern.")
+            kind, pattern = rest
+            if kind in ("rstatus", "rstring"):
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"'http-check expect {kind}' : invalid regex: {exc}") from None
+            check.expect = (kind, negate, pattern)
+        elif args[0] in ("disable-on-404", "send-state", "connect", "set-var", "unset-var",
+                         "comment", "comment"):
+            raise ValueError(f"'http-check {args[0]}' is not supported by fastlb yet.")
         else:
-            raise ValueError("balance only supports 'roundrobin', 'static-rr', 'leastconn', 'source', "
-                             "'uri', 'url_param', 'hdr(name)' and 'rdp-cookie(name)' options.")
+            raise ValueError(f"'http-check' only supports 'comment', 'connect', 'send', "
+                             f"'expect', 'set-var', 'unset-var' (got '{args[0]}').")
 
     def _kw_dispatch(self, proxy, args, origin):
         self._need_backend(proxy, "dispatch")
@@ -604,6 +785,29 @@ class Parser:
                 opts.srvtcpka = enable
         elif name == "log-health-checks":
             opts.log_health_checks = enable
+        elif name == "allbackups":
+            opts.allbackups = enable
+        elif name == "httpchk":
+            self._need_backend(proxy, "option httpchk")
+            if not enable:
+                proxy.httpchk = None
+                return
+            check = proxy.httpchk or HttpCheck()
+            check.enabled = True
+            words = args[1:]
+            if len(words) == 1:
+                check.uri = words[0]             # "option httpchk <uri>"
+            elif len(words) >= 2:
+                check.method, check.uri = words[0], words[1]
+                if len(words) >= 3:
+                    # "<version>" may carry "\r\nHost: x" as old configs do
+                    version, _, extra = " ".join(words[2:]).partition("\r\n")
+                    check.version = version
+                    for line in extra.split("\r\n") if extra else []:
+                        name, _, value = line.partition(":")
+                        if name.strip():
+                            check.headers.append((name.strip(), value.strip()))
+            proxy.httpchk = check
         elif name == "forwardfor":
             opts.forwardfor = self._forwardfor(args[1:]) if enable else None
         elif name in ("http-keep-alive", "http-server-close", "httpclose"):

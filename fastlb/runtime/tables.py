@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from ..config.model import Config, Proxy
 from ..http.acl import ConditionCompiler, PrefixSwitch, Request
 from ..http.rules import apply_header_rule, redirect_response, return_response
-from ..lb.sequence import roundrobin_order
+from ..lb.lookup import ALGORITHMS, ServerView, build_lookup
+from . import shm as shared
 
 LOG_NONE, LOG_CONNECT, LOG_TCPLOG, LOG_HTTPLOG = 0, 1, 2, 3
 NOSRV = "<NOSRV>"
@@ -20,11 +21,31 @@ NOSRV = "<NOSRV>"
 class BackendTable:
     index: int
     proxy: Proxy
-    servers: list                 # [(family, ip, port)] in declaration order (+ dispatch)
+    servers: list                 # [(family, ip, port, maxconn, maxqueue)] (+ dispatch)
     server_names: list
-    rr_active: tuple              # (prefix, cycle) of server indexes
-    rr_backup: tuple
+    server_models: list           # config.model.Server per entry (None for a dispatch address)
+    algorithm: int                # fastlb.lb.lookup.LB_*
+    options: dict                 # algorithm options for the worker (see Worker.add_backend)
     first_server_shm: int
+
+    def lookup_builder(self, state: "shared.SharedState"):
+        """``build() -> Lookup`` from the servers' current shared state and weights."""
+        proxy = self.proxy
+
+        def build():
+            views = []
+            for i, server in enumerate(self.server_models):
+                k = self.first_server_shm + i
+                bits = state.server_state(k)
+                usable = bool(bits & shared.ST_RUNNING) and not bits & (shared.ST_MAINT |
+                                                                       shared.ST_DRAIN)
+                weight = state.load(state.server_word(k, shared.SRV_WEIGHT))
+                views.append(ServerView(i, server.id if server else 1, weight,
+                                        bool(server and server.backup), usable))
+            return build_lookup(self.algorithm, proxy.hash_type == "consistent", views,
+                                proxy.options.allbackups)
+
+        return build
 
 
 @dataclass
@@ -58,23 +79,24 @@ def compile_tables(config: Config) -> RuntimeTables:
     by_name: dict[str, int] = {}
     nservers = 0
     for proxy in config.backends:
-        servers, names, weights, backup_weights = [], [], {}, {}
-        for i, server in enumerate(proxy.servers):
-            servers.append((server.address.family, server.address.ip, server.address.port))
+        servers, names, models = [], [], []
+        for server in proxy.servers:
+            servers.append((server.address.family, server.address.ip, server.address.port,
+                            server.maxconn, server.maxqueue))
             names.append(server.name)
-            if server.disabled:
-                continue
-            (backup_weights if server.backup else weights)[i] = server.weight
+            models.append(server)
         if not proxy.servers and proxy.dispatch is not None:
             # HAProxy logs dispatched sessions as <NOSRV>.
             address = proxy.dispatch
-            servers.append((address.family, address.ip, address.port))
+            servers.append((address.family, address.ip, address.port, 0, 0))
             names.append(NOSRV)
-            weights[0] = 1
+            models.append(None)
+        options = dict(proxy.balance_args)
+        options["consistent"] = int(proxy.hash_type == "consistent")
+        options["avalanche"] = int(proxy.hash_avalanche)
         table = BackendTable(index=len(backends), proxy=proxy, servers=servers, server_names=names,
-                             rr_active=roundrobin_order(weights),
-                             rr_backup=roundrobin_order(backup_weights),
-                             first_server_shm=nservers)
+                             server_models=models, algorithm=ALGORITHMS[proxy.balance],
+                             options=options, first_server_shm=nservers)
         by_name[proxy.name] = table.index
         nservers += len(servers)
         backends.append(table)

@@ -16,7 +16,8 @@ from ..logformat import (HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format, ht
                          render, tcp_fields)
 from ..logsink import INFO, LogSink, format_address
 from .listeners import listener_backlog, listening_socket
-from .shm import SharedCounters
+from ..http.cookies import Persistence
+from .shm import SharedState
 from .tables import LOG_NONE, RuntimeTables, build_backend_rules, build_response_editor
 
 def raise_fd_limit(wanted: int | None) -> None:
@@ -58,12 +59,12 @@ class TrafficLogger:
 
     def http_end(self, fe, be, srv, addr, start_ms, tr, tw, tc, tresp, ta, status, bytes_out,
                  term, ac, fc, bc, sc, retries, redispatched, request_line, captures):
-        """HAProxy's httplog line, or the frontend's log-format (no cookies yet: "-", "--")."""
+        """HAProxy's httplog line, or the frontend's log-format (no cookie capture yet: "-")."""
         t = self.tables
         request = request_line.decode("latin-1") if request_line else "<BADREQ>"
         fields = http_fields(addr, t.frontends[fe].proxy.name, t.backend_name(fe, be),
                              t.server_name(be, srv), start_ms, (tr, tw, tc, tresp, ta), status,
-                             bytes_out, term + "--", (ac, fc, bc, sc,
+                             bytes_out, term, (ac, fc, bc, sc,
                                                       f"{'+' if redispatched else ''}{retries}"),
                              request, captures, self.pid)
         self.sinks[fe].send(INFO, render(self.formats[fe], fields))
@@ -102,7 +103,7 @@ def request_editor(proxy):
     return edit
 
 
-def run_worker(tables: RuntimeTables, shm: SharedCounters, worker_id: int, nworkers: int,
+def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers: int,
                master_pid: int, program: str) -> int:
     """Body of a worker process; returns its exit code."""
     setproctitle(f"{program}: worker {worker_id + 1}/{nworkers}")
@@ -112,20 +113,23 @@ def run_worker(tables: RuntimeTables, shm: SharedCounters, worker_id: int, nwork
     g = tables.config.global_
     raise_fd_limit(g.ulimit_n)
 
-    worker = _core.Worker(worker_id, nworkers, g.bufsize, shm, shm.total_base, shm.slot_base,
-                          shm.slot_words,
-                          len(tables.frontends), len(tables.backends), g.maxconn or 0)
+    worker = _core.Worker(worker_id, nworkers, g.bufsize, shm, len(tables.frontends),
+                          len(tables.backends), g.maxconn or 0)
     for be in tables.backends:
         p = be.proxy
         t = p.timeouts
-        worker.add_backend(be.servers, be.rr_active, be.rr_backup, t.connect or 0, t.server or 0,
-                           t.server_fin or 0, t.tunnel or 0, p.retries,
+        cookie = None
+        if p.cookie is not None and p.mode == "http":
+            cookie = Persistence(p.cookie, [m.cookie if m else None for m in be.server_models])
+        worker.add_backend(be.servers, be.algorithm, be.options, be.lookup_builder(shm),
+                           t.connect or 0, t.server or 0,
+                           t.server_fin or 0, t.tunnel or 0, t.queue or t.connect or 0, p.retries,
                            p.options.redispatch or 0, int(p.options.srvtcpka), be.index,
                            be.first_server_shm, http=int(p.mode == "http"),
                            error_pages=p.errorfiles,
                            response_editor=build_response_editor(p),
                            http_close=HTTP_CLOSE_MODES[p.options.http_mode],
-                           request_rules=build_backend_rules(p))
+                           request_rules=build_backend_rules(p), cookie=cookie)
     sockets = []
     for fe in tables.frontends:
         p = fe.proxy

@@ -1,0 +1,391 @@
+# Server assignment and queues (included by _core.pyx).
+#
+# assign_server() chooses a server for a session and takes a place in its current
+# sessions; the balance algorithms themselves are in fastlb/lb/*.pxd.  When every
+# eligible server is at its maxconn, the session waits in a queue:
+#
+#   - the backend's queue when any server would do, or the server's queue when the
+#     request is bound to one server (cookie persistence, or a hash with its key);
+#   - a queue is shared by all workers: each waiting request takes a ticket from the
+#     queue's atomic counter, and each worker publishes, per queue, the ticket of the
+#     oldest request it holds there (its "head");
+#   - a worker may give a freed place to its oldest request only if no other worker holds
+#     an older one in that queue, so requests are served in ticket order across workers
+#     and none starves; a new request goes behind a non-empty queue instead of taking a
+#     place that an older one is waiting for;
+#   - a worker with waiting requests looks at its queues right after it frees a place and
+#     at least every millisecond (a place freed by another worker is seen that way);
+#   - a request still waiting after `timeout queue` (default: `timeout connect`) gets
+#     503 (termination state sQ); a crashed worker's heads and queue counts are cleared
+#     by the master when it reaps it.
+
+# (the DEF constants are in _core.pyx: DEF must come before its first use)
+
+
+cdef void free_lookup(BackendRt *be) noexcept nogil:
+    free(be.seq)
+    free(be.ring_keys)
+    free(be.ring_srv)
+    free(be.eligible)
+    free(be.eligible_w)
+    be.seq = be.ring_srv = be.eligible = be.eligible_w = NULL
+    be.ring_keys = NULL
+    be.seq_len = be.seq_prefix = be.ring_len = be.neligible = 0
+
+
+cdef int install_lookup(Worker w, int b) except -1:
+    """(Re)build backend ``b``'s lookup arrays from the shared server states."""
+    cdef BackendRt *be = &w.backends[b]
+    cdef uint64_t version = fl_atomic_load(w.be_words + be.shm_index * BE_WORDS + BE_VERSION)
+    cdef int i
+    lookup = w.lookup_builders[b]()
+    free_lookup(be)
+    be.seq = int_array(lookup.sequence)
+    be.seq_len = len(lookup.sequence)
+    be.seq_prefix = lookup.prefix
+    be.ring_len = len(lookup.ring_keys)
+    be.ring_keys = <uint32_t *>calloc(max(be.ring_len, 1), sizeof(uint32_t))
+    for i in range(be.ring_len):
+        be.ring_keys[i] = lookup.ring_keys[i]
+    be.ring_srv = int_array(lookup.ring_servers)
+    be.eligible = int_array(lookup.eligible)
+    be.eligible_w = int_array(lookup.weights)
+    be.neligible = len(lookup.eligible)
+    be.nactive = lookup.active
+    be.version = version
+    return 0
+
+
+cdef inline void lookup_fresh(Worker w, int b):
+    cdef BackendRt *be = &w.backends[b]
+    if fl_atomic_load(w.be_words + be.shm_index * BE_WORDS + BE_VERSION) != be.version:
+        install_lookup(w, b)
+
+
+cdef inline uint64_t server_state(Worker w, BackendRt *be, int srv) nogil:
+    return fl_atomic_load(w.srv_words + be.srv_shm[srv] * SRV_WORDS + SRV_STATE)
+
+
+cdef bint persist_usable(Worker w, BackendRt *be, int srv):
+    """A server a cookie may still reach: running and not in maintenance (draining is fine)."""
+    cdef uint64_t st = server_state(w, be, srv)
+    return (st & SRV_ST_RUNNING) and not (st & SRV_ST_MAINT)
+
+
+cdef inline uint64_t *queue_count(Worker w, int q) nogil:
+    return w.totals + w.beq_off + q        # backend queues, then server queues
+
+
+cdef bint try_hold(Worker w, Session *s, BackendRt *be, int srv, bint from_queue):
+    """Take a place among ``srv``'s current sessions, or fail if it is full (or has requests
+    waiting for it that came first)."""
+    cdef uint32_t k = be.srv_shm[srv]
+    cdef int64_t used
+    if be.srv_maxconn[srv]:
+        if not from_queue and fl_atomic_load(queue_count(w, w.nbackends + k)) != 0:
+            return False
+        used = <int64_t>fl_atomic_fetch_add(w.totals + w.srv_shared_off + k, 1)
+        if used >= be.srv_maxconn[srv]:
+            fl_atomic_fetch_sub(w.totals + w.srv_shared_off + k, 1)
+            return False
+        w.count(w.srv_shared_off + k, 1)
+    elif be.shared_cur:
+        fl_atomic_fetch_add(w.totals + w.srv_shared_off + k, 1)
+        w.count(w.srv_shared_off + k, 1)
+    w.count(w.srv_off + k, 1)
+    s.held_server = srv
+    return True
+
+
+cdef void server_release(Worker w, Session *s):
+    cdef BackendRt *be
+    cdef uint32_t k
+    if s.held_server < 0:
+        return
+    be = &w.backends[s.be]
+    k = be.srv_shm[s.held_server]
+    if be.shared_cur:
+        fl_atomic_fetch_sub(w.totals + w.srv_shared_off + k, 1)
+        w.count(w.srv_shared_off + k, -1)
+    w.count(w.srv_off + k, -1)
+    s.held_server = -1
+    if w.nqueued:
+        w.next_queue_poll = 0         # a place is free: look at our own queues at once
+
+
+cdef int walk_sequence(Worker w, Session *s, BackendRt *be, bint from_queue):
+    """Round robin over the precomputed order (or the weight map), skipping full servers."""
+    cdef int k, srv
+    cdef uint64_t *position = w.be_words + be.shm_index * BE_WORDS + BE_RR
+    if be.seq_len == 0:
+        return ASSIGN_NONE
+    for k in range(be.seq_len):
+        srv = rr_pick(position, be.seq, be.seq_prefix, be.seq_len)
+        if try_hold(w, s, be, srv, from_queue):
+            return srv
+    return BALANCE_FULL
+
+
+cdef inline uint32_t next_random(Worker w) nogil:
+    w.rng ^= w.rng << 13
+    w.rng ^= w.rng >> 7
+    w.rng ^= w.rng << 17
+    return <uint32_t>(w.rng >> 16)
+
+
+cdef int random_pick(Worker w, Session *s, BackendRt *be, bint from_queue):
+    """balance random(<draws>): random points on the weighted ring, the least loaded wins."""
+    cdef int d, srv, best = -1
+    cdef int64_t load, best_load = 0
+    cdef uint32_t k
+    for d in range(be.draws):
+        srv = ring_lookup(be.ring_keys, be.ring_srv, be.ring_len, next_random(w))
+        if srv < 0:
+            return ASSIGN_NONE
+        k = be.srv_shm[srv]
+        load = <int64_t>fl_atomic_load(w.totals + w.srv_shared_off + k)
+        if be.srv_maxconn[srv] and load >= be.srv_maxconn[srv]:
+            continue
+        load = (load + <int64_t>fl_atomic_load(queue_count(w, w.nbackends + k))) * 4096
+        if best < 0 or load < best_load:
+            best, best_load = srv, load
+    if best >= 0 and try_hold(w, s, be, best, from_queue):
+        return best
+    return walk_sequence(w, s, be, from_queue)
+
+
+cdef int balance(Worker w, Session *s, BackendRt *be, bint from_queue):
+    """A server with a place taken, ASSIGN_NONE, or BALANCE_FULL."""
+    cdef int srv, attempt
+    if be.algo == LB_LEASTCONN or be.algo == LB_FIRST:
+        if be.neligible == 0:
+            return ASSIGN_NONE
+        for attempt in range(4):      # another worker may take the last place in between
+            if be.algo == LB_LEASTCONN:
+                srv = leastconn_pick(be.eligible, be.eligible_w, be.neligible, be.srv_shm,
+                                     be.srv_maxconn, w.totals + w.srv_shared_off,
+                                     w.totals + w.beq_off + w.nbackends,
+                                     <uint32_t>fl_atomic_fetch_add(
+                                         w.be_words + be.shm_index * BE_WORDS + BE_RR, 1))
+            else:
+                srv = first_pick(be.eligible, be.neligible, be.srv_shm, be.srv_maxconn,
+                                 w.totals + w.srv_shared_off)
+            if srv < 0:
+                return BALANCE_FULL
+            if try_hold(w, s, be, srv, from_queue):
+                return srv
+        return BALANCE_FULL
+    if be.algo == LB_RANDOM:
+        return random_pick(w, s, be, from_queue)
+    return walk_sequence(w, s, be, from_queue)
+
+
+cdef int hashed_server(BackendRt *be, Session *s):
+    cdef uint32_t h = s.key_hash
+    if be.avalanche:
+        h = full_hash(h)
+    if be.consistent:
+        return ring_lookup(be.ring_keys, be.ring_srv, be.ring_len, h)
+    return map_lookup(be.seq, be.seq_len, h)
+
+
+cdef int assign_server(Worker w, int idx, Session *s):
+    """Choose a server for ``s`` and hold a place in it: a server index, ASSIGN_QUEUED (the
+    session now waits in a queue) or ASSIGN_NONE (no usable server: 503 / close)."""
+    cdef BackendRt *be = &w.backends[s.be]
+    cdef int target = -1, srv
+    cdef uint32_t k
+    lookup_fresh(w, s.be)
+    if s.forced_server >= 0:
+        target = s.forced_server
+    elif s.has_key and be.algo >= LB_SOURCE:
+        target = hashed_server(be, s)
+        if target < 0:
+            return ASSIGN_NONE
+    if target >= 0:
+        if try_hold(w, s, be, target, False):
+            return target
+        k = be.srv_shm[target]
+        if not be.srv_maxqueue[target] or \
+                <int64_t>fl_atomic_load(queue_count(w, w.nbackends + k)) < be.srv_maxqueue[target]:
+            queue_enter(w, idx, s, w.nbackends + k)
+            return ASSIGN_QUEUED
+        if not be.redispatch:
+            return ASSIGN_NONE        # its queue is full too and we may not go elsewhere
+    if fl_atomic_load(queue_count(w, be.shm_index)) != 0:
+        queue_enter(w, idx, s, be.shm_index)     # older requests wait for a place: behind them
+        return ASSIGN_QUEUED
+    srv = balance(w, s, be, False)
+    if srv == BALANCE_FULL:
+        queue_enter(w, idx, s, be.shm_index)
+        return ASSIGN_QUEUED
+    return srv
+
+
+# ---------------------------------------------------------------------------- queues
+cdef inline uint64_t *ticket_word(Worker w, int q) nogil:
+    if q < w.nbackends:
+        return w.be_words + q * BE_WORDS + BE_TICKET
+    return w.srv_words + (q - w.nbackends) * SRV_WORDS + SRV_TICKET
+
+
+cdef void queue_enter(Worker w, int idx, Session *s, int q):
+    s.q_target = q
+    s.q_ticket = fl_atomic_fetch_add(ticket_word(w, q), 1)
+    s.q_next = -1
+    s.q_prev = w.q_tail[q]
+    if w.q_tail[q] >= 0:
+        w.session_at(w.q_tail[q]).q_next = idx
+    else:
+        w.q_head[q] = idx
+        fl_atomic_store(w.my_heads + q, s.q_ticket)
+    w.q_tail[q] = idx
+    fl_atomic_fetch_add(queue_count(w, q), 1)
+    w.count(w.beq_off + q, 1)
+    w.nqueued += 1
+    s.state = ST_QUEUED
+    s.t_queued = w.now
+    w.arm_timer(idx, s)
+
+
+cdef void queue_leave(Worker w, Session *s):
+    cdef int q = s.q_target
+    cdef int idx
+    if q < 0:
+        return
+    if s.q_prev >= 0:
+        w.session_at(s.q_prev).q_next = s.q_next
+    else:
+        w.q_head[q] = s.q_next
+        idx = s.q_next
+        fl_atomic_store(w.my_heads + q, w.session_at(idx).q_ticket if idx >= 0 else NO_TICKET)
+    if s.q_next >= 0:
+        w.session_at(s.q_next).q_prev = s.q_prev
+    else:
+        w.q_tail[q] = s.q_prev
+    fl_atomic_fetch_sub(queue_count(w, q), 1)
+    w.count(w.beq_off + q, -1)
+    w.nqueued -= 1
+    s.q_target = -1
+    s.t_dequeued = w.now
+
+
+cdef bint oldest_ticket(Worker w, int q, uint64_t ticket) nogil:
+    """No other worker holds an older request in queue ``q``."""
+    cdef int other
+    for other in range(w.nworkers):
+        if other != w.worker_id and \
+                fl_atomic_load(w.heads + other * w.nqueues + q) < ticket:
+            return False
+    return True
+
+
+cdef void run_queues(Worker w):
+    """Give free places to this worker's waiting requests, oldest ticket first."""
+    cdef int q, idx, srv
+    cdef Session *s
+    cdef BackendRt *be
+    w.next_queue_poll = w.now + QUEUE_POLL_MS
+    for q in range(w.nqueues):
+        while w.q_head[q] >= 0:
+            idx = w.q_head[q]
+            s = w.session_at(idx)
+            if not oldest_ticket(w, q, s.q_ticket):
+                break
+            be = &w.backends[s.be]
+            lookup_fresh(w, s.be)
+            if q < w.nbackends:
+                srv = balance(w, s, be, True)
+            else:
+                srv = q - w.nbackends - <int>be.srv_shm[0]
+                if not try_hold(w, s, be, srv, True):
+                    srv = BALANCE_FULL
+            if srv == BALANCE_FULL:
+                break
+            queue_leave(w, s)
+            try:
+                if srv < 0:
+                    w.no_connection(idx, s, b'S')      # every server went away meanwhile
+                else:
+                    resume_assigned(w, idx, s, srv)
+            except Exception as exc:
+                w.session_failed(idx, s, exc)
+
+
+cdef void resume_assigned(Worker w, int idx, Session *s, int srv):
+    """A queued session got its server: go on where assign_server() left it."""
+    if s.http:
+        s.state = ST_IDLE
+        http_assigned(w, idx, s, http_txn(w, idx), srv)
+        if s.state != ST_FREE:
+            http_run(w, idx, s)
+        return
+    s.state = ST_CONNECTING
+    s.server = srv
+    w.start_connect(idx, s)
+
+
+# ---------------------------------------------------------------------------- balancing keys
+cdef void set_source_key(BackendRt *be, Session *s):
+    """balance source: the client address (HAProxy's word-wise XOR of it)."""
+    if be.algo != LB_SOURCE:
+        return
+    if s.addr.ss_family == AF_INET:
+        s.key_hash = address_hash(<uint8_t *>&(<sockaddr_in *>&s.addr).sin_addr, 4)
+        s.has_key = 1
+    elif s.addr.ss_family == AF_INET6:
+        s.key_hash = address_hash(<uint8_t *>&(<sockaddr_in6 *>&s.addr).sin6_addr, 16)
+        s.has_key = 1
+
+
+cdef inline void key_from(Session *s, bytes key):
+    s.key_hash = sdbm(<const uint8_t *><const char *>key, len(key))
+    s.has_key = 1
+
+
+cdef void set_http_key(Worker w, Session *s, bytes url, list headers):
+    """balance uri | url_param | hdr(): hash the key, or leave has_key 0 (map walk)."""
+    cdef BackendRt *be = &w.backends[s.be]
+    cdef Py_ssize_t end, slashes, i, q
+    cdef bytes key, name, value
+    cdef bytes wanted = w.be_params[s.be]
+    s.has_key = 0
+    if be.algo == LB_SOURCE:
+        set_source_key(be, s)
+    elif be.algo == LB_URI:
+        key = url
+        if be.uri_path_only and not key.startswith(b"/"):
+            i = key.find(b"://")
+            if i >= 0:
+                q = key.find(b"/", i + 3)
+                key = key[q:] if q >= 0 else b""
+        if be.uri_len and be.uri_len < len(key):
+            key = key[:be.uri_len]
+        end = 0
+        slashes = 0
+        while end < len(key):
+            c = key[end]
+            if c == 47:                       # '/'
+                slashes += 1
+                if be.uri_depth and slashes == be.uri_depth + 1:
+                    break
+            elif c == 63 and not be.uri_whole:  # '?'
+                break
+            end += 1
+        key_from(s, key[:end])
+    elif be.algo == LB_URL_PARAM:
+        q = url.find(b"?")
+        if q < 0:
+            return
+        for part in url[q + 1:].split(b"&"):
+            name, eq, value = part.partition(b"=")
+            if eq and name == wanted:
+                key_from(s, value)
+                return
+    elif be.algo == LB_HDR:
+        for name, value in headers:
+            if name == wanted:
+                value = value.split(b",", 1)[0].strip()
+                if value:
+                    key_from(s, value)
+                return

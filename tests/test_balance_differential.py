@@ -1,0 +1,88 @@
+"""Differential test of the hash-based algorithms: for the same inputs, Debian's haproxy
+and fastlb must send each request to the same server (uri with its options, url_param,
+hdr(), source; hash-type map-based, which is HAProxy's default, and consistent)."""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from conftest import FASTLB, free_port, listening_sockets, read_head, parse_headers, \
+    read_body, wait_until
+
+pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+
+ALGORITHMS = {
+    "uri": "balance uri",
+    "uri_depth": "balance uri depth 2",
+    "uri_len_whole": "balance uri len 6 whole",
+    "url_param": "balance url_param id",
+    "hdr": "balance hdr(X-Key)",
+    "source": "balance source",
+    "uri_consistent": "balance uri\n    hash-type consistent",
+    "source_consistent": "balance source\n    hash-type consistent",
+}
+WEIGHTS = (1, 2, 3, 1)
+
+URIS = [f"/{a}/{b}/item{n}?id={n * 7}&x={n}" for a in ("shop", "img", "api")
+        for b in ("v1", "v2") for n in range(5)] + ["/", "/?id=", "/a?x=1", "/item?id=abc"]
+
+
+def config(ports: dict, servers: list) -> str:
+    text = """
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+"""
+    for name, algo in ALGORITHMS.items():
+        text += f"frontend fe_{name}\n    bind 127.0.0.1:{ports[name]}\n" \
+                f"    default_backend be_{name}\nbackend be_{name}\n    {algo}\n"
+        for letter, port, weight in zip("abcd", servers, WEIGHTS):
+            text += f"    server {letter} 127.0.0.1:{port} weight {weight}\n"
+    return text
+
+
+def ask(port: int, uri: str, key: str, source: str) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=5,
+                                  source_address=(source, 0)) as sock:
+        sock.sendall(f"GET {uri} HTTP/1.1\r\nHost: t\r\nX-Key: {key}\r\n"
+                     f"Connection: close\r\n\r\n".encode())
+        head, rest = read_head(sock, b"")
+        _, fields = parse_headers(head)
+        body, _ = read_body(sock, fields, rest)
+        return body.decode().split()[0]
+
+
+def picks(cmd, ports) -> dict:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for port in ports.values():
+            wait_until(lambda: listening_sockets(port) > 0, message="listening")
+        result = {}
+        for name, port in ports.items():
+            result[name] = [ask(port, uri, f"user{n % 9}", f"127.0.0.{2 + n}")
+                            for n, uri in enumerate(URIS)]
+        return result
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def test_hashed_algorithms_pick_the_same_server_as_haproxy(tmp_path, http_backends):
+    servers = [http_backends(letter) for letter in "abcd"]
+    outcome = {}
+    for name in ("haproxy", "fastlb"):
+        ports = {algo: free_port() for algo in ALGORITHMS}
+        cfg = tmp_path / f"{name}.cfg"
+        cfg.write_text(config(ports, [s.port for s in servers]))
+        cmd = ["haproxy", "-f", str(cfg)] if name == "haproxy" else \
+            FASTLB + ["-n", "2", "-f", str(cfg)]
+        outcome[name] = picks(cmd, ports)
+    for algo in ALGORITHMS:
+        used = set(outcome["haproxy"][algo])
+        assert len(used) > 1, f"{algo}: the inputs should spread over servers"
+        assert outcome["fastlb"][algo] == outcome["haproxy"][algo], algo
