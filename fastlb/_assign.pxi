@@ -134,14 +134,16 @@ cdef inline uint32_t next_random(Worker w) nogil:
 
 
 cdef int random_pick(Worker w, Session *s, BackendRt *be, bint from_queue):
-    """balance random(<draws>): random points on the weighted ring, the least loaded wins."""
+    """balance random(<draws>): random slots of the weight map, the least loaded draw wins.
+    (HAProxy draws points on its consistent-hash ring; the map gives each server exactly
+    its share of weight, where a ring's arcs only approach it.)"""
     cdef int d, srv, best = -1
     cdef int64_t load, best_load = 0
     cdef uint32_t k
+    if be.seq_len == 0:
+        return ASSIGN_NONE
     for d in range(be.draws):
-        srv = ring_lookup(be.ring_keys, be.ring_srv, be.ring_len, next_random(w))
-        if srv < 0:
-            return ASSIGN_NONE
+        srv = be.seq[next_random(w) % <uint32_t>be.seq_len]
         k = be.srv_shm[srv]
         load = <int64_t>fl_atomic_load(w.totals + w.srv_shared_off + k)
         if be.srv_maxconn[srv] and load >= be.srv_maxconn[srv]:

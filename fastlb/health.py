@@ -148,12 +148,13 @@ class ServerCheck:
         expect = self.http.expect
         if expect is None:
             ok = 200 <= code < 400
-            return Result("L7OK" if ok else "L7STS", code, reason)
+            return Result("L7OK" if ok else "L7STS", code, "" if ok else reason)
         kind, negate, pattern = expect
         if kind in ("status", "rstatus"):
             hit = (str(code) in pattern.split(",")) if kind == "status" else \
                 bool(re.search(pattern, str(code)))
-            return Result("L7OK" if hit != negate else "L7STS", code, reason)
+            return Result("L7OK" if hit != negate else "L7STS", code,
+                          "" if hit != negate else reason)
         if not complete:
             length = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
             if not length or len(body) < int(length.group(1)):
@@ -344,16 +345,18 @@ class Checker:
         name = f"{check.backend.name}/{check.server.name}"
         kind = "Backup Server" if check.server.backup else "Server"
         sink = self.sinks[check.backend_index]
+        # with option log-health-checks the check line has just given the details
+        details = "" if check.backend.options.log_health_checks else \
+            f", {self.describe(result)}, check duration: {duration}ms"
         if check.up:
-            message = (f"{kind} {name} is UP, {self.describe(result)}, check duration: "
-                       f"{duration}ms. {active} active and {backup} backup servers online. "
-                       f"0 sessions requeued, {queued} total in queue.")
+            message = (f"{kind} {name} is UP{details}. {active} active and {backup} backup "
+                       f"servers online. 0 sessions requeued, {queued} total in queue.")
             sink.send(NOTICE, message)
             _stderr("WARNING", message)
         else:
-            message = (f"{kind} {name} is DOWN, {self.describe(result)}, check duration: "
-                       f"{duration}ms. {active} active and {backup} backup servers left. "
-                       f"{sessions} sessions active, 0 requeued, {queued} remaining in queue.")
+            message = (f"{kind} {name} is DOWN{details}. {active} active and {backup} backup "
+                       f"servers left. {sessions} sessions active, 0 requeued, {queued} "
+                       f"remaining in queue.")
             sink.send(ALERT, message)
             _stderr("WARNING", message)
             if active == 0 and backup == 0:

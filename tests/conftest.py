@@ -327,11 +327,11 @@ class HttpBackend(Backend):
     Each request is a dict: line, method, path, headers, body, conn (connection number).
     """
 
-    def __init__(self, name="srv", respond=None):
+    def __init__(self, name="srv", respond=None, port=0):
         self.requests = []
         self.respond = respond or (lambda req: http_response(
             body=f"{name} {req['method']} {req['path']}".encode()))
-        super().__init__(self._handle, name)
+        super().__init__(self._handle, name, port)
 
     def _handle(self, conn, backend):
         number = self.accepted

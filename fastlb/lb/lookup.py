@@ -67,6 +67,6 @@ def build_lookup(algorithm: int, consistent: bool, servers: list[ServerView],
     else:
         # static-rr walks the map; a hash falls back to walking it when its key is missing
         lookup.sequence = map_table(weights)
-    if algorithm == LB_RANDOM or (consistent and algorithm in HASHED):
+    if consistent and algorithm in HASHED:
         lookup.ring_keys, lookup.ring_servers = ring({s.index: (s.id, s.weight) for s in members})
     return lookup
