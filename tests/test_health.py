@@ -163,7 +163,7 @@ frontend fe
 backend be
     option log-health-checks
     option httpchk GET /health
-    default-server check inter 150ms rise 2 fall 2
+    default-server check inter 400ms rise 2 fall 2
     server good 127.0.0.1:{good}
     server bad 127.0.0.1:{bad}
     server gone 127.0.0.1:{gone}
@@ -186,7 +186,7 @@ def test_check_log_lines_match_haproxy(tmp_path, http_backends):
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
-            time.sleep(1.0)
+            time.sleep(1.2)           # every server checked (first checks spread over inter)
         finally:
             proc.terminate()
             proc.wait(5)

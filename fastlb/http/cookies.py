@@ -18,6 +18,23 @@ from ..config.model import CookieSettings
 PREFIX_SEPARATOR = "~"
 
 
+def _cacheable(headers: list) -> bool:
+    """Whether a shared cache could store this response (``nocache`` then marks it
+    private).  HAProxy 2.6, as observed: explicit freshness (max-age, s-maxage, Expires) or
+    a validator (Last-Modified) makes it cacheable; no-cache, no-store or private do not."""
+    cacheable = False
+    for name, value in headers:
+        if name == b"cache-control":
+            directives = value.lower()
+            if any(d in directives for d in (b"no-cache", b"no-store", b"private")):
+                return False
+            if b"max-age" in directives:
+                cacheable = True
+        elif name in (b"expires", b"last-modified"):
+            cacheable = True
+    return cacheable
+
+
 def _split_cookie_header(value: str) -> list[str]:
     return [part.strip() for part in value.split(";")]
 
@@ -106,8 +123,6 @@ class Persistence:
                     raw = self.name.encode() + b"=" + value.encode() + \
                         PREFIX_SEPARATOR.encode() + rest.lstrip()
                 letter = "R"
-                if s.nocache:
-                    kept.append((b"cache-control", b"private"))
             kept.append((name, raw))
         headers[:] = kept
         if s.mode != "insert" or (server_set and s.preserve):
@@ -123,7 +138,7 @@ class Persistence:
             cookie += "; HttpOnly"
         if s.secure:
             cookie += "; Secure"
-        headers.append((b"set-cookie", cookie.encode("latin-1")))
-        if s.nocache:
+        if s.nocache and _cacheable(headers):
             headers.append((b"cache-control", b"private"))
+        headers.append((b"set-cookie", cookie.encode("latin-1")))
         return "I"
