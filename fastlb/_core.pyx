@@ -44,6 +44,8 @@ DEF FD_EXHAUSTED_PAUSE_MS = 100
 DEF KIND_SESSION = 0
 DEF KIND_LISTENER = 1
 DEF KIND_WAKEUP = 2
+DEF KIND_IDLE = 3           # an idle server connection in the pool: [fd:32][3][server:29][0]
+DEF IDLE_PER_SERVER = 64    # idle server connections a worker keeps per server (http-reuse)
 
 DEF SIDE_CLI = 0
 DEF SIDE_SRV = 1
@@ -251,6 +253,9 @@ cdef class Worker:
     cdef int *q_tail
     cdef int nqueued            # sessions this worker has waiting in queues
     cdef int64_t next_queue_poll
+    cdef int *idle_fds          # per server (shared index): IDLE_PER_SERVER pooled connections
+    cdef int *idle_len
+    cdef int nservers_total
     cdef list lookup_builders   # per backend: callable returning a fastlb.lb.lookup.Lookup
     cdef list cookies           # per backend: fastlb.http.cookies.Persistence, or None
     cdef list be_params         # per backend: url_param name / hdr() name (bytes), or b""
@@ -321,6 +326,11 @@ cdef class Worker:
             raise MemoryError()
         for i in range(self.nqueues):
             self.q_head[i] = self.q_tail[i] = -1
+        self.nservers_total = shm.nservers
+        self.idle_fds = <int *>malloc(max(self.nservers_total, 1) * IDLE_PER_SERVER * sizeof(int))
+        self.idle_len = <int *>calloc(max(self.nservers_total, 1), sizeof(int))
+        if self.idle_fds == NULL or self.idle_len == NULL:
+            raise MemoryError()
         self.rng = <uint64_t>(_os.getpid() * 2654435761) ^ <uint64_t>realtime_ms()
         self.global_maxconn = global_maxconn
         self.frontends = <FrontendRt *>calloc(max(nfrontends, 1), sizeof(FrontendRt))
@@ -333,7 +343,7 @@ cdef class Worker:
         self.now = monotonic_ms()
 
     def __dealloc__(self):
-        cdef int i
+        cdef int i, j
         if self.epfd >= 0:
             close(self.epfd)
         for i in range(self.nchunks):
@@ -351,6 +361,12 @@ cdef class Worker:
             free(self.backends[i].srv_maxqueue)
         free(self.q_head)
         free(self.q_tail)
+        if self.idle_len != NULL:
+            for i in range(self.nservers_total):
+                for j in range(self.idle_len[i]):
+                    close(self.idle_fds[i * IDLE_PER_SERVER + j])
+        free(self.idle_fds)
+        free(self.idle_len)
         free(self.backends)
         free(self.frontends)
         free(self.listeners)
@@ -1302,6 +1318,9 @@ cdef class Worker:
                         self.on_session_event(idx, s, side, events[i].events)
                     except Exception as exc:
                         self.session_failed(idx, s, exc)
+                elif kind == KIND_IDLE:
+                    idle_event(self, (data & 0x3FFFFFFF) >> 1, <int>(data >> 32),
+                               events[i].events)
                 elif kind == KIND_LISTENER:
                     idx = (data & 0x3FFFFFFF) >> 1
                     if not self.listeners[idx].closed and not self.stopping:

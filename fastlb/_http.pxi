@@ -500,7 +500,18 @@ cdef bint http_assigned(Worker w, int idx, Session *s, HttpTxn txn, int chosen):
         txn.t_sent = w.now
         txn.t_connect_ms = 0
         return True
-    http_drop_server(w, s)
+    if not http_park_server(w, s):
+        http_drop_server(w, s)
+    # http-reuse safe: the first request of a session goes over its own connection; later
+    # ones may take an idle connection another session left to that server
+    if txn.requests > 1 and http_take_idle(w, idx, s, chosen):
+        txn.reused = True
+        txn.t_sent = w.now
+        txn.t_connect_ms = 0
+        s.retries_left = w.backends[s.be].retries
+        s.retries_done = 0
+        s.redispatched = 0
+        return True
     s.server = chosen
     s.retries_left = w.backends[s.be].retries
     s.retries_done = 0
@@ -533,6 +544,77 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
         w.session_close(idx, s)                 # no answer at all
         return False
     return True
+
+
+# ---------------------------------------------------------------------------- idle pool
+# A worker keeps the idle server connections its sessions leave behind when their next
+# request goes to another server, up to IDLE_PER_SERVER per server, so that round robin
+# over several servers does not cost a new connection per request.  A pooled socket stays
+# in the epoll set under a KIND_IDLE tag: if the server speaks or closes, it is dropped.
+cdef bint http_park_server(Worker w, Session *s):
+    cdef uint32_t k
+    cdef epoll_event ev
+    if s.srv.fd < 0 or s.state != ST_ESTABLISHED or s.server < 0 or s.be < 0 or \
+            s.srv.head != s.srv.tail or s.srv.rd_eof or s.srv.wr_shut or s.srv.piped:
+        return False
+    k = w.backends[s.be].srv_shm[s.server]
+    if w.idle_len[k] >= IDLE_PER_SERVER:
+        return False
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET
+    ev.data.u64 = pack_data(<uint32_t>s.srv.fd, KIND_IDLE, k, 0)
+    if epoll_ctl(w.epfd, EPOLL_CTL_MOD, s.srv.fd, &ev) != 0:
+        return False
+    w.idle_fds[k * IDLE_PER_SERVER + w.idle_len[k]] = s.srv.fd
+    w.idle_len[k] += 1
+    s.srv.fd = -1                       # the pool owns the socket now
+    queue_leave(w, s)
+    w.close_side(&s.srv)
+    w.buf_put(s.srv.buf)
+    side_init(&s.srv)
+    s.server = -1
+    s.state = ST_IDLE
+    return True
+
+
+cdef bint http_take_idle(Worker w, int idx, Session *s, int srv):
+    cdef uint32_t k = w.backends[s.be].srv_shm[srv]
+    cdef int fd
+    cdef epoll_event ev
+    if w.idle_len[k] == 0:
+        return False
+    w.idle_len[k] -= 1
+    fd = w.idle_fds[k * IDLE_PER_SERVER + w.idle_len[k]]    # the most recently used
+    s.srv_epoch += 1
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET
+    ev.data.u64 = pack_data(side_tag(s, SIDE_SRV), KIND_SESSION, idx, SIDE_SRV)
+    if epoll_ctl(w.epfd, EPOLL_CTL_MOD, fd, &ev) != 0:
+        close(fd)
+        return False
+    side_init(&s.srv)
+    s.srv.fd = fd
+    s.srv.last = w.now
+    s.server = srv
+    s.state = ST_ESTABLISHED
+    s.t_established = w.now
+    return True
+
+
+cdef void idle_event(Worker w, uint32_t k, int fd, uint32_t events):
+    """The server spoke or hung up on a pooled connection: drop it."""
+    cdef int i, n
+    cdef char probe
+    if not events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR) or k >= <uint32_t>w.nservers_total:
+        return
+    n = w.idle_len[k]
+    for i in range(n):
+        if w.idle_fds[k * IDLE_PER_SERVER + i] == fd:
+            # (a stale event may name a descriptor reused since: check it really has news)
+            if recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) < 0 and errno == EAGAIN:
+                return
+            w.idle_fds[k * IDLE_PER_SERVER + i] = w.idle_fds[k * IDLE_PER_SERVER + n - 1]
+            w.idle_len[k] = n - 1
+            close(fd)
+            return
 
 
 cdef void http_drop_server(Worker w, Session *s):

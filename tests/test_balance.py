@@ -244,3 +244,35 @@ def test_backup_takes_over_only_when_no_active_server_is_left(fastlb, backends):
     time.sleep(0.5)
     assert {name for _, name in hold(port, 4)} == {"spare1"}   # the first backup only
     assert {name for _, name in hold(port_all, 4)} == {"spare1", "spare2"}
+
+
+def test_round_robin_reuses_idle_server_connections(fastlb, http_backends):
+    """http-reuse safe: a session's later requests take idle connections other requests
+    left to a server, instead of one new server connection per request."""
+    s1, s2 = http_backends("s1"), http_backends("s2")
+    closing = http_backends("closing", lambda req: http_response(
+        body=b"closing", headers=[("Connection", "close")]))
+    port, port2 = free_port(), free_port()
+    fastlb(HTTP_DEFAULTS + f"""
+    frontend fe
+        bind 127.0.0.1:{port}
+        default_backend be
+    frontend fe2
+        bind 127.0.0.1:{port2}
+        default_backend be2
+    backend be
+        server s1 127.0.0.1:{s1.port}
+        server s2 127.0.0.1:{s2.port}
+    backend be2
+        server s1 127.0.0.1:{s1.port}
+        server closing 127.0.0.1:{closing.port}
+""", workers=1, ports=[port, port2])
+    client = HttpClient(port)
+    names = [client.get("/")[2].split()[0].decode() for _ in range(20)]
+    assert names == ["s1", "s2"] * 10
+    assert (s1.accepted, s2.accepted) == (1, 1)
+    # a server that closes after each answer: its connections never serve twice
+    client = HttpClient(port2)
+    answers = [client.get("/")[:3:2] for _ in range(10)]
+    assert [status for status, _ in answers] == [200] * 10
+    assert closing.accepted == 5
