@@ -391,3 +391,22 @@ cdef void set_http_key(Worker w, Session *s, bytes url, list headers):
                 if value:
                     key_from(s, value)
                 return
+
+
+# ---------------------------------------------------------------------------- passive checks
+cdef void observe(Worker w, BackendRt *be, int srv, int layer, bint failed):
+    """observe layer4|layer7: count a server's consecutive errors seen by real traffic; the
+    checker applies on-error when error-limit is reached.  Layer-4 events (connect) count
+    in both modes, layer-7 ones (5xx answers, invalid or missing responses) in layer7."""
+    cdef uint64_t *word
+    cdef uint64_t mode
+    if srv < 0 or srv >= be.nservers:
+        return
+    word = w.srv_words + be.srv_shm[srv] * SRV_WORDS
+    mode = fl_atomic_load(word + SRV_OBSERVE)
+    if mode == 0 or (layer == 7 and mode != 7):
+        return
+    if failed:
+        fl_atomic_fetch_add(word + SRV_ERRORS, 1)
+    elif fl_atomic_load(word + SRV_ERRORS) != 0:
+        fl_atomic_store(word + SRV_ERRORS, 0)

@@ -64,9 +64,11 @@ DEF BE_WORDS = 4            # fastlb/runtime/shm.py
 DEF BE_RR = 0
 DEF BE_VERSION = 1
 DEF BE_TICKET = 2
-DEF SRV_WORDS = 8
+DEF SRV_WORDS = 10
 DEF SRV_STATE = 0
 DEF SRV_TICKET = 7
+DEF SRV_ERRORS = 8
+DEF SRV_OBSERVE = 9
 DEF SRV_ST_RUNNING = 1
 DEF SRV_ST_MAINT = 2
 DEF NO_TICKET = 0xFFFFFFFFFFFFFFFF
@@ -1014,6 +1016,7 @@ cdef class Worker:
             self.connect_failed(idx, s, 0)
 
     cdef void connected(self, int idx, Session *s):
+        observe(self, &self.backends[s.be], s.server, 4, False)
         s.state = ST_ESTABLISHED
         s.t_established = self.now
         s.srv.last = self.now
@@ -1030,6 +1033,7 @@ cdef class Worker:
         cdef BackendRt *be = &self.backends[s.be]
         cdef bint redispatch = False
         cdef int64_t delay
+        observe(self, be, s.server, 4, True)
         self.close_side(&s.srv)
         if s.retries_left <= 0:
             self.no_connection(idx, s, b's' if timed_out else b'S')

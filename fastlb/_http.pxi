@@ -635,6 +635,7 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     cdef list out
     fields, parser = parse_head(head, False)
     if fields is None:
+        observe(w, &w.backends[s.be], s.server, 7, True)
         http_error(w, idx, s, txn, 502, False, b'P', b'H')
         return False
     status = parser.get_status_code()
@@ -656,6 +657,7 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
         return True
     txn.status = status
     txn.t_response = w.now
+    observe(w, &w.backends[s.be], s.server, 7, status >= 500 and status != 501 and status != 505)
     specs = w.captures[s.fe]
     if specs[1] is not None:
         txn.captures_rsp = capture_headers(specs[1], fields.headers)
@@ -877,6 +879,7 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
 cdef bint http_server_failed(Worker w, int idx, Session *s, HttpTxn txn):
     if txn.reused and not txn.retried and txn.rsp_bytes_in == 0 and txn.req_mode == BODY_NONE:
         return http_retry_fresh(w, idx, s, txn)
+    observe(w, &w.backends[s.be], s.server, 7, True)
     http_error(w, idx, s, txn, 502, False, b'S', b'H')
     return True
 
@@ -1003,6 +1006,7 @@ cdef void http_expired(Worker w, int idx, Session *s):
         t_server = be.t_server_fin if be.t_server_fin and s.srv.rd_eof else be.t_server
     if t_server and s.state == ST_ESTABLISHED and txn.rsp_state == RS_HEAD \
             and s.srv.last + t_server <= w.now:
+        observe(w, be, s.server, 7, True)
         http_error(w, idx, s, txn, 504, False, b's', b'H')
         http_run(w, idx, s)
         return

@@ -36,6 +36,7 @@ from .runtime import shm as shared
 from .runtime.tables import RuntimeTables
 
 ALERT, EMERG = 1, 0
+OBSERVE_POLL_S = 0.05       # how often the traffic error counts are looked at
 READ_LIMIT = 16384
 
 # check status codes stored in shared memory (stats render them by name)
@@ -181,6 +182,7 @@ class Checker:
                 if server is not None and server.check:
                     self.checks.append(ServerCheck(be.proxy, be.index, server,
                                                    be.first_server_shm + i, state))
+        self.observed = [c for c in self.checks if c.server.observe]
         now = time.monotonic()
         for position, check in enumerate(self.checks):
             # spread the first checks over the first interval, as HAProxy does
@@ -196,8 +198,12 @@ class Checker:
                     self.start(check, now)
                 elif check.phase != "idle" and check.deadline <= now:
                     self.timed_out(check, now)
+            if self.observed:
+                self.apply_observations(now)
             wake = min([c.next_at if c.phase == "idle" else c.deadline for c in self.checks],
                        default=now + 1.0)
+            if self.observed:
+                wake = min(wake, now + OBSERVE_POLL_S)
             for key, events in self.selector.select(max(0.0, min(wake - time.monotonic(), 1.0))):
                 self.on_event(key.data, events)
 
@@ -275,6 +281,33 @@ class Checker:
         else:
             self.finish(check, Result("L7TOUT"))
 
+    # -- passive checks (observe, error-limit, on-error) --------------------------------------
+    def apply_observations(self, now: float) -> None:
+        """Workers count each observed server's consecutive traffic errors in shared memory;
+        at error-limit the server's on-error action runs here, as HAProxy's does."""
+        st = self.state
+        for check in self.observed:
+            word = st.server_word(check.k, shared.SRV_ERRORS)
+            errors = st.load(word)
+            if errors < check.server.error_limit:
+                continue
+            st.store(word, 0)
+            action = check.server.on_error
+            was_up = check.up
+            if action == "fail-check":
+                check.apply(False)
+            elif action == "sudden-death" and check.up:
+                check.health = check.rise       # one more failure takes it down
+            elif action == "mark-down":
+                check.health = 0
+            st.store(st.server_word(check.k, shared.SRV_HEALTH), check.health)
+            if check.phase == "idle":
+                check.next_at = min(check.next_at, now + check.fastinter / 1000)
+            if was_up != check.up:
+                result = Result("L7STS" if check.server.observe == "layer7" else "L4CON",
+                                info=f"Detected {errors} consecutive errors")
+                self.transition(check, result, 0, reason="Health analyze")
+
     # -- results ----------------------------------------------------------------------------
     def finish(self, check: ServerCheck, result: Result) -> None:
         now = time.monotonic()
@@ -332,7 +365,8 @@ class Checker:
                     active += 1
         return active, backup
 
-    def transition(self, check: ServerCheck, result: Result, duration: int) -> None:
+    def transition(self, check: ServerCheck, result: Result, duration: int,
+                   reason: str = "") -> None:
         st = self.state
         bits = st.server_state(check.k)
         bits = (bits | shared.ST_RUNNING) if check.up else (bits & ~shared.ST_RUNNING)
@@ -348,6 +382,8 @@ class Checker:
         # with option log-health-checks the check line has just given the details
         details = "" if check.backend.options.log_health_checks else \
             f", {self.describe(result)}, check duration: {duration}ms"
+        if reason:
+            details = f", reason: {reason}, info: \"{result.info}\""
         if check.up:
             message = (f"{kind} {name} is UP{details}. {active} active and {backup} backup "
                        f"servers online. 0 sessions requeued, {queued} total in queue.")

@@ -31,6 +31,7 @@ MAX_BOOT_FAILURES = 5
 
 RUNNING, SOFT_STOPPING, HARD_STOPPING = "running", "soft-stopping", "hard-stopping"
 CHECKER = -1                # the health checker's number among the children
+OBSERVE = {"layer4": 4, "layer7": 7}
 
 
 def _stderr(level: str, message: str) -> None:
@@ -77,7 +78,9 @@ class Master:
                                      weight=server.weight if server else 1,
                                      maint=bool(server and server.disabled),
                                      checked=bool(server and server.check),
-                                     health=server.rise if server else 1)
+                                     health=server.rise if server else 1,
+                                     observe=OBSERVE.get(server.observe if server and
+                                                         server.check else None, 0))
 
     # -- messages -------------------------------------------------------------------------
     def notice(self, message: str) -> None:

@@ -195,3 +195,28 @@ def test_check_log_lines_match_haproxy(tmp_path, http_backends):
         logs[name] = sorted(re.sub(r"^<(\d+)>.*?\]: ", r"<\1> ", re.sub(r"\d+ms", "Nms", line))
                             for line in lines)
     assert logs["fastlb"] == logs["haproxy"], "\n".join(logs["fastlb"] + ["---"] + logs["haproxy"])
+
+
+def test_observe_layer7_marks_a_failing_server_down_at_error_limit(fastlb, http_backends, syslog):
+    good = http_backends("good")
+    bad = http_backends("bad", lambda req: http_response(500, b"bad", reason="Oops"))
+    port = free_port()
+    fastlb(HTTP_DEFAULTS + f"""
+        log 127.0.0.1:{syslog.port} local0
+    frontend fe
+        bind 127.0.0.1:{port}
+        default_backend be
+    backend be
+        default-server check inter 30s observe layer7 error-limit 3 on-error mark-down
+        server good 127.0.0.1:{good.port}
+        server bad 127.0.0.1:{bad.port}
+""", workers=2, ports=[port])
+    client = HttpClient(port)
+    statuses = [client.get("/")[0] for _ in range(6)]
+    assert statuses == [200, 500] * 3            # round robin: 3 errors from bad
+    line = next_alert(syslog)
+    assert line.endswith("]: Server be/bad is DOWN, reason: Health analyze, info: \"Detected 3 "
+                         "consecutive errors\". 1 active and 0 backup servers left. 0 sessions "
+                         "active, 0 requeued, 0 remaining in queue."), line
+    assert [client.get("/")[0] for _ in range(10)] == [200] * 10
+    assert len(bad.requests) == 3

@@ -57,7 +57,7 @@ NOT_YET_PROXY = { "http-after-response", "tcp-request",
 }
 _SERVER_NOT_YET = {
     "ssl", "verify", "ca-file", "crt", "sni", "send-proxy", "send-proxy-v2", "slowstart",
-    "track", "observe", "error-limit", "on-error", "on-marked-down", "on-marked-up",
+    "track", "on-marked-down", "on-marked-up",
     "resolvers", "resolve-prefer", "init-addr", "agent-check", "check-ssl", "proto",
     "alpn", "redir", "source", "minconn", "pool-max-conn", "pool-purge-delay", "tfo",
     "check-send-proxy", "namespace", "usesrc", "ws", "agent-port", "agent-inter",
@@ -536,6 +536,20 @@ class Parser:
                 setattr(target, option, value(low=1))
             elif option in ("inter", "fastinter", "downinter"):
                 setattr(target, option, value("time"))
+            elif option == "observe":
+                mode = value("str")
+                if mode not in ("layer4", "layer7", "none"):
+                    raise ValueError(f"'observe' expects one of 'none', 'layer4', 'layer7' "
+                                     f"but got '{mode}'.")
+                target.observe = None if mode == "none" else mode
+            elif option == "error-limit":
+                target.error_limit = value(low=1)
+            elif option == "on-error":
+                action = value("str")
+                if action not in ("fastinter", "fail-check", "sudden-death", "mark-down"):
+                    raise ValueError("'on-error' expects one of 'fastinter', 'fail-check', "
+                                     f"'sudden-death' or 'mark-down' but got '{action}'.")
+                target.on_error = action
             elif option == "port":
                 target.check_port = value(low=1, high=65535)
             elif option == "addr":

@@ -5,7 +5,9 @@ Layout, in 64-bit words:
 
     backends   BE_WORDS per backend:  round-robin position, table version, queue ticket
     servers    SRV_WORDS per server:  state bits, user weight, health counter, check status,
-                                      check code, check duration, last change, queue ticket
+                                      check code, check duration, last change, queue ticket,
+                                      consecutive errors seen by traffic (observe), what to
+                                      observe (0 none, 4 layer4, 7 layer7)
     totals     COUNT words:           actconn, frontend cur[nfe], server cur[nsrv] (when
                                       a maxconn, leastconn or random needs it shared),
                                       backend queue[nbe], server queue[nsrv]
@@ -38,8 +40,8 @@ BE_RR, BE_VERSION, BE_TICKET = 0, 1, 2
 BE_WORDS = 4
 # server words
 SRV_STATE, SRV_WEIGHT, SRV_HEALTH, SRV_CHECK_STATUS, SRV_CHECK_CODE, SRV_CHECK_MS, \
-    SRV_LAST_CHANGE, SRV_TICKET = range(8)
-SRV_WORDS = 8
+    SRV_LAST_CHANGE, SRV_TICKET, SRV_ERRORS, SRV_OBSERVE = range(10)
+SRV_WORDS = 10
 # server state bits
 ST_RUNNING = 1      # checks say UP (or the server is not checked)
 ST_MAINT = 2        # administrative maintenance ("disabled", or the CLI)
@@ -109,8 +111,9 @@ class SharedState:
 
     # -- servers ----------------------------------------------------------------------------
     def init_server(self, server: int, *, weight: int, maint: bool, checked: bool,
-                    health: int) -> None:
+                    health: int, observe: int = 0) -> None:
         state = (ST_MAINT if maint else 0) | (ST_CHECKED if checked else 0) | ST_RUNNING
+        self.store(self.server_word(server, SRV_OBSERVE), observe)
         self.store(self.server_word(server, SRV_STATE), state)
         self.store(self.server_word(server, SRV_WEIGHT), weight)
         self.store(self.server_word(server, SRV_HEALTH), health)
