@@ -214,7 +214,7 @@ cdef int assign_server(Worker w, int idx, Session *s):
             return ASSIGN_QUEUED
         if not be.redispatch:
             return ASSIGN_NONE        # its queue is full too and we may not go elsewhere
-    if fl_atomic_load(queue_count(w, be.shm_index)) != 0:
+    if be.limited and fl_atomic_load(queue_count(w, be.shm_index)) != 0:
         queue_enter(w, idx, s, be.shm_index)     # older requests wait for a place: behind them
         return ASSIGN_QUEUED
     srv = balance(w, s, be, False)
@@ -400,7 +400,7 @@ cdef void observe(Worker w, BackendRt *be, int srv, int layer, bint failed):
     in both modes, layer-7 ones (5xx answers, invalid or missing responses) in layer7."""
     cdef uint64_t *word
     cdef uint64_t mode
-    if srv < 0 or srv >= be.nservers:
+    if not be.observed or srv < 0 or srv >= be.nservers:
         return
     word = w.srv_words + be.srv_shm[srv] * SRV_WORDS
     mode = fl_atomic_load(word + SRV_OBSERVE)

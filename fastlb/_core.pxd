@@ -101,6 +101,8 @@ cdef struct BackendRt:
     uint32_t *srv_shm       # per server: its index in the shared server arrays
     int64_t *srv_maxconn    # per server: maxconn (0: none)
     int64_t *srv_maxqueue   # per server: maxqueue (0: none)
+    int limited             # some server has a maxconn: requests may queue
+    int observed            # some server has observe layer4|layer7
     int shared_cur          # servers' current sessions are kept in the atomic totals
                             # (a maxconn, leastconn or random needs them there)
     int nactive             # usable active servers

@@ -400,8 +400,9 @@ cdef class Worker:
             be.srv_maxconn[i] = maxconn
             be.srv_maxqueue[i] = maxqueue
             if maxconn:
-                be.shared_cur = 1
+                be.shared_cur = be.limited = 1
         be.algo = algo
+        be.observed = options.get("observed", 0)
         if algo == LB_LEASTCONN or algo == LB_RANDOM:
             be.shared_cur = 1
         be.consistent = options.get("consistent", 0)

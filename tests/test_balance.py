@@ -276,3 +276,40 @@ def test_round_robin_reuses_idle_server_connections(fastlb, http_backends):
     answers = [client.get("/")[:3:2] for _ in range(10)]
     assert [status for status, _ in answers] == [200] * 10
     assert closing.accepted == 5
+
+
+def test_tcp_sessions_queue_for_a_full_server_and_maxqueue_refuses_the_rest(fastlb, backends):
+    srv = backends(name_handler, "only")
+    port = free_port()
+    fastlb(TCP_DEFAULTS + f"""
+        timeout queue 5s
+    listen app
+        bind 127.0.0.1:{port}
+        balance source
+        server only 127.0.0.1:{srv.port} maxconn 2 maxqueue 1
+""", workers=2, ports=[port])
+    held = hold(port, 2)                     # the server's two places
+    assert [name for _, name in held] == ["only", "only"]
+    waiting = socket.create_connection(("127.0.0.1", port), timeout=5)
+    wait_until(lambda: srv.accepted == 2 and True, message="two sessions")
+    time.sleep(0.2)
+    refused = socket.create_connection(("127.0.0.1", port), timeout=5)
+    assert refused.recv(64) == b""           # the queue is full and no other server: closed
+    assert srv.accepted == 2 and srv.active == 2
+    held[0][0].close()                       # a place frees: the queued session gets it
+    assert waiting.recv(64) == b"only\n"
+    assert srv.max_active == 2
+
+
+def test_disabled_and_zero_weight_servers_get_no_traffic(fastlb, backends):
+    a, off, zero = (backends(name_handler, n) for n in ("a", "off", "zero"))
+    port = free_port()
+    fastlb(TCP_DEFAULTS + f"""
+    listen app
+        bind 127.0.0.1:{port}
+        server off 127.0.0.1:{off.port} disabled
+        server zero 127.0.0.1:{zero.port} weight 0
+        server a 127.0.0.1:{a.port}
+""", workers=2, ports=[port])
+    assert {name for _, name in hold(port, 6)} == {"a"}
+    assert off.accepted == zero.accepted == 0
