@@ -32,35 +32,17 @@ VARIANTS = {
 SCENARIO = Scenario("lb_cost", "HTTP keep-alive, 4 servers", "/small", 32, False, "rps", "http")
 
 
-def config(port: int, origin: int, algo: str, server_options: str) -> str:
-    lines = "".join(f"    server s{i} 127.0.0.1:{origin}{server_options}\n" for i in range(1, 5))
-    return f"""
-global
-    nbthread 1
-    maxconn 4000
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend fe
-    bind 127.0.0.1:{port}
-    default_backend be
-backend be
-    balance {algo}
-{lines}"""
+def backend_lines(origin: int, algo: str, server_options: str) -> str:
+    servers = "".join(f"    server s{i} 127.0.0.1:{origin}{server_options}\n" for i in range(1, 5))
+    return f"    balance {algo}\n{servers}"
 
 
 def measure(name: str, workdir: Path, origin: int, variant: str, duration: float) -> float:
-    port = servers.free_port()
-    cfg = workdir / f"{name}-{variant}.cfg"
-    cfg.write_text(config(port, origin, *VARIANTS[variant]))
-    cmd = ["haproxy", "-f", str(cfg)] if name == "haproxy" else \
-        [sys.executable, "-P", "-m", "fastlb", "-f", str(cfg), "-n", "1"]
-    proxy = servers.Process(name, cmd, port, workdir)
+    start = servers.start_haproxy if name == "haproxy" else servers.start_fastlb
+    proxy = start(workdir, origin, 1, "http", backend=backend_lines(origin, *VARIANTS[variant]))
     try:
-        run_wrk(port, SCENARIO, min(1.0, duration))          # warm-up
-        return run_wrk(port, SCENARIO, duration)["rps"]
+        run_wrk(proxy.port, SCENARIO, min(1.0, duration))          # warm-up
+        return run_wrk(proxy.port, SCENARIO, duration)["rps"]
     finally:
         proxy.stop()
 

@@ -121,7 +121,9 @@ http {{
 
 
 def haproxy_style_config(port: int, origin_port: int, workers: int, mode: str = "tcp",
-                         maxconn: int = 4000) -> str:
+                         maxconn: int = 4000, backend: str = "") -> str:
+    """backend: the backend section's lines (default: one server, the origin)."""
+    backend = backend or f"    server origin 127.0.0.1:{origin_port}\n"
     return f"""
 global
     nbthread {workers}
@@ -138,24 +140,23 @@ frontend fe
     default_backend be
 
 backend be
-    server origin 127.0.0.1:{origin_port}
-"""
+{backend}"""
 
 
 def start_fastlb(workdir: Path, origin_port: int, workers: int, mode: str = "tcp",
-                 maxconn: int = 4000) -> Process:
+                 maxconn: int = 4000, backend: str = "") -> Process:
     port = free_port()
     conf = workdir / "fastlb.cfg"
-    conf.write_text(haproxy_style_config(port, origin_port, workers, mode, maxconn))
+    conf.write_text(haproxy_style_config(port, origin_port, workers, mode, maxconn, backend))
     return Process("fastlb", [sys.executable, "-P", "-m", "fastlb", "-f", str(conf), "-n", str(workers)],
                    port, workdir)
 
 
 def start_haproxy(workdir: Path, origin_port: int, workers: int, mode: str = "tcp",
-                  maxconn: int = 4000) -> Process:
+                  maxconn: int = 4000, backend: str = "") -> Process:
     port = free_port()
     conf = workdir / "haproxy.cfg"
-    conf.write_text(haproxy_style_config(port, origin_port, workers, mode, maxconn))
+    conf.write_text(haproxy_style_config(port, origin_port, workers, mode, maxconn, backend))
     return Process("haproxy", ["haproxy", "-f", str(conf)], port, workdir)
 
 

@@ -480,10 +480,7 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     cdef int chosen = assign_server(w, idx, s)
     if chosen == ASSIGN_QUEUED:
         # waits for a place; a kept server connection is of no use meanwhile
-        w.close_side(&s.srv)
-        w.buf_put(s.srv.buf)
-        side_init(&s.srv)
-        s.server = -1
+        http_close_server_side(w, s)
         return True
     if chosen < 0:
         http_error(w, idx, s, txn, 503, False, b'S', b'C')
@@ -495,29 +492,22 @@ cdef bint http_assigned(Worker w, int idx, Session *s, HttpTxn txn, int chosen):
     """The request has its server: send it on the kept connection when it goes to the same
     server (http-reuse safe), else on a new one."""
     txn.log_server = chosen
-    if s.srv.fd >= 0 and s.state == ST_ESTABLISHED and chosen == s.server:
-        txn.reused = True
-        txn.t_sent = w.now
-        txn.t_connect_ms = 0
-        return True
-    if not http_park_server(w, s):
-        http_drop_server(w, s)
-    # http-reuse safe: the first request of a session goes over its own connection; later
-    # ones may take an idle connection another session left to that server
-    if txn.requests > 1 and http_take_idle(w, idx, s, chosen):
-        txn.reused = True
-        txn.t_sent = w.now
-        txn.t_connect_ms = 0
+    if not (s.srv.fd >= 0 and s.state == ST_ESTABLISHED and chosen == s.server):
+        if not http_park_server(w, s):
+            http_drop_server(w, s)
         s.retries_left = w.backends[s.be].retries
         s.retries_done = 0
         s.redispatched = 0
-        return True
-    s.server = chosen
-    s.retries_left = w.backends[s.be].retries
-    s.retries_done = 0
-    s.redispatched = 0
-    w.start_connect(idx, s)
-    return s.state != ST_FREE
+        # http-reuse safe: the first request of a session goes over its own connection;
+        # later ones may take an idle connection another session left to that server
+        if txn.requests <= 1 or not http_take_idle(w, idx, s, chosen):
+            s.server = chosen
+            w.start_connect(idx, s)
+            return s.state != ST_FREE
+    txn.reused = True
+    txn.t_sent = w.now
+    txn.t_connect_ms = 0
+    return True
 
 
 cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple verdict,
@@ -567,12 +557,7 @@ cdef bint http_park_server(Worker w, Session *s):
     w.idle_fds[k * IDLE_PER_SERVER + w.idle_len[k]] = s.srv.fd
     w.idle_len[k] += 1
     s.srv.fd = -1                       # the pool owns the socket now
-    queue_leave(w, s)
-    w.close_side(&s.srv)
-    w.buf_put(s.srv.buf)
-    side_init(&s.srv)
-    s.server = -1
-    s.state = ST_IDLE
+    http_drop_server(w, s)
     return True
 
 
@@ -620,11 +605,15 @@ cdef void idle_event(Worker w, uint32_t k, int fd, uint32_t events):
 cdef void http_drop_server(Worker w, Session *s):
     """Close the session's server connection (the transaction keeps its counts)."""
     queue_leave(w, s)
+    http_close_server_side(w, s)
+    s.state = ST_IDLE
+
+
+cdef void http_close_server_side(Worker w, Session *s):
     w.close_side(&s.srv)
     w.buf_put(s.srv.buf)
     side_init(&s.srv)
     s.server = -1
-    s.state = ST_IDLE
 
 
 cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):

@@ -31,7 +31,7 @@ from typing import Optional
 from setproctitle import setproctitle
 
 from .config.model import HttpCheck, Proxy, Server
-from .logsink import LogSink, NOTICE
+from .logsink import LogSink, NOTICE, console as _stderr
 from .runtime import shm as shared
 from .runtime.tables import RuntimeTables
 
@@ -399,14 +399,6 @@ class Checker:
                 message = f"{be.proxy.type_name} {be.proxy.name} has no server available!"
                 sink.send(EMERG, message)
                 _stderr("ALERT", message)
-
-
-def _stderr(level: str, message: str) -> None:
-    tag = f"[{level}]"
-    try:
-        os.write(2, f"{tag:<10} ({os.getpid()}) : {message}\n".encode())
-    except OSError:
-        pass
 
 
 def run_checker(tables: RuntimeTables, state: shared.SharedState, master_pid: int,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from datetime import datetime, timezone
 
@@ -90,6 +91,13 @@ class LogSink:
                     os.write(1 if target.kind == "stdout" else 2, data)
             except OSError:
                 pass  # a full or absent log receiver must never stop traffic
+
+
+def console(level: str, message: str) -> None:
+    """A message on stderr in HAProxy's shape: ``[LEVEL]   (pid) : message``."""
+    tag = f"[{level}]"
+    sys.stderr.write(f"{tag:<10} ({os.getpid()}) : {message}\n")
+    sys.stderr.flush()
 
 
 def format_accept_date(epoch_ms: int) -> str:

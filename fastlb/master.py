@@ -15,7 +15,6 @@ import errno
 import os
 import select
 import signal
-import sys
 import time
 
 from setproctitle import setproctitle
@@ -23,6 +22,7 @@ from setproctitle import setproctitle
 from .runtime.shm import SharedState
 from .runtime.tables import RuntimeTables
 from .health import needs_checker, run_checker
+from .logsink import console as _stderr
 from .runtime.worker import run_worker
 
 STOP_GRACE_S = 1.5          # SIGTERM -> SIGKILL delay on hard stop (VTest waits 2 s)
@@ -34,12 +34,6 @@ CHECKER = -1                # the health checker's number among the children
 OBSERVE = {"layer4": 4, "layer7": 7}
 
 
-def _stderr(level: str, message: str) -> None:
-    tag = f"[{level}]"
-    sys.stderr.write(f"{tag:<10} ({os.getpid()}) : {message}\n")
-    sys.stderr.flush()
-
-
 def alert(message: str) -> None:
     _stderr("ALERT", message)
 
@@ -49,6 +43,14 @@ def describe_exit(status: int) -> str:
         sig = os.WTERMSIG(status)
         return f"exited with code {128 + sig} ({signal.strsignal(sig) or sig})"
     return f"exited with code {os.WEXITSTATUS(status)}"
+
+
+def child_role(number: int) -> str:
+    return "health checker" if number == CHECKER else "worker"
+
+
+def child_name(number: int) -> str:
+    return "health checker" if number == CHECKER else f"worker {number + 1}"
 
 
 class Master:
@@ -179,7 +181,7 @@ class Master:
         if pid:
             self.workers[pid] = number
             self.started_at[pid] = time.monotonic()
-            self.notice(f"New {'health checker' if number == CHECKER else 'worker'} ({pid}) forked")
+            self.notice(f"New {child_role(number)} ({pid}) forked")
             return
         code = 1
         try:
@@ -193,8 +195,7 @@ class Master:
                 code = run_worker(self.tables, self.shm, number, self.nworkers, self.pid,
                                   self.program)
         except BaseException as exc:  # noqa: BLE001 - a worker must never return into the master loop
-            what = "health checker" if number == CHECKER else f"worker {number + 1}"
-            alert(f"{what}: {exc.__class__.__name__}: {exc}")
+            alert(f"{child_name(number)}: {exc.__class__.__name__}: {exc}")
         finally:
             os._exit(code)
 
@@ -222,9 +223,7 @@ class Master:
                 alert(f"Current worker ({pid}) {how}; workers keep failing at start-up, exiting.")
                 self.hard_stop()
                 continue
-            role = "health checker" if number == CHECKER else "worker"
-            what = "health checker" if number == CHECKER else f"worker {number + 1}"
-            alert(f"Current {role} ({pid}) {how}; respawning {what}.")
+            alert(f"Current {child_role(number)} ({pid}) {how}; respawning {child_name(number)}.")
             self.spawn_worker(number)
 
     def kill_workers(self, signum: int) -> None:
