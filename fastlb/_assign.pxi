@@ -38,6 +38,14 @@ cdef int install_lookup(Worker w, int b) except -1:
     cdef BackendRt *be = &w.backends[b]
     cdef uint64_t version = fl_atomic_load(w.be_words + be.shm_index * BE_WORDS + BE_VERSION)
     cdef int i
+    # maxconn may change at run time (stats socket): sessions remember whether their place
+    # was counted in the shared totals (held_shared), so switching is safe at any moment
+    be.limited = 0
+    for i in range(be.nservers):
+        be.srv_maxconn[i] = <int64_t>fl_atomic_load(w.srv_words + be.srv_shm[i] * SRV_WORDS + SRV_MAXCONN)
+        if be.srv_maxconn[i]:
+            be.limited = 1
+    be.shared_cur = be.limited or be.algo == LB_LEASTCONN or be.algo == LB_RANDOM
     lookup = w.lookup_builders[b]()
     free_lookup(be)
     be.seq = int_array(lookup.sequence)
@@ -89,11 +97,23 @@ cdef bint try_hold(Worker w, Session *s, BackendRt *be, int srv, bint from_queue
             fl_atomic_fetch_sub(w.totals + w.srv_shared_off + k, 1)
             return False
         w.count(w.srv_shared_off + k, 1)
+        s.held_shared = 1
     elif be.shared_cur:
         fl_atomic_fetch_add(w.totals + w.srv_shared_off + k, 1)
         w.count(w.srv_shared_off + k, 1)
+        s.held_shared = 1
+    else:
+        s.held_shared = 0
     w.count(w.srv_off + k, 1)
     s.held_server = srv
+    cdef uint64_t *row = w.srv_stats + k * STAT_WORDS
+    row[SC_SESS_TOT] += 1
+    row[SC_LBTOT] += 1
+    row[SC_LASTSESS] = <uint64_t>(realtime_ms() // 1000)
+    stat_max(row, SC_SMAX, <int64_t>w.slot[w.srv_off + k])
+    row = w.be_stats + be.shm_index * STAT_WORDS
+    row[SC_LBTOT] += 1
+    row[SC_LASTSESS] = w.srv_stats[k * STAT_WORDS + SC_LASTSESS]
     return True
 
 
@@ -104,7 +124,7 @@ cdef void server_release(Worker w, Session *s):
         return
     be = &w.backends[s.be]
     k = be.srv_shm[s.held_server]
-    if be.shared_cur:
+    if s.held_shared:
         fl_atomic_fetch_sub(w.totals + w.srv_shared_off + k, 1)
         w.count(w.srv_shared_off + k, -1)
     w.count(w.srv_off + k, -1)
@@ -242,8 +262,12 @@ cdef void queue_enter(Worker w, int idx, Session *s, int q):
         w.q_head[q] = idx
         fl_atomic_store(w.my_heads + q, s.q_ticket)
     w.q_tail[q] = idx
-    fl_atomic_fetch_add(queue_count(w, q), 1)
+    cdef int64_t queued = <int64_t>fl_atomic_fetch_add(queue_count(w, q), 1) + 1
     w.count(w.beq_off + q, 1)
+    if q < w.nbackends:
+        stat_max(w.be_stats + q * STAT_WORDS, SC_QMAX, queued)
+    else:
+        stat_max(w.srv_stats + (q - w.nbackends) * STAT_WORDS, SC_QMAX, queued)
     w.nqueued += 1
     s.state = ST_QUEUED
     s.t_queued = w.now

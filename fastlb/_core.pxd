@@ -48,6 +48,7 @@ cdef struct Session:
     int retries_left
     int retries_done
     int held_server         # server whose current-session count this session holds (-1: none)
+    uint8_t held_shared     # that count is also in the shared totals
     int forced_server       # persistence (cookie) asks for this server (-1: none)
     uint32_t key_hash       # hash of the balancing key (source, uri, url_param, hdr)
     uint8_t has_key         # 0: the key was missing: hashed algorithms fall back to the map walk

@@ -60,19 +60,26 @@ DEF ASSIGN_NONE = -1        # no usable server
 DEF ASSIGN_QUEUED = -2      # waiting in a queue
 DEF BALANCE_FULL = -3       # usable servers exist, all full
 
-DEF BE_WORDS = 4            # fastlb/runtime/shm.py
+DEF G_SHUTDOWN = 0         # fastlb/runtime/shm.py
+DEF FE_WORDS = 2
+DEF FE_MAXCONN = 0
+DEF BE_WORDS = 8
 DEF BE_RR = 0
 DEF BE_VERSION = 1
 DEF BE_TICKET = 2
-DEF SRV_WORDS = 10
+DEF SRV_WORDS = 18
 DEF SRV_STATE = 0
 DEF SRV_TICKET = 7
 DEF SRV_ERRORS = 8
 DEF SRV_OBSERVE = 9
+DEF SRV_MAXCONN = 10
+DEF SRV_SHUTDOWN = 16
 DEF SRV_ST_RUNNING = 1
-DEF SRV_ST_MAINT = 2
+DEF SRV_ST_MAINT = 2 | 16   # forced or configured maintenance
 DEF NO_TICKET = 0xFFFFFFFFFFFFFFFF
 DEF QUEUE_POLL_MS = 1
+
+include "_stats.pxi"
 
 
 cdef inline int64_t monotonic_ms() nogil:
@@ -241,6 +248,12 @@ cdef class Worker:
     cdef uint64_t *be_words     # per backend: rr position, table version, queue ticket
     cdef uint64_t *srv_words    # per server: state, weight, health, ...
     cdef uint64_t *heads        # per worker: oldest ticket waiting in each queue
+    cdef uint64_t *fe_words     # per frontend: maxconn (the stats socket may change it)
+    cdef uint64_t *global_words
+    cdef uint64_t shutdown_seen # last "shutdown sessions" epoch acted on
+    cdef uint64_t *fe_stats     # this worker's statistics rows (_stats.pxi), per frontend,
+    cdef uint64_t *be_stats     # per backend
+    cdef uint64_t *srv_stats    # and per server (shared index)
     cdef uint64_t *my_heads
     cdef uint32_t slot_base
     cdef uint32_t slot_words
@@ -314,6 +327,12 @@ cdef class Worker:
         self.be_words = self.shm + <uint32_t>shm.be_base
         self.srv_words = self.shm + <uint32_t>shm.srv_base
         self.heads = self.shm + <uint32_t>shm.head_base
+        self.fe_words = self.shm + <uint32_t>shm.fe_base
+        self.global_words = self.shm + <uint32_t>shm.global_base
+        self.shutdown_seen = fl_atomic_load(self.global_words + G_SHUTDOWN)
+        self.fe_stats = self.shm + <uint32_t>shm.stats_base + worker_id * <uint32_t>shm.stats_words
+        self.be_stats = self.fe_stats + nfrontends * STAT_WORDS
+        self.srv_stats = self.be_stats + nbackends * STAT_WORDS
         self.my_heads = self.heads + worker_id * <uint32_t>shm.head_words
         self.fe_off = shm.fe_off
         self.srv_shared_off = shm.srv_shared_off
@@ -449,7 +468,6 @@ cdef class Worker:
         self.routers.append(router)
         self.response_editors.append(response_editor)
         self.captures.append(captures)
-        fe.maxconn = maxconn
         fe.t_client = t_client
         fe.t_client_fin = t_client_fin
         fe.clitcpka = clitcpka
@@ -841,8 +859,12 @@ cdef class Worker:
         return 0
 
     # ------------------------------------------------------------------ accept
+    cdef inline int64_t fe_maxconn(self, FrontendRt *fe) nogil:
+        return <int64_t>fl_atomic_load(self.fe_words + fe.shm_index * FE_WORDS + FE_MAXCONN)
+
     cdef bint over_maxconn(self, FrontendRt *fe):
-        if fe.maxconn and <int64_t>fl_atomic_load(self.totals + 1 + fe.shm_index) >= fe.maxconn:
+        cdef int64_t maxconn = self.fe_maxconn(fe)
+        if maxconn and <int64_t>fl_atomic_load(self.totals + 1 + fe.shm_index) >= maxconn:
             return True
         if self.global_maxconn and <int64_t>fl_atomic_load(self.totals) >= self.global_maxconn:
             return True
@@ -852,11 +874,13 @@ cdef class Worker:
         """Take a connection slot in the shared totals, or fail if a maxconn is reached."""
         cdef int64_t g = <int64_t>fl_atomic_fetch_add(self.totals, 1)
         cdef int64_t f = <int64_t>fl_atomic_fetch_add(self.totals + 1 + fe.shm_index, 1)
+        cdef int64_t maxconn = self.fe_maxconn(fe)
         self.count(0, 1)
         self.count(self.fe_off + fe.shm_index, 1)
-        if (self.global_maxconn and g >= self.global_maxconn) or (fe.maxconn and f >= fe.maxconn):
+        if (self.global_maxconn and g >= self.global_maxconn) or (maxconn and f >= maxconn):
             self.conn_release(fe)
             return False
+        stat_max(self.fe_stats + fe.shm_index * STAT_WORDS, SC_SMAX, f + 1)
         return True
 
     cdef void conn_release(self, FrontendRt *fe):
@@ -914,6 +938,8 @@ cdef class Worker:
                     self.next_resume_check = self.now + FD_EXHAUSTED_PAUSE_MS
                 return
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
+            self.fe_stats[fe.shm_index * STAT_WORDS + SC_CONN_TOT] += 1
+            self.fe_stats[fe.shm_index * STAT_WORDS + SC_SESS_TOT] += 1
             if fe.clitcpka:
                 setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
             idx = self.session_new()
@@ -947,6 +973,9 @@ cdef class Worker:
             s.be = fe.backend
             s.retries_left = self.backends[s.be].retries
             self.count(self.be_off + self.backends[s.be].shm_index, 1)
+            self.be_stats[self.backends[s.be].shm_index * STAT_WORDS + SC_SESS_TOT] += 1
+            stat_max(self.be_stats + self.backends[s.be].shm_index * STAT_WORDS, SC_SMAX,
+                     <int64_t>self.slot[self.be_off + self.backends[s.be].shm_index])
             set_source_key(&self.backends[s.be], s)
             self.start_connect(idx, s)
 
@@ -1018,6 +1047,8 @@ cdef class Worker:
 
     cdef void connected(self, int idx, Session *s):
         observe(self, &self.backends[s.be], s.server, 4, False)
+        self.be_stats[self.backends[s.be].shm_index * STAT_WORDS + SC_CONNECT] += 1
+        self.srv_stats[self.backends[s.be].srv_shm[s.server] * STAT_WORDS + SC_CONNECT] += 1
         s.state = ST_ESTABLISHED
         s.t_established = self.now
         s.srv.last = self.now
@@ -1035,12 +1066,16 @@ cdef class Worker:
         cdef bint redispatch = False
         cdef int64_t delay
         observe(self, be, s.server, 4, True)
+        self.be_stats[be.shm_index * STAT_WORDS + SC_ERR_CONN] += 1
+        self.srv_stats[be.srv_shm[s.server] * STAT_WORDS + SC_ERR_CONN] += 1
         self.close_side(&s.srv)
         if s.retries_left <= 0:
             self.no_connection(idx, s, b's' if timed_out else b'S')
             return
         s.retries_left -= 1
         s.retries_done += 1
+        self.be_stats[be.shm_index * STAT_WORDS + SC_RETRIES] += 1
+        self.srv_stats[be.srv_shm[s.server] * STAT_WORDS + SC_RETRIES] += 1
         if be.redispatch:
             if be.nactive > 1:
                 redispatch = True        # a round robin with choice moves on at once
@@ -1049,6 +1084,8 @@ cdef class Worker:
             else:
                 redispatch = s.retries_done % (be.retries + 1 + be.redispatch) == 0
         if redispatch:
+            self.be_stats[be.shm_index * STAT_WORDS + SC_REDISPATCH] += 1
+            self.srv_stats[be.srv_shm[s.server] * STAT_WORDS + SC_REDISPATCH] += 1
             server_release(self, s)
             s.server = -1
             s.redispatched = 1
@@ -1246,7 +1283,10 @@ cdef class Worker:
         queue_leave(self, s)
         if s.http:
             http_untrack(self, s, http_txn(self, idx))
-        elif s.be >= 0:
+            http_account(self, s, http_txn(self, idx))
+        else:
+            self.tcp_account(s)
+        if not s.http and s.be >= 0:
             self.count(self.be_off + self.backends[s.be].shm_index, -1)
             server_release(self, s)
         if s.http and fe.log_mode == LOG_HTTPLOG:
@@ -1257,6 +1297,31 @@ cdef class Worker:
         self.conn_release(fe)
         self.timer_remove(s)
         self.session_free(idx, s)
+
+    cdef void tcp_account(self, Session *s):
+        """Statistics of an ending TCP session."""
+        cdef uint64_t *row = self.fe_stats + s.fe * STAT_WORDS
+        cdef int64_t tq = 0, tc = -1
+        row[SC_BYTES_IN] += s.cli.bytes_in
+        row[SC_BYTES_OUT] += s.srv.bytes_in
+        if s.be < 0:
+            return
+        if s.t_queued >= 0:
+            tq = s.t_dequeued - s.t_queued
+        if s.t_established >= 0:
+            tc = s.t_established - s.t_connect
+        row = self.be_stats + self.backends[s.be].shm_index * STAT_WORDS
+        row[SC_BYTES_IN] += s.cli.bytes_in
+        row[SC_BYTES_OUT] += s.srv.bytes_in
+        stat_abort(row, s.term0, s.term1)
+        stat_times(row, tq, tc, -1, self.now - s.t_accept)
+        if s.server < 0:
+            return
+        row = self.srv_stats + self.backends[s.be].srv_shm[s.server] * STAT_WORDS
+        row[SC_BYTES_IN] += s.cli.bytes_in
+        row[SC_BYTES_OUT] += s.srv.bytes_in
+        stat_abort(row, s.term0, s.term1)
+        stat_times(row, tq, tc, -1, self.now - s.t_accept)
 
     # ------------------------------------------------------------------ logging (Python edge)
     cdef void log_connect(self, Session *s):

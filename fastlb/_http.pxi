@@ -76,6 +76,9 @@ cdef class HttpTxn:
     cdef bint retried
     cdef bint error_sent            # out_cli holds an error page: close after it
     cdef bint logged
+    cdef bint counted               # in the statistics already (_stats.pxi)
+    cdef bint req_error             # the request could not be read or parsed (ereq)
+    cdef int64_t bytes_in           # request bytes taken from the client
     cdef bint routed                # a backend was chosen for this request (logs name it)
     cdef int log_server             # the server this request went to, for the log (-1: none)
     cdef bint count_bytes           # False for errors raised while reading the head (as HAProxy)
@@ -132,6 +135,8 @@ cdef class HttpTxn:
         self.out_srv_off = self.out_cli_off = 0
         self.close_client = self.close_server = False
         self.is_head = self.reused = self.retried = self.error_sent = self.logged = False
+        self.counted = self.req_error = False
+        self.bytes_in = 0
         self.be_counted = False
         self.ck_client = self.ck_server = "-"
         self.routed = False
@@ -213,6 +218,58 @@ cdef void http_untrack(Worker w, Session *s, HttpTxn txn):
     if txn.be_counted:
         w.count(w.be_off + w.backends[s.be].shm_index, -1)
         txn.be_counted = False
+
+
+cdef void http_account(Worker w, Session *s, HttpTxn txn):
+    """Statistics of a finished (or cut short) transaction: frontend, then backend and
+    server when it went that far."""
+    cdef uint64_t *row = w.fe_stats + s.fe * STAT_WORDS
+    cdef int64_t tq = 0, tc, tr, tt
+    cdef bint rsp_error
+    if txn.counted or txn.request_line is None:
+        return
+    txn.counted = True
+    row[SC_BYTES_IN] += txn.bytes_in
+    row[SC_BYTES_OUT] += txn.bytes_out
+    if txn.req_error:
+        row[SC_ERR_REQ] += 1
+    else:
+        row[SC_REQ_TOT] += 1
+    if txn.status > 0:
+        stat_status(row, txn.status)
+    if not txn.routed or s.be < 0:
+        return
+    if s.t_queued >= 0:
+        tq = (s.t_dequeued if s.q_target < 0 else w.now) - s.t_queued
+    tc = txn.t_connect_ms if txn.t_connect_ms >= 0 else 0
+    tr = txn.t_response - txn.t_sent if txn.t_response >= 0 and txn.t_sent >= 0 else -1
+    tt = w.now - txn.t_start
+    rsp_error = txn.error_sent and txn.term1 == b'H' and (txn.status == 502 or txn.status == 504)
+    row = w.be_stats + w.backends[s.be].shm_index * STAT_WORDS
+    row[SC_BYTES_IN] += txn.bytes_in
+    row[SC_BYTES_OUT] += txn.bytes_out
+    row[SC_REQ_TOT] += 1
+    if txn.status > 0:
+        stat_status(row, txn.status)
+    if rsp_error:
+        row[SC_ERR_RESP] += 1
+    stat_abort(row, txn.term0, txn.term1)
+    if txn.log_server >= 0:
+        stat_times(row, tq, tc, tr, tt)
+        if txn.reused:
+            row[SC_REUSE] += 1
+        row = w.srv_stats + w.backends[s.be].srv_shm[txn.log_server] * STAT_WORDS
+        row[SC_BYTES_IN] += txn.bytes_in
+        row[SC_BYTES_OUT] += txn.bytes_out
+        row[SC_REQ_TOT] += 1
+        if txn.t_response >= 0 or rsp_error:
+            stat_status(row, txn.status)
+        if rsp_error:
+            row[SC_ERR_RESP] += 1
+        stat_abort(row, txn.term0, txn.term1)
+        stat_times(row, tq, tc, tr, tt)
+        if txn.reused:
+            row[SC_REUSE] += 1
 
 
 cdef void http_start(Worker w, int idx, Session *s):
@@ -367,6 +424,7 @@ cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bin
     """Answer with HAProxy's page for ``status`` and close once it is out."""
     txn.out_cli = w.error_page(s.fe, s.be if txn.routed else -1, status, raw)
     txn.out_cli_off = 0
+    txn.req_error = raw
     txn.count_bytes = not raw
     txn.status = status
     txn.error_sent = True
@@ -404,6 +462,7 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     version = parser.get_http_version().encode()
     txn.request_line = method + b" " + fields.url + b" HTTP/" + version
     side_consume(w, &s.cli, end)
+    txn.bytes_in = end
     txn.req_scanned = 0
     keep_alive = _keep_alive(version, fields.headers)
     txn.is_head = method == b"HEAD"
@@ -449,6 +508,9 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
         txn.close_server = True          # option http-server-close: only the server side
     w.count(w.be_off + w.backends[s.be].shm_index, 1)
     txn.be_counted = True
+    cdef uint64_t *be_row = w.be_stats + w.backends[s.be].shm_index * STAT_WORDS
+    be_row[SC_SESS_TOT] += 1
+    stat_max(be_row, SC_SMAX, <int64_t>w.slot[w.be_off + w.backends[s.be].shm_index])
     s.t_queued = -1
     s.forced_server = -1
     persistence = w.cookies[s.be]
@@ -472,8 +534,10 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
         out.append(b"connection: close\r\n")
     out.append(b"\r\n")
     txn.req_state = RQ_BODY
+    cdef int64_t unsent = buffered(&s.cli)
     append_small_body(w, &s.cli, out, &txn.req_chunk, txn.req_mode, &txn.req_remaining,
                       &txn.req_avail, &txn.req_body_seen_end)
+    txn.bytes_in += unsent - buffered(&s.cli)
     txn.out_srv = txn.request_head_copy = b"".join(out)
     txn.out_srv_off = 0
     txn.rsp_state = RS_HEAD
@@ -515,9 +579,11 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
     """Carry out a rule's verdict; True when the request goes on to a backend."""
     action, value = verdict
     if action == ROUTE_DENY:
+        w.fe_stats[s.fe * STAT_WORDS + SC_DENIED_REQ] += 1
         http_error(w, idx, s, txn, value, False, b'P', b'R')
         return False
     if action == ROUTE_RESPOND or action == ROUTE_RAW:
+        w.fe_stats[s.fe * STAT_WORDS + SC_INTERCEPTED] += 1
         # monitor-uri, http-request return / redirect: answered here, never forwarded
         http_error(w, idx, s, txn, value if action == ROUTE_RESPOND else 200, False, b'L', b'R')
         if action == ROUTE_RAW:
@@ -712,6 +778,7 @@ cdef void http_end_transaction(Worker w, int idx, Session *s, HttpTxn txn):
     """The response is out: log, then close or wait for the next request."""
     http_untrack(w, s, txn)
     w.http_log(s, txn)
+    http_account(w, s, txn)
     if txn.close_server or txn.close_client:
         http_drop_server(w, s)
     if txn.close_client:
@@ -799,6 +866,7 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
                 return http_server_failed(w, idx, s, txn)
             if sent > 0:
                 txn.req_avail -= sent
+                txn.bytes_in += sent
                 side_consume(w, &s.cli, sent)
                 moved = True
         if txn.req_body_seen_end and txn.req_avail == 0:

@@ -208,9 +208,12 @@ class Checker:
                 self.on_event(key.data, events)
 
     def start(self, check: ServerCheck, now: float) -> None:
-        if self.state.server_state(check.k) & shared.ST_MAINT:
-            check.next_at = now + check.inter / 1000     # paused while in maintenance
+        if self.state.server_state(check.k) & (shared.ST_ANY_MAINT | shared.ST_CHECK_OFF):
+            # paused while in maintenance or after "disable health"
+            check.next_at = now + check.inter / 1000
             return
+        # the stats socket may have set it ("enable server" sets health to rise)
+        check.health = self.state.load(self.state.server_word(check.k, shared.SRV_HEALTH))
         check.started = now
         check.received = b""
         try:
@@ -292,6 +295,7 @@ class Checker:
             if errors < check.server.error_limit:
                 continue
             st.store(word, 0)
+            st.add(st.server_word(check.k, shared.SRV_HANAFAIL), 1)
             action = check.server.on_error
             was_up = check.up
             if action == "fail-check":
@@ -323,6 +327,8 @@ class Checker:
         was_up = check.up
         moved = check.apply(result.passed)
         st = self.state
+        if not result.passed and was_up:
+            st.add(st.server_word(check.k, shared.SRV_CHKFAIL), 1)
         previous_status = st.load(st.server_word(check.k, shared.SRV_CHECK_STATUS))
         status_index = STATUSES.index(result.status)
         st.store(st.server_word(check.k, shared.SRV_HEALTH), check.health)
@@ -358,7 +364,7 @@ class Checker:
             if server is None:
                 continue
             bits = self.state.server_state(be.first_server_shm + i)
-            if bits & shared.ST_RUNNING and not bits & shared.ST_MAINT:
+            if bits & shared.ST_RUNNING and not bits & shared.ST_ANY_MAINT:
                 if server.backup:
                     backup += 1
                 else:

@@ -19,7 +19,7 @@ import time
 
 from setproctitle import setproctitle
 
-from .runtime.shm import SharedState
+from .runtime.shm import FE_MAXCONN, SharedState
 from .runtime.tables import RuntimeTables
 from .health import needs_checker, run_checker
 from .logsink import console as _stderr
@@ -53,6 +53,26 @@ def child_name(number: int) -> str:
     return "health checker" if number == CHECKER else f"worker {number + 1}"
 
 
+def init_shared_state(shm: SharedState, tables: RuntimeTables) -> None:
+    """Servers' first states, weights and limits, frontends' maxconn, backends' members."""
+    for fe in tables.frontends:
+        shm.store(shm.frontend_word(fe.index, FE_MAXCONN), fe.proxy.maxconn or 0)
+    for be in tables.backends:
+        for i, server in enumerate(be.server_models):
+            shm.init_server(be.first_server_shm + i,
+                            weight=server.weight if server else 1,
+                            maint=bool(server and server.disabled),
+                            checked=bool(server and server.check),
+                            # HAProxy starts a "disabled" server with health 0: once
+                            # enabled it is set to rise
+                            health=(0 if server.disabled else server.rise) if server else 1,
+                            observe=OBSERVE.get(server.observe if server and
+                                                server.check else None, 0),
+                            maxconn=(server.maxconn or 0) if server else 0)
+        shm.init_backend(be.index, range(be.first_server_shm,
+                                         be.first_server_shm + len(be.server_models)))
+
+
 class Master:
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGCHLD,
                signal.SIGHUP, signal.SIGUSR2)
@@ -74,15 +94,7 @@ class Master:
         self.pid = os.getpid()
         self.shm = SharedState(len(tables.frontends), len(tables.backends), tables.nservers,
                                nworkers)
-        for be in tables.backends:
-            for i, server in enumerate(be.server_models):
-                self.shm.init_server(be.first_server_shm + i,
-                                     weight=server.weight if server else 1,
-                                     maint=bool(server and server.disabled),
-                                     checked=bool(server and server.check),
-                                     health=server.rise if server else 1,
-                                     observe=OBSERVE.get(server.observe if server and
-                                                         server.check else None, 0))
+        init_shared_state(self.shm, tables)
 
     # -- messages -------------------------------------------------------------------------
     def notice(self, message: str) -> None:

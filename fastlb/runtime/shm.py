@@ -3,11 +3,16 @@ created by the master for each configuration generation).
 
 Layout, in 64-bit words:
 
-    backends   BE_WORDS per backend:  round-robin position, table version, queue ticket
+    globals    G_WORDS:               shutdown epoch ("shutdown sessions server")
+    frontends  FE_WORDS per frontend: maxconn (changed at run time by "set maxconn frontend")
+    backends   BE_WORDS per backend:  round-robin position, table version, queue ticket, last
+                                      change, times it went down, down since, downtime
     servers    SRV_WORDS per server:  state bits, user weight, health counter, check status,
                                       check code, check duration, last change, queue ticket,
                                       consecutive errors seen by traffic (observe), what to
-                                      observe (0 none, 4 layer4, 7 layer7)
+                                      observe (0 none, 4 layer4, 7 layer7), maxconn, failed
+                                      checks, times it went down, down since, downtime, failed
+                                      observations, shutdown epoch
     totals     COUNT words:           actconn, frontend cur[nfe], server cur[nsrv] (when
                                       a maxconn, leastconn or random needs it shared),
                                       backend queue[nbe], server queue[nsrv]
@@ -16,16 +21,23 @@ Layout, in 64-bit words:
                over the slots when read)
     heads      per worker, one word per queue (backends, then servers): the ticket of the
                oldest request that worker has waiting there (NO_TICKET: none)
+    stats      per worker, STAT_WORDS per object (frontends, then backends, then servers):
+               that worker's counters (fastlb/_stats.pxi); never zeroed when a worker dies,
+               so the sums only grow across respawns
+    rates      RATE_WORDS per object, then RATE_WORDS for the process: per-second rates
+               and their maxima, written once a second by the master (fastlb/stats/)
 
 Who writes what:
-- server state, weight, health and check words: the checker (and later the CLI), never a
-  worker; each change bumps the backend's table version, and every worker rebuilds its
-  lookup tables for that backend when it sees a new version at its next pick;
+- server state, weight, health and check words: the checker, the stats socket and the
+  stats page's admin form, never a worker; each change bumps the backend's table version,
+  and every worker rebuilds its lookup tables for that backend when it sees a new version
+  at its next pick;
 - totals: workers, with atomic add/sub; a count that has a limit (maxconn) is reserved
   here before the connection is made, so the limit holds across workers;
-- slots and heads: one writer each (their worker).  When a worker dies the master
-  subtracts its slot from the totals, zeroes it and clears its heads before the
-  replacement starts, so a crash leaks neither a connection nor a queue place.
+- slots, heads and stats: one writer each (their worker; "clear counters" zeroes stats).
+  When a worker dies the master subtracts its slot from the totals, zeroes it and clears
+  its heads before the replacement starts, so a crash leaks neither a connection nor a
+  queue place.
 """
 from __future__ import annotations
 
@@ -35,18 +47,44 @@ import time
 WORD = 8
 NO_TICKET = (1 << 64) - 1
 
+# global words
+G_SHUTDOWN = 0
+G_WORDS = 2
+# frontend words
+FE_MAXCONN = 0
+FE_WORDS = 2
 # backend words
-BE_RR, BE_VERSION, BE_TICKET = 0, 1, 2
-BE_WORDS = 4
+BE_RR, BE_VERSION, BE_TICKET, BE_LAST_CHANGE, BE_CHKDOWN, BE_DOWN_SINCE, BE_DOWNTIME = range(7)
+BE_WORDS = 8
 # server words
 SRV_STATE, SRV_WEIGHT, SRV_HEALTH, SRV_CHECK_STATUS, SRV_CHECK_CODE, SRV_CHECK_MS, \
-    SRV_LAST_CHANGE, SRV_TICKET, SRV_ERRORS, SRV_OBSERVE = range(10)
-SRV_WORDS = 10
+    SRV_LAST_CHANGE, SRV_TICKET, SRV_ERRORS, SRV_OBSERVE, SRV_MAXCONN, SRV_CHKFAIL, \
+    SRV_CHKDOWN, SRV_DOWN_SINCE, SRV_DOWNTIME, SRV_HANAFAIL, SRV_SHUTDOWN = range(17)
+SRV_WORDS = 18
 # server state bits
 ST_RUNNING = 1      # checks say UP (or the server is not checked)
-ST_MAINT = 2        # administrative maintenance ("disabled", or the CLI)
-ST_DRAIN = 4        # no new traffic except persistent requests
+ST_MAINT = 2        # forced maintenance (stats socket, stats page)
+ST_DRAIN = 4        # forced drain: no new traffic except persistent requests
 ST_CHECKED = 8      # has an active health check
+ST_CFG_MAINT = 16   # maintenance from the configuration ("disabled")
+ST_CHECK_OFF = 32   # "disable health": checks stopped, the server counts as up
+ST_ANY_MAINT = ST_MAINT | ST_CFG_MAINT
+
+# per-worker statistics counters, per object (the same numbers as fastlb/_stats.pxi)
+STAT_NAMES = (
+    "sess_tot", "bytes_in", "bytes_out", "denied_req", "denied_resp", "err_req", "err_conn",
+    "err_resp", "retries", "redispatches", "lbtot", "hrsp_1xx", "hrsp_2xx", "hrsp_3xx",
+    "hrsp_4xx", "hrsp_5xx", "hrsp_other", "req_tot", "cli_abrt", "srv_abrt", "conn_tot",
+    "connect", "reuse", "intercepted", "smax", "qmax", "q_sum", "c_sum", "r_sum", "t_sum",
+    "samples", "r_samples", "qtime_max", "ctime_max", "rtime_max", "ttime_max", "lastsess",
+)
+STAT = {name: i for i, name in enumerate(STAT_NAMES)}
+STAT_WORDS = 40
+# What "clear counters" (without "all") resets: the maxima.
+STAT_MAXIMA = ("smax", "qmax", "qtime_max", "ctime_max", "rtime_max", "ttime_max")
+# rates, per object: sessions, requests, connections per second and their maxima
+RATE_NAMES = ("rate", "rate_max", "req_rate", "req_rate_max", "conn_rate", "conn_rate_max")
+RATE_WORDS = 6
 
 
 class SharedState:
@@ -55,8 +93,11 @@ class SharedState:
         self.nbackends = nbackends
         self.nservers = nservers
         self.nworkers = nworkers
-        self.be_base = 0
-        self.srv_base = nbackends * BE_WORDS
+        self.backend_servers: list[range] = [range(0)] * nbackends
+        self.global_base = 0
+        self.fe_base = G_WORDS
+        self.be_base = self.fe_base + nfrontends * FE_WORDS
+        self.srv_base = self.be_base + nbackends * BE_WORDS
         # offsets inside a count block (totals and the head of each slot)
         self.fe_off = 1
         self.srv_shared_off = 1 + nfrontends
@@ -71,9 +112,14 @@ class SharedState:
         self.slot_base = self.total_base + self.count_words
         self.head_base = self.slot_base + nworkers * self.slot_words
         self.head_words = nbackends + nservers
-        self.words = self.head_base + nworkers * self.head_words
+        self.nobjects = nfrontends + nbackends + nservers
+        self.stats_base = self.head_base + nworkers * self.head_words
+        self.stats_words = self.nobjects * STAT_WORDS          # per worker
+        self.rate_base = self.stats_base + nworkers * self.stats_words
+        self.words = self.rate_base + (self.nobjects + 1) * RATE_WORDS
         self.mm = mmap.mmap(-1, max(self.words, 1) * WORD, flags=mmap.MAP_SHARED,
                             prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self.view = memoryview(self.mm).cast("Q")   # plain reads for statistics
         for worker in range(nworkers):
             self.clear_heads(worker)
 
@@ -96,6 +142,9 @@ class SharedState:
     def backend_word(self, backend: int, field: int) -> int:
         return self.be_base + backend * BE_WORDS + field
 
+    def frontend_word(self, frontend: int, field: int) -> int:
+        return self.fe_base + frontend * FE_WORDS + field
+
     def total(self, offset: int) -> int:
         """A count-block field from the atomic totals."""
         value = self.load(self.total_base + offset)
@@ -105,32 +154,130 @@ class SharedState:
         """A worker-own field (backend/server cur) summed over the slots."""
         total = 0
         for worker in range(self.nworkers):
-            value = self.load(self.slot_base + worker * self.slot_words + offset)
+            value = self.view[self.slot_base + worker * self.slot_words + offset]
             total += value - (1 << 64) if value >= 1 << 63 else value
         return total
 
+    # -- statistics -------------------------------------------------------------------------
+    def frontend_object(self, frontend: int) -> int:
+        return frontend
+
+    def backend_object(self, backend: int) -> int:
+        return self.nfrontends + backend
+
+    def server_object(self, server: int) -> int:
+        return self.nfrontends + self.nbackends + server
+
+    def stats_rows(self, obj: int) -> list:
+        """That object's counters, one list of STAT_WORDS per worker."""
+        rows = []
+        for worker in range(self.nworkers):
+            start = self.stats_base + worker * self.stats_words + obj * STAT_WORDS
+            rows.append(self.view[start:start + STAT_WORDS].tolist())
+        return rows
+
+    def clear_stats(self, everything: bool) -> None:
+        """clear counters [all]: the maxima, or every counter."""
+        if everything:
+            start = self.stats_base * WORD
+            self.mm[start:self.rate_base * WORD] = bytes((self.rate_base - self.stats_base) * WORD)
+            for i in range(self.rate_base, self.words):
+                self.view[i] = 0
+            return
+        for worker in range(self.nworkers):
+            for obj in range(self.nobjects):
+                start = self.stats_base + worker * self.stats_words + obj * STAT_WORDS
+                for name in STAT_MAXIMA:
+                    self.view[start + STAT[name]] = 0
+        for obj in range(self.nobjects + 1):
+            for i in (1, 3, 5):
+                self.view[self.rate_base + obj * RATE_WORDS + i] = 0
+
+    def rate_word(self, obj: int, index: int) -> int:
+        """obj == nobjects: the process."""
+        return self.rate_base + obj * RATE_WORDS + index
+
     # -- servers ----------------------------------------------------------------------------
     def init_server(self, server: int, *, weight: int, maint: bool, checked: bool,
-                    health: int, observe: int = 0) -> None:
-        state = (ST_MAINT if maint else 0) | (ST_CHECKED if checked else 0) | ST_RUNNING
+                    health: int, observe: int = 0, maxconn: int = 0) -> None:
+        state = (ST_CFG_MAINT if maint else 0) | (ST_CHECKED if checked else 0) | ST_RUNNING
+        now = int(time.time())
         self.store(self.server_word(server, SRV_OBSERVE), observe)
         self.store(self.server_word(server, SRV_STATE), state)
         self.store(self.server_word(server, SRV_WEIGHT), weight)
         self.store(self.server_word(server, SRV_HEALTH), health)
-        self.store(self.server_word(server, SRV_LAST_CHANGE), int(time.time()))
+        self.store(self.server_word(server, SRV_MAXCONN), maxconn)
+        self.store(self.server_word(server, SRV_LAST_CHANGE), now)
+        if maint:
+            self.store(self.server_word(server, SRV_DOWN_SINCE), now)
+
+    def init_backend(self, backend: int, servers: range) -> None:
+        self.backend_servers[backend] = servers
+        now = int(time.time())
+        self.store(self.backend_word(backend, BE_LAST_CHANGE), now)
+        if not self.backend_up(backend):
+            self.store(self.backend_word(backend, BE_DOWN_SINCE), now)
 
     def server_state(self, server: int) -> int:
         return self.load(self.server_word(server, SRV_STATE))
 
+    def server_up(self, server: int) -> bool:
+        """Running and not in maintenance (HAProxy's operational state RUNNING)."""
+        bits = self.server_state(server)
+        return bool(bits & ST_RUNNING) and not bits & ST_ANY_MAINT
+
+    def backend_up(self, backend: int) -> bool:
+        """HAProxy's backend status: UP if its usable servers have some weight (or it has no
+        servers at all)."""
+        servers = self.backend_servers[backend]
+        if not servers:
+            return True
+        return any(self.server_up(k) and not self.server_state(k) & ST_DRAIN
+                   and self.load(self.server_word(k, SRV_WEIGHT)) > 0 for k in servers)
+
     def set_server_state(self, backend: int, server: int, state: int) -> None:
-        """Publish a new state; workers rebuild that backend's tables at their next pick."""
+        """Publish a new state; workers rebuild that backend's tables at their next pick.
+        Keeps the down counters and downtimes of the server and its backend."""
+        now = int(time.time())
+        was_up, backend_was_up = self.server_up(server), self.backend_up(backend)
         self.store(self.server_word(server, SRV_STATE), state)
-        self.store(self.server_word(server, SRV_LAST_CHANGE), int(time.time()))
+        self.note_change(self.server_word(server, 0), was_up, self.server_up(server), now,
+                         (SRV_LAST_CHANGE, SRV_CHKDOWN, SRV_DOWN_SINCE, SRV_DOWNTIME))
+        self.note_change(self.backend_word(backend, 0), backend_was_up, self.backend_up(backend),
+                         now, (BE_LAST_CHANGE, BE_CHKDOWN, BE_DOWN_SINCE, BE_DOWNTIME))
         self.add(self.backend_word(backend, BE_VERSION), 1)
+
+    def set_server_weight(self, backend: int, server: int, weight: int) -> None:
+        backend_was_up = self.backend_up(backend)
+        self.store(self.server_word(server, SRV_WEIGHT), weight)
+        self.note_change(self.backend_word(backend, 0), backend_was_up, self.backend_up(backend),
+                         int(time.time()), (BE_LAST_CHANGE, BE_CHKDOWN, BE_DOWN_SINCE,
+                                            BE_DOWNTIME))
+        self.add(self.backend_word(backend, BE_VERSION), 1)
+
+    def note_change(self, base: int, was_up: bool, up: bool, now: int, words: tuple) -> None:
+        last_change, downs, down_since, downtime = (base + w for w in words)
+        if was_up == up:
+            return
+        self.store(last_change, now)
+        if not up:
+            self.add(downs, 1)
+            self.store(down_since, now)
+        else:
+            self.add(downtime, max(0, now - self.load(down_since)))
+
+    def downtime(self, base: int, up: bool, words: tuple) -> int:
+        """Seconds spent down so far, the current stretch included."""
+        _, _, down_since, downtime = (base + w for w in words)
+        total = self.load(downtime)
+        if not up:
+            total += max(0, int(time.time()) - self.load(down_since))
+        return total
 
     # -- workers ----------------------------------------------------------------------------
     def release_slot(self, worker: int) -> None:
-        """Give back a dead worker's share of the totals, zero its slot, clear its heads."""
+        """Give back a dead worker's share of the totals, zero its slot, clear its heads.
+        Its statistics counters stay: the replacement goes on counting from them."""
         from .._core import release_totals
         release_totals(self.mm, self.total_base, self.count_words,
                        self.slot_base + worker * self.slot_words)

@@ -37,7 +37,7 @@ class BackendTable:
             for i, server in enumerate(self.server_models):
                 k = self.first_server_shm + i
                 bits = state.server_state(k)
-                usable = bool(bits & shared.ST_RUNNING) and not bits & (shared.ST_MAINT |
+                usable = bool(bits & shared.ST_RUNNING) and not bits & (shared.ST_ANY_MAINT |
                                                                        shared.ST_DRAIN)
                 weight = state.load(state.server_word(k, shared.SRV_WEIGHT))
                 views.append(ServerView(i, server.id if server else 1, weight,
