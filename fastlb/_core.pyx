@@ -1298,6 +1298,24 @@ cdef class Worker:
         self.timer_remove(s)
         self.session_free(idx, s)
 
+    cdef void shutdown_sessions(self):
+        """"shutdown sessions server b/s" (stats socket): close this worker's sessions on
+        the servers whose shutdown epoch is newer than the last one acted on."""
+        cdef uint64_t seen = self.shutdown_seen
+        cdef int idx
+        cdef Session *s
+        self.shutdown_seen = fl_atomic_load(self.global_words + G_SHUTDOWN)
+        for idx in range(self.nchunks * SESSIONS_PER_CHUNK):
+            s = self.session_at(idx)
+            if s.state == ST_FREE or s.be < 0 or s.server < 0:
+                continue
+            if fl_atomic_load(self.srv_words + self.backends[s.be].srv_shm[s.server] * SRV_WORDS
+                              + SRV_SHUTDOWN) > seen:
+                s.term0, s.term1 = b'K', b'D'
+                if s.http == 1:
+                    http_txn(self, idx).term0, http_txn(self, idx).term1 = b'K', b'D'
+                self.session_close(idx, s)
+
     cdef void tcp_account(self, Session *s):
         """Statistics of an ending TCP session."""
         cdef uint64_t *row = self.fe_stats + s.fe * STAT_WORDS
@@ -1400,6 +1418,8 @@ cdef class Worker:
                         pass
                     PyErr_CheckSignals()
             self.run_timers()
+            if fl_atomic_load(self.global_words + G_SHUTDOWN) != self.shutdown_seen:
+                self.shutdown_sessions()
             if self.nqueued and self.now >= self.next_queue_poll:
                 run_queues(self)
             if self.runq:

@@ -31,11 +31,10 @@ from typing import Optional
 from setproctitle import setproctitle
 
 from .config.model import HttpCheck, Proxy, Server
-from .logsink import LogSink, NOTICE, console as _stderr
+from .logsink import ALERT, EMERG, LogSink, NOTICE, console as _stderr
 from .runtime import shm as shared
 from .runtime.tables import RuntimeTables
 
-ALERT, EMERG = 1, 0
 OBSERVE_POLL_S = 0.05       # how often the traffic error counts are looked at
 READ_LIMIT = 16384
 

@@ -19,8 +19,7 @@ from .config.model import LogTarget
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 LEVEL_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
-INFO = 6
-NOTICE = 5
+EMERG, ALERT, NOTICE, INFO = 0, 1, 5, 6     # syslog severities
 
 
 def _iso_now(now: float) -> str:

@@ -19,7 +19,11 @@ import time
 
 from setproctitle import setproctitle
 
+from .runtime import shm as shared
 from .runtime.shm import FE_MAXCONN, SharedState
+from .stats.admin import Admin
+from .stats.cli import CliServer
+from .stats.sampler import RateSampler
 from .runtime.tables import RuntimeTables
 from .health import needs_checker, run_checker
 from .logsink import console as _stderr
@@ -95,6 +99,10 @@ class Master:
         self.shm = SharedState(len(tables.frontends), len(tables.backends), tables.nservers,
                                nworkers)
         init_shared_state(self.shm, tables)
+        self.shm.view[shared.G_MASTER_PID] = self.pid
+        self.shm.view[shared.G_START_MS] = int(time.time() * 1000)
+        self.cli = CliServer(tables, self.shm, Admin(tables, self.shm, self.pid, program, quiet))
+        self.sampler = RateSampler(tables, self.shm)
 
     # -- messages -------------------------------------------------------------------------
     def notice(self, message: str) -> None:
@@ -108,6 +116,7 @@ class Master:
     # -- life cycle -----------------------------------------------------------------------
     def run(self) -> int:
         self.setup()
+        self.cli.open()
         for number in range(self.nworkers):
             self.spawn_worker(number)
         if needs_checker(self.tables):
@@ -115,6 +124,7 @@ class Master:
         self.notice("Loading success.")
         while True:
             if self.state != RUNNING and not self.workers:
+                self.cli.close()
                 return 0
             if self.state == HARD_STOPPING and time.monotonic() >= self.stop_deadline:
                 self.kill_workers(signal.SIGKILL)
@@ -144,18 +154,27 @@ class Master:
                 raise
 
     def sleep(self) -> None:
-        timeout = 1.0
+        """Wait for a signal, a stats socket client or the next rate sample."""
+        now = time.monotonic()
+        timeout = min(1.0, self.cli.timeout(), max(0.0, self.sampler.last_at + 1.0 - now))
         if self.state == HARD_STOPPING:
-            timeout = max(0.0, min(timeout, self.stop_deadline - time.monotonic()))
+            timeout = max(0.0, min(timeout, self.stop_deadline - now))
         try:
-            ready, _, _ = select.select([self.pipe_r], [], [], timeout)
-            if ready:
-                while os.read(self.pipe_r, 64):
-                    pass
+            ready, _, _ = select.select([self.pipe_r] + self.cli.fds(), [], [], timeout)
+            for fd in ready:
+                if fd == self.pipe_r:
+                    while os.read(self.pipe_r, 64):
+                        pass
+                else:
+                    self.cli.on_ready(fd)
         except BlockingIOError:
             pass
         except InterruptedError:
             pass
+        self.cli.expire()
+        now = time.monotonic()
+        if self.sampler.due(now):
+            self.sampler.tick(now, [pid for pid, n in self.workers.items() if n != CHECKER])
         # SIGCHLD may be coalesced or arrive between checks: reap on every wake-up.
         self.reap_workers()
 
@@ -193,6 +212,10 @@ class Master:
         if pid:
             self.workers[pid] = number
             self.started_at[pid] = time.monotonic()
+            if number == CHECKER:
+                self.shm.view[shared.G_CHECKER_PID] = pid
+            else:
+                self.shm.set_worker_pid(number, pid)
             self.notice(f"New {child_role(number)} ({pid}) forked")
             return
         code = 1
@@ -201,6 +224,7 @@ class Master:
                 signal.signal(signum, signal.SIG_DFL)
             os.close(self.pipe_r)
             os.close(self.pipe_w)
+            self.cli.close()                 # the stats sockets are the master's
             if number == CHECKER:
                 code = run_checker(self.tables, self.shm, self.pid, self.program)
             else:

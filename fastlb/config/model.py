@@ -175,6 +175,33 @@ class Options:
 
 
 @dataclass
+class StatsPage:
+    """``stats enable|uri|realm|auth|refresh|admin|hide-version|show-legends|...``"""
+    uri: str = "/haproxy?stats"
+    realm: str = "HAProxy Statistics"
+    auths: list = field(default_factory=list)      # [(user, password)]
+    refresh: Optional[int] = None                  # seconds
+    admin: list = field(default_factory=list)      # [acl.Condition] (if / unless)
+    hide_version: bool = False
+    show_legends: bool = False
+    show_node: Optional[str] = None
+    show_desc: Optional[str] = None
+    scopes: list = field(default_factory=list)     # proxy names the page may show
+
+
+@dataclass
+class StatsSocket:
+    """``stats socket <path|ip:port|fd@N> [mode <octal>] [level user|operator|admin]``"""
+    origin: Origin
+    path: Optional[str] = None
+    host: Optional[str] = None
+    port: int = 0
+    fd: Optional[int] = None
+    mode: Optional[int] = None
+    level: str = "admin"
+
+
+@dataclass
 class Proxy:
     """A ``defaults``, ``frontend``, ``backend`` or ``listen`` section."""
     kind: str                       # "defaults", "frontend", "backend", "listen"
@@ -215,6 +242,7 @@ class Proxy:
     captures_req: list = field(default_factory=list)   # [(header name, max length)]
     captures_rsp: list = field(default_factory=list)
     monitor_uri: Optional[str] = None
+    stats: Optional[StatsPage] = None
 
     @property
     def type_name(self) -> str:
@@ -235,6 +263,7 @@ class Proxy:
                      "log_tag", "errorfiles", "monitor_uri", "http_reuse", "log_format",
                      "hash_type", "hash_function", "hash_avalanche", "cookie"):
             setattr(self, name, getattr(defaults, name))
+        self.stats = copy.deepcopy(defaults.stats)
         self.balance_args = dict(defaults.balance_args)
         self.httpchk = copy.deepcopy(defaults.httpchk)
         self.default_backend_origin = defaults.default_backend_origin
@@ -259,6 +288,8 @@ class GlobalSettings:
     hard_stop_after: Optional[int] = None
     node: Optional[str] = None
     description: str = ""
+    stats_sockets: list = field(default_factory=list)   # [StatsSocket]
+    stats_timeout: int = 10000                          # ms
 
 
 @dataclass

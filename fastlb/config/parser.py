@@ -16,7 +16,8 @@ from . import addresses
 from .addresses import AddressError
 from ..http.acl import AclError, PREDEFINED, condition_acl_names, parse_acl, parse_condition
 from .model import (FACILITIES, LEVELS, LOG_FORMATS, Config, CookieSettings, ForwardFor,
-                    GlobalSettings, HttpCheck, LogTarget, Origin, Proxy, Server, ServerSettings)
+                    GlobalSettings, HttpCheck, LogTarget, Origin, Proxy, Server, ServerSettings,
+                    StatsPage, StatsSocket)
 from ..http.errors import MESSAGES
 from ..http.rules import RuleError, parse_rule
 from ..logformat import LogFormatError, compile_format
@@ -36,7 +37,7 @@ IGNORED_GLOBAL = {
 
 # Keywords HAProxy has and fastlb refuses for now, so that a config never loses a setting silently.
 NOT_YET_GLOBAL = {
-    "stats", "user", "group", "uid", "gid", "chroot", "cpu-map", "ssl-default-bind-ciphers",
+    "user", "group", "uid", "gid", "chroot", "cpu-map", "ssl-default-bind-ciphers",
     "ssl-default-bind-options", "ssl-default-server-ciphers", "ssl-default-server-options",
     "ssl-default-bind-ciphersuites", "ssl-default-server-ciphersuites", "tune.ssl.default-dh-param",
     "spread-checks", "server-state-file", "server-state-base", "lua-load", "setenv", "presetenv",
@@ -45,7 +46,7 @@ NOT_YET_GLOBAL = {
     "insecure-fork-wanted", "tune.maxrewrite", "tune.http.maxhdr", "unix-bind",
 }
 NOT_YET_PROXY = { "http-after-response", "tcp-request",
-    "tcp-response", "stick-table", "stick", "stats", "errorfiles",
+    "tcp-response", "stick-table", "stick", "errorfiles",
     "errorloc", "errorloc302", "errorloc303", "monitor",
     "tcp-check", "unique-id-format", "unique-id-header",
     "redirect", "reqadd", "rspadd", "compression", "fullconn", "source",
@@ -94,7 +95,7 @@ _TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request":
 _DEFAULT_KW = ("mode", "timeout", "option", "no", "balance", "default-server", "log",
                "hash-type", "cookie", "http-check",
                "maxconn", "backlog", "retries", "default_backend", "log-tag", "description",
-               "errorfile", "monitor-uri", "http-reuse", "log-format")
+               "errorfile", "monitor-uri", "http-reuse", "log-format", "stats")
 ERRORFILE_CODES = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429,
                    500, 501, 502, 503, 504)
 
@@ -273,6 +274,8 @@ class Parser:
                 g.node = self._one_arg(args, keyword)
             elif keyword == "description":
                 g.description = " ".join(args)
+            elif keyword == "stats":
+                self._global_stats(args, origin)
             elif keyword in IGNORED_GLOBAL:
                 pass
             elif keyword in NOT_YET_GLOBAL:
@@ -431,6 +434,98 @@ class Parser:
             raise ValueError(f"'monitor-uri' not allowed because backend '{proxy.name}' has no "
                              "frontend capability.")
         proxy.monitor_uri = self._one_arg(args, "monitor-uri")
+
+    # -- statistics ---------------------------------------------------------------------------
+    STATS_NOT_YET = ("http-request", "bind-process")
+
+    def _global_stats(self, args, origin):
+        g = self.global_
+        if not args:
+            raise ValueError("'stats' expects 'socket', 'timeout' or 'maxconn'.")
+        if args[0] == "timeout":
+            g.stats_timeout = parse_time_ms(self._one_arg(args[1:], "stats timeout"))
+            return
+        if args[0] == "maxconn":
+            self._positive_int(args[1:], "stats maxconn")    # one CLI client at a time here
+            return
+        if args[0] != "socket":
+            raise ValueError(f"'stats {args[0]}' in 'global' section is not supported by "
+                             "fastlb yet.")
+        if len(args) < 2:
+            raise ValueError("'stats socket' in global section expects an address or a path "
+                             "to a UNIX socket.")
+        sock = StatsSocket(origin=origin)
+        where = args[1]
+        if where.startswith("fd@"):
+            sock.fd = int(where[3:]) if where[3:].isdigit() else None
+            if sock.fd is None:
+                raise ValueError(f"'stats socket' : invalid file descriptor '{where}'.")
+        elif where.startswith("ipv4@") or where.startswith("ipv6@") or \
+                (":" in where and not where.startswith("/") and not where.startswith("unix@")):
+            listener = addresses.parse_bind_addresses(where)[0]
+            sock.host, sock.port = listener.host, listener.port
+        else:
+            sock.path = where[5:] if where.startswith("unix@") else where
+        rest = args[2:]
+        while rest:
+            option = rest.pop(0)
+            if option == "level":
+                if not rest or rest[0] not in ("user", "operator", "admin"):
+                    raise ValueError("'level' only supports 'user', 'operator', and 'admin'.")
+                sock.level = rest.pop(0)
+            elif option == "mode":
+                if not rest:
+                    raise ValueError("'mode' expects an octal argument.")
+                sock.mode = int(rest.pop(0), 8)
+            elif option in ("user", "group", "uid", "gid", "expose-fd", "name"):
+                raise ValueError(f"'stats socket' option '{option}' is not supported by "
+                                 "fastlb yet.")
+            else:
+                raise ValueError(f"'stats socket' : unknown keyword '{option}'.")
+        g.stats_sockets.append(sock)
+
+    def _kw_stats(self, proxy, args, origin):
+        if not args:
+            raise ValueError("'stats' expects 'admin', 'auth', 'enable', 'hide-version', "
+                             "'realm', 'refresh', 'scope', 'show-desc', 'show-legends', "
+                             "'show-node' or 'uri'.")
+        if proxy.stats is None:
+            proxy.stats = StatsPage()            # any stats keyword enables the page
+        page, what, rest = proxy.stats, args[0], args[1:]
+        if what == "enable":
+            pass
+        elif what == "uri":
+            page.uri = self._one_arg(rest, "stats uri")
+        elif what == "realm":
+            page.realm = self._one_arg(rest, "stats realm").replace("\\ ", " ")
+        elif what == "auth":
+            credentials = self._one_arg(rest, "stats auth")
+            if ":" not in credentials:
+                raise ValueError("'stats auth' expects <user>:<password> in argument.")
+            page.auths.append(tuple(credentials.split(":", 1)))
+        elif what == "refresh":
+            page.refresh = max(1, parse_time_ms(self._one_arg(rest, "stats refresh")) // 1000)
+        elif what == "admin":
+            if proxy.kind == "defaults":
+                raise ValueError("'stats admin' not allowed in 'defaults' section.")
+            if not rest or rest[0] not in ("if", "unless"):
+                raise ValueError("'stats admin' requires either 'if' or 'unless' followed by "
+                                 "a condition.")
+            page.admin.append(self._condition(proxy, rest, "'stats admin' rule"))
+        elif what == "hide-version":
+            page.hide_version = True
+        elif what == "show-legends":
+            page.show_legends = True
+        elif what == "show-node":
+            page.show_node = rest[0] if rest else ""
+        elif what == "show-desc":
+            page.show_desc = " ".join(rest)
+        elif what == "scope":
+            page.scopes.append(self._one_arg(rest, "stats scope"))
+        elif what in self.STATS_NOT_YET:
+            raise ValueError(f"'stats {what}' is not supported by fastlb yet.")
+        else:
+            raise ValueError(f"unknown stats parameter '{what}'.")
 
     def _kw_http_request(self, proxy, args, origin):
         self._http_rule(proxy, args, origin, response=False)
@@ -979,7 +1074,8 @@ class Parser:
                 self.warnings.append(f"'option httplog' not usable with {proxy.type_name} '{proxy.name}' "
                                      "(needs 'mode http'). Falling back to 'option tcplog'.")
                 proxy.options.httplog, proxy.options.tcplog = False, True
-        self._assign_ids(self.proxies)
+        # HAProxy's CLI proxy ("GLOBAL") takes number 1 when there is a stats socket
+        self._assign_ids(self.proxies, reserved=(1,) if self.global_.stats_sockets else ())
         for proxy in self.proxies:
             self._assign_ids(proxy.servers)
 
@@ -1018,7 +1114,7 @@ class Parser:
                 "   | with such a configuration. To fix this, please ensure that all following\n"
                 "   | timeouts are set to a non-zero value: 'client', 'connect', 'server'.")
 
-    def _assign_ids(self, items) -> None:
+    def _assign_ids(self, items, reserved=()) -> None:
         """Forced ids first, then the lowest free ids in declaration order (HAProxy's rule)."""
         used = {}
         for item in items:
@@ -1029,6 +1125,8 @@ class Parser:
                                        f"({item.id}) as '{other.name}' declared at {other.origin}.")
                 used[item.id] = item
         next_id = 1
+        for number in reserved:
+            used.setdefault(number, None)
         for item in items:
             if item.forced_id:
                 continue

@@ -15,7 +15,8 @@ from .errors import reason_phrase
 
 REDIRECT_CODES = (301, 302, 303, 307, 308)
 REQUEST_ACTIONS = ("deny", "reject", "set-header", "add-header", "del-header",
-                   "replace-header", "replace-value", "return", "redirect")
+                   "replace-header", "replace-value", "return", "redirect", "use-service")
+SERVICES = ("prometheus-exporter",)
 RESPONSE_ACTIONS = ("set-header", "add-header", "del-header", "replace-header",
                     "replace-value")
 _SAMPLE = re.compile(r"%\[([^\]]+)\]")
@@ -89,6 +90,14 @@ def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[s
         except re.error as exc:
             raise RuleError(f"invalid regex '{words[1]}': {exc}") from None
         rule.value = re.sub(r"\\(\d)", r"\\g<\1>", words[2])
+    elif action == "use-service":
+        words = take_until_condition()
+        if len(words) != 1:
+            raise RuleError("'use-service' expects a service name.")
+        if words[0] not in SERVICES:
+            raise RuleError(f"'use-service' : service '{words[0]}' is not supported by fastlb "
+                            f"(known: {', '.join(SERVICES)}).")
+        rule.name = words[0]
     elif action == "return":
         rule.status = 200
         while rest and rest[0] not in ("if", "unless"):

@@ -3,7 +3,9 @@ created by the master for each configuration generation).
 
 Layout, in 64-bit words:
 
-    globals    G_WORDS:               shutdown epoch ("shutdown sessions server")
+    globals    G_WORDS + nworkers:    shutdown epoch ("shutdown sessions server"), master pid,
+                                      start time, idle percentage and memory of the
+                                      workers (sampled by the master), then the workers' pids
     frontends  FE_WORDS per frontend: maxconn (changed at run time by "set maxconn frontend")
     backends   BE_WORDS per backend:  round-robin position, table version, queue ticket, last
                                       change, times it went down, down since, downtime
@@ -48,8 +50,8 @@ WORD = 8
 NO_TICKET = (1 << 64) - 1
 
 # global words
-G_SHUTDOWN = 0
-G_WORDS = 2
+G_SHUTDOWN, G_MASTER_PID, G_START_MS, G_IDLE_PCT, G_RSS, G_CHECKER_PID = range(6)
+G_WORDS = 8         # then one word per worker: its pid
 # frontend words
 FE_MAXCONN = 0
 FE_WORDS = 2
@@ -95,7 +97,7 @@ class SharedState:
         self.nworkers = nworkers
         self.backend_servers: list[range] = [range(0)] * nbackends
         self.global_base = 0
-        self.fe_base = G_WORDS
+        self.fe_base = G_WORDS + nworkers
         self.be_base = self.fe_base + nfrontends * FE_WORDS
         self.srv_base = self.be_base + nbackends * BE_WORDS
         # offsets inside a count block (totals and the head of each slot)
@@ -157,6 +159,12 @@ class SharedState:
             value = self.view[self.slot_base + worker * self.slot_words + offset]
             total += value - (1 << 64) if value >= 1 << 63 else value
         return total
+
+    def worker_pids(self) -> list:
+        return [self.view[G_WORDS + w] for w in range(self.nworkers)]
+
+    def set_worker_pid(self, worker: int, pid: int) -> None:
+        self.view[G_WORDS + worker] = pid
 
     # -- statistics -------------------------------------------------------------------------
     def frontend_object(self, frontend: int) -> int:
