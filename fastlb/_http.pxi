@@ -8,6 +8,7 @@
 DEF RQ_HEAD = 0          # reading a request head
 DEF RQ_BODY = 1          # forwarding its body
 DEF RQ_DONE = 2          # request sent, waiting for the response to end
+DEF RQ_APPLET = 3        # the proxy answers itself (stats page, Prometheus): reading the body
 # response side
 DEF RS_NONE = 0          # no request sent yet
 DEF RS_HEAD = 1          # reading the response head
@@ -28,6 +29,9 @@ DEF ROUTE_DENY = 1       # fastlb.runtime.tables.ROUTE_*
 DEF ROUTE_RESPOND = 2
 DEF ROUTE_RAW = 3
 DEF ROUTE_REJECT = 4
+DEF ROUTE_APPLET = 5     # value: applet(method, url, headers, body, client_ip, version) -> raw
+                         # response (fastlb/stats/page.py)
+DEF APPLET_MAX_BODY = 65536
 
 
 cdef class _HeadFields:
@@ -77,6 +81,7 @@ cdef class HttpTxn:
     cdef bint error_sent            # out_cli holds an error page: close after it
     cdef bint logged
     cdef bint counted               # in the statistics already (_stats.pxi)
+    cdef object applet              # ROUTE_APPLET: (callable, method, url, headers, keep-alive)
     cdef bint req_error             # the request could not be read or parsed (ereq)
     cdef int64_t bytes_in           # request bytes taken from the client
     cdef bint routed                # a backend was chosen for this request (logs name it)
@@ -86,6 +91,10 @@ cdef class HttpTxn:
     cdef object ck_client           # cookie persistence letters for the log ("-": no cookie)
     cdef object ck_server
     cdef bytes method
+    cdef object method_seen         # the request as parsed, for an applet
+    cdef object url_seen
+    cdef object headers_seen
+    cdef object version_seen
     cdef int status
     cdef int requests               # transactions on this client connection
     cdef int64_t t_start            # first byte of the request (accept for the first one)
@@ -136,6 +145,7 @@ cdef class HttpTxn:
         self.close_client = self.close_server = False
         self.is_head = self.reused = self.retried = self.error_sent = self.logged = False
         self.counted = self.req_error = False
+        self.applet = None
         self.bytes_in = 0
         self.be_counted = False
         self.ck_client = self.ck_server = "-"
@@ -480,6 +490,8 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     else:
         txn.req_mode = BODY_NONE
     txn.close_client = not keep_alive
+    txn.method_seen, txn.url_seen, txn.headers_seen = method, fields.url, fields.headers
+    txn.version_seen = version
     router = w.routers[s.fe]
     if router is not None:
         verdict = router(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
@@ -592,6 +604,12 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
         else:
             txn.logged = True                     # HAProxy does not log monitor requests
         txn.close_client = txn.req_mode != BODY_NONE or not keep_alive
+        return False
+    if action == ROUTE_APPLET:
+        w.fe_stats[s.fe * STAT_WORDS + SC_INTERCEPTED] += 1
+        txn.applet = (value, txn.method_seen, txn.url_seen, txn.headers_seen, keep_alive,
+                      txn.version_seen)
+        txn.req_state = RQ_APPLET
         return False
     if action == ROUTE_REJECT:
         s.term0, s.term1 = b'P', b'R'
@@ -811,6 +829,9 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
             http_to_tunnel(w, idx, s)
             return False
 
+    if txn.req_state == RQ_APPLET:
+        return http_applet_step(w, idx, s, txn)
+
     # -- request head
     if txn.req_state == RQ_HEAD:
         if s.cli.buf != NULL and txn.find_head(&s.cli, True) >= 0:
@@ -933,6 +954,43 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
     return moved
 
 
+cdef bint http_applet_step(Worker w, int idx, Session *s, HttpTxn txn):
+    """Wait for the whole (small) request body, then let the applet answer."""
+    cdef int64_t need = txn.req_remaining if txn.req_mode == BODY_LENGTH else 0
+    cdef int r
+    applet, method, url, headers, keep_alive, version = txn.applet
+    if txn.req_mode == BODY_CHUNKED or need > APPLET_MAX_BODY or need > w.bufsize:
+        txn.request_line = txn.request_line or b"<BADREQ>"
+        http_error(w, idx, s, txn, 413 if txn.req_mode != BODY_CHUNKED else 400, False,
+                   b'P', b'R')
+        return True
+    if buffered(&s.cli) < need:
+        r = side_read(w, &s.cli)
+        if r == 1:
+            return True
+        if r < 0:
+            txn.term0, txn.term1 = b'C', b'R'
+            w.session_close(idx, s)
+        return False
+    body = (s.cli.buf + s.cli.head)[:need] if need else b""
+    if need:
+        side_consume(w, &s.cli, need)
+        txn.bytes_in += need
+    try:
+        response = applet(method, url, headers, body, sockaddr_to_tuple(&s.addr)[0], version)
+    except Exception:
+        response = None
+    if response is None:
+        http_error(w, idx, s, txn, 500, False, b'P', b'R')
+        return True
+    http_error(w, idx, s, txn, 200, False, b'L', b'R')
+    txn.out_cli = response
+    txn.status = int(response[9:12])
+    txn.close_client = not keep_alive
+    txn.req_error = False
+    return True
+
+
 cdef bint http_server_failed(Worker w, int idx, Session *s, HttpTxn txn):
     if txn.reused and not txn.retried and txn.rsp_bytes_in == 0 and txn.req_mode == BODY_NONE:
         return http_retry_fresh(w, idx, s, txn)
@@ -1021,7 +1079,8 @@ cdef int64_t http_deadline(Worker w, int idx, Session *s):
             t = fe.t_http_keep_alive or t
         if t:
             dl = earliest(dl, txn.t_start + t)
-    elif fe.t_client and (txn.req_state == RQ_BODY or txn.out_cli is not None or txn.rsp_avail > 0):
+    elif fe.t_client and (txn.req_state == RQ_BODY or txn.req_state == RQ_APPLET or
+                          txn.out_cli is not None or txn.rsp_avail > 0):
         # a client that half-closed is under timeout client-fin when one is set
         t = fe.t_client_fin if fe.t_client_fin and s.cli.rd_eof else fe.t_client
         dl = earliest(dl, s.cli.last + t)

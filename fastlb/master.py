@@ -99,6 +99,7 @@ class Master:
         self.shm = SharedState(len(tables.frontends), len(tables.backends), tables.nservers,
                                nworkers)
         init_shared_state(self.shm, tables)
+        tables.state = self.shm              # the stats page and exporter read it in workers
         self.shm.view[shared.G_MASTER_PID] = self.pid
         self.shm.view[shared.G_START_MS] = int(time.time() * 1000)
         self.cli = CliServer(tables, self.shm, Admin(tables, self.shm, self.pid, program, quiet))

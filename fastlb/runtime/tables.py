@@ -5,12 +5,14 @@ same tables and the same shared-counter layout.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from ..config.model import Config, Proxy
 from ..http.acl import ConditionCompiler, PrefixSwitch, Request
 from ..http.rules import apply_header_rule, redirect_response, return_response
 from ..lb.lookup import ALGORITHMS, ServerView, build_lookup
+from ..stats.page import Applets, StatsPage
 from . import shm as shared
 
 LOG_NONE, LOG_CONNECT, LOG_TCPLOG, LOG_HTTPLOG = 0, 1, 2, 3
@@ -27,6 +29,7 @@ class BackendTable:
     algorithm: int                # fastlb.lb.lookup.LB_*
     options: dict                 # algorithm options for the worker (see Worker.add_backend)
     first_server_shm: int
+    rules: object = None          # the backend's own http-request rules / stats page, or None
 
     def lookup_builder(self, state: "shared.SharedState"):
         """``build() -> Lookup`` from the servers' current shared state and weights."""
@@ -64,6 +67,8 @@ class RuntimeTables:
     frontends: list
     backends: list
     nservers: int
+    applets: Applets = None       # stats page and Prometheus answers
+    state: object = None          # the SharedState, attached by the master before it forks
 
     def backend_name(self, fe: int, be: int) -> str:
         return self.backends[be].proxy.name if be >= 0 else self.frontends[fe].proxy.name
@@ -102,6 +107,7 @@ def compile_tables(config: Config) -> RuntimeTables:
         nservers += len(servers)
         backends.append(table)
 
+    applets = Applets(None)
     frontends: list[FrontendTable] = []
     for proxy in config.frontends:
         unconditional = [name for name, cond, _ in proxy.switching_rules if cond is None]
@@ -125,12 +131,18 @@ def compile_tables(config: Config) -> RuntimeTables:
                                        backend=by_name.get(target, -1) if target else -1,
                                        log_mode=log_mode, listeners=list(proxy.listeners),
                                        router=build_router(proxy, by_name,
-                                                           by_name.get(target, -1) if target else -1)))
-    return RuntimeTables(config=config, frontends=frontends, backends=backends, nservers=nservers)
+                                                           by_name.get(target, -1) if target else -1,
+                                                           applets)))
+    for table in backends:
+        table.rules = build_backend_rules(table.proxy, applets)
+    tables = RuntimeTables(config=config, frontends=frontends, backends=backends,
+                           nservers=nservers, applets=applets)
+    applets.tables = tables
+    return tables
 
 
 # What the router tells the worker loop (fastlb/_http.pxi keeps the same numbers).
-ROUTE_BACKEND, ROUTE_DENY, ROUTE_RESPOND, ROUTE_RAW, ROUTE_REJECT = 0, 1, 2, 3, 4
+ROUTE_BACKEND, ROUTE_DENY, ROUTE_RESPOND, ROUTE_RAW, ROUTE_REJECT, ROUTE_APPLET = range(6)
 
 
 def monitor_matches(monitor: str, url: str) -> bool:
@@ -144,25 +156,48 @@ def monitor_matches(monitor: str, url: str) -> bool:
     return url == monitor
 
 
-def build_router(proxy: Proxy, by_name: dict, default: int):
+def stats_check(proxy: Proxy, applets: Applets, compiler: ConditionCompiler):
+    """``check(request) -> (ROUTE_APPLET, answer) | None`` for a proxy with a stats page."""
+    if proxy.stats is None or proxy.mode != "http":
+        return None
+    page = StatsPage(applets, proxy)
+    admin = [compiler.compile(cond) for cond in proxy.stats.admin]
+
+    def check(request):
+        if not page.matches(request.method, request.url):
+            return None
+        allowed = any(matches(request) for matches in admin)
+        return ROUTE_APPLET, functools.partial(page.answer, admin=allowed)
+
+    return check
+
+
+def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets = None):
     """``route(method, url, headers, src, dst_port, version) -> (ROUTE_*, value)`` for an
-    HTTP frontend with rules, conditional switching or a monitor-uri; None otherwise.
-    Header rules edit ``headers`` in place."""
+    HTTP frontend with rules, conditional switching, a monitor-uri or a stats page; None
+    otherwise.  Header rules edit ``headers`` in place.  Order as HAProxy's: monitor-uri,
+    http-request rules, the stats page, then backend switching."""
     if proxy.mode != "http" or not (proxy.http_request_rules or proxy.monitor_uri or
+                                    proxy.stats or
                                     any(c for _, c, _ in proxy.switching_rules)):
         return None
     monitor = proxy.monitor_uri
     compiler = ConditionCompiler(proxy.acls)
     rules = [(rule, compiler.compile(rule.condition)) for rule in proxy.http_request_rules]
     switches = compile_switching(proxy.switching_rules, compiler, by_name)
+    stats = stats_check(proxy, applets, compiler)
 
     def route(method, url, headers, src, dst_port, version):
         request = Request(method, url, headers, src, dst_port, version)
         if monitor is not None and monitor_matches(monitor, request.url):
             return ROUTE_RESPOND, 200
-        verdict = run_request_rules(rules, request, headers)
+        verdict = run_request_rules(rules, request, headers, applets)
         if verdict is not None:
             return verdict
+        if stats is not None:
+            verdict = stats(request)
+            if verdict is not None:
+                return verdict
         for matches, backend in switches:
             if isinstance(matches, PrefixSwitch):
                 position = matches.first(request.path)
@@ -192,13 +227,15 @@ def compile_switching(rules: list, compiler: ConditionCompiler, by_name: dict) -
     return steps
 
 
-def run_request_rules(rules: list, request: Request, headers: list):
-    """http-request rules in order: a final verdict (deny, reject, return, redirect), or
-    None once every header rule that matched has edited ``headers``."""
+def run_request_rules(rules: list, request: Request, headers: list, applets=None):
+    """http-request rules in order: a final verdict (deny, reject, return, redirect,
+    use-service), or None once every header rule that matched has edited ``headers``."""
     for rule, matches in rules:
         if not matches(request):
             continue
         action = rule.action
+        if action == "use-service":
+            return ROUTE_APPLET, applets.prometheus
         if action == "deny":
             return ROUTE_DENY, rule.status
         if action == "reject":
@@ -211,17 +248,23 @@ def run_request_rules(rules: list, request: Request, headers: list):
     return None
 
 
-def build_backend_rules(proxy: Proxy):
+def build_backend_rules(proxy: Proxy, applets: Applets = None):
     """``rules(method, url, headers, src, dst_port, version) -> verdict | None`` for a
-    backend's own http-request rules (a listen section's run with its frontend part)."""
-    if proxy.kind != "backend" or proxy.mode != "http" or not proxy.http_request_rules:
+    backend's own http-request rules and stats page (a listen section's run with its
+    frontend part)."""
+    if proxy.kind != "backend" or proxy.mode != "http" or not (proxy.http_request_rules or
+                                                                proxy.stats):
         return None
     compiler = ConditionCompiler(proxy.acls)
     rules = [(rule, compiler.compile(rule.condition)) for rule in proxy.http_request_rules]
+    stats = stats_check(proxy, applets, compiler)
 
     def apply(method, url, headers, src, dst_port, version):
-        return run_request_rules(rules, Request(method, url, headers, src, dst_port, version),
-                                 headers)
+        request = Request(method, url, headers, src, dst_port, version)
+        verdict = run_request_rules(rules, request, headers, applets)
+        if verdict is None and stats is not None:
+            verdict = stats(request)
+        return verdict
 
     return apply
 

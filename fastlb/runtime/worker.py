@@ -18,7 +18,7 @@ from ..logsink import INFO, LogSink, format_address
 from .listeners import listener_backlog, listening_socket
 from ..http.cookies import Persistence
 from .shm import SharedState
-from .tables import LOG_NONE, RuntimeTables, build_backend_rules, build_response_editor
+from .tables import LOG_NONE, RuntimeTables, build_response_editor
 
 def raise_fd_limit(wanted: int | None) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -129,7 +129,7 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
                            error_pages=p.errorfiles,
                            response_editor=build_response_editor(p),
                            http_close=HTTP_CLOSE_MODES[p.options.http_mode],
-                           request_rules=build_backend_rules(p), cookie=cookie)
+                           request_rules=be.rules, cookie=cookie)
     sockets = []
     for fe in tables.frontends:
         p = fe.proxy

@@ -63,7 +63,7 @@ class Admin:
     def _log(self, be, level: int, message: str, stderr: str = "") -> None:
         self.sinks[be.index].send(level, message)
         if not self.quiet:
-            console("ALERT" if level <= ALERT else "WARNING", stderr or message)
+            console("ALERT" if level == EMERG else "WARNING", stderr or message)
 
     def _counts(self, be) -> tuple:
         active = backup = 0

@@ -160,6 +160,9 @@ class Collector:
             "-": "-",
         }
         self._http_counts(row, c, http)
+        if not http:                     # HAProxy: these stay for TCP, intercepted goes
+            row.update(req_tot=c["req_tot"], comp_in=0, comp_out=0, comp_byp=0, comp_rsp=0)
+            del row["intercepted"]
         self._modules(row, c, http, st.total(st.fe_off + fe.index))
         return row
 
@@ -218,6 +221,8 @@ class Collector:
         if any(s is not None for s in be.server_models):
             row["downtime"] = st.downtime(base, up, words)
         self._http_counts(row, c, http)
+        if not http:
+            row.update(comp_in=0, comp_out=0, comp_byp=0, comp_rsp=0)
         self._modules(row, c, http, 0)
         return row
 
@@ -282,7 +287,8 @@ class Collector:
                 "chkdown": st.load(base + shared.SRV_CHKDOWN),
                 "downtime": st.downtime(base, st.server_up(k), words),
                 "check_status": status,
-                "check_duration": st.load(base + shared.SRV_CHECK_MS),
+                "check_duration": st.load(base + shared.SRV_CHECK_MS) if status != "INI"
+                else None,
                 "check_desc": CHECK_DESC.get(status, ""),
                 "check_rise": server.rise, "check_fall": server.fall, "check_health": health,
             })
