@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import HTTP_DEFAULTS, HttpClient, free_port, http_response, wait_until
+from conftest import HTTP_DEFAULTS, HttpClient, free_port, wait_until
 
 # spec Appendix A: HAProxy 2.6.12's `show stat` header, the contract tools read by position
 APPENDIX_A = (
@@ -112,6 +112,13 @@ def get(port, path="/", auth=None, timeout=5.0):
             return answer.status, dict(answer.headers), answer.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
+
+
+def serving(port) -> bool:
+    try:
+        return get(port, timeout=1)[0] == 200
+    except OSError:
+        return False             # not listening yet
 
 
 def test_show_stat_counts_1000_requests_through_4_workers(fastlb, http_backends, tmp_path):
@@ -392,7 +399,7 @@ def test_csv_shape_matches_haproxy(tmp_path, http_backends):
                                 cwd=tmp_path)
         try:
             wait_until(lambda: sock.exists(), timeout=10, message=f"{name} stats socket")
-            wait_until(lambda: get(port)[0] == 200, timeout=5, message=f"{name} serving")
+            wait_until(lambda: serving(port), timeout=10, message=f"{name} serving")
             for _ in range(5):
                 get(port)
             time.sleep(0.5)
