@@ -101,16 +101,22 @@ def test_stats_page_in_chromium(fastlb, http_backends, tmp_path, browser):
     generated = settled(lambda: browser.find_element(By.ID, "generated").text)
     wait_until(lambda: generated() not in (None, first), timeout=5,
                message="the page to refresh itself")
-    # the admin form: tick s1, choose maint, apply
+    # the admin form (on a page that does not reload under the clicks): tick s1, choose
+    # maint, apply
+    browser.get(url + ";norefresh")
     browser.find_element(By.CSS_SELECTOR, "#px-be input[name='s'][value='s1']").click()
     Select(browser.find_element(By.ID, "action-be")).select_by_value("maint")
     browser.find_element(By.ID, "apply-be").click()
     wait_until(lambda: browser.current_url.startswith(url + ";st=DONE"), timeout=5,
                message="the 303 to ;st=DONE")
-    row = browser.find_element(By.CSS_SELECTOR, "#px-be tr[data-sv='s1']")
-    assert row.get_attribute("data-status") == "MAINT"
-    assert row.get_attribute("class") == "maintain"
-    assert "DONE" in browser.find_element(By.ID, "action-status").text
+    s1_row = settled(lambda: (browser.find_element(By.CSS_SELECTOR, "#px-be tr[data-sv='s1']")
+                              .get_attribute("data-status"),
+                              browser.find_element(By.CSS_SELECTOR, "#px-be tr[data-sv='s1']")
+                              .get_attribute("class"),
+                              browser.find_element(By.ID, "action-status").text))
+    wait_until(lambda: s1_row() is not None, timeout=5, message="the page after the POST")
+    status, css, note = s1_row()
+    assert (status, css) == ("MAINT", "maintain") and "DONE" in note
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "stats-page.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
