@@ -280,6 +280,7 @@ cdef class Worker:
     cdef object log_callback
     cdef object connect_callback
     cdef object http_log_callback
+    cdef object error_capture   # (response, fe, be, srv, bytes, addr, reason): show errors
     cdef list error_pages       # per frontend: {status: bytes} from errorfile lines
     cdef list be_error_pages    # per backend: the same
     cdef list request_editors   # per frontend: callable adding request headers, or None
@@ -502,6 +503,11 @@ cdef class Worker:
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev) != 0:
             raise OSError(errno, "epoll_ctl(wakeup) failed")
         self.wakeup_fd = fd
+
+    def set_error_capture(self, capture):
+        """capture(response, fe, be, server, data, client address, reason): called with
+        every request or response that could not be parsed (fastlb/stats/errors.py)."""
+        self.error_capture = capture
 
     def set_log_callbacks(self, end_callback, connect_callback, http_callback=None):
         """end_callback(fields...) at the end of a tcplog session, connect_callback at accept,

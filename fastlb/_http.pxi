@@ -429,6 +429,17 @@ cdef object parse_head(bytes head, bint request):
     return fields, parser
 
 
+cdef void capture_error(Worker w, Session *s, bint response, bytes data, object reason):
+    """Keep the invalid message for "show errors" (rare: the Python edge is fine here)."""
+    if w.error_capture is None:
+        return
+    try:
+        w.error_capture(response, s.fe, s.be, s.server if response else -1, data,
+                        sockaddr_to_tuple(&s.addr), str(reason))
+    except Exception:
+        pass
+
+
 cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bint raw,
                      char term0, char term1):
     """Answer with HAProxy's page for ``status`` and close once it is out."""
@@ -459,6 +470,7 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     fields, parser = parse_head(head, True)
     txn.requests += 1
     if fields is None:
+        capture_error(w, s, False, head, parser)
         txn.request_line = b"<BADREQ>"
         http_error(w, idx, s, txn, 400, True, b'P', b'R')
         return False
@@ -708,6 +720,7 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     cdef list out
     fields, parser = parse_head(head, False)
     if fields is None:
+        capture_error(w, s, True, head, parser)
         observe(w, &w.backends[s.be], s.server, 7, True)
         http_error(w, idx, s, txn, 502, False, b'P', b'H')
         return False
@@ -839,6 +852,8 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
                 return s.state != ST_FREE
             moved = True
         elif buffered(&s.cli) >= w.bufsize:
+            capture_error(w, s, False, (s.cli.buf + s.cli.head)[:buffered(&s.cli)],
+                          "request head larger than the buffer")
             txn.request_line = b"<BADREQ>"
             http_error(w, idx, s, txn, 400, True, b'P', b'R')   # head larger than a buffer
             return True
@@ -909,6 +924,8 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
                 return True
             return True
         if buffered(&s.srv) >= w.bufsize:
+            capture_error(w, s, True, (s.srv.buf + s.srv.head)[:buffered(&s.srv)],
+                          "response head larger than the buffer")
             http_error(w, idx, s, txn, 502, False, b'P', b'H')
             return True
         r = side_read(w, &s.srv)

@@ -421,3 +421,36 @@ def test_csv_shape_matches_haproxy(tmp_path, http_backends):
     assert len(shapes["fastlb"][0]) == len(shapes["haproxy"][0])
     assert shapes["fastlb"][1] == shapes["haproxy"][1]
     assert shapes["fastlb-status"] == shapes["haproxy-status"]
+
+
+def test_show_errors_keeps_the_last_invalid_request_and_response(fastlb, tmp_path):
+    from conftest import raw_backend
+    bad = raw_backend(b"HTTP/1.1 2x0 Broken\r\nContent-Length: 0\r\n\r\n")
+    port, sock = free_port(), tmp_path / "stats.sock"
+    fastlb(f"""
+    global
+        stats socket {sock} level admin
+    {HTTP_DEFAULTS}
+    frontend fe
+        bind 127.0.0.1:{port}
+        default_backend be
+    backend be
+        server broken 127.0.0.1:{bad.port}
+    """, workers=2, ports=[port])
+    assert cli(sock, "show errors").startswith("Total events captured on [")
+    assert ": 0\n" in cli(sock, "show errors")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.recv(100).startswith(b"HTTP/1.1 400")
+    assert get(port)[0] == 502
+    text = cli(sock, "show errors")
+    assert ": 2\n" in text.split("\n")[0] + "\n"
+    assert "] frontend fe (#2): invalid request\n" in text
+    assert "  backend <NONE> (#-1), server <NONE> (#-1), event #" in text
+    assert "  00000  GET /a\\x01b HTTP/1.1\\r\\n\n" in text
+    assert "] backend be (#3): invalid response\n" in text
+    assert "  frontend fe (#2), server broken (#1), event #" in text
+    assert "  00000  HTTP/1.1 2x0 Broken\\r\\n\n" in text
+    assert cli(sock, "show errors be response").count("invalid") == 1
+    assert "invalid request" not in cli(sock, "show errors fe response")
+    bad.close()

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from conftest import (free_port, name_handler, recv_exact, recv_until_eof, sha256, wait_until)
+from conftest import (free_port, listening_sockets, name_handler, recv_exact, recv_until_eof, sha256,
+                      wait_until)
 
 TIMEOUTS = """
     timeout connect 1s
@@ -528,6 +529,8 @@ def test_killed_worker_leaks_no_maxconn_slot(fastlb, backends):
     (worker,) = lb.worker_pids()
     os.kill(worker, 9)
     wait_until(lambda: (lambda pids: pids and worker not in pids)(lb.worker_pids()), message="respawn")
+    # the new worker has a title before it has bound the listener: wait for the listener
+    wait_until(lambda: listening_sockets(port) >= 1, message="the new worker's listener")
     for sock in held:
         sock.close()
     for _ in range(2):

@@ -28,6 +28,9 @@ Layout, in 64-bit words:
                so the sums only grow across respawns
     rates      RATE_WORDS per object, then RATE_WORDS for the process: per-second rates
                and their maxima, written once a second by the master (fastlb/stats/)
+    errors     per worker, ERR_WORDS per frontend then per backend: the last request
+               (frontend) or response (backend) that could not be parsed, for "show errors"
+               (fastlb/stats/errors.py)
 
 Who writes what:
 - server state, weight, health and check words: the checker, the stats socket and the
@@ -87,6 +90,7 @@ STAT_MAXIMA = ("smax", "qmax", "qtime_max", "ctime_max", "rtime_max", "ttime_max
 # rates, per object: sessions, requests, connections per second and their maxima
 RATE_NAMES = ("rate", "rate_max", "req_rate", "req_rate_max", "conn_rate", "conn_rate_max")
 RATE_WORDS = 6
+ERR_WORDS = 256     # 2 KiB: a header, the client address, the first bytes of the message
 
 
 class SharedState:
@@ -118,7 +122,9 @@ class SharedState:
         self.stats_base = self.head_base + nworkers * self.head_words
         self.stats_words = self.nobjects * STAT_WORDS          # per worker
         self.rate_base = self.stats_base + nworkers * self.stats_words
-        self.words = self.rate_base + (self.nobjects + 1) * RATE_WORDS
+        self.err_base = self.rate_base + (self.nobjects + 1) * RATE_WORDS
+        self.err_slots = nfrontends + nbackends                   # per worker
+        self.words = self.err_base + nworkers * self.err_slots * ERR_WORDS
         self.mm = mmap.mmap(-1, max(self.words, 1) * WORD, flags=mmap.MAP_SHARED,
                             prot=mmap.PROT_READ | mmap.PROT_WRITE)
         self.view = memoryview(self.mm).cast("Q")   # plain reads for statistics
@@ -189,7 +195,7 @@ class SharedState:
         if everything:
             start = self.stats_base * WORD
             self.mm[start:self.rate_base * WORD] = bytes((self.rate_base - self.stats_base) * WORD)
-            for i in range(self.rate_base, self.words):
+            for i in range(self.rate_base, self.err_base):
                 self.view[i] = 0
             return
         for worker in range(self.nworkers):

@@ -18,6 +18,7 @@ from ..logsink import INFO, LogSink, format_address
 from .listeners import listener_backlog, listening_socket
 from ..http.cookies import Persistence
 from .shm import SharedState
+from ..stats.errors import ErrorCapture
 from .tables import LOG_NONE, RuntimeTables, build_response_editor
 
 def raise_fd_limit(wanted: int | None) -> None:
@@ -149,6 +150,8 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
             sockets.append(sock)
             worker.add_listener(sock.fileno(), fe.index, sock.getsockname()[1])
 
+    worker.set_error_capture(ErrorCapture(shm, worker_id).record)
+    shm.set_worker_pid(worker_id, os.getpid())
     if any(fe.log_mode != LOG_NONE for fe in tables.frontends):
         logger = TrafficLogger(tables, master_pid, program)
         worker.set_log_callbacks(logger.session_end, logger.connect, logger.http_end)

@@ -17,6 +17,7 @@ import time
 from ..runtime import shm as shared
 from .admin import Admin, AdminError
 from .collect import Collector
+from .errors import show_errors
 from .render import show_info, show_servers_state, show_stat, show_stat_typed
 
 LEVELS = {"user": 0, "operator": 1, "admin": 2}
@@ -115,7 +116,9 @@ class Commands:
             return self.show_sess()
         if head == "show errors":
             self.need(session, LEVELS["operator"])
-            return self.show_errors()
+            rest = w[2:]
+            which = rest.pop() if rest and rest[-1] in ("request", "response") else None
+            return show_errors(self.tables, self.state, rest[0] if rest else None, which)
         if head == "clear counters":
             everything = w[2:3] == ["all"]
             self.need(session, LEVELS["admin"] if everything else LEVELS["operator"])
@@ -173,10 +176,6 @@ class Commands:
                 lines.append(f"  srv={be.proxy.name}/{name}: {st.summed(st.srv_off + k)} "
                              f"sessions, {st.total(st.srvq_off + k)} queued")
         return "\n".join(lines) + "\n"
-
-    def show_errors(self) -> str:
-        stamp = time.strftime("%d/%b/%Y:%H:%M:%S", time.localtime())
-        return f"Total events captured on [{stamp}.000] : 0\n"
 
     # -- changes ----------------------------------------------------------------------------
     def change(self, w: list, session: Session) -> str:
