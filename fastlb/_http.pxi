@@ -146,6 +146,7 @@ cdef class HttpTxn:
         self.is_head = self.reused = self.retried = self.error_sent = self.logged = False
         self.counted = self.req_error = False
         self.applet = None
+        self.method_seen = self.url_seen = self.headers_seen = self.version_seen = None
         self.bytes_in = 0
         self.be_counted = False
         self.ck_client = self.ck_server = "-"
@@ -458,6 +459,13 @@ cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bin
         http_drop_server(w, s)
 
 
+cdef inline void applet_request(HttpTxn txn, bytes method, object fields, bytes version):
+    """Keep the parsed request for the applet (only then: an idle keep-alive connection
+    must not hold its last request's headers)."""
+    txn.method_seen, txn.url_seen, txn.headers_seen = method, fields.url, fields.headers
+    txn.version_seen = version
+
+
 cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     """Analyse a complete request head; returns False when it could not be forwarded."""
     cdef FrontendRt *fe = &w.frontends[s.fe]
@@ -502,12 +510,12 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     else:
         txn.req_mode = BODY_NONE
     txn.close_client = not keep_alive
-    txn.method_seen, txn.url_seen, txn.headers_seen = method, fields.url, fields.headers
-    txn.version_seen = version
     router = w.routers[s.fe]
     if router is not None:
         verdict = router(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
                          w.listeners[s.listener].port, version)
+        if verdict[0] == ROUTE_APPLET:
+            applet_request(txn, method, fields, version)
         if not http_local_answer(w, idx, s, txn, verdict, keep_alive):
             return False
         value = verdict[1]
@@ -523,6 +531,8 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     if rules is not None:
         verdict = rules(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
                         w.listeners[s.listener].port, version)
+        if verdict is not None and verdict[0] == ROUTE_APPLET:
+            applet_request(txn, method, fields, version)
         if verdict is not None and not http_local_answer(w, idx, s, txn, verdict, keep_alive):
             return False
     mode = fe.http_close if fe.http_close > w.backends[s.be].http_close else w.backends[s.be].http_close
