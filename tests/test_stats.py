@@ -454,3 +454,11 @@ def test_show_errors_keeps_the_last_invalid_request_and_response(fastlb, tmp_pat
     assert cli(sock, "show errors be response").count("invalid") == 1
     assert "invalid request" not in cli(sock, "show errors fe response")
     bad.close()
+
+
+def test_counter_layout_is_the_same_in_c_and_python():
+    """_stats.pxi's DEF numbers and runtime/shm.py's STAT_NAMES describe the same words."""
+    from fastlb._core import stat_layout
+    from fastlb.runtime.shm import STAT, STAT_WORDS
+    assert stat_layout() == (STAT_WORDS, STAT["lastsess"])
+    assert max(STAT.values()) < STAT_WORDS
