@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import textwrap
 import time
 import urllib.request
@@ -457,8 +458,12 @@ def test_show_errors_keeps_the_last_invalid_request_and_response(fastlb, tmp_pat
 
 
 def test_counter_layout_is_the_same_in_c_and_python():
-    """_stats.pxi's DEF numbers and runtime/shm.py's STAT_NAMES describe the same words."""
-    from fastlb._core import stat_layout
-    from fastlb.runtime.shm import STAT, STAT_WORDS
-    assert stat_layout() == (STAT_WORDS, STAT["lastsess"])
-    assert max(STAT.values()) < STAT_WORDS
+    """_stats.pxi's DEF numbers and runtime/shm.py's STAT_NAMES describe the same words.
+    (-P: the installed, compiled package, as the other tests run it.)"""
+    check = ("from fastlb._core import stat_layout; "
+             "from fastlb.runtime.shm import STAT, STAT_WORDS; "
+             "assert stat_layout() == (STAT_WORDS, STAT['lastsess']), stat_layout(); "
+             "assert max(STAT.values()) < STAT_WORDS; print('same')")
+    out = subprocess.run([sys.executable, "-P", "-c", check], capture_output=True, text=True,
+                         cwd="/")
+    assert out.stdout == "same\n", out.stderr
