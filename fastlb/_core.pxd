@@ -126,7 +126,6 @@ cdef struct FrontendRt:
     int http_close          # as in BackendRt; the stronger of the two applies
     int64_t t_http_request
     int64_t t_http_keep_alive
-    int64_t maxconn         # 0: unlimited
     int64_t t_client
     int64_t t_client_fin
     int clitcpka

@@ -399,8 +399,9 @@ cdef class Worker:
                     int64_t t_queue, int retries, int redispatch, int srvtcpka, int shm_index,
                     int first_server_shm, int http=0, error_pages=None, response_editor=None,
                     int http_close=0, request_rules=None, cookie=None):
-        """servers: [(family, ip, port, maxconn, maxqueue)]; lookup_builder() -> Lookup (the
-        usable servers as arrays, rebuilt from shared state when the table version moves)."""
+        """servers: [(family, ip, port, maxqueue)]; lookup_builder() -> Lookup (the usable
+        servers as arrays, rebuilt from shared state when the table version moves, with the
+        servers' maxconn, which the stats socket may change)."""
         cdef BackendRt *be = &self.backends[self.nbackends]
         cdef int i
         be.nservers = len(servers)
@@ -411,20 +412,15 @@ cdef class Worker:
         if be.servers == NULL or be.srv_shm == NULL or be.srv_maxconn == NULL or \
                 be.srv_maxqueue == NULL:
             raise MemoryError()
-        for i, (family, ip, port, maxconn, maxqueue) in enumerate(servers):
+        for i, (family, ip, port, maxqueue) in enumerate(servers):
             fill_sockaddr(&be.servers[i], family, ip, port)
             be.servers[i].use_client_port = port == 0
             be.servers[i].index = i
             be.servers[i].shm_index = first_server_shm + i
             be.srv_shm[i] = first_server_shm + i
-            be.srv_maxconn[i] = maxconn
             be.srv_maxqueue[i] = maxqueue
-            if maxconn:
-                be.shared_cur = be.limited = 1
         be.algo = algo
         be.observed = options.get("observed", 0)
-        if algo == LB_LEASTCONN or algo == LB_RANDOM:
-            be.shared_cur = 1
         be.consistent = options.get("consistent", 0)
         be.avalanche = options.get("avalanche", 0)
         be.uri_len = options.get("len", 0)
@@ -452,7 +448,7 @@ cdef class Worker:
         self.nbackends += 1
         install_lookup(self, self.nbackends - 1)
 
-    def add_frontend(self, int backend, int64_t maxconn, int64_t t_client, int64_t t_client_fin,
+    def add_frontend(self, int backend, int64_t t_client, int64_t t_client_fin,
                      int clitcpka, int log_mode, int dontlognull, int shm_index, int http=0,
                      int64_t t_http_request=0, int64_t t_http_keep_alive=0, error_pages=None,
                      request_editor=None, router=None, response_editor=None, int http_close=0,
@@ -1334,18 +1330,11 @@ cdef class Worker:
             tq = s.t_dequeued - s.t_queued
         if s.t_established >= 0:
             tc = s.t_established - s.t_connect
-        row = self.be_stats + self.backends[s.be].shm_index * STAT_WORDS
-        row[SC_BYTES_IN] += s.cli.bytes_in
-        row[SC_BYTES_OUT] += s.srv.bytes_in
-        stat_abort(row, s.term0, s.term1)
-        stat_times(row, tq, tc, -1, self.now - s.t_accept)
-        if s.server < 0:
-            return
-        row = self.srv_stats + self.backends[s.be].srv_shm[s.server] * STAT_WORDS
-        row[SC_BYTES_IN] += s.cli.bytes_in
-        row[SC_BYTES_OUT] += s.srv.bytes_in
-        stat_abort(row, s.term0, s.term1)
-        stat_times(row, tq, tc, -1, self.now - s.t_accept)
+        tcp_account_row(self.be_stats + self.backends[s.be].shm_index * STAT_WORDS, s, tq, tc,
+                        self.now - s.t_accept)
+        if s.server >= 0:
+            tcp_account_row(self.srv_stats + self.backends[s.be].srv_shm[s.server] * STAT_WORDS,
+                            s, tq, tc, self.now - s.t_accept)
 
     # ------------------------------------------------------------------ logging (Python edge)
     cdef void log_connect(self, Session *s):

@@ -95,3 +95,12 @@ cdef inline void stat_abort(uint64_t *row, char term0, char term1) noexcept nogi
         row[SC_CLI_ABRT] += 1
     elif term0 == b'S' or term0 == b's':
         row[SC_SRV_ABRT] += 1
+
+
+cdef inline void tcp_account_row(uint64_t *row, Session *s, int64_t tq, int64_t tc,
+                                 int64_t tt) noexcept nogil:
+    """A backend's or server's share of an ending TCP session."""
+    row[SC_BYTES_IN] += s.cli.bytes_in
+    row[SC_BYTES_OUT] += s.srv.bytes_in
+    stat_abort(row, s.term0, s.term1)
+    stat_times(row, tq, tc, -1, tt)

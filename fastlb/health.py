@@ -38,15 +38,6 @@ from .runtime.tables import RuntimeTables
 OBSERVE_POLL_S = 0.05       # how often the traffic error counts are looked at
 READ_LIMIT = 16384
 
-# check status codes stored in shared memory (stats render them by name)
-STATUSES = ("UNK", "INI", "SOCKERR", "L4OK", "L4TOUT", "L4CON", "L6OK", "L6TOUT", "L6RSP",
-            "L7OK", "L7OKC", "L7TOUT", "L7RSP", "L7STS")
-DESCRIPTIONS = {
-    "L4OK": "Layer4 check passed", "L4TOUT": "Layer4 timeout",
-    "L4CON": "Layer4 connection problem", "SOCKERR": "Socket error",
-    "L7OK": "Layer7 check passed", "L7TOUT": "Layer7 timeout",
-    "L7RSP": "Layer7 invalid response", "L7STS": "Layer7 wrong status",
-}
 
 
 @dataclass
@@ -329,7 +320,7 @@ class Checker:
         if not result.passed and was_up:
             st.add(st.server_word(check.k, shared.SRV_CHKFAIL), 1)
         previous_status = st.load(st.server_word(check.k, shared.SRV_CHECK_STATUS))
-        status_index = STATUSES.index(result.status)
+        status_index = shared.CHECK_STATUSES.index(result.status)
         st.store(st.server_word(check.k, shared.SRV_HEALTH), check.health)
         st.store(st.server_word(check.k, shared.SRV_CHECK_STATUS), status_index)
         st.store(st.server_word(check.k, shared.SRV_CHECK_CODE), result.code or 0)
@@ -341,7 +332,7 @@ class Checker:
         check.next_at = now + check.interval()
 
     def describe(self, result: Result) -> str:
-        text = f"reason: {DESCRIPTIONS[result.status]}"
+        text = f"reason: {shared.CHECK_DESCRIPTIONS[result.status]}"
         if result.code is not None:
             text += f", code: {result.code}"
         if result.info:

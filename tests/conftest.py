@@ -430,3 +430,17 @@ HTTP_DEFAULTS = """
 def raw_backend(response: bytes) -> Backend:
     """A server that reads one request head and answers with ``response`` as is."""
     return Backend(lambda conn, backend: (read_head(conn), conn.sendall(response)))
+
+
+def stats_cli(path, command: str, timeout=5.0) -> str:
+    """One stats socket command, VTest's way: one line, half-close, read until the server
+    closes."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(command.encode() + b"\n")
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data.decode()

@@ -6,14 +6,13 @@ from __future__ import annotations
 import collections
 import re
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import (FASTLB, HTTP_DEFAULTS, Backend, HttpBackend, HttpClient, SyslogReceiver, free_port,
-                      http_response, listening_sockets, name_handler, wait_until)
+from conftest import (FASTLB, HTTP_DEFAULTS, HttpBackend, HttpClient, SyslogReceiver, free_port,
+                      http_response, listening_sockets, wait_until)
 
 
 def next_alert(syslog, timeout=3.0) -> str:

@@ -19,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import HTTP_DEFAULTS, HttpClient, free_port, wait_until
+from conftest import stats_cli as cli
 
 # spec Appendix A: HAProxy 2.6.12's `show stat` header, the contract tools read by position
 APPENDIX_A = (
@@ -46,19 +47,6 @@ SERVERS_STATE_HEADER = (
     "srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr "
     "srv_agent_port")
 COLUMNS = APPENDIX_A[2:].rstrip(",").split(",")
-
-
-def cli(path, command: str, timeout=5.0) -> str:
-    """VTest's way: one line, half-close, read until the server closes."""
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(timeout)
-        sock.connect(str(path))
-        sock.sendall(command.encode() + b"\n")
-        sock.shutdown(socket.SHUT_WR)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return data.decode()
 
 
 def stat_rows(text: str) -> dict:
@@ -201,6 +189,10 @@ def test_show_servers_state_and_admin_commands_reach_every_worker(fastlb, http_b
     assert len(b.requests) - before_b == 30 and len(a.requests) - before_a == 10
     assert cli(sock, "set server be/s2 weight 0") == "\n"
     assert stat_rows(cli(sock, "show stat"))[("be", "s2")]["weight"] == "0"
+    # show stat <iid> <type mask> <sid>: proxy 3, servers only, server 1
+    selected = [line.split(",")[:2] for line in cli(sock, "show stat 3 4 1").splitlines()[1:]
+                if line]
+    assert selected == [["be", "s1"]]
     assert cli(sock, "set maxconn server be/s1 7") == "\n"
     assert stat_rows(cli(sock, "show stat"))[("be", "s1")]["slim"] == "7"
     # HAProxy's answers to mistakes

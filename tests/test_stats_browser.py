@@ -8,12 +8,11 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
-import socket
 import tempfile
 
 import pytest
 
-from conftest import HTTP_DEFAULTS, free_port, wait_until
+from conftest import HTTP_DEFAULTS, free_port, stats_cli as cli, wait_until
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
@@ -39,18 +38,6 @@ def browser():
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
-
-
-def cli(path, command: str) -> str:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(5)
-        sock.connect(str(path))
-        sock.sendall(command.encode() + b"\n")
-        sock.shutdown(socket.SHUT_WR)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return data.decode()
 
 
 def settled(read):

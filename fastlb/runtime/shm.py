@@ -74,6 +74,17 @@ ST_CHECKED = 8      # has an active health check
 ST_CFG_MAINT = 16   # maintenance from the configuration ("disabled")
 ST_CHECK_OFF = 32   # "disable health": checks stopped, the server counts as up
 ST_ANY_MAINT = ST_MAINT | ST_CFG_MAINT
+# SRV_CHECK_STATUS holds an index in CHECK_STATUSES (written by the checker, shown by stats)
+CHECK_STATUSES = ("UNK", "INI", "SOCKERR", "L4OK", "L4TOUT", "L4CON", "L6OK", "L6TOUT", "L6RSP",
+                  "L7OK", "L7OKC", "L7TOUT", "L7RSP", "L7STS")
+CHECK_DESCRIPTIONS = {
+    "INI": "Initializing", "SOCKERR": "Socket error", "L4OK": "Layer4 check passed",
+    "L4TOUT": "Layer4 timeout", "L4CON": "Layer4 connection problem",
+    "L6OK": "Layer6 check passed", "L6TOUT": "Layer6 timeout",
+    "L6RSP": "Layer6 invalid response", "L7TOUT": "Layer7 timeout",
+    "L7RSP": "Layer7 invalid response", "L7OK": "Layer7 check passed",
+    "L7OKC": "Layer7 check conditionally passed", "L7STS": "Layer7 wrong status",
+}
 
 # per-worker statistics counters, per object (the same numbers as fastlb/_stats.pxi)
 STAT_NAMES = (
@@ -190,6 +201,12 @@ class SharedState:
             rows.append(self.view[start:start + STAT_WORDS].tolist())
         return rows
 
+    def stat_sum(self, obj: int, name: str) -> int:
+        """One counter of that object, summed over the workers."""
+        word = self.stats_base + obj * STAT_WORDS + STAT[name]
+        return sum(self.view[word + worker * self.stats_words]
+                   for worker in range(self.nworkers))
+
     def clear_stats(self, everything: bool) -> None:
         """clear counters [all]: the maxima, or every counter."""
         if everything:
@@ -246,8 +263,13 @@ class SharedState:
         servers = self.backend_servers[backend]
         if not servers:
             return True
-        return any(self.server_up(k) and not self.server_state(k) & ST_DRAIN
-                   and self.load(self.server_word(k, SRV_WEIGHT)) > 0 for k in servers)
+        return any(self.server_usable(k) and self.load(self.server_word(k, SRV_WEIGHT)) > 0
+                   for k in servers)
+
+    def server_usable(self, server: int) -> bool:
+        """Up and not draining: it may take new traffic."""
+        bits = self.server_state(server)
+        return bool(bits & ST_RUNNING) and not bits & (ST_ANY_MAINT | ST_DRAIN)
 
     def set_server_state(self, backend: int, server: int, state: int) -> None:
         """Publish a new state; workers rebuild that backend's tables at their next pick.

@@ -23,13 +23,25 @@ NOSRV = "<NOSRV>"
 class BackendTable:
     index: int
     proxy: Proxy
-    servers: list                 # [(family, ip, port, maxconn, maxqueue)] (+ dispatch)
+    servers: list                 # [(family, ip, port, maxqueue)] (+ dispatch); maxconn is
+                                  # in shared memory (the stats socket may change it)
     server_names: list
     server_models: list           # config.model.Server per entry (None for a dispatch address)
     algorithm: int                # fastlb.lb.lookup.LB_*
     options: dict                 # algorithm options for the worker (see Worker.add_backend)
     first_server_shm: int
     rules: object = None          # the backend's own http-request rules / stats page, or None
+
+    def usable_servers(self, state: "shared.SharedState") -> list:
+        """[(index, Server)] of the servers that may take new traffic now."""
+        return [(i, server) for i, server in enumerate(self.server_models)
+                if server is not None and state.server_usable(self.first_server_shm + i)]
+
+    def usable_counts(self, state: "shared.SharedState") -> tuple:
+        """(active, backup) usable servers, as HAProxy's state messages count them."""
+        usable = self.usable_servers(state)
+        backup = sum(1 for _, server in usable if server.backup)
+        return len(usable) - backup, backup
 
     def lookup_builder(self, state: "shared.SharedState"):
         """``build() -> Lookup`` from the servers' current shared state and weights."""
@@ -39,9 +51,7 @@ class BackendTable:
             views = []
             for i, server in enumerate(self.server_models):
                 k = self.first_server_shm + i
-                bits = state.server_state(k)
-                usable = bool(bits & shared.ST_RUNNING) and not bits & (shared.ST_ANY_MAINT |
-                                                                       shared.ST_DRAIN)
+                usable = state.server_usable(k)
                 weight = state.load(state.server_word(k, shared.SRV_WEIGHT))
                 views.append(ServerView(i, server.id if server else 1, weight,
                                         bool(server and server.backup), usable))
@@ -87,13 +97,13 @@ def compile_tables(config: Config) -> RuntimeTables:
         servers, names, models = [], [], []
         for server in proxy.servers:
             servers.append((server.address.family, server.address.ip, server.address.port,
-                            server.maxconn, server.maxqueue))
+                            server.maxqueue))
             names.append(server.name)
             models.append(server)
         if not proxy.servers and proxy.dispatch is not None:
             # HAProxy logs dispatched sessions as <NOSRV>.
             address = proxy.dispatch
-            servers.append((address.family, address.ip, address.port, 0, 0))
+            servers.append((address.family, address.ip, address.port, 0))
             names.append(NOSRV)
             models.append(None)
         options = dict(proxy.balance_args)

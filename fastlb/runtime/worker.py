@@ -135,7 +135,7 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
     for fe in tables.frontends:
         p = fe.proxy
         t = p.timeouts
-        worker.add_frontend(fe.backend, p.maxconn or 0, t.client or 0, t.client_fin or 0,
+        worker.add_frontend(fe.backend, t.client or 0, t.client_fin or 0,
                             int(p.options.clitcpka), fe.log_mode, int(p.options.dontlognull),
                             fe.index, http=int(p.mode == "http"),
                             t_http_request=t.http_request or 0,

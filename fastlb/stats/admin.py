@@ -65,20 +65,14 @@ class Admin:
         if not self.quiet:
             console("ALERT" if level == EMERG else "WARNING", stderr or message)
 
-    def _counts(self, be) -> tuple:
-        active = backup = 0
-        for i, server in enumerate(be.server_models):
-            k = be.first_server_shm + i
-            if server is not None and self.state.server_up(k) and \
-                    not self.state.server_state(k) & shared.ST_DRAIN:
-                if server.backup:
-                    backup += 1
-                else:
-                    active += 1
-        return active, backup
+    @staticmethod
+    def label(be, i: int) -> str:
+        """"Server b/s" or "Backup Server b/s", as the messages name it."""
+        server = be.server_models[i]
+        return f"{'Backup ' if server.backup else ''}Server {be.proxy.name}/{server.name}"
 
     def _no_server_left(self, be, before: tuple) -> None:
-        if sum(before) and not sum(self._counts(be)):
+        if sum(before) and not sum(be.usable_counts(self.state)):
             proxy = be.proxy
             self._log(be, EMERG, f"{proxy.type_name} {proxy.name} has no server available!",
                       f"{proxy.type_name} '{proxy.name}' has no server available!")
@@ -96,15 +90,13 @@ class Admin:
     def maint(self, be, i: int) -> bool:
         """Forced maintenance (clears forced drain)."""
         k = be.first_server_shm + i
-        server = be.server_models[i]
-        counts = self._counts(be)
+        counts = be.usable_counts(self.state)
         was_maint = self.state.server_state(k) & shared.ST_ANY_MAINT
         changed = self._set_bits(be, i, shared.ST_MAINT, shared.ST_DRAIN)
         if changed and not was_maint:
-            active, backup = self._counts(be)
+            active, backup = be.usable_counts(self.state)
             sessions = self.state.summed(self.state.srv_off + k)
-            self._log(be, ALERT, f"{'Backup ' if server.backup else ''}Server "
-                                 f"{be.proxy.name}/{server.name} is going DOWN for maintenance. "
+            self._log(be, ALERT, f"{self.label(be, i)} is going DOWN for maintenance. "
                                  f"{active} active and {backup} backup servers left. {sessions} "
                                  f"sessions active, 0 requeued, 0 remaining in queue.")
             self._no_server_left(be, counts)
@@ -121,30 +113,26 @@ class Admin:
                 self.state.store(self.state.server_word(k, shared.SRV_HEALTH), server.rise)
             changed = self._set_bits(be, i, shared.ST_RUNNING,
                                      shared.ST_ANY_MAINT | shared.ST_DRAIN)
-            self._log(be, NOTICE, f"{'Backup ' if server.backup else ''}Server "
-                                  f"{be.proxy.name}/{server.name} is UP/READY (leaving forced "
-                                  f"maintenance).")
+            self._log(be, NOTICE, f"{self.label(be, i)} is UP/READY (leaving forced "
+                                  "maintenance).")
             return changed
         if bits & shared.ST_DRAIN:
             changed = self._set_bits(be, i, 0, shared.ST_DRAIN)
-            self._log(be, NOTICE, f"{'Backup ' if server.backup else ''}Server "
-                                  f"{be.proxy.name}/{server.name} is UP (leaving forced drain).")
+            self._log(be, NOTICE, f"{self.label(be, i)} is UP (leaving forced drain).")
             return changed
         return False
 
     def drain(self, be, i: int) -> bool:
         """Forced drain (clears forced maintenance)."""
         k = be.first_server_shm + i
-        server = be.server_models[i]
-        counts = self._counts(be)
+        counts = be.usable_counts(self.state)
         bits = self.state.server_state(k)
         set_bits = shared.ST_DRAIN | (shared.ST_RUNNING if bits & shared.ST_ANY_MAINT else 0)
         changed = self._set_bits(be, i, set_bits, shared.ST_ANY_MAINT)
         if changed:
-            active, backup = self._counts(be)
+            active, backup = be.usable_counts(self.state)
             queued = self.state.total(self.state.srvq_off + k)
-            self._log(be, NOTICE, f"{'Backup ' if server.backup else ''}Server "
-                                  f"{be.proxy.name}/{server.name} enters drain state. {active} "
+            self._log(be, NOTICE, f"{self.label(be, i)} enters drain state. {active} "
                                   f"active and {backup} backup servers online. 0 sessions "
                                   f"requeued, {queued} total in queue.")
             self._no_server_left(be, counts)

@@ -138,25 +138,8 @@ class Commands:
         up, no_maint = "up" in args, "no-maint" in args
         if typed:
             return show_stat_typed(self.collector)
-        text = show_stat(self.collector, only_up=up, no_maint=no_maint)
-        if len(numbers) == 3 and numbers != ["-1", "-1", "-1"]:
-            iid, kinds, sid = (int(n) for n in numbers)
-            lines = text.split("\n")
-            kept = [lines[0]]
-            for line in lines[1:]:
-                if not line:
-                    continue
-                cols = line.split(",")
-                row_type = int(cols[32])
-                if iid != -1 and int(cols[27]) != iid:
-                    continue
-                if kinds != -1 and not kinds & (1 << row_type):
-                    continue
-                if sid != -1 and row_type == 2 and int(cols[28]) != sid:
-                    continue
-                kept.append(line)
-            text = "\n".join(kept) + "\n"
-        return text
+        select = tuple(int(n) for n in numbers) if len(numbers) == 3 else (-1, -1, -1)
+        return show_stat(self.collector, only_up=up, no_maint=no_maint, select=select)
 
     def show_sess(self) -> str:
         """A summary (the sessions live in the workers' memory, not in the master's):

@@ -15,20 +15,14 @@ from ..runtime import shm as shared
 from ..runtime.shm import STAT, STAT_WORDS, SharedState
 from .fields import BACKEND, FRONTEND, SERVER
 
-# HAProxy's check status numbers (show servers state), and their words
+# HAProxy's check status numbers (show servers state)
 HCHK = ("UNK", "INI", "START", "CHECKED", "HANA", "SOCKERR", "L4OK", "L4TOUT", "L4CON",
         "L6OK", "L6TOUT", "L6RSP", "L7TOUT", "L7RSP", "L57DATA", "L7OK", "L7OKC", "L7STS",
         "PROCERR", "PROCTOUT", "PROCOK")
-CHECK_DESC = {
-    "INI": "Initializing", "SOCKERR": "Socket error", "L4OK": "Layer4 check passed",
-    "L4TOUT": "Layer4 timeout", "L4CON": "Layer4 connection problem",
-    "L6OK": "Layer6 check passed", "L6TOUT": "Layer6 timeout",
-    "L6RSP": "Layer6 invalid response", "L7TOUT": "Layer7 timeout",
-    "L7RSP": "Layer7 invalid response", "L7OK": "Layer7 check passed",
-    "L7OKC": "Layer7 check conditionally passed", "L7STS": "Layer7 wrong status",
-}
 PASSED = {"L4OK", "L6OK", "L7OK"}
 TIME_SAMPLES = 512           # as _stats.pxi
+# counters whose workers' values combine as the highest, not the sum
+HIGHEST = {STAT[name] for name in shared.STAT_MAXIMA + ("lastsess",)}
 HTTP_ONLY = ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other",
              "req_tot", "comp_in", "comp_out", "comp_byp", "comp_rsp", "cache_lookups",
              "cache_hits")
@@ -51,9 +45,9 @@ def default_maxconn(config) -> int:
 
 
 def check_status_name(state: SharedState, k: int) -> str:
-    from ..health import STATUSES
     index = state.load(state.server_word(k, shared.SRV_CHECK_STATUS))
-    name = STATUSES[index] if index < len(STATUSES) else "UNK"
+    statuses = shared.CHECK_STATUSES
+    name = statuses[index] if index < len(statuses) else "UNK"
     return "INI" if name == "UNK" else name
 
 
@@ -70,11 +64,9 @@ class Counters:
     def read(cls, state: SharedState, obj: int) -> "Counters":
         rows = state.stats_rows(obj)
         total = [0] * STAT_WORDS
-        maxima = {STAT[n] for n in ("smax", "qmax", "qtime_max", "ctime_max", "rtime_max",
-                                    "ttime_max", "lastsess")}
         for row in rows:
             for i, value in enumerate(row):
-                total[i] = max(total[i], value) if i in maxima else total[i] + value
+                total[i] = max(total[i], value) if i in HIGHEST else total[i] + value
         counters = cls(total)
         # the workers' timing windows, weighted by how many samples each holds
         n = sum(min(r[STAT["samples"]], TIME_SAMPLES) for r in rows)
@@ -172,26 +164,12 @@ class Collector:
         obj = st.backend_object(be.index)
         c = Counters.read(st, obj)
         http = proxy.mode == "http"
-        weight = active = backup = uweight = 0
-        usable_active = False
-        for i, server in enumerate(be.server_models):
-            k = be.first_server_shm + i
-            w = st.load(st.server_word(k, shared.SRV_WEIGHT))
-            uweight += w
-            if server is None:
-                continue
-            if st.server_up(k) and not st.server_state(k) & shared.ST_DRAIN:
-                if server.backup:
-                    backup += 1
-                else:
-                    active += 1
-                    usable_active = True
-        for i, server in enumerate(be.server_models):
-            k = be.first_server_shm + i
-            if server is not None and st.server_up(k) and \
-                    not st.server_state(k) & shared.ST_DRAIN and \
-                    (not server.backup or not usable_active):
-                weight += st.load(st.server_word(k, shared.SRV_WEIGHT))
+        uweight = sum(st.load(st.server_word(be.first_server_shm + i, shared.SRV_WEIGHT))
+                      for i in range(len(be.server_models)))
+        active, backup = be.usable_counts(st)
+        # the weight that serves: the active servers', or the backups' when none is left
+        weight = sum(st.load(st.server_word(be.first_server_shm + i, shared.SRV_WEIGHT))
+                     for i, server in be.usable_servers(st) if not server.backup or not active)
         up = st.backend_up(be.index)
         base = st.backend_word(be.index, 0)
         words = (shared.BE_LAST_CHANGE, shared.BE_CHKDOWN, shared.BE_DOWN_SINCE,
@@ -289,7 +267,7 @@ class Collector:
                 "check_status": status,
                 "check_duration": st.load(base + shared.SRV_CHECK_MS) if status != "INI"
                 else None,
-                "check_desc": CHECK_DESC.get(status, ""),
+                "check_desc": shared.CHECK_DESCRIPTIONS.get(status, ""),
                 "check_rise": server.rise, "check_fall": server.fall, "check_health": health,
             })
             if status.startswith("L7") and status not in ("L7TOUT", "L7RSP"):

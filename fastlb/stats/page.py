@@ -18,6 +18,8 @@ from .admin import Admin, AdminError
 from .collect import Collector
 from .render import info_fields, prometheus, show_stat
 
+UNAUTHORIZED = (b"<html><body><h1>401 Unauthorized</h1>\nYou need a valid user and password "
+                b"to access this content.\n</body></html>\n")
 # stats page admin verbs (spec 12.5) -> Admin calls
 ACTIONS = ("maint", "drain", "ready", "disable", "enable", "stop", "start", "dhlth", "ehlth",
            "hrunn", "hnolb", "hdown", "shutdown")
@@ -25,7 +27,7 @@ ACTIONS = ("maint", "drain", "ready", "disable", "enable", "stop", "start", "dhl
 
 def response(status: int, reason: str, headers: list, body: bytes, version: bytes,
              head_only: bool = False) -> bytes:
-    """HTTP/1.1 answers are chunked (as HAProxy's stats applet), HTTP/1.0 ones sized."""
+    """200 answers to HTTP/1.1 are chunked (as HAProxy's stats applet), others sized."""
     lines = [f"HTTP/1.1 {status} {reason}"]
     lines += [f"{name}: {value}" for name, value in headers]
     if version == b"1.1" and status == 200:
@@ -128,9 +130,9 @@ class StatsPage:
     def answer(self, method, url, headers, body, client_ip, version: bytes = b"1.1",
                admin: bool = False) -> bytes:
         if not self.authorized(headers):
-            return self._unauthorized(b"<html><body><h1>401 Unauthorized</h1>\nYou need a "
-                                      b"valid user and password to access this content.\n"
-                                      b"</body></html>\n")
+            return response(401, "Unauthorized", [
+                ("cache-control", "no-cache"), ("content-type", "text/html"),
+                ("www-authenticate", f'Basic realm="{self.page.realm}"')], UNAUTHORIZED, version)
         options = stats_options(self.page.uri, url.decode("latin-1"))
         if method == b"POST":
             return self.post(body, options, admin)
@@ -147,21 +149,15 @@ class StatsPage:
         return response(200, "OK", headers_out, self.html(options, admin).encode(), version,
                         head_only)
 
-    def _unauthorized(self, text: bytes) -> bytes:
-        head = ("HTTP/1.1 401 Unauthorized\r\ncontent-length: %d\r\ncache-control: no-cache\r\n"
-                "content-type: text/html\r\nwww-authenticate: Basic realm=\"%s\"\r\n\r\n"
-                % (len(text), self.page.realm))
-        return head.encode() + text
-
     # -- admin POST -------------------------------------------------------------------------
     def post(self, body: bytes, options: dict, admin: bool) -> bytes:
         code = self.apply(body, admin)
         location = f"{self.page.uri};st={code}"
         if options["scope"]:
             location += f"?scope={options['scope']}"
-        return ("HTTP/1.1 303 See Other\r\ncache-control: no-cache\r\n"
-                "content-type: text/plain\r\ncontent-length: 0\r\n"
-                f"location: {location}\r\n\r\n").encode()
+        return response(303, "See Other", [("cache-control", "no-cache"),
+                                           ("content-type", "text/plain"),
+                                           ("location", location)], b"", b"1.1")
 
     def apply(self, body: bytes, admin: bool) -> str:
         if not admin:

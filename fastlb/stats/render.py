@@ -4,6 +4,7 @@ collect.py and columns from fields.py."""
 from __future__ import annotations
 
 import os
+import resource
 import time
 
 from .. import __version__
@@ -22,9 +23,18 @@ def csv_line(row: dict) -> str:
     return ",".join(_text(row.get(f.name)) for f in FIELDS) + ","
 
 
-def show_stat(collector: Collector, scope=None, only_up=False, no_maint=False) -> str:
+def selected(row: dict, iid: int, kinds: int, sid: int) -> bool:
+    """`show stat <iid> <type> <sid>`: -1 for any; type is a mask (1 frontend, 2 backend,
+    4 server); sid applies to server rows."""
+    return (iid == -1 or row["iid"] == iid) and (kinds == -1 or kinds & (1 << row["type"])) \
+        and (sid == -1 or row["type"] != 2 or row["sid"] == sid)
+
+
+def show_stat(collector: Collector, scope=None, only_up=False, no_maint=False,
+              select=(-1, -1, -1)) -> str:
     lines = [CSV_HEADER]
-    lines += [csv_line(row) for row in collector.rows(scope, only_up, no_maint)]
+    lines += [csv_line(row) for row in collector.rows(scope, only_up, no_maint)
+              if selected(row, *select)]
     return "\n".join(lines) + "\n"
 
 
@@ -111,16 +121,10 @@ def info_fields(collector: Collector) -> list:
     process = st.nobjects
     rates = {name: st.view[st.rate_word(process, i)] for i, name in enumerate(shared.RATE_NAMES)}
     uptime = max(0, int(time.time() * 1000) - st.view[shared.G_START_MS]) // 1000
-    cum_conns = cum_req = 0
-    for fe in collector.tables.frontends:
-        rows = st.stats_rows(st.frontend_object(fe.index))
-        cum_conns += sum(r[shared.STAT["conn_tot"]] for r in rows)
-        cum_req += sum(r[shared.STAT["req_tot"]] for r in rows)
-    bytes_out = 0
-    for fe in collector.tables.frontends:
-        bytes_out += sum(r[shared.STAT["bytes_out"]]
-                         for r in st.stats_rows(st.frontend_object(fe.index)))
-    import resource
+    frontends = [st.frontend_object(fe.index) for fe in collector.tables.frontends]
+    cum_conns = sum(st.stat_sum(obj, "conn_tot") for obj in frontends)
+    cum_req = sum(st.stat_sum(obj, "req_tot") for obj in frontends)
+    bytes_out = sum(st.stat_sum(obj, "bytes_out") for obj in frontends)
     ulimit = cfg.global_.ulimit_n or resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     pids = [p for p in st.worker_pids() if p]
     rss = st.view[shared.G_RSS]

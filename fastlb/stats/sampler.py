@@ -7,7 +7,6 @@ from __future__ import annotations
 import psutil
 
 from ..runtime import shm as shared
-from ..runtime.shm import STAT
 
 
 class RateSampler:
@@ -21,9 +20,6 @@ class RateSampler:
     def due(self, now: float) -> bool:
         return now - self.last_at >= 1.0
 
-    def sum_counter(self, obj: int, name: str) -> int:
-        return sum(row[STAT[name]] for row in self.state.stats_rows(obj))
-
     def tick(self, now: float, pids: list) -> None:
         st = self.state
         elapsed = now - self.last_at if self.last_at else 1.0
@@ -36,7 +32,7 @@ class RateSampler:
         objects += [(st.server_object(k), ("rate", "sess_tot")) for k in range(st.nservers)]
         for obj, *pairs in objects:
             for rate_name, counter in pairs:
-                value = self.sum_counter(obj, counter)
+                value = st.stat_sum(obj, counter)
                 before = self.last.get((obj, counter), value)
                 self.last[(obj, counter)] = value
                 rate = max(0, round((value - before) / max(elapsed, 0.001)))
