@@ -179,7 +179,7 @@ def test_each_error_class_names_file_line_and_keyword(tmp_path, line, message):
 def test_all_errors_reported_in_one_run(tmp_path):
     code, _, err = check(tmp_path, """
         global
-            user haproxy
+            server-state-file /tmp/state
             frobnicate
         frontend fe
             bind 127.0.0.1:8000
@@ -189,7 +189,7 @@ def test_all_errors_reported_in_one_run(tmp_path):
             bind 127.0.0.1:8001
     """)
     assert code == 1
-    assert "parsing [haproxy.cfg:3] : 'user' in 'global' section is not supported by fastlb yet." in err
+    assert "parsing [haproxy.cfg:3] : 'server-state-file' in 'global' section is not supported by fastlb yet." in err
     assert "parsing [haproxy.cfg:4] : unknown keyword 'frobnicate' in 'global' section" in err
     assert "parsing [haproxy.cfg:8] : unknown keyword 'bogus' in 'frontend' section" in err
     assert "frontend 'fe' has the same name as frontend 'fe' declared at" in err
@@ -253,3 +253,64 @@ def test_version_and_bad_flags():
     assert "Cython" in vv.stdout and "epoll" in vv.stdout
     bad = subprocess.run(FASTLB + ["-Z"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 1 and "unknown option '-Z'" in bad.stderr
+
+
+def test_process_keywords_are_checked_with_file_and_line(tmp_path):
+    code, _, err = check(tmp_path, """
+        global
+            user no-such-user-here
+            group no-such-group-here
+            nbproc 2
+            cpu-map 2/1 0
+            cpu-map auto:1/1-2 0
+            chroot /no/such/dir
+            stats socket /tmp/x.sock expose-fd sockets
+        frontend fe
+            bind 127.0.0.1:8000
+            mode http
+            monitor-uri /health
+            acl dead nbsrv(be) lt 1
+            monitor fail if dead
+            monitor pass if dead
+            default_backend be
+        backend be
+            server s1 127.0.0.1:8001
+    """)
+    assert code == 1
+    for line, text in (
+            (3, "cannot find user id for 'no-such-user-here'"),
+            (4, "cannot find group id for 'no-such-group-here'"),
+            (5, "'nbproc' is not supported any more"),
+            (6, "'cpu-map' : invalid process set '2'"),
+            (7, "'cpu-map' : with 'auto:', the thread and CPU sets must have the same size"),
+            (8, "'chroot' : '/no/such/dir' is not a directory."),
+            (9, "'expose-fd' only supports 'listeners'."),
+            (16, "'monitor' expects 'fail'.")):
+        assert f"parsing [haproxy.cfg:{line}] : {text}" in err, (line, err)
+    code, _, err = check(tmp_path, """
+        frontend fe
+            bind 127.0.0.1:8000
+            mode http
+            monitor-uri /health
+            acl dead nbsrv(nope) lt 1
+            monitor fail if dead
+    """)
+    assert code == 1
+    assert "Proxy 'fe': unable to find backend 'nope' referenced in ACL 'nbsrv(nope)'." in err
+    code, out, _ = check(tmp_path, """
+        global
+            user nobody
+            group nogroup
+            cpu-map auto:1/1-2 0-1
+            stats socket /tmp/x.sock level admin expose-fd listeners
+        frontend fe
+            bind 127.0.0.1:8000
+            mode http
+            monitor-uri /health
+            monitor fail unless { nbsrv(be) gt 0 }
+            default_backend be
+        backend be
+            mode http
+            server s1 127.0.0.1:8001
+    """)
+    assert code == 0 and out.strip().endswith("Configuration file is valid")   # as haproxy -c

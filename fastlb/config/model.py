@@ -199,6 +199,7 @@ class StatsSocket:
     fd: Optional[int] = None
     mode: Optional[int] = None
     level: str = "admin"
+    expose_fd: bool = False         # "expose-fd listeners": hands the listeners to "-x"
 
 
 @dataclass
@@ -242,6 +243,7 @@ class Proxy:
     captures_req: list = field(default_factory=list)   # [(header name, max length)]
     captures_rsp: list = field(default_factory=list)
     monitor_uri: Optional[str] = None
+    monitor_fail: Optional[object] = None          # "monitor fail if|unless <cond>"
     stats: Optional[StatsPage] = None
 
     @property
@@ -290,6 +292,10 @@ class GlobalSettings:
     description: str = ""
     stats_sockets: list = field(default_factory=list)   # [StatsSocket]
     stats_timeout: int = 10000                          # ms
+    uid: Optional[int] = None       # "user" / "uid": the workers' user after binding
+    gid: Optional[int] = None       # "group" / "gid"
+    chroot: Optional[str] = None
+    cpu_map: dict = field(default_factory=dict)         # worker number (1-based) -> {cpu}
 
 
 @dataclass

@@ -37,7 +37,7 @@ IGNORED_GLOBAL = {
 
 # Keywords HAProxy has and fastlb refuses for now, so that a config never loses a setting silently.
 NOT_YET_GLOBAL = {
-    "user", "group", "uid", "gid", "chroot", "cpu-map", "ssl-default-bind-ciphers",
+    "ssl-default-bind-ciphers",
     "ssl-default-bind-options", "ssl-default-server-ciphers", "ssl-default-server-options",
     "ssl-default-bind-ciphersuites", "ssl-default-server-ciphersuites", "tune.ssl.default-dh-param",
     "spread-checks", "server-state-file", "server-state-base", "lua-load", "setenv", "presetenv",
@@ -47,7 +47,7 @@ NOT_YET_GLOBAL = {
 }
 NOT_YET_PROXY = { "http-after-response", "tcp-request",
     "tcp-response", "stick-table", "stick", "errorfiles",
-    "errorloc", "errorloc302", "errorloc303", "monitor",
+    "errorloc", "errorloc302", "errorloc303",
     "tcp-check", "unique-id-format", "unique-id-header",
     "redirect", "reqadd", "rspadd", "compression", "fullconn", "source",
     "persist", "force-persist", "ignore-persist", "external-check", "filter", "server-template",
@@ -250,8 +250,20 @@ class Parser:
                 self._log_statement(g.logs, args, origin, in_global=True)
             elif keyword == "maxconn":
                 g.maxconn = self._positive_int(args, keyword)
-            elif keyword in ("nbthread", "nbproc"):
+            elif keyword == "nbthread":
                 g.nbthread = self._positive_int(args, keyword)
+            elif keyword == "nbproc":
+                # HAProxy 2.5+ refuses it; fastlb's workers play the threads
+                raise ValueError("'nbproc' is not supported any more; use 'nbthread' "
+                                 "(the number of fastlb workers) instead.")
+            elif keyword in ("user", "group", "uid", "gid"):
+                self._global_identity(keyword, args)
+            elif keyword == "chroot":
+                g.chroot = self._one_arg(args, keyword)
+                if not os.path.isdir(g.chroot):
+                    raise ValueError(f"'chroot' : '{g.chroot}' is not a directory.")
+            elif keyword == "cpu-map":
+                self._global_cpu_map(args)
             elif keyword == "daemon":
                 g.daemon = True
             elif keyword == "pidfile":
@@ -435,8 +447,87 @@ class Parser:
                              "frontend capability.")
         proxy.monitor_uri = self._one_arg(args, "monitor-uri")
 
+    def _kw_monitor(self, proxy, args, origin):
+        if proxy.kind == "backend":
+            raise ValueError(f"'monitor' not allowed because backend '{proxy.name}' has no "
+                             "frontend capability.")
+        if not args or args[0] != "fail":
+            raise ValueError("'monitor' expects 'fail'.")
+        if len(args) < 3 or args[1] not in ("if", "unless"):
+            raise ValueError("'monitor fail' expects 'if' or 'unless' followed by a condition.")
+        proxy.monitor_fail = self._condition(proxy, args[1:], "'monitor fail'")
+
     # -- statistics ---------------------------------------------------------------------------
     STATS_NOT_YET = ("http-request", "bind-process")
+
+    def _global_identity(self, keyword, args):
+        """user/group take a name, uid/gid a number; resolved here, as HAProxy does."""
+        import grp
+        import pwd
+        g = self.global_
+        value = self._one_arg(args, keyword)
+        if keyword in ("uid", "gid"):
+            number = int(value) if value.isdigit() else None
+            if number is None:
+                raise ValueError(f"'{keyword}' expects an integer argument.")
+        else:
+            try:
+                number = (pwd.getpwnam(value).pw_uid if keyword == "user"
+                          else grp.getgrnam(value).gr_gid)
+            except KeyError:
+                raise ValueError(f"cannot find {keyword} id for '{value}'") from None
+        if keyword in ("user", "uid"):
+            if g.uid is not None:
+                self.warnings.append(f"'{keyword}' : user/uid already specified. Continuing.")
+            g.uid = number
+        else:
+            if g.gid is not None:
+                self.warnings.append(f"'{keyword}' : group/gid already specified. Continuing.")
+            g.gid = number
+
+    def _global_cpu_map(self, args):
+        """cpu-map [auto:]<process>[/<threads>] <cpu-set>...: fastlb's workers are HAProxy's
+        threads, so "1/3 2" pins worker 3 to CPU 2; "auto:" spreads the workers over the CPUs."""
+        if len(args) < 2:
+            raise ValueError("'cpu-map' expects a process/thread set and a CPU set.")
+        spec, auto = args[0], args[0].startswith("auto:")
+        if auto:
+            spec = spec[5:]
+        process, _, threads = spec.partition("/")
+        if process not in ("1", "all", "odd", "even") and not (process == "1-1"):
+            raise ValueError(f"'cpu-map' : invalid process set '{process}' (fastlb runs one "
+                             "process: use 1 or all).")
+        workers = self._number_set(threads or "all", "thread", 64)
+        cpus = set()
+        for word in args[1:]:
+            cpus |= self._number_set(word, "CPU", os.cpu_count() or 1, zero=True)
+        if auto:
+            if threads not in ("", "all") and len(workers) != len(cpus):
+                raise ValueError("'cpu-map' : with 'auto:', the thread and CPU sets must "
+                                 "have the same size.")
+            for worker, cpu in zip(sorted(workers), sorted(cpus)):
+                self.global_.cpu_map[worker] = {cpu}
+        else:
+            for worker in workers:
+                self.global_.cpu_map[worker] = set(cpus)
+
+    @staticmethod
+    def _number_set(text, what, limit, zero=False):
+        if text == "all":
+            return set(range(0 if zero else 1, limit + (0 if zero else 1)))
+        if text in ("odd", "even"):
+            start = 1 if text == "odd" else 2
+            return set(range(start, limit + 1, 2))
+        out = set()
+        for part in text.split(","):
+            low, sep, high = part.partition("-")
+            if not low.isdigit() or (sep and not high.isdigit()):
+                raise ValueError(f"'cpu-map' : invalid {what} set '{text}'.")
+            lo, hi = int(low), int(high) if sep else int(low)
+            if lo > hi or (not zero and lo < 1):
+                raise ValueError(f"'cpu-map' : invalid {what} range '{part}'.")
+            out |= set(range(lo, hi + 1))
+        return out
 
     def _global_stats(self, args, origin):
         g = self.global_
@@ -477,7 +568,12 @@ class Parser:
                 if not rest:
                     raise ValueError("'mode' expects an octal argument.")
                 sock.mode = int(rest.pop(0), 8)
-            elif option in ("user", "group", "uid", "gid", "expose-fd", "name"):
+            elif option == "expose-fd":
+                if not rest or rest[0] != "listeners":
+                    raise ValueError("'expose-fd' only supports 'listeners'.")
+                rest.pop(0)
+                sock.expose_fd = True
+            elif option in ("user", "group", "uid", "gid", "name"):
                 raise ValueError(f"'stats socket' option '{option}' is not supported by "
                                  "fastlb yet.")
             else:
@@ -1086,6 +1182,12 @@ class Parser:
         names = [("use_backend", name) for name, _, _ in proxy.switching_rules]
         if proxy.default_backend:
             names.append(("default_backend", proxy.default_backend))
+        for terms in proxy.acls.values():
+            for term in terms:
+                if term.kind == "nbsrv" and not any(p.name == term.arg and p.has_backend
+                                                    for p in self.proxies):
+                    self.alerts.append(f"Proxy '{proxy.name}': unable to find backend "
+                                       f"'{term.arg}' referenced in ACL '{term.fetch}'.")
         for keyword, name in names:
             target = next((p for p in self.proxies if p.name == name and p.has_backend), None)
             if target is None:

@@ -31,8 +31,9 @@ FETCHES = {
     "hdr_val": ("hdr_val", "int"),
     "method": ("method", "str"), "src": ("src", "ip"), "dst_port": ("dst_port", "int"),
     "req.ver": ("version", "str"), "req_ver": ("version", "str"),
+    "nbsrv": ("nbsrv", "int"),
 }
-NEEDS_ARGUMENT = {"url_param", "hdr_cnt", "hdr_val"}
+NEEDS_ARGUMENT = {"url_param", "hdr_cnt", "hdr_val", "nbsrv"}
 OPTIONAL_ARGUMENT = {"hdr"}
 
 # Predefined ACLs (HAProxy's table, the ones that make sense without other features).
@@ -106,7 +107,7 @@ def parse_acl(words: list[str], base_dir: str = ".") -> AclTerm:
         else:
             raise AclError(f"unknown ACL flag '{flag}'.")
     patterns += rest
-    if kind in ("hdr_cnt", "hdr_val", "dst_port") or method in ("int", "len"):
+    if kind in ("hdr_cnt", "hdr_val", "dst_port", "nbsrv") or method in ("int", "len"):
         patterns = _int_patterns(patterns)
     elif method == "ip" or kind == "src":
         patterns = _ip_patterns(patterns)
@@ -369,8 +370,9 @@ def _delimited(value: str, pattern: str, delimiters: str) -> bool:
 class ConditionCompiler:
     """Compiles the conditions of one frontend (with its ACLs) into callables."""
 
-    def __init__(self, acls: dict[str, list[AclTerm]]):
+    def __init__(self, acls: dict[str, list[AclTerm]], nbsrv=None):
         self.acls = acls
+        self.nbsrv = nbsrv          # backend name -> (() -> usable servers), at run time
         self.trie = PrefixTrie()
         self.trie_keys: dict[int, int] = {}   # id(term) -> trie key
         self.trie_ci = PrefixTrie()
@@ -402,6 +404,9 @@ class ConditionCompiler:
         if kind == "dst_port":
             tests = term.patterns
             return lambda req: any(t(req.dst_port) for t in tests)
+        if kind == "nbsrv":
+            tests, count = term.patterns, self.nbsrv(term.arg)
+            return lambda req: any(t(count()) for t in tests)
         if kind in ("hdr_cnt", "hdr_val"):
             tests, name = term.patterns, term.arg
 
