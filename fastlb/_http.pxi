@@ -509,7 +509,9 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
         txn.req_remaining = int(cl)
     else:
         txn.req_mode = BODY_NONE
-    txn.close_client = not keep_alive
+    # a stopping worker answers this request, then closes: the client's next request
+    # goes to a new connection, which the new workers accept
+    txn.close_client = not keep_alive or w.stopping != 0
     router = w.routers[s.fe]
     if router is not None:
         verdict = router(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
@@ -790,6 +792,8 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
         if name == b"connection":
             continue
         out += [name, b": ", value, b"\r\n"]
+    if w.stopping:
+        txn.close_client = True
     if txn.close_client:
         out.append(b"connection: close\r\n")
     out.append(b"\r\n")

@@ -1,11 +1,12 @@
 """Command line, HAProxy-compatible where the flag exists in HAProxy.
 
     fastlb -f <file|dir> [-f ...] [-n <workers>] [-c] [-d | -D] [-p <pidfile>] [-W]
-           [-L <name>] [-q] [-v | -vv]
+           [-S <bind>[,<opts>]] [-x <socket>] [-sf|-st <pid>...] [-L <name>] [-q] [-v | -vv]
 """
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 
@@ -20,6 +21,9 @@ USAGE = f"""Usage : {PROGRAM} [-f <cfgfile|cfgdir>]* [ -vdVD ] [ -n <workers> ] 
         -n sets the number of worker processes (default: nbthread, else CPU count).
         -c check mode : only check config files and exit
         -p writes the master's pid to <pidfile>
+        -S <bind>[,<opts>] binds the master CLI (show proc, reload, @<n> <command>)
+        -x <unix_socket> takes the listening sockets from an old process's stats socket
+        -sf/-st [pid ]* finishes/terminates old pids once the new workers serve
         -L sets the local peer name (accepted, unused)
         -q quiet mode : don't display messages
 """
@@ -39,6 +43,10 @@ class Options:
     pidfile: str | None = None
     quiet: bool = False
     version: int = 0
+    master_sockets: list = field(default_factory=list)
+    fetch_from: str | None = None       # -x
+    old_pids: list = field(default_factory=list)
+    old_signal: str | None = None       # "sf" (soft) or "st" (terminate)
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -77,7 +85,15 @@ def parse_args(argv: list[str]) -> Options:
             opts.version = max(opts.version, 1)
         elif arg == "-vv":
             opts.version = 2
-        elif arg in ("-sf", "-st", "-S", "-x", "-C", "-N", "-m", "-cc"):
+        elif arg == "-S":
+            opts.master_sockets.append(value(arg))
+        elif arg == "-x":
+            opts.fetch_from = value(arg)
+        elif arg in ("-sf", "-st"):
+            opts.old_signal = arg[1:]
+            while args and args[0].isdigit():   # HAProxy: the pids run to the next option
+                opts.old_pids.append(int(args.pop(0)))
+        elif arg in ("-C", "-N", "-m", "-cc"):
             raise UsageError(f"option '{arg}' is not supported by {PROGRAM} yet")
         elif arg.startswith("-"):
             raise UsageError(f"unknown option '{arg}'")
@@ -164,37 +180,77 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     try:
-        from .master import Master, alert
+        from .master import Master, alert, worker_count
     except ImportError as exc:
         sys.stderr.write(f"[ALERT]    ({os.getpid()}) : cannot load fastlb's compiled core ({exc}).\n"
                          "   | Install fastlb with 'pip install .', or build it in place with\n"
                          "   | 'python setup.py build_ext --inplace'.\n")
         return 1
-    from .runtime.listeners import check_listeners
+    from .runtime.listeners import ListenerPool, check_inherited
+    from .runtime.process import set_fd_limit
     from .runtime.tables import compile_tables
+    from .stats.master_cli import MasterCliError, parse_master_socket
 
+    try:
+        master_sockets = [parse_master_socket(text) for text in opts.master_sockets]
+    except (MasterCliError, ValueError) as exc:
+        alert(str(exc))
+        return 1
     tables = compile_tables(config)
-    bind_errors = check_listeners(tables)
+    limit_error = set_fd_limit(tables)
+    if limit_error:
+        alert(limit_error)
+        return 1
+    pool = ListenerPool()
+    source = opts.fetch_from or handover_socket(config, opts)
+    if source:
+        from .stats.cli import fetch_listeners
+        try:
+            pool.adopt(*fetch_listeners(source))
+        except (OSError, ValueError) as exc:
+            if opts.fetch_from:          # asked for explicitly: HAProxy gives up too
+                alert(f"Failed to get the sockets from the old process! ({exc})")
+                return 1
+    workers = worker_count(opts.workers, config)
+    bind_errors = check_inherited(tables) + pool.prepare(tables, workers)
     if bind_errors:
         for error in bind_errors:
             alert(error)
         alert(f"[{PROGRAM}.main()] Some protocols failed to start their listeners! Exiting.")
         return 1
-    workers = opts.workers or config.global_.nbthread or os.cpu_count() or 1
     if (opts.daemon or config.global_.daemon) and not opts.foreground:
         daemonize()
     pidfile = opts.pidfile or config.global_.pidfile
     if pidfile:
         with open(pidfile, "w", encoding="ascii") as handle:
             handle.write(f"{os.getpid()}\n")
+    handover = None
+    if opts.old_pids:
+        handover = (signal.SIGUSR1 if opts.old_signal == "sf" else signal.SIGTERM,
+                    opts.old_pids)
     try:
-        return Master(tables, workers, argv, PROGRAM, quiet).run()
+        return Master(tables, opts.files, opts.workers, argv, pool, PROGRAM, quiet,
+                      handover=handover, master_cli=master_sockets).run()
     finally:
         if pidfile:
             try:
-                os.unlink(pidfile)
+                with open(pidfile, encoding="ascii") as handle:
+                    mine = handle.read().strip() == str(os.getpid())
+                if mine:                     # a newer process may own the file by now
+                    os.unlink(pidfile)
             except OSError:
                 pass
+
+
+def handover_socket(config, opts) -> str | None:
+    """With -sf/-st and no -x, the new configuration's first UNIX stats socket with
+    ``expose-fd listeners`` (it is still the old process's until we bind it)."""
+    if not opts.old_pids:
+        return None
+    for spec in config.global_.stats_sockets:
+        if spec.expose_fd and spec.path and os.path.exists(spec.path):
+            return spec.path
+    return None
 
 
 if __name__ == "__main__":

@@ -6,8 +6,14 @@ signal at a time and calls the method named for it.
 
     SIGINT, SIGTERM   hard stop: workers get SIGTERM, then SIGKILL; exit 0
     SIGUSR1           soft stop: workers stop accepting, finish their sessions, exit
-    SIGCHLD           reap; a worker that died while running is respawned
-    SIGHUP, SIGUSR2   reload (not implemented yet: logged, nothing changes)
+    SIGCHLD           reap; a worker of the current generation that died is respawned
+    SIGHUP, SIGUSR2   reload: re-read the configuration; if it loads, start a new
+                      generation of workers on the same listening sockets, and once they
+                      all serve, ask the old ones to finish their sessions and leave
+                      (bounded by hard-stop-after).  If it does not, nothing changes.
+
+The listening sockets belong to the master (``ListenerPool``) and outlive every
+generation, so a reload never closes a socket a client may be connecting to.
 """
 from __future__ import annotations
 
@@ -19,23 +25,28 @@ import time
 
 from setproctitle import setproctitle
 
-from .runtime import shm as shared
-from .runtime.shm import FE_MAXCONN, SharedState
-from .stats.admin import Admin
-from .stats.cli import CliServer
-from .stats.sampler import RateSampler
-from .runtime.tables import RuntimeTables
+from . import __version__
+from .config.parser import ConfigError, load_config
 from .health import needs_checker, run_checker
 from .logsink import console as _stderr
+from .runtime import shm as shared
+from .runtime.generation import Generation, carry_server_states
+from .runtime.listeners import ListenerPool, check_inherited
+from .runtime.process import confine
+from .runtime.tables import compile_tables
 from .runtime.worker import run_worker
+from .stats.admin import Admin
+from .stats.cli import CliServer, Commands
+from .stats.master_cli import MasterCli
+from .stats.sampler import RateSampler
 
 STOP_GRACE_S = 1.5          # SIGTERM -> SIGKILL delay on hard stop (VTest waits 2 s)
 BOOT_FAILURE_WINDOW_S = 1.0  # a worker that exits non-zero this soon after start failed to boot
 MAX_BOOT_FAILURES = 5
+LOAD_TIMEOUT_S = 10.0       # a new generation's workers must all serve within this time
 
 RUNNING, SOFT_STOPPING, HARD_STOPPING = "running", "soft-stopping", "hard-stopping"
 CHECKER = -1                # the health checker's number among the children
-OBSERVE = {"layer4": 4, "layer7": 7}
 
 
 def alert(message: str) -> None:
@@ -43,10 +54,11 @@ def alert(message: str) -> None:
 
 
 def describe_exit(status: int) -> str:
+    """HAProxy's wording: "exited with code 0 (Exit)", "... 137 (Killed)"."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         return f"exited with code {128 + sig} ({signal.strsignal(sig) or sig})"
-    return f"exited with code {os.WEXITSTATUS(status)}"
+    return f"exited with code {os.WEXITSTATUS(status)} (Exit)"
 
 
 def child_role(number: int) -> str:
@@ -57,53 +69,54 @@ def child_name(number: int) -> str:
     return "health checker" if number == CHECKER else f"worker {number + 1}"
 
 
-def init_shared_state(shm: SharedState, tables: RuntimeTables) -> None:
-    """Servers' first states, weights and limits, frontends' maxconn, backends' members."""
-    for fe in tables.frontends:
-        shm.store(shm.frontend_word(fe.index, FE_MAXCONN), fe.proxy.maxconn or 0)
-    for be in tables.backends:
-        for i, server in enumerate(be.server_models):
-            shm.init_server(be.first_server_shm + i,
-                            weight=server.weight if server else 1,
-                            maint=bool(server and server.disabled),
-                            checked=bool(server and server.check),
-                            # HAProxy starts a "disabled" server with health 0: once
-                            # enabled it is set to rise
-                            health=(0 if server.disabled else server.rise) if server else 1,
-                            observe=OBSERVE.get(server.observe if server and
-                                                server.check else None, 0),
-                            maxconn=(server.maxconn or 0) if server else 0)
-        shm.init_backend(be.index, range(be.first_server_shm,
-                                         be.first_server_shm + len(be.server_models)))
+def worker_count(requested: int | None, config) -> int:
+    """-n, else nbthread, else one per CPU."""
+    return requested or config.global_.nbthread or os.cpu_count() or 1
+
+
+class Child:
+    __slots__ = ("number", "generation", "started", "started_wall")
+
+    def __init__(self, number: int, generation: Generation):
+        self.number = number
+        self.generation = generation
+        self.started = time.monotonic()
+        self.started_wall = time.time()
 
 
 class Master:
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGCHLD,
                signal.SIGHUP, signal.SIGUSR2)
 
-    def __init__(self, tables: RuntimeTables, nworkers: int, argv: list[str],
-                 program: str = "fastlb", quiet: bool = False):
-        self.tables = tables
-        self.nworkers = nworkers
+    def __init__(self, tables, files: list, requested_workers: int | None, argv: list[str],
+                 pool: ListenerPool, program: str = "fastlb", quiet: bool = False,
+                 handover: tuple | None = None, master_cli: list | None = None):
+        self.files = files
+        self.requested_workers = requested_workers
         self.argv = argv
+        self.pool = pool
         self.program = program
         self.quiet = quiet
+        self.handover = handover             # (signal, pids) for -sf / -st, once we serve
         self.state = RUNNING
-        self.workers: dict[int, int] = {}        # pid -> worker number
-        self.started_at: dict[int, float] = {}   # pid -> start time
+        self.children: dict[int, Child] = {}
         self.boot_failures = 0
         self.signal_queue: list[int] = []
         self.pipe_r = self.pipe_w = -1
         self.stop_deadline = 0.0
         self.pid = os.getpid()
-        self.shm = SharedState(len(tables.frontends), len(tables.backends), tables.nservers,
-                               nworkers)
-        init_shared_state(self.shm, tables)
-        tables.state = self.shm              # the stats page and exporter read it in workers
-        self.shm.view[shared.G_MASTER_PID] = self.pid
-        self.shm.view[shared.G_START_MS] = int(time.time() * 1000)
-        self.cli = CliServer(tables, self.shm, Admin(tables, self.shm, self.pid, program, quiet))
-        self.sampler = RateSampler(tables, self.shm)
+        self.started = time.time()
+        self.reloads = 0
+        self.failed_reloads = 0
+        self.reload_wanted = False
+        self.old_deadlines: dict[int, float] = {}   # old worker pid -> hard-stop-after
+        self.current = Generation(0, tables, worker_count(requested_workers, tables.config),
+                                  self.pid, int(self.started * 1000))
+        self.pending: Generation | None = None
+        self.pending_deadline = 0.0
+        self.cli = CliServer(tables.config, self.commands_for(self.current), pool)
+        self.master_cli = MasterCli(self, master_cli or [])
+        self.sampler = RateSampler(tables, self.current.shm)
 
     # -- messages -------------------------------------------------------------------------
     def notice(self, message: str) -> None:
@@ -114,21 +127,30 @@ class Master:
         if not self.quiet:
             _stderr("WARNING", message)
 
+    def commands_for(self, generation: Generation) -> Commands:
+        return Commands(generation.tables, generation.shm,
+                        Admin(generation.tables, generation.shm, self.pid, self.program,
+                              self.quiet))
+
+    @property
+    def tables(self):
+        return self.current.tables
+
     # -- life cycle -----------------------------------------------------------------------
     def run(self) -> int:
         self.setup()
         self.cli.open()
-        for number in range(self.nworkers):
-            self.spawn_worker(number)
-        if needs_checker(self.tables):
-            self.spawn_worker(CHECKER)
+        self.master_cli.open()
+        self.spawn_generation(self.current)
         self.notice("Loading success.")
         while True:
-            if self.state != RUNNING and not self.workers:
+            if self.state != RUNNING and not self.children:
                 self.cli.close()
+                self.master_cli.close()
                 return 0
             if self.state == HARD_STOPPING and time.monotonic() >= self.stop_deadline:
-                self.kill_workers(signal.SIGKILL)
+                self.kill_children(signal.SIGKILL)
+            self.advance_generations()
             signum = self.signal_queue.pop(0) if self.signal_queue else None
             if signum is None:
                 self.sleep()
@@ -155,29 +177,41 @@ class Master:
                 raise
 
     def sleep(self) -> None:
-        """Wait for a signal, a stats socket client or the next rate sample."""
+        """Wait for a signal, a CLI client, the next rate sample or a generation's news."""
         now = time.monotonic()
-        timeout = min(1.0, self.cli.timeout(), max(0.0, self.sampler.last_at + 1.0 - now))
+        timeout = min(1.0, self.cli.timeout(), self.master_cli.timeout(),
+                      max(0.0, self.sampler.last_at + 1.0 - now))
         if self.state == HARD_STOPPING:
             timeout = max(0.0, min(timeout, self.stop_deadline - now))
+        if self.pending is not None or (self.handover and self.state == RUNNING):
+            timeout = min(timeout, 0.02)     # waiting for new workers to serve
+        if self.old_deadlines:
+            timeout = max(0.0, min(timeout, min(self.old_deadlines.values()) - now))
         try:
-            ready, _, _ = select.select([self.pipe_r] + self.cli.fds(), [], [], timeout)
+            ready, _, _ = select.select([self.pipe_r] + self.cli.fds() + self.master_cli.fds(),
+                                        [], [], timeout)
             for fd in ready:
                 if fd == self.pipe_r:
                     while os.read(self.pipe_r, 64):
                         pass
+                elif self.master_cli.owns(fd):
+                    self.master_cli.on_ready(fd)
                 else:
                     self.cli.on_ready(fd)
-        except BlockingIOError:
-            pass
-        except InterruptedError:
+        except (BlockingIOError, InterruptedError):
             pass
         self.cli.expire()
+        self.master_cli.expire()
         now = time.monotonic()
         if self.sampler.due(now):
-            self.sampler.tick(now, [pid for pid, n in self.workers.items() if n != CHECKER])
+            self.sampler.tick(now, [pid for pid, c in self.children.items()
+                                    if c.number != CHECKER and c.generation is self.current])
+        for pid, deadline in list(self.old_deadlines.items()):
+            if now >= deadline:          # hard-stop-after: the old worker's time is up
+                self.old_deadlines.pop(pid)
+                self.signal_pid(pid, signal.SIGKILL)
         # SIGCHLD may be coalesced or arrive between checks: reap on every wake-up.
-        self.reap_workers()
+        self.reap_children()
 
     # -- signal handlers ------------------------------------------------------------------
     def handle_int(self) -> None:
@@ -190,14 +224,14 @@ class Master:
         if self.state == RUNNING:
             self.notice("Soft stop: workers finish their sessions, then exit.")
             self.state = SOFT_STOPPING
-            self.kill_workers(signal.SIGUSR1)
+            self.stop_listening()
+            self.kill_children(signal.SIGUSR1)
 
     def handle_chld(self) -> None:
-        self.reap_workers()
+        self.reap_children()
 
     def handle_hup(self) -> None:
-        self.warning("Reload requested, but configuration reload is not implemented yet; "
-                      "nothing changed.")
+        self.request_reload()
 
     handle_usr2 = handle_hup
 
@@ -205,18 +239,133 @@ class Master:
         if self.state != HARD_STOPPING:
             self.state = HARD_STOPPING
             self.stop_deadline = time.monotonic() + STOP_GRACE_S
-            self.kill_workers(signal.SIGTERM)
+            self.stop_listening()
+            self.kill_children(signal.SIGTERM)
 
-    # -- workers --------------------------------------------------------------------------
-    def spawn_worker(self, number: int) -> None:
+    def stop_listening(self) -> None:
+        """A stopping master closes its copies of the listeners: once the workers close
+        theirs, the kernel sends no more connections here (a process started with -sf,
+        or given the sockets with -x, keeps serving them)."""
+        self.pending = None
+        self.pool.close_all()
+
+    # -- reload ---------------------------------------------------------------------------
+    def request_reload(self) -> None:
+        if self.state != RUNNING:
+            return
+        if self.pending is not None:
+            self.reload_wanted = True        # after the generation being started
+            return
+        self.reload()
+
+    def reload(self) -> None:
+        """Load the configuration again and start its generation; on any error, log why
+        and keep serving with the current one."""
+        self.notice(f"Reloading {self.program}")
+        self.reloads += 1
+        tables = self.load()
+        if tables is None:
+            self.reload_failed()
+            return
+        nworkers = worker_count(self.requested_workers, tables.config)
+        errors = check_inherited(tables) + self.pool.prepare(tables, nworkers)
+        if errors:
+            for error in errors:
+                alert(error)
+            self.reload_failed()
+            return
+        generation = Generation(self.current.number + 1, tables, nworkers, self.pid,
+                                int(self.started * 1000))
+        carry_server_states(self.current, generation)
+        self.pending = generation
+        self.pending_deadline = time.monotonic() + LOAD_TIMEOUT_S
+        self.spawn_generation(generation)
+
+    def load(self):
+        """The compiled tables of the configuration files, or None (messages logged)."""
+        try:
+            config, warnings = load_config(self.files)
+        except ConfigError as exc:
+            for warning in exc.warnings:
+                self.config_message("WARNING", warning)
+            for text in exc.alerts:
+                self.config_message("ALERT", text)
+            return None
+        for warning in warnings:
+            self.config_message("WARNING", warning)
+        if not any(fe.listeners for fe in config.frontends):
+            alert(f"[{self.program}.main()] No enabled listener found (check for 'bind' "
+                  "directives) ! Exiting.")
+            return None
+        return compile_tables(config)
+
+    def config_message(self, level: str, text: str) -> None:
+        if level == "WARNING" and self.quiet:
+            return
+        first, *rest = text.split("\n")
+        _stderr(level, "config : " + first)
+        for line in rest:
+            _stderr(level, "config : " + line)
+
+    def reload_failed(self) -> None:
+        self.failed_reloads += 1
+        self.warning("Loading failure!")
+
+    def advance_generations(self) -> None:
+        """Promote the pending generation once all its workers serve; give up on it if one
+        died or it takes too long.  Also run the -sf/-st hand-over once we serve."""
+        if self.pending is not None:
+            if self.pending.ready():
+                self.promote(self.pending)
+            elif time.monotonic() >= self.pending_deadline:
+                alert(f"The new workers did not start within {LOAD_TIMEOUT_S:.0f} s.")
+                self.abandon_pending()
+        if self.handover and self.state == RUNNING and self.current.ready():
+            signum, pids = self.handover
+            self.handover = None
+            for pid in pids:
+                self.signal_pid(pid, signum)
+        if self.reload_wanted and self.pending is None and self.state == RUNNING:
+            self.reload_wanted = False
+            self.reload()
+
+    def promote(self, generation: Generation) -> None:
+        old = self.current
+        self.current, self.pending = generation, None
+        self.cli.switch(generation.tables.config, self.commands_for(generation))
+        self.sampler = RateSampler(generation.tables, generation.shm)
+        hard_stop_after = generation.tables.config.global_.hard_stop_after
+        for pid, child in list(self.children.items()):
+            if child.generation is not old:
+                continue
+            self.signal_pid(pid, signal.SIGUSR1)      # workers drain; the checker stops
+            if hard_stop_after:
+                self.old_deadlines[pid] = time.monotonic() + hard_stop_after / 1000 + 0.5
+        self.pool.keep_only(generation.tables, generation.nworkers)
+        self.notice("Loading success.")
+
+    def abandon_pending(self) -> None:
+        generation, self.pending = self.pending, None
+        for pid, child in list(self.children.items()):
+            if child.generation is generation:
+                self.signal_pid(pid, signal.SIGKILL)
+        self.pool.keep_only(self.current.tables, self.current.nworkers)
+        self.reload_failed()
+
+    # -- children -------------------------------------------------------------------------
+    def spawn_generation(self, generation: Generation) -> None:
+        for number in range(generation.nworkers):
+            self.spawn(generation, number)
+        if needs_checker(generation.tables):
+            self.spawn(generation, CHECKER)
+
+    def spawn(self, generation: Generation, number: int) -> None:
         pid = os.fork()
         if pid:
-            self.workers[pid] = number
-            self.started_at[pid] = time.monotonic()
+            self.children[pid] = Child(number, generation)
+            generation.pids[pid] = number
             if number == CHECKER:
-                self.shm.view[shared.G_CHECKER_PID] = pid
-            else:
-                self.shm.set_worker_pid(number, pid)
+                generation.shm.view[shared.G_CHECKER_PID] = pid
             self.notice(f"New {child_role(number)} ({pid}) forked")
             return
         code = 1
@@ -225,18 +374,24 @@ class Master:
                 signal.signal(signum, signal.SIG_DFL)
             os.close(self.pipe_r)
             os.close(self.pipe_w)
-            self.cli.close()                 # the stats sockets are the master's
+            self.cli.close()                 # the CLI sockets are the master's
+            self.master_cli.close()
+            tables = generation.tables
             if number == CHECKER:
-                code = run_checker(self.tables, self.shm, self.pid, self.program)
+                self.pool.close_all()
+                confine(tables.config)
+                code = run_checker(tables, generation.shm, self.pid, self.program)
             else:
-                code = run_worker(self.tables, self.shm, number, self.nworkers, self.pid,
-                                  self.program)
-        except BaseException as exc:  # noqa: BLE001 - a worker must never return into the master loop
+                own = self.pool.slot(tables, number)
+                self.pool.close_all(keep=own.values())
+                code = run_worker(tables, generation.shm, number, generation.nworkers,
+                                  self.pid, self.program, own)
+        except BaseException as exc:  # noqa: BLE001 - a child must never return into the master loop
             alert(f"{child_name(number)}: {exc.__class__.__name__}: {exc}")
         finally:
             os._exit(code)
 
-    def reap_workers(self) -> None:
+    def reap_children(self) -> None:
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -244,28 +399,60 @@ class Master:
                 return
             if pid == 0:
                 return
-            number = self.workers.pop(pid, None)
-            started = self.started_at.pop(pid, 0.0)
-            if number is None:
+            child = self.children.pop(pid, None)
+            self.old_deadlines.pop(pid, None)
+            if child is None:
                 continue
-            if number != CHECKER:
-                self.shm.release_slot(number)   # its connections are gone: give back their counts
-            if self.state != RUNNING:
-                continue
-            how = describe_exit(status)
-            failed_boot = (os.WIFEXITED(status) and os.WEXITSTATUS(status) != 0
-                           and time.monotonic() - started < BOOT_FAILURE_WINDOW_S)
-            self.boot_failures = self.boot_failures + 1 if failed_boot else 0
-            if self.boot_failures >= MAX_BOOT_FAILURES:
-                alert(f"Current worker ({pid}) {how}; workers keep failing at start-up, exiting.")
-                self.hard_stop()
-                continue
-            alert(f"Current {child_role(number)} ({pid}) {how}; respawning {child_name(number)}.")
-            self.spawn_worker(number)
+            self.child_exited(pid, child, status)
 
-    def kill_workers(self, signum: int) -> None:
-        for pid in list(self.workers):
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
+    def child_exited(self, pid: int, child: Child, status: int) -> None:
+        generation, number = child.generation, child.number
+        generation.pids.pop(pid, None)
+        if number != CHECKER:
+            generation.shm.release_slot(number)   # its connections are gone: give back counts
+        how = describe_exit(status)
+        if generation is self.pending:
+            alert(f"New {child_role(number)} ({pid}) {how} while starting; keeping the "
+                  "current workers.")
+            self.abandon_pending()
+            return
+        if generation is not self.current:
+            self.warning(f"Former {child_role(number)} ({pid}) {how}")
+            return
+        if self.state != RUNNING:
+            return
+        failed_boot = (os.WIFEXITED(status) and os.WEXITSTATUS(status) != 0
+                       and time.monotonic() - child.started < BOOT_FAILURE_WINDOW_S)
+        self.boot_failures = self.boot_failures + 1 if failed_boot else 0
+        if self.boot_failures >= MAX_BOOT_FAILURES:
+            alert(f"Current worker ({pid}) {how}; workers keep failing at start-up, exiting.")
+            self.hard_stop()
+            return
+        alert(f"Current {child_role(number)} ({pid}) {how}; respawning {child_name(number)}.")
+        self.spawn(generation, number)
+
+    def signal_pid(self, pid: int, signum: int) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def kill_children(self, signum: int) -> None:
+        for pid in list(self.children):
+            self.signal_pid(pid, signum)
+
+    # -- what the master CLI shows ------------------------------------------------------------
+    def processes(self) -> list:
+        """[(pid, kind, reloads survived, start time, current?)] for "show proc"."""
+        out = []
+        for pid, child in sorted(self.children.items(), key=lambda item: item[1].started):
+            if child.number == CHECKER:
+                continue
+            out.append((pid, "worker", self.current.number - child.generation.number
+                        if child.generation is not self.pending else 0,
+                        child.started_wall, child.generation is not self.current
+                        and child.generation is not self.pending))
+        return out
+
+    def version(self) -> str:
+        return __version__

@@ -1,8 +1,8 @@
 """Listening sockets for ``bind`` lines.
 
-Every worker binds its own socket with SO_REUSEPORT (the kernel spreads new
-connections over them); an inherited ``fd@`` socket is shared as is.  The master
-binds each address once before forking, so a busy port is an error at start-up.
+The master binds every address once per worker slot with SO_REUSEPORT (the kernel
+spreads new connections over the slots) and keeps the sockets in a ``ListenerPool``
+across reloads; an inherited ``fd@`` socket is shared as is by every worker.
 """
 from __future__ import annotations
 
@@ -27,13 +27,9 @@ def bound_socket(listener) -> socket.socket:
     return sock
 
 
-def listening_socket(listener, backlog: int) -> socket.socket:
-    """The non-blocking listening socket a worker accepts on."""
-    if listener.fd is not None:
-        sock = socket.socket(fileno=os.dup(listener.fd))
-    else:
-        sock = bound_socket(listener)
-        sock.listen(backlog)
+def inherited_socket(listener) -> socket.socket:
+    """A worker's own non-blocking copy of an ``fd@`` listener."""
+    sock = socket.socket(fileno=os.dup(listener.fd))
     sock.setblocking(False)
     return sock
 
@@ -43,19 +39,132 @@ def listener_backlog(listener, proxy) -> int:
     return listener.backlog or proxy.backlog or proxy.maxconn or DEFAULT_BACKLOG
 
 
-def check_listeners(tables) -> list[str]:
-    """Try every bind address once (in the master), in HAProxy's words on failure."""
+def check_inherited(tables) -> list[str]:
+    """Every ``fd@`` listener must be an open descriptor (HAProxy's words on failure)."""
     errors = []
     for fe in tables.frontends:
-        where = f"{fe.proxy.type_name} {fe.proxy.name}"
         for listener in fe.listeners:
+            if listener.fd is None:
+                continue
             try:
-                if listener.fd is not None:
-                    os.fstat(listener.fd)
-                else:
-                    bound_socket(listener).close()
+                os.fstat(listener.fd)
             except OSError as exc:
-                what = f"inherited fd@{listener.fd}" if listener.fd is not None else "socket"
-                errors.append(f"Binding [{listener.origin}] for {where}: cannot bind {what} "
+                errors.append(f"Binding [{listener.origin}] for {fe.proxy.type_name} "
+                              f"{fe.proxy.name}: cannot bind inherited fd@{listener.fd} "
                               f"({exc.strerror}) for [{listener.describe()}]")
     return errors
+
+
+def listener_key(listener, occurrence: int) -> tuple:
+    """What identifies a bind address across reloads (the n-th bind of the same address)."""
+    return (listener.family, listener.host, listener.port, listener.v6only, occurrence)
+
+
+def listener_keys(tables) -> list:
+    """[(frontend index, listener, key)] for the bound (not fd@) listeners of the tables."""
+    seen: dict = {}
+    out = []
+    for fe in tables.frontends:
+        for listener in fe.listeners:
+            if listener.fd is not None:
+                continue
+            base = listener_key(listener, 0)
+            seen[base] = seen.get(base, -1) + 1
+            out.append((fe, listener, listener_key(listener, seen[base])))
+    return out
+
+
+class ListenerPool:
+    """The master's listening sockets, kept from one configuration generation to the next.
+
+    Each bind address has one SO_REUSEPORT socket per worker slot, and worker N of every
+    generation accepts on slot N's sockets.  A reload therefore hands the very same
+    sockets to the new workers: connections waiting in a backlog are accepted by the new
+    worker instead of being reset when an old one closes its copy."""
+
+    def __init__(self):
+        self.sockets: dict[tuple, list] = {}      # key -> [socket per worker slot]
+
+    def prepare(self, tables, nworkers: int) -> list[str]:
+        """Bind what the tables need and the pool lacks.  All or nothing: on an error the
+        sockets bound by this call are closed and HAProxy's messages are returned."""
+        added: list = []
+        errors: list = []
+        for fe, listener, key in listener_keys(tables):
+            have = self.sockets.get(key, [])
+            backlog = listener_backlog(listener, fe.proxy)
+            try:
+                for sock in have:
+                    sock.listen(backlog)          # a reload may change the backlog
+                while len(have) < nworkers:
+                    sock = bound_socket(listener)
+                    added.append(sock)
+                    sock.listen(backlog)
+                    sock.setblocking(False)
+                    have.append(sock)
+            except OSError as exc:
+                errors.append(f"Binding [{listener.origin}] for {fe.proxy.type_name} "
+                              f"{fe.proxy.name}: cannot bind socket ({exc.strerror}) for "
+                              f"[{listener.describe()}]")
+                continue
+            self.sockets[key] = have
+        if errors:
+            for key, socks in list(self.sockets.items()):
+                self.sockets[key] = [s for s in socks if s not in added]
+                if not self.sockets[key]:
+                    del self.sockets[key]
+            for sock in added:
+                sock.close()
+        return errors
+
+    def slot(self, tables, worker: int) -> dict:
+        """{id(listener): socket} for worker slot ``worker`` of these tables."""
+        return {id(listener): self.sockets[key][worker]
+                for _, listener, key in listener_keys(tables)}
+
+    def keep_only(self, tables, nworkers: int) -> None:
+        """Close what the current tables no longer use (addresses removed, fewer workers)."""
+        wanted = {key for _, _, key in listener_keys(tables)}
+        for key in list(self.sockets):
+            socks = self.sockets[key]
+            if key not in wanted:
+                del self.sockets[key]
+            else:
+                self.sockets[key], socks = socks[:nworkers], socks[nworkers:]
+            for sock in socks:
+                sock.close()
+
+    def fds(self) -> list[int]:
+        return [s.fileno() for socks in self.sockets.values() for s in socks]
+
+    def close_all(self, keep=()) -> None:
+        """Close every socket but those in ``keep`` (a worker keeps its own slot)."""
+        keep_fds = {s.fileno() for s in keep}
+        for socks in self.sockets.values():
+            for sock in socks:
+                if sock.fileno() not in keep_fds:
+                    sock.close()
+        self.sockets = {}
+
+    # -- hand-over to a new process ("expose-fd listeners", "-x") ------------------------------
+    def export(self) -> tuple[list, list[int]]:
+        """([key, slot] per socket, descriptors in the same order)."""
+        names, fds = [], []
+        for key, socks in self.sockets.items():
+            for slot, sock in enumerate(socks):
+                names.append([list(key), slot])
+                fds.append(sock.fileno())
+        return names, fds
+
+    def adopt(self, names: list, fds: list[int]) -> None:
+        """Take sockets received from an old process, by key and slot."""
+        found: dict = {}
+        for (key, slot), fd in zip(names, fds):
+            found.setdefault(tuple(key), {})[slot] = fd
+        for key, slots in found.items():
+            socks = []
+            for slot in sorted(slots):
+                sock = socket.socket(fileno=slots[slot])
+                sock.setblocking(False)
+                socks.append(sock)
+            self.sockets[key] = socks

@@ -166,6 +166,18 @@ def monitor_matches(monitor: str, url: str) -> bool:
     return url == monitor
 
 
+def nbsrv_fetch(applets: Applets):
+    """``nbsrv(<backend>)``: the usable servers of a backend, read from the shared state at
+    request time (its active servers, else its backup servers, as HAProxy counts)."""
+    def resolve(name: str):
+        def count() -> int:
+            backend = next(be for be in applets.tables.backends if be.proxy.name == name)
+            active, backup = backend.usable_counts(applets.state)
+            return active or backup
+        return count
+    return resolve
+
+
 def stats_check(proxy: Proxy, applets: Applets, compiler: ConditionCompiler):
     """``check(request) -> (ROUTE_APPLET, answer) | None`` for a proxy with a stats page."""
     if proxy.stats is None or proxy.mode != "http":
@@ -192,7 +204,8 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets = N
                                     any(c for _, c, _ in proxy.switching_rules)):
         return None
     monitor = proxy.monitor_uri
-    compiler = ConditionCompiler(proxy.acls)
+    compiler = ConditionCompiler(proxy.acls, nbsrv=nbsrv_fetch(applets))
+    monitor_fail = compiler.compile(proxy.monitor_fail) if proxy.monitor_fail else None
     rules = [(rule, compiler.compile(rule.condition)) for rule in proxy.http_request_rules]
     switches = compile_switching(proxy.switching_rules, compiler, by_name)
     stats = stats_check(proxy, applets, compiler)
@@ -200,7 +213,8 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets = N
     def route(method, url, headers, src, dst_port, version):
         request = Request(method, url, headers, src, dst_port, version)
         if monitor is not None and monitor_matches(monitor, request.url):
-            return ROUTE_RESPOND, 200
+            # "monitor fail": the node reports itself down (keepalived's check fails)
+            return ROUTE_RESPOND, 503 if monitor_fail and monitor_fail(request) else 200
         verdict = run_request_rules(rules, request, headers, applets)
         if verdict is not None:
             return verdict
@@ -265,7 +279,7 @@ def build_backend_rules(proxy: Proxy, applets: Applets = None):
     if proxy.kind != "backend" or proxy.mode != "http" or not (proxy.http_request_rules or
                                                                 proxy.stats):
         return None
-    compiler = ConditionCompiler(proxy.acls)
+    compiler = ConditionCompiler(proxy.acls, nbsrv=nbsrv_fetch(applets))
     rules = [(rule, compiler.compile(rule.condition)) for rule in proxy.http_request_rules]
     stats = stats_check(proxy, applets, compiler)
 
@@ -279,11 +293,11 @@ def build_backend_rules(proxy: Proxy, applets: Applets = None):
     return apply
 
 
-def build_response_editor(proxy: Proxy):
+def build_response_editor(proxy: Proxy, applets: Applets):
     """``edit(headers)`` applying the proxy's http-response rules, or None."""
     if proxy.mode != "http" or not proxy.http_response_rules:
         return None
-    compiler = ConditionCompiler(proxy.acls)
+    compiler = ConditionCompiler(proxy.acls, nbsrv=nbsrv_fetch(applets))
     rules = [(rule, compiler.compile(rule.condition)) for rule in proxy.http_response_rules]
 
     def edit(headers):

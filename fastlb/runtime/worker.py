@@ -5,9 +5,9 @@ Runs in the child right after the master forks it.
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import sys
+import traceback  # noqa: F401 - used by the loop after a chroot hides the library
 
 from setproctitle import setproctitle
 
@@ -15,20 +15,12 @@ from .. import _core
 from ..logformat import (HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format, http_fields,
                          render, tcp_fields)
 from ..logsink import INFO, LogSink, format_address
-from .listeners import listener_backlog, listening_socket
+from .listeners import inherited_socket
+from .process import confine, pin_cpus
 from ..http.cookies import Persistence
 from .shm import SharedState
 from ..stats.errors import ErrorCapture
 from .tables import LOG_NONE, RuntimeTables, build_response_editor
-
-def raise_fd_limit(wanted: int | None) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if wanted is None else wanted
-    if hard != resource.RLIM_INFINITY and target > hard:
-        target = hard
-    if target > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
 
 def default_format(proxy) -> str:
     """option httplog (with or without captures) in mode http, else option tcplog."""
@@ -105,14 +97,14 @@ def request_editor(proxy):
 
 
 def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers: int,
-               master_pid: int, program: str) -> int:
-    """Body of a worker process; returns its exit code."""
+               master_pid: int, program: str, listen_sockets: dict) -> int:
+    """Body of a worker process; returns its exit code.  ``listen_sockets`` maps each bound
+    listener (by id) to this worker slot's socket, which the master keeps across reloads."""
     setproctitle(f"{program}: worker {worker_id + 1}/{nworkers}")
     _core.set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != master_pid:
         return 1  # the master died before we could ask to follow it
     g = tables.config.global_
-    raise_fd_limit(g.ulimit_n)
 
     worker = _core.Worker(worker_id, nworkers, g.bufsize, shm, len(tables.frontends),
                           len(tables.backends), g.maxconn or 0)
@@ -128,10 +120,9 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
                            p.options.redispatch or 0, int(p.options.srvtcpka), be.index,
                            be.first_server_shm, http=int(p.mode == "http"),
                            error_pages=p.errorfiles,
-                           response_editor=build_response_editor(p),
+                           response_editor=build_response_editor(p, tables.applets),
                            http_close=HTTP_CLOSE_MODES[p.options.http_mode],
                            request_rules=be.rules, cookie=cookie)
-    sockets = []
     for fe in tables.frontends:
         p = fe.proxy
         t = p.timeouts
@@ -142,16 +133,19 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
                             t_http_keep_alive=t.http_keep_alive or 0,
                             error_pages=p.errorfiles, request_editor=request_editor(p),
                             router=fe.router,
-                            response_editor=build_response_editor(p) if p.kind != "listen" else None,
+                            response_editor=build_response_editor(p, tables.applets) if p.kind != "listen" else None,
                             http_close=HTTP_CLOSE_MODES[p.options.http_mode],
                             captures=(p.captures_req or None, p.captures_rsp or None))
         for listener in fe.listeners:
-            sock = listening_socket(listener, listener_backlog(listener, p))
-            sockets.append(sock)
-            worker.add_listener(sock.fileno(), fe.index, sock.getsockname()[1])
+            if listener.fd is not None:
+                sock = inherited_socket(listener)
+            else:
+                sock = listen_sockets[id(listener)]
+            port = sock.getsockname()[1]
+            # the loop owns the descriptor from now on (it closes it at a soft stop)
+            worker.add_listener(sock.detach(), fe.index, port)
 
     worker.set_error_capture(ErrorCapture(shm, worker_id).record)
-    shm.set_worker_pid(worker_id, os.getpid())
     if any(fe.log_mode != LOG_NONE for fe in tables.frontends):
         logger = TrafficLogger(tables, master_pid, program)
         worker.set_log_callbacks(logger.session_end, logger.connect, logger.http_end)
@@ -166,6 +160,9 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
         signal.signal(signum, signal.SIG_IGN)  # reload/pause belong to the master
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
+    pin_cpus(tables.config, worker_id)
+    confine(tables.config)          # chroot and privilege drop: the sockets are ours already
+    shm.set_worker_pid(worker_id, os.getpid())   # last: the master reads it as "serving"
     worker.run()
     sys.stdout.flush()
     return 0

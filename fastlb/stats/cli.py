@@ -9,6 +9,7 @@ session's own level.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import socket
 import stat
@@ -47,6 +48,7 @@ HELP = [
     ("quit", "disconnect", 0),
 ]
 MAX_LINE = 16384
+FDS_PER_MESSAGE = 200            # SCM_RIGHTS carries at most 253 descriptors
 
 
 def help_text(level: int) -> str:
@@ -60,9 +62,11 @@ def help_text(level: int) -> str:
 class Session:
     """One CLI connection."""
 
-    def __init__(self, sock: socket.socket, level: int, timeout_ms: int):
+    def __init__(self, sock: socket.socket, level: int, timeout_ms: int,
+                 expose_fd: bool = False):
         self.sock = sock
         self.level = level
+        self.expose_fd = expose_fd      # may ask for the listening sockets (_getsocks)
         self.interactive = False
         self.inbuf = b""
         self.timeout = timeout_ms / 1000
@@ -238,39 +242,58 @@ class Commands:
 class CliServer:
     """The master's stats sockets: listeners and their connections, driven by select()."""
 
-    def __init__(self, tables, state: shared.SharedState, admin: Admin):
-        self.commands = Commands(tables, state, admin)
-        self.config = tables.config
-        self.listeners: dict[int, tuple] = {}      # fd -> (socket, level)
+    def __init__(self, config, commands: Commands, pool=None):
+        self.commands = commands
+        self.config = config
+        self.pool = pool                            # the listeners "_getsocks" hands over
+        self.listeners: dict[int, tuple] = {}      # fd -> (socket, level, expose-fd)
         self.sessions: dict[int, Session] = {}
 
+    def specs(self) -> list:
+        return self.config.global_.stats_sockets
+
     def open(self) -> None:
-        for spec in self.config.global_.stats_sockets:
-            level = LEVELS[spec.level]
-            if spec.fd is not None:
-                sock = socket.socket(fileno=spec.fd)
-            elif spec.path is not None:
-                try:
-                    if stat.S_ISSOCK(os.stat(spec.path).st_mode):
-                        os.unlink(spec.path)
-                except FileNotFoundError:
-                    pass
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.bind(spec.path)
-                if spec.mode is not None:
-                    os.chmod(spec.path, spec.mode)
-            else:
-                family = socket.AF_INET6 if ":" in (spec.host or "") else socket.AF_INET
-                sock = socket.socket(family, socket.SOCK_STREAM)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((spec.host or "0.0.0.0", spec.port))
-            sock.listen(16)
-            sock.setblocking(False)
-            sock.set_inheritable(False)
-            self.listeners[sock.fileno()] = (sock, level)
+        for spec in self.specs():
+            self.listen(spec)
+
+    def listen(self, spec) -> None:
+        if spec.fd is not None:
+            sock = socket.socket(fileno=spec.fd)
+        elif spec.path is not None:
+            try:
+                if stat.S_ISSOCK(os.stat(spec.path).st_mode):
+                    os.unlink(spec.path)
+            except FileNotFoundError:
+                pass
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(spec.path)
+            if spec.mode is not None:
+                os.chmod(spec.path, spec.mode)
+        else:
+            family = socket.AF_INET6 if ":" in (spec.host or "") else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((spec.host or "0.0.0.0", spec.port))
+        sock.listen(16)
+        sock.setblocking(False)
+        sock.set_inheritable(False)
+        self.listeners[sock.fileno()] = (sock, LEVELS[spec.level],
+                                         getattr(spec, "expose_fd", False))
+
+    def switch(self, config, commands: Commands) -> None:
+        """A reload: answer from the new generation; reopen the sockets if they changed."""
+        def key(specs):
+            return [(s.path, s.host, s.port, s.fd, s.mode, s.level, s.expose_fd) for s in specs]
+        changed = key(self.config.global_.stats_sockets) != key(config.global_.stats_sockets)
+        self.config, self.commands = config, commands
+        if changed:
+            for sock, _, _ in self.listeners.values():
+                sock.close()
+            self.listeners.clear()
+            self.open()
 
     def close(self) -> None:
-        for sock, _ in self.listeners.values():
+        for sock, _, _ in self.listeners.values():
             sock.close()
         for session in self.sessions.values():
             session.sock.close()
@@ -299,7 +322,10 @@ class CliServer:
             if now >= session.last + session.timeout:
                 self.drop(session)
 
-    def accept(self, listener: socket.socket, level: int) -> None:
+    def owns(self, fd: int) -> bool:
+        return fd in self.listeners or fd in self.sessions
+
+    def accept(self, listener: socket.socket, level: int, expose_fd: bool = False) -> None:
         while True:
             try:
                 sock, _ = listener.accept()
@@ -311,7 +337,7 @@ class CliServer:
                 raise
             sock.setblocking(False)
             self.sessions[sock.fileno()] = Session(sock, level,
-                                                   self.config.global_.stats_timeout)
+                                                   self.config.global_.stats_timeout, expose_fd)
 
     def drop(self, session: Session) -> None:
         self.sessions.pop(session.sock.fileno(), None)
@@ -375,8 +401,79 @@ class CliServer:
             if command == "prompt":
                 session.interactive = not session.interactive
                 continue
+            if command == "_getsocks":
+                self.send(session, "".join(out))
+                self.send_listeners(session)
+                return False
             text = self.commands.run(command, session)
+            if text is None:                 # the command ends the session (master "reload")
+                self.send(session, "".join(out))
+                self.drop(session)
+                return False
             out.append(text + "\n")
         if session.interactive:
             out.append("> ")
         return self.send(session, "".join(out))
+
+    def send_listeners(self, session: Session) -> None:
+        """``_getsocks`` on a socket with ``expose-fd listeners``: hand the listening
+        sockets to a new fastlb started with ``-x`` (or ``-sf``), so that it serves the very
+        sockets clients are connecting to.  Each message is a JSON list of [key, slot]
+        followed by that many descriptors (SCM_RIGHTS); an empty list ends."""
+        if not session.expose_fd or session.level < LEVELS["admin"] or self.pool is None:
+            self.send(session, "Permission denied\n\n")
+            self.drop(session)
+            return
+        names, fds = self.pool.export()
+        session.sock.settimeout(2.0)
+        try:
+            for start in range(0, len(fds), FDS_PER_MESSAGE):
+                batch = names[start:start + FDS_PER_MESSAGE]
+                socket.send_fds(session.sock, [json.dumps(batch).encode() + b"\n"],
+                                fds[start:start + FDS_PER_MESSAGE])
+            session.sock.sendall(b"[]\n")
+        except OSError:
+            pass
+        self.drop(session)
+
+
+def fetch_listeners(path: str, timeout: float = 5.0) -> tuple[list, list[int]]:
+    """The client side of ``_getsocks`` (``fastlb -x <socket>``): ([key, slot], fds)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    names: list = []
+    fds: list[int] = []
+    try:
+        sock.connect(path)
+        sock.sendall(b"_getsocks\n")
+        buffer = b""
+        while True:
+            data, received, _, _ = socket.recv_fds(sock, 65536, FDS_PER_MESSAGE)
+            fds += received
+            if not data:
+                break
+            buffer += data
+            done = False
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                if line.startswith(b"Permission denied"):
+                    raise PermissionError(f"'{path}' does not expose its listeners "
+                                          "(stats socket ... level admin expose-fd listeners)")
+                batch = json.loads(line) if line.strip() else []
+                if not batch:
+                    done = True
+                    break
+                names += batch
+            if done:
+                break
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    finally:
+        sock.close()
+    if len(names) != len(fds):
+        for fd in fds:
+            os.close(fd)
+        raise OSError(f"'{path}' sent {len(fds)} descriptors for {len(names)} listeners")
+    return names, fds

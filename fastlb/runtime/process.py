@@ -1,0 +1,65 @@
+"""Process hygiene: descriptor limits (master), CPU pinning, chroot and privilege drop
+(each worker and the health checker, after they hold their sockets).
+
+The master keeps its privileges, as HAProxy's master does: it must bind new addresses
+and re-read the configuration at reload.  Only the processes that touch traffic drop them.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import time
+
+FD_MARGIN = 16      # pipes, the epoll descriptor, logs, the shared memory and the like
+
+
+def needed_fds(tables) -> int:
+    """What ``maxconn`` implies: a client and a server side per connection, plus listeners
+    and health checks (HAProxy's maxsock, near enough)."""
+    maxconn = tables.config.global_.maxconn
+    if not maxconn:
+        return 0
+    listeners = sum(len(fe.listeners) for fe in tables.frontends)
+    return 2 * maxconn + listeners + tables.nservers + FD_MARGIN
+
+
+def set_fd_limit(tables) -> str | None:
+    """Set RLIMIT_NOFILE to ``ulimit-n``, else to what ``maxconn`` needs, else raise the soft
+    limit to the hard one.  Returns HAProxy's alert when the limit cannot be had."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = tables.config.global_.ulimit_n or needed_fds(tables)
+    if not target:
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return None
+    for limits in ((target, target), (target, hard)):
+        if hard != resource.RLIM_INFINITY and limits[1] < limits[0]:
+            continue
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+            return None
+        except (ValueError, OSError):
+            continue
+    return f"[fastlb.main()] Cannot raise FD limit to {target}, limit is {soft}."
+
+
+def pin_cpus(config, worker: int) -> None:
+    """``cpu-map``: worker N (0-based) runs on the CPUs mapped to thread N + 1."""
+    cpus = config.global_.cpu_map.get(worker + 1)
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+
+
+def confine(config) -> None:
+    """``chroot``, then ``group``/``gid`` and ``user``/``uid``; a failure is fatal to the
+    process (the master reports its exit), as running with more rights than asked is."""
+    g = config.global_
+    if g.chroot:
+        time.localtime()            # load the time zone while /etc is still visible
+        os.chroot(g.chroot)
+        os.chdir("/")
+    if g.gid is not None:
+        os.setgroups([])
+        os.setgid(g.gid)
+    if g.uid is not None:
+        os.setuid(g.uid)
