@@ -280,7 +280,7 @@ def test_process_keywords_are_checked_with_file_and_line(tmp_path):
     for line, text in (
             (3, "cannot find user id for 'no-such-user-here'"),
             (4, "cannot find group id for 'no-such-group-here'"),
-            (5, "'nbproc' is not supported any more"),
+            (5, "nbproc is not supported any more since HAProxy 2.5."),
             (6, "'cpu-map' : invalid process set '2'"),
             (7, "'cpu-map' : with 'auto:', the thread and CPU sets must have the same size"),
             (8, "'chroot' : '/no/such/dir' is not a directory."),

@@ -254,8 +254,9 @@ class Parser:
                 g.nbthread = self._positive_int(args, keyword)
             elif keyword == "nbproc":
                 # HAProxy 2.5+ refuses it; fastlb's workers play the threads
-                raise ValueError("'nbproc' is not supported any more; use 'nbthread' "
-                                 "(the number of fastlb workers) instead.")
+                raise ValueError("nbproc is not supported any more since HAProxy 2.5. "
+                                 "fastlb's workers play HAProxy's threads: use 'nbthread' "
+                                 "or -n.")
             elif keyword in ("user", "group", "uid", "gid"):
                 self._global_identity(keyword, args)
             elif keyword == "chroot":

@@ -293,7 +293,7 @@ def build_backend_rules(proxy: Proxy, applets: Applets = None):
     return apply
 
 
-def build_response_editor(proxy: Proxy, applets: Applets):
+def build_response_editor(proxy: Proxy, applets: Applets = None):
     """``edit(headers)`` applying the proxy's http-response rules, or None."""
     if proxy.mode != "http" or not proxy.http_response_rules:
         return None
