@@ -89,6 +89,7 @@ def test_twenty_reloads_under_load_lose_no_request(fastlb, http_backends, tmp_pa
         time.sleep(0.5)
         served.append((len(a.requests), len(b.requests)))
     results = [wrk_failures(p.communicate(timeout=30)[0]) for p in (keep_alive, closing)]
+    print("wrk keep-alive, close:", results)            # shown with pytest -rP
     for result in results:
         assert result["requests"] > 500, results
         assert (result["connect"], result["read"], result["write"], result["timeout"],
