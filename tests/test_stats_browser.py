@@ -42,13 +42,19 @@ def browser():
 
 def settled(read):
     """``read()`` retried while the page is being replaced by a refresh."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (NoSuchElementException,
+                                            StaleElementReferenceException, WebDriverException)
 
     def attempt():
         try:
             return read()
         except (NoSuchElementException, StaleElementReferenceException):
             return None
+        except WebDriverException as exc:
+            # Chromium's wording for an element whose page was replaced meanwhile
+            if "does not belong to the document" in str(exc):
+                return None
+            raise
     return attempt
 
 
