@@ -218,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             alert(error)
         alert(f"[{PROGRAM}.main()] Some protocols failed to start their listeners! Exiting.")
         return 1
+    # sockets handed over for addresses or worker slots we do not serve: closed now,
+    # else the kernel would queue connections on them that nobody accepts
+    pool.keep_only(tables, workers)
     if (opts.daemon or config.global_.daemon) and not opts.foreground:
         daemonize()
     pidfile = opts.pidfile or config.global_.pidfile

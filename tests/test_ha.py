@@ -21,7 +21,6 @@ HARNESS = Path(__file__).resolve().parents[2] / "shared" / "ha" / "ha_failover_t
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 DURATION_S = "12"
 INTERVAL_MS = 50
-CHECK_INTERVAL_MS = 1000     # the harness's vrrp_script interval
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not HARNESS.exists() or not all(
@@ -57,13 +56,19 @@ def test_keepalived_failover_with_fastlb_as_good_as_haproxy(tmp_path):
         assert all(s["verdict"] == "PASS" and s["vip_moved"] == "yes"
                    for s in result["scenarios"].values()), result["output"]
     # When the MASTER's balancer dies, requests fail until keepalived's next vrrp_script run
-    # (every second, at a phase the harness randomises) puts the node in FAULT.  Those
-    # failures belong to the check interval, not to the balancer: allow one interval's
-    # worth of requests and of gap beyond haproxy's figures.
-    slack_requests = CHECK_INTERVAL_MS // INTERVAL_MS + 5
-    assert int(fastlb["failed_requests"]) <= int(haproxy["failed_requests"]) + slack_requests, \
-        (fastlb["output"], haproxy["output"])
-    assert int(fastlb["max_gap_ms"]) <= int(haproxy["max_gap_ms"]) + CHECK_INTERVAL_MS + 100
+    # puts the node in FAULT (lb1_fault_ms).  The harness draws the kill time at random, so
+    # that detection delay varies from 0 to 1 s between runs whatever the balancer; what
+    # the balancer adds is the rest: compare the failures and the gap beyond detection.
+    def beyond_detection(result):
+        lb_kill = result["scenarios"]["lb_kill"]
+        fault = int(lb_kill["lb1_fault_ms"])
+        return (int(lb_kill["failed"]) - fault / INTERVAL_MS,
+                int(lb_kill["max_gap_ms"]) - fault)
+
+    (fastlb_failed, fastlb_gap), (haproxy_failed, haproxy_gap) = map(beyond_detection,
+                                                                     (fastlb, haproxy))
+    assert fastlb_failed <= haproxy_failed + 3, (fastlb["output"], haproxy["output"])
+    assert fastlb_gap <= haproxy_gap + 250, (fastlb["output"], haproxy["output"])
     # keepalived's own crash: the balancers keep serving while the VIP moves
     assert int(fastlb["scenarios"]["ka_kill"]["failed"]) <= \
         int(haproxy["scenarios"]["ka_kill"]["failed"]) + 5, fastlb["output"]

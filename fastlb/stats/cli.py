@@ -15,6 +15,7 @@ import socket
 import stat
 import time
 
+from ..logsink import console as _stderr
 from ..runtime import shm as shared
 from .admin import Admin, AdminError
 from .collect import Collector
@@ -277,8 +278,7 @@ class CliServer:
         sock.listen(16)
         sock.setblocking(False)
         sock.set_inheritable(False)
-        self.listeners[sock.fileno()] = (sock, LEVELS[spec.level],
-                                         getattr(spec, "expose_fd", False))
+        self.listeners[sock.fileno()] = (sock, LEVELS[spec.level], spec.expose_fd)
 
     def switch(self, config, commands: Commands) -> None:
         """A reload: answer from the new generation; reopen the sockets if they changed."""
@@ -290,7 +290,12 @@ class CliServer:
             for sock, _, _ in self.listeners.values():
                 sock.close()
             self.listeners.clear()
-            self.open()
+            for spec in self.specs():
+                try:
+                    self.listen(spec)
+                except OSError as exc:       # the reload stands; this socket is missing
+                    _stderr("ALERT", f"Starting frontend GLOBAL: cannot bind stats socket "
+                                     f"({exc.strerror}) [{spec.path or spec.host}]")
 
     def close(self) -> None:
         for sock, _, _ in self.listeners.values():
