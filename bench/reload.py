@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -57,10 +56,7 @@ def wrk(port: int, scenario: Scenario, duration: float) -> dict:
     cmd.append(f"http://127.0.0.1:{port}{scenario.path}")
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30,
                          preexec_fn=servers._pinned(servers.PINNING["load"])).stdout
-    result = parse_wrk(out)
-    read = re.search(r"Socket errors: connect \d+, read (\d+)", out)
-    result["read_errors"] = int(read.group(1)) if read else 0
-    return result
+    return parse_wrk(out)
 
 
 def reloading(proxy, conf: Path, port: int, origin: int, workers: int, interval: float,

@@ -84,6 +84,7 @@ def parse_wrk(output: str) -> dict:
         # read errors are how wrk counts a server closing after "Connection: close"
         "errors": (int(errors.group(1)) + int(errors.group(3)) + int(errors.group(4))) if errors else 0,
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "read_errors": int(errors.group(2)) if errors else 0,
     }
     # percentiles printed by LATENCY_SCRIPT, in microseconds
     pct = {float(p): float(v) for p, v in re.findall(r"^pct ([\d.]+) (\d+)$", output, re.M)}

@@ -26,6 +26,7 @@ import time
 from setproctitle import setproctitle
 
 from . import __version__
+from .cli import config_message
 from .config.parser import ConfigError, load_config
 from .health import needs_checker, run_checker
 from .logsink import console as _stderr
@@ -300,12 +301,8 @@ class Master:
         return compile_tables(config)
 
     def config_message(self, level: str, text: str) -> None:
-        if level == "WARNING" and self.quiet:
-            return
-        first, *rest = text.split("\n")
-        _stderr(level, "config : " + first)
-        for line in rest:
-            _stderr(level, "config : " + line)
+        if level == "ALERT" or not self.quiet:
+            config_message(level, text)        # the same lines as at start-up
 
     def reload_failed(self) -> None:
         self.failed_reloads += 1

@@ -40,10 +40,6 @@ backend be
 """
 
 
-def master_cli(path, command: str, timeout=5.0) -> str:
-    return stats_cli(path, command, timeout)
-
-
 def run_wrk(port, seconds, connections, close=False):
     """wrk in the background; returns the Popen (its stdout has the summary)."""
     cmd = [WRK, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "4s",
@@ -101,7 +97,7 @@ def test_twenty_reloads_under_load_lose_no_request(fastlb, http_backends, tmp_pa
     # the old workers are gone once their last session ended; two current workers remain
     wait_until(lambda: len(lb.worker_pids()) == 2, timeout=15, message="old workers gone")
     assert not set(lb.worker_pids()) & first_workers
-    proc = master_cli(tmp_path / "master.sock", "show proc")
+    proc = stats_cli(tmp_path / "master.sock", "show proc")
     assert "20 [failed: 0]" in proc and "# old workers" not in proc
     assert lb.stderr().count("Former worker") == 40
 
@@ -125,8 +121,8 @@ def test_invalid_config_on_reload_changes_nothing(fastlb, http_backends, tmp_pat
     client = HttpClient(port)
     status, _, body = client.get("/")
     assert (status, body) == (200, b"A GET /")
-    assert "2 [failed: 1]" not in master_cli(tmp_path / "master.sock", "show proc")
-    assert "1 [failed: 1]" in master_cli(tmp_path / "master.sock", "show proc")
+    assert "2 [failed: 1]" not in stats_cli(tmp_path / "master.sock", "show proc")
+    assert "1 [failed: 1]" in stats_cli(tmp_path / "master.sock", "show proc")
     # a bind that cannot be had also changes nothing
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
@@ -175,7 +171,7 @@ def test_master_cli_show_proc_reload_and_forward(fastlb, http_backends, tmp_path
     lb = fastlb(reload_config(port, [("a", a)], tmp_path / "stats.sock"), workers=2,
                 ports=[port], args=["-S", f"{msock},mode,600"])
     assert oct(os.stat(msock).st_mode & 0o777) == "0o600"
-    proc = master_cli(msock, "show proc")
+    proc = stats_cli(msock, "show proc")
     lines = proc.splitlines()
     assert lines[0].split() == ["#<PID>", "<type>", "<reloads>", "<uptime>", "<version>"]
     assert lines[1].split()[:5] == [str(lb.pid), "master", "0", "[failed:", "0]"]
@@ -186,9 +182,9 @@ def test_master_cli_show_proc_reload_and_forward(fastlb, http_backends, tmp_path
     client = HttpClient(port)
     assert client.get("/")[0] == 200
     old = set(lb.worker_pids())
-    assert master_cli(msock, "reload") == ""        # HAProxy 2.6 closes without a word
+    assert stats_cli(msock, "reload") == ""        # HAProxy 2.6 closes without a word
     wait_until(lambda: lb.stderr().count("Loading success.") == 2, message="reload")
-    proc = master_cli(msock, "show proc")
+    proc = stats_cli(msock, "show proc")
     assert "1 [failed: 0]" in proc and "# old workers" in proc
     old_rows = proc.split("# old workers\n")[1].split("# programs")[0].splitlines()
     assert [int(r.split()[0]) in old and r.split()[2] == "1" for r in old_rows] == [True]
@@ -196,12 +192,12 @@ def test_master_cli_show_proc_reload_and_forward(fastlb, http_backends, tmp_path
     status, headers, body = client.get("/")
     assert (status, headers.get("connection")) == (200, "close")
     assert client.closed()
-    wait_until(lambda: "# old workers" not in master_cli(msock, "show proc"), timeout=10,
+    wait_until(lambda: "# old workers" not in stats_cli(msock, "show proc"), timeout=10,
                message="the old worker to leave")
-    info = master_cli(msock, "@1 show info")
+    info = stats_cli(msock, "@1 show info")
     assert "Pid: " in info and "CurrConns:" in info
-    assert master_cli(msock, "@!999999 show info").startswith("Can't find the target PID")
-    assert master_cli(msock, "show version").strip()
+    assert stats_cli(msock, "@!999999 show info").startswith("Can't find the target PID")
+    assert stats_cli(msock, "show version").strip()
 
 
 @pytest.mark.skipif(WRK is None, reason="wrk is not installed")
@@ -364,7 +360,7 @@ def test_monitor_fail_reports_the_node_down(fastlb, http_backends, tmp_path):
     a = http_backends("A")
     port = free_port()
     sock = tmp_path / "stats.sock"
-    lb = fastlb(reload_config(port, [("a", a)], sock).replace(
+    fastlb(reload_config(port, [("a", a)], sock).replace(
         "    default_backend be\n",
         "    default_backend be\n    monitor-uri /health\n"
         "    acl be_dead nbsrv(be) lt 1\n    monitor fail if be_dead\n"), workers=2,

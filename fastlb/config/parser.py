@@ -16,7 +16,7 @@ from . import addresses
 from .addresses import AddressError
 from ..http.acl import AclError, PREDEFINED, condition_acl_names, parse_acl, parse_condition
 from .model import (FACILITIES, LEVELS, LOG_FORMATS, Config, CookieSettings, ForwardFor,
-                    GlobalSettings, HttpCheck, LogTarget, Origin, Proxy, Server, ServerSettings,
+                    GlobalSettings, HttpCheck, LogTarget, Origin, Proxy, Server,
                     StatsPage, StatsSocket)
 from ..http.errors import MESSAGES
 from ..http.rules import RuleError, parse_rule
@@ -865,7 +865,7 @@ class Parser:
             elif word in ("dynamic", "attr"):
                 raise ValueError(f"'cookie ... {word}' is not supported by fastlb yet.")
             else:
-                raise ValueError(f"'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', "
+                raise ValueError("'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', "
                                  "'nocache', 'postonly', 'domain', 'maxidle', 'maxlife', "
                                  "'dynamic' and 'attr' options.")
             i += 1

@@ -8,8 +8,6 @@ configuration changed that very setting.
 """
 from __future__ import annotations
 
-import time
-
 from . import shm as shared
 from .shm import (FE_MAXCONN, SRV_CHECK_CODE, SRV_CHECK_MS, SRV_CHECK_STATUS, SRV_CHKDOWN,
                   SRV_CHKFAIL, SRV_DOWN_SINCE, SRV_DOWNTIME, SRV_HEALTH, SRV_LAST_CHANGE,
@@ -59,7 +57,6 @@ class Generation:
         self.shm.view[shared.G_MASTER_PID] = master_pid
         self.shm.view[shared.G_START_MS] = start_ms
         self.pids: dict[int, int] = {}       # pid -> worker number (or the checker's)
-        self.loaded_at = time.monotonic()
 
     def ready(self) -> bool:
         """Every worker has built its loop and entered it (it writes its pid last)."""

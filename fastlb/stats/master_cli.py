@@ -63,6 +63,10 @@ def parse_master_socket(text: str) -> StatsSocket:
     return spec
 
 
+def help_lines() -> str:
+    return "".join(f"  {usage:<39} : {text}\n" for usage, text in MASTER_HELP)
+
+
 def uptime(seconds: float) -> str:
     seconds = max(0, int(seconds))
     days, rest = divmod(seconds, 86400)
@@ -92,15 +96,14 @@ class MasterCommands:
         if words == ["show", "version"]:
             return self.master.version() + "\n"
         if words[0] == "help":
-            return ("The following commands are valid at this level:\n" +
-                    "".join(f"  {usage:<39} : {text}\n" for usage, text in MASTER_HELP))
+            return "The following commands are valid at this level:\n" + help_lines()
         if words[0] in ("operator", "user"):
             session.level = min(session.level, LEVELS[words[0]])
             return ""
         if words == ["show", "cli", "level"]:
             return {0: "user", 1: "operator", 2: "admin"}[session.level] + "\n"
         return ("Unknown command, but maybe one of the following ones is a better match:\n" +
-                "".join(f"  {usage:<39} : {text}\n" for usage, text in MASTER_HELP))
+                help_lines())
 
     def show_proc(self) -> str:
         m = self.master
