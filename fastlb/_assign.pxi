@@ -238,10 +238,26 @@ cdef int assign_server(Worker w, int idx, Session *s):
         queue_enter(w, idx, s, be.shm_index)     # older requests wait for a place: behind them
         return ASSIGN_QUEUED
     srv = balance(w, s, be, False)
+    if srv >= 0 and srv == s.avoid_server and be.nactive > 1:
+        srv = balance_avoiding(w, s, be, srv)
     if srv == BALANCE_FULL:
         queue_enter(w, idx, s, be.shm_index)
         return ASSIGN_QUEUED
     return srv
+
+
+cdef int balance_avoiding(Worker w, Session *s, BackendRt *be, int srv):
+    """A redispatch drew the server that just failed: draw again (a bounded number of
+    times) so that the retry goes elsewhere whenever another server is usable."""
+    cdef int attempt, other
+    for attempt in range(2 * be.nactive):
+        server_release(w, s)
+        other = balance(w, s, be, False)
+        if other < 0:
+            return other
+        if other != s.avoid_server:
+            return other
+    return srv if s.held_server >= 0 else balance(w, s, be, False)
 
 
 # ---------------------------------------------------------------------------- queues

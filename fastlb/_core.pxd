@@ -50,6 +50,10 @@ cdef struct Session:
     int held_server         # server whose current-session count this session holds (-1: none)
     uint8_t held_shared     # that count is also in the shared totals
     int forced_server       # persistence (cookie) asks for this server (-1: none)
+    int avoid_server        # a redispatch after this server failed: pick it last (-1: none)
+    int lend_prev           # HTTP: this idle session's server connection may be taken by
+    int lend_next           # another session (http-reuse safe); list per server, -1 ends
+    uint8_t lent
     uint32_t key_hash       # hash of the balancing key (source, uri, url_param, hdr)
     uint8_t has_key         # 0: the key was missing: hashed algorithms fall back to the map walk
     int q_target            # queue this session waits in (-1: none), see _assign.pxi

@@ -16,7 +16,7 @@ from fastlb.lb.roundrobin cimport rr_pick
 from fastlb.lb.hashing cimport sdbm, full_hash, address_hash, map_lookup, ring_lookup
 from fastlb.lb.leastconn cimport leastconn_pick
 from fastlb.lb.first cimport first_pick
-from fastlb.http.framing cimport ChunkParser, chunk_scan, head_end, CH_DONE
+from fastlb.http.framing cimport *
 
 import os as _os
 import socket as _socket
@@ -26,9 +26,8 @@ cdef extern from *:
 
 BUILT_WITH_CYTHON = FASTLB_CYTHON_VERSION.decode()
 
-import httptools
-
 from fastlb.http.errors import builtin_page
+from fastlb.http.fields import HeaderValueError
 
 DEF SESSIONS_PER_CHUNK = 1024
 DEF MAX_EVENTS = 256
@@ -215,6 +214,7 @@ cdef class Worker:
     cdef int worker_id
     cdef int nworkers
     cdef uint32_t bufsize
+    cdef public uint32_t head_limit   # largest head: bufsize less tune.maxrewrite
     cdef int64_t now
     cdef int stopping           # 0 running, 1 soft stop (drain), 2 hard stop
     cdef int64_t stop_deadline  # hard-stop-after for a soft stop, 0: none
@@ -270,6 +270,7 @@ cdef class Worker:
     cdef int64_t next_queue_poll
     cdef int *idle_fds          # per server (shared index): IDLE_PER_SERVER pooled connections
     cdef int *idle_len
+    cdef int *lend_head         # per server (shared index): idle sessions lending their connection
     cdef int nservers_total
     cdef list lookup_builders   # per backend: callable returning a fastlb.lb.lookup.Lookup
     cdef list cookies           # per backend: fastlb.http.cookies.Persistence, or None
@@ -292,10 +293,13 @@ cdef class Worker:
     cdef list txns              # HttpTxn per session slot (mode http)
     cdef list runq              # (idx, gen) of HTTP sessions to run again after this batch
     cdef int wakeup_fd
+    cdef public uint64_t internal_errors   # sessions and requests ended by an unforeseen error
+    cdef set errors_seen         # kinds already logged (internal_error)
 
     def __cinit__(self):
         self.txns = []
         self.runq = []
+        self.errors_seen = set()
         self.error_pages = []
         self.lookup_builders = []
         self.cookies = []
@@ -319,6 +323,7 @@ cdef class Worker:
         self.worker_id = worker_id
         self.nworkers = nworkers
         self.bufsize = bufsize
+        self.head_limit = bufsize
         self.shm_ref = shm
         self.shm = <uint64_t *>&view[0]
         self.slot_base = shm.slot_base
@@ -351,6 +356,9 @@ cdef class Worker:
         self.nservers_total = shm.nservers
         self.idle_fds = <int *>malloc(max(self.nservers_total, 1) * IDLE_PER_SERVER * sizeof(int))
         self.idle_len = <int *>calloc(max(self.nservers_total, 1), sizeof(int))
+        self.lend_head = <int *>malloc(max(self.nservers_total, 1) * sizeof(int))
+        for i in range(max(self.nservers_total, 1)):
+            self.lend_head[i] = -1
         if self.idle_fds == NULL or self.idle_len == NULL:
             raise MemoryError()
         self.rng = <uint64_t>(_os.getpid() * 2654435761) ^ <uint64_t>realtime_ms()
@@ -389,6 +397,7 @@ cdef class Worker:
                     close(self.idle_fds[i * IDLE_PER_SERVER + j])
         free(self.idle_fds)
         free(self.idle_len)
+        free(self.lend_head)
         free(self.backends)
         free(self.frontends)
         free(self.listeners)
@@ -612,6 +621,8 @@ cdef class Worker:
         s.be = -1
         s.held_server = -1
         s.forced_server = -1
+        s.avoid_server = -1
+        s.lent = 0
         s.has_key = 0
         s.q_target = -1
         s.t_queued = -1
@@ -961,25 +972,32 @@ cdef class Worker:
                 s.term1 = b'C'
                 self.session_close(idx, s)
                 continue
-            if fe.log_mode == LOG_CONNECT and self.connect_callback is not None:
-                self.log_connect(s)
-            if fe.http or (fe.backend >= 0 and self.backends[fe.backend].http):
-                s.be = fe.backend            # an HTTP backend makes a TCP frontend's session HTTP
-                http_start(self, idx, s)
-                continue
-            if fe.backend < 0:
-                s.term0 = b'S'        # no backend to route to
-                s.term1 = b'C'
-                self.session_close(idx, s)
-                continue
-            s.be = fe.backend
-            s.retries_left = self.backends[s.be].retries
-            self.count(self.be_off + self.backends[s.be].shm_index, 1)
-            self.be_stats[self.backends[s.be].shm_index * STAT_WORDS + SC_SESS_TOT] += 1
-            stat_max(self.be_stats + self.backends[s.be].shm_index * STAT_WORDS, SC_SMAX,
-                     <int64_t>self.slot[self.be_off + self.backends[s.be].shm_index])
-            set_source_key(&self.backends[s.be], s)
-            self.start_connect(idx, s)
+            try:
+                self.accepted(idx, s, fe)
+            except Exception as exc:
+                self.session_failed(idx, s, exc)
+
+    cdef void accepted(self, int idx, Session *s, FrontendRt *fe):
+        """A new client connection, registered: log it, then start HTTP or connect."""
+        if fe.log_mode == LOG_CONNECT and self.connect_callback is not None:
+            self.log_connect(s)
+        if fe.http or (fe.backend >= 0 and self.backends[fe.backend].http):
+            s.be = fe.backend            # an HTTP backend makes a TCP frontend's session HTTP
+            http_start(self, idx, s)
+            return
+        if fe.backend < 0:
+            s.term0 = b'S'        # no backend to route to
+            s.term1 = b'C'
+            self.session_close(idx, s)
+            return
+        s.be = fe.backend
+        s.retries_left = self.backends[s.be].retries
+        self.count(self.be_off + self.backends[s.be].shm_index, 1)
+        self.be_stats[self.backends[s.be].shm_index * STAT_WORDS + SC_SESS_TOT] += 1
+        stat_max(self.be_stats + self.backends[s.be].shm_index * STAT_WORDS, SC_SMAX,
+                 <int64_t>self.slot[self.be_off + self.backends[s.be].shm_index])
+        set_source_key(&self.backends[s.be], s)
+        self.start_connect(idx, s)
 
     # ------------------------------------------------------------------ server connection
     cdef void start_connect(self, int idx, Session *s):
@@ -1089,6 +1107,9 @@ cdef class Worker:
             self.be_stats[be.shm_index * STAT_WORDS + SC_REDISPATCH] += 1
             self.srv_stats[be.srv_shm[s.server] * STAT_WORDS + SC_REDISPATCH] += 1
             server_release(self, s)
+            s.avoid_server = s.server    # HAProxy's srvtoavoid: anywhere but there
+            s.forced_server = -1         # persistence gives way to the redispatch
+            s.has_key = 0                # as does a hash: the map walk picks another
             s.server = -1
             s.redispatched = 1
         if not timed_out and (not redispatch or be.nactive <= 1):
@@ -1275,6 +1296,7 @@ cdef class Worker:
             for i in range(4):
                 if recv(s.cli.fd, scratch, sizeof(scratch), MSG_DONTWAIT) <= 0:
                     break
+        http_unlend(self, s)
         self.close_side(&s.cli)
         self.close_side(&s.srv)
         self.buf_put(s.cli.buf)
@@ -1423,12 +1445,23 @@ cdef class Worker:
                 self.resume_listeners()
         self.close_all()
 
-    cdef void session_failed(self, int idx, Session *s, object exc):
-        """A bug or an unforeseen input broke one session: close it, keep the worker."""
+    cdef void internal_error(self, object exc, str where):
+        """Count an unforeseen error; its first occurrence of each kind is logged, with
+        its traceback, so that a client repeating it cannot flood the log."""
         import traceback
         import sys
-        sys.stderr.write(f"[ALERT]    ({_os.getpid()}) : worker: session aborted after an "
-                         f"internal error: {exc!r}\n{traceback.format_exc()}")
+        self.internal_errors += 1
+        kind = (where, type(exc).__name__, str(exc)[:80])
+        if kind in self.errors_seen or len(self.errors_seen) > 64:
+            return
+        self.errors_seen.add(kind)
+        sys.stderr.write(f"[ALERT]    ({_os.getpid()}) : worker: {where}: internal error "
+                         f"{exc!r} (later ones of this kind are counted, not logged)\n"
+                         f"{traceback.format_exc()}")
+
+    cdef void session_failed(self, int idx, Session *s, object exc):
+        """A bug or an unforeseen input broke one session: close it, keep the worker."""
+        self.internal_error(exc, "session aborted")
         if s.state != ST_FREE:
             s.term0, s.term1 = b'I', b'D'      # HAProxy's "internal error" termination
             self.session_close(idx, s)

@@ -1,6 +1,6 @@
 # mode http: one HttpTxn per session slot drives the request and response of the
-# transaction in flight.  Heads are parsed by httptools (strict llhttp); bodies are
-# forwarded as they come, their ends found by the C framing in http/framing.pxd.
+# transaction in flight.  Heads are parsed by the strict C parser of http/framing.pxd;
+# bodies are forwarded as they come, their ends found by its chunk parser.
 # Included by _core.pyx.
 
 
@@ -34,25 +34,23 @@ DEF ROUTE_APPLET = 5     # value: applet(method, url, headers, body, client_ip, 
 DEF APPLET_MAX_BODY = 65536
 
 
-cdef class _HeadFields:
-    """httptools callbacks: collects the target (or reason) and the header fields."""
+cdef class Head:
+    """A parsed head: the spans of framing.pxd turned into bytes (names lower case)."""
+    cdef public bytes method
     cdef public bytes url
+    cdef public bytes version       # b"1.0" or b"1.1" (HTTP/1.2 and later minors: 1.1)
+    cdef public int status
     cdef public bytes reason
     cdef public list headers
 
-    def __init__(self):
-        self.url = b""
-        self.reason = b""
-        self.headers = []
 
-    def on_url(self, bytes url):
-        self.url += url
-
-    def on_status(self, bytes reason):
-        self.reason += reason
-
-    def on_header(self, bytes name, bytes value):
-        self.headers.append((name.lower(), value))
+HEAD_ERRORS = {
+    HE_METHOD: "method not a token followed by one space", HE_TARGET: "forbidden byte in the target",
+    HE_VERSION: "missing or unsupported HTTP version", HE_LINE_END: "line not ended by CRLF",
+    HE_NAME: "malformed header name", HE_VALUE: "control character in a header value",
+    HE_FOLD: "obsolete line folding", HE_TOO_MANY: "too many headers",
+    HE_STATUS: "malformed status line",
+}
 
 
 cdef class HttpTxn:
@@ -76,6 +74,7 @@ cdef class HttpTxn:
     cdef bint close_client          # close the client connection once the response is out
     cdef bint close_server          # do not reuse the server connection after this response
     cdef bint is_head
+    cdef bint is_connect            # CONNECT: a 2xx answer turns the session into a tunnel
     cdef bint reused                # request sent on a connection kept from a previous one
     cdef bint retried
     cdef bint error_sent            # out_cli holds an error page: close after it
@@ -143,6 +142,7 @@ cdef class HttpTxn:
         self.out_cli = None
         self.out_srv_off = self.out_cli_off = 0
         self.close_client = self.close_server = False
+        self.is_connect = False
         self.is_head = self.reused = self.retried = self.error_sent = self.logged = False
         self.counted = self.req_error = False
         self.applet = None
@@ -175,8 +175,7 @@ cdef bint _connection_has(list headers, bytes token):
 
 
 cdef bint _keep_alive(bytes version, list headers):
-    """RFC 9112: 1.1 persists unless "close"; 1.0 closes unless "keep-alive".  (httptools'
-    should_keep_alive() cannot be used: llhttp resets its flags when a message completes.)"""
+    """RFC 9112: 1.1 persists unless "close"; 1.0 closes unless "keep-alive"."""
     if _connection_has(headers, b"close"):
         return False
     if version == b"1.0":
@@ -418,16 +417,148 @@ cdef int classify_body(ChunkParser *chunk, int mode, int64_t *remaining, int64_t
 
 
 cdef object parse_head(bytes head, bint request):
-    """(fields, parser) or (None, error text)."""
-    cdef _HeadFields fields = _HeadFields()
-    parser = httptools.HttpRequestParser(fields) if request else httptools.HttpResponseParser(fields)
-    try:
-        parser.feed_data(head)
-    except httptools.HttpParserUpgrade:
-        pass
-    except httptools.HttpParserError as exc:
-        return None, str(exc)
-    return fields, parser
+    """(Head, None), or (None, error text) for a head framing.pxd refuses."""
+    cdef HeadSpans h
+    cdef const char *raw = head
+    cdef int64_t n = len(head), end
+    cdef int i
+    cdef Head out = Head()
+    with nogil:
+        end = parse_request_head(raw, n, &h) if request else parse_response_head(raw, n, &h)
+    if end == HEAD_ERROR:
+        return None, HEAD_ERRORS.get(h.error, "malformed head")
+    if end != n:
+        return None, "bytes after the end of the head"
+    if request:
+        out.method = head[h.method.off:h.method.off + h.method.len]
+        out.url = head[h.target.off:h.target.off + h.target.len]
+    else:
+        out.status = h.status
+        out.reason = head[h.reason.off:h.reason.off + h.reason.len]
+    out.version = b"1.0" if h.minor == 0 else b"1.1"
+    out.headers = [(head[h.names[i].off:h.names[i].off + h.names[i].len].lower(),
+                    head[h.values[i].off:h.values[i].off + h.values[i].len])
+                   for i in range(h.nfields)]
+    return out, None
+
+
+cdef list header_list(list headers, bytes wanted):
+    """Every element of a comma-separated header, over all its lines, stripped."""
+    cdef list out = []
+    for name, value in headers:
+        if name == wanted:
+            out += [v.strip(b" \t") for v in value.split(b",")]
+    return out
+
+
+cdef inline bint bytes_safe(bytes value):
+    """No CR, LF or NUL: what may stand in a header, a status line or a Location."""
+    cdef const char *p = value
+    cdef Py_ssize_t i
+    for i in range(len(value)):
+        if p[i] == 13 or p[i] == 10 or p[i] == 0:
+            return False
+    return True
+
+
+cdef bint fields_safe(list headers):
+    """Every (name, value) of a list some rule or editor touched may be written as is."""
+    for name, value in headers:
+        if not isinstance(name, bytes) or not isinstance(value, bytes) or not name or \
+                not bytes_safe(name) or not bytes_safe(value) or b":" in name or \
+                b" " in name:
+            return False
+    return True
+
+
+cdef int64_t content_length(list headers):
+    """The Content-Length (-1: none, -2: invalid or ambiguous).  Repeated identical values
+    are one value, as in HAProxy; different ones, a sign, a space inside or anything but
+    digits is an error (RFC 9112 6.3)."""
+    cdef list values = header_list(headers, b"content-length")
+    cdef bytes first
+    if not values:
+        return -1
+    first = values[0]
+    for v in values:
+        if v != first or not v or not v.isdigit() or len(v) > 18:
+            return -2
+    return int(first)
+
+
+cdef int transfer_chunked(list headers):
+    """0: no Transfer-Encoding, 1: just "chunked", 2: chunked last after other codings
+    (well formed, but HAProxy 2.6 refuses such a request with 422), -1: anything else."""
+    cdef list codings = [c.lower() for c in header_list(headers, b"transfer-encoding") if c]
+    cdef bint present = any(name == b"transfer-encoding" for name, _ in headers)
+    if not present:
+        return 0
+    if not codings or codings[len(codings) - 1] != b"chunked" or codings.count(b"chunked") != 1:
+        return -1
+    return 1 if len(codings) == 1 else 2
+
+
+cdef bytes authority_of(bytes url):
+    """The authority of an absolute-form target (lower case, default port dropped), or None."""
+    cdef Py_ssize_t colon = url.find(b"://")
+    cdef bytes scheme, authority
+    if colon <= 0:
+        return None
+    scheme = url[:colon].lower()
+    authority = url[colon + 3:]
+    authority = authority.split(b"/", 1)[0].split(b"?", 1)[0]
+    authority = authority[authority.rfind(b"@") + 1:].lower()
+    return strip_default_port(authority, scheme)
+
+
+cdef bytes strip_default_port(bytes authority, bytes scheme):
+    if (scheme == b"http" and authority.endswith(b":80")) or \
+            (scheme == b"https" and authority.endswith(b":443")):
+        return authority.rsplit(b":", 1)[0]
+    return authority
+
+
+cdef object request_refused(Head head):
+    """Why a well-formed request head is still refused (HAProxy's 400s), or None: a body
+    framed two ways, two different Hosts, an absolute URI naming another host, CONNECT
+    without an authority, a WebSocket upgrade without its key."""
+    cdef list hosts = [v for k, v in head.headers if k == b"host"]
+    cdef bytes url = head.url, authority
+    if len(hosts) > 1:
+        if any(h.lower() != hosts[0].lower() for h in hosts):
+            return "several different Host headers"
+        first = True
+        kept = []
+        for k, v in head.headers:          # identical copies: forward one
+            if k == b"host":
+                if not first:
+                    continue
+                first = False
+            kept.append((k, v))
+        head.headers[:] = kept
+    if head.method == b"PRI":
+        return "PRI is the HTTP/2 preface, not a request"
+    if head.method == b"CONNECT":
+        if url[:1] == b"/" or url == b"*" or b"/" in url or b":" not in url:
+            return "CONNECT needs an authority-form target"
+        if hosts and hosts[0].lower() != url.lower():
+            return "CONNECT authority and Host differ"
+    elif url[:1] != b"/":
+        if url == b"*":
+            if head.method != b"OPTIONS":
+                return "'*' target outside OPTIONS"
+        else:
+            authority = authority_of(url)
+            if authority is None or not authority:
+                return "target is neither a path nor an absolute URI"
+            if hosts and strip_default_port(hosts[0].lower(), url.split(b":", 1)[0].lower()) \
+                    != authority:
+                return "absolute URI and Host differ"
+    if _connection_has(head.headers, b"upgrade") and \
+            b"websocket" in [u.lower() for u in header_list(head.headers, b"upgrade")] and \
+            _header(head.headers, b"sec-websocket-key") is None:
+        return "WebSocket upgrade without Sec-WebSocket-Key"
+    return None
 
 
 cdef void capture_error(Worker w, Session *s, bint response, bytes data, object reason):
@@ -444,13 +575,22 @@ cdef void capture_error(Worker w, Session *s, bint response, bytes data, object 
 cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bint raw,
                      char term0, char term1):
     """Answer with HAProxy's page for ``status`` and close once it is out."""
+    # After its own answer HAProxy keeps the client connection when the request was read to
+    # its end; a head it could not parse (400, 408) or a body left unread closes it.
+    cdef bint body_read = txn.req_mode == BODY_NONE or txn.req_body_seen_end
+    if txn.out_cli is not None and txn.rsp_state == RS_BODY:
+        body_read = False               # a response was already under way: cut it short
     txn.out_cli = w.error_page(s.fe, s.be if txn.routed else -1, status, raw)
     txn.out_cli_off = 0
     txn.req_error = raw
     txn.count_bytes = not raw
     txn.status = status
     txn.error_sent = True
-    txn.close_client = True
+    if raw or not body_read or status == 500 or s.cli.rd_eof:
+        txn.close_client = True
+    elif txn.req_avail > 0:
+        side_consume(w, &s.cli, txn.req_avail)     # the rest of this request's body
+        txn.req_avail = 0
     txn.term0 = term0
     txn.term1 = term1
     txn.req_state = RQ_DONE
@@ -475,10 +615,13 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     cdef int mode
     cdef bytes te, cl, version, method
     cdef list out
-    fields, parser = parse_head(head, True)
+    cdef int64_t length
+    cdef int chunked_te
+    http_unlend(w, s)                    # our kept server connection is ours again
+    fields, why = parse_head(head, True)
     txn.requests += 1
     if fields is None:
-        capture_error(w, s, False, head, parser)
+        capture_error(w, s, False, head, why)
         txn.request_line = b"<BADREQ>"
         http_error(w, idx, s, txn, 400, True, b'P', b'R')
         return False
@@ -488,25 +631,50 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
         txn.captures_req = capture_headers(specs[0], fields.headers)
     if specs[1] is not None:
         txn.captures_rsp = [""] * len(specs[1])
-    method = parser.get_method()
-    version = parser.get_http_version().encode()
+    method = fields.method
+    version = fields.version
     txn.request_line = method + b" " + fields.url + b" HTTP/" + version
     side_consume(w, &s.cli, end)
     txn.bytes_in = end
     txn.req_scanned = 0
     keep_alive = _keep_alive(version, fields.headers)
     txn.is_head = method == b"HEAD"
-    te = _header(fields.headers, b"transfer-encoding")
-    cl = _header(fields.headers, b"content-length")
-    if te is not None:
-        txn.req_mode = BODY_CHUNKED
-    elif cl is not None and int(cl) > 0:
-        if int(cl) > MAX_CONTENT_LENGTH:
-            txn.request_line = b"<BADREQ>"
-            http_error(w, idx, s, txn, 400, True, b'P', b'R')
+    txn.is_connect = method == b"CONNECT"
+    why = request_refused(fields)
+    length = content_length(fields.headers)
+    chunked_te = transfer_chunked(fields.headers)
+    if why is None:
+        if length == -2:
+            why = "malformed Content-Length"
+        elif chunked_te < 0:
+            why = "Transfer-Encoding without chunked as its final coding"
+        elif version == b"1.0" and (length > 0 or chunked_te) and \
+                (method == b"GET" or method == b"HEAD" or method == b"DELETE"):
+            # HAProxy 2.6 refuses a body on these methods from an HTTP/1.0 client
+            txn.request_line = method + b" " + fields.url + b" HTTP/" + version
+            http_error(w, idx, s, txn, 413, False, b'P', b'R')
+            txn.close_client = True
             return False
+        elif chunked_te == 2:
+            capture_error(w, s, False, head, "a transfer coding other than chunked")
+            txn.request_line = method + b" " + fields.url + b" HTTP/" + version
+            http_error(w, idx, s, txn, 422, False, b'P', b'R')
+            txn.close_client = True
+            return False
+        elif chunked_te and length >= 0:
+            why = "both Content-Length and Transfer-Encoding"
+        elif length > MAX_CONTENT_LENGTH:
+            why = "Content-Length too large"
+    if why is not None:
+        capture_error(w, s, False, head, why)
+        txn.request_line = b"<BADREQ>"
+        http_error(w, idx, s, txn, 400, True, b'P', b'R')
+        return False
+    if chunked_te:
+        txn.req_mode = BODY_CHUNKED
+    elif length > 0:
         txn.req_mode = BODY_LENGTH
-        txn.req_remaining = int(cl)
+        txn.req_remaining = length
     else:
         txn.req_mode = BODY_NONE
     # a stopping worker answers this request, then closes: the client's next request
@@ -514,8 +682,11 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     txn.close_client = not keep_alive or w.stopping != 0
     router = w.routers[s.fe]
     if router is not None:
-        verdict = router(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
-                         w.listeners[s.listener].port, version)
+        try:
+            verdict = router(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
+                             w.listeners[s.listener].port, version)
+        except Exception as exc:
+            return http_rule_failed(w, idx, s, txn, exc)
         if verdict[0] == ROUTE_APPLET:
             applet_request(txn, method, fields, version)
         if not http_local_answer(w, idx, s, txn, verdict, keep_alive):
@@ -531,12 +702,18 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
         return False
     rules = w.be_request_rules[s.be]
     if rules is not None:
-        verdict = rules(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
-                        w.listeners[s.listener].port, version)
+        try:
+            verdict = rules(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
+                            w.listeners[s.listener].port, version)
+        except Exception as exc:
+            return http_rule_failed(w, idx, s, txn, exc)
         if verdict is not None and verdict[0] == ROUTE_APPLET:
             applet_request(txn, method, fields, version)
         if verdict is not None and not http_local_answer(w, idx, s, txn, verdict, keep_alive):
             return False
+    if (router is not None or rules is not None) and not fields_safe(fields.headers):
+        return http_rule_failed(w, idx, s, txn, HeaderValueError(
+            "a rewritten request header holds CR, LF or NUL"))
     mode = fe.http_close if fe.http_close > w.backends[s.be].http_close else w.backends[s.be].http_close
     if mode == 2:
         txn.close_client = True          # option httpclose: both sides close after this one
@@ -549,6 +726,7 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     stat_max(be_row, SC_SMAX, <int64_t>w.slot[w.be_off + w.backends[s.be].shm_index])
     s.t_queued = -1
     s.forced_server = -1
+    s.avoid_server = -1
     persistence = w.cookies[s.be]
     if persistence is not None:
         server, letter = persistence.on_request(fields.headers)
@@ -561,9 +739,15 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     if w.backends[s.be].algo >= LB_SOURCE:
         set_http_key(w, s, fields.url, fields.headers)
     out = [method, b" ", fields.url, b" HTTP/", version, b"\r\n"]
+    upgrade = _connection_has(fields.headers, b"upgrade")
     for name, value in fields.headers:
-        if name == b"connection" and not _connection_has(fields.headers, b"upgrade"):
+        if name == b"connection" and not upgrade:
             continue
+        if name == b"content-length":
+            if length < 0:
+                continue
+            value = str(length).encode()      # one value for "3, 3" or repeated lines
+            length = -1
         out += [name, b": ", value, b"\r\n"]
     w.add_request_headers(s.fe, out, fields.headers, s)
     if txn.close_client or txn.close_server:
@@ -588,6 +772,15 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     return http_assigned(w, idx, s, txn, chosen)
 
 
+cdef bint http_rule_failed(Worker w, int idx, Session *s, HttpTxn txn, object exc):
+    """A rule could not be carried out (a value that may not be written, a bug): HAProxy's
+    strict-mode answer, 500, for this request alone; the worker goes on."""
+    w.internal_error(exc, "http-request rules")
+    w.fe_stats[s.fe * STAT_WORDS + SC_ERR_REQ] += 1
+    http_error(w, idx, s, txn, 500, False, b'P', b'R')
+    return False
+
+
 cdef bint http_assigned(Worker w, int idx, Session *s, HttpTxn txn, int chosen):
     """The request has its server: send it on the kept connection when it goes to the same
     server (http-reuse safe), else on a new one."""
@@ -598,9 +791,10 @@ cdef bint http_assigned(Worker w, int idx, Session *s, HttpTxn txn, int chosen):
         s.retries_left = w.backends[s.be].retries
         s.retries_done = 0
         s.redispatched = 0
-        # http-reuse safe: the first request of a session goes over its own connection;
-        # later ones may take an idle connection another session left to that server
-        if txn.requests <= 1 or not http_take_idle(w, idx, s, chosen):
+        # http-reuse safe: a connection that has served a response may carry any request
+        # (HAProxy's "safe" connections); a request on one that fails before any answer
+        # is sent again on a new connection (http_retry_fresh)
+        if not http_take_idle(w, idx, s, chosen) and not http_take_lent(w, idx, s, chosen):
             s.server = chosen
             w.start_connect(idx, s)
             return s.state != ST_FREE
@@ -672,11 +866,16 @@ cdef bint http_park_server(Worker w, Session *s):
 cdef bint http_take_idle(Worker w, int idx, Session *s, int srv):
     cdef uint32_t k = w.backends[s.be].srv_shm[srv]
     cdef int fd
-    cdef epoll_event ev
     if w.idle_len[k] == 0:
         return False
     w.idle_len[k] -= 1
     fd = w.idle_fds[k * IDLE_PER_SERVER + w.idle_len[k]]    # the most recently used
+    return http_adopt(w, idx, s, srv, fd)
+
+
+cdef bint http_adopt(Worker w, int idx, Session *s, int srv, int fd):
+    """Make an established server connection this session's."""
+    cdef epoll_event ev
     s.srv_epoch += 1
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET
     ev.data.u64 = pack_data(side_tag(s, SIDE_SRV), KIND_SESSION, idx, SIDE_SRV)
@@ -690,6 +889,59 @@ cdef bint http_take_idle(Worker w, int idx, Session *s, int srv):
     s.state = ST_ESTABLISHED
     s.t_established = w.now
     return True
+
+
+# ---------------------------------------------------------------------------- lending
+# After a response, a keep-alive session keeps its server connection for its next request
+# (no epoll_ctl when it goes to the same server), but while its client is idle another
+# session of this worker may take that connection (HAProxy's http-reuse safe shares idle
+# connections between clients).  So idle clients never pin a server's connections: 60
+# clients idling on a 50-connection server leave every connection usable.
+cdef void http_lend(Worker w, int idx, Session *s):
+    cdef uint32_t k
+    if s.lent or s.srv.fd < 0 or s.state != ST_ESTABLISHED or s.server < 0 or s.be < 0 or \
+            s.srv.head != s.srv.tail or s.srv.rd_eof or s.srv.wr_shut or s.srv.piped:
+        return
+    k = w.backends[s.be].srv_shm[s.server]
+    s.lent = 1
+    s.lend_prev = -1
+    s.lend_next = w.lend_head[k]
+    if s.lend_next >= 0:
+        w.session_at(s.lend_next).lend_prev = idx
+    w.lend_head[k] = idx
+
+
+cdef void http_unlend(Worker w, Session *s):
+    cdef uint32_t k
+    if not s.lent:
+        return
+    s.lent = 0
+    k = w.backends[s.be].srv_shm[s.server]
+    if s.lend_prev >= 0:
+        w.session_at(s.lend_prev).lend_next = s.lend_next
+    else:
+        w.lend_head[k] = s.lend_next
+    if s.lend_next >= 0:
+        w.session_at(s.lend_next).lend_prev = s.lend_prev
+
+
+cdef bint http_take_lent(Worker w, int idx, Session *s, int srv):
+    """Take the connection an idle session lends to ``srv`` (the most recently idle)."""
+    cdef uint32_t k = w.backends[s.be].srv_shm[srv]
+    cdef int owner_idx = w.lend_head[k], fd
+    cdef Session *owner
+    if owner_idx < 0:
+        return False
+    owner = w.session_at(owner_idx)
+    http_unlend(w, owner)
+    fd = owner.srv.fd
+    owner.srv.fd = -1                   # the owner's next request finds another connection
+    w.buf_put(owner.srv.buf)
+    side_init(&owner.srv)
+    owner.srv_epoch += 1                # events still queued for it are stale now
+    owner.server = -1
+    owner.state = ST_IDLE
+    return http_adopt(w, idx, s, srv, fd)
 
 
 cdef void idle_event(Worker w, uint32_t k, int fd, uint32_t events):
@@ -718,6 +970,7 @@ cdef void http_drop_server(Worker w, Session *s):
 
 
 cdef void http_close_server_side(Worker w, Session *s):
+    http_unlend(w, s)
     w.close_side(&s.srv)
     w.buf_put(s.srv.buf)
     side_init(&s.srv)
@@ -730,14 +983,17 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     cdef int status
     cdef bytes te, cl, version
     cdef list out
-    fields, parser = parse_head(head, False)
+    cdef int64_t length
+    cdef int chunked_te
+    cdef bint edited = False
+    fields, why = parse_head(head, False)
     if fields is None:
-        capture_error(w, s, True, head, parser)
+        capture_error(w, s, True, head, why)
         observe(w, &w.backends[s.be], s.server, 7, True)
         http_error(w, idx, s, txn, 502, False, b'P', b'H')
         return False
-    status = parser.get_status_code()
-    version = parser.get_http_version().encode()
+    status = fields.status
+    version = fields.version
     side_consume(w, &s.srv, end)
     txn.rsp_scanned = 0           # an interim (1xx) head may be followed by the final one
     if 100 <= status < 200 and status != 101:
@@ -745,8 +1001,9 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
         txn.out_cli = head
         txn.out_cli_off = 0
         return True
-    if status == 101:
-        # protocol switch (WebSocket): forwarded untouched, then a tunnel
+    if status == 101 or (txn.is_connect and 200 <= status < 300):
+        # protocol switch (WebSocket) or an established CONNECT: forwarded untouched, then
+        # a tunnel
         txn.status = status
         txn.t_response = w.now
         txn.out_cli = head
@@ -759,28 +1016,43 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     specs = w.captures[s.fe]
     if specs[1] is not None:
         txn.captures_rsp = capture_headers(specs[1], fields.headers)
-    persistence = w.cookies[s.be]
-    if persistence is not None:
-        txn.ck_server = persistence.on_response(fields.headers, s.server, txn.ck_client,
-                                                txn.method)
-    editor = w.be_response_editors[s.be]
-    if editor is not None:
-        editor(fields.headers)                  # backend http-response rules, then frontend's
-    editor = w.response_editors[s.fe]
-    if editor is not None:
-        editor(fields.headers)
-    te = _header(fields.headers, b"transfer-encoding")
-    cl = _header(fields.headers, b"content-length")
+    try:
+        persistence = w.cookies[s.be]
+        if persistence is not None:
+            txn.ck_server = persistence.on_response(fields.headers, s.server, txn.ck_client,
+                                                    txn.method)
+            edited = True
+        editor = w.be_response_editors[s.be]
+        if editor is not None:
+            editor(fields.headers)              # backend http-response rules, then frontend's
+            edited = True
+        editor = w.response_editors[s.fe]
+        if editor is not None:
+            editor(fields.headers)
+            edited = True
+        if edited and not fields_safe(fields.headers):
+            raise HeaderValueError("a rewritten response header holds CR, LF or NUL")
+    except Exception as exc:
+        w.internal_error(exc, "http-response rules")
+        http_error(w, idx, s, txn, 502, False, b'P', b'H')
+        return False
+    length = content_length(fields.headers)
+    chunked_te = transfer_chunked(fields.headers)
+    if length == -2 or length > MAX_CONTENT_LENGTH:
+        capture_error(w, s, True, head, "malformed Content-Length")
+        observe(w, &w.backends[s.be], s.server, 7, True)
+        http_error(w, idx, s, txn, 502, False, b'P', b'H')
+        return False
     if txn.is_head or status == 204 or status == 304:
         txn.rsp_mode = BODY_NONE
-    elif te is not None:
-        txn.rsp_mode = BODY_CHUNKED
-    elif cl is not None:
-        if int(cl) > MAX_CONTENT_LENGTH:
-            http_error(w, idx, s, txn, 502, False, b'P', b'H')
-            return False
-        txn.rsp_mode = BODY_LENGTH if int(cl) > 0 else BODY_NONE
-        txn.rsp_remaining = int(cl)
+    elif chunked_te > 0:
+        txn.rsp_mode = BODY_CHUNKED            # chunked wins over a Content-Length (RFC 9112 6.3)
+    elif chunked_te < 0:
+        txn.rsp_mode = BODY_CLOSE              # another final coding: the body ends at close
+        txn.close_client = True
+    elif length >= 0:
+        txn.rsp_mode = BODY_LENGTH if length > 0 else BODY_NONE
+        txn.rsp_remaining = length
     else:
         txn.rsp_mode = BODY_CLOSE
         txn.close_client = True
@@ -789,8 +1061,12 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
         txn.close_server = True
     out = [b"HTTP/", version, b" ", str(status).encode(), b" ", fields.reason, b"\r\n"]
     for name, value in fields.headers:
-        if name == b"connection":
+        if name == b"connection" or (name == b"content-length" and
+                                     (chunked_te != 0 or length < 0)):
             continue
+        if name == b"content-length":
+            value = str(length).encode()
+            length = -1
         out += [name, b": ", value, b"\r\n"]
     if w.stopping:
         txn.close_client = True
@@ -829,6 +1105,7 @@ cdef void http_end_transaction(Worker w, int idx, Session *s, HttpTxn txn):
     if txn.close_client:
         w.session_close(idx, s)
         return
+    http_lend(w, idx, s)
     txn.reset(w.now, realtime_ms())
 
 
@@ -861,11 +1138,19 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
 
     # -- request head
     if txn.req_state == RQ_HEAD:
-        if s.cli.buf != NULL and txn.find_head(&s.cli, True) >= 0:
+        if s.cli.buf != NULL and buffered(&s.cli) > 0 and \
+                (s.cli.buf[s.cli.head] == 13 or s.cli.buf[s.cli.head] == 10):
+            # empty lines before a request line are ignored (RFC 9112 2.2), never forwarded
+            n = leading_empty_lines(s.cli.buf + s.cli.head, buffered(&s.cli))
+            if n > 0:
+                side_consume(w, &s.cli, n)
+                txn.req_scanned = 0
+        if s.cli.buf != NULL and txn.find_head(&s.cli, True) >= 0 and \
+                txn.req_head_end <= w.head_limit:
             if not http_request_head(w, idx, s, txn):
                 return s.state != ST_FREE
             moved = True
-        elif buffered(&s.cli) >= w.bufsize:
+        elif buffered(&s.cli) >= w.head_limit:
             capture_error(w, s, False, (s.cli.buf + s.cli.head)[:buffered(&s.cli)],
                           "request head larger than the buffer")
             txn.request_line = b"<BADREQ>"
@@ -933,11 +1218,12 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
 
     # -- response
     if txn.rsp_state == RS_HEAD and s.state == ST_ESTABLISHED and txn.out_srv is None:
-        if s.srv.buf != NULL and txn.find_head(&s.srv, False) >= 0:
+        if s.srv.buf != NULL and txn.find_head(&s.srv, False) >= 0 and \
+                txn.rsp_head_end <= w.head_limit:
             if not http_response_head(w, idx, s, txn):
                 return True
             return True
-        if buffered(&s.srv) >= w.bufsize:
+        if buffered(&s.srv) >= w.head_limit:
             capture_error(w, s, True, (s.srv.buf + s.srv.head)[:buffered(&s.srv)],
                           "response head larger than the buffer")
             http_error(w, idx, s, txn, 502, False, b'P', b'H')
@@ -969,7 +1255,14 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
                 txn.bytes_out += sent
                 side_consume(w, &s.srv, sent)
                 moved = True
-        if txn.rsp_body_seen_end and txn.rsp_avail == 0 and txn.req_state == RQ_DONE:
+        if txn.rsp_body_seen_end and txn.rsp_avail == 0:
+            if txn.req_state != RQ_DONE:
+                # the server answered before the request was over (an early 413, say): that
+                # answer is the only one this request gets, and neither connection can be
+                # trusted to be in step any more
+                txn.close_client = True
+                txn.close_server = True
+                txn.req_state = RQ_DONE
             http_end_transaction(w, idx, s, txn)
             return s.state != ST_FREE
         if txn.rsp_avail == 0 and not txn.rsp_body_seen_end:
@@ -1169,19 +1462,17 @@ cdef void http_expired(Worker w, int idx, Session *s):
 # (pytest-benchmark).  The worker loop does not use these.
 
 def measure_parse_request(bytes raw):
-    """What the loop does with a request head: find its end, parse it (httptools), read
-    the framing and persistence headers.  Returns (url, headers, keep_alive, length)."""
+    """What the loop does with a request head: find its end, parse it (framing.pxd), read
+    the framing headers.  Returns (url, headers, keep_alive, length)."""
     cdef int64_t scanned = 0
     cdef int64_t end = head_end(<char *>raw, len(raw), &scanned)
     if end < 0:
         raise ValueError("incomplete head")
-    fields, parser = parse_head(raw[:end], True)
+    fields, why = parse_head(raw[:end], True)
     if fields is None:
-        raise ValueError(parser)
-    version = parser.get_http_version().encode()
-    cl = _header(fields.headers, b"content-length")
-    return (fields.url, fields.headers, _keep_alive(version, fields.headers),
-            int(cl) if cl is not None else -1)
+        raise ValueError(why)
+    return (fields.url, fields.headers, _keep_alive(fields.version, fields.headers),
+            content_length(fields.headers))
 
 
 def measure_rr_picks(tuple order, int prefix, int rounds):
@@ -1196,3 +1487,44 @@ def measure_rr_picks(tuple order, int prefix, int rounds):
     finally:
         free(sequence)
     return picked
+
+
+# ---------------------------------------------------------------------------- framing probes
+# framing.pxd's parsers called on a Python bytes object, for the differential and
+# property tests (tests/test_framing.py).  The loop calls the C functions directly.
+
+def framing_parse_head(bytes raw, bint request=True):
+    """(length, fields) for a complete head, or (-1, reason).  ``fields``: method, url,
+    version, status, reason, headers (names lower case)."""
+    cdef int64_t scanned = 0
+    cdef int64_t end = head_end(<char *>raw, len(raw), &scanned)
+    if end < 0:
+        return 0, "incomplete"
+    head, why = parse_head(raw[:end], request)
+    if head is None:
+        return -1, why
+    return end, {"method": head.method, "url": head.url, "version": head.version,
+                 "status": head.status, "reason": head.reason, "headers": head.headers}
+
+
+def framing_skip_empty_lines(bytes raw):
+    return leading_empty_lines(<char *>raw, len(raw))
+
+
+def framing_chunks(bytes raw, list cuts):
+    """Feed a chunked body to the C parser in pieces cut at ``cuts``; returns (bytes that
+    belong to the body, done, error)."""
+    cdef ChunkParser p
+    cdef int64_t taken = 0, r
+    cdef bytes piece
+    memset(&p, 0, sizeof(ChunkParser))
+    bounds = [0] + sorted(c for c in cuts if 0 < c < len(raw)) + [len(raw)]
+    for a, b in zip(bounds, bounds[1:]):
+        piece = raw[a:b]
+        r = chunk_scan(&p, <char *>piece, len(piece))
+        if r < 0:
+            return taken, False, True
+        taken += r
+        if p.state == CH_DONE:
+            break
+    return taken, p.state == CH_DONE, False

@@ -284,6 +284,8 @@ class GlobalSettings:
     pidfile: Optional[str] = None
     quiet: bool = False
     bufsize: int = 16384
+    maxrewrite: int = 1024      # tune.maxrewrite: kept free in a buffer for rewrites, so a
+                                # head may use bufsize - maxrewrite (HAProxy caps it at half)
     ulimit_n: Optional[int] = None
     log_tag: Optional[str] = None
     log_send_hostname: Optional[str] = None
@@ -296,6 +298,11 @@ class GlobalSettings:
     gid: Optional[int] = None       # "group" / "gid"
     chroot: Optional[str] = None
     cpu_map: dict = field(default_factory=dict)         # worker number (1-based) -> {cpu}
+
+    def head_limit(self) -> int:
+        """The largest head a buffer takes: tune.maxrewrite (at most half of it) stays free,
+        as in HAProxy, so that rewrites always fit."""
+        return self.bufsize - min(self.maxrewrite, self.bufsize // 2)
 
 
 @dataclass

@@ -43,7 +43,7 @@ NOT_YET_GLOBAL = {
     "spread-checks", "server-state-file", "server-state-base", "lua-load", "setenv", "presetenv",
     "resetenv", "unsetenv", "ca-base", "crt-base", "expose-experimental-directives",
     "localpeer", "h1-case-adjust", "maxsslconn", "maxconnrate", "maxsessrate", "external-check",
-    "insecure-fork-wanted", "tune.maxrewrite", "tune.http.maxhdr", "unix-bind",
+    "insecure-fork-wanted", "tune.http.maxhdr", "unix-bind",
 }
 NOT_YET_PROXY = { "http-after-response", "tcp-request",
     "tcp-response", "stick-table", "stick", "errorfiles",
@@ -271,6 +271,8 @@ class Parser:
                 g.pidfile = self._one_arg(args, keyword)
             elif keyword == "quiet":
                 g.quiet = True
+            elif keyword == "tune.maxrewrite":
+                g.maxrewrite = self._positive_int(args, keyword, size=True)
             elif keyword == "tune.bufsize":
                 g.bufsize = self._positive_int(args, keyword, size=True)
                 if g.bufsize < 1024:

@@ -16,7 +16,7 @@ from ..logformat import (HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format, ht
                          render, tcp_fields)
 from ..logsink import INFO, LogSink, format_address
 from .listeners import inherited_socket
-from .process import confine, pin_cpus
+from .process import confine, default_maxconn, pin_cpus
 from ..http.cookies import Persistence
 from .shm import SharedState
 from ..stats.errors import ErrorCapture
@@ -106,8 +106,11 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
         return 1  # the master died before we could ask to follow it
     g = tables.config.global_
 
+    # the computed maxconn holds even when none is configured: past it, listeners pause and
+    # clients wait in the kernel's backlog instead of every session failing for descriptors
     worker = _core.Worker(worker_id, nworkers, g.bufsize, shm, len(tables.frontends),
-                          len(tables.backends), g.maxconn or 0)
+                          len(tables.backends), default_maxconn(tables.config))
+    worker.head_limit = g.head_limit()
     for be in tables.backends:
         p = be.proxy
         t = p.timeouts

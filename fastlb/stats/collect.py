@@ -11,6 +11,8 @@ import resource
 import time
 from dataclasses import dataclass
 
+from ..runtime.process import default_maxconn
+
 from ..runtime import shm as shared
 from ..runtime.shm import STAT, STAT_WORDS, SharedState
 from .fields import BACKEND, FRONTEND, SERVER
@@ -34,14 +36,6 @@ MODULES_FE_BE = ("ssl_sess", "ssl_reused_sess", "ssl_failed_handshake", "h2_head
                  "h1_open_connections", "h1_open_streams", "h1_total_connections",
                  "h1_total_streams", "h1_bytes_in", "h1_bytes_out", "h1_spliced_bytes_in",
                  "h1_spliced_bytes_out")
-
-
-def default_maxconn(config) -> int:
-    """HAProxy's process maxconn when none is set: half the descriptors, less a margin."""
-    if config.global_.maxconn:
-        return config.global_.maxconn
-    soft = config.global_.ulimit_n or resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    return max(1, (soft - 30) // 2)
 
 
 def check_status_name(state: SharedState, k: int) -> str:
