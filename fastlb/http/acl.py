@@ -1,7 +1,9 @@
 """ACLs and conditions: ``acl`` lines and ``if|unless`` conditions -> per-request matchers.
 
 Parsing (config time) builds ``AclTerm`` objects; ``compile_conditions`` then turns a
-frontend's conditions into closures over a ``Request`` view.  Every ``path_beg``
+frontend's conditions into closures over a ``Request`` view.  Samples are bytes, as they
+came on the wire (``url_param`` is not percent-decoded, as in HAProxy); patterns are
+encoded once at parse time, so matching never decodes.  Every ``path_beg``
 pattern of a frontend goes into one prefix trie, so a thousand prefixes cost one
 walk of the path per request, whatever the number of ACLs.
 """
@@ -11,7 +13,6 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
-from urllib.parse import unquote_plus
 
 MATCH_METHODS = ("str", "beg", "end", "sub", "reg", "dir", "dom", "found", "len", "int", "ip")
 
@@ -114,15 +115,21 @@ def parse_acl(words: list[str], base_dir: str = ".") -> AclTerm:
     elif method == "reg":
         flags = re.IGNORECASE if ignore_case else 0
         try:
-            patterns = [re.compile(p, flags) for p in patterns]
+            patterns = [re.compile(config_bytes(p), flags) for p in patterns]
         except re.error as exc:
             raise AclError(f"invalid regex: {exc}") from None
-    elif ignore_case:
-        patterns = [p.lower() for p in patterns]
+    else:
+        patterns = [config_bytes(p).lower() if ignore_case else config_bytes(p)
+                    for p in patterns]
     if not patterns and method not in ("found",):
         raise AclError(f"missing pattern for ACL criterion '{criterion}'.")
     return AclTerm(fetch=criterion, kind=kind, arg=arg, method=method, patterns=patterns,
                    ignore_case=ignore_case)
+
+
+def config_bytes(text: str) -> bytes:
+    """A string from the configuration as the bytes it was written with."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _read_pattern_file(path: str, base_dir: str) -> list[str]:
@@ -222,53 +229,55 @@ def condition_acl_names(cond: Condition) -> list[str]:
 
 # ---------------------------------------------------------------------------------- runtime
 class Request:
-    """Lazy view of one request for ACL evaluation."""
+    """Lazy view of one request for ACL evaluation: every sample is bytes."""
     __slots__ = ("method", "url", "headers", "src", "dst_port", "version", "_path",
                  "_prefix_hits")
 
     def __init__(self, method: bytes, url: bytes, headers: list, src: str, dst_port: int,
                  version: bytes):
-        self.method = method.decode("latin-1")
-        self.url = url.decode("latin-1")
+        self.method = method
+        self.url = url
         self.headers = headers
         self.src = src
         self.dst_port = dst_port
-        self.version = version.decode("latin-1")
+        self.version = version
         self._path = None
         self._prefix_hits = None
 
     @property
-    def path(self) -> str:
+    def path(self) -> bytes:
         if self._path is None:
             url = self.url
-            scheme_end = url.find("://")
-            if not url.startswith("/") and scheme_end >= 0:
+            scheme_end = url.find(b"://")
+            if not url.startswith(b"/") and scheme_end >= 0:
                 # absolute form: the path starts at the first "/" after the authority
-                slash = url.find("/", scheme_end + 3)
-                url = url[slash:] if slash >= 0 else ""
-            self._path = url.split("?", 1)[0]
+                slash = url.find(b"/", scheme_end + 3)
+                url = url[slash:] if slash >= 0 else b""
+            self._path = url.split(b"?", 1)[0]
         return self._path
 
-    def header_values(self, name: str) -> list[str]:
+    def header_values(self, name) -> list:
         """All values of a header, split at commas (HAProxy's hdr())."""
-        wanted = name.lower().encode("latin-1")
+        wanted = name.lower().encode("latin-1") if isinstance(name, str) else name.lower()
         values = []
         for key, value in self.headers:
             if key == wanted:
-                values += [v.strip() for v in value.decode("latin-1").split(",")]
+                values += [v.strip(b" \t") for v in value.split(b",")]
         return values
 
-    def full_header_values(self, name: str) -> list[str]:
-        wanted = name.lower().encode("latin-1")
-        return [v.decode("latin-1") for k, v in self.headers if k == wanted]
+    def full_header_values(self, name) -> list:
+        wanted = name.lower().encode("latin-1") if isinstance(name, str) else name.lower()
+        return [v for k, v in self.headers if k == wanted]
 
-    def url_param(self, name: str) -> list[str]:
-        query = self.url.split("?", 1)[1] if "?" in self.url else ""
+    def url_param(self, name) -> list:
+        """Values of a query parameter, raw (HAProxy's url_param does not decode them)."""
+        wanted = name.encode("latin-1") if isinstance(name, str) else name
+        query = self.url.split(b"?", 1)[1] if b"?" in self.url else b""
         out = []
-        for part in query.split("&"):
-            key, sep, value = part.partition("=")
-            if key == name and sep:
-                out.append(unquote_plus(value))
+        for part in query.split(b"&"):
+            key, sep, value = part.partition(b"=")
+            if key == wanted and sep:
+                out.append(value)
         return out
 
 
@@ -278,13 +287,13 @@ class PrefixTrie:
     def __init__(self):
         self.root: dict = {}
 
-    def add(self, pattern: str, key: int) -> None:
+    def add(self, pattern: bytes, key: int) -> None:
         node = self.root
         for char in pattern:
             node = node.setdefault(char, {})
         node.setdefault(None, set()).add(key)
 
-    def walk(self, text: str) -> set:
+    def walk(self, text: bytes) -> set:
         hits: set = set()
         node = self.root
         if None in node:
@@ -309,7 +318,7 @@ class PrefixSwitch:
         self.trie_ci = PrefixTrie()
         self.rules = 0
 
-    def add(self, patterns: list[tuple[str, bool]]) -> int:
+    def add(self, patterns: list[tuple[bytes, bool]]) -> int:
         """Add the next rule of the run; returns its position in the run."""
         position = self.rules
         self.rules += 1
@@ -320,14 +329,14 @@ class PrefixSwitch:
                 self.trie.add(pattern, position)
         return position
 
-    def first(self, path: str) -> Optional[int]:
+    def first(self, path: bytes) -> Optional[int]:
         hits = self.trie.walk(path)
         if self.trie_ci.root:
             hits |= self.trie_ci.walk(path.lower())
         return min(hits) if hits else None
 
 
-def _match_text(term: AclTerm, values: list[str]) -> bool:
+def _match_text(term: AclTerm, values: list) -> bool:
     method = term.method
     if method == "found":
         return bool(values)
@@ -345,16 +354,16 @@ def _match_text(term: AclTerm, values: list[str]) -> bool:
                 return True
             if method == "reg" and pattern.search(value):
                 return True
-            if method == "dir" and _delimited(value, pattern, "/"):
+            if method == "dir" and _delimited(value, pattern, b"/"):
                 return True
-            if method == "dom" and _delimited(value, pattern, "/?.:"):
+            if method == "dom" and _delimited(value, pattern, b"/?.:"):
                 return True
             if method == "len" and pattern(len(value)):
                 return True
     return False
 
 
-def _delimited(value: str, pattern: str, delimiters: str) -> bool:
+def _delimited(value: bytes, pattern: bytes, delimiters: bytes) -> bool:
     """HAProxy's -m dir / -m dom: pattern stands between delimiters (or at the ends)."""
     start = value.find(pattern)
     while start >= 0:
@@ -429,7 +438,7 @@ class ConditionCompiler:
             "version": lambda req: [req.version],
             "url_param": lambda req: req.url_param(term.arg),
             "hdr": (lambda req: req.header_values(term.arg)) if term.arg else
-                   (lambda req: [v.decode("latin-1") for _, v in req.headers]),
+                   (lambda req: [v for _, v in req.headers]),
         }[kind]
         if method == "ip":
             nets = term.patterns
@@ -462,7 +471,7 @@ class ConditionCompiler:
             return self._term_matcher(parse_acl([fetch, *patterns]))
         raise AclError(f"no such ACL : '{name}'")
 
-    def prefix_patterns(self, cond: Optional[Condition]) -> Optional[list[tuple[str, bool]]]:
+    def prefix_patterns(self, cond: Optional[Condition]) -> Optional[list[tuple[bytes, bool]]]:
         """The (pattern, ignore_case) list of a condition that is true exactly when the path
         begins with one of them (``if a || b`` over path_beg ACLs), else None."""
         if cond is None or cond.negate:
@@ -498,7 +507,9 @@ class ConditionCompiler:
         return evaluate
 
 
-def _ip_in(text: str, nets: list) -> bool:
+def _ip_in(text, nets: list) -> bool:
+    if isinstance(text, bytes):
+        text = text.decode("latin-1")
     try:
         address = ipaddress.ip_address(text)
     except ValueError:

@@ -3,6 +3,10 @@
 Values are HAProxy log-format strings.  ``%[<fetch>]`` takes the first value of one of
 the request fetches ACLs know (``src``, ``path``, ``hdr(host)``, ``url_param(id)`` ...),
 and ``%ci``/``%cp``-style aliases are not supported yet.
+
+Samples are bytes as received (``url_param`` is not decoded); every value written into a
+head goes through ``fields.safe_value``, so no sample or configured string can add a
+header, a line or a response of its own.
 """
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .acl import Request
+from .acl import Request, config_bytes
 from .errors import reason_phrase
+from .fields import safe_value
 
 REDIRECT_CODES = (301, 302, 303, 307, 308)
 REQUEST_ACTIONS = ("deny", "reject", "set-header", "add-header", "del-header",
@@ -38,6 +43,7 @@ class Rule:
     body: bytes = b""
     headers: list = field(default_factory=list)   # return: [(name, value format)]
     redirect_kind: str = ""                  # location | prefix | scheme
+    template: bytes = b""                    # replace-header/-value: the replacement
 
 
 def _expect(args, count, what):
@@ -86,10 +92,11 @@ def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[s
             raise RuleError(f"'{action}' expects exactly 3 arguments.")
         rule.name = words[0].lower()
         try:
-            rule.regex = re.compile(words[1])
+            rule.regex = re.compile(config_bytes(words[1]))
         except re.error as exc:
             raise RuleError(f"invalid regex '{words[1]}': {exc}") from None
         rule.value = re.sub(r"\\(\d)", r"\\g<\1>", words[2])
+        rule.template = config_bytes(rule.value)
     elif action == "use-service":
         words = take_until_condition()
         if len(words) != 1:
@@ -139,76 +146,81 @@ def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[s
                 rule.headers.append((key, ""))
             else:
                 raise RuleError(f"'redirect' : unsupported option '{key}'.")
+    for text in [rule.value, rule.content_type or ""] + [v for pair in rule.headers for v in pair]:
+        if any(c in text for c in "\r\n\0"):
+            raise RuleError(f"'{action}' : a value holds CR, LF or NUL, which no header may.")
     return rule, rest
 
 
-def expand(value: str, request: Optional[Request]) -> str:
-    """A log-format value: ``%[fetch]`` samples (first value), ``%%`` a percent."""
-    if "%" not in value:
-        return value
+def expand(value: str, request: Optional[Request]) -> bytes:
+    """A log-format value as bytes: ``%[fetch]`` samples (first value), ``%%`` a percent."""
+    raw = config_bytes(value)
+    if b"%" not in raw:
+        return raw
+    out, last = [], 0
+    for match in _SAMPLE.finditer(value):
+        out.append(config_bytes(value[last:match.start()]).replace(b"%%", b"%"))
+        if request is not None:
+            out.append(first_sample(match.group(1), request))
+        last = match.end()
+    out.append(config_bytes(value[last:]).replace(b"%%", b"%"))
+    return b"".join(out)
 
-    def sample(match):
-        if request is None:
-            return ""
-        return first_sample(match.group(1), request)
 
-    return _SAMPLE.sub(sample, value).replace("%%", "%")
-
-
-def first_sample(fetch: str, req: Request) -> str:
+def first_sample(fetch: str, req: Request) -> bytes:
     name, _, arg = fetch.partition("(")
     arg = arg.rstrip(")")
     if name == "src":
-        return req.src
+        return req.src.encode("latin-1")
     if name == "dst_port":
-        return str(req.dst_port)
+        return str(req.dst_port).encode()
     if name in ("path", "url", "method"):
         return getattr(req, name)
     if name in ("hdr", "req.hdr", "req.fhdr"):
         values = req.header_values(arg) if name != "req.fhdr" else req.full_header_values(arg)
-        return values[-1] if values else ""
+        return values[-1] if values else b""
     if name in ("url_param", "urlp"):
         values = req.url_param(arg)
-        return values[0] if values else ""
+        return values[0] if values else b""
     if name == "req.ver":
         return req.version
-    return ""
+    return b""
 
 
 def apply_header_rule(rule: Rule, headers: list, request: Optional[Request]) -> None:
     """set/add/del/replace on a head's [(name, value)] list (names lower case)."""
-    name = rule.name.encode("latin-1")
+    name = config_bytes(rule.name)
     if rule.action == "del-header":
         headers[:] = [h for h in headers if h[0] != name]
     elif rule.action == "set-header":
-        value = expand(rule.value, request).encode("latin-1")
+        value = safe_value(expand(rule.value, request))
         headers[:] = [h for h in headers if h[0] != name]
         headers.append((name, value))
     elif rule.action == "add-header":
-        headers.append((name, expand(rule.value, request).encode("latin-1")))
+        headers.append((name, safe_value(expand(rule.value, request))))
     elif rule.action == "replace-header":
-        headers[:] = [(k, rule.regex.sub(rule.value, v.decode("latin-1"), count=1)
-                       .encode("latin-1")) if k == name and rule.regex.fullmatch(v.decode("latin-1"))
-                      else (k, v) for k, v in headers]
+        headers[:] = [(k, safe_value(rule.regex.sub(rule.template, v, count=1)))
+                      if k == name and rule.regex.fullmatch(v) else (k, v) for k, v in headers]
     elif rule.action == "replace-value":
         out = []
         for k, v in headers:
             if k == name:
-                parts = [rule.regex.sub(rule.value, p.strip(), count=1)
+                parts = [rule.regex.sub(rule.template, p.strip(), count=1)
                          if rule.regex.fullmatch(p.strip()) else p.strip()
-                         for p in v.decode("latin-1").split(",")]
-                v = ", ".join(parts).encode("latin-1")
+                         for p in v.split(b",")]
+                v = safe_value(b", ".join(parts))
             out.append((k, v))
         headers[:] = out
 
 
 def return_response(rule: Rule, request: Request) -> bytes:
-    lines = [f"HTTP/1.1 {rule.status} {reason_phrase(rule.status)}"]
+    lines = [f"HTTP/1.1 {rule.status} {reason_phrase(rule.status)}".encode()]
     if rule.content_type:
-        lines.append(f"content-type: {rule.content_type}")
-    lines.append(f"content-length: {len(rule.body)}")
-    lines += [f"{name.lower()}: {expand(value, request)}" for name, value in rule.headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + rule.body
+        lines.append(b"content-type: " + safe_value(config_bytes(rule.content_type)))
+    lines.append(b"content-length: %d" % len(rule.body))
+    lines += [safe_value(config_bytes(name.lower())) + b": " +
+              safe_value(expand(value, request)) for name, value in rule.headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + rule.body
 
 
 def redirect_response(rule: Rule, request: Request) -> bytes:
@@ -219,16 +231,16 @@ def redirect_response(rule: Rule, request: Request) -> bytes:
     else:
         path = request.url
         if "drop-query" in options:
-            path = path.split("?", 1)[0]
-        if "append-slash" in options and not path.split("?", 1)[0].endswith("/"):
-            base, sep, query = path.partition("?")
-            path = base + "/" + sep + query
+            path = path.split(b"?", 1)[0]
+        if "append-slash" in options and not path.split(b"?", 1)[0].endswith(b"/"):
+            base, sep, query = path.partition(b"?")
+            path = base + b"/" + sep + query
         if rule.redirect_kind == "prefix":
-            location = target.rstrip("/") + path if target != "/" else path
+            location = target.rstrip(b"/") + path if target != b"/" else path
         else:
             host = request.header_values("host")
-            location = f"{target}://{host[0] if host else ''}{path}"
+            location = target + b"://" + (host[0] if host else b"") + path
     reason = {301: "Moved Permanently", 302: "Found", 303: "See Other",
               307: "Temporary Redirect", 308: "Permanent Redirect"}[rule.status]
-    return (f"HTTP/1.1 {rule.status} {reason}\r\ncontent-length: 0\r\nlocation: {location}\r\n"
-            "\r\n").encode("latin-1")
+    return (f"HTTP/1.1 {rule.status} {reason}\r\ncontent-length: 0\r\nlocation: ".encode() +
+            safe_value(location, "Location") + b"\r\n\r\n")

@@ -155,14 +155,14 @@ def compile_tables(config: Config) -> RuntimeTables:
 ROUTE_BACKEND, ROUTE_DENY, ROUTE_RESPOND, ROUTE_RAW, ROUTE_REJECT, ROUTE_APPLET = range(6)
 
 
-def monitor_matches(monitor: str, url: str) -> bool:
+def monitor_matches(monitor: bytes, url: bytes) -> bool:
     """HAProxy's monitor-uri test: a value starting with "/" is compared with the path
     part of the target (query included), anything else with the whole target."""
-    if not monitor.startswith("/"):
+    if not monitor.startswith(b"/"):
         return url == monitor
-    if not url.startswith("/") and "://" in url:
-        slash = url.find("/", url.find("://") + 3)
-        url = url[slash:] if slash >= 0 else ""
+    if not url.startswith(b"/") and b"://" in url:
+        slash = url.find(b"/", url.find(b"://") + 3)
+        url = url[slash:] if slash >= 0 else b""
     return url == monitor
 
 
@@ -203,7 +203,8 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets = N
                                     proxy.stats or
                                     any(c for _, c, _ in proxy.switching_rules)):
         return None
-    monitor = proxy.monitor_uri
+    monitor = proxy.monitor_uri.encode("utf-8", "surrogateescape") \
+        if proxy.monitor_uri is not None else None
     compiler = ConditionCompiler(proxy.acls, nbsrv=nbsrv_fetch(applets))
     monitor_fail = compiler.compile(proxy.monitor_fail) if proxy.monitor_fail else None
     rules = [(rule, compiler.compile(rule.condition)) for rule in proxy.http_request_rules]

@@ -12,6 +12,8 @@ import html
 import time
 from urllib.parse import parse_qsl, unquote
 
+from ..http.fields import safe_value
+
 from .. import __version__
 from ..runtime import shm as shared
 from .admin import Admin, AdminError
@@ -30,6 +32,8 @@ def response(status: int, reason: str, headers: list, body: bytes, version: byte
     """200 answers to HTTP/1.1 are chunked (as HAProxy's stats applet), others sized."""
     lines = [f"HTTP/1.1 {status} {reason}"]
     lines += [f"{name}: {value}" for name, value in headers]
+    for line in lines:
+        safe_value(line.encode("utf-8", "surrogateescape"), "stats page header")
     if version == b"1.1" and status == 200:
         lines.append("transfer-encoding: chunked")
         payload = b"" if head_only else \
@@ -57,12 +61,13 @@ def stats_options(prefix: str, url: str) -> dict:
     """;csv ;up ;no-maint ;norefresh ;st=CODE and scope=<text> after the prefix."""
     rest = (path_part(url) if prefix.startswith("/") else url)[len(prefix):]
     options = {"csv": ";csv" in rest, "up": ";up" in rest, "no_maint": ";no-maint" in rest,
-               "norefresh": ";norefresh" in rest, "scope": None, "st": None, "typed": False}
+               "norefresh": ";norefresh" in rest, "scope": None, "scope_raw": None, "st": None, "typed": False}
     at = rest.find("scope=")
     if at >= 0:
         end = at + 6
         while end < len(rest) and rest[end] not in ";& ":
             end += 1
+        options["scope_raw"] = rest[at + 6:end]       # as received: it goes into Location
         options["scope"] = unquote(rest[at + 6:end])
     at = rest.find(";st=")
     if at >= 0:
@@ -108,8 +113,9 @@ class StatsPage:
         self.proxy = proxy
         self.page = proxy.stats
 
-    def matches(self, method: str, url: str) -> bool:
-        return method in ("GET", "HEAD", "POST") and uri_matches(self.page.uri, url)
+    def matches(self, method: bytes, url: bytes) -> bool:
+        return method in (b"GET", b"HEAD", b"POST") and \
+            uri_matches(self.page.uri, url.decode("latin-1"))
 
     def authorized(self, headers: list) -> bool:
         if not self.page.auths:
@@ -121,7 +127,7 @@ class StatsPage:
             if kind.lower() != "basic":
                 return False
             try:
-                user, _, password = base64.b64decode(token.strip()).decode().partition(":")
+                user, _, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
                 return False
             return (user, password) in self.page.auths
@@ -153,8 +159,8 @@ class StatsPage:
     def post(self, body: bytes, options: dict, admin: bool) -> bytes:
         code = self.apply(body, admin)
         location = f"{self.page.uri};st={code}"
-        if options["scope"]:
-            location += f"?scope={options['scope']}"
+        if options["scope_raw"]:
+            location += f"?scope={options['scope_raw']}"
         return response(303, "See Other", [("cache-control", "no-cache"),
                                            ("content-type", "text/plain"),
                                            ("location", location)], b"", b"1.1")
