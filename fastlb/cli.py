@@ -106,13 +106,12 @@ def print_version(level: int) -> None:
     print(f"{PROGRAM} version {__version__} - HAProxy-compatible load balancer "
           "(configuration reference: HAProxy 2.6)")
     if level > 1:
-        import httptools
         try:
             from ._core import BUILT_WITH_CYTHON as cython_version
         except ImportError:
             cython_version = "(compiled core missing)"
-        print(f"Python {sys.version.split()[0]}, built with Cython {cython_version}, "
-              f"httptools {httptools.__version__}")
+        print(f"Python {sys.version.split()[0]}, built with Cython {cython_version}")
+        print("HTTP/1 parser : strict, in C (fastlb/http/framing.pxd)")
         print("Event loop : epoll (compiled worker loop), SO_REUSEPORT listeners")
 
 

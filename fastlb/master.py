@@ -43,7 +43,9 @@ from .stats.sampler import RateSampler
 
 STOP_GRACE_S = 1.5          # SIGTERM -> SIGKILL delay on hard stop (VTest waits 2 s)
 BOOT_FAILURE_WINDOW_S = 1.0  # a worker that exits non-zero this soon after start failed to boot
-MAX_BOOT_FAILURES = 5
+MAX_BOOT_FAILURES = 5        # workers that die before serving, in a row: the master gives up
+CRASH_WINDOW_S = 10.0        # a serving worker that died this many times in this window ...
+CRASH_BACKOFF_S = (0.0, 0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)   # ... waits this long to respawn
 LOAD_TIMEOUT_S = 10.0       # a new generation's workers must all serve within this time
 
 RUNNING, SOFT_STOPPING, HARD_STOPPING = "running", "soft-stopping", "hard-stopping"
@@ -102,6 +104,8 @@ class Master:
         self.state = RUNNING
         self.children: dict[int, Child] = {}
         self.boot_failures = 0
+        self.crashes: dict[int, list] = {}   # worker number -> monotonic times it died serving
+        self.respawns: dict[int, tuple] = {}  # worker number -> (generation, when), backed off
         self.signal_queue: list[int] = []
         self.pipe_r = self.pipe_w = -1
         self.stop_deadline = 0.0
@@ -152,6 +156,7 @@ class Master:
             if self.state == HARD_STOPPING and time.monotonic() >= self.stop_deadline:
                 self.kill_children(signal.SIGKILL)
             self.advance_generations()
+            self.run_respawns()
             signum = self.signal_queue.pop(0) if self.signal_queue else None
             if signum is None:
                 self.sleep()
@@ -188,6 +193,8 @@ class Master:
             timeout = min(timeout, 0.02)     # waiting for new workers to serve
         if self.old_deadlines:
             timeout = max(0.0, min(timeout, min(self.old_deadlines.values()) - now))
+        if self.respawns:
+            timeout = max(0.0, min(timeout, min(at for _, at in self.respawns.values()) - now))
         try:
             ready, _, _ = select.select([self.pipe_r] + self.cli.fds() + self.master_cli.fds(),
                                         [], [], timeout)
@@ -418,15 +425,41 @@ class Master:
             return
         if self.state != RUNNING:
             return
-        failed_boot = (os.WIFEXITED(status) and os.WEXITSTATUS(status) != 0
-                       and time.monotonic() - child.started < BOOT_FAILURE_WINDOW_S)
+        # A worker that never published its pid died while booting (a bad certificate, a
+        # file it cannot read): five in a row and the master gives up.  One that served and
+        # then died (a crash, an OOM kill) is always respawned, later if it keeps dying.
+        served = number == CHECKER or generation.shm.worker_pids()[number] == pid
+        failed_boot = not served and (not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0) \
+            and time.monotonic() - child.started < BOOT_FAILURE_WINDOW_S
         self.boot_failures = self.boot_failures + 1 if failed_boot else 0
         if self.boot_failures >= MAX_BOOT_FAILURES:
             alert(f"Current worker ({pid}) {how}; workers keep failing at start-up, exiting.")
             self.hard_stop()
             return
+        delay = 0.0
+        if served:
+            now = time.monotonic()
+            recent = [t for t in self.crashes.get(number, []) if now - t < CRASH_WINDOW_S]
+            recent.append(now)
+            self.crashes[number] = recent
+            delay = CRASH_BACKOFF_S[min(len(recent), len(CRASH_BACKOFF_S)) - 1]
+        if delay:
+            alert(f"Current {child_role(number)} ({pid}) {how}; it died {len(recent)} times "
+                  f"in {CRASH_WINDOW_S:.0f} s, respawning {child_name(number)} in {delay:g} s.")
+            self.respawns[number] = (generation, time.monotonic() + delay)
+            return
         alert(f"Current {child_role(number)} ({pid}) {how}; respawning {child_name(number)}.")
         self.spawn(generation, number)
+
+    def run_respawns(self) -> None:
+        """Spawn the backed-off respawns that are due (dropped if a reload replaced them)."""
+        now = time.monotonic()
+        for number, (generation, at) in list(self.respawns.items()):
+            if at > now:
+                continue
+            del self.respawns[number]
+            if generation is self.current and self.state == RUNNING:
+                self.spawn(generation, number)
 
     def signal_pid(self, pid: int, signum: int) -> None:
         try:

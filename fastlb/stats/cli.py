@@ -266,10 +266,18 @@ class CliServer:
                     os.unlink(spec.path)
             except FileNotFoundError:
                 pass
+            # Bound under a temporary name, given its mode, then renamed into place (as
+            # HAProxy does): the socket never exists at its path with the umask's mode.
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.bind(spec.path)
+            temporary = f"{spec.path}.{os.getpid()}.tmp"
+            try:
+                os.unlink(temporary)
+            except FileNotFoundError:
+                pass
+            sock.bind(temporary)
             if spec.mode is not None:
-                os.chmod(spec.path, spec.mode)
+                os.chmod(temporary, spec.mode)
+            os.rename(temporary, spec.path)
         else:
             family = socket.AF_INET6 if ":" in (spec.host or "") else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
