@@ -379,7 +379,9 @@ class HttpClient:
         self.sock.sendall(data)
 
     def request(self, method="GET", path="/", headers=(), body=None):
-        lines = [f"{method} {path} HTTP/1.1", "Host: test"]
+        # an absolute-form target names its host: Host must agree (else HAProxy's 400)
+        host = path.split("://", 1)[1].split("/", 1)[0] if "://" in path else "test"
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
         lines += [f"{n}: {v}" for n, v in headers]
         if body is not None:
             lines.append(f"Content-Length: {len(body)}")

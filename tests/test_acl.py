@@ -86,7 +86,7 @@ def test_prefix_trie_one_walk_finds_every_prefix():
 def test_pattern_file(tmp_path):
     (tmp_path / "paths.lst").write_text("# static prefixes\n/img\n\n/css\n")
     term = parse_acl(["path_beg", "-f", "paths.lst"], str(tmp_path))
-    assert term.patterns == ["/img", "/css"]
+    assert term.patterns == [b"/img", b"/css"]
 
 
 @pytest.mark.parametrize("words", [["nosuchfetch", "x"], ["path_beg"], ["url_param", "x"],

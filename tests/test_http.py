@@ -439,7 +439,8 @@ def test_websocket_upgrade_becomes_a_tunnel(fastlb, http_backends, syslog):
                                 "    timeout client 100ms\n    timeout server 100ms"),
            ports=[port])
     client = HttpClient(port)
-    client.send(b"GET /chat HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    client.send(b"GET /chat HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
                 b"early-frame")
     status, fields, _ = client.response(head_only=True)
     assert status == 101 and fields["upgrade"] == "websocket"

@@ -1,0 +1,609 @@
+"""Hostile input (issue "Hostile input"): each reproducer of the issue over real sockets,
+against a real fastlb and, where HAProxy's answer is the reference, Debian's haproxy on the
+same configuration in front of the same kind of recording backend."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import threading
+import time
+
+import psutil
+import pytest
+
+from conftest import (FASTLB, HttpClient, free_port, http_response, listening_sockets,
+                      wait_until)
+from fuzz.reference import parse_stream
+
+HAVE_HAPROXY = shutil.which("haproxy") is not None
+DEFAULTS = """
+defaults
+    mode http
+    option forwardfor
+    timeout connect 1s
+    timeout client 3s
+    timeout server 3s
+    timeout http-request 2s
+"""
+
+
+class Recorder:
+    """A backend that keeps every byte of every connection and answers each complete
+    request (read by the strict reference parser) with 200 and a 2-byte body."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            data = bytearray()
+            with self.lock:
+                self.conns.append(data)
+            threading.Thread(target=self._serve, args=(conn, data), daemon=True).start()
+
+    def _serve(self, conn, data):
+        answered = 0
+        with conn:
+            while True:
+                try:
+                    chunk = conn.recv(65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                data += chunk
+                requests, end, _ = parse_stream(bytes(data))
+                for _ in requests[answered:]:
+                    conn.sendall(http_response(body=b"ok"))
+                answered = len(requests)
+                if end == "invalid":
+                    return
+
+    def received(self) -> bytes:
+        time.sleep(0.15)
+        with self.lock:
+            return b"".join(bytes(c) for c in self.conns)
+
+    def requests(self) -> list:
+        return parse_stream(self.received())[0]
+
+    def reset(self):
+        with self.lock:
+            self.conns.clear()
+
+    def close(self):
+        self.sock.close()
+
+
+def exchange(port: int, data: bytes, wait=0.4) -> bytes:
+    """Send ``data`` on a fresh connection; everything that comes back until close or
+    ``wait`` seconds of silence."""
+    out = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as conn:
+        conn.sendall(data)
+        try:
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except (socket.timeout, ConnectionResetError):
+            pass
+    return out
+
+
+def statuses(answer: bytes) -> list:
+    """Status codes of the responses in ``answer`` (the test backends' bodies are "ok")."""
+    return [int(code) for code in re.findall(rb"HTTP/1\.[01] (\d\d\d) ", answer)]
+
+
+class Pair:
+    """fastlb and (when installed) haproxy on one configuration, each with a Recorder."""
+
+    def __init__(self, fastlb, tmp_path, frontend="", backend="", global_=""):
+        self.fastlb_backend = Recorder()
+        self.fastlb_port = free_port()
+        self.lb = fastlb(self.config(self.fastlb_port, self.fastlb_backend.port, frontend,
+                                     backend, global_), ports=[self.fastlb_port])
+        self.haproxy = None
+        if HAVE_HAPROXY:
+            self.haproxy_backend = Recorder()
+            self.haproxy_port = free_port()
+            path = tmp_path / "haproxy-ref.cfg"
+            path.write_text(self.config(self.haproxy_port, self.haproxy_backend.port, frontend,
+                                        backend, global_))
+            self.haproxy = subprocess.Popen(["haproxy", "-db", "-f", str(path)],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_until(lambda: listening_sockets(self.haproxy_port) >= 1, message="haproxy")
+
+    @staticmethod
+    def config(port, server_port, frontend, backend, global_):
+        return f"""
+global
+{global_}
+{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{port}
+{frontend}
+    default_backend be_app
+backend be_app
+{backend}
+    server app 127.0.0.1:{server_port}
+"""
+
+    def both(self, data: bytes, wait=0.4):
+        """((fastlb answer, fastlb backend requests, raw), (haproxy ...)) for one input."""
+        self.fastlb_backend.reset()
+        mine = exchange(self.fastlb_port, data, wait)
+        mine = (mine, self.fastlb_backend.requests(), self.fastlb_backend.received())
+        theirs = None
+        if self.haproxy:
+            self.haproxy_backend.reset()
+            answer = exchange(self.haproxy_port, data, wait)
+            theirs = (answer, self.haproxy_backend.requests(), self.haproxy_backend.received())
+        return mine, theirs
+
+    def close(self):
+        if self.haproxy:
+            self.haproxy.terminate()
+            self.haproxy.wait(5)
+        self.fastlb_backend.close()
+
+
+@pytest.fixture
+def pair(fastlb, tmp_path):
+    made = []
+
+    def make(**kwargs):
+        p = Pair(fastlb, tmp_path, **kwargs)
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        p.close()
+
+
+# -- 1, 2: samples are bytes; nothing a sample holds can split a head ---------------------------
+def test_undecodable_url_param_neither_kills_a_worker_nor_the_master(pair):
+    p = pair(frontend="    http-request set-header X-Param %[url_param(id)]")
+    workers = p.lb.worker_pids()
+    for i in range(15):
+        for value in (b"%ff", b"%e2%82%ac"):
+            answer, requests, _ = p.both(b"GET /?id=" + value + b" HTTP/1.1\r\nHost: x\r\n\r\n")[0]
+            assert statuses(answer) == [200]
+            assert requests[0].header(b"x-param") == [value]      # raw, as HAProxy copies it
+    assert p.lb.proc.poll() is None and p.lb.worker_pids() == workers
+    assert "ALERT" not in p.lb.stderr()
+    if p.haproxy:
+        _, theirs = p.both(b"GET /?id=%ff HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert theirs[1][0].header(b"x-param") == [b"%ff"]
+
+
+SMUGGLE = (b"GET /echo?id=1%0d%0aContent-Length:%200%0d%0a%0d%0aGET%20/admin/secret%20HTTP/1.1"
+           b"%0d%0aHost:%20x%0d%0aX-Ignore:%20 HTTP/1.1\r\nHost: x\r\n\r\n")
+
+
+def test_url_param_cannot_inject_a_request(pair):
+    p = pair(frontend="    http-request set-header X-Param %[url_param(id)]\n"
+                      "    http-request deny if { path_beg /admin }")
+    mine, theirs = p.both(SMUGGLE)
+    answer, requests, raw = mine
+    assert statuses(answer) == [200]
+    assert [r.target.split(b"?")[0] for r in requests] == [b"/echo"]
+    assert b"/admin/secret HTTP/1.1\r\n" not in raw
+    if theirs:
+        assert [r.header(b"x-param") for r in requests] == \
+            [r.header(b"x-param") for r in theirs[1]]
+
+
+def test_return_and_redirect_cannot_inject_a_header(pair):
+    p = pair(frontend="    http-request return status 200 hdr X-Id %[url_param(id)] "
+                      "if { path /ret }\n"
+                      "    http-request redirect location /to?%[url_param(id)] if { path /red }")
+    value = b"1%0d%0aSet-Cookie:%20x=1"
+    for path in (b"/ret", b"/red"):
+        answer, _, _ = p.both(b"GET " + path + b"?id=" + value + b" HTTP/1.1\r\nHost: x\r\n\r\n")[0]
+        assert b"\r\nset-cookie" not in answer.lower(), answer
+        assert value in answer                          # copied raw into the one header
+
+
+def test_configured_values_with_cr_lf_are_refused(tmp_path):
+    cfg = tmp_path / "h.cfg"
+    cfg.write_text(DEFAULTS + '\nfrontend fe\n    bind 127.0.0.1:1\n'
+                   '    http-request set-header X "a\\r\\nSet-Cookie: x=1"\n')
+    out = subprocess.run(FASTLB + ["-c", "-f", str(cfg)], capture_output=True, text=True)
+    assert out.returncode == 1 and "CR, LF or NUL" in out.stderr and "h.cfg:" in out.stderr
+
+
+def test_a_rule_that_raises_ends_its_request_not_the_worker(fastlb, http_backends):
+    server = http_backends("s")
+    port = free_port()
+    lb = fastlb(f"""{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{port}
+    http-request replace-value X-A (.*) \\2
+    default_backend be
+backend be
+    server s 127.0.0.1:{server.port}
+""", ports=[port])
+    workers = lb.worker_pids()
+    client = HttpClient(port)
+    for _ in range(20):
+        assert exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nX-A: v\r\n\r\n")[9:12] == b"500"
+    assert client.get("/fine")[0] == 200
+    assert lb.worker_pids() == workers
+    assert lb.stderr().count("internal error") == 1     # logged once per kind
+
+
+# -- 3, 4, 12: chunked framing --------------------------------------------------------------------
+def test_chunk_error_is_400_and_the_rest_never_forwarded(pair):
+    body = (b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n6\n world\r\n0\r\n\r\nGET /admin/secret HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer, requests, raw = p_both(pair, body)
+    assert statuses(answer) == [400]
+    assert b"/admin" not in raw and b" world" not in raw
+    assert requests == []                    # the body never completed at the backend
+
+
+def p_both(pair, data):
+    return pair().both(data)[0]
+
+
+@pytest.mark.parametrize("head", [
+    b"POST /x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\n"
+    b"Transfer-Encoding: xchunked\r\n\r\n",
+    b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\nTransfer-Encoding: gzip\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+])
+def test_transfer_encoding_is_validated_whatever_else_the_head_says(pair, head):
+    mine, theirs = pair().both(head + b"0 /admin/secret HTTP/1.1\r\n\r\n")
+    assert statuses(mine[0]) == [400] and mine[2] == b""
+    if theirs:
+        assert statuses(theirs[0]) == [400]
+
+
+@pytest.mark.parametrize("line", [b"5 xyz", b"5 ", b"5\t", b"5;a\x00b", b"ffffffffffffff",
+                                  b"0x5"])
+def test_lenient_chunk_size_lines_are_refused(pair, line):
+    answer, requests, raw = p_both(pair, b"POST /x HTTP/1.1\r\nHost: x\r\n"
+                                         b"Transfer-Encoding: chunked\r\n\r\n" + line +
+                                   b"\r\nhello\r\n0\r\n\r\n")
+    assert statuses(answer) == [400]
+    assert line + b"\r\n" not in raw
+
+
+def test_leading_zeros_and_extensions_are_fine(pair):
+    answer, requests, _ = p_both(pair, b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                                       b"\r\n\r\n0000000000000005;a=\"b c\"\r\nhello\r\n0\r\n\r\n")
+    assert statuses(answer) == [200] and requests[0].body == b"hello"
+
+
+# -- 5, 10, 11: request lines and ambiguous heads --------------------------------------------------
+def test_empty_lines_around_requests_are_ignored(pair):
+    mine, theirs = pair().both(b"\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n\r\n\r\n"
+                               b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n\r\n")
+    assert statuses(mine[0]) == [200, 200], mine
+    assert [r.target for r in mine[1]] == [b"/a", b"/b"]
+    if theirs:
+        assert [r.target for r in theirs[1]] == [b"/a", b"/b"]
+
+
+AMBIGUOUS = [
+    b"GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+    b"GET http://a/x HTTP/1.1\r\nHost: b\r\n\r\n",
+    b"GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /x\r\nHost: x\r\n\r\n",
+    b"CONNECT /x HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+    b"GET /x HTTP/1.1\r\nHost: x\r\nX-A : a\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("raw", AMBIGUOUS)
+def test_what_haproxy_refuses_is_refused(pair, raw):
+    mine, theirs = pair().both(raw)
+    assert statuses(mine[0]) == [400] and mine[2] == b""
+    if theirs:
+        assert statuses(theirs[0]) == [400] and theirs[2] == b""
+
+
+@pytest.mark.parametrize("raw", [
+    b"GET /x HTTP/2.0\r\nHost: x\r\n\r\n",           # haproxy forwards it as HTTP/1.1
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",             # haproxy closes without an answer
+    b"GET /x HTTP/0.9\r\nHost: x\r\n\r\n",           # haproxy forwards "HTTP/0.9" as is
+    b"GET /x HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",   # haproxy forwards the NUL
+    b"GET /x HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",   # obs-fold: haproxy unfolds
+])
+def test_documented_stricter_answers(pair, raw):
+    answer, _, forwarded = p_both(pair, raw)
+    assert statuses(answer) == [400] and forwarded == b""
+
+
+def test_identical_duplicates_are_forwarded_once(pair):
+    answer, requests, _ = p_both(pair, b"POST /x HTTP/1.1\r\nHost: x\r\nHost: x\r\n"
+                                       b"Content-Length: 3, 3\r\n\r\nabc")
+    assert statuses(answer) == [200]
+    assert requests[0].header(b"host") == [b"x"] and requests[0].header(b"content-length") == [b"3"]
+
+
+def test_minor_versions_above_one_are_http_1_1(pair):
+    mine, theirs = pair().both(b"GET /x HTTP/1.2\r\nHost: x\r\n\r\n")
+    assert statuses(mine[0]) == [200] and b"GET /x HTTP/1.1\r\n" in mine[2]
+    if theirs:
+        assert b"GET /x HTTP/1.1\r\n" in theirs[2]
+
+
+# -- 15, 16: LF-only lines, head sizes -------------------------------------------------------------
+def test_lf_only_request_is_refused_at_once(pair):
+    p = pair()
+    started = time.monotonic()
+    answer = exchange(p.fastlb_port, b"GET /a HTTP/1.1\nHost: x\n\n", wait=1.5)
+    assert statuses(answer) == [400] and p.fastlb_backend.received() == b""
+    assert time.monotonic() - started < 1.0            # not a 408 after timeout http-request
+
+
+@pytest.mark.parametrize("size, status", [(15000, 200), (15400, 400)])
+def test_heads_leave_maxrewrite_free(pair, size, status):
+    mine, theirs = pair().both(b"GET /x HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * size + b"\r\n\r\n")
+    assert statuses(mine[0]) == [status]
+    if theirs:
+        assert statuses(theirs[0]) == [status]
+
+
+# -- 7, 14: one answer per request; connections kept after our own answers ------------------------
+def test_early_response_is_the_only_response(fastlb):
+    def server():
+        with conn_pair[0]:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn_pair[0].recv(65536)
+            conn_pair[0].sendall(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n"
+                                 b"connection: close\r\n\r\n")
+            time.sleep(0.3)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port = free_port()
+    fastlb(f"""{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    server s 127.0.0.1:{listener.getsockname()[1]}
+""", ports=[port])
+    conn_pair = [None]
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as client:
+        client.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"a" * 1000)
+        conn_pair[0], _ = listener.accept()
+        threading.Thread(target=server, daemon=True).start()
+        answer = b""
+        try:
+            while True:
+                client.sendall(b"a" * 1000)
+                chunk = client.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        except (OSError, socket.timeout):
+            pass
+    assert statuses(answer) == [413], answer
+    listener.close()
+
+
+def test_connection_kept_after_deny_and_503(fastlb, http_backends):
+    server = http_backends("s")
+    port = free_port()
+    fastlb(f"""{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{port}
+    http-request deny if {{ path_beg /admin }}
+    use_backend be_dead if {{ path_beg /dead }}
+    default_backend be
+backend be
+    server s 127.0.0.1:{server.port}
+backend be_dead
+    retries 0
+    server d 127.0.0.1:{free_port()}
+""", ports=[port])
+    client = HttpClient(port)
+    assert client.get("/admin")[0] == 403
+    assert client.get("/ok")[0] == 200                  # the same connection, as HAProxy
+    assert client.get("/dead")[0] == 503
+    assert client.get("/ok2")[0] == 200
+    client.request("POST", "/admin", body=b"x" * 10)   # a body we did not read: closed after
+    assert client.response()[0] == 403
+    assert client.closed()
+
+
+# -- 6, 8: resources and retries --------------------------------------------------------------
+def test_idle_clients_do_not_pin_server_connections(fastlb, backends):
+    """A server that serves at most 50 connections at once (a 50-thread backend): 50
+    keep-alive clients that went idle must not lock 10 new ones out."""
+    slots = threading.Semaphore(50)
+
+    def handler(conn, backend):
+        with slots:
+            rest = b""
+            while True:
+                while b"\r\n\r\n" not in rest:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    rest += data
+                _, _, rest = rest.partition(b"\r\n\r\n")
+                conn.sendall(http_response(body=b"ok"))
+    server = backends(handler)
+    port = free_port()
+    fastlb(f"""{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    timeout server 1s
+    server s 127.0.0.1:{server.port}
+""", ports=[port])
+    idle = [HttpClient(port) for _ in range(50)]
+    for client in idle:
+        assert client.get("/first")[0] == 200
+    fresh = [HttpClient(port) for _ in range(10)]
+    assert [c.get("/new")[0] for c in fresh] == [200] * 10
+    assert server.max_active <= 50
+    assert [c.get("/again")[0] for c in idle[:5]] == [200] * 5
+
+
+def test_computed_maxconn_is_enforced(fastlb, http_backends, tmp_path):
+    server = http_backends("s")
+    port = free_port()
+    sock = tmp_path / "stats.sock"
+    lb = fastlb(f"""
+global
+    ulimit-n 400
+    stats socket {sock} level admin
+{DEFAULTS}
+    timeout client 20s
+    timeout http-request 20s
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    server s 127.0.0.1:{server.port}
+""", ports=[port], workers=2)
+    from conftest import stats_cli
+    info = dict(line.split(": ", 1) for line in stats_cli(sock, "show info").splitlines()
+                if ": " in line)
+    maxconn = int(info["Maxconn"])
+    assert maxconn == (400 - 30) // 2
+    held = []
+    for _ in range(maxconn + 60):
+        held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    time.sleep(0.5)
+    info = dict(line.split(": ", 1) for line in stats_cli(sock, "show info").splitlines()
+                if ": " in line)
+    assert int(info["CurrConns"]) <= maxconn
+    for conn in held[:100]:
+        conn.close()
+    client = HttpClient(port, timeout=5)
+    assert client.get("/after")[0] == 200               # served once places came free
+    for conn in held[100:]:
+        conn.close()
+
+
+def test_redispatch_avoids_the_server_that_failed(fastlb, http_backends):
+    alive = http_backends("alive")
+    dead_port = free_port()                              # nothing listens there
+    port = free_port()
+    fastlb(f"""{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    option redispatch
+    retries 3
+    server dead 127.0.0.1:{dead_port}
+    server alive 127.0.0.1:{alive.port}
+""", ports=[port], workers=2)
+    codes = [HttpClient(port).get(f"/{i}")[0] for i in range(200)]
+    assert codes == [200] * 200
+
+
+# -- 9, 13, 17: the stats page and socket ----------------------------------------------------------
+def test_stats_page_location_and_auth(fastlb, http_backends):
+    server = http_backends("s")
+    port = free_port()
+    fastlb(f"""{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{port}
+    stats enable
+    stats uri /stats
+    stats auth admin:secret
+    stats admin if TRUE
+    default_backend be
+backend be
+    server s 127.0.0.1:{server.port}
+""", ports=[port])
+    import base64
+    good = base64.b64encode(b"admin:secret")
+    body = b"s=s&action=drain&b=be"
+    answer = exchange(port, b"POST /stats?scope=%0d%0aSet-Cookie:%20x=1 HTTP/1.1\r\nHost: x\r\n"
+                            b"Authorization: Basic " + good + b"\r\nContent-Length: %d\r\n\r\n"
+                      % len(body) + body)
+    assert statuses(answer) == [303]
+    assert b"\r\nset-cookie" not in answer.lower()
+    assert b"scope=%0d%0aSet-Cookie:%20x=1" in answer
+    # base64 is decoded strictly: trailing garbage is not the password
+    bad = exchange(port, b"GET /stats HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + good +
+                   b"!!\r\n\r\n")
+    assert statuses(bad) == [401]
+
+
+def test_stats_socket_never_has_the_umask_mode(tmp_path, http_backends):
+    sock = tmp_path / "s.sock"
+    cfg = tmp_path / "h.cfg"
+    cfg.write_text(f"global\n    stats socket {sock} mode 600 level admin\n{DEFAULTS}\n"
+                   f"listen l\n    bind 127.0.0.1:{free_port()}\n    server s 127.0.0.1:1\n")
+    seen = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            try:
+                seen.append(stat.S_IMODE(os.stat(sock).st_mode))
+            except FileNotFoundError:
+                pass
+    old = os.umask(0)
+    try:
+        proc = subprocess.Popen(FASTLB + ["-d", "-f", str(cfg), "-n", "1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        thread = threading.Thread(target=watch)
+        thread.start()
+        wait_until(lambda: seen, timeout=10, message="the stats socket")
+        time.sleep(0.3)
+        stop.set()
+        thread.join()
+    finally:
+        os.umask(old)
+        proc.terminate()
+        proc.wait(5)
+    assert set(seen) == {0o600}
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+# -- the master: serving workers that die are respawned, with back-off ------------------------------
+def test_master_respawns_crashing_workers_with_backoff(fastlb, http_backends):
+    server = http_backends("s")
+    port = free_port()
+    lb = fastlb(f"""{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    server s 127.0.0.1:{server.port}
+""", ports=[port])
+    for _ in range(7):
+        wait_until(lambda: len(lb.worker_pids()) == 1, timeout=10, message="a worker")
+        pid = lb.worker_pids()[0]
+        wait_until(lambda: HttpClient(port).get("/")[0] == 200, timeout=10, message="serving")
+        os.kill(pid, signal.SIGSEGV)
+        wait_until(lambda: pid not in lb.worker_pids(), message="death")
+    assert lb.proc.poll() is None
+    wait_until(lambda: HttpClient(port).get("/")[0] == 200, timeout=15, message="respawned")
+    assert "respawning worker 1 in" in lb.stderr()
+    assert "keep failing" not in lb.stderr()
