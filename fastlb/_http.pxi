@@ -489,13 +489,12 @@ cdef int64_t content_length(list headers):
 cdef int transfer_chunked(list headers):
     """0: no Transfer-Encoding, 1: just "chunked", 2: chunked last after other codings
     (well formed, but HAProxy 2.6 refuses such a request with 422), -1: anything else."""
-    cdef list codings = [c.lower() for c in header_list(headers, b"transfer-encoding") if c]
-    cdef bint present = any(name == b"transfer-encoding" for name, _ in headers)
-    if not present:
+    cdef list codings = [c.lower() for c in header_list(headers, b"transfer-encoding")]
+    if not codings:
         return 0
-    if not codings or codings[len(codings) - 1] != b"chunked" or codings.count(b"chunked") != 1:
+    if codings[len(codings) - 1] != b"chunked" or codings.count(b"chunked") != 1:
         return -1
-    return 1 if len(codings) == 1 else 2
+    return 1 if len(codings) == 1 else 2          # (an empty element counts as a coding)
 
 
 cdef bytes authority_of(bytes url):

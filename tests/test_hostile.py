@@ -279,6 +279,21 @@ def test_transfer_encoding_is_validated_whatever_else_the_head_says(pair, head):
         assert statuses(theirs[0]) == [400]
 
 
+def test_transfer_encoding_in_trailers_and_empty_codings(pair):
+    """Found by the fuzzer: HAProxy refuses a Transfer-Encoding trailer (400) and an empty
+    element in Transfer-Encoding (422)."""
+    mine, theirs = pair().both(b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                               b"\r\n1\r\nr\r\n0\r\nTransfer-Encoding: chunked1\r\n\r\n")
+    assert statuses(mine[0]) == [400] and mine[1] == []
+    if theirs:
+        assert statuses(theirs[0]) == [400]
+    mine, theirs = pair().both(b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:, chunked\r\n"
+                               b"\r\n0\r\n\r\n")
+    assert statuses(mine[0]) == [422] and mine[2] == b""
+    if theirs:
+        assert statuses(theirs[0]) == [422]
+
+
 @pytest.mark.parametrize("line", [b"5 xyz", b"5 ", b"5\t", b"5;a\x00b", b"ffffffffffffff",
                                   b"0x5"])
 def test_lenient_chunk_size_lines_are_refused(pair, line):
@@ -314,6 +329,7 @@ AMBIGUOUS = [
     b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
     b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
     b"GET /x HTTP/1.1\r\nHost: x\r\nX-A : a\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: x\r\n" + b"n" * 256 + b": a\r\n\r\n",    # found by the fuzzer
 ]
 
 
@@ -370,17 +386,28 @@ def test_heads_leave_maxrewrite_free(pair, size, status):
 
 # -- 7, 14: one answer per request; connections kept after our own answers ------------------------
 def test_early_response_is_the_only_response(fastlb):
-    def server():
-        with conn_pair[0]:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn_pair[0].recv(65536)
-            conn_pair[0].sendall(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n"
-                                 b"connection: close\r\n\r\n")
-            time.sleep(0.3)
+    """The server answers 413 on the head, reads a little more, then closes, while the client
+    is still sending its body: the client gets the 413 and nothing after it."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4)
+
+    def server():
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n")
+            deadline = time.monotonic() + 0.3
+            conn.settimeout(0.3)
+            while time.monotonic() < deadline:
+                try:
+                    if not conn.recv(65536):
+                        break
+                except OSError:
+                    break
+    threading.Thread(target=server, daemon=True).start()
     port = free_port()
     fastlb(f"""{DEFAULTS}
 frontend fe
@@ -389,23 +416,31 @@ frontend fe
 backend be
     server s 127.0.0.1:{listener.getsockname()[1]}
 """, ports=[port])
-    conn_pair = [None]
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as client:
-        client.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"a" * 1000)
-        conn_pair[0], _ = listener.accept()
-        threading.Thread(target=server, daemon=True).start()
-        answer = b""
+    client = socket.create_connection(("127.0.0.1", port), timeout=3)
+
+    def send_body():
         try:
-            while True:
+            client.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
+            for _ in range(200):
                 client.sendall(b"a" * 1000)
-                chunk = client.recv(65536)
-                if not chunk:
-                    break
-                answer += chunk
-        except (OSError, socket.timeout):
+                time.sleep(0.005)
+        except OSError:
             pass
-    assert statuses(answer) == [413], answer
+    sender = threading.Thread(target=send_body, daemon=True)
+    sender.start()
+    answer = b""
+    try:
+        while True:
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    except OSError:
+        pass
+    sender.join(5)
+    client.close()
     listener.close()
+    assert statuses(answer) == [413], answer
 
 
 def test_connection_kept_after_deny_and_503(fastlb, http_backends):
@@ -507,6 +542,9 @@ backend be
 
 
 def test_redispatch_avoids_the_server_that_failed(fastlb, http_backends):
+    """Round robin over a dead and a live server with option redispatch, under concurrent
+    clients (so the shared round-robin position moves between a session's retries): every
+    retry must go to the live server, and every request succeed."""
     alive = http_backends("alive")
     dead_port = free_port()                              # nothing listens there
     port = free_port()
@@ -520,8 +558,18 @@ backend be
     server dead 127.0.0.1:{dead_port}
     server alive 127.0.0.1:{alive.port}
 """, ports=[port], workers=2)
-    codes = [HttpClient(port).get(f"/{i}")[0] for i in range(200)]
-    assert codes == [200] * 200
+    codes = []
+
+    def client():
+        for i in range(60):
+            codes.append(exchange(port, b"GET /%d HTTP/1.1\r\nHost: x\r\nConnection: close"
+                                        b"\r\n\r\n" % i, wait=5)[9:12])
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(codes) == 960 and set(codes) == {b"200"}, {c: codes.count(c) for c in set(codes)}
 
 
 # -- 9, 13, 17: the stats page and socket ----------------------------------------------------------

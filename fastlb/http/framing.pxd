@@ -12,6 +12,7 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t
 
 cdef enum:
     MAX_HEADERS = 101        # HAProxy's tune.http.maxhdr default: one more is a 400
+    MAX_NAME = 255           # longest field name HAProxy takes
 
 
 cdef enum HeadResult:
@@ -130,8 +131,8 @@ cdef inline int64_t parse_fields(const char *buf, int64_t i, int64_t len, HeadSp
         start = i
         while i < len and is_tchar(<uint8_t>buf[i]):
             i += 1
-        if i == start or i >= len or buf[i] != b':':
-            h.error = HE_NAME
+        if i == start or i >= len or buf[i] != b':' or i - start > MAX_NAME:
+            h.error = HE_NAME            # (HAProxy's HTX keeps a name's length in 8 bits)
             return -1
         if h.nfields >= MAX_HEADERS:
             h.error = HE_TOO_MANY
@@ -276,9 +277,17 @@ cdef enum ChunkState:
 cdef struct ChunkParser:
     uint8_t state
     uint8_t ext_had_name # CH_SIZE_WS inside an extension: the name is done ("=" may follow)
+    uint8_t te_match     # trailer name: bytes matching "transfer-encoding" so far (255: no)
+    uint32_t name_len    # trailer name length so far
     int64_t remaining    # data bytes left in the current chunk
     int64_t size
     uint8_t digits
+
+
+cdef inline bint te_name_at(uint8_t c, uint8_t i) noexcept nogil:
+    """Is ``c`` (any case) byte ``i`` of "transfer-encoding"?"""
+    cdef const char *name = "transfer-encoding"
+    return i < 17 and (c | 0x20) == <uint8_t>name[i]
 
 
 cdef inline int hexval(char c) noexcept nogil:
@@ -433,13 +442,24 @@ cdef inline int64_t chunk_scan(ChunkParser *p, const char *buf, int64_t len) noe
                 p.state = CH_END_LF
             elif is_tchar(c):
                 p.state = CH_TRAILER_NAME
+                p.name_len = 1
+                p.te_match = 1 if te_name_at(c, 0) else 255
             else:
                 return chunk_fail(p)         # bare LF, obs-fold, or not a field name
         elif p.state == CH_TRAILER_NAME:
             if c == b':':
+                # framing cannot change after the body (HAProxy refuses it there too)
+                if p.te_match == 17:
+                    return chunk_fail(p)
                 p.state = CH_TRAILER_VALUE
-            elif not is_tchar(c):
+            elif not is_tchar(c) or p.name_len >= MAX_NAME:
                 return chunk_fail(p)
+            else:
+                p.name_len += 1
+                if p.te_match < 17 and te_name_at(c, p.te_match):
+                    p.te_match += 1
+                else:
+                    p.te_match = 255
         elif p.state == CH_TRAILER_VALUE:
             if c == b'\r':
                 p.state = CH_TRAILER_LF

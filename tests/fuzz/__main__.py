@@ -22,15 +22,18 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
 
+    shown = [0]
+
     def progress(report):
         print(f"[{time.monotonic() - started:7.1f}s] {report.cases} cases, "
               f"{len(report.failures)} failures, {report.worker_deaths} worker deaths",
               flush=True)
+        for seed, kind, data, problems, _ in report.failures[shown[0]:]:
+            print(f"    seed {seed} ({kind}): {problems}\n        {data!r}", flush=True)
+        shown[0] = len(report.failures)
 
     report = asyncio.run(run(args.cases, args.seed, not args.no_haproxy, progress=progress))
     print(report.summary())
-    for seed, kind, data, problems, _ in report.failures[:50]:
-        print(f"seed {seed} ({kind}): {problems}\n    {data!r}")
     print(f"logs in {report.workdir}; {time.monotonic() - started:.1f} s")
     bad = report.failures or report.worker_deaths or report.failed_followups
     return 1 if bad else 0

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/(\d)\.(\d)")
-FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*((?:[\x20-\x7e\x80-\xff\t])*?)[ \t]*")
+FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,255}):[ \t]*((?:[\x20-\x7e\x80-\xff\t])*?)[ \t]*")
 # chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )
 CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]+)((?:[ \t]*;[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
                         rb"(?:[ \t]*=[ \t]*(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|"
@@ -62,7 +62,9 @@ def _line(data: bytes, pos: int, lenient: bool = False) -> tuple[bytes, int]:
 def parse_one(data: bytes, pos: int, lenient: bool = False) -> tuple[Request, int]:
     """One request at ``pos``.  ``lenient`` reads as HAProxy 2.6 does where that reading is
     still unambiguous: LF line ends, any HTTP/<d>.<d>, obs-fold, CL beside TE (TE wins)."""
-    while data.startswith(b"\r\n", pos) or (lenient and data.startswith(b"\n", pos)):
+    # empty lines before a request line are skipped (RFC 9112 2.2); like HAProxy and fastlb,
+    # a lone LF counts as one there: nothing of it is forwarded
+    while data.startswith(b"\r\n", pos) or data.startswith(b"\n", pos):
         pos += 1 if data.startswith(b"\n", pos) else 2
     line, pos = _line(data, pos, lenient)
     if lenient:
@@ -110,7 +112,8 @@ def parse_one(data: bytes, pos: int, lenient: bool = False) -> tuple[Request, in
                     line, pos = _line(data, pos, lenient)
                     if not line:
                         break
-                    if not FIELD.fullmatch(line):
+                    f = FIELD.fullmatch(line)
+                    if not f or f.group(1).lower() == b"transfer-encoding":
                         raise Invalid("trailer")
                 break
             if len(data) < pos + size + 2:
