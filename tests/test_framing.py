@@ -21,16 +21,8 @@ PIECES = st.sampled_from([b"\r", b"\n", b"\r\n", b" ", b"\t", b":", b";", b",", 
                           b"Host", b"Transfer-Encoding", b"chunked", b"Content-Length"])
 
 
-def request_heads():
-    """Mostly well-formed heads with one or two hostile edits."""
-    field = st.tuples(TOKEN, st.binary(max_size=12)).map(lambda f: f[0] + b": " + f[1])
-    head = st.tuples(
-        st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"HEAD"]),
-        st.sampled_from([b"/", b"/a", b"/a?b=c", b"*", b"http://x/y", b"/%41"]),
-        st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/1.2"]),
-        st.lists(field, max_size=4),
-    ).map(lambda h: h[0] + b" " + h[1] + b" " + h[2] + b"\r\n" +
-          b"".join(f + b"\r\n" for f in h[3]) + b"\r\n")
+def with_edits(messages):
+    """Messages from ``messages`` with up to two pieces inserted or written over."""
     edit = st.tuples(st.integers(0, 200), PIECES, st.booleans())
 
     def apply(args):
@@ -43,7 +35,20 @@ def request_heads():
             else:
                 data[pos:pos + len(piece)] = piece
         return bytes(data)
-    return st.tuples(head, st.lists(edit, max_size=2)).map(apply)
+    return st.tuples(messages, st.lists(edit, max_size=2)).map(apply)
+
+
+def request_heads():
+    """Mostly well-formed heads with one or two hostile edits."""
+    field = st.tuples(TOKEN, st.binary(max_size=12)).map(lambda f: f[0] + b": " + f[1])
+    head = st.tuples(
+        st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"HEAD"]),
+        st.sampled_from([b"/", b"/a", b"/a?b=c", b"*", b"http://x/y", b"/%41"]),
+        st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/1.2"]),
+        st.lists(field, max_size=4),
+    ).map(lambda h: h[0] + b" " + h[1] + b" " + h[2] + b"\r\n" +
+          b"".join(f + b"\r\n" for f in h[3]) + b"\r\n")
+    return with_edits(head)
 
 
 def llhttp_fields(raw: bytes):
@@ -107,19 +112,7 @@ def chunked_bodies():
     last = st.tuples(ext, st.sampled_from([b"", b"X-T: 1\r\n"])).map(
         lambda t: b"0" + t[0] + b"\r\n" + t[1] + b"\r\n")
     body = st.tuples(st.lists(chunk, max_size=4), last).map(lambda t: b"".join(t[0]) + t[1])
-    edit = st.tuples(st.integers(0, 120), PIECES, st.booleans())
-
-    def apply(args):
-        data, edits = args
-        data = bytearray(data)
-        for pos, piece, insert in edits:
-            pos = pos % (len(data) + 1)
-            if insert:
-                data[pos:pos] = piece
-            else:
-                data[pos:pos + len(piece)] = piece
-        return bytes(data)
-    return st.tuples(body, st.lists(edit, max_size=2)).map(apply)
+    return with_edits(body)
 
 
 @SETTINGS

@@ -32,6 +32,12 @@ defaults
 """
 
 
+def proxy_config(port: int, backend: str, frontend: str = "", extra: str = "") -> str:
+    """DEFAULTS, frontend fe on ``port`` (with ``frontend`` lines) to backend be."""
+    return (f"{DEFAULTS}\nfrontend fe\n    bind 127.0.0.1:{port}\n{frontend}"
+            f"    default_backend be\nbackend be\n{backend}{extra}")
+
+
 class Recorder:
     """A backend that keeps every byte of every connection and answers each complete
     request (read by the strict reference parser) with 200 and a 2-byte body."""
@@ -234,14 +240,9 @@ def test_configured_values_with_cr_lf_are_refused(tmp_path):
 def test_a_rule_that_raises_ends_its_request_not_the_worker(fastlb, http_backends):
     server = http_backends("s")
     port = free_port()
-    lb = fastlb(f"""{DEFAULTS}
-frontend fe
-    bind 127.0.0.1:{port}
-    http-request replace-value X-A (.*) \\2
-    default_backend be
-backend be
-    server s 127.0.0.1:{server.port}
-""", ports=[port])
+    lb = fastlb(proxy_config(port, f"    server s 127.0.0.1:{server.port}\n",
+                             frontend="    http-request replace-value X-A (.*) \\2\n"),
+                ports=[port])
     workers = lb.worker_pids()
     client = HttpClient(port)
     for _ in range(20):
@@ -409,13 +410,8 @@ def test_early_response_is_the_only_response(fastlb):
                     break
     threading.Thread(target=server, daemon=True).start()
     port = free_port()
-    fastlb(f"""{DEFAULTS}
-frontend fe
-    bind 127.0.0.1:{port}
-    default_backend be
-backend be
-    server s 127.0.0.1:{listener.getsockname()[1]}
-""", ports=[port])
+    fastlb(proxy_config(port, f"    server s 127.0.0.1:{listener.getsockname()[1]}\n"),
+           ports=[port])
     client = socket.create_connection(("127.0.0.1", port), timeout=3)
 
     def send_body():
@@ -446,18 +442,11 @@ backend be
 def test_connection_kept_after_deny_and_503(fastlb, http_backends):
     server = http_backends("s")
     port = free_port()
-    fastlb(f"""{DEFAULTS}
-frontend fe
-    bind 127.0.0.1:{port}
-    http-request deny if {{ path_beg /admin }}
-    use_backend be_dead if {{ path_beg /dead }}
-    default_backend be
-backend be
-    server s 127.0.0.1:{server.port}
-backend be_dead
-    retries 0
-    server d 127.0.0.1:{free_port()}
-""", ports=[port])
+    fastlb(proxy_config(port, f"    server s 127.0.0.1:{server.port}\n",
+                        frontend="    http-request deny if { path_beg /admin }\n"
+                                 "    use_backend be_dead if { path_beg /dead }\n",
+                        extra=f"backend be_dead\n    retries 0\n"
+                              f"    server d 127.0.0.1:{free_port()}\n"), ports=[port])
     client = HttpClient(port)
     assert client.get("/admin")[0] == 403
     assert client.get("/ok")[0] == 200                  # the same connection, as HAProxy
@@ -487,14 +476,8 @@ def test_idle_clients_do_not_pin_server_connections(fastlb, backends):
                 conn.sendall(http_response(body=b"ok"))
     server = backends(handler)
     port = free_port()
-    fastlb(f"""{DEFAULTS}
-frontend fe
-    bind 127.0.0.1:{port}
-    default_backend be
-backend be
-    timeout server 1s
-    server s 127.0.0.1:{server.port}
-""", ports=[port])
+    fastlb(proxy_config(port, f"    timeout server 1s\n    server s 127.0.0.1:{server.port}\n"),
+           ports=[port])
     idle = [HttpClient(port) for _ in range(50)]
     for client in idle:
         assert client.get("/first")[0] == 200
@@ -548,16 +531,10 @@ def test_redispatch_avoids_the_server_that_failed(fastlb, http_backends):
     alive = http_backends("alive")
     dead_port = free_port()                              # nothing listens there
     port = free_port()
-    fastlb(f"""{DEFAULTS}
-frontend fe
-    bind 127.0.0.1:{port}
-    default_backend be
-backend be
-    option redispatch
-    retries 3
-    server dead 127.0.0.1:{dead_port}
-    server alive 127.0.0.1:{alive.port}
-""", ports=[port], workers=2)
+    fastlb(proxy_config(port, f"    option redispatch\n    retries 3\n"
+                              f"    server dead 127.0.0.1:{dead_port}\n"
+                              f"    server alive 127.0.0.1:{alive.port}\n"),
+           ports=[port], workers=2)
     codes = []
 
     def client():
@@ -576,17 +553,10 @@ backend be
 def test_stats_page_location_and_auth(fastlb, http_backends):
     server = http_backends("s")
     port = free_port()
-    fastlb(f"""{DEFAULTS}
-frontend fe
-    bind 127.0.0.1:{port}
-    stats enable
-    stats uri /stats
-    stats auth admin:secret
-    stats admin if TRUE
-    default_backend be
-backend be
-    server s 127.0.0.1:{server.port}
-""", ports=[port])
+    fastlb(proxy_config(port, f"    server s 127.0.0.1:{server.port}\n",
+                        frontend="    stats enable\n    stats uri /stats\n"
+                                 "    stats auth admin:secret\n    stats admin if TRUE\n"),
+           ports=[port])
     import base64
     good = base64.b64encode(b"admin:secret")
     body = b"s=s&action=drain&b=be"
@@ -638,13 +608,7 @@ def test_stats_socket_never_has_the_umask_mode(tmp_path, http_backends):
 def test_master_respawns_crashing_workers_with_backoff(fastlb, http_backends):
     server = http_backends("s")
     port = free_port()
-    lb = fastlb(f"""{DEFAULTS}
-frontend fe
-    bind 127.0.0.1:{port}
-    default_backend be
-backend be
-    server s 127.0.0.1:{server.port}
-""", ports=[port])
+    lb = fastlb(proxy_config(port, f"    server s 127.0.0.1:{server.port}\n"), ports=[port])
     for _ in range(7):
         wait_until(lambda: len(lb.worker_pids()) == 1, timeout=10, message="a worker")
         pid = lb.worker_pids()[0]

@@ -305,6 +305,18 @@ def test_privileges_dropped_after_binding_a_privileged_port_in_a_chroot(fastlb, 
     wait_until(lambda: len(lb.worker_pids()) == 2, message="old workers gone", timeout=10)
     assert {psutil.Process(p).uids().effective for p in lb.worker_pids()} == {65534}
     assert HttpClient(port).get("/")[2] == b"A GET /"
+    # workers that dropped privileges still die with their master (Linux forgets the
+    # parent-death signal at setuid)
+    workers = lb.worker_pids()
+    os.kill(lb.pid, signal.SIGKILL)
+    lb.proc.wait()
+    def alive(pid):
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+    wait_until(lambda: not any(alive(p) for p in workers), timeout=5,
+               message="workers gone with the master")
 
 
 def test_maxconn_raises_the_fd_limit_and_ulimit_n_sets_it(fastlb, http_backends, tmp_path):

@@ -254,12 +254,12 @@ cdef inline int64_t parse_response_head(const char *buf, int64_t len, HeadSpans 
 cdef enum ChunkState:
     CH_SIZE = 0          # hex digits of the chunk size
     CH_SIZE_WS = 1       # BWS after the digits (or inside an extension), before ";" / "="
-    CH_EXT_NAME = 2      # extension name (token)
+    CH_EXT_NAME = 2      # after ";": BWS, then an extension name
     CH_EXT_EQ_WS = 3     # BWS after "=", before the value
     CH_EXT_VALUE = 4     # token value
     CH_EXT_QUOTED = 5    # quoted-string value
     CH_EXT_QUOTED_ESC = 6
-    CH_EXT_AFTER = 7     # after a value: BWS, then ";" or CR
+    CH_EXT_IN_NAME = 7   # inside an extension name
     CH_SIZE_LF = 8       # LF after the size line
     CH_DATA = 9          # chunk data
     CH_DATA_CR = 10      # CR after the data
@@ -355,25 +355,10 @@ cdef inline int64_t chunk_scan(ChunkParser *p, const char *buf, int64_t len) noe
                 return chunk_fail(p)
         elif p.state == CH_EXT_NAME:
             if is_tchar(c):
-                p.state = CH_EXT_AFTER       # a name has started: see below
+                p.state = CH_EXT_IN_NAME
                 p.ext_had_name = 1
             elif c == b' ' or c == b'\t':
                 pass                          # BWS after ";"
-            else:
-                return chunk_fail(p)
-        elif p.state == CH_EXT_AFTER:
-            # inside a name or value, or after one: more token bytes, "=", BWS, ";" or CR
-            if is_tchar(c):
-                pass
-            elif c == b'=' and p.ext_had_name:
-                p.ext_had_name = 0
-                p.state = CH_EXT_EQ_WS
-            elif c == b' ' or c == b'\t':
-                p.state = CH_SIZE_WS
-            elif c == b';':
-                p.state = CH_EXT_NAME
-            elif c == b'\r':
-                p.state = CH_SIZE_LF
             else:
                 return chunk_fail(p)
         elif p.state == CH_EXT_EQ_WS:
@@ -386,11 +371,16 @@ cdef inline int64_t chunk_scan(ChunkParser *p, const char *buf, int64_t len) noe
                 p.state = CH_EXT_VALUE
             else:
                 return chunk_fail(p)
-        elif p.state == CH_EXT_VALUE:
-            if is_tchar(c):
+        elif p.state == CH_EXT_IN_NAME or p.state == CH_EXT_VALUE or p.state == CH_EXT_CLOSED:
+            # in a name or a token value (more token bytes), or after a quoted value (none);
+            # then "=" (after a name), BWS, ";" or CR
+            if is_tchar(c) and p.state != CH_EXT_CLOSED:
                 pass
-            elif c == b' ' or c == b'\t':
+            elif c == b'=' and p.state == CH_EXT_IN_NAME:
                 p.ext_had_name = 0
+                p.state = CH_EXT_EQ_WS
+            elif c == b' ' or c == b'\t':
+                p.ext_had_name = p.state == CH_EXT_IN_NAME    # "=" may still follow a name
                 p.state = CH_SIZE_WS
             elif c == b';':
                 p.state = CH_EXT_NAME
@@ -404,16 +394,6 @@ cdef inline int64_t chunk_scan(ChunkParser *p, const char *buf, int64_t len) noe
             elif c == b'\\':
                 p.state = CH_EXT_QUOTED_ESC
             elif (c < 0x20 and c != b'\t') or c == 0x7F:
-                return chunk_fail(p)
-        elif p.state == CH_EXT_CLOSED:
-            if c == b' ' or c == b'\t':
-                p.ext_had_name = 0
-                p.state = CH_SIZE_WS
-            elif c == b';':
-                p.state = CH_EXT_NAME
-            elif c == b'\r':
-                p.state = CH_SIZE_LF
-            else:
                 return chunk_fail(p)
         elif p.state == CH_EXT_QUOTED_ESC:
             if (c < 0x20 and c != b'\t') or c == 0x7F:

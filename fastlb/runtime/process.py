@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import time
 
 FD_MARGIN = 16      # pipes, the epoll descriptor, logs, the shared memory and the like
@@ -72,3 +73,8 @@ def confine(config) -> None:
         os.setgid(g.gid)
     if g.uid is not None:
         os.setuid(g.uid)
+    if g.uid is not None or g.gid is not None:
+        # Linux forgets the parent-death signal when credentials change: ask again, so
+        # that a worker never outlives its master
+        from .._core import set_parent_death_signal
+        set_parent_death_signal(signal.SIGTERM)
