@@ -554,9 +554,10 @@ cdef object request_refused(Head head):
                     != authority:
                 return "absolute URI and Host differ"
     if _connection_has(head.headers, b"upgrade") and \
-            b"websocket" in [u.lower() for u in header_list(head.headers, b"upgrade")] and \
-            _header(head.headers, b"sec-websocket-key") is None:
-        return "WebSocket upgrade without Sec-WebSocket-Key"
+            b"websocket" in [u.lower() for u in header_list(head.headers, b"upgrade")]:
+        key = _header(head.headers, b"sec-websocket-key")
+        if key is None or len(key) != 24:      # base64 of 16 bytes, as HAProxy checks
+            return "WebSocket upgrade without a valid Sec-WebSocket-Key"
     return None
 
 

@@ -328,6 +328,8 @@ AMBIGUOUS = [
     b"GET /x\r\nHost: x\r\n\r\n",
     b"CONNECT /x HTTP/1.1\r\nHost: x\r\n\r\n",
     b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbX\r\n\r\n",                    # a 10-byte key: found by the fuzzer
     b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
     b"GET /x HTTP/1.1\r\nHost: x\r\nX-A : a\r\n\r\n",
     b"GET /x HTTP/1.1\r\nHost: x\r\n" + b"n" * 256 + b": a\r\n\r\n",    # found by the fuzzer
