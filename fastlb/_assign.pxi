@@ -188,10 +188,11 @@ cdef int balance(Worker w, Session *s, BackendRt *be, bint from_queue):
                                      be.srv_maxconn, w.totals + w.srv_shared_off,
                                      w.totals + w.beq_off + w.nbackends,
                                      <uint32_t>fl_atomic_fetch_add(
-                                         w.be_words + be.shm_index * BE_WORDS + BE_RR, 1))
+                                         w.be_words + be.shm_index * BE_WORDS + BE_RR, 1),
+                                     s.avoid_server)
             else:
                 srv = first_pick(be.eligible, be.neligible, be.srv_shm, be.srv_maxconn,
-                                 w.totals + w.srv_shared_off)
+                                 w.totals + w.srv_shared_off, s.avoid_server)
             if srv < 0:
                 return BALANCE_FULL
             if try_hold(w, s, be, srv, from_queue):

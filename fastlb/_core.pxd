@@ -54,6 +54,8 @@ cdef struct Session:
     int lend_prev           # HTTP: this idle session's server connection may be taken by
     int lend_next           # another session (http-reuse safe); list per server, -1 ends
     uint8_t lent
+    uint8_t srv_private     # the server asked for NTLM/Negotiate: its connection is this
+                            # session's alone (HAProxy's private connections)
     uint32_t key_hash       # hash of the balancing key (source, uri, url_param, hdr)
     uint8_t has_key         # 0: the key was missing: hashed algorithms fall back to the map walk
     int q_target            # queue this session waits in (-1: none), see _assign.pxi
@@ -121,6 +123,7 @@ cdef struct BackendRt:
     int srvtcpka
     int http                # mode http
     int http_close          # 0 http-keep-alive, 1 http-server-close, 2 httpclose
+    int reuse_never         # http-reuse never: a server connection serves one session only
     uint32_t shm_index
 
 

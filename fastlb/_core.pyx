@@ -357,6 +357,8 @@ cdef class Worker:
         self.idle_fds = <int *>malloc(max(self.nservers_total, 1) * IDLE_PER_SERVER * sizeof(int))
         self.idle_len = <int *>calloc(max(self.nservers_total, 1), sizeof(int))
         self.lend_head = <int *>malloc(max(self.nservers_total, 1) * sizeof(int))
+        if self.lend_head == NULL:
+            raise MemoryError()
         for i in range(max(self.nservers_total, 1)):
             self.lend_head[i] = -1
         if self.idle_fds == NULL or self.idle_len == NULL:
@@ -437,6 +439,7 @@ cdef class Worker:
         be.uri_whole = options.get("whole", 0)
         be.uri_path_only = options.get("path_only", 0)
         be.draws = options.get("draws", 2)
+        be.reuse_never = options.get("reuse_never", 0)
         be.t_connect = t_connect
         be.t_server = t_server
         be.t_server_fin = t_server_fin
@@ -623,6 +626,7 @@ cdef class Worker:
         s.forced_server = -1
         s.avoid_server = -1
         s.lent = 0
+        s.srv_private = 0
         s.has_key = 0
         s.q_target = -1
         s.t_queued = -1

@@ -75,6 +75,7 @@ cdef class HttpTxn:
     cdef bint close_server          # do not reuse the server connection after this response
     cdef bint is_head
     cdef bint is_connect            # CONNECT: a 2xx answer turns the session into a tunnel
+    cdef bint fresh                 # no byte of this request has arrived yet
     cdef bint reused                # request sent on a connection kept from a previous one
     cdef bint retried
     cdef bint error_sent            # out_cli holds an error page: close after it
@@ -143,6 +144,7 @@ cdef class HttpTxn:
         self.out_srv_off = self.out_cli_off = 0
         self.close_client = self.close_server = False
         self.is_connect = False
+        self.fresh = True
         self.is_head = self.reused = self.retried = self.error_sent = self.logged = False
         self.counted = self.req_error = False
         self.applet = None
@@ -575,11 +577,16 @@ cdef void capture_error(Worker w, Session *s, bint response, bytes data, object 
 cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bint raw,
                      char term0, char term1):
     """Answer with HAProxy's page for ``status`` and close once it is out."""
+    # A response already under way (its head sent, or part of an interim one) cannot be
+    # followed by a page: the client would read it as the answer to its next request.
+    if txn.rsp_state == RS_BODY or txn.rsp_state == RS_TUNNEL or \
+            (txn.out_cli is not None and txn.out_cli_off > 0):
+        txn.term0, txn.term1 = term0, term1
+        w.session_close(idx, s)
+        return
     # After its own answer HAProxy keeps the client connection when the request was read to
     # its end; a head it could not parse (400, 408) or a body left unread closes it.
     cdef bint body_read = txn.req_mode == BODY_NONE or txn.req_body_seen_end
-    if txn.out_cli is not None and txn.rsp_state == RS_BODY:
-        body_read = False               # a response was already under way: cut it short
     txn.out_cli = w.error_page(s.fe, s.be if txn.routed else -1, status, raw)
     txn.out_cli_off = 0
     txn.req_error = raw
@@ -597,6 +604,16 @@ cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bin
     txn.rsp_state = RS_DONE
     if s.state != ST_IDLE or s.server >= 0:
         http_drop_server(w, s)
+
+
+cdef bytes announce_close(bytes page):
+    """A page after which the connection closes says so (a pipelining client then knows
+    its next requests were not read)."""
+    cdef Py_ssize_t end = page.find(b"\r\n")
+    cdef Py_ssize_t head = page.find(b"\r\n\r\n")
+    if end < 0 or head < 0 or b"\r\nconnection: close" in page[:head + 2].lower():
+        return page
+    return page[:end + 2] + b"connection: close\r\n" + page[end + 2:]
 
 
 cdef inline void applet_request(HttpTxn txn, bytes method, object fields, bytes version):
@@ -794,7 +811,10 @@ cdef bint http_assigned(Worker w, int idx, Session *s, HttpTxn txn, int chosen):
         # http-reuse safe: a connection that has served a response may carry any request
         # (HAProxy's "safe" connections); a request on one that fails before any answer
         # is sent again on a new connection (http_retry_fresh)
-        if not http_take_idle(w, idx, s, chosen) and not http_take_lent(w, idx, s, chosen):
+        # A first request with a body could not be sent again if a reused connection turned
+        # out closed: it gets its own connection (HAProxy's reason for "safe").
+        if not may_reuse(w, s, txn, chosen) or (not http_take_idle(w, idx, s, chosen) and
+                                                not http_take_lent(w, idx, s, chosen)):
             s.server = chosen
             w.start_connect(idx, s)
             return s.state != ST_FREE
@@ -821,7 +841,8 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
             txn.status = int(value[9:12])
         else:
             txn.logged = True                     # HAProxy does not log monitor requests
-        txn.close_client = txn.req_mode != BODY_NONE or not keep_alive
+        txn.close_client = txn.req_mode != BODY_NONE or not keep_alive or w.stopping != 0 or \
+            s.cli.rd_eof != 0
         return False
     if action == ROUTE_APPLET:
         w.fe_stats[s.fe * STAT_WORDS + SC_INTERCEPTED] += 1
@@ -846,7 +867,7 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
 cdef bint http_park_server(Worker w, Session *s):
     cdef uint32_t k
     cdef epoll_event ev
-    if s.srv.fd < 0 or s.state != ST_ESTABLISHED or s.server < 0 or s.be < 0 or \
+    if s.srv.fd < 0 or s.state != ST_ESTABLISHED or not shareable(w, s) or \
             s.srv.head != s.srv.tail or s.srv.rd_eof or s.srv.wr_shut or s.srv.piped:
         return False
     k = w.backends[s.be].srv_shm[s.server]
@@ -861,6 +882,12 @@ cdef bint http_park_server(Worker w, Session *s):
     s.srv.fd = -1                       # the pool owns the socket now
     http_drop_server(w, s)
     return True
+
+
+cdef inline bint may_reuse(Worker w, Session *s, HttpTxn txn, int srv):
+    cdef BackendRt *be = &w.backends[s.be]
+    return not be.reuse_never and not be.servers[srv].use_client_port and \
+        (txn.requests > 1 or txn.req_mode == BODY_NONE)
 
 
 cdef bint http_take_idle(Worker w, int idx, Session *s, int srv):
@@ -885,6 +912,7 @@ cdef bint http_adopt(Worker w, int idx, Session *s, int srv, int fd):
     side_init(&s.srv)
     s.srv.fd = fd
     s.srv.last = w.now
+    s.srv_private = 0
     s.server = srv
     s.state = ST_ESTABLISHED
     s.t_established = w.now
@@ -897,9 +925,17 @@ cdef bint http_adopt(Worker w, int idx, Session *s, int srv, int fd):
 # session of this worker may take that connection (HAProxy's http-reuse safe shares idle
 # connections between clients).  So idle clients never pin a server's connections: 60
 # clients idling on a 50-connection server leave every connection usable.
+cdef inline bint shareable(Worker w, Session *s):
+    """May this session's server connection serve another session (http-reuse)?  Not under
+    http-reuse never, not once the server asked for NTLM/Negotiate (a private connection),
+    not for a server written without a port (its port follows each client's)."""
+    return s.server >= 0 and s.be >= 0 and not w.backends[s.be].reuse_never and \
+        not s.srv_private and not w.backends[s.be].servers[s.server].use_client_port
+
+
 cdef void http_lend(Worker w, int idx, Session *s):
     cdef uint32_t k
-    if s.lent or s.srv.fd < 0 or s.state != ST_ESTABLISHED or s.server < 0 or s.be < 0 or \
+    if s.lent or s.srv.fd < 0 or s.state != ST_ESTABLISHED or not shareable(w, s) or \
             s.srv.head != s.srv.tail or s.srv.rd_eof or s.srv.wr_shut or s.srv.piped:
         return
     k = w.backends[s.be].srv_shm[s.server]
@@ -971,6 +1007,7 @@ cdef void http_drop_server(Worker w, Session *s):
 
 cdef void http_close_server_side(Worker w, Session *s):
     http_unlend(w, s)
+    s.srv_private = 0
     w.close_side(&s.srv)
     w.buf_put(s.srv.buf)
     side_init(&s.srv)
@@ -1036,6 +1073,10 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
         w.internal_error(exc, "http-response rules")
         http_error(w, idx, s, txn, 502, False, b'P', b'H')
         return False
+    for name, value in fields.headers:
+        if name == b"www-authenticate" and (value[:4].lower() == b"ntlm" or
+                                            value[:9].lower() == b"negotiate"):
+            s.srv_private = 1           # connection-based authentication: never shared
     length = content_length(fields.headers)
     chunked_te = transfer_chunked(fields.headers)
     if length == -2 or length > MAX_CONTENT_LENGTH:
@@ -1100,6 +1141,8 @@ cdef void http_end_transaction(Worker w, int idx, Session *s, HttpTxn txn):
     http_untrack(w, s, txn)
     w.http_log(s, txn)
     http_account(w, s, txn)
+    if buffered(&s.srv) > 0:
+        txn.close_server = True         # bytes after the response: that connection is lost
     if txn.close_server or txn.close_client:
         http_drop_server(w, s)
     if txn.close_client:
@@ -1118,6 +1161,8 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
 
     # -- an error page, or the response head, goes to the client first
     if txn.out_cli is not None:
+        if txn.error_sent and txn.close_client and txn.out_cli_off == 0:
+            txn.out_cli = announce_close(txn.out_cli)
         r = flush_staged(w, &s.cli, txn, False)
         if r < 0:
             txn.term0, txn.term1 = b'C', b'D'
@@ -1160,10 +1205,12 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
             n = buffered(&s.cli)
             r = side_read(w, &s.cli)
             if r == 1:
-                if n == 0 and txn.requests > 0:
-                    # first bytes after a keep-alive pause: the request (and its timer) starts now
+                if txn.fresh and txn.requests > 0:
+                    # first bytes after a keep-alive pause: the request (and its timer) starts
+                    # now, once (empty lines sent to hold the connection do not restart it)
                     txn.t_start = w.now
                     txn.t_start_real = realtime_ms()
+                txn.fresh = False
                 return True
             if r == -1 or r == -2:
                 if buffered(&s.cli) == 0 or r == -2:
@@ -1310,7 +1357,7 @@ cdef bint http_applet_step(Worker w, int idx, Session *s, HttpTxn txn):
     http_error(w, idx, s, txn, 200, False, b'L', b'R')
     txn.out_cli = response
     txn.status = int(response[9:12])
-    txn.close_client = not keep_alive
+    txn.close_client = not keep_alive or w.stopping != 0 or s.cli.rd_eof != 0
     txn.req_error = False
     return True
 

@@ -621,3 +621,251 @@ def test_master_respawns_crashing_workers_with_backoff(fastlb, http_backends):
     wait_until(lambda: HttpClient(port).get("/")[0] == 200, timeout=15, message="respawned")
     assert "respawning worker 1 in" in lb.stderr()
     assert "keep failing" not in lb.stderr()
+
+
+# -- found in review: reuse rules, a page after a response, keep-alive held by empty lines ----
+class ConnBackend:
+    """HTTP server on raw sockets that records (connection number, request head) pairs and
+    answers with ``respond(number, head) -> bytes``."""
+
+    def __init__(self, respond, host="127.0.0.1", port=0):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.respond, self.seen, self.accepted = respond, [], 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._serve, args=(conn, self.accepted), daemon=True).start()
+
+    def _serve(self, conn, number):
+        rest = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in rest:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    rest += data
+                head, _, rest = rest.partition(b"\r\n\r\n")
+                length = re.search(rb"content-length: (\d+)", head, re.I)
+                while length and len(rest) < int(length.group(1)):
+                    rest += conn.recv(65536)
+                if length:
+                    rest = rest[int(length.group(1)):]
+                self.seen.append((number, head.split(b"\r\n")[0]))
+                conn.sendall(self.respond(number, head))
+
+    def close(self):
+        self.sock.close()
+
+
+def ok_response(number, head):
+    return http_response(body=b"conn%d" % number)
+
+
+def test_server_without_port_connections_follow_the_client_port(fastlb):
+    """A server written without a port uses the port the client reached: a connection to
+    one port is never reused for a client of another."""
+    front = [free_port(), free_port()]
+    backs = [ConnBackend(lambda n, h, p=p: http_response(body=b"%d" % p), "127.0.0.2", p)
+             for p in front]
+    fastlb(f"""{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{front[0]}
+    bind 127.0.0.1:{front[1]}
+    default_backend be
+backend be
+    server s 127.0.0.2
+""", ports=front)
+    first = HttpClient(front[0])
+    assert first.get("/")[2] == b"%d" % front[0]              # now idle, its connection lent
+    for _ in range(3):
+        assert HttpClient(front[1]).get("/")[2] == b"%d" % front[1]
+    for b in backs:
+        b.close()
+
+
+@pytest.mark.parametrize("reuse, shared", [("safe", True), ("never", False)])
+def test_http_reuse_never_shares_no_connection(fastlb, reuse, shared):
+    backend = ConnBackend(ok_response)
+    port = free_port()
+    fastlb(proxy_config(port, f"    http-reuse {reuse}\n    server s 127.0.0.1:{backend.port}\n"),
+           ports=[port])
+    idle = HttpClient(port)
+    assert idle.get("/a")[2] == b"conn1"
+    assert (HttpClient(port).get("/b")[2] == b"conn1") == shared
+    backend.close()
+
+
+def test_ntlm_connections_are_private(fastlb):
+    def respond(number, head):
+        return http_response(401, headers=[("WWW-Authenticate", "NTLM")], reason="Unauthorized")
+    backend = ConnBackend(respond)
+    port = free_port()
+    fastlb(proxy_config(port, f"    server s 127.0.0.1:{backend.port}\n"), ports=[port])
+    first = HttpClient(port)
+    assert first.get("/a")[0] == 401
+    assert HttpClient(port).get("/b")[0] == 401
+    assert [n for n, _ in backend.seen] == [1, 2]         # the second client: its own connection
+    assert first.get("/c")[0] == 401 and backend.seen[-1][0] == 1   # the first keeps its own
+    backend.close()
+
+
+def test_a_first_request_with_a_body_gets_its_own_connection(fastlb):
+    backend = ConnBackend(ok_response)
+    port = free_port()
+    fastlb(proxy_config(port, f"    server s 127.0.0.1:{backend.port}\n"), ports=[port])
+    idle = HttpClient(port)
+    assert idle.get("/idle")[2] == b"conn1"
+    post = HttpClient(port)
+    post.request("POST", "/upload", body=b"x" * 100)
+    assert post.response()[2] == b"conn2"                 # not sent on the lent connection
+    assert HttpClient(port).get("/get")[2] in (b"conn1", b"conn2")   # a bodiless one reuses
+    assert backend.accepted == 2
+    backend.close()
+
+
+def test_bytes_after_a_response_are_never_read_as_the_next_one(fastlb):
+    def respond(number, head):
+        real = http_response(body=b"real")
+        return real + http_response(body=b"fake") if number == 1 else real
+    backend = ConnBackend(respond)
+    port = free_port()
+    fastlb(proxy_config(port, f"    server s 127.0.0.1:{backend.port}\n"), ports=[port])
+    client = HttpClient(port)
+    assert client.get("/1")[2] == b"real"
+    assert client.get("/2")[2] == b"real"
+    backend.close()
+
+
+def test_redispatch_avoids_the_failed_server_under_leastconn(fastlb, backends):
+    """Under load the dead server always has the fewest sessions: leastconn must still send
+    each retry elsewhere."""
+    def slow(conn, backend):
+        rest = b""
+        while True:
+            while b"\r\n\r\n" not in rest:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                rest += data
+            _, _, rest = rest.partition(b"\r\n\r\n")
+            time.sleep(0.02)
+            conn.sendall(http_response(body=b"ok"))
+    alive = backends(slow)
+    port = free_port()
+    fastlb(proxy_config(port, f"    balance leastconn\n    option redispatch\n    retries 3\n"
+                              f"    server dead 127.0.0.1:{free_port()}\n"
+                              f"    server alive 127.0.0.1:{alive.port}\n"), ports=[port])
+    codes = []
+
+    def client():
+        for i in range(25):
+            codes.append(exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close"
+                                        b"\r\n\r\n", wait=5)[9:12])
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(codes) == {b"200"}, {c: codes.count(c) for c in set(codes)}
+
+
+def test_empty_lines_do_not_hold_a_keep_alive_connection(fastlb, http_backends):
+    server = http_backends("s")
+    port = free_port()
+    fastlb(proxy_config(port, f"    server s 127.0.0.1:{server.port}\n")
+           .replace("    timeout http-request 2s", "    timeout http-request 2s\n"
+                    "    timeout http-keep-alive 300ms"), ports=[port])
+    client = HttpClient(port)
+    assert client.get("/")[0] == 200
+    started = time.monotonic()
+    closed = False
+    while time.monotonic() - started < 2.0:
+        try:
+            client.send(b"\r\n")
+        except OSError:
+            closed = True
+            break
+        time.sleep(0.05)
+        client.sock.setblocking(False)
+        try:
+            if client.sock.recv(1) == b"":
+                closed = True
+                break
+        except BlockingIOError:
+            pass
+        finally:
+            client.sock.setblocking(True)
+    assert closed and time.monotonic() - started < 1.0
+
+
+def test_no_page_after_a_response_already_sent(fastlb):
+    """The server answers early with part of a body, then resets while the request body
+    still flows: the client gets that answer cut short and a close, never a 502 behind it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def server():
+        conn, _ = listener.accept()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 20\r\n\r\n" + b"t" * 10)
+        deadline = time.monotonic() + 0.1
+        conn.settimeout(0.1)
+        while time.monotonic() < deadline:
+            try:
+                conn.recv(65536)
+            except OSError:
+                break
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        conn.close()                                   # a reset, with body bytes still coming
+    threading.Thread(target=server, daemon=True).start()
+    port = free_port()
+    fastlb(proxy_config(port, f"    server s 127.0.0.1:{listener.getsockname()[1]}\n"),
+           ports=[port])
+    client = socket.create_connection(("127.0.0.1", port), timeout=3)
+
+    def send_body():
+        try:
+            client.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 400000\r\n\r\n")
+            for _ in range(400):
+                client.sendall(b"a" * 1000)
+                time.sleep(0.001)
+        except OSError:
+            pass
+    sender = threading.Thread(target=send_body, daemon=True)
+    sender.start()
+    answer = b""
+    try:
+        while True:
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    except OSError:
+        pass
+    sender.join(5)
+    client.close()
+    listener.close()
+    assert statuses(answer) == [413], answer
+
+
+def test_pages_that_close_say_so(fastlb, http_backends):
+    server = http_backends("s")
+    port = free_port()
+    fastlb(proxy_config(port, f"    server s 127.0.0.1:{server.port}\n"), ports=[port])
+    answer = exchange(port, b"GET / HTTP/1.0\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                            b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert statuses(answer) == [413] and b"\r\nconnection: close\r\n" in answer.lower()

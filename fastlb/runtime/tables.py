@@ -110,6 +110,7 @@ def compile_tables(config: Config) -> RuntimeTables:
         options["consistent"] = int(proxy.hash_type == "consistent")
         options["avalanche"] = int(proxy.hash_avalanche)
         options["observed"] = int(any(s.observe and s.check for s in proxy.servers))
+        options["reuse_never"] = int(proxy.http_reuse == "never")
         table = BackendTable(index=len(backends), proxy=proxy, servers=servers, server_names=names,
                              server_models=models, algorithm=ALGORITHMS[proxy.balance],
                              options=options, first_server_shm=nservers)
