@@ -388,28 +388,32 @@ def test_heads_leave_maxrewrite_free(pair, size, status):
 
 
 # -- 7, 14: one answer per request; connections kept after our own answers ------------------------
-def test_early_response_is_the_only_response(fastlb):
-    """The server answers 413 on the head, reads a little more, then closes, while the client
-    is still sending its body: the client gets the 413 and nothing after it."""
+def early_answer(fastlb, answer: bytes, reset: bool) -> bytes:
+    """A server that answers ``answer`` as soon as the request head is in, reads the body
+    for 0.1-0.3 s more, then closes (a reset when ``reset``), while the client keeps sending
+    a large body; returns all the client got."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4)
 
     def server():
         conn, _ = listener.accept()
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n")
-            deadline = time.monotonic() + 0.3
-            conn.settimeout(0.3)
-            while time.monotonic() < deadline:
-                try:
-                    if not conn.recv(65536):
-                        break
-                except OSError:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        conn.sendall(answer)
+        deadline = time.monotonic() + (0.1 if reset else 0.3)
+        conn.settimeout(0.1)
+        while time.monotonic() < deadline:
+            try:
+                if not conn.recv(65536):
                     break
+            except OSError:
+                break
+        if reset:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                            b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        conn.close()
     threading.Thread(target=server, daemon=True).start()
     port = free_port()
     fastlb(proxy_config(port, f"    server s 127.0.0.1:{listener.getsockname()[1]}\n"),
@@ -418,27 +422,43 @@ def test_early_response_is_the_only_response(fastlb):
 
     def send_body():
         try:
-            client.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
-            for _ in range(200):
+            client.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 400000\r\n\r\n")
+            for _ in range(400):
                 client.sendall(b"a" * 1000)
-                time.sleep(0.005)
+                time.sleep(0.001)
         except OSError:
             pass
     sender = threading.Thread(target=send_body, daemon=True)
     sender.start()
-    answer = b""
+    got = b""
     try:
         while True:
             chunk = client.recv(65536)
             if not chunk:
                 break
-            answer += chunk
+            got += chunk
     except OSError:
         pass
     sender.join(5)
     client.close()
     listener.close()
-    assert statuses(answer) == [413], answer
+    return got
+
+
+def test_early_response_is_the_only_response(fastlb):
+    """The server answers 413 on the head, then closes while the body still comes: the
+    client gets the 413 and nothing after it (before: a 502 behind it)."""
+    got = early_answer(fastlb, b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n",
+                       reset=False)
+    assert statuses(got) == [413], got
+
+
+def test_no_page_after_a_response_already_sent(fastlb):
+    """The same with part of a body, then a reset: the answer is cut short and the
+    connection closes, never with a 502 behind it."""
+    got = early_answer(fastlb, b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 20\r\n\r\n" +
+                       b"t" * 10, reset=True)
+    assert statuses(got) == [413], got
 
 
 def test_connection_kept_after_deny_and_503(fastlb, http_backends):
@@ -807,59 +827,6 @@ def test_empty_lines_do_not_hold_a_keep_alive_connection(fastlb, http_backends):
         finally:
             client.sock.setblocking(True)
     assert closed and time.monotonic() - started < 1.0
-
-
-def test_no_page_after_a_response_already_sent(fastlb):
-    """The server answers early with part of a body, then resets while the request body
-    still flows: the client gets that answer cut short and a close, never a 502 behind it."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-
-    def server():
-        conn, _ = listener.accept()
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += conn.recv(65536)
-        conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 20\r\n\r\n" + b"t" * 10)
-        deadline = time.monotonic() + 0.1
-        conn.settimeout(0.1)
-        while time.monotonic() < deadline:
-            try:
-                conn.recv(65536)
-            except OSError:
-                break
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        conn.close()                                   # a reset, with body bytes still coming
-    threading.Thread(target=server, daemon=True).start()
-    port = free_port()
-    fastlb(proxy_config(port, f"    server s 127.0.0.1:{listener.getsockname()[1]}\n"),
-           ports=[port])
-    client = socket.create_connection(("127.0.0.1", port), timeout=3)
-
-    def send_body():
-        try:
-            client.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 400000\r\n\r\n")
-            for _ in range(400):
-                client.sendall(b"a" * 1000)
-                time.sleep(0.001)
-        except OSError:
-            pass
-    sender = threading.Thread(target=send_body, daemon=True)
-    sender.start()
-    answer = b""
-    try:
-        while True:
-            chunk = client.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-    except OSError:
-        pass
-    sender.join(5)
-    client.close()
-    listener.close()
-    assert statuses(answer) == [413], answer
 
 
 def test_pages_that_close_say_so(fastlb, http_backends):
