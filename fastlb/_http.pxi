@@ -506,6 +506,10 @@ cdef bytes authority_of(bytes url):
     if colon <= 0:
         return None
     scheme = url[:colon].lower()
+    # RFC 3986 scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), as HAProxy checks
+    if not (97 <= scheme[0] <= 122) or \
+            scheme.translate(None, b"abcdefghijklmnopqrstuvwxyz0123456789+-.") != b"":
+        return None
     authority = url[colon + 3:]
     authority = authority.split(b"/", 1)[0].split(b"?", 1)[0]
     authority = authority[authority.rfind(b"@") + 1:].lower()

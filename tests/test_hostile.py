@@ -333,6 +333,8 @@ AMBIGUOUS = [
     b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
     b"GET /x HTTP/1.1\r\nHost: x\r\nX-A : a\r\n\r\n",
     b"GET /x HTTP/1.1\r\nHost: x\r\n" + b"n" * 256 + b": a\r\n\r\n",    # found by the fuzzer
+    b"POST h;tp://x/a HTTP/1.1\r\nHost: x\r\n\r\n",        # not a scheme: found by the 1M run
+    b"GET 1ab://y/a HTTP/1.1\r\nHost: y\r\n\r\n",
 ]
 
 
