@@ -150,4 +150,8 @@ def parse_stream(data: bytes, lenient: bool = False) -> tuple[list, str, int]:
         except Invalid:
             return requests, "invalid", pos
         requests.append(req)
+        if req.method == b"CONNECT":
+            # what follows a CONNECT is tunnel payload once the server says 2xx (the
+            # recording backends always do), not HTTP
+            return requests, "end", len(data)
     return requests, "end", pos
