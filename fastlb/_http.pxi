@@ -516,6 +516,16 @@ cdef bytes authority_of(bytes url):
     return strip_default_port(authority, scheme)
 
 
+cdef bint authority_form(bytes url):
+    """host ":" port, the host of RFC 3986 reg-name/IP-literal bytes, the port digits."""
+    cdef Py_ssize_t colon = url.rfind(b":")
+    cdef bytes host = url[:colon], port = url[colon + 1:]
+    if colon <= 0 or not port or not port.isdigit() or len(port) > 5:
+        return False
+    return host.translate(None, b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                b"0123456789-._~%!$&'()*+,;=[]:") == b""
+
+
 cdef bytes strip_default_port(bytes authority, bytes scheme):
     if (scheme == b"http" and authority.endswith(b":80")) or \
             (scheme == b"https" and authority.endswith(b":443")):
@@ -544,8 +554,8 @@ cdef object request_refused(Head head):
     if head.method == b"PRI":
         return "PRI is the HTTP/2 preface, not a request"
     if head.method == b"CONNECT":
-        if url[:1] == b"/" or url == b"*" or b"/" in url or b":" not in url:
-            return "CONNECT needs an authority-form target"
+        if not authority_form(url):
+            return "CONNECT needs an authority-form target (host:port)"
         if hosts and hosts[0].lower() != url.lower():
             return "CONNECT authority and Host differ"
     elif url[:1] != b"/":

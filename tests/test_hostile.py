@@ -288,6 +288,11 @@ def test_transfer_encoding_in_trailers_and_empty_codings(pair):
     assert statuses(mine[0]) == [400] and mine[1] == []
     if theirs:
         assert statuses(theirs[0]) == [400]
+    mine, theirs = pair().both(b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                               b"\r\n1\r\nr\r\n0\r\nContent-Length: 0 1\r\n\r\n")
+    assert statuses(mine[0]) == [400] and mine[1] == []       # found by the 400k run
+    if theirs:
+        assert statuses(theirs[0]) == [400]
     mine, theirs = pair().both(b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:, chunked\r\n"
                                b"\r\n0\r\n\r\n")
     assert statuses(mine[0]) == [422] and mine[2] == b""
@@ -335,6 +340,7 @@ AMBIGUOUS = [
     b"GET /x HTTP/1.1\r\nHost: x\r\n" + b"n" * 256 + b": a\r\n\r\n",    # found by the fuzzer
     b"POST h;tp://x/a HTTP/1.1\r\nHost: x\r\n\r\n",        # not a scheme: found by the 1M run
     b"GET 1ab://y/a HTTP/1.1\r\nHost: y\r\n\r\n",
+    b"CONNECT x:\"43 HTTP/1.1\r\nHost: x:\"43\r\n\r\n",       # found by the 400k run
 ]
 
 

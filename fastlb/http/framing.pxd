@@ -278,6 +278,7 @@ cdef struct ChunkParser:
     uint8_t state
     uint8_t ext_had_name # CH_SIZE_WS inside an extension: the name is done ("=" may follow)
     uint8_t te_match     # trailer name: bytes matching "transfer-encoding" so far (255: no)
+    uint8_t cl_match     # and "content-length"
     uint32_t name_len    # trailer name length so far
     int64_t remaining    # data bytes left in the current chunk
     int64_t size
@@ -288,6 +289,12 @@ cdef inline bint te_name_at(uint8_t c, uint8_t i) noexcept nogil:
     """Is ``c`` (any case) byte ``i`` of "transfer-encoding"?"""
     cdef const char *name = "transfer-encoding"
     return i < 17 and (c | 0x20) == <uint8_t>name[i]
+
+
+cdef inline bint cl_name_at(uint8_t c, uint8_t i) noexcept nogil:
+    """Is ``c`` (any case) byte ``i`` of "content-length"?"""
+    cdef const char *name = "content-length"
+    return i < 14 and (c | 0x20) == <uint8_t>name[i]
 
 
 cdef inline int hexval(char c) noexcept nogil:
@@ -424,12 +431,14 @@ cdef inline int64_t chunk_scan(ChunkParser *p, const char *buf, int64_t len) noe
                 p.state = CH_TRAILER_NAME
                 p.name_len = 1
                 p.te_match = 1 if te_name_at(c, 0) else 255
+                p.cl_match = 1 if cl_name_at(c, 0) else 255
             else:
                 return chunk_fail(p)         # bare LF, obs-fold, or not a field name
         elif p.state == CH_TRAILER_NAME:
             if c == b':':
-                # framing cannot change after the body (HAProxy refuses it there too)
-                if p.te_match == 17:
+                # framing cannot change after the body: no Transfer-Encoding (HAProxy
+                # refuses it too) and no Content-Length (HAProxy refuses a malformed one)
+                if p.te_match == 17 or p.cl_match == 14:
                     return chunk_fail(p)
                 p.state = CH_TRAILER_VALUE
             elif not is_tchar(c) or p.name_len >= MAX_NAME:
@@ -440,6 +449,10 @@ cdef inline int64_t chunk_scan(ChunkParser *p, const char *buf, int64_t len) noe
                     p.te_match += 1
                 else:
                     p.te_match = 255
+                if p.cl_match < 14 and cl_name_at(c, p.cl_match):
+                    p.cl_match += 1
+                else:
+                    p.cl_match = 255
         elif p.state == CH_TRAILER_VALUE:
             if c == b'\r':
                 p.state = CH_TRAILER_LF

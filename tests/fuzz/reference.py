@@ -113,7 +113,7 @@ def parse_one(data: bytes, pos: int, lenient: bool = False) -> tuple[Request, in
                     if not line:
                         break
                     f = FIELD.fullmatch(line)
-                    if not f or f.group(1).lower() == b"transfer-encoding":
+                    if not f or f.group(1).lower() in (b"transfer-encoding", b"content-length"):
                         raise Invalid("trailer")
                 break
             if len(data) < pos + size + 2:
