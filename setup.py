@@ -7,6 +7,7 @@ extensions = [
     # the Cython version is recorded for "fastlb -vv" (Cython is not needed at run time)
     Extension("fastlb._core", ["fastlb/_core.pyx"], extra_compile_args=["-O2"],
               define_macros=[("FASTLB_CYTHON_VERSION", f'"{Cython.__version__}"')]),
+    Extension("fastlb.shm.words", ["fastlb/shm/words.pyx"], extra_compile_args=["-O2"]),
 ]
 
 setup(ext_modules=cythonize(extensions, language_level=3,

@@ -77,7 +77,7 @@ cdef inline uint64_t server_state(Worker w, BackendRt *be, int srv) nogil:
 cdef bint persist_usable(Worker w, BackendRt *be, int srv):
     """A server a cookie may still reach: running and not in maintenance (draining is fine)."""
     cdef uint64_t st = server_state(w, be, srv)
-    return (st & SRV_ST_RUNNING) and not (st & SRV_ST_MAINT)
+    return (st & ST_RUNNING) and not (st & ST_ANY_MAINT)
 
 
 cdef inline uint64_t *queue_count(Worker w, int q) nogil:
@@ -107,13 +107,13 @@ cdef bint try_hold(Worker w, Session *s, BackendRt *be, int srv, bint from_queue
     w.count(w.srv_off + k, 1)
     s.held_server = srv
     cdef uint64_t *row = w.srv_stats + k * STAT_WORDS
-    row[SC_SESS_TOT] += 1
-    row[SC_LBTOT] += 1
-    row[SC_LASTSESS] = <uint64_t>(realtime_ms() // 1000)
-    stat_max(row, SC_SMAX, <int64_t>w.slot[w.srv_off + k])
+    row[STAT_SESS_TOT] += 1
+    row[STAT_LBTOT] += 1
+    row[STAT_LASTSESS] = <uint64_t>(realtime_ms() // 1000)
+    stat_max(row, STAT_SMAX, <int64_t>w.slot[w.srv_off + k])
     row = w.be_stats + be.shm_index * STAT_WORDS
-    row[SC_LBTOT] += 1
-    row[SC_LASTSESS] = w.srv_stats[k * STAT_WORDS + SC_LASTSESS]
+    row[STAT_LBTOT] += 1
+    row[STAT_LASTSESS] = w.srv_stats[k * STAT_WORDS + STAT_LASTSESS]
     return True
 
 
@@ -282,9 +282,9 @@ cdef void queue_enter(Worker w, int idx, Session *s, int q):
     cdef int64_t queued = <int64_t>fl_atomic_fetch_add(queue_count(w, q), 1) + 1
     w.count(w.beq_off + q, 1)
     if q < w.nbackends:
-        stat_max(w.be_stats + q * STAT_WORDS, SC_QMAX, queued)
+        stat_max(w.be_stats + q * STAT_WORDS, STAT_QMAX, queued)
     else:
-        stat_max(w.srv_stats + (q - w.nbackends) * STAT_WORDS, SC_QMAX, queued)
+        stat_max(w.srv_stats + (q - w.nbackends) * STAT_WORDS, STAT_QMAX, queued)
     w.nqueued += 1
     s.state = ST_QUEUED
     s.t_queued = w.now
@@ -445,7 +445,7 @@ cdef void observe(Worker w, BackendRt *be, int srv, int layer, bint failed):
         return
     word = w.srv_words + be.srv_shm[srv] * SRV_WORDS
     mode = fl_atomic_load(word + SRV_OBSERVE)
-    if mode == 0 or (layer == 7 and mode != 7):
+    if mode == OBSERVE_NONE or (layer == OBSERVE_LAYER7 and mode != OBSERVE_LAYER7):
         return
     if failed:
         fl_atomic_fetch_add(word + SRV_ERRORS, 1)

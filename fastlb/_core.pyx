@@ -17,6 +17,7 @@ from fastlb.lb.hashing cimport sdbm, full_hash, address_hash, map_lookup, ring_l
 from fastlb.lb.leastconn cimport leastconn_pick
 from fastlb.lb.first cimport first_pick
 from fastlb.http.framing cimport *
+from fastlb.shm.words cimport *
 
 import os as _os
 import socket as _socket
@@ -59,23 +60,6 @@ DEF ASSIGN_NONE = -1        # no usable server
 DEF ASSIGN_QUEUED = -2      # waiting in a queue
 DEF BALANCE_FULL = -3       # usable servers exist, all full
 
-DEF G_SHUTDOWN = 0         # fastlb/runtime/shm.py
-DEF FE_WORDS = 2
-DEF FE_MAXCONN = 0
-DEF BE_WORDS = 8
-DEF BE_RR = 0
-DEF BE_VERSION = 1
-DEF BE_TICKET = 2
-DEF SRV_WORDS = 18
-DEF SRV_STATE = 0
-DEF SRV_TICKET = 7
-DEF SRV_ERRORS = 8
-DEF SRV_OBSERVE = 9
-DEF SRV_MAXCONN = 10
-DEF SRV_SHUTDOWN = 16
-DEF SRV_ST_RUNNING = 1
-DEF SRV_ST_MAINT = 2 | 16   # forced or configured maintenance
-DEF NO_TICKET = 0xFFFFFFFFFFFFFFFF
 DEF QUEUE_POLL_MS = 1
 
 include "_stats.pxi"
@@ -123,32 +107,6 @@ cdef inline void side_init(Side *side) noexcept nogil:
 
 cdef inline uint64_t pack_data(uint32_t gen, int kind, uint32_t index, int side) nogil:
     return (<uint64_t>gen << 32) | (<uint64_t>kind << 30) | (<uint64_t>index << 1) | <uint64_t>side
-
-
-def shm_load(shm_map, Py_ssize_t word):
-    """Atomic reads and writes of shared words for the master and the checker."""
-    cdef unsigned char[::1] view = shm_map
-    return fl_atomic_load(<uint64_t *>&view[0] + word)
-
-
-def shm_store(shm_map, Py_ssize_t word, uint64_t value):
-    cdef unsigned char[::1] view = shm_map
-    fl_atomic_store(<uint64_t *>&view[0] + word, value)
-
-
-def shm_add(shm_map, Py_ssize_t word, int64_t delta):
-    """Add ``delta``; returns the value before."""
-    cdef unsigned char[::1] view = shm_map
-    return fl_atomic_fetch_add(<uint64_t *>&view[0] + word, <uint64_t>delta)
-
-
-def release_totals(shm_map, int total_base, int total_words, int slot_start):
-    """Subtract one worker slot's share from the shared totals (the master, at reap)."""
-    cdef unsigned char[::1] view = shm_map
-    cdef uint64_t *shm = <uint64_t *>&view[0]
-    cdef int i
-    for i in range(total_words):
-        fl_atomic_fetch_sub(shm + total_base + i, fl_atomic_load(shm + slot_start + i))
 
 
 def set_parent_death_signal(int signum):
@@ -244,7 +202,7 @@ cdef class Worker:
     cdef object shm_ref         # keeps the mapping alive while the pointer below is used
     cdef uint64_t *shm
     cdef uint64_t *slot
-    cdef uint64_t *totals       # atomic count block (fastlb/runtime/shm.py): reserved before use
+    cdef uint64_t *totals       # atomic count block (fastlb/shm/): reserved before use
     cdef uint64_t *be_words     # per backend: rr position, table version, queue ticket
     cdef uint64_t *srv_words    # per server: state, weight, health, ...
     cdef uint64_t *heads        # per worker: oldest ticket waiting in each queue
@@ -317,7 +275,7 @@ cdef class Worker:
 
     def __init__(self, int worker_id, int nworkers, uint32_t bufsize, shm, int nfrontends,
                  int nbackends, int64_t global_maxconn):
-        """shm: a fastlb.runtime.shm.SharedState (its layout attributes are read here)."""
+        """shm: a fastlb.shm.SharedState (its layout attributes are read here)."""
         cdef unsigned char[::1] view = shm.mm
         cdef uint32_t i
         self.worker_id = worker_id
@@ -567,7 +525,7 @@ cdef class Worker:
                 (chr(txn.term0) + chr(txn.term1) if txn.term0 != 45 or s.term0 == 45
                  else chr(s.term0) + chr(s.term1)) + txn.ck_client + txn.ck_server,
                 fl_atomic_load(self.totals),
-                fl_atomic_load(self.totals + 1 + self.frontends[s.fe].shm_index), bc, sc,
+                fl_atomic_load(self.totals + COUNT_FRONTENDS + self.frontends[s.fe].shm_index), bc, sc,
                 s.retries_done, s.redispatched, txn.request_line,
                 (txn.captures_req, txn.captures_rsp))
         except Exception:
@@ -881,7 +839,7 @@ cdef class Worker:
 
     cdef bint over_maxconn(self, FrontendRt *fe):
         cdef int64_t maxconn = self.fe_maxconn(fe)
-        if maxconn and <int64_t>fl_atomic_load(self.totals + 1 + fe.shm_index) >= maxconn:
+        if maxconn and <int64_t>fl_atomic_load(self.totals + COUNT_FRONTENDS + fe.shm_index) >= maxconn:
             return True
         if self.global_maxconn and <int64_t>fl_atomic_load(self.totals) >= self.global_maxconn:
             return True
@@ -890,19 +848,19 @@ cdef class Worker:
     cdef bint conn_reserve(self, FrontendRt *fe):
         """Take a connection slot in the shared totals, or fail if a maxconn is reached."""
         cdef int64_t g = <int64_t>fl_atomic_fetch_add(self.totals, 1)
-        cdef int64_t f = <int64_t>fl_atomic_fetch_add(self.totals + 1 + fe.shm_index, 1)
+        cdef int64_t f = <int64_t>fl_atomic_fetch_add(self.totals + COUNT_FRONTENDS + fe.shm_index, 1)
         cdef int64_t maxconn = self.fe_maxconn(fe)
         self.count(0, 1)
         self.count(self.fe_off + fe.shm_index, 1)
         if (self.global_maxconn and g >= self.global_maxconn) or (maxconn and f >= maxconn):
             self.conn_release(fe)
             return False
-        stat_max(self.fe_stats + fe.shm_index * STAT_WORDS, SC_SMAX, f + 1)
+        stat_max(self.fe_stats + fe.shm_index * STAT_WORDS, STAT_SMAX, f + 1)
         return True
 
     cdef void conn_release(self, FrontendRt *fe):
         fl_atomic_fetch_sub(self.totals, 1)
-        fl_atomic_fetch_sub(self.totals + 1 + fe.shm_index, 1)
+        fl_atomic_fetch_sub(self.totals + COUNT_FRONTENDS + fe.shm_index, 1)
         self.count(0, -1)
         self.count(self.fe_off + fe.shm_index, -1)
 
@@ -955,8 +913,8 @@ cdef class Worker:
                     self.next_resume_check = self.now + FD_EXHAUSTED_PAUSE_MS
                 return
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
-            self.fe_stats[fe.shm_index * STAT_WORDS + SC_CONN_TOT] += 1
-            self.fe_stats[fe.shm_index * STAT_WORDS + SC_SESS_TOT] += 1
+            self.fe_stats[fe.shm_index * STAT_WORDS + STAT_CONN_TOT] += 1
+            self.fe_stats[fe.shm_index * STAT_WORDS + STAT_SESS_TOT] += 1
             if fe.clitcpka:
                 setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
             idx = self.session_new()
@@ -997,8 +955,8 @@ cdef class Worker:
         s.be = fe.backend
         s.retries_left = self.backends[s.be].retries
         self.count(self.be_off + self.backends[s.be].shm_index, 1)
-        self.be_stats[self.backends[s.be].shm_index * STAT_WORDS + SC_SESS_TOT] += 1
-        stat_max(self.be_stats + self.backends[s.be].shm_index * STAT_WORDS, SC_SMAX,
+        self.be_stats[self.backends[s.be].shm_index * STAT_WORDS + STAT_SESS_TOT] += 1
+        stat_max(self.be_stats + self.backends[s.be].shm_index * STAT_WORDS, STAT_SMAX,
                  <int64_t>self.slot[self.be_off + self.backends[s.be].shm_index])
         set_source_key(&self.backends[s.be], s)
         self.start_connect(idx, s)
@@ -1070,9 +1028,9 @@ cdef class Worker:
             self.connect_failed(idx, s, 0)
 
     cdef void connected(self, int idx, Session *s):
-        observe(self, &self.backends[s.be], s.server, 4, False)
-        self.be_stats[self.backends[s.be].shm_index * STAT_WORDS + SC_CONNECT] += 1
-        self.srv_stats[self.backends[s.be].srv_shm[s.server] * STAT_WORDS + SC_CONNECT] += 1
+        observe(self, &self.backends[s.be], s.server, OBSERVE_LAYER4, False)
+        self.be_stats[self.backends[s.be].shm_index * STAT_WORDS + STAT_CONNECT] += 1
+        self.srv_stats[self.backends[s.be].srv_shm[s.server] * STAT_WORDS + STAT_CONNECT] += 1
         s.state = ST_ESTABLISHED
         s.t_established = self.now
         s.srv.last = self.now
@@ -1089,17 +1047,17 @@ cdef class Worker:
         cdef BackendRt *be = &self.backends[s.be]
         cdef bint redispatch = False
         cdef int64_t delay
-        observe(self, be, s.server, 4, True)
-        self.be_stats[be.shm_index * STAT_WORDS + SC_ERR_CONN] += 1
-        self.srv_stats[be.srv_shm[s.server] * STAT_WORDS + SC_ERR_CONN] += 1
+        observe(self, be, s.server, OBSERVE_LAYER4, True)
+        self.be_stats[be.shm_index * STAT_WORDS + STAT_ERR_CONN] += 1
+        self.srv_stats[be.srv_shm[s.server] * STAT_WORDS + STAT_ERR_CONN] += 1
         self.close_side(&s.srv)
         if s.retries_left <= 0:
             self.no_connection(idx, s, b's' if timed_out else b'S')
             return
         s.retries_left -= 1
         s.retries_done += 1
-        self.be_stats[be.shm_index * STAT_WORDS + SC_RETRIES] += 1
-        self.srv_stats[be.srv_shm[s.server] * STAT_WORDS + SC_RETRIES] += 1
+        self.be_stats[be.shm_index * STAT_WORDS + STAT_RETRIES] += 1
+        self.srv_stats[be.srv_shm[s.server] * STAT_WORDS + STAT_RETRIES] += 1
         if be.redispatch:
             if be.nactive > 1:
                 redispatch = True        # a round robin with choice moves on at once
@@ -1108,8 +1066,8 @@ cdef class Worker:
             else:
                 redispatch = s.retries_done % (be.retries + 1 + be.redispatch) == 0
         if redispatch:
-            self.be_stats[be.shm_index * STAT_WORDS + SC_REDISPATCH] += 1
-            self.srv_stats[be.srv_shm[s.server] * STAT_WORDS + SC_REDISPATCH] += 1
+            self.be_stats[be.shm_index * STAT_WORDS + STAT_REDISPATCHES] += 1
+            self.srv_stats[be.srv_shm[s.server] * STAT_WORDS + STAT_REDISPATCHES] += 1
             server_release(self, s)
             s.avoid_server = s.server    # HAProxy's srvtoavoid: anywhere but there
             s.forced_server = -1         # persistence gives way to the redispatch
@@ -1348,8 +1306,8 @@ cdef class Worker:
         """Statistics of an ending TCP session."""
         cdef uint64_t *row = self.fe_stats + s.fe * STAT_WORDS
         cdef int64_t tq = 0, tc = -1
-        row[SC_BYTES_IN] += s.cli.bytes_in
-        row[SC_BYTES_OUT] += s.srv.bytes_in
+        row[STAT_BYTES_IN] += s.cli.bytes_in
+        row[STAT_BYTES_OUT] += s.srv.bytes_in
         if s.be < 0:
             return
         if s.t_queued >= 0:
@@ -1385,7 +1343,7 @@ cdef class Worker:
             self.log_callback(
                 s.fe, s.be, s.server, sockaddr_to_tuple(&s.addr), s.t_accept_real,
                 tw, tc, self.now - s.t_accept, s.srv.bytes_in, chr(s.term0) + chr(s.term1),
-                fl_atomic_load(self.totals), fl_atomic_load(self.totals + 1 + self.frontends[s.fe].shm_index),
+                fl_atomic_load(self.totals), fl_atomic_load(self.totals + COUNT_FRONTENDS + self.frontends[s.fe].shm_index),
                 bc, sc, s.retries_done, s.redispatched)
         except Exception:
             pass

@@ -241,12 +241,12 @@ cdef void http_account(Worker w, Session *s, HttpTxn txn):
     if txn.counted or txn.request_line is None:
         return
     txn.counted = True
-    row[SC_BYTES_IN] += txn.bytes_in
-    row[SC_BYTES_OUT] += txn.bytes_out
+    row[STAT_BYTES_IN] += txn.bytes_in
+    row[STAT_BYTES_OUT] += txn.bytes_out
     if txn.req_error:
-        row[SC_ERR_REQ] += 1
+        row[STAT_ERR_REQ] += 1
     else:
-        row[SC_REQ_TOT] += 1
+        row[STAT_REQ_TOT] += 1
     if txn.status > 0:
         stat_status(row, txn.status)
     if not txn.routed or s.be < 0:
@@ -258,30 +258,30 @@ cdef void http_account(Worker w, Session *s, HttpTxn txn):
     tt = w.now - txn.t_start
     rsp_error = txn.error_sent and txn.term1 == b'H' and (txn.status == 502 or txn.status == 504)
     row = w.be_stats + w.backends[s.be].shm_index * STAT_WORDS
-    row[SC_BYTES_IN] += txn.bytes_in
-    row[SC_BYTES_OUT] += txn.bytes_out
-    row[SC_REQ_TOT] += 1
+    row[STAT_BYTES_IN] += txn.bytes_in
+    row[STAT_BYTES_OUT] += txn.bytes_out
+    row[STAT_REQ_TOT] += 1
     if txn.status > 0:
         stat_status(row, txn.status)
     if rsp_error:
-        row[SC_ERR_RESP] += 1
+        row[STAT_ERR_RESP] += 1
     stat_abort(row, txn.term0, txn.term1)
     if txn.log_server >= 0:
         stat_times(row, tq, tc, tr, tt)
         if txn.reused:
-            row[SC_REUSE] += 1
+            row[STAT_REUSE] += 1
         row = w.srv_stats + w.backends[s.be].srv_shm[txn.log_server] * STAT_WORDS
-        row[SC_BYTES_IN] += txn.bytes_in
-        row[SC_BYTES_OUT] += txn.bytes_out
-        row[SC_REQ_TOT] += 1
+        row[STAT_BYTES_IN] += txn.bytes_in
+        row[STAT_BYTES_OUT] += txn.bytes_out
+        row[STAT_REQ_TOT] += 1
         if txn.t_response >= 0 or rsp_error:
             stat_status(row, txn.status)
         if rsp_error:
-            row[SC_ERR_RESP] += 1
+            row[STAT_ERR_RESP] += 1
         stat_abort(row, txn.term0, txn.term1)
         stat_times(row, tq, tc, tr, tt)
         if txn.reused:
-            row[SC_REUSE] += 1
+            row[STAT_REUSE] += 1
 
 
 cdef void http_start(Worker w, int idx, Session *s):
@@ -753,8 +753,8 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     w.count(w.be_off + w.backends[s.be].shm_index, 1)
     txn.be_counted = True
     cdef uint64_t *be_row = w.be_stats + w.backends[s.be].shm_index * STAT_WORDS
-    be_row[SC_SESS_TOT] += 1
-    stat_max(be_row, SC_SMAX, <int64_t>w.slot[w.be_off + w.backends[s.be].shm_index])
+    be_row[STAT_SESS_TOT] += 1
+    stat_max(be_row, STAT_SMAX, <int64_t>w.slot[w.be_off + w.backends[s.be].shm_index])
     s.t_queued = -1
     s.forced_server = -1
     s.avoid_server = -1
@@ -807,7 +807,7 @@ cdef bint http_rule_failed(Worker w, int idx, Session *s, HttpTxn txn, object ex
     """A rule could not be carried out (a value that may not be written, a bug): HAProxy's
     strict-mode answer, 500, for this request alone; the worker goes on."""
     w.internal_error(exc, "http-request rules")
-    w.fe_stats[s.fe * STAT_WORDS + SC_ERR_REQ] += 1
+    w.fe_stats[s.fe * STAT_WORDS + STAT_ERR_REQ] += 1
     http_error(w, idx, s, txn, 500, False, b'P', b'R')
     return False
 
@@ -843,11 +843,11 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
     """Carry out a rule's verdict; True when the request goes on to a backend."""
     action, value = verdict
     if action == ROUTE_DENY:
-        w.fe_stats[s.fe * STAT_WORDS + SC_DENIED_REQ] += 1
+        w.fe_stats[s.fe * STAT_WORDS + STAT_DENIED_REQ] += 1
         http_error(w, idx, s, txn, value, False, b'P', b'R')
         return False
     if action == ROUTE_RESPOND or action == ROUTE_RAW:
-        w.fe_stats[s.fe * STAT_WORDS + SC_INTERCEPTED] += 1
+        w.fe_stats[s.fe * STAT_WORDS + STAT_INTERCEPTED] += 1
         # monitor-uri, http-request return / redirect: answered here, never forwarded
         http_error(w, idx, s, txn, value if action == ROUTE_RESPOND else 200, False, b'L', b'R')
         if action == ROUTE_RAW:
@@ -859,7 +859,7 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
             s.cli.rd_eof != 0
         return False
     if action == ROUTE_APPLET:
-        w.fe_stats[s.fe * STAT_WORDS + SC_INTERCEPTED] += 1
+        w.fe_stats[s.fe * STAT_WORDS + STAT_INTERCEPTED] += 1
         txn.applet = (value, txn.method_seen, txn.url_seen, txn.headers_seen, keep_alive,
                       txn.version_seen)
         txn.req_state = RQ_APPLET
@@ -1040,7 +1040,7 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     fields, why = parse_head(head, False)
     if fields is None:
         capture_error(w, s, True, head, why)
-        observe(w, &w.backends[s.be], s.server, 7, True)
+        observe(w, &w.backends[s.be], s.server, OBSERVE_LAYER7, True)
         http_error(w, idx, s, txn, 502, False, b'P', b'H')
         return False
     status = fields.status
@@ -1063,7 +1063,7 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
         return True
     txn.status = status
     txn.t_response = w.now
-    observe(w, &w.backends[s.be], s.server, 7, status >= 500 and status != 501 and status != 505)
+    observe(w, &w.backends[s.be], s.server, OBSERVE_LAYER7, status >= 500 and status != 501 and status != 505)
     specs = w.captures[s.fe]
     if specs[1] is not None:
         txn.captures_rsp = capture_headers(specs[1], fields.headers)
@@ -1095,7 +1095,7 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     chunked_te = transfer_chunked(fields.headers)
     if length == -2 or length > MAX_CONTENT_LENGTH:
         capture_error(w, s, True, head, "malformed Content-Length")
-        observe(w, &w.backends[s.be], s.server, 7, True)
+        observe(w, &w.backends[s.be], s.server, OBSERVE_LAYER7, True)
         http_error(w, idx, s, txn, 502, False, b'P', b'H')
         return False
     if txn.is_head or status == 204 or status == 304:
@@ -1379,7 +1379,7 @@ cdef bint http_applet_step(Worker w, int idx, Session *s, HttpTxn txn):
 cdef bint http_server_failed(Worker w, int idx, Session *s, HttpTxn txn):
     if txn.reused and not txn.retried and txn.rsp_bytes_in == 0 and txn.req_mode == BODY_NONE:
         return http_retry_fresh(w, idx, s, txn)
-    observe(w, &w.backends[s.be], s.server, 7, True)
+    observe(w, &w.backends[s.be], s.server, OBSERVE_LAYER7, True)
     http_error(w, idx, s, txn, 502, False, b'S', b'H')
     return True
 
@@ -1507,7 +1507,7 @@ cdef void http_expired(Worker w, int idx, Session *s):
         t_server = be.t_server_fin if be.t_server_fin and s.srv.rd_eof else be.t_server
     if t_server and s.state == ST_ESTABLISHED and txn.rsp_state == RS_HEAD \
             and s.srv.last + t_server <= w.now:
-        observe(w, be, s.server, 7, True)
+        observe(w, be, s.server, OBSERVE_LAYER7, True)
         http_error(w, idx, s, txn, 504, False, b's', b'H')
         http_run(w, idx, s)
         return

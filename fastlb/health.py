@@ -32,7 +32,7 @@ from setproctitle import setproctitle
 
 from .config.model import HttpCheck, Proxy, Server
 from .logsink import ALERT, EMERG, LogSink, NOTICE, console as _stderr
-from .runtime import shm as shared
+from . import shm as shared
 from .runtime.tables import RuntimeTables
 
 OBSERVE_POLL_S = 0.05       # how often the traffic error counts are looked at

@@ -30,7 +30,7 @@ from .cli import config_message
 from .config.parser import ConfigError, load_config
 from .health import needs_checker, run_checker
 from .logsink import console as _stderr
-from .runtime import shm as shared
+from . import shm as shared
 from .runtime.generation import Generation, carry_server_states
 from .runtime.listeners import ListenerPool, check_inherited
 from .runtime.process import confine

@@ -8,13 +8,13 @@ configuration changed that very setting.
 """
 from __future__ import annotations
 
-from . import shm as shared
-from .shm import (FE_MAXCONN, SRV_CHECK_CODE, SRV_CHECK_MS, SRV_CHECK_STATUS, SRV_CHKDOWN,
+from .. import shm as shared
+from ..shm import (FE_MAXCONN, SRV_CHECK_CODE, SRV_CHECK_MS, SRV_CHECK_STATUS, SRV_CHKDOWN,
                   SRV_CHKFAIL, SRV_DOWN_SINCE, SRV_DOWNTIME, SRV_HEALTH, SRV_LAST_CHANGE,
                   SRV_MAXCONN, SRV_WEIGHT, SharedState)
 from .tables import RuntimeTables
 
-OBSERVE = {"layer4": 4, "layer7": 7}
+OBSERVE = {"layer4": shared.OBSERVE_LAYER4, "layer7": shared.OBSERVE_LAYER7}
 # state bits a server keeps across a reload (the rest comes from the new configuration)
 CARRIED_ADMIN = shared.ST_MAINT | shared.ST_DRAIN | shared.ST_CHECK_OFF
 # what the checks found, carried when the server is checked in both configurations

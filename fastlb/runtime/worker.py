@@ -18,7 +18,7 @@ from ..logsink import INFO, LogSink, format_address
 from .listeners import inherited_socket
 from .process import confine, default_maxconn, pin_cpus
 from ..http.cookies import Persistence
-from .shm import SharedState
+from ..shm import SharedState
 from ..stats.errors import ErrorCapture
 from .tables import LOG_NONE, RuntimeTables, build_response_editor
 

@@ -8,7 +8,7 @@ HAProxy's (spec 7.5), to the backend's log targets and to stderr.
 from __future__ import annotations
 
 from ..logsink import ALERT, EMERG, NOTICE, LogSink, console
-from ..runtime import shm as shared
+from .. import shm as shared
 
 
 class AdminError(Exception):

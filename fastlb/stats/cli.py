@@ -16,7 +16,7 @@ import stat
 import time
 
 from ..logsink import console as _stderr
-from ..runtime import shm as shared
+from .. import shm as shared
 from .admin import Admin, AdminError
 from .collect import Collector
 from .errors import show_errors

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from ..runtime.process import default_maxconn
 
-from ..runtime import shm as shared
-from ..runtime.shm import STAT, STAT_WORDS, SharedState
+from .. import shm as shared
+from ..shm import STAT, STAT_WORDS, SharedState
 from .fields import BACKEND, FRONTEND, SERVER
 
 # HAProxy's check status numbers (show servers state)

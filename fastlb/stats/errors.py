@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from ..runtime import shm as shared
-from ..runtime.shm import ERR_WORDS, WORD
+from .. import shm as shared
+from ..shm import ERR_WORDS, WORD
 
 # slot layout, in words: time (ms), event number, length kept, total length, frontend,
 # backend, server, client port; then the client address and reason (words 8-31, text);

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote
 from ..http.fields import safe_value
 
 from .. import __version__
-from ..runtime import shm as shared
+from .. import shm as shared
 from .admin import Admin, AdminError
 from .collect import Collector
 from .render import info_fields, prometheus, show_stat

@@ -8,7 +8,7 @@ import resource
 import time
 
 from .. import __version__
-from ..runtime import shm as shared
+from .. import shm as shared
 from .collect import HCHK, PASSED, Collector, check_status_name
 from .fields import CSV_HEADER, FIELDS
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import psutil
 
-from ..runtime import shm as shared
+from .. import shm as shared
 
 
 class RateSampler:

@@ -49,31 +49,11 @@ from __future__ import annotations
 import mmap
 import time
 
-WORD = 8
-NO_TICKET = (1 << 64) - 1
+from . import words
 
-# global words
-G_SHUTDOWN, G_MASTER_PID, G_START_MS, G_IDLE_PCT, G_RSS, G_CHECKER_PID = range(6)
-G_WORDS = 8         # then one word per worker: its pid
-# frontend words
-FE_MAXCONN = 0
-FE_WORDS = 2
-# backend words
-BE_RR, BE_VERSION, BE_TICKET, BE_LAST_CHANGE, BE_CHKDOWN, BE_DOWN_SINCE, BE_DOWNTIME = range(7)
-BE_WORDS = 8
-# server words
-SRV_STATE, SRV_WEIGHT, SRV_HEALTH, SRV_CHECK_STATUS, SRV_CHECK_CODE, SRV_CHECK_MS, \
-    SRV_LAST_CHANGE, SRV_TICKET, SRV_ERRORS, SRV_OBSERVE, SRV_MAXCONN, SRV_CHKFAIL, \
-    SRV_CHKDOWN, SRV_DOWN_SINCE, SRV_DOWNTIME, SRV_HANAFAIL, SRV_SHUTDOWN = range(17)
-SRV_WORDS = 18
-# server state bits
-ST_RUNNING = 1      # checks say UP (or the server is not checked)
-ST_MAINT = 2        # forced maintenance (stats socket, stats page)
-ST_DRAIN = 4        # forced drain: no new traffic except persistent requests
-ST_CHECKED = 8      # has an active health check
-ST_CFG_MAINT = 16   # maintenance from the configuration ("disabled")
-ST_CHECK_OFF = 32   # "disable health": checks stopped, the server counts as up
-ST_ANY_MAINT = ST_MAINT | ST_CFG_MAINT
+from .words import *  # noqa: F401,F403 (the word layout: words.pxd is its one source)
+from .words import NO_TICKET_VALUE as NO_TICKET, shm_add, shm_load, shm_store, release_totals
+
 # SRV_CHECK_STATUS holds an index in CHECK_STATUSES (written by the checker, shown by stats)
 CHECK_STATUSES = ("UNK", "INI", "SOCKERR", "L4OK", "L4TOUT", "L4CON", "L6OK", "L6TOUT", "L6RSP",
                   "L7OK", "L7OKC", "L7TOUT", "L7RSP", "L7STS")
@@ -86,22 +66,15 @@ CHECK_DESCRIPTIONS = {
     "L7OKC": "Layer7 check conditionally passed", "L7STS": "Layer7 wrong status",
 }
 
-# per-worker statistics counters, per object (the same numbers as fastlb/_stats.pxi)
-STAT_NAMES = (
-    "sess_tot", "bytes_in", "bytes_out", "denied_req", "denied_resp", "err_req", "err_conn",
-    "err_resp", "retries", "redispatches", "lbtot", "hrsp_1xx", "hrsp_2xx", "hrsp_3xx",
-    "hrsp_4xx", "hrsp_5xx", "hrsp_other", "req_tot", "cli_abrt", "srv_abrt", "conn_tot",
-    "connect", "reuse", "intercepted", "smax", "qmax", "q_sum", "c_sum", "r_sum", "t_sum",
-    "samples", "r_samples", "qtime_max", "ctime_max", "rtime_max", "ttime_max", "lastsess",
-)
+# per-worker statistics counters, per object, named after words.pxd's STAT_* numbers
+STAT_NAMES = tuple(name[5:].lower() for value, name in sorted(
+    (value, name) for name, value in vars(words).items()
+    if name.startswith("STAT_") and value < STAT_COUNTERS and name not in ("STAT_WORDS",)))
 STAT = {name: i for i, name in enumerate(STAT_NAMES)}
-STAT_WORDS = 40
 # What "clear counters" (without "all") resets: the maxima.
 STAT_MAXIMA = ("smax", "qmax", "qtime_max", "ctime_max", "rtime_max", "ttime_max")
 # rates, per object: sessions, requests, connections per second and their maxima
 RATE_NAMES = ("rate", "rate_max", "req_rate", "req_rate_max", "conn_rate", "conn_rate_max")
-RATE_WORDS = 6
-ERR_WORDS = 256     # 2 KiB: a header, the client address, the first bytes of the message
 
 
 class SharedState:
@@ -116,8 +89,8 @@ class SharedState:
         self.be_base = self.fe_base + nfrontends * FE_WORDS
         self.srv_base = self.be_base + nbackends * BE_WORDS
         # offsets inside a count block (totals and the head of each slot)
-        self.fe_off = 1
-        self.srv_shared_off = 1 + nfrontends
+        self.fe_off = COUNT_FRONTENDS
+        self.srv_shared_off = COUNT_FRONTENDS + nfrontends
         self.beq_off = self.srv_shared_off + nservers
         self.srvq_off = self.beq_off + nbackends
         self.count_words = self.srvq_off + nservers
@@ -144,15 +117,12 @@ class SharedState:
 
     # -- word access (atomic, through the compiled helpers) ---------------------------------
     def load(self, word: int) -> int:
-        from .._core import shm_load
         return shm_load(self.mm, word)
 
     def store(self, word: int, value: int) -> None:
-        from .._core import shm_store
         shm_store(self.mm, word, value)
 
     def add(self, word: int, delta: int) -> int:
-        from .._core import shm_add
         return shm_add(self.mm, word, delta)
 
     def server_word(self, server: int, field: int) -> int:
@@ -314,7 +284,6 @@ class SharedState:
     def release_slot(self, worker: int) -> None:
         """Give back a dead worker's share of the totals, zero its slot, clear its heads.
         Its statistics counters stay: the replacement goes on counting from them."""
-        from .._core import release_totals
         release_totals(self.mm, self.total_base, self.count_words,
                        self.slot_base + worker * self.slot_words)
         start = (self.slot_base + worker * self.slot_words) * WORD
