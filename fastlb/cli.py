@@ -107,7 +107,7 @@ def print_version(level: int) -> None:
           "(configuration reference: HAProxy 2.6)")
     if level > 1:
         try:
-            from ._core import BUILT_WITH_CYTHON as cython_version
+            from .loop.core import BUILT_WITH_CYTHON as cython_version
         except ImportError:
             cython_version = "(compiled core missing)"
         print(f"Python {sys.version.split()[0]}, built with Cython {cython_version}")

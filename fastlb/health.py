@@ -400,7 +400,7 @@ class Checker:
 def run_checker(tables: RuntimeTables, state: shared.SharedState, master_pid: int,
                 program: str) -> int:
     """Body of the checker process; returns its exit code."""
-    from ._core import set_parent_death_signal
+    from .loop.core import set_parent_death_signal
     setproctitle(f"{program}: checker")
     set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != master_pid:

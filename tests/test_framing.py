@@ -7,7 +7,7 @@ from __future__ import annotations
 import httptools
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fastlb._core import framing_chunks, framing_parse_head, framing_skip_empty_lines
+from fastlb.loop.core import framing_chunks, framing_parse_head, framing_skip_empty_lines
 from fuzz.reference import Invalid, Incomplete, parse_one
 
 SETTINGS = settings(max_examples=1500, deadline=None, derandomize=True,

@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from fastlb import _core
+from fastlb.loop import core as loop
 from fastlb.config.parser import load_config
 from fastlb.lb.sequence import roundrobin_order
 from fastlb.logformat import HTTPLOG, compile_format, http_fields, render
@@ -50,7 +50,7 @@ def tables_from(tmp_path, text: str):
 
 # -- request parsing --------------------------------------------------------------------
 def test_parse_request(benchmark):
-    url, headers, keep_alive, length = benchmark(_core.measure_parse_request, REQUEST)
+    url, headers, keep_alive, length = benchmark(loop.measure_parse_request, REQUEST)
     assert url == b"/api/v1/items?id=42&sort=asc"
     assert len(headers) == 7 and headers[0] == (b"host", b"shop.example.com")
     assert keep_alive and length == -1
@@ -88,7 +88,7 @@ def test_acl_path_beg(benchmark, tmp_path, prefixes):
 def test_roundrobin_1000_picks(benchmark, weights):
     prefix, cycle = roundrobin_order(weights)
     order = tuple(prefix + cycle)
-    last = benchmark(_core.measure_rr_picks, order, len(prefix), 1000)
+    last = benchmark(loop.measure_rr_picks, order, len(prefix), 1000)
     assert last == order[len(prefix) + (999 - len(prefix)) % len(cycle)]
 
 
@@ -112,7 +112,7 @@ def test_request_header_rewrite(benchmark, tmp_path):
     proxy = tables.frontends[0].proxy
     route = tables.frontends[0].router
     add_forwarded = request_editor(proxy)
-    _url, parsed, _ka, _len = _core.measure_parse_request(REQUEST)
+    _url, parsed, _ka, _len = loop.measure_parse_request(REQUEST)
 
     def rewrite():
         headers = list(parsed)

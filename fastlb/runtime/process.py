@@ -76,5 +76,5 @@ def confine(config) -> None:
     if g.uid is not None or g.gid is not None:
         # Linux forgets the parent-death signal when credentials change: ask again, so
         # that a worker never outlives its master
-        from .._core import set_parent_death_signal
+        from ..loop.core import set_parent_death_signal
         set_parent_death_signal(signal.SIGTERM)

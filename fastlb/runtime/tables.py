@@ -14,8 +14,10 @@ from ..http.rules import apply_header_rule, redirect_response, return_response
 from ..lb.lookup import ALGORITHMS, ServerView, build_lookup
 from ..stats.page import Applets, StatsPage
 from .. import shm as shared
+# what frontends log and what routers answer: the loop's own numbers (loop/defs.pxd)
+from ..loop.core import (LOG_CONNECT, LOG_HTTPLOG, LOG_NONE, LOG_TCPLOG, ROUTE_APPLET,
+                         ROUTE_BACKEND, ROUTE_DENY, ROUTE_RAW, ROUTE_REJECT, ROUTE_RESPOND)
 
-LOG_NONE, LOG_CONNECT, LOG_TCPLOG, LOG_HTTPLOG = 0, 1, 2, 3
 NOSRV = "<NOSRV>"
 
 
@@ -152,8 +154,6 @@ def compile_tables(config: Config) -> RuntimeTables:
     return tables
 
 
-# What the router tells the worker loop (fastlb/_http.pxi keeps the same numbers).
-ROUTE_BACKEND, ROUTE_DENY, ROUTE_RESPOND, ROUTE_RAW, ROUTE_REJECT, ROUTE_APPLET = range(6)
 
 
 def monitor_matches(monitor: bytes, url: bytes) -> bool:

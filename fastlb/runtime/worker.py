@@ -11,7 +11,7 @@ import traceback  # noqa: F401 - used by the loop after a chroot hides the libra
 
 from setproctitle import setproctitle
 
-from .. import _core
+from ..loop import core as loop
 from ..logformat import (HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format, http_fields,
                          render, tcp_fields)
 from ..logsink import INFO, LogSink, format_address
@@ -101,14 +101,14 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
     """Body of a worker process; returns its exit code.  ``listen_sockets`` maps each bound
     listener (by id) to this worker slot's socket, which the master keeps across reloads."""
     setproctitle(f"{program}: worker {worker_id + 1}/{nworkers}")
-    _core.set_parent_death_signal(signal.SIGTERM)
+    loop.set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != master_pid:
         return 1  # the master died before we could ask to follow it
     g = tables.config.global_
 
     # the computed maxconn holds even when none is configured: past it, listeners pause and
     # clients wait in the kernel's backlog instead of every session failing for descriptors
-    worker = _core.Worker(worker_id, nworkers, g.bufsize, shm, len(tables.frontends),
+    worker = loop.Worker(worker_id, nworkers, g.bufsize, shm, len(tables.frontends),
                           len(tables.backends), default_maxconn(tables.config))
     worker.head_limit = g.head_limit()
     for be in tables.backends:

@@ -1,16 +1,12 @@
-# C-level interface of the worker loop: runtime tables, sessions, timers.
+# The worker loop's C-level interface: its data (sessions, sides, runtime tables, the
+# Worker), then each component's functions, declared in the .pxd named after it.
 
+cimport cython
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from fastlb.includes.system cimport sockaddr_storage, socklen_t, epoll_event
+from fastlb.http.framing cimport ChunkParser
 
-
-cdef enum SessionState:
-    ST_FREE = 0
-    ST_CONNECTING = 1       # server socket connect() in progress
-    ST_TURNAROUND = 2       # waiting before retrying the same server
-    ST_ESTABLISHED = 3      # server connection up (TCP: relaying both ways)
-    ST_IDLE = 4             # HTTP: no server connection (between requests, or before one)
-    ST_QUEUED = 5           # every eligible server is full: waiting in a queue (_assign.pxi)
+include "defs.pxd"
 
 
 cdef struct Side:
@@ -152,3 +148,113 @@ cdef struct ListenerRt:
 cdef struct TimerEntry:
     int64_t at
     uint32_t idx            # session index; each session has at most one entry
+
+
+@cython.final
+cdef class Worker:
+    """One worker process's event loop.  Build it with add_* calls, then run()."""
+
+    cdef int epfd
+    cdef int worker_id
+    cdef int nworkers
+    cdef uint32_t bufsize
+    cdef public uint32_t head_limit   # largest head: bufsize less tune.maxrewrite
+    cdef int64_t now
+    cdef int stopping           # 0 running, 1 soft stop (drain), 2 hard stop
+    cdef int64_t stop_deadline  # hard-stop-after for a soft stop, 0: none
+
+    cdef FrontendRt *frontends
+    cdef int nfrontends
+    cdef BackendRt *backends
+    cdef int nbackends
+    cdef ListenerRt *listeners
+    cdef int nlisteners
+    cdef int npaused
+    cdef int64_t next_resume_check
+
+    cdef Session **chunks
+    cdef int nchunks
+    cdef int free_head
+    cdef int active
+
+    cdef char **pool
+    cdef int pool_len
+    cdef int pool_cap
+
+    cdef TimerEntry *heap
+    cdef int heap_len
+    cdef int heap_cap
+
+    cdef object shm_ref         # keeps the mapping alive while the pointer below is used
+    cdef uint64_t *shm
+    cdef uint64_t *slot
+    cdef uint64_t *totals       # atomic count block (fastlb/shm/): reserved before use
+    cdef uint64_t *be_words     # per backend: rr position, table version, queue ticket
+    cdef uint64_t *srv_words    # per server: state, weight, health, ...
+    cdef uint64_t *heads        # per worker: oldest ticket waiting in each queue
+    cdef uint64_t *fe_words     # per frontend: maxconn (the stats socket may change it)
+    cdef uint64_t *global_words
+    cdef uint64_t shutdown_seen # last "shutdown sessions" epoch acted on
+    cdef uint64_t *fe_stats     # this worker's statistics rows (_stats.pxi), per frontend,
+    cdef uint64_t *be_stats     # per backend
+    cdef uint64_t *srv_stats    # and per server (shared index)
+    cdef uint64_t *my_heads
+    cdef uint32_t slot_base
+    cdef uint32_t slot_words
+    cdef uint32_t fe_off
+    cdef uint32_t srv_shared_off
+    cdef uint32_t beq_off
+    cdef uint32_t srvq_off
+    cdef uint32_t be_off
+    cdef uint32_t srv_off
+    cdef uint32_t nqueues       # backends + servers
+    cdef int *q_head            # per queue: this worker's oldest waiting session (-1: none)
+    cdef int *q_tail
+    cdef int nqueued            # sessions this worker has waiting in queues
+    cdef int64_t next_queue_poll
+    cdef int *idle_fds          # per server (shared index): IDLE_PER_SERVER pooled connections
+    cdef int *idle_len
+    cdef int *lend_head         # per server (shared index): idle sessions lending their connection
+    cdef int nservers_total
+    cdef list lookup_builders   # per backend: callable returning a fastlb.lb.lookup.Lookup
+    cdef list cookies           # per backend: fastlb.http.cookies.Persistence, or None
+    cdef list be_params         # per backend: url_param name / hdr() name (bytes), or b""
+    cdef uint64_t rng
+    cdef int64_t global_maxconn
+
+    cdef object log_callback
+    cdef object connect_callback
+    cdef object http_log_callback
+    cdef object error_capture   # (response, fe, be, srv, bytes, addr, reason): show errors
+    cdef list error_pages       # per frontend: {status: bytes} from errorfile lines
+    cdef list be_error_pages    # per backend: the same
+    cdef list request_editors   # per frontend: callable adding request headers, or None
+    cdef list routers           # per frontend: callable choosing backend / deny, or None
+    cdef list response_editors  # per frontend: http-response rules, or None
+    cdef list captures          # per frontend: ([(name, len)] | None for requests, ... responses)
+    cdef list be_response_editors
+    cdef list be_request_rules  # per backend: its own http-request rules, or None
+    cdef list txns              # HttpTxn per session slot (mode http)
+    cdef list runq              # (idx, gen) of HTTP sessions to run again after this batch
+    cdef int wakeup_fd
+    cdef public uint64_t internal_errors   # sessions and requests ended by an unforeseen error
+    cdef set errors_seen         # kinds already logged (internal_error)
+
+
+include "buffers.pxd"
+include "transport.pxd"
+include "sessions.pxd"
+include "timers.pxd"
+include "listeners.pxd"
+include "connect.pxd"
+include "relay.pxd"
+include "assign.pxd"
+include "accounting.pxd"
+include "logging.pxd"
+include "http_txn.pxd"
+include "http_message.pxd"
+include "http_request.pxd"
+include "http_response.pxd"
+include "http_flow.pxd"
+include "http_pool.pxd"
+include "probes.pxd"

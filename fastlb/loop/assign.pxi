@@ -1,3 +1,7 @@
+# Server assignment: balancing, persistence, queues, passive checks.
+# Interface: assign.pxd.
+
+
 # Server assignment and queues (included by _core.pyx).
 #
 # assign_server() chooses a server for a session and takes a place in its current
@@ -70,7 +74,7 @@ cdef inline void lookup_fresh(Worker w, int b):
         install_lookup(w, b)
 
 
-cdef inline uint64_t server_state(Worker w, BackendRt *be, int srv) nogil:
+cdef inline uint64_t server_state(Worker w, BackendRt *be, int srv) noexcept nogil:
     return fl_atomic_load(w.srv_words + be.srv_shm[srv] * SRV_WORDS + SRV_STATE)
 
 
@@ -80,7 +84,7 @@ cdef bint persist_usable(Worker w, BackendRt *be, int srv):
     return (st & ST_RUNNING) and not (st & ST_ANY_MAINT)
 
 
-cdef inline uint64_t *queue_count(Worker w, int q) nogil:
+cdef inline uint64_t *queue_count(Worker w, int q) noexcept nogil:
     return w.totals + w.beq_off + q        # backend queues, then server queues
 
 
@@ -96,15 +100,15 @@ cdef bint try_hold(Worker w, Session *s, BackendRt *be, int srv, bint from_queue
         if used >= be.srv_maxconn[srv]:
             fl_atomic_fetch_sub(w.totals + w.srv_shared_off + k, 1)
             return False
-        w.count(w.srv_shared_off + k, 1)
+        count_add(w, w.srv_shared_off + k, 1)
         s.held_shared = 1
     elif be.shared_cur:
         fl_atomic_fetch_add(w.totals + w.srv_shared_off + k, 1)
-        w.count(w.srv_shared_off + k, 1)
+        count_add(w, w.srv_shared_off + k, 1)
         s.held_shared = 1
     else:
         s.held_shared = 0
-    w.count(w.srv_off + k, 1)
+    count_add(w, w.srv_off + k, 1)
     s.held_server = srv
     cdef uint64_t *row = w.srv_stats + k * STAT_WORDS
     row[STAT_SESS_TOT] += 1
@@ -126,8 +130,8 @@ cdef void server_release(Worker w, Session *s):
     k = be.srv_shm[s.held_server]
     if s.held_shared:
         fl_atomic_fetch_sub(w.totals + w.srv_shared_off + k, 1)
-        w.count(w.srv_shared_off + k, -1)
-    w.count(w.srv_off + k, -1)
+        count_add(w, w.srv_shared_off + k, -1)
+    count_add(w, w.srv_off + k, -1)
     s.held_server = -1
     if w.nqueued:
         w.next_queue_poll = 0         # a place is free: look at our own queues at once
@@ -146,7 +150,7 @@ cdef int walk_sequence(Worker w, Session *s, BackendRt *be, bint from_queue):
     return BALANCE_FULL
 
 
-cdef inline uint32_t next_random(Worker w) nogil:
+cdef inline uint32_t next_random(Worker w) noexcept nogil:
     w.rng ^= w.rng << 13
     w.rng ^= w.rng >> 7
     w.rng ^= w.rng << 17
@@ -262,7 +266,7 @@ cdef int balance_avoiding(Worker w, Session *s, BackendRt *be, int srv):
 
 
 # ---------------------------------------------------------------------------- queues
-cdef inline uint64_t *ticket_word(Worker w, int q) nogil:
+cdef inline uint64_t *ticket_word(Worker w, int q) noexcept nogil:
     if q < w.nbackends:
         return w.be_words + q * BE_WORDS + BE_TICKET
     return w.srv_words + (q - w.nbackends) * SRV_WORDS + SRV_TICKET
@@ -274,13 +278,13 @@ cdef void queue_enter(Worker w, int idx, Session *s, int q):
     s.q_next = -1
     s.q_prev = w.q_tail[q]
     if w.q_tail[q] >= 0:
-        w.session_at(w.q_tail[q]).q_next = idx
+        session_at(w, w.q_tail[q]).q_next = idx
     else:
         w.q_head[q] = idx
         fl_atomic_store(w.my_heads + q, s.q_ticket)
     w.q_tail[q] = idx
     cdef int64_t queued = <int64_t>fl_atomic_fetch_add(queue_count(w, q), 1) + 1
-    w.count(w.beq_off + q, 1)
+    count_add(w, w.beq_off + q, 1)
     if q < w.nbackends:
         stat_max(w.be_stats + q * STAT_WORDS, STAT_QMAX, queued)
     else:
@@ -288,7 +292,7 @@ cdef void queue_enter(Worker w, int idx, Session *s, int q):
     w.nqueued += 1
     s.state = ST_QUEUED
     s.t_queued = w.now
-    w.arm_timer(idx, s)
+    arm_timer(w, idx, s)
 
 
 cdef void queue_leave(Worker w, Session *s):
@@ -297,23 +301,23 @@ cdef void queue_leave(Worker w, Session *s):
     if q < 0:
         return
     if s.q_prev >= 0:
-        w.session_at(s.q_prev).q_next = s.q_next
+        session_at(w, s.q_prev).q_next = s.q_next
     else:
         w.q_head[q] = s.q_next
         idx = s.q_next
-        fl_atomic_store(w.my_heads + q, w.session_at(idx).q_ticket if idx >= 0 else NO_TICKET)
+        fl_atomic_store(w.my_heads + q, session_at(w, idx).q_ticket if idx >= 0 else NO_TICKET)
     if s.q_next >= 0:
-        w.session_at(s.q_next).q_prev = s.q_prev
+        session_at(w, s.q_next).q_prev = s.q_prev
     else:
         w.q_tail[q] = s.q_prev
     fl_atomic_fetch_sub(queue_count(w, q), 1)
-    w.count(w.beq_off + q, -1)
+    count_add(w, w.beq_off + q, -1)
     w.nqueued -= 1
     s.q_target = -1
     s.t_dequeued = w.now
 
 
-cdef bint oldest_ticket(Worker w, int q, uint64_t ticket) nogil:
+cdef bint oldest_ticket(Worker w, int q, uint64_t ticket) noexcept nogil:
     """No other worker holds an older request in queue ``q``."""
     cdef int other
     for other in range(w.nworkers):
@@ -332,7 +336,7 @@ cdef void run_queues(Worker w):
     for q in range(w.nqueues):
         while w.q_head[q] >= 0:
             idx = w.q_head[q]
-            s = w.session_at(idx)
+            s = session_at(w, idx)
             if not oldest_ticket(w, q, s.q_ticket):
                 break
             be = &w.backends[s.be]
@@ -348,11 +352,11 @@ cdef void run_queues(Worker w):
             queue_leave(w, s)
             try:
                 if srv < 0:
-                    w.no_connection(idx, s, b'S')      # every server went away meanwhile
+                    no_connection(w, idx, s, b'S')      # every server went away meanwhile
                 else:
                     resume_assigned(w, idx, s, srv)
             except Exception as exc:
-                w.session_failed(idx, s, exc)
+                session_failed(w, idx, s, exc)
 
 
 cdef void resume_assigned(Worker w, int idx, Session *s, int srv):
@@ -365,7 +369,7 @@ cdef void resume_assigned(Worker w, int idx, Session *s, int srv):
         return
     s.state = ST_CONNECTING
     s.server = srv
-    w.start_connect(idx, s)
+    start_connect(w, idx, s)
 
 
 # ---------------------------------------------------------------------------- balancing keys

@@ -1,0 +1,156 @@
+# Shared counters and statistics rows.
+# Interface: accounting.pxd.
+
+
+# ------------------------------------------------------------------ shared counters
+cdef inline void count_add(Worker w, uint32_t offset, int64_t delta) noexcept nogil:
+    w.slot[offset] = <uint64_t>(<int64_t>w.slot[offset] + delta)
+
+
+cdef int64_t count_total(Worker w, uint32_t offset) noexcept nogil:
+    cdef int64_t sum = 0
+    cdef int k
+    cdef uint64_t *base = w.shm + w.slot_base + offset
+    for k in range(w.nworkers):
+        sum += <int64_t>fl_atomic_load(base + k * w.slot_words)
+    return sum
+
+
+# Statistics counters (included by _core.pyx).
+#
+# Each worker counts into its own row of STAT_WORDS words per frontend, backend and server
+# in shared memory (fastlb/shm/): one writer per word, plain stores, no lock and
+# no atomic operation on the hot path.  Whoever renders statistics (fastlb/stats/) sums the
+# rows of all workers.  The rows are never zeroed when a worker dies, so totals only grow.
+# The counters' numbers are STAT_* in fastlb/shm/words.pxd.
+
+DEF TIME_SAMPLES = 512      # the timing averages cover the last 512 sessions
+
+
+cdef inline void stat_max(uint64_t *row, int field, int64_t value) noexcept nogil:
+    if value > <int64_t>row[field]:
+        row[field] = <uint64_t>value
+
+
+cdef inline void window_add(uint64_t *row, int sum_field, uint64_t n, int64_t value) noexcept nogil:
+    """The exact mean over the first TIME_SAMPLES values, then a sliding one (HAProxy's
+    swrate): the average is sum / min(n, TIME_SAMPLES)."""
+    if value < 0:
+        value = 0
+    if n <= TIME_SAMPLES:
+        row[sum_field] += <uint64_t>value
+    else:
+        row[sum_field] = row[sum_field] - row[sum_field] / TIME_SAMPLES + <uint64_t>value
+
+
+cdef inline void stat_times(uint64_t *row, int64_t tq, int64_t tc, int64_t tr, int64_t tt) noexcept nogil:
+    """One finished session or request: its queue, connect, response and total times (ms;
+    tr < 0 when no response came)."""
+    row[STAT_SAMPLES] += 1
+    window_add(row, STAT_Q_SUM, row[STAT_SAMPLES], tq)
+    window_add(row, STAT_C_SUM, row[STAT_SAMPLES], tc)
+    window_add(row, STAT_T_SUM, row[STAT_SAMPLES], tt)
+    stat_max(row, STAT_QTIME_MAX, tq)
+    stat_max(row, STAT_CTIME_MAX, tc)
+    stat_max(row, STAT_TTIME_MAX, tt)
+    if tr >= 0:
+        row[STAT_R_SAMPLES] += 1
+        window_add(row, STAT_R_SUM, row[STAT_R_SAMPLES], tr)
+        stat_max(row, STAT_RTIME_MAX, tr)
+
+
+cdef inline void stat_status(uint64_t *row, int status) noexcept nogil:
+    if 100 <= status < 600:
+        row[STAT_HRSP_1XX + status // 100 - 1] += 1
+    else:
+        row[STAT_HRSP_OTHER] += 1
+
+
+cdef inline void stat_abort(uint64_t *row, char term0, char term1) noexcept nogil:
+    """A transfer cut by the client (C, c) or the server (S, s) in its data phase."""
+    if term1 != b'D':
+        return
+    if term0 == b'C' or term0 == b'c':
+        row[STAT_CLI_ABRT] += 1
+    elif term0 == b'S' or term0 == b's':
+        row[STAT_SRV_ABRT] += 1
+
+
+cdef inline void tcp_account_row(uint64_t *row, Session *s, int64_t tq, int64_t tc,
+                                 int64_t tt) noexcept nogil:
+    """A backend's or server's share of an ending TCP session."""
+    row[STAT_BYTES_IN] += s.cli.bytes_in
+    row[STAT_BYTES_OUT] += s.srv.bytes_in
+    stat_abort(row, s.term0, s.term1)
+    stat_times(row, tq, tc, -1, tt)
+
+
+cdef void tcp_account(Worker w, Session *s):
+    """Statistics of an ending TCP session."""
+    cdef uint64_t *row = w.fe_stats + s.fe * STAT_WORDS
+    cdef int64_t tq = 0, tc = -1
+    row[STAT_BYTES_IN] += s.cli.bytes_in
+    row[STAT_BYTES_OUT] += s.srv.bytes_in
+    if s.be < 0:
+        return
+    if s.t_queued >= 0:
+        tq = s.t_dequeued - s.t_queued
+    if s.t_established >= 0:
+        tc = s.t_established - s.t_connect
+    tcp_account_row(w.be_stats + w.backends[s.be].shm_index * STAT_WORDS, s, tq, tc,
+                    w.now - s.t_accept)
+    if s.server >= 0:
+        tcp_account_row(w.srv_stats + w.backends[s.be].srv_shm[s.server] * STAT_WORDS,
+                        s, tq, tc, w.now - s.t_accept)
+
+
+cdef void http_account(Worker w, Session *s, HttpTxn txn):
+    """Statistics of a finished (or cut short) transaction: frontend, then backend and
+    server when it went that far."""
+    cdef uint64_t *row = w.fe_stats + s.fe * STAT_WORDS
+    cdef int64_t tq = 0, tc, tr, tt
+    cdef bint rsp_error
+    if txn.counted or txn.request_line is None:
+        return
+    txn.counted = True
+    row[STAT_BYTES_IN] += txn.bytes_in
+    row[STAT_BYTES_OUT] += txn.bytes_out
+    if txn.req_error:
+        row[STAT_ERR_REQ] += 1
+    else:
+        row[STAT_REQ_TOT] += 1
+    if txn.status > 0:
+        stat_status(row, txn.status)
+    if not txn.routed or s.be < 0:
+        return
+    if s.t_queued >= 0:
+        tq = (s.t_dequeued if s.q_target < 0 else w.now) - s.t_queued
+    tc = txn.t_connect_ms if txn.t_connect_ms >= 0 else 0
+    tr = txn.t_response - txn.t_sent if txn.t_response >= 0 and txn.t_sent >= 0 else -1
+    tt = w.now - txn.t_start
+    rsp_error = txn.error_sent and txn.term1 == b'H' and (txn.status == 502 or txn.status == 504)
+    row = w.be_stats + w.backends[s.be].shm_index * STAT_WORDS
+    row[STAT_BYTES_IN] += txn.bytes_in
+    row[STAT_BYTES_OUT] += txn.bytes_out
+    row[STAT_REQ_TOT] += 1
+    if txn.status > 0:
+        stat_status(row, txn.status)
+    if rsp_error:
+        row[STAT_ERR_RESP] += 1
+    stat_abort(row, txn.term0, txn.term1)
+    if txn.log_server >= 0:
+        stat_times(row, tq, tc, tr, tt)
+        if txn.reused:
+            row[STAT_REUSE] += 1
+        row = w.srv_stats + w.backends[s.be].srv_shm[txn.log_server] * STAT_WORDS
+        row[STAT_BYTES_IN] += txn.bytes_in
+        row[STAT_BYTES_OUT] += txn.bytes_out
+        row[STAT_REQ_TOT] += 1
+        if txn.t_response >= 0 or rsp_error:
+            stat_status(row, txn.status)
+        if rsp_error:
+            row[STAT_ERR_RESP] += 1
+        stat_abort(row, txn.term0, txn.term1)
+        stat_times(row, tq, tc, tr, tt)
+        if txn.reused:
+            row[STAT_REUSE] += 1

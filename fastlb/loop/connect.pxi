@@ -1,0 +1,130 @@
+# Server connections: connect, retries, redispatch.
+# Interface: connect.pxd.
+
+
+# ------------------------------------------------------------------ server connection
+cdef void start_connect(Worker w, int idx, Session *s):
+    cdef BackendRt *be = &w.backends[s.be]
+    cdef ServerRt *srv
+    cdef sockaddr_storage addr
+    cdef int fd, rc, one = 1
+    if s.server < 0:
+        s.server = assign_server(w, idx, s)
+        if s.server == ASSIGN_QUEUED:
+            s.server = -1
+            return                    # waits in a queue (run_queues() goes on)
+        if s.server < 0:
+            s.server = -1
+            no_connection(w, idx, s, b'S')
+            return
+    if s.http:
+        http_txn(w, idx).log_server = s.server
+    srv = &be.servers[s.server]
+    memcpy(&addr, &srv.addr, srv.addrlen)
+    if srv.use_client_port:
+        (<sockaddr_in *>&addr).sin_port = htons(w.listeners[s.listener].port)
+    fd = socket(srv.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+    if fd < 0:
+        no_connection(w, idx, s, b'R')     # resource shortage on our side
+        return
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
+    if be.srvtcpka:
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
+    s.srv.fd = fd
+    s.srv.readable = 0        # its first EPOLLIN edge says when the server has spoken
+    s.srv.last = w.now
+    s.srv_epoch += 1          # a new server socket: its older queued events are stale
+    s.t_connect = w.now
+    s.state = ST_CONNECTING
+    if side_watch(w, idx, s, &s.srv, SIDE_SRV) != 0:
+        side_close(w, &s.srv)
+        no_connection(w, idx, s, b'R')
+        return
+    rc = connect(fd, <sockaddr *>&addr, srv.addrlen)
+    if rc == 0:
+        connected(w, idx, s)
+    elif errno == EINPROGRESS:
+        arm_timer(w, idx, s)
+    else:
+        connect_failed(w, idx, s, 0)
+
+
+cdef void no_connection(Worker w, int idx, Session *s, char cause):
+    """No server connection could be made: TCP closes, HTTP answers 503."""
+    if s.http:
+        http_error(w, idx, s, http_txn(w, idx), 503, False, cause, b'C')
+        http_run(w, idx, s)
+        return
+    s.term0 = cause
+    s.term1 = b'C'
+    session_close(w, idx, s)
+
+
+cdef void on_connect_event(Worker w, int idx, Session *s):
+    cdef int err = 0
+    cdef socklen_t len = sizeof(int)
+    if getsockopt(s.srv.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0:
+        err = errno
+    if err == 0:
+        connected(w, idx, s)
+    elif err != EINPROGRESS:
+        connect_failed(w, idx, s, 0)
+
+
+cdef void connected(Worker w, int idx, Session *s):
+    observe(w, &w.backends[s.be], s.server, OBSERVE_LAYER4, False)
+    w.be_stats[w.backends[s.be].shm_index * STAT_WORDS + STAT_CONNECT] += 1
+    w.srv_stats[w.backends[s.be].srv_shm[s.server] * STAT_WORDS + STAT_CONNECT] += 1
+    s.state = ST_ESTABLISHED
+    s.t_established = w.now
+    s.srv.last = w.now
+    if s.http:
+        http_txn(w, idx).t_connect_ms = w.now - s.t_connect
+        http_run(w, idx, s)
+        return
+    # Data the client sent while we were connecting goes out now; a server that spoke
+    # first gave its only edge with the connect one.
+    relay_run(w, idx, s, 3)
+
+
+cdef void connect_failed(Worker w, int idx, Session *s, bint timed_out):
+    """Retry per HAProxy's rules (retries, option redispatch), or give up."""
+    cdef BackendRt *be = &w.backends[s.be]
+    cdef bint redispatch = False
+    cdef int64_t delay
+    observe(w, be, s.server, OBSERVE_LAYER4, True)
+    w.be_stats[be.shm_index * STAT_WORDS + STAT_ERR_CONN] += 1
+    w.srv_stats[be.srv_shm[s.server] * STAT_WORDS + STAT_ERR_CONN] += 1
+    side_close(w, &s.srv)
+    if s.retries_left <= 0:
+        no_connection(w, idx, s, b's' if timed_out else b'S')
+        return
+    s.retries_left -= 1
+    s.retries_done += 1
+    w.be_stats[be.shm_index * STAT_WORDS + STAT_RETRIES] += 1
+    w.srv_stats[be.srv_shm[s.server] * STAT_WORDS + STAT_RETRIES] += 1
+    if be.redispatch:
+        if be.nactive > 1:
+            redispatch = True        # a round robin with choice moves on at once
+        elif be.redispatch > 0:
+            redispatch = s.retries_done % be.redispatch == 0
+        else:
+            redispatch = s.retries_done % (be.retries + 1 + be.redispatch) == 0
+    if redispatch:
+        w.be_stats[be.shm_index * STAT_WORDS + STAT_REDISPATCHES] += 1
+        w.srv_stats[be.srv_shm[s.server] * STAT_WORDS + STAT_REDISPATCHES] += 1
+        server_release(w, s)
+        s.avoid_server = s.server    # HAProxy's srvtoavoid: anywhere but there
+        s.forced_server = -1         # persistence gives way to the redispatch
+        s.has_key = 0                # as does a hash: the map walk picks another
+        s.server = -1
+        s.redispatched = 1
+    if not timed_out and (not redispatch or be.nactive <= 1):
+        # Refused right away: wait min(timeout connect, 1s) before trying again (HAProxy's
+        # turn-around), so a restarting server is not hammered.
+        delay = be.t_connect if be.t_connect and be.t_connect < 1000 else 1000
+        s.state = ST_TURNAROUND
+        s.wake_at = w.now + delay
+        arm_timer(w, idx, s)
+        return
+    start_connect(w, idx, s)

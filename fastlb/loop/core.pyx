@@ -1,0 +1,451 @@
+"""The worker's hot path: an epoll loop over non-blocking sockets, one per worker process.
+
+One extension built from the files of this folder (uvloop's layout): core.pxd declares the
+data and includes each component's interface (<component>.pxd); this file includes their
+implementations (<component>.pxi) and defines the Worker, the loop's Python face: set-up
+from the compiled specs, run(), soft and hard stop.  Everything per connection lives in C
+structs; Python is called only at the edges: set-up, signals, HTTP rules that are Python
+callables, and one log call per logged session or transaction.
+
+Data path: listeners.pxi (accept) -> assign.pxi (server) -> connect.pxi -> relay.pxi (TCP)
+or http_*.pxi (HTTP analysers), all byte I/O through transport.pxi; timers.pxi, accounting.pxi
+and logging.pxi serve them all.
+"""
+
+from cpython.exc cimport PyErr_CheckSignals
+
+from fastlb.includes.system cimport *
+from fastlb.lb.algorithms cimport *
+from fastlb.lb.roundrobin cimport rr_pick
+from fastlb.lb.hashing cimport sdbm, full_hash, address_hash, map_lookup, ring_lookup
+from fastlb.lb.leastconn cimport leastconn_pick
+from fastlb.lb.first cimport first_pick
+from fastlb.http.framing cimport *
+from fastlb.shm.words cimport *
+
+import os as _os
+import socket as _socket
+
+from fastlb.http.errors import builtin_page
+from fastlb.http.fields import HeaderValueError
+
+cdef extern from *:
+    const char *FASTLB_CYTHON_VERSION
+
+BUILT_WITH_CYTHON = FASTLB_CYTHON_VERSION.decode()
+
+
+cdef inline int64_t monotonic_ms() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * 1000 + ts.tv_nsec // 1000000
+
+cdef inline int64_t realtime_ms() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return <int64_t>ts.tv_sec * 1000 + ts.tv_nsec // 1000000
+
+cdef inline uint32_t side_tag(Session *s, int side) noexcept nogil:
+    # gen and epoch only grow, so a replaced socket never shares a tag with its successor
+    return s.gen + (s.srv_epoch if side == SIDE_SRV else 0)
+
+# Read readiness, kept per socket so that a read that would only say EAGAIN is not made
+# (epoll is edge-triggered: an edge comes for every arrival after a drain).
+cdef inline void note_readable(Side *side, uint32_t events) noexcept nogil:
+    if events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR):
+        side.readable = 2
+    elif events & EPOLLIN and side.readable == 0:
+        side.readable = 1
+
+cdef inline void note_short_read(Side *side, ssize_t got, ssize_t asked) noexcept nogil:
+    # Less than asked: the receive queue is empty now, and whatever arrives later raises
+    # a new edge.  Not after a close was seen, whose edge may already have been consumed.
+    if got < asked and side.readable == 1:
+        side.readable = 0
+
+cdef inline void side_init(Side *side) noexcept nogil:
+    memset(side, 0, sizeof(Side))
+    side.fd = -1
+    side.pipe_r = -1
+    side.pipe_w = -1
+
+cdef inline uint64_t pack_data(uint32_t gen, int kind, uint32_t index, int side) noexcept nogil:
+    return (<uint64_t>gen << 32) | (<uint64_t>kind << 30) | (<uint64_t>index << 1) | <uint64_t>side
+
+def set_parent_death_signal(int signum):
+    """Ask the kernel to send ``signum`` to this process when its parent dies."""
+    if prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        raise OSError(errno, "prctl(PR_SET_PDEATHSIG) failed")
+
+cdef void fill_sockaddr(ServerRt *srv, object family, object ip, int port):
+    """Convert a textual address into the sockaddr used by connect()."""
+    cdef sockaddr_in *sin
+    cdef sockaddr_in6 *sin6
+    cdef bytes packed
+    cdef int i
+    memset(&srv.addr, 0, sizeof(sockaddr_storage))
+    if family == _socket.AF_INET6:
+        sin6 = <sockaddr_in6 *>&srv.addr
+        sin6.sin6_family = AF_INET6
+        sin6.sin6_port = htons(port)
+        packed = _socket.inet_pton(_socket.AF_INET6, ip)
+        for i in range(16):
+            sin6.sin6_addr.s6_addr[i] = packed[i]
+        srv.addrlen = sizeof(sockaddr_in6)
+        srv.family = AF_INET6
+    else:
+        sin = <sockaddr_in *>&srv.addr
+        sin.sin_family = AF_INET
+        sin.sin_port = htons(port)
+        packed = _socket.inet_pton(_socket.AF_INET, ip)
+        memcpy(&sin.sin_addr, <char *>packed, 4)
+        srv.addrlen = sizeof(sockaddr_in)
+        srv.family = AF_INET
+
+cdef object sockaddr_to_tuple(sockaddr_storage *addr):
+    cdef sockaddr_in *sin
+    cdef sockaddr_in6 *sin6
+    if addr.ss_family == AF_INET6:
+        sin6 = <sockaddr_in6 *>addr
+        ip = _socket.inet_ntop(_socket.AF_INET6, (<char *>sin6.sin6_addr.s6_addr)[:16])
+        if ip.startswith("::ffff:") and "." in ip:
+            ip = ip[7:]
+        return ip, ntohs(sin6.sin6_port)
+    sin = <sockaddr_in *>addr
+    return _socket.inet_ntop(_socket.AF_INET, (<char *>&sin.sin_addr)[:4]), ntohs(sin.sin_port)
+
+cdef int* int_array(list values):
+    cdef int *array = <int *>calloc(max(len(values), 1), sizeof(int))
+    cdef int i
+    if array == NULL:
+        raise MemoryError()
+    for i in range(len(values)):
+        array[i] = values[i]
+    return array
+
+
+include "buffers.pxi"
+include "transport.pxi"
+include "sessions.pxi"
+include "timers.pxi"
+include "listeners.pxi"
+include "connect.pxi"
+include "relay.pxi"
+include "assign.pxi"
+include "accounting.pxi"
+include "logging.pxi"
+include "http_txn.pxi"
+include "http_message.pxi"
+include "http_request.pxi"
+include "http_response.pxi"
+include "http_flow.pxi"
+include "http_pool.pxi"
+include "probes.pxi"
+
+
+cdef class Worker:
+    """One worker process's event loop.  Build it with add_* calls, then run()."""
+
+    def __cinit__(self):
+        self.txns = []
+        self.runq = []
+        self.errors_seen = set()
+        self.error_pages = []
+        self.lookup_builders = []
+        self.cookies = []
+        self.be_params = []
+        self.be_error_pages = []
+        self.request_editors = []
+        self.routers = []
+        self.response_editors = []
+        self.captures = []
+        self.be_response_editors = []
+        self.be_request_rules = []
+        self.epfd = -1
+        self.wakeup_fd = -1
+        self.free_head = -1
+
+    def __init__(self, int worker_id, int nworkers, uint32_t bufsize, shm, int nfrontends,
+                 int nbackends, int64_t global_maxconn):
+        """shm: a fastlb.shm.SharedState (its layout attributes are read here)."""
+        cdef unsigned char[::1] view = shm.mm
+        cdef uint32_t i
+        self.worker_id = worker_id
+        self.nworkers = nworkers
+        self.bufsize = bufsize
+        self.head_limit = bufsize
+        self.shm_ref = shm
+        self.shm = <uint64_t *>&view[0]
+        self.slot_base = shm.slot_base
+        self.slot_words = shm.slot_words
+        self.slot = self.shm + self.slot_base + worker_id * self.slot_words
+        self.totals = self.shm + <uint32_t>shm.total_base
+        self.be_words = self.shm + <uint32_t>shm.be_base
+        self.srv_words = self.shm + <uint32_t>shm.srv_base
+        self.heads = self.shm + <uint32_t>shm.head_base
+        self.fe_words = self.shm + <uint32_t>shm.fe_base
+        self.global_words = self.shm + <uint32_t>shm.global_base
+        self.shutdown_seen = fl_atomic_load(self.global_words + G_SHUTDOWN)
+        self.fe_stats = self.shm + <uint32_t>shm.stats_base + worker_id * <uint32_t>shm.stats_words
+        self.be_stats = self.fe_stats + nfrontends * STAT_WORDS
+        self.srv_stats = self.be_stats + nbackends * STAT_WORDS
+        self.my_heads = self.heads + worker_id * <uint32_t>shm.head_words
+        self.fe_off = shm.fe_off
+        self.srv_shared_off = shm.srv_shared_off
+        self.beq_off = shm.beq_off
+        self.srvq_off = shm.srvq_off
+        self.be_off = shm.be_off
+        self.srv_off = shm.srv_off
+        self.nqueues = shm.head_words
+        self.q_head = <int *>malloc(max(self.nqueues, 1) * sizeof(int))
+        self.q_tail = <int *>malloc(max(self.nqueues, 1) * sizeof(int))
+        if self.q_head == NULL or self.q_tail == NULL:
+            raise MemoryError()
+        for i in range(self.nqueues):
+            self.q_head[i] = self.q_tail[i] = -1
+        self.nservers_total = shm.nservers
+        self.idle_fds = <int *>malloc(max(self.nservers_total, 1) * IDLE_PER_SERVER * sizeof(int))
+        self.idle_len = <int *>calloc(max(self.nservers_total, 1), sizeof(int))
+        self.lend_head = <int *>malloc(max(self.nservers_total, 1) * sizeof(int))
+        if self.lend_head == NULL:
+            raise MemoryError()
+        for i in range(max(self.nservers_total, 1)):
+            self.lend_head[i] = -1
+        if self.idle_fds == NULL or self.idle_len == NULL:
+            raise MemoryError()
+        self.rng = <uint64_t>(_os.getpid() * 2654435761) ^ <uint64_t>realtime_ms()
+        self.global_maxconn = global_maxconn
+        self.frontends = <FrontendRt *>calloc(max(nfrontends, 1), sizeof(FrontendRt))
+        self.backends = <BackendRt *>calloc(max(nbackends, 1), sizeof(BackendRt))
+        if self.frontends == NULL or self.backends == NULL:
+            raise MemoryError()
+        self.epfd = epoll_create1(EPOLL_CLOEXEC)
+        if self.epfd < 0:
+            raise OSError(errno, "epoll_create1 failed")
+        self.now = monotonic_ms()
+
+    def __dealloc__(self):
+        cdef int i, j
+        if self.epfd >= 0:
+            close(self.epfd)
+        for i in range(self.nchunks):
+            free(self.chunks[i])
+        free(self.chunks)
+        for i in range(self.pool_len):
+            free(self.pool[i])
+        free(self.pool)
+        free(self.heap)
+        for i in range(self.nbackends):
+            free(self.backends[i].servers)
+            free_lookup(&self.backends[i])
+            free(self.backends[i].srv_shm)
+            free(self.backends[i].srv_maxconn)
+            free(self.backends[i].srv_maxqueue)
+        free(self.q_head)
+        free(self.q_tail)
+        if self.idle_len != NULL:
+            for i in range(self.nservers_total):
+                for j in range(self.idle_len[i]):
+                    close(self.idle_fds[i * IDLE_PER_SERVER + j])
+        free(self.idle_fds)
+        free(self.idle_len)
+        free(self.lend_head)
+        free(self.backends)
+        free(self.frontends)
+        free(self.listeners)
+
+    # ------------------------------------------------------------------ set-up (Python level)
+    def add_backend(self, list servers, int algo, dict options, lookup_builder,
+                    int64_t t_connect, int64_t t_server, int64_t t_server_fin, int64_t t_tunnel,
+                    int64_t t_queue, int retries, int redispatch, int srvtcpka, int shm_index,
+                    int first_server_shm, int http=0, error_pages=None, response_editor=None,
+                    int http_close=0, request_rules=None, cookie=None):
+        """servers: [(family, ip, port, maxqueue)]; lookup_builder() -> Lookup (the usable
+        servers as arrays, rebuilt from shared state when the table version moves, with the
+        servers' maxconn, which the stats socket may change)."""
+        cdef BackendRt *be = &self.backends[self.nbackends]
+        cdef int i
+        be.nservers = len(servers)
+        be.servers = <ServerRt *>calloc(max(be.nservers, 1), sizeof(ServerRt))
+        be.srv_shm = <uint32_t *>calloc(max(be.nservers, 1), sizeof(uint32_t))
+        be.srv_maxconn = <int64_t *>calloc(max(be.nservers, 1), sizeof(int64_t))
+        be.srv_maxqueue = <int64_t *>calloc(max(be.nservers, 1), sizeof(int64_t))
+        if be.servers == NULL or be.srv_shm == NULL or be.srv_maxconn == NULL or \
+                be.srv_maxqueue == NULL:
+            raise MemoryError()
+        for i, (family, ip, port, maxqueue) in enumerate(servers):
+            fill_sockaddr(&be.servers[i], family, ip, port)
+            be.servers[i].use_client_port = port == 0
+            be.servers[i].index = i
+            be.servers[i].shm_index = first_server_shm + i
+            be.srv_shm[i] = first_server_shm + i
+            be.srv_maxqueue[i] = maxqueue
+        be.algo = algo
+        be.observed = options.get("observed", 0)
+        be.consistent = options.get("consistent", 0)
+        be.avalanche = options.get("avalanche", 0)
+        be.uri_len = options.get("len", 0)
+        be.uri_depth = options.get("depth", 0)
+        be.uri_whole = options.get("whole", 0)
+        be.uri_path_only = options.get("path_only", 0)
+        be.draws = options.get("draws", 2)
+        be.reuse_never = options.get("reuse_never", 0)
+        be.t_connect = t_connect
+        be.t_server = t_server
+        be.t_server_fin = t_server_fin
+        be.t_tunnel = t_tunnel
+        be.t_queue = t_queue
+        be.retries = retries
+        be.redispatch = redispatch
+        be.srvtcpka = srvtcpka
+        be.http = http
+        be.http_close = http_close
+        be.shm_index = shm_index
+        self.lookup_builders.append(lookup_builder)
+        self.cookies.append(cookie)
+        self.be_params.append((options.get("param") or options.get("header") or "").encode())
+        self.be_error_pages.append(error_pages or {})
+        self.be_response_editors.append(response_editor)
+        self.be_request_rules.append(request_rules)
+        self.nbackends += 1
+        install_lookup(self, self.nbackends - 1)
+
+    def add_frontend(self, int backend, int64_t t_client, int64_t t_client_fin,
+                     int clitcpka, int log_mode, int dontlognull, int shm_index, int http=0,
+                     int64_t t_http_request=0, int64_t t_http_keep_alive=0, error_pages=None,
+                     request_editor=None, router=None, response_editor=None, int http_close=0,
+                     captures=(None, None)):
+        """error_pages: {status: bytes}; request_editor(out, headers, client_ip)."""
+        cdef FrontendRt *fe = &self.frontends[self.nfrontends]
+        fe.backend = backend
+        fe.http = http
+        fe.http_close = http_close
+        fe.t_http_request = t_http_request
+        fe.t_http_keep_alive = t_http_keep_alive
+        self.error_pages.append(error_pages or {})
+        self.request_editors.append(request_editor)
+        self.routers.append(router)
+        self.response_editors.append(response_editor)
+        self.captures.append(captures)
+        fe.t_client = t_client
+        fe.t_client_fin = t_client_fin
+        fe.clitcpka = clitcpka
+        fe.log_mode = log_mode
+        fe.dontlognull = dontlognull
+        fe.shm_index = shm_index
+        self.nfrontends += 1
+
+    def add_listener(self, int fd, int frontend, int port):
+        cdef ListenerRt *l
+        cdef epoll_event ev
+        self.listeners = <ListenerRt *>realloc(self.listeners, (self.nlisteners + 1) * sizeof(ListenerRt))
+        if self.listeners == NULL:
+            raise MemoryError()
+        l = &self.listeners[self.nlisteners]
+        l.fd = fd
+        l.fe = frontend
+        l.port = port
+        l.paused = 0
+        l.closed = 0
+        ev.events = EPOLLIN | EPOLLEXCLUSIVE
+        ev.data.u64 = pack_data(0, KIND_LISTENER, self.nlisteners, 0)
+        if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev) != 0:
+            raise OSError(errno, "epoll_ctl(listener) failed")
+        self.nlisteners += 1
+
+    def set_wakeup_fd(self, int fd):
+        """A descriptor that becomes readable when a signal arrives (signal.set_wakeup_fd)."""
+        cdef epoll_event ev
+        ev.events = EPOLLIN
+        ev.data.u64 = pack_data(0, KIND_WAKEUP, 0, 0)
+        if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev) != 0:
+            raise OSError(errno, "epoll_ctl(wakeup) failed")
+        self.wakeup_fd = fd
+
+    def set_error_capture(self, capture):
+        """capture(response, fe, be, server, data, client address, reason): called with
+        every request or response that could not be parsed (fastlb/stats/errors.py)."""
+        self.error_capture = capture
+
+    def set_log_callbacks(self, end_callback, connect_callback, http_callback=None):
+        """end_callback(fields...) at the end of a tcplog session, connect_callback at accept,
+        http_callback(fields...) at the end of each HTTP transaction."""
+        self.log_callback = end_callback
+        self.connect_callback = connect_callback
+        self.http_log_callback = http_callback
+
+    def soft_stop(self, int64_t hard_stop_after=0):
+        """Stop accepting; finish the sessions in flight, then run() returns."""
+        cdef int i
+        if self.stopping:
+            return
+        self.stopping = 1
+        if hard_stop_after > 0:
+            self.stop_deadline = monotonic_ms() + hard_stop_after
+        for i in range(self.nlisteners):
+            if not self.listeners[i].closed:
+                epoll_ctl(self.epfd, EPOLL_CTL_DEL, self.listeners[i].fd, NULL)
+                close(self.listeners[i].fd)
+                self.listeners[i].closed = 1
+
+    def hard_stop(self):
+        self.stopping = 2
+
+    # ------------------------------------------------------------------ the loop
+    def run(self):
+        """Serve until stopped; returns when a hard stop is asked or a soft stop has drained."""
+        cdef epoll_event events[MAX_EVENTS]
+        cdef int n, i, kind, side
+        cdef uint32_t idx, gen
+        cdef uint64_t data
+        cdef Session *s
+        cdef char drain[64]
+        while True:
+            if self.stopping == 2:
+                break
+            if self.stopping == 1 and (self.active == 0 or
+                                       (self.stop_deadline and self.now >= self.stop_deadline)):
+                break
+            n = epoll_wait(self.epfd, events, MAX_EVENTS, next_timeout_ms(self))
+            self.now = monotonic_ms()
+            if n < 0:
+                if errno == EINTR:
+                    PyErr_CheckSignals()
+                    continue
+                raise OSError(errno, "epoll_wait failed")
+            for i in range(n):
+                data = events[i].data.u64
+                kind = (data >> 30) & 3
+                if kind == KIND_SESSION:
+                    idx = (data & 0x3FFFFFFF) >> 1
+                    gen = <uint32_t>(data >> 32)
+                    side = data & 1
+                    s = session_at(self, idx)
+                    if side_tag(s, side) != gen or s.state == ST_FREE:
+                        continue          # closed earlier in this batch
+                    note_readable(&s.cli if side == SIDE_CLI else &s.srv, events[i].events)
+                    try:
+                        session_event(self, idx, s, side, events[i].events)
+                    except Exception as exc:
+                        session_failed(self, idx, s, exc)
+                elif kind == KIND_IDLE:
+                    idle_event(self, (data & 0x3FFFFFFF) >> 1, <int>(data >> 32),
+                               events[i].events)
+                elif kind == KIND_LISTENER:
+                    idx = (data & 0x3FFFFFFF) >> 1
+                    if not self.listeners[idx].closed and not self.stopping:
+                        listener_accept(self, idx)
+                else:
+                    while read(self.wakeup_fd, drain, sizeof(drain)) > 0:
+                        pass
+                    PyErr_CheckSignals()
+            run_timers(self)
+            if fl_atomic_load(self.global_words + G_SHUTDOWN) != self.shutdown_seen:
+                shutdown_sessions(self)
+            if self.nqueued and self.now >= self.next_queue_poll:
+                run_queues(self)
+            if self.runq:
+                run_requeued(self)
+            if self.npaused:
+                resume_listeners(self)
+        close_all(self)

@@ -1,0 +1,89 @@
+# The loop's constants, declared once.  cpdef enums are read by Python too (from
+# fastlb.loop.core): the compile step (fastlb/runtime/tables.py) uses the same numbers.
+
+cdef enum:
+    SESSIONS_PER_CHUNK = 1024
+    MAX_EVENTS = 256
+    ACCEPT_BATCH = 64
+    PUMP_ROUNDS = 8
+    PIPE_BYTES = 262144         # splice pipe size asked for (the kernel's default is 64 KiB)
+    RESUME_CHECK_MS = 10
+    FD_EXHAUSTED_PAUSE_MS = 100
+    QUEUE_POLL_MS = 1
+    IDLE_PER_SERVER = 64        # idle server connections a worker keeps per server (http-reuse)
+    TIME_SAMPLES = 512          # the timing averages cover the last 512 sessions
+    HTTP_ROUNDS = 64
+    SMALL_BODY = 8192           # body bytes copied behind a head to leave in one send()
+    APPLET_MAX_BODY = 65536
+
+# epoll user data: [tag:32][kind:2][index:29][side:1]; for a session the tag is its generation,
+# plus, on the server side, the number of server connections it has had, so that events
+# still queued for a replaced server socket are recognised as stale.
+cdef enum EventKind:
+    KIND_SESSION = 0
+    KIND_LISTENER = 1
+    KIND_WAKEUP = 2
+    KIND_IDLE = 3               # an idle server connection in the pool: [fd:32][3][server:29][0]
+
+cdef enum SideIndex:
+    SIDE_CLI = 0
+    SIDE_SRV = 1
+
+cdef enum SessionState:
+    ST_FREE = 0
+    ST_CONNECTING = 1           # server socket connect() in progress
+    ST_TURNAROUND = 2           # waiting before retrying the same server
+    ST_ESTABLISHED = 3          # server connection up (TCP: relaying both ways)
+    ST_IDLE = 4                 # HTTP: no server connection (between requests, or before one)
+    ST_QUEUED = 5               # every eligible server is full: waiting in a queue (assign.pxi)
+
+# what a frontend logs (anonymous: Python sees the names themselves)
+cpdef enum:
+    LOG_NONE = 0
+    LOG_CONNECT = 1             # a connect line at accept
+    LOG_TCPLOG = 2              # a line at the end of the session
+    LOG_HTTPLOG = 3             # a line per HTTP transaction
+
+# server assignment and queues (assign.pxi)
+cdef enum Assignment:
+    ASSIGN_NONE = -1            # no usable server
+    ASSIGN_QUEUED = -2          # waiting in a queue
+    BALANCE_FULL = -3           # usable servers exist, all full
+
+# mode http: the request side of a transaction
+cdef enum RequestState:
+    RQ_HEAD = 0                 # reading a request head
+    RQ_BODY = 1                 # forwarding its body
+    RQ_DONE = 2                 # request sent, waiting for the response to end
+    RQ_APPLET = 3               # the proxy answers itself (stats page, Prometheus): reading the body
+
+# ... and its response side
+cdef enum ResponseState:
+    RS_NONE = 0                 # no request sent yet
+    RS_HEAD = 1                 # reading the response head
+    RS_BODY = 2                 # forwarding its body
+    RS_DONE = 3
+    RS_TUNNEL = 4               # 101 Switching Protocols: once its head is out, bytes flow as in TCP
+
+cdef enum BodyMode:
+    BODY_NONE = 0
+    BODY_LENGTH = 1
+    BODY_CHUNKED = 2
+    BODY_CLOSE = 3              # response delimited by the server closing
+
+# what a frontend's router (fastlb/runtime/tables.py) tells the loop
+cpdef enum:
+    ROUTE_BACKEND = 0           # value: the backend index
+    ROUTE_DENY = 1              # value: the status
+    ROUTE_RESPOND = 2           # value: a status answered with the built-in page
+    ROUTE_RAW = 3               # value: a whole response, as bytes
+    ROUTE_REJECT = 4            # close without a word
+    ROUTE_APPLET = 5            # value: applet(method, url, headers, body, client_ip, version)
+                                # -> raw response (the stats page, Prometheus)
+
+cdef extern from *:
+    """
+    #define FL_MAX_CONTENT_LENGTH 0x3FFFFFFFFFFFFFFFLL
+    """
+    # beyond what an int64 counter holds: refused
+    const long long MAX_CONTENT_LENGTH "FL_MAX_CONTENT_LENGTH"

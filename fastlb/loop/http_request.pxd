@@ -1,0 +1,12 @@
+# Request analysers: head -> route -> rules -> persistence -> forward.
+# Included by core.pxd; implemented in http_request.pxi.
+
+cdef bytes error_page(Worker w, int fe, int be, int status, bint raw)
+cdef void add_request_headers(Worker w, int fe, list out, list headers, Session *s)
+cdef void capture_error(Worker w, Session *s, bint response, bytes data, object reason)
+cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bint raw, char term0, char term1)
+cdef bytes announce_close(bytes page)
+cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn)
+cdef bint http_rule_failed(Worker w, int idx, Session *s, HttpTxn txn, object exc)
+cdef bint http_assigned(Worker w, int idx, Session *s, HttpTxn txn, int chosen)
+cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple verdict, bint keep_alive)

@@ -1,0 +1,315 @@
+# Request analysers: head -> route -> rules -> persistence -> forward.
+# Interface: http_request.pxd.
+
+
+# ------------------------------------------------------------------ HTTP helpers
+cdef bytes error_page(Worker w, int fe, int be, int status, bint raw):
+    """The backend's errorfile, else the frontend's, else HAProxy's page."""
+    page = w.be_error_pages[be].get(status) if be >= 0 else None
+    if page is None:
+        page = w.error_pages[fe].get(status)
+    if page is None:
+        page = builtin_page(status, raw)
+    return page
+
+
+cdef void add_request_headers(Worker w, int fe, list out, list headers, Session *s):
+    editor = w.request_editors[fe]
+    if editor is not None:          # the address is formatted only when it is used
+        editor(out, headers, sockaddr_to_tuple(&s.addr)[0])
+
+
+cdef void capture_error(Worker w, Session *s, bint response, bytes data, object reason):
+    """Keep the invalid message for "show errors" (rare: the Python edge is fine here)."""
+    if w.error_capture is None:
+        return
+    try:
+        w.error_capture(response, s.fe, s.be, s.server if response else -1, data,
+                        sockaddr_to_tuple(&s.addr), str(reason))
+    except Exception:
+        pass
+
+
+cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bint raw,
+                     char term0, char term1):
+    """Answer with HAProxy's page for ``status`` and close once it is out."""
+    # A response already under way (its head sent, or part of an interim one) cannot be
+    # followed by a page: the client would read it as the answer to its next request.
+    if txn.rsp_state == RS_BODY or txn.rsp_state == RS_TUNNEL or \
+            (txn.out_cli is not None and txn.out_cli_off > 0):
+        txn.term0, txn.term1 = term0, term1
+        session_close(w, idx, s)
+        return
+    # After its own answer HAProxy keeps the client connection when the request was read to
+    # its end; a head it could not parse (400, 408) or a body left unread closes it.
+    cdef bint body_read = txn.req_mode == BODY_NONE or txn.req_body_seen_end
+    txn.out_cli = error_page(w, s.fe, s.be if txn.routed else -1, status, raw)
+    txn.out_cli_off = 0
+    txn.req_error = raw
+    txn.count_bytes = not raw
+    txn.status = status
+    txn.error_sent = True
+    if raw or not body_read or status == 500 or s.cli.rd_eof:
+        txn.close_client = True
+    elif txn.req_avail > 0:
+        side_consume(w, &s.cli, txn.req_avail)     # the rest of this request's body
+        txn.req_avail = 0
+    txn.term0 = term0
+    txn.term1 = term1
+    txn.req_state = RQ_DONE
+    txn.rsp_state = RS_DONE
+    if s.state != ST_IDLE or s.server >= 0:
+        http_drop_server(w, s)
+
+
+cdef bytes announce_close(bytes page):
+    """A page after which the connection closes says so (a pipelining client then knows
+    its next requests were not read)."""
+    cdef Py_ssize_t end = page.find(b"\r\n")
+    cdef Py_ssize_t head = page.find(b"\r\n\r\n")
+    if end < 0 or head < 0 or b"\r\nconnection: close" in page[:head + 2].lower():
+        return page
+    return page[:end + 2] + b"connection: close\r\n" + page[end + 2:]
+
+
+cdef inline void applet_request(HttpTxn txn, bytes method, object fields, bytes version):
+    """Keep the parsed request for the applet (only then: an idle keep-alive connection
+    must not hold its last request's headers)."""
+    txn.method_seen, txn.url_seen, txn.headers_seen = method, fields.url, fields.headers
+    txn.version_seen = version
+
+
+cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
+    """Analyse a complete request head; returns False when it could not be forwarded."""
+    cdef FrontendRt *fe = &w.frontends[s.fe]
+    cdef int64_t end = txn.req_head_end
+    cdef bytes head = (s.cli.buf + s.cli.head)[:end]
+    cdef bint keep_alive, chunked
+    cdef int mode
+    cdef bytes te, cl, version, method
+    cdef list out
+    cdef int64_t length
+    cdef int chunked_te
+    http_unlend(w, s)                    # our kept server connection is ours again
+    fields, why = parse_head(head, True)
+    txn.requests += 1
+    if fields is None:
+        capture_error(w, s, False, head, why)
+        txn.request_line = b"<BADREQ>"
+        http_error(w, idx, s, txn, 400, True, b'P', b'R')
+        return False
+    txn.t_head = w.now
+    specs = w.captures[s.fe]
+    if specs[0] is not None:
+        txn.captures_req = capture_headers(specs[0], fields.headers)
+    if specs[1] is not None:
+        txn.captures_rsp = [""] * len(specs[1])
+    method = fields.method
+    version = fields.version
+    txn.request_line = method + b" " + fields.url + b" HTTP/" + version
+    side_consume(w, &s.cli, end)
+    txn.bytes_in = end
+    txn.req_scanned = 0
+    keep_alive = _keep_alive(version, fields.headers)
+    txn.is_head = method == b"HEAD"
+    txn.is_connect = method == b"CONNECT"
+    why = request_refused(fields)
+    length = content_length(fields.headers)
+    chunked_te = transfer_chunked(fields.headers)
+    if why is None:
+        if length == -2:
+            why = "malformed Content-Length"
+        elif chunked_te < 0:
+            why = "Transfer-Encoding without chunked as its final coding"
+        elif version == b"1.0" and (length > 0 or chunked_te) and \
+                (method == b"GET" or method == b"HEAD" or method == b"DELETE"):
+            # HAProxy 2.6 refuses a body on these methods from an HTTP/1.0 client
+            txn.request_line = method + b" " + fields.url + b" HTTP/" + version
+            http_error(w, idx, s, txn, 413, False, b'P', b'R')
+            txn.close_client = True
+            return False
+        elif chunked_te == 2:
+            capture_error(w, s, False, head, "a transfer coding other than chunked")
+            txn.request_line = method + b" " + fields.url + b" HTTP/" + version
+            http_error(w, idx, s, txn, 422, False, b'P', b'R')
+            txn.close_client = True
+            return False
+        elif chunked_te and length >= 0:
+            why = "both Content-Length and Transfer-Encoding"
+        elif length > MAX_CONTENT_LENGTH:
+            why = "Content-Length too large"
+    if why is not None:
+        capture_error(w, s, False, head, why)
+        txn.request_line = b"<BADREQ>"
+        http_error(w, idx, s, txn, 400, True, b'P', b'R')
+        return False
+    if chunked_te:
+        txn.req_mode = BODY_CHUNKED
+    elif length > 0:
+        txn.req_mode = BODY_LENGTH
+        txn.req_remaining = length
+    else:
+        txn.req_mode = BODY_NONE
+    # a stopping worker answers this request, then closes: the client's next request
+    # goes to a new connection, which the new workers accept
+    txn.close_client = not keep_alive or w.stopping != 0
+    router = w.routers[s.fe]
+    if router is not None:
+        try:
+            verdict = router(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
+                             w.listeners[s.listener].port, version)
+        except Exception as exc:
+            return http_rule_failed(w, idx, s, txn, exc)
+        if verdict[0] == ROUTE_APPLET:
+            applet_request(txn, method, fields, version)
+        if not http_local_answer(w, idx, s, txn, verdict, keep_alive):
+            return False
+        value = verdict[1]
+        if value != s.be:
+            # another backend for this request: the kept server connection is of no use
+            http_drop_server(w, s)
+            s.be = value
+    txn.routed = True
+    if s.be < 0:
+        http_error(w, idx, s, txn, 503, False, b'S', b'C')
+        return False
+    rules = w.be_request_rules[s.be]
+    if rules is not None:
+        try:
+            verdict = rules(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
+                            w.listeners[s.listener].port, version)
+        except Exception as exc:
+            return http_rule_failed(w, idx, s, txn, exc)
+        if verdict is not None and verdict[0] == ROUTE_APPLET:
+            applet_request(txn, method, fields, version)
+        if verdict is not None and not http_local_answer(w, idx, s, txn, verdict, keep_alive):
+            return False
+    if (router is not None or rules is not None) and not fields_safe(fields.headers):
+        return http_rule_failed(w, idx, s, txn, HeaderValueError(
+            "a rewritten request header holds CR, LF or NUL"))
+    mode = fe.http_close if fe.http_close > w.backends[s.be].http_close else w.backends[s.be].http_close
+    if mode == 2:
+        txn.close_client = True          # option httpclose: both sides close after this one
+    elif mode == 1:
+        txn.close_server = True          # option http-server-close: only the server side
+    count_add(w, w.be_off + w.backends[s.be].shm_index, 1)
+    txn.be_counted = True
+    cdef uint64_t *be_row = w.be_stats + w.backends[s.be].shm_index * STAT_WORDS
+    be_row[STAT_SESS_TOT] += 1
+    stat_max(be_row, STAT_SMAX, <int64_t>w.slot[w.be_off + w.backends[s.be].shm_index])
+    s.t_queued = -1
+    s.forced_server = -1
+    s.avoid_server = -1
+    persistence = w.cookies[s.be]
+    if persistence is not None:
+        server, letter = persistence.on_request(fields.headers)
+        if server >= 0 and not persist_usable(w, &w.backends[s.be], server):
+            letter = "D"                 # its server is down: balanced like a new client
+            server = -1
+        s.forced_server = server
+        txn.ck_client = letter
+        txn.method = method
+    if w.backends[s.be].algo >= LB_SOURCE:
+        set_http_key(w, s, fields.url, fields.headers)
+    out = [method, b" ", fields.url, b" HTTP/", version, b"\r\n"]
+    upgrade = _connection_has(fields.headers, b"upgrade")
+    for name, value in fields.headers:
+        if name == b"connection" and not upgrade:
+            continue
+        if name == b"content-length":
+            if length < 0:
+                continue
+            value = str(length).encode()      # one value for "3, 3" or repeated lines
+            length = -1
+        out += [name, b": ", value, b"\r\n"]
+    add_request_headers(w, s.fe, out, fields.headers, s)
+    if txn.close_client or txn.close_server:
+        out.append(b"connection: close\r\n")
+    out.append(b"\r\n")
+    txn.req_state = RQ_BODY
+    cdef int64_t unsent = buffered(&s.cli)
+    append_small_body(w, &s.cli, out, &txn.req_chunk, txn.req_mode, &txn.req_remaining,
+                      &txn.req_avail, &txn.req_body_seen_end)
+    txn.bytes_in += unsent - buffered(&s.cli)
+    txn.out_srv = txn.request_head_copy = b"".join(out)
+    txn.out_srv_off = 0
+    txn.rsp_state = RS_HEAD
+    cdef int chosen = assign_server(w, idx, s)
+    if chosen == ASSIGN_QUEUED:
+        # waits for a place; a kept server connection is of no use meanwhile
+        http_close_server_side(w, s)
+        return True
+    if chosen < 0:
+        http_error(w, idx, s, txn, 503, False, b'S', b'C')
+        return False
+    return http_assigned(w, idx, s, txn, chosen)
+
+
+cdef bint http_rule_failed(Worker w, int idx, Session *s, HttpTxn txn, object exc):
+    """A rule could not be carried out (a value that may not be written, a bug): HAProxy's
+    strict-mode answer, 500, for this request alone; the worker goes on."""
+    internal_error(w, exc, "http-request rules")
+    w.fe_stats[s.fe * STAT_WORDS + STAT_ERR_REQ] += 1
+    http_error(w, idx, s, txn, 500, False, b'P', b'R')
+    return False
+
+
+cdef bint http_assigned(Worker w, int idx, Session *s, HttpTxn txn, int chosen):
+    """The request has its server: send it on the kept connection when it goes to the same
+    server (http-reuse safe), else on a new one."""
+    txn.log_server = chosen
+    if not (s.srv.fd >= 0 and s.state == ST_ESTABLISHED and chosen == s.server):
+        if not http_park_server(w, s):
+            http_drop_server(w, s)
+        s.retries_left = w.backends[s.be].retries
+        s.retries_done = 0
+        s.redispatched = 0
+        # http-reuse safe: a connection that has served a response may carry any request
+        # (HAProxy's "safe" connections); a request on one that fails before any answer
+        # is sent again on a new connection (http_retry_fresh)
+        # A first request with a body could not be sent again if a reused connection turned
+        # out closed: it gets its own connection (HAProxy's reason for "safe").
+        if not may_reuse(w, s, txn, chosen) or (not http_take_idle(w, idx, s, chosen) and
+                                                not http_take_lent(w, idx, s, chosen)):
+            s.server = chosen
+            start_connect(w, idx, s)
+            return s.state != ST_FREE
+    txn.reused = True
+    txn.t_sent = w.now
+    txn.t_connect_ms = 0
+    return True
+
+
+cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple verdict,
+                            bint keep_alive):
+    """Carry out a rule's verdict; True when the request goes on to a backend."""
+    action, value = verdict
+    if action == ROUTE_DENY:
+        w.fe_stats[s.fe * STAT_WORDS + STAT_DENIED_REQ] += 1
+        http_error(w, idx, s, txn, value, False, b'P', b'R')
+        return False
+    if action == ROUTE_RESPOND or action == ROUTE_RAW:
+        w.fe_stats[s.fe * STAT_WORDS + STAT_INTERCEPTED] += 1
+        # monitor-uri, http-request return / redirect: answered here, never forwarded
+        http_error(w, idx, s, txn, value if action == ROUTE_RESPOND else 200, False, b'L', b'R')
+        if action == ROUTE_RAW:
+            txn.out_cli = value
+            txn.status = int(value[9:12])
+        else:
+            txn.logged = True                     # HAProxy does not log monitor requests
+        txn.close_client = txn.req_mode != BODY_NONE or not keep_alive or w.stopping != 0 or \
+            s.cli.rd_eof != 0
+        return False
+    if action == ROUTE_APPLET:
+        w.fe_stats[s.fe * STAT_WORDS + STAT_INTERCEPTED] += 1
+        txn.applet = (value, txn.method_seen, txn.url_seen, txn.headers_seen, keep_alive,
+                      txn.version_seen)
+        txn.req_state = RQ_APPLET
+        return False
+    if action == ROUTE_REJECT:
+        s.term0, s.term1 = b'P', b'R'
+        txn.term0, txn.term1 = b'P', b'R'
+        txn.status = -1
+        session_close(w, idx, s)                 # no answer at all
+        return False
+    return True

@@ -1,0 +1,5 @@
+# Response analysers: the response head, the end of a transaction.
+# Included by core.pxd; implemented in http_response.pxi.
+
+cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn)
+cdef void http_end_transaction(Worker w, int idx, Session *s, HttpTxn txn)

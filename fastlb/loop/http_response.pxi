@@ -1,0 +1,126 @@
+# Response analysers: the response head, the end of a transaction.
+# Interface: http_response.pxd.
+
+
+cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
+    cdef int64_t end = txn.rsp_head_end
+    cdef bytes head = (s.srv.buf + s.srv.head)[:end]
+    cdef int status
+    cdef bytes te, cl, version
+    cdef list out
+    cdef int64_t length
+    cdef int chunked_te
+    cdef bint edited = False
+    fields, why = parse_head(head, False)
+    if fields is None:
+        capture_error(w, s, True, head, why)
+        observe(w, &w.backends[s.be], s.server, OBSERVE_LAYER7, True)
+        http_error(w, idx, s, txn, 502, False, b'P', b'H')
+        return False
+    status = fields.status
+    version = fields.version
+    side_consume(w, &s.srv, end)
+    txn.rsp_scanned = 0           # an interim (1xx) head may be followed by the final one
+    if 100 <= status < 200 and status != 101:
+        # interim response (100-continue): forward it and wait for the final one
+        txn.out_cli = head
+        txn.out_cli_off = 0
+        return True
+    if status == 101 or (txn.is_connect and 200 <= status < 300):
+        # protocol switch (WebSocket) or an established CONNECT: forwarded untouched, then
+        # a tunnel
+        txn.status = status
+        txn.t_response = w.now
+        txn.out_cli = head
+        txn.out_cli_off = 0
+        txn.rsp_state = RS_TUNNEL
+        return True
+    txn.status = status
+    txn.t_response = w.now
+    observe(w, &w.backends[s.be], s.server, OBSERVE_LAYER7, status >= 500 and status != 501 and status != 505)
+    specs = w.captures[s.fe]
+    if specs[1] is not None:
+        txn.captures_rsp = capture_headers(specs[1], fields.headers)
+    try:
+        persistence = w.cookies[s.be]
+        if persistence is not None:
+            txn.ck_server = persistence.on_response(fields.headers, s.server, txn.ck_client,
+                                                    txn.method)
+            edited = True
+        editor = w.be_response_editors[s.be]
+        if editor is not None:
+            editor(fields.headers)              # backend http-response rules, then frontend's
+            edited = True
+        editor = w.response_editors[s.fe]
+        if editor is not None:
+            editor(fields.headers)
+            edited = True
+        if edited and not fields_safe(fields.headers):
+            raise HeaderValueError("a rewritten response header holds CR, LF or NUL")
+    except Exception as exc:
+        internal_error(w, exc, "http-response rules")
+        http_error(w, idx, s, txn, 502, False, b'P', b'H')
+        return False
+    for name, value in fields.headers:
+        if name == b"www-authenticate" and (value[:4].lower() == b"ntlm" or
+                                            value[:9].lower() == b"negotiate"):
+            s.srv_private = 1           # connection-based authentication: never shared
+    length = content_length(fields.headers)
+    chunked_te = transfer_chunked(fields.headers)
+    if length == -2 or length > MAX_CONTENT_LENGTH:
+        capture_error(w, s, True, head, "malformed Content-Length")
+        observe(w, &w.backends[s.be], s.server, OBSERVE_LAYER7, True)
+        http_error(w, idx, s, txn, 502, False, b'P', b'H')
+        return False
+    if txn.is_head or status == 204 or status == 304:
+        txn.rsp_mode = BODY_NONE
+    elif chunked_te > 0:
+        txn.rsp_mode = BODY_CHUNKED            # chunked wins over a Content-Length (RFC 9112 6.3)
+    elif chunked_te < 0:
+        txn.rsp_mode = BODY_CLOSE              # another final coding: the body ends at close
+        txn.close_client = True
+    elif length >= 0:
+        txn.rsp_mode = BODY_LENGTH if length > 0 else BODY_NONE
+        txn.rsp_remaining = length
+    else:
+        txn.rsp_mode = BODY_CLOSE
+        txn.close_client = True
+    if not _keep_alive(version, fields.headers) or txn.rsp_mode == BODY_CLOSE or txn.is_head:
+        # HEAD: the server may still send body bytes; never reuse that connection.
+        txn.close_server = True
+    out = [b"HTTP/", version, b" ", str(status).encode(), b" ", fields.reason, b"\r\n"]
+    for name, value in fields.headers:
+        if name == b"connection" or (name == b"content-length" and
+                                     (chunked_te != 0 or length < 0)):
+            continue
+        if name == b"content-length":
+            value = str(length).encode()
+            length = -1
+        out += [name, b": ", value, b"\r\n"]
+    if w.stopping:
+        txn.close_client = True
+    if txn.close_client:
+        out.append(b"connection: close\r\n")
+    out.append(b"\r\n")
+    txn.rsp_state = RS_BODY
+    append_small_body(w, &s.srv, out, &txn.rsp_chunk, txn.rsp_mode, &txn.rsp_remaining,
+                      &txn.rsp_avail, &txn.rsp_body_seen_end)
+    txn.out_cli = b"".join(out)
+    txn.out_cli_off = 0
+    return True
+
+
+cdef void http_end_transaction(Worker w, int idx, Session *s, HttpTxn txn):
+    """The response is out: log, then close or wait for the next request."""
+    http_untrack(w, s, txn)
+    http_log(w, s, txn)
+    http_account(w, s, txn)
+    if buffered(&s.srv) > 0:
+        txn.close_server = True         # bytes after the response: that connection is lost
+    if txn.close_server or txn.close_client:
+        http_drop_server(w, s)
+    if txn.close_client:
+        session_close(w, idx, s)
+        return
+    http_lend(w, idx, s)
+    txn.reset(w.now, realtime_ms())

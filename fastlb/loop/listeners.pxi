@@ -1,0 +1,138 @@
+# Listeners: accept, the process and frontend maxconn, pause and resume.
+# Interface: listeners.pxd.
+
+
+# ------------------------------------------------------------------ accept
+cdef inline int64_t fe_maxconn(Worker w, FrontendRt *fe) noexcept nogil:
+    return <int64_t>fl_atomic_load(w.fe_words + fe.shm_index * FE_WORDS + FE_MAXCONN)
+
+
+cdef bint over_maxconn(Worker w, FrontendRt *fe):
+    cdef int64_t maxconn = fe_maxconn(w, fe)
+    if maxconn and <int64_t>fl_atomic_load(w.totals + COUNT_FRONTENDS + fe.shm_index) >= maxconn:
+        return True
+    if w.global_maxconn and <int64_t>fl_atomic_load(w.totals) >= w.global_maxconn:
+        return True
+    return False
+
+
+cdef bint conn_reserve(Worker w, FrontendRt *fe):
+    """Take a connection slot in the shared totals, or fail if a maxconn is reached."""
+    cdef int64_t g = <int64_t>fl_atomic_fetch_add(w.totals, 1)
+    cdef int64_t f = <int64_t>fl_atomic_fetch_add(w.totals + COUNT_FRONTENDS + fe.shm_index, 1)
+    cdef int64_t maxconn = fe_maxconn(w, fe)
+    count_add(w, 0, 1)
+    count_add(w, w.fe_off + fe.shm_index, 1)
+    if (w.global_maxconn and g >= w.global_maxconn) or (maxconn and f >= maxconn):
+        conn_release(w, fe)
+        return False
+    stat_max(w.fe_stats + fe.shm_index * STAT_WORDS, STAT_SMAX, f + 1)
+    return True
+
+
+cdef void conn_release(Worker w, FrontendRt *fe):
+    fl_atomic_fetch_sub(w.totals, 1)
+    fl_atomic_fetch_sub(w.totals + COUNT_FRONTENDS + fe.shm_index, 1)
+    count_add(w, 0, -1)
+    count_add(w, w.fe_off + fe.shm_index, -1)
+
+
+cdef void pause_listener(Worker w, int li):
+    cdef ListenerRt *l = &w.listeners[li]
+    if l.paused or l.closed:
+        return
+    epoll_ctl(w.epfd, EPOLL_CTL_DEL, l.fd, NULL)
+    l.paused = 1
+    w.npaused += 1
+    w.next_resume_check = w.now + RESUME_CHECK_MS
+
+
+cdef void resume_listeners(Worker w):
+    cdef int i
+    cdef ListenerRt *l
+    cdef epoll_event ev
+    if w.now < w.next_resume_check:
+        return
+    w.next_resume_check = w.now + RESUME_CHECK_MS
+    for i in range(w.nlisteners):
+        l = &w.listeners[i]
+        if not l.paused or l.closed or over_maxconn(w, &w.frontends[l.fe]):
+            continue
+        ev.events = EPOLLIN | EPOLLEXCLUSIVE
+        ev.data.u64 = pack_data(0, KIND_LISTENER, i, 0)
+        epoll_ctl(w.epfd, EPOLL_CTL_ADD, l.fd, &ev)
+        l.paused = 0
+        w.npaused -= 1
+
+
+cdef void listener_accept(Worker w, int li):
+    cdef ListenerRt *l = &w.listeners[li]
+    cdef FrontendRt *fe = &w.frontends[l.fe]
+    cdef int n, fd, idx, one = 1
+    cdef Session *s
+    cdef sockaddr_storage addr
+    cdef socklen_t addrlen
+    for n in range(ACCEPT_BATCH):
+        if not conn_reserve(w, fe):
+            pause_listener(w, li)
+            return
+        addrlen = sizeof(sockaddr_storage)
+        fd = accept4(l.fd, <sockaddr *>&addr, &addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC)
+        if fd < 0:
+            conn_release(w, fe)
+            if errno == EINTR or errno == ECONNABORTED:
+                continue
+            if errno == EMFILE or errno == ENFILE or errno == ENOBUFS or errno == ENOMEM:
+                # Out of descriptors: stop accepting for a moment instead of spinning.
+                pause_listener(w, li)
+                w.next_resume_check = w.now + FD_EXHAUSTED_PAUSE_MS
+            return
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
+        w.fe_stats[fe.shm_index * STAT_WORDS + STAT_CONN_TOT] += 1
+        w.fe_stats[fe.shm_index * STAT_WORDS + STAT_SESS_TOT] += 1
+        if fe.clitcpka:
+            setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
+        idx = session_new(w)
+        s = session_at(w, idx)
+        s.cli.fd = fd
+        s.cli.readable = 1        # the request often came with the handshake: try at once
+        s.cli.last = w.now
+        s.fe = l.fe
+        s.listener = li
+        s.t_accept = w.now
+        s.t_accept_real = realtime_ms()
+        s.t_connect = w.now
+        memcpy(&s.addr, &addr, addrlen)
+        s.addrlen = addrlen
+        if side_watch(w, idx, s, &s.cli, SIDE_CLI) != 0:
+            s.term0 = b'R'        # no room in the epoll set: a resource shortage
+            s.term1 = b'C'
+            session_close(w, idx, s)
+            continue
+        try:
+            session_accepted(w, idx, s, fe)
+        except Exception as exc:
+            session_failed(w, idx, s, exc)
+
+
+cdef void session_accepted(Worker w, int idx, Session *s, FrontendRt *fe):
+    """A new client connection, registered: log it, then start HTTP or connect."""
+    if fe.log_mode == LOG_CONNECT and w.connect_callback is not None:
+        log_connect(w, s)
+    if fe.http or (fe.backend >= 0 and w.backends[fe.backend].http):
+        s.be = fe.backend            # an HTTP backend makes a TCP frontend's session HTTP
+        http_start(w, idx, s)
+        return
+    if fe.backend < 0:
+        s.term0 = b'S'        # no backend to route to
+        s.term1 = b'C'
+        session_close(w, idx, s)
+        return
+    s.be = fe.backend
+    s.retries_left = w.backends[s.be].retries
+    count_add(w, w.be_off + w.backends[s.be].shm_index, 1)
+    w.be_stats[w.backends[s.be].shm_index * STAT_WORDS + STAT_SESS_TOT] += 1
+    stat_max(w.be_stats + w.backends[s.be].shm_index * STAT_WORDS, STAT_SMAX,
+             <int64_t>w.slot[w.be_off + w.backends[s.be].shm_index])
+    set_source_key(&w.backends[s.be], s)
+    start_connect(w, idx, s)
