@@ -333,7 +333,7 @@ cdef void run_queues(Worker w):
     cdef Session *s
     cdef BackendRt *be
     w.next_queue_poll = w.now + QUEUE_POLL_MS
-    for q in range(w.nqueues):
+    for q in range(<int>w.nqueues):
         while w.q_head[q] >= 0:
             idx = w.q_head[q]
             s = session_at(w, idx)

@@ -30,14 +30,14 @@ cdef void start_connect(Worker w, int idx, Session *s):
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
     if be.srvtcpka:
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
-    s.srv.fd = fd
+    side_attach(&s.srv, fd, &raw_socket)
     s.srv.readable = 0        # its first EPOLLIN edge says when the server has spoken
     s.srv.last = w.now
     s.srv_epoch += 1          # a new server socket: its older queued events are stale
     s.t_connect = w.now
     s.state = ST_CONNECTING
     if side_watch(w, idx, s, &s.srv, SIDE_SRV) != 0:
-        side_close(w, &s.srv)
+        side_close(&s.srv)
         no_connection(w, idx, s, b'R')
         return
     rc = connect(fd, <sockaddr *>&addr, srv.addrlen)
@@ -95,7 +95,7 @@ cdef void connect_failed(Worker w, int idx, Session *s, bint timed_out):
     observe(w, be, s.server, OBSERVE_LAYER4, True)
     w.be_stats[be.shm_index * STAT_WORDS + STAT_ERR_CONN] += 1
     w.srv_stats[be.srv_shm[s.server] * STAT_WORDS + STAT_ERR_CONN] += 1
-    side_close(w, &s.srv)
+    side_close(&s.srv)
     if s.retries_left <= 0:
         no_connection(w, idx, s, b's' if timed_out else b'S')
         return

@@ -7,23 +7,8 @@ from fastlb.includes.system cimport sockaddr_storage, socklen_t, epoll_event
 from fastlb.http.framing cimport ChunkParser
 
 include "defs.pxd"
-
-
-cdef struct Side:
-    int fd                  # -1 when closed or not yet opened
-    char *buf               # bytes read from this side, waiting to go to the other side
-    uint32_t head
-    uint32_t tail
-    uint8_t readable        # 0: drained (the next EPOLLIN edge says when to read), 1: may
-                            # have data, 2: the peer closed or failed: read until EOF/error
-    uint8_t rd_eof          # this side sent FIN
-    uint8_t wr_shut         # we sent FIN to this side
-    int pipe_r              # TCP bulk transfer: bytes read from this side wait in a pipe
-    int pipe_w              # (splice(2), no copy to user space); -1: no pipe
-    uint32_t piped          # bytes in that pipe
-    uint8_t bulk            # a read filled a whole buffer: splice from now on
-    int64_t last            # last read or write on this socket, ms (monotonic)
-    uint64_t bytes_in       # bytes read from this side
+include "buffers.pxd"
+include "transport.pxd"
 
 
 cdef struct Session:
@@ -177,9 +162,7 @@ cdef class Worker:
     cdef int free_head
     cdef int active
 
-    cdef char **pool
-    cdef int pool_len
-    cdef int pool_cap
+    cdef BufPool pool           # buffers of bufsize bytes (buffers.pxd)
 
     cdef TimerEntry *heap
     cdef int heap_len
@@ -241,8 +224,6 @@ cdef class Worker:
     cdef set errors_seen         # kinds already logged (internal_error)
 
 
-include "buffers.pxd"
-include "transport.pxd"
 include "sessions.pxd"
 include "timers.pxd"
 include "listeners.pxd"

@@ -49,26 +49,6 @@ cdef inline uint32_t side_tag(Session *s, int side) noexcept nogil:
     # gen and epoch only grow, so a replaced socket never shares a tag with its successor
     return s.gen + (s.srv_epoch if side == SIDE_SRV else 0)
 
-# Read readiness, kept per socket so that a read that would only say EAGAIN is not made
-# (epoll is edge-triggered: an edge comes for every arrival after a drain).
-cdef inline void note_readable(Side *side, uint32_t events) noexcept nogil:
-    if events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR):
-        side.readable = 2
-    elif events & EPOLLIN and side.readable == 0:
-        side.readable = 1
-
-cdef inline void note_short_read(Side *side, ssize_t got, ssize_t asked) noexcept nogil:
-    # Less than asked: the receive queue is empty now, and whatever arrives later raises
-    # a new edge.  Not after a close was seen, whose edge may already have been consumed.
-    if got < asked and side.readable == 1:
-        side.readable = 0
-
-cdef inline void side_init(Side *side) noexcept nogil:
-    memset(side, 0, sizeof(Side))
-    side.fd = -1
-    side.pipe_r = -1
-    side.pipe_w = -1
-
 cdef inline uint64_t pack_data(uint32_t gen, int kind, uint32_t index, int side) noexcept nogil:
     return (<uint64_t>gen << 32) | (<uint64_t>kind << 30) | (<uint64_t>index << 1) | <uint64_t>side
 
@@ -173,6 +153,7 @@ cdef class Worker:
         self.worker_id = worker_id
         self.nworkers = nworkers
         self.bufsize = bufsize
+        self.pool.size = bufsize
         self.head_limit = bufsize
         self.shm_ref = shm
         self.shm = <uint64_t *>&view[0]
@@ -231,9 +212,7 @@ cdef class Worker:
         for i in range(self.nchunks):
             free(self.chunks[i])
         free(self.chunks)
-        for i in range(self.pool_len):
-            free(self.pool[i])
-        free(self.pool)
+        pool_free(&self.pool)
         free(self.heap)
         for i in range(self.nbackends):
             free(self.backends[i].servers)

@@ -9,7 +9,7 @@ cdef int flush_staged(Worker w, Side *dst, HttpTxn txn, bint to_server):
     cdef int64_t n
     if data is None:
         return 1
-    n = side_send(w, dst, (<char *>data) + off, len(data) - off)
+    n = side_write(dst, (<char *>data) + off, len(data) - off, w.now)
     if n < 0:
         return -1
     off += n
@@ -64,7 +64,7 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
             # empty lines before a request line are ignored (RFC 9112 2.2), never forwarded
             n = leading_empty_lines(s.cli.buf + s.cli.head, buffered(&s.cli))
             if n > 0:
-                side_consume(w, &s.cli, n)
+                side_consume(&s.cli, &w.pool, n)
                 txn.req_scanned = 0
         if s.cli.buf != NULL and txn.find_head(&s.cli, True) >= 0 and \
                 txn.req_head_end <= w.head_limit:
@@ -79,7 +79,7 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
             return True
         else:
             n = buffered(&s.cli)
-            r = side_read(w, &s.cli)
+            r = side_read(&s.cli, &w.pool, w.now)
             if r == 1:
                 if txn.fresh and txn.requests > 0:
                     # first bytes after a keep-alive pause: the request (and its timer) starts
@@ -119,19 +119,19 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
             http_error(w, idx, s, txn, 400, True, b'P', b'D')
             return True
         if txn.req_avail > 0:
-            sent = side_send(w, &s.srv, s.cli.buf + s.cli.head, txn.req_avail)
+            sent = side_write(&s.srv, s.cli.buf + s.cli.head, txn.req_avail, w.now)
             if sent < 0:
                 return http_server_failed(w, idx, s, txn)
             if sent > 0:
                 txn.req_avail -= sent
                 txn.bytes_in += sent
-                side_consume(w, &s.cli, sent)
+                side_consume(&s.cli, &w.pool, sent)
                 moved = True
         if txn.req_body_seen_end and txn.req_avail == 0:
             txn.req_state = RQ_DONE
             moved = True
         elif txn.req_avail == 0:
-            r = side_read(w, &s.cli)
+            r = side_read(&s.cli, &w.pool, w.now)
             if r == 1:
                 moved = True
             elif r < 0:
@@ -151,7 +151,7 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
                           "response head larger than the buffer")
             http_error(w, idx, s, txn, 502, False, b'P', b'H')
             return True
-        r = side_read(w, &s.srv)
+        r = side_read(&s.srv, &w.pool, w.now)
         if r == 1:
             txn.rsp_bytes_in += 1
             return True
@@ -168,7 +168,7 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
             session_close(w, idx, s)
             return False
         if txn.rsp_avail > 0:
-            sent = side_send(w, &s.cli, s.srv.buf + s.srv.head, txn.rsp_avail)
+            sent = side_write(&s.cli, s.srv.buf + s.srv.head, txn.rsp_avail, w.now)
             if sent < 0:
                 txn.term0, txn.term1 = b'C', b'D'
                 session_close(w, idx, s)
@@ -176,7 +176,7 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
             if sent > 0:
                 txn.rsp_avail -= sent
                 txn.bytes_out += sent
-                side_consume(w, &s.srv, sent)
+                side_consume(&s.srv, &w.pool, sent)
                 moved = True
         if txn.rsp_body_seen_end and txn.rsp_avail == 0:
             if txn.req_state != RQ_DONE:
@@ -189,7 +189,7 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
             http_end_transaction(w, idx, s, txn)
             return s.state != ST_FREE
         if txn.rsp_avail == 0 and not txn.rsp_body_seen_end:
-            r = side_read(w, &s.srv)
+            r = side_read(&s.srv, &w.pool, w.now)
             if r == 1:
                 moved = True
             elif r == -1 and txn.rsp_mode == BODY_CLOSE:
@@ -212,7 +212,7 @@ cdef bint http_applet_step(Worker w, int idx, Session *s, HttpTxn txn):
                    b'P', b'R')
         return True
     if buffered(&s.cli) < need:
-        r = side_read(w, &s.cli)
+        r = side_read(&s.cli, &w.pool, w.now)
         if r == 1:
             return True
         if r < 0:
@@ -221,7 +221,7 @@ cdef bint http_applet_step(Worker w, int idx, Session *s, HttpTxn txn):
         return False
     body = (s.cli.buf + s.cli.head)[:need] if need else b""
     if need:
-        side_consume(w, &s.cli, need)
+        side_consume(&s.cli, &w.pool, need)
         txn.bytes_in += need
     try:
         response = applet(method, url, headers, body, sockaddr_to_tuple(&s.addr)[0], version)
@@ -295,7 +295,7 @@ cdef void http_on_event(Worker w, int idx, Session *s, int side, uint32_t events
         return
     if side == SIDE_SRV and s.state == ST_ESTABLISHED:
         txn = http_txn(w, idx)
-        if txn.rsp_state == RS_NONE and side_read(w, &s.srv) != 0:
+        if txn.rsp_state == RS_NONE and side_read(&s.srv, &w.pool, w.now) != 0:
             # the kept connection closed (or spoke) while no request was out: drop it
             http_drop_server(w, s)
     http_run(w, idx, s)

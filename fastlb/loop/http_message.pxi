@@ -195,5 +195,5 @@ cdef void append_small_body(Worker w, Side *side, list out, ChunkParser *chunk, 
         return                                  # the body step will see the error again
     if 0 < avail[0] <= SMALL_BODY:
         out.append((side.buf + side.head)[:avail[0]])
-        side_consume(w, side, avail[0])
+        side_consume(side, &w.pool, avail[0])
         avail[0] = 0

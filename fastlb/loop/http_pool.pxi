@@ -53,7 +53,7 @@ cdef bint http_adopt(Worker w, int idx, Session *s, int srv, int fd):
         close(fd)
         return False
     side_init(&s.srv)
-    s.srv.fd = fd
+    side_attach(&s.srv, fd, &raw_socket)
     s.srv.last = w.now
     s.srv_private = 0
     s.server = srv
@@ -115,7 +115,7 @@ cdef bint http_take_lent(Worker w, int idx, Session *s, int srv):
     http_unlend(w, owner)
     fd = owner.srv.fd
     owner.srv.fd = -1                   # the owner's next request finds another connection
-    buf_put(w, owner.srv.buf)
+    pool_put(&w.pool, owner.srv.buf)
     side_init(&owner.srv)
     owner.srv_epoch += 1                # events still queued for it are stale now
     owner.server = -1
@@ -151,7 +151,7 @@ cdef void http_drop_server(Worker w, Session *s):
 cdef void http_close_server_side(Worker w, Session *s):
     http_unlend(w, s)
     s.srv_private = 0
-    side_close(w, &s.srv)
-    buf_put(w, s.srv.buf)
+    side_close(&s.srv)
+    pool_put(&w.pool, s.srv.buf)
     side_init(&s.srv)
     s.server = -1

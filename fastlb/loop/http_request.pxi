@@ -52,7 +52,7 @@ cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bin
     if raw or not body_read or status == 500 or s.cli.rd_eof:
         txn.close_client = True
     elif txn.req_avail > 0:
-        side_consume(w, &s.cli, txn.req_avail)     # the rest of this request's body
+        side_consume(&s.cli, &w.pool, txn.req_avail)     # the rest of this request's body
         txn.req_avail = 0
     txn.term0 = term0
     txn.term1 = term1
@@ -107,7 +107,7 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     method = fields.method
     version = fields.version
     txn.request_line = method + b" " + fields.url + b" HTTP/" + version
-    side_consume(w, &s.cli, end)
+    side_consume(&s.cli, &w.pool, end)
     txn.bytes_in = end
     txn.req_scanned = 0
     keep_alive = _keep_alive(version, fields.headers)

@@ -19,7 +19,7 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
         return False
     status = fields.status
     version = fields.version
-    side_consume(w, &s.srv, end)
+    side_consume(&s.srv, &w.pool, end)
     txn.rsp_scanned = 0           # an interim (1xx) head may be followed by the final one
     if 100 <= status < 200 and status != 101:
         # interim response (100-continue): forward it and wait for the final one

@@ -94,7 +94,7 @@ cdef void listener_accept(Worker w, int li):
             setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
         idx = session_new(w)
         s = session_at(w, idx)
-        s.cli.fd = fd
+        side_attach(&s.cli, fd, &raw_socket)
         s.cli.readable = 1        # the request often came with the handshake: try at once
         s.cli.last = w.now
         s.fe = l.fe

@@ -8,88 +8,40 @@ cdef bint relay_pump(Worker w, int idx, Session *s, int from_side):
     come for the bytes left, so the caller queues the session to run again."""
     cdef Side *src = &s.cli if from_side == SIDE_CLI else &s.srv
     cdef Side *dst = &s.srv if from_side == SIDE_CLI else &s.cli
-    cdef ssize_t n
-    cdef int round
-    cdef int64_t left
+    cdef int64_t n
+    cdef int round, got
     for round in range(PUMP_ROUNDS):
         # Bytes waiting in this direction: in the pipe (bulk) or in the buffer, never both.
         if src.piped or src.head != src.tail:
             if s.state != ST_ESTABLISHED:
                 return False      # keep them until the server connection is up
             if src.piped:
-                n = splice(src.pipe_r, NULL, dst.fd, NULL, src.piped,
-                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                n = side_splice_out(src, dst, w.now)
             else:
-                n = send(dst.fd, src.buf + src.head, src.tail - src.head, MSG_NOSIGNAL)
-            if n > 0:
-                dst.last = w.now
-                if src.piped:
-                    src.piped -= n
-                    left = src.piped
-                else:
-                    src.head += n
-                    left = src.tail - src.head
-                    if left == 0:
-                        src.head = src.tail = 0
-                        buf_put(w, src.buf)
-                        src.buf = NULL
-                if left:
-                    return False  # the kernel buffer is full: wait for EPOLLOUT
-            elif n < 0 and (errno == EAGAIN or errno == EINTR):
-                return False
-            else:
+                n = side_write(dst, src.buf + src.head, src.tail - src.head, w.now)
+                if n > 0:
+                    side_consume(src, &w.pool, n)
+            if n < 0:
                 session_abort(w, idx, s, from_side == SIDE_CLI)
                 return False
+            if n == 0 or src.piped or src.head != src.tail:
+                return False      # the kernel buffer is full: wait for EPOLLOUT
         if src.rd_eof:
             if s.state == ST_ESTABLISHED and not dst.wr_shut:
-                shutdown(dst.fd, SHUT_WR)   # propagate the half-close
-                dst.wr_shut = 1
-                dst.last = w.now
+                side_shutw(dst, w.now)
             return False
         if not src.readable:
             return False          # drained: the next EPOLLIN edge brings us back
-        if src.bulk and s.state == ST_ESTABLISHED and (src.pipe_r >= 0 or side_open_pipe(w, src) == 0):
-            # Bulk transfer: the bytes go socket -> pipe -> socket without being copied to
-            # user space.  A short splice says nothing about the queue (the pipe also
-            # fills by pages), so readiness is cleared by EAGAIN only.
-            n = splice(src.fd, NULL, src.pipe_w, NULL, PIPE_BYTES,
-                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
-            if n > 0:
-                src.piped = n
-                src.bytes_in += n
-                src.last = w.now
-            elif n == 0:
-                src.rd_eof = 1
-                src.last = w.now
-            elif errno == EAGAIN or errno == EINTR:
-                src.readable = 0
-                return False
-            else:
-                session_abort(w, idx, s, from_side == SIDE_SRV)
-                return False
-            continue
-        if src.buf == NULL:
-            src.buf = buf_get(w)
-            if src.buf == NULL:
-                return False
-        n = recv(src.fd, src.buf, w.bufsize, 0)
-        if n > 0:
-            src.head = 0
-            src.tail = n
-            src.bytes_in += n
-            src.last = w.now
-            if n == w.bufsize:
-                src.bulk = 1      # more than a buffer at once: splice the rest
-            note_short_read(src, n, w.bufsize)
-        elif n == 0:
-            src.rd_eof = 1
-            src.last = w.now
-        elif errno == EAGAIN or errno == EINTR:
-            src.readable = 0
-            buf_put(w, src.buf)     # an idle connection holds no buffer
-            src.buf = NULL
-            return False
+        if src.bulk and s.state == ST_ESTABLISHED and side_may_splice(src, dst):
+            # bulk transfer: socket -> pipe -> socket, never copied to user space
+            got = side_splice_in(src, w.now)
         else:
+            got = side_read(src, &w.pool, w.now)
+            if got == IO_DATA and src.tail - src.head == w.bufsize:
+                src.bulk = 1      # more than a buffer at once: splice the rest
+        if got == IO_NONE:
+            return False
+        if got == IO_ERROR:
             session_abort(w, idx, s, from_side == SIDE_SRV)
             return False
     return True

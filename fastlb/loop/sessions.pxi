@@ -75,18 +75,13 @@ cdef int side_watch(Worker w, int idx, Session *s, Side *side, int which):
 
 cdef void session_close(Worker w, int idx, Session *s):
     cdef FrontendRt *fe = &w.frontends[s.fe]
-    cdef char scratch[4096]
-    cdef int i
     if s.cli.fd >= 0 and not s.cli.rd_eof:
-        # Unread input turns close() into a reset; read it away so the client sees a FIN.
-        for i in range(4):
-            if recv(s.cli.fd, scratch, sizeof(scratch), MSG_DONTWAIT) <= 0:
-                break
+        side_discard_input(&s.cli)
     http_unlend(w, s)
-    side_close(w, &s.cli)
-    side_close(w, &s.srv)
-    buf_put(w, s.cli.buf)
-    buf_put(w, s.srv.buf)
+    side_close(&s.cli)
+    side_close(&s.srv)
+    pool_put(&w.pool, s.cli.buf)
+    pool_put(&w.pool, s.srv.buf)
     s.cli.buf = s.srv.buf = NULL
     # Backend and server counts drop before the log line, frontend ones after, so the
     # %ac/%fc/%bc/%sc figures read as HAProxy's do.

@@ -1,91 +1,219 @@
-# Byte I/O of one connection side (see transport.pxi for the design).
-# Interface: transport.pxd.
+# Byte I/O of one connection side.  Interface: transport.pxd.
+#
+# Why a layer: the TCP relay (relay.pxi) and the HTTP analysers (http_*.pxi) move bytes
+# only through the side_* functions here, and these reach the connection only through
+# side.xprt, the side's Transport (HAProxy's xprt_ops; Pingora's one IO interface).  What
+# the rest of the loop sees of a connection is a buffer, readiness (side.readable, kept
+# from epoll edges and short reads) and four outcomes: data, nothing now, EOF, error.
+#
+# Today every side uses raw_socket.  A TLS transport slots in beside it, without touching
+# the relay or the HTTP code:
+# - a Transport whose recv/send call SSL_read/SSL_write on the SSL object kept in
+#   side.xprt_ctx (OpenSSL through a .pxd in includes/), mapping SSL_ERROR_WANT_READ /
+#   WANT_WRITE to -1 with errno EAGAIN, so "nothing now" means the same to every caller;
+# - the handshake as the first thing recv/send do while it is not finished (they report
+#   EAGAIN until it is: the session's state machine needs no new state), a failed one as
+#   an error, with the cause kept in xprt_ctx for the log;
+# - splice = 0: side_may_splice refuses, and the relay copies through the buffer;
+# - shutw sends close_notify before shutdown(2); close frees the SSL object;
+# - side_attach(side, fd, &tls_transport) where a listener or a server says "ssl" (the
+#   compiled specs carry the choice and the SSL_CTX).
+# One thing outside this file would change: idle server connections are pooled as bare
+# descriptors (http_pool.pxi); a TLS one must keep its xprt_ctx with it.
+
+# ---------------------------------------------------------------------------- raw socket
+cdef ssize_t raw_recv(Side *side, char *buf, size_t n) noexcept nogil:
+    return recv(side.fd, buf, n, 0)
 
 
-# ------------------------------------------------------------------ relay
-cdef void side_close(Worker w, Side *side):
+cdef ssize_t raw_send(Side *side, const char *buf, size_t n) noexcept nogil:
+    return send(side.fd, buf, n, MSG_NOSIGNAL)
+
+
+cdef int raw_shutw(Side *side) noexcept nogil:
+    return shutdown(side.fd, SHUT_WR)
+
+
+cdef void raw_close(Side *side) noexcept nogil:
+    close(side.fd)              # also leaves the epoll set (see side_watch())
+
+
+raw_socket.name = b"raw"
+raw_socket.recv = raw_recv
+raw_socket.send = raw_send
+raw_socket.shutw = raw_shutw
+raw_socket.close = raw_close
+raw_socket.splice = 1
+
+
+# ---------------------------------------------------------------------------- sides
+cdef void side_init(Side *side) noexcept nogil:
+    memset(side, 0, sizeof(Side))
+    side.fd = -1
+    side.pipe_r = -1
+    side.pipe_w = -1
+    side.xprt = &raw_socket
+
+
+cdef void side_attach(Side *side, int fd, const Transport *xprt) noexcept nogil:
+    """A connected (or connecting) descriptor becomes this side's connection."""
+    side.fd = fd
+    side.xprt = xprt
+
+
+cdef void note_readable(Side *side, uint32_t events) noexcept nogil:
+    """Read readiness, kept per socket so that a read that would only say EAGAIN is not
+    made (epoll is edge-triggered: an edge comes for every arrival after a drain)."""
+    if events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR):
+        side.readable = 2
+    elif events & EPOLLIN and side.readable == 0:
+        side.readable = 1
+
+
+cdef inline void note_short_read(Side *side, ssize_t got, ssize_t asked) noexcept nogil:
+    # Less than asked: the receive queue is empty now, and whatever arrives later raises
+    # a new edge.  Not after a close was seen, whose edge may already have been consumed.
+    if got < asked and side.readable == 1:
+        side.readable = 0
+
+
+cdef int side_read(Side *side, BufPool *pool, int64_t now) noexcept nogil:
+    """Read into the free end of the side's buffer (IoResult)."""
+    cdef ssize_t n, room
+    if side.rd_eof or side.fd < 0 or not side.readable:
+        return IO_NONE
+    if side.buf == NULL:
+        side.buf = pool_get(pool)
+        side.head = side.tail = 0
+        if side.buf == NULL:
+            return IO_NONE
+    if side.head > 0 and side.tail == pool.size:
+        memmove(side.buf, side.buf + side.head, side.tail - side.head)
+        side.tail -= side.head
+        side.head = 0
+    if side.tail == pool.size:
+        return IO_NONE
+    room = pool.size - side.tail
+    n = side.xprt.recv(side, side.buf + side.tail, room)
+    if n > 0:
+        side.tail += n
+        side.bytes_in += n
+        side.last = now
+        note_short_read(side, n, room)
+        return IO_DATA
+    if side.head == side.tail:
+        side_release(side, pool)    # nothing came: an idle connection holds no buffer
+    if n == 0:
+        side.rd_eof = 1
+        side.last = now
+        return IO_EOF
+    if errno == EAGAIN or errno == EINTR:
+        side.readable = 0
+        return IO_NONE
+    return IO_ERROR
+
+
+cdef int64_t side_write(Side *side, const char *data, int64_t n, int64_t now) noexcept nogil:
+    """Bytes the transport took, 0 when it would block, -1 on error."""
+    cdef ssize_t r
+    if n <= 0:
+        return 0
+    r = side.xprt.send(side, data, n)
+    if r > 0:
+        side.last = now
+        return r
+    if r < 0 and (errno == EAGAIN or errno == EINTR):
+        return 0
+    return -1
+
+
+cdef void side_consume(Side *side, BufPool *pool, int64_t n) noexcept nogil:
+    """n bytes at the front of the buffer are done with; an emptied buffer goes back."""
+    side.head += n
+    if side.head == side.tail:
+        side_release(side, pool)
+
+
+cdef void side_release(Side *side, BufPool *pool) noexcept nogil:
+    pool_put(pool, side.buf)
+    side.buf = NULL
+    side.head = side.tail = 0
+
+
+cdef void side_shutw(Side *side, int64_t now) noexcept nogil:
+    """Propagate a half-close: our FIN to this side."""
+    side.xprt.shutw(side)
+    side.wr_shut = 1
+    side.last = now
+
+
+cdef void side_discard_input(Side *side) noexcept nogil:
+    """Unread input turns close() into a reset: read some away so the peer sees a FIN."""
+    cdef char scratch[4096]
+    cdef int i
+    for i in range(4):
+        if side.xprt.recv(side, scratch, sizeof(scratch)) <= 0:
+            break
+
+
+cdef void side_close(Side *side) noexcept nogil:
+    """Close the connection and its splice pipe (the buffer is the caller's)."""
     if side.pipe_r >= 0:
         close(side.pipe_r)
         close(side.pipe_w)
         side.pipe_r = side.pipe_w = -1
         side.piped = 0
     if side.fd >= 0:
-        close(side.fd)            # also leaves the epoll set (see watch())
+        side.xprt.close(side)
         side.fd = -1
+        side.xprt_ctx = NULL
 
 
-cdef int side_open_pipe(Worker w, Side *side):
-    """The splice pipe of a bulk direction; -1 when none can be had (then: copy)."""
+# ---------------------------------------------------------------------------- splice
+cdef bint side_may_splice(Side *src, Side *dst) noexcept nogil:
+    """Both transports let the kernel move the payload, and src has (or gets) its pipe."""
     cdef int fds[2]
+    if not (src.xprt.splice and dst.xprt.splice):
+        return False
+    if src.pipe_r >= 0:
+        return True
     if pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0:
-        side.bulk = 0
-        return -1
+        src.bulk = 0                # no pipe to be had: copy from now on
+        return False
     fcntl(fds[1], F_SETPIPE_SZ, <int>PIPE_BYTES)     # best effort: fewer, larger moves
-    side.pipe_r = fds[0]
-    side.pipe_w = fds[1]
-    return 0
+    src.pipe_r = fds[0]
+    src.pipe_w = fds[1]
+    return True
 
 
-cdef int64_t buffered(Side *side):
-    return side.tail - side.head
-
-
-cdef int side_read(Worker w, Side *side):
-    """Read into the free end of the side's buffer: 1 data, 0 nothing now, -1 EOF, -2 error."""
-    cdef ssize_t n, room
-    if side.rd_eof or side.fd < 0 or not side.readable:
-        return 0
-    if side.buf == NULL:
-        side.buf = buf_get(w)
-        side.head = side.tail = 0
-        if side.buf == NULL:
-            return 0
-    if side.head > 0 and side.tail == w.bufsize:
-        memmove(side.buf, side.buf + side.head, side.tail - side.head)
-        side.tail -= side.head
-        side.head = 0
-    if side.tail == w.bufsize:
-        return 0
-    room = w.bufsize - side.tail
-    n = recv(side.fd, side.buf + side.tail, room, 0)
+cdef int side_splice_in(Side *side, int64_t now) noexcept nogil:
+    """Socket -> the side's pipe (IoResult).  A short splice says nothing about the queue
+    (the pipe also fills by pages), so readiness is cleared by EAGAIN only."""
+    cdef ssize_t n = splice(side.fd, NULL, side.pipe_w, NULL, PIPE_BYTES,
+                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
     if n > 0:
-        side.tail += n
+        side.piped = n
         side.bytes_in += n
-        side.last = w.now
-        note_short_read(side, n, room)
-        return 1
-    if side.head == side.tail:
-        # Nothing came: an idle connection holds no buffer (the pool keeps it warm).
-        buf_put(w, side.buf)
-        side.buf = NULL
-        side.head = side.tail = 0
+        side.last = now
+        return IO_DATA
     if n == 0:
         side.rd_eof = 1
-        side.last = w.now
-        return -1
+        side.last = now
+        return IO_EOF
     if errno == EAGAIN or errno == EINTR:
         side.readable = 0
-        return 0
-    return -2
+        return IO_NONE
+    return IO_ERROR
 
 
-cdef void side_consume(Worker w, Side *side, int64_t n):
-    side.head += n
-    if side.head == side.tail:
-        side.head = side.tail = 0
-        buf_put(w, side.buf)
-        side.buf = NULL
-
-
-cdef int64_t side_send(Worker w, Side *dst, const char *data, int64_t n):
-    """Bytes accepted by the kernel, 0 when full, -1 on error."""
-    cdef ssize_t r
-    if n <= 0:
-        return 0
-    r = send(dst.fd, data, n, MSG_NOSIGNAL)
-    if r > 0:
-        dst.last = w.now
-        return r
-    if r < 0 and (errno == EAGAIN or errno == EINTR):
+cdef int64_t side_splice_out(Side *src, Side *dst, int64_t now) noexcept nogil:
+    """src's pipe -> dst's socket: bytes moved, 0 when it would block, -1 on error."""
+    cdef ssize_t n = splice(src.pipe_r, NULL, dst.fd, NULL, src.piped,
+                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+    if n > 0:
+        src.piped -= n
+        dst.last = now
+        return n
+    if n < 0 and (errno == EAGAIN or errno == EINTR):
         return 0
     return -1
