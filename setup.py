@@ -12,6 +12,7 @@ extensions = [
     Extension("fastlb.loop.core", ["fastlb/loop/core.pyx"], extra_compile_args=["-O2"],
               define_macros=[("FASTLB_CYTHON_VERSION", f'"{Cython.__version__}"')]),
     Extension("fastlb.shm.words", ["fastlb/shm/words.pyx"], extra_compile_args=["-O2"]),
+    Extension("fastlb.lb.strategy", ["fastlb/lb/strategy.pyx"], extra_compile_args=["-O2"]),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES))

@@ -13,16 +13,9 @@ from dataclasses import dataclass, field
 
 from .chash import ring
 from .lbmap import map_table
+from .algorithms import Algorithm
 from .sequence import roundrobin_order
-
-# Algorithm numbers; fastlb/lb/algorithms.pxd has the same.
-LB_ROUNDROBIN, LB_STATIC_RR, LB_LEASTCONN, LB_FIRST, LB_RANDOM, LB_SOURCE, LB_URI, \
-    LB_URL_PARAM, LB_HDR = range(9)
-ALGORITHMS = {"roundrobin": LB_ROUNDROBIN, "static-rr": LB_STATIC_RR,
-              "leastconn": LB_LEASTCONN, "first": LB_FIRST, "random": LB_RANDOM,
-              "source": LB_SOURCE, "uri": LB_URI, "url_param": LB_URL_PARAM, "hdr": LB_HDR}
-HASHED = (LB_SOURCE, LB_URI, LB_URL_PARAM, LB_HDR)
-
+from .strategy import TABLE_ELIGIBLE, TABLE_ROUNDROBIN
 
 @dataclass
 class ServerView:
@@ -52,21 +45,20 @@ def group(servers: list[ServerView], allbackups: bool) -> list[ServerView]:
     return backups if allbackups else backups[:1]
 
 
-def build_lookup(algorithm: int, consistent: bool, servers: list[ServerView],
+def build_lookup(algorithm: Algorithm, consistent: bool, servers: list[ServerView],
                  allbackups: bool) -> Lookup:
     members = group(servers, allbackups)
     weights = {s.index: s.weight for s in members}
     lookup = Lookup(active=sum(1 for s in servers if s.usable and not s.backup and s.weight))
-    if algorithm == LB_ROUNDROBIN:
+    if algorithm.table == TABLE_ROUNDROBIN:
         prefix, cycle = roundrobin_order(weights)
         lookup.sequence, lookup.prefix = prefix + cycle, len(prefix)
-    elif algorithm in (LB_LEASTCONN, LB_FIRST):
+    elif algorithm.table == TABLE_ELIGIBLE:
         ordered = sorted(members, key=lambda s: s.id)
         lookup.eligible = [s.index for s in ordered]
         lookup.weights = [s.weight for s in ordered]
     else:
-        # static-rr walks the map; a hash falls back to walking it when its key is missing
         lookup.sequence = map_table(weights)
-    if consistent and algorithm in HASHED:
+    if consistent and algorithm.hashed:
         lookup.ring_keys, lookup.ring_servers = ring({s.index: (s.id, s.weight) for s in members})
     return lookup

@@ -49,7 +49,7 @@ cdef int install_lookup(Worker w, int b) except -1:
         be.srv_maxconn[i] = <int64_t>fl_atomic_load(w.srv_words + be.srv_shm[i] * SRV_WORDS + SRV_MAXCONN)
         if be.srv_maxconn[i]:
             be.limited = 1
-    be.shared_cur = be.limited or be.algo == LB_LEASTCONN or be.algo == LB_RANDOM
+    be.shared_cur = be.limited or be.shared_counts
     lookup = w.lookup_builders[b]()
     free_lookup(be)
     be.seq = int_array(lookup.sequence)
@@ -183,11 +183,11 @@ cdef int random_pick(Worker w, Session *s, BackendRt *be, bint from_queue):
 cdef int balance(Worker w, Session *s, BackendRt *be, bint from_queue):
     """A server with a place taken, ASSIGN_NONE, or BALANCE_FULL."""
     cdef int srv, attempt
-    if be.algo == LB_LEASTCONN or be.algo == LB_FIRST:
+    if be.pick == PICK_LEASTCONN or be.pick == PICK_FIRST:
         if be.neligible == 0:
             return ASSIGN_NONE
         for attempt in range(4):      # another worker may take the last place in between
-            if be.algo == LB_LEASTCONN:
+            if be.pick == PICK_LEASTCONN:
                 srv = leastconn_pick(be.eligible, be.eligible_w, be.neligible, be.srv_shm,
                                      be.srv_maxconn, w.totals + w.srv_shared_off,
                                      w.totals + w.beq_off + w.nbackends,
@@ -202,7 +202,7 @@ cdef int balance(Worker w, Session *s, BackendRt *be, bint from_queue):
             if try_hold(w, s, be, srv, from_queue):
                 return srv
         return BALANCE_FULL
-    if be.algo == LB_RANDOM:
+    if be.pick == PICK_RANDOM:
         return random_pick(w, s, be, from_queue)
     return walk_sequence(w, s, be, from_queue)
 
@@ -225,7 +225,7 @@ cdef int assign_server(Worker w, int idx, Session *s):
     lookup_fresh(w, s.be)
     if s.forced_server >= 0:
         target = s.forced_server
-    elif s.has_key and be.algo >= LB_SOURCE:
+    elif s.has_key and be.key != KEY_NONE:
         target = hashed_server(be, s)
         if target < 0:
             return ASSIGN_NONE
@@ -375,7 +375,7 @@ cdef void resume_assigned(Worker w, int idx, Session *s, int srv):
 # ---------------------------------------------------------------------------- balancing keys
 cdef void set_source_key(BackendRt *be, Session *s):
     """balance source: the client address (HAProxy's word-wise XOR of it)."""
-    if be.algo != LB_SOURCE:
+    if be.key != KEY_SOURCE:
         return
     if s.addr.ss_family == AF_INET:
         s.key_hash = address_hash(<uint8_t *>&(<sockaddr_in *>&s.addr).sin_addr, 4)
@@ -397,9 +397,9 @@ cdef void set_http_key(Worker w, Session *s, bytes url, list headers):
     cdef bytes key, name, value
     cdef bytes wanted = w.be_params[s.be]
     s.has_key = 0
-    if be.algo == LB_SOURCE:
+    if be.key == KEY_SOURCE:
         set_source_key(be, s)
-    elif be.algo == LB_URI:
+    elif be.key == KEY_URI:
         key = url
         if be.uri_path_only and not key.startswith(b"/"):
             i = key.find(b"://")
@@ -420,7 +420,7 @@ cdef void set_http_key(Worker w, Session *s, bytes url, list headers):
                 break
             end += 1
         key_from(s, key[:end])
-    elif be.algo == LB_URL_PARAM:
+    elif be.key == KEY_URL_PARAM:
         q = url.find(b"?")
         if q < 0:
             return
@@ -429,7 +429,7 @@ cdef void set_http_key(Worker w, Session *s, bytes url, list headers):
             if eq and name == wanted:
                 key_from(s, value)
                 return
-    elif be.algo == LB_HDR:
+    elif be.key == KEY_HDR:
         for name, value in headers:
             if name == wanted:
                 value = value.split(b",", 1)[0].strip()

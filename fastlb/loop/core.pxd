@@ -68,7 +68,9 @@ cdef struct ServerRt:
 cdef struct BackendRt:
     ServerRt *servers
     int nservers
-    int algo                # fastlb/lb/algorithms.pxd
+    int pick                # fastlb/lb/strategy.pxd: PICK_*
+    int key                 # KEY_* (KEY_NONE: not a hashed algorithm)
+    int shared_counts       # the pick reads servers' current sessions from the shared totals
     int consistent          # hash-type consistent (else map-based)
     int avalanche
     int uri_len             # balance uri options

@@ -15,7 +15,7 @@ and logging.pxi serve them all.
 from cpython.exc cimport PyErr_CheckSignals
 
 from fastlb.includes.system cimport *
-from fastlb.lb.algorithms cimport *
+from fastlb.lb.strategy cimport *
 from fastlb.lb.roundrobin cimport rr_pick
 from fastlb.lb.hashing cimport sdbm, full_hash, address_hash, map_lookup, ring_lookup
 from fastlb.lb.leastconn cimport leastconn_pick
@@ -234,17 +234,13 @@ cdef class Worker:
         free(self.listeners)
 
     # ------------------------------------------------------------------ set-up (Python level)
-    def add_backend(self, list servers, int algo, dict options, lookup_builder,
-                    int64_t t_connect, int64_t t_server, int64_t t_server_fin, int64_t t_tunnel,
-                    int64_t t_queue, int retries, int redispatch, int srvtcpka, int shm_index,
-                    int first_server_shm, int http=0, error_pages=None, response_editor=None,
-                    int http_close=0, request_rules=None, cookie=None):
-        """servers: [(family, ip, port, maxqueue)]; lookup_builder() -> Lookup (the usable
-        servers as arrays, rebuilt from shared state when the table version moves, with the
-        servers' maxconn, which the stats socket may change)."""
+    def add_backend(self, spec, lookup_builder):
+        """spec: a fastlb.runtime.tables.BackendSpec; lookup_builder() -> Lookup (the usable
+        servers as arrays, rebuilt from shared state when the table version moves, with
+        the servers' maxconn, which the stats socket may change)."""
         cdef BackendRt *be = &self.backends[self.nbackends]
         cdef int i
-        be.nservers = len(servers)
+        be.nservers = len(spec.servers)
         be.servers = <ServerRt *>calloc(max(be.nservers, 1), sizeof(ServerRt))
         be.srv_shm = <uint32_t *>calloc(max(be.nservers, 1), sizeof(uint32_t))
         be.srv_maxconn = <int64_t *>calloc(max(be.nservers, 1), sizeof(int64_t))
@@ -252,66 +248,65 @@ cdef class Worker:
         if be.servers == NULL or be.srv_shm == NULL or be.srv_maxconn == NULL or \
                 be.srv_maxqueue == NULL:
             raise MemoryError()
-        for i, (family, ip, port, maxqueue) in enumerate(servers):
-            fill_sockaddr(&be.servers[i], family, ip, port)
-            be.servers[i].use_client_port = port == 0
+        for i, server in enumerate(spec.servers):
+            fill_sockaddr(&be.servers[i], server.family, server.ip, server.port)
+            be.servers[i].use_client_port = server.port == 0
             be.servers[i].index = i
-            be.servers[i].shm_index = first_server_shm + i
-            be.srv_shm[i] = first_server_shm + i
-            be.srv_maxqueue[i] = maxqueue
-        be.algo = algo
-        be.observed = options.get("observed", 0)
-        be.consistent = options.get("consistent", 0)
-        be.avalanche = options.get("avalanche", 0)
-        be.uri_len = options.get("len", 0)
-        be.uri_depth = options.get("depth", 0)
-        be.uri_whole = options.get("whole", 0)
-        be.uri_path_only = options.get("path_only", 0)
-        be.draws = options.get("draws", 2)
-        be.reuse_never = options.get("reuse_never", 0)
-        be.t_connect = t_connect
-        be.t_server = t_server
-        be.t_server_fin = t_server_fin
-        be.t_tunnel = t_tunnel
-        be.t_queue = t_queue
-        be.retries = retries
-        be.redispatch = redispatch
-        be.srvtcpka = srvtcpka
-        be.http = http
-        be.http_close = http_close
-        be.shm_index = shm_index
+            be.servers[i].shm_index = server.shm_index
+            be.srv_shm[i] = server.shm_index
+            be.srv_maxqueue[i] = server.maxqueue
+        algorithm = spec.algorithm
+        be.pick = algorithm.pick
+        be.key = algorithm.key
+        be.shared_counts = algorithm.shared_counts
+        be.observed = spec.observed
+        be.consistent = spec.consistent
+        be.avalanche = spec.avalanche
+        be.uri_len = spec.uri_len
+        be.uri_depth = spec.uri_depth
+        be.uri_whole = spec.uri_whole
+        be.uri_path_only = spec.uri_path_only
+        be.draws = spec.draws
+        be.reuse_never = spec.reuse_never
+        be.t_connect = spec.t_connect
+        be.t_server = spec.t_server
+        be.t_server_fin = spec.t_server_fin
+        be.t_tunnel = spec.t_tunnel
+        be.t_queue = spec.t_queue
+        be.retries = spec.retries
+        be.redispatch = spec.redispatch
+        be.srvtcpka = spec.srvtcpka
+        be.http = spec.http
+        be.http_close = spec.http_close
+        be.shm_index = spec.index
         self.lookup_builders.append(lookup_builder)
-        self.cookies.append(cookie)
-        self.be_params.append((options.get("param") or options.get("header") or "").encode())
-        self.be_error_pages.append(error_pages or {})
-        self.be_response_editors.append(response_editor)
-        self.be_request_rules.append(request_rules)
+        self.cookies.append(spec.cookie)
+        self.be_params.append(spec.key_name)
+        self.be_error_pages.append(spec.error_pages)
+        self.be_response_editors.append(spec.response_editor)
+        self.be_request_rules.append(spec.request_rules)
         self.nbackends += 1
         install_lookup(self, self.nbackends - 1)
 
-    def add_frontend(self, int backend, int64_t t_client, int64_t t_client_fin,
-                     int clitcpka, int log_mode, int dontlognull, int shm_index, int http=0,
-                     int64_t t_http_request=0, int64_t t_http_keep_alive=0, error_pages=None,
-                     request_editor=None, router=None, response_editor=None, int http_close=0,
-                     captures=(None, None)):
-        """error_pages: {status: bytes}; request_editor(out, headers, client_ip)."""
+    def add_frontend(self, spec):
+        """spec: a fastlb.runtime.tables.FrontendSpec."""
         cdef FrontendRt *fe = &self.frontends[self.nfrontends]
-        fe.backend = backend
-        fe.http = http
-        fe.http_close = http_close
-        fe.t_http_request = t_http_request
-        fe.t_http_keep_alive = t_http_keep_alive
-        self.error_pages.append(error_pages or {})
-        self.request_editors.append(request_editor)
-        self.routers.append(router)
-        self.response_editors.append(response_editor)
-        self.captures.append(captures)
-        fe.t_client = t_client
-        fe.t_client_fin = t_client_fin
-        fe.clitcpka = clitcpka
-        fe.log_mode = log_mode
-        fe.dontlognull = dontlognull
-        fe.shm_index = shm_index
+        fe.backend = spec.backend
+        fe.http = spec.http
+        fe.http_close = spec.http_close
+        fe.t_http_request = spec.t_http_request
+        fe.t_http_keep_alive = spec.t_http_keep_alive
+        fe.t_client = spec.t_client
+        fe.t_client_fin = spec.t_client_fin
+        fe.clitcpka = spec.clitcpka
+        fe.log_mode = spec.log_mode
+        fe.dontlognull = spec.dontlognull
+        fe.shm_index = spec.index
+        self.error_pages.append(spec.error_pages)
+        self.request_editors.append(spec.request_editor)
+        self.routers.append(spec.router)
+        self.response_editors.append(spec.response_editor)
+        self.captures.append(spec.captures)
         self.nfrontends += 1
 
     def add_listener(self, int fd, int frontend, int port):

@@ -209,7 +209,7 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
         s.forced_server = server
         txn.ck_client = letter
         txn.method = method
-    if w.backends[s.be].algo >= LB_SOURCE:
+    if w.backends[s.be].key != KEY_NONE:
         set_http_key(w, s, fields.url, fields.headers)
     out = [method, b" ", fields.url, b" HTTP/", version, b"\r\n"]
     upgrade = _connection_has(fields.headers, b"upgrade")

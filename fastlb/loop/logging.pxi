@@ -2,7 +2,10 @@
 # Interface: logging.pxd.
 
 
-# ------------------------------------------------------------------ logging (Python edge)
+cdef class LogRecord:
+    """One log line's figures (declared in logging.pxd)."""
+
+
 cdef void log_connect(Worker w, Session *s):
     try:
         w.connect_callback(s.fe, sockaddr_to_tuple(&s.addr), w.listeners[s.listener].port,
@@ -12,56 +15,68 @@ cdef void log_connect(Worker w, Session *s):
 
 
 cdef void log_end(Worker w, Session *s):
-    cdef int64_t tw = -1, tc = -1
-    cdef int64_t bc = 0, sc = 0
+    cdef LogRecord rec = LogRecord.__new__(LogRecord)
+    rec.frontend, rec.backend, rec.server = s.fe, s.be, s.server
+    rec.client = sockaddr_to_tuple(&s.addr)
+    rec.start_ms = s.t_accept_real
+    rec.t_request = rec.t_response = rec.status = -1
+    rec.t_queue = rec.t_connect = -1
     if s.server >= 0 or s.redispatched:
-        tw = s.t_dequeued - s.t_queued if s.t_queued >= 0 else 0
+        rec.t_queue = s.t_dequeued - s.t_queued if s.t_queued >= 0 else 0
     if s.t_established >= 0:
-        tc = s.t_established - s.t_connect
-    if s.be >= 0:
-        bc = count_total(w, w.be_off + w.backends[s.be].shm_index)
-        if s.server >= 0:
-            sc = count_total(w, w.srv_off + w.backends[s.be].servers[s.server].shm_index)
+        rec.t_connect = s.t_established - s.t_connect
+    rec.t_total = w.now - s.t_accept
+    rec.bytes_out = s.srv.bytes_in
+    rec.term = chr(s.term0) + chr(s.term1)
+    count_record(w, rec, s.fe, s.be, s.server)
+    rec.retries, rec.redispatched = s.retries_done, s.redispatched
     try:
-        w.log_callback(
-            s.fe, s.be, s.server, sockaddr_to_tuple(&s.addr), s.t_accept_real,
-            tw, tc, w.now - s.t_accept, s.srv.bytes_in, chr(s.term0) + chr(s.term1),
-            fl_atomic_load(w.totals), fl_atomic_load(w.totals + COUNT_FRONTENDS + w.frontends[s.fe].shm_index),
-            bc, sc, s.retries_done, s.redispatched)
+        w.log_callback(rec)
     except Exception:
         pass
 
 
 cdef void http_log(Worker w, Session *s, HttpTxn txn):
-    cdef int64_t tr, tw, tc, tresp, ta, bc = 0, sc = 0
+    cdef LogRecord rec
     cdef int be
     if txn.logged or txn.request_line is None:
         return        # already logged, or no request began (HAProxy logs nothing either)
     txn.logged = True
     if w.http_log_callback is None or w.frontends[s.fe].log_mode != LOG_HTTPLOG:
         return
-    tr = txn.t_head - txn.t_start if txn.t_head >= 0 else -1
-    tc = txn.t_connect_ms
+    rec = LogRecord.__new__(LogRecord)
     be = s.be if txn.routed else -1
-    tresp = txn.t_response - txn.t_sent if txn.t_response >= 0 and txn.t_sent >= 0 else -1
-    ta = w.now - txn.t_start
-    tw = 0 if txn.log_server >= 0 else -1
+    rec.frontend, rec.backend = s.fe, be
+    rec.server = txn.log_server if be >= 0 else -1
+    rec.client = sockaddr_to_tuple(&s.addr)
+    rec.start_ms = txn.t_start_real
+    rec.t_request = txn.t_head - txn.t_start if txn.t_head >= 0 else -1
+    rec.t_queue = 0 if txn.log_server >= 0 else -1
     if s.t_queued >= 0:
-        tw = (s.t_dequeued if s.q_target < 0 else w.now) - s.t_queued
-    if be >= 0:
-        bc = count_total(w, w.be_off + w.backends[be].shm_index)
-        if txn.log_server >= 0:
-            sc = count_total(w, w.srv_off + w.backends[be].servers[txn.log_server].shm_index)
+        rec.t_queue = (s.t_dequeued if s.q_target < 0 else w.now) - s.t_queued
+    rec.t_connect = txn.t_connect_ms
+    rec.t_response = txn.t_response - txn.t_sent if txn.t_response >= 0 and txn.t_sent >= 0 else -1
+    rec.t_total = w.now - txn.t_start
+    rec.status = txn.status
+    rec.bytes_out = txn.bytes_out
+    rec.term = (chr(txn.term0) + chr(txn.term1) if txn.term0 != 45 or s.term0 == 45
+                else chr(s.term0) + chr(s.term1)) + txn.ck_client + txn.ck_server
+    count_record(w, rec, s.fe, be, txn.log_server)
+    rec.retries, rec.redispatched = s.retries_done, s.redispatched
+    rec.request_line = txn.request_line
+    rec.captures = (txn.captures_req, txn.captures_rsp)
     try:
-        w.http_log_callback(
-            s.fe, be, txn.log_server if be >= 0 else -1, sockaddr_to_tuple(&s.addr),
-            txn.t_start_real, tr, tw, tc, tresp, ta,
-            txn.status, txn.bytes_out,
-            (chr(txn.term0) + chr(txn.term1) if txn.term0 != 45 or s.term0 == 45
-             else chr(s.term0) + chr(s.term1)) + txn.ck_client + txn.ck_server,
-            fl_atomic_load(w.totals),
-            fl_atomic_load(w.totals + COUNT_FRONTENDS + w.frontends[s.fe].shm_index), bc, sc,
-            s.retries_done, s.redispatched, txn.request_line,
-            (txn.captures_req, txn.captures_rsp))
+        w.http_log_callback(rec)
     except Exception:
         pass
+
+
+cdef void count_record(Worker w, LogRecord rec, int fe, int be, int srv):
+    """The %ac/%fc/%bc/%sc figures: process, frontend, backend and server connections."""
+    rec.actconn = fl_atomic_load(w.totals)
+    rec.feconn = fl_atomic_load(w.totals + COUNT_FRONTENDS + w.frontends[fe].shm_index)
+    rec.beconn = rec.srvconn = 0
+    if be >= 0:
+        rec.beconn = count_total(w, w.be_off + w.backends[be].shm_index)
+        if srv >= 0:
+            rec.srvconn = count_total(w, w.srv_off + w.backends[be].servers[srv].shm_index)

@@ -14,7 +14,6 @@ from ..shm import (FE_MAXCONN, SRV_CHECK_CODE, SRV_CHECK_MS, SRV_CHECK_STATUS, S
                   SRV_MAXCONN, SRV_WEIGHT, SharedState)
 from .tables import RuntimeTables
 
-OBSERVE = {"layer4": shared.OBSERVE_LAYER4, "layer7": shared.OBSERVE_LAYER7}
 # state bits a server keeps across a reload (the rest comes from the new configuration)
 CARRIED_ADMIN = shared.ST_MAINT | shared.ST_DRAIN | shared.ST_CHECK_OFF
 # what the checks found, carried when the server is checked in both configurations
@@ -27,17 +26,10 @@ def init_shared_state(shm: SharedState, tables: RuntimeTables) -> None:
     for fe in tables.frontends:
         shm.store(shm.frontend_word(fe.index, FE_MAXCONN), fe.proxy.maxconn or 0)
     for be in tables.backends:
-        for i, server in enumerate(be.server_models):
-            shm.init_server(be.first_server_shm + i,
-                            weight=server.weight if server else 1,
-                            maint=bool(server and server.disabled),
-                            checked=bool(server and server.check),
-                            # HAProxy starts a "disabled" server with health 0: once
-                            # enabled it is set to rise
-                            health=(0 if server.disabled else server.rise) if server else 1,
-                            observe=OBSERVE.get(server.observe if server and
-                                                server.check else None, 0),
-                            maxconn=(server.maxconn or 0) if server else 0)
+        for server in be.spec.servers:
+            shm.init_server(server.shm_index, weight=server.weight, maint=server.maint,
+                            checked=server.checked, health=server.health,
+                            observe=server.observe, maxconn=server.maxconn)
         shm.init_backend(be.index, range(be.first_server_shm,
                                          be.first_server_shm + len(be.server_models)))
 

@@ -6,12 +6,17 @@ same tables and the same shared-counter layout.
 from __future__ import annotations
 
 import functools
+import ipaddress
 from dataclasses import dataclass, field
+from typing import Optional
 
-from ..config.model import Config, Proxy
+from ..config.model import Config, Proxy, Server
 from ..http.acl import ConditionCompiler, PrefixSwitch, Request
 from ..http.rules import apply_header_rule, redirect_response, return_response
-from ..lb.lookup import ALGORITHMS, ServerView, build_lookup
+from ..http.cookies import Persistence
+from ..lb.algorithms import ALGORITHMS, Algorithm
+from ..lb.lookup import ServerView, build_lookup
+from ..logformat import HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format
 from ..stats.page import Applets, StatsPage
 from .. import shm as shared
 # what frontends log and what routers answer: the loop's own numbers (loop/defs.pxd)
@@ -21,18 +26,95 @@ from ..loop.core import (LOG_CONNECT, LOG_HTTPLOG, LOG_NONE, LOG_TCPLOG, ROUTE_A
 NOSRV = "<NOSRV>"
 
 
+HTTP_CLOSE_MODES = {"http-keep-alive": 0, "http-server-close": 1, "httpclose": 2}
+OBSERVE = {"layer4": shared.OBSERVE_LAYER4, "layer7": shared.OBSERVE_LAYER7}
+
+
+# -- the compiled specs: what the worker loop copies into its C structs, every HAProxy
+#    default resolved (Worker.add_backend / add_frontend in fastlb/loop/core.pyx) ----------
+@dataclass(frozen=True)
+class ServerSpec:
+    """One server (or a backend's dispatch address, ``model`` None): where the loop
+    connects, and the state the shared memory starts from (runtime/generation.py)."""
+    name: str
+    model: Optional[Server]
+    shm_index: int
+    family: int
+    ip: str
+    port: int                     # 0: the port the client connected to
+    maxqueue: int                 # 0: none
+    maxconn: int                  # 0: none (kept in shared memory: the stats socket changes it)
+    weight: int
+    maint: bool                   # "disabled"
+    checked: bool
+    health: int                   # a disabled server starts at 0: rise once enabled
+    observe: int                  # shm.OBSERVE_*
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    index: int
+    servers: tuple                # ServerSpec per server
+    algorithm: Algorithm          # fastlb/lb/algorithms.py
+    consistent: bool              # hash-type consistent (else map-based)
+    avalanche: bool
+    key_name: bytes               # url_param / hdr() name, b"" for the others
+    uri_len: int
+    uri_depth: int
+    uri_whole: bool
+    uri_path_only: bool
+    draws: int
+    observed: bool                # some server has observe layer4|layer7
+    http: bool
+    http_close: int               # HTTP_CLOSE_MODES
+    reuse_never: bool
+    t_connect: int                # timeouts in ms, 0: none
+    t_server: int
+    t_server_fin: int
+    t_tunnel: int
+    t_queue: int                  # timeout queue, else timeout connect
+    retries: int
+    redispatch: int               # 0: off, else HAProxy's interval (-1: the last retry)
+    srvtcpka: bool
+    error_pages: dict             # {status: bytes} from errorfile lines
+    response_editor: object       # http-response rules: edit(headers), or None
+    request_rules: object         # its own http-request rules / stats page, or None
+    cookie: object                # fastlb.http.cookies.Persistence, or None
+
+
+@dataclass(frozen=True)
+class FrontendSpec:
+    index: int
+    backend: int                  # -1: none
+    http: bool
+    http_close: int
+    t_client: int
+    t_client_fin: int
+    t_http_request: int
+    t_http_keep_alive: int
+    clitcpka: bool
+    log_mode: int                 # LOG_*
+    dontlognull: bool
+    error_pages: dict
+    request_editor: object        # option forwardfor: edit(out, headers, client_ip), or None
+    router: object                # per-request routing callable, or None
+    response_editor: object
+    captures: tuple               # ([(name, len)] | None for requests, ... for responses)
+
+
+# -- the tables: the specs, plus what the control plane and the logs read -------------------
 @dataclass
 class BackendTable:
     index: int
     proxy: Proxy
-    servers: list                 # [(family, ip, port, maxqueue)] (+ dispatch); maxconn is
-                                  # in shared memory (the stats socket may change it)
+    spec: BackendSpec
     server_names: list
     server_models: list           # config.model.Server per entry (None for a dispatch address)
-    algorithm: int                # fastlb.lb.lookup.LB_*
-    options: dict                 # algorithm options for the worker (see Worker.add_backend)
     first_server_shm: int
-    rules: object = None          # the backend's own http-request rules / stats page, or None
+
+    @property
+    def servers(self) -> tuple:
+        return self.spec.servers
 
     def usable_servers(self, state: "shared.SharedState") -> list:
         """[(index, Server)] of the servers that may take new traffic now."""
@@ -47,7 +129,7 @@ class BackendTable:
 
     def lookup_builder(self, state: "shared.SharedState"):
         """``build() -> Lookup`` from the servers' current shared state and weights."""
-        proxy = self.proxy
+        proxy, algorithm = self.proxy, self.spec.algorithm
 
         def build():
             views = []
@@ -57,7 +139,7 @@ class BackendTable:
                 weight = state.load(state.server_word(k, shared.SRV_WEIGHT))
                 views.append(ServerView(i, server.id if server else 1, weight,
                                         bool(server and server.backup), usable))
-            return build_lookup(self.algorithm, proxy.hash_type == "consistent", views,
+            return build_lookup(algorithm, proxy.hash_type == "consistent", views,
                                 proxy.options.allbackups)
 
         return build
@@ -67,10 +149,17 @@ class BackendTable:
 class FrontendTable:
     index: int
     proxy: Proxy
-    backend: int                  # -1: none
-    log_mode: int
+    spec: FrontendSpec
+    log_format: list              # compiled log-format (fastlb/logformat.py), also the default
     listeners: list = field(default_factory=list)
-    router: object = None          # per-request routing callable (mode http with rules), or None
+
+    @property
+    def backend(self) -> int:
+        return self.spec.backend
+
+    @property
+    def log_mode(self) -> int:
+        return self.spec.log_mode
 
 
 @dataclass
@@ -92,68 +181,129 @@ class RuntimeTables:
 
 
 def compile_tables(config: Config) -> RuntimeTables:
+    """The model -> runtime step, whole: the master runs it once per configuration, and
+    workers only copy its specs into their C structs."""
+    applets = Applets(None)
     backends: list[BackendTable] = []
     by_name: dict[str, int] = {}
     nservers = 0
     for proxy in config.backends:
-        servers, names, models = [], [], []
-        for server in proxy.servers:
-            servers.append((server.address.family, server.address.ip, server.address.port,
-                            server.maxqueue))
-            names.append(server.name)
-            models.append(server)
-        if not proxy.servers and proxy.dispatch is not None:
-            # HAProxy logs dispatched sessions as <NOSRV>.
-            address = proxy.dispatch
-            servers.append((address.family, address.ip, address.port, 0))
-            names.append(NOSRV)
-            models.append(None)
-        options = dict(proxy.balance_args)
-        options["consistent"] = int(proxy.hash_type == "consistent")
-        options["avalanche"] = int(proxy.hash_avalanche)
-        options["observed"] = int(any(s.observe and s.check for s in proxy.servers))
-        options["reuse_never"] = int(proxy.http_reuse == "never")
-        table = BackendTable(index=len(backends), proxy=proxy, servers=servers, server_names=names,
-                             server_models=models, algorithm=ALGORITHMS[proxy.balance],
-                             options=options, first_server_shm=nservers)
+        table = compile_backend(proxy, len(backends), nservers, applets)
         by_name[proxy.name] = table.index
-        nservers += len(servers)
+        nservers += len(table.spec.servers)
         backends.append(table)
-
-    applets = Applets(None)
-    frontends: list[FrontendTable] = []
-    for proxy in config.frontends:
-        unconditional = [name for name, cond, _ in proxy.switching_rules if cond is None]
-        if unconditional and not any(c for _, c, _ in proxy.switching_rules):
-            target = unconditional[0]              # an unconditional use_backend wins
-        elif proxy.default_backend:
-            target = proxy.default_backend
-        elif proxy.kind == "listen":
-            target = proxy.name
-        else:
-            target = None
-        log_mode = LOG_NONE
-        if proxy.logs:
-            if proxy.mode == "http" and (proxy.options.httplog or proxy.log_format):
-                log_mode = LOG_HTTPLOG
-            elif proxy.options.tcplog or proxy.options.httplog or proxy.log_format:
-                log_mode = LOG_TCPLOG      # at the end of the session, in its log format
-            else:
-                log_mode = LOG_CONNECT
-        frontends.append(FrontendTable(index=len(frontends), proxy=proxy,
-                                       backend=by_name.get(target, -1) if target else -1,
-                                       log_mode=log_mode, listeners=list(proxy.listeners),
-                                       router=build_router(proxy, by_name,
-                                                           by_name.get(target, -1) if target else -1,
-                                                           applets)))
-    for table in backends:
-        table.rules = build_backend_rules(table.proxy, applets)
+    frontends = [compile_frontend(proxy, index, by_name, applets)
+                 for index, proxy in enumerate(config.frontends)]
     tables = RuntimeTables(config=config, frontends=frontends, backends=backends,
                            nservers=nservers, applets=applets)
     applets.tables = tables
     return tables
 
 
+def server_spec(server: Optional[Server], address, shm_index: int) -> ServerSpec:
+    if server is None:            # a dispatch address: HAProxy logs it as <NOSRV>
+        return ServerSpec(name=NOSRV, model=None, shm_index=shm_index, family=address.family,
+                          ip=address.ip, port=address.port, maxqueue=0, maxconn=0, weight=1,
+                          maint=False, checked=False, health=1, observe=shared.OBSERVE_NONE)
+    return ServerSpec(name=server.name, model=server, shm_index=shm_index,
+                      family=server.address.family, ip=server.address.ip,
+                      port=server.address.port, maxqueue=server.maxqueue,
+                      maxconn=server.maxconn or 0, weight=server.weight,
+                      maint=bool(server.disabled), checked=bool(server.check),
+                      health=0 if server.disabled else server.rise,
+                      observe=OBSERVE.get(server.observe, 0) if server.check
+                      else shared.OBSERVE_NONE)
+
+
+def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets) -> BackendTable:
+    servers = [server_spec(server, None, first_shm + i) for i, server in enumerate(proxy.servers)]
+    if not servers and proxy.dispatch is not None:
+        servers.append(server_spec(None, proxy.dispatch, first_shm))
+    t, args = proxy.timeouts, proxy.balance_args
+    http = proxy.mode == "http"
+    cookie = None
+    if proxy.cookie is not None and http:
+        cookie = Persistence(proxy.cookie, [s.model.cookie if s.model else None for s in servers])
+    spec = BackendSpec(
+        index=index, servers=tuple(servers), algorithm=ALGORITHMS[proxy.balance],
+        consistent=proxy.hash_type == "consistent", avalanche=bool(proxy.hash_avalanche),
+        key_name=(args.get("param") or args.get("header") or "").encode(),
+        uri_len=args.get("len", 0), uri_depth=args.get("depth", 0),
+        uri_whole=bool(args.get("whole")), uri_path_only=bool(args.get("path_only")),
+        draws=args.get("draws", 2),
+        observed=any(s.observe and s.check for s in proxy.servers), http=http,
+        http_close=HTTP_CLOSE_MODES[proxy.options.http_mode],
+        reuse_never=proxy.http_reuse == "never",
+        t_connect=t.connect or 0, t_server=t.server or 0, t_server_fin=t.server_fin or 0,
+        t_tunnel=t.tunnel or 0, t_queue=t.queue or t.connect or 0, retries=proxy.retries,
+        redispatch=proxy.options.redispatch or 0, srvtcpka=bool(proxy.options.srvtcpka),
+        error_pages=proxy.errorfiles or {},
+        response_editor=build_response_editor(proxy, applets),
+        request_rules=build_backend_rules(proxy, applets), cookie=cookie)
+    return BackendTable(index=index, proxy=proxy, spec=spec,
+                        server_names=[s.name for s in servers],
+                        server_models=[s.model for s in servers], first_server_shm=first_shm)
+
+
+def default_log_format(proxy: Proxy) -> str:
+    """option httplog (with or without captures) in mode http, else option tcplog."""
+    if proxy.mode != "http":
+        return TCPLOG
+    return HTTPLOG if proxy.captures_req or proxy.captures_rsp else HTTPLOG_NO_CAPTURE
+
+
+def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets) -> FrontendTable:
+    unconditional = [name for name, cond, _ in proxy.switching_rules if cond is None]
+    if unconditional and not any(c for _, c, _ in proxy.switching_rules):
+        target = unconditional[0]              # an unconditional use_backend wins
+    elif proxy.default_backend:
+        target = proxy.default_backend
+    elif proxy.kind == "listen":
+        target = proxy.name
+    else:
+        target = None
+    backend = by_name.get(target, -1) if target else -1
+    log_mode = LOG_NONE
+    if proxy.logs:
+        if proxy.mode == "http" and (proxy.options.httplog or proxy.log_format):
+            log_mode = LOG_HTTPLOG
+        elif proxy.options.tcplog or proxy.options.httplog or proxy.log_format:
+            log_mode = LOG_TCPLOG      # at the end of the session, in its log format
+        else:
+            log_mode = LOG_CONNECT
+    t = proxy.timeouts
+    spec = FrontendSpec(
+        index=index, backend=backend, http=proxy.mode == "http",
+        http_close=HTTP_CLOSE_MODES[proxy.options.http_mode],
+        t_client=t.client or 0, t_client_fin=t.client_fin or 0,
+        t_http_request=t.http_request or 0, t_http_keep_alive=t.http_keep_alive or 0,
+        clitcpka=bool(proxy.options.clitcpka), log_mode=log_mode,
+        dontlognull=bool(proxy.options.dontlognull), error_pages=proxy.errorfiles or {},
+        request_editor=forwardfor_editor(proxy),
+        router=build_router(proxy, by_name, backend, applets),
+        # a listen section's http-response rules run once, as its backend's
+        response_editor=build_response_editor(proxy, applets) if proxy.kind != "listen" else None,
+        captures=(proxy.captures_req or None, proxy.captures_rsp or None))
+    return FrontendTable(index=index, proxy=proxy, spec=spec,
+                         log_format=compile_format(proxy.log_format or default_log_format(proxy)),
+                         listeners=list(proxy.listeners))
+
+
+def forwardfor_editor(proxy: Proxy):
+    """option forwardfor: what the frontend adds to each forwarded request head, or None."""
+    ff = proxy.options.forwardfor
+    if proxy.mode != "http" or ff is None:
+        return None
+    header = ff.header.encode()
+
+    def edit(out, headers, client_ip):
+        if ff.if_none and any(name == header for name, _ in headers):
+            return
+        if ff.except_net is not None and ipaddress.ip_address(client_ip) in ff.except_net:
+            return
+        out += [header, b": ", client_ip.encode(), b"\r\n"]
+
+    return edit
 
 
 def monitor_matches(monitor: bytes, url: bytes) -> bool:

@@ -12,25 +12,17 @@ import traceback  # noqa: F401 - used by the loop after a chroot hides the libra
 from setproctitle import setproctitle
 
 from ..loop import core as loop
-from ..logformat import (HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format, http_fields,
-                         render, tcp_fields)
+from ..logformat import http_fields, render, tcp_fields
 from ..logsink import INFO, LogSink, format_address
 from .listeners import inherited_socket
 from .process import confine, default_maxconn, pin_cpus
-from ..http.cookies import Persistence
 from ..shm import SharedState
 from ..stats.errors import ErrorCapture
-from .tables import LOG_NONE, RuntimeTables, build_response_editor
-
-def default_format(proxy) -> str:
-    """option httplog (with or without captures) in mode http, else option tcplog."""
-    if proxy.mode != "http":
-        return TCPLOG
-    return HTTPLOG if proxy.captures_req or proxy.captures_rsp else HTTPLOG_NO_CAPTURE
-
+from .tables import LOG_NONE, RuntimeTables
 
 class TrafficLogger:
-    """Formats HAProxy's tcplog / connect lines for the sessions a worker ends."""
+    """Formats HAProxy's tcplog / httplog / connect lines for the sessions a worker ends,
+    from the loop's LogRecord (fastlb/loop/logging.pxd)."""
 
     def __init__(self, tables: RuntimeTables, log_pid: int, default_tag: str):
         g = tables.config.global_
@@ -38,29 +30,33 @@ class TrafficLogger:
         self.sinks = [LogSink(fe.proxy.logs, fe.proxy.log_tag or g.log_tag or default_tag,
                               log_pid, g.log_send_hostname) for fe in tables.frontends]
         self.pid = log_pid
-        self.formats = [compile_format(fe.proxy.log_format or default_format(fe.proxy))
-                        for fe in tables.frontends]
 
-    def session_end(self, fe, be, srv, addr, accept_ms, tw, tc, tt, bytes_out, term,
-                    ac, fc, bc, sc, retries, redispatched):
+    def session_end(self, rec):
         """HAProxy's tcplog line, or the frontend's log-format."""
-        t = self.tables
-        fields = tcp_fields(addr, t.frontends[fe].proxy.name, t.backend_name(fe, be),
-                            t.server_name(be, srv), accept_ms, (tw, tc, tt), bytes_out, term,
-                            (ac, fc, bc, sc, f"{'+' if redispatched else ''}{retries}"), self.pid)
-        self.sinks[fe].send(INFO, render(self.formats[fe], fields))
+        t, fe = self.tables, rec.frontend
+        fields = tcp_fields(rec.client, t.frontends[fe].proxy.name,
+                            t.backend_name(fe, rec.backend), t.server_name(rec.backend, rec.server),
+                            rec.start_ms, (rec.t_queue, rec.t_connect, rec.t_total),
+                            rec.bytes_out, rec.term, self.counts(rec), self.pid)
+        self.sinks[fe].send(INFO, render(t.frontends[fe].log_format, fields))
 
-    def http_end(self, fe, be, srv, addr, start_ms, tr, tw, tc, tresp, ta, status, bytes_out,
-                 term, ac, fc, bc, sc, retries, redispatched, request_line, captures):
+    def http_end(self, rec):
         """HAProxy's httplog line, or the frontend's log-format (no cookie capture yet: "-")."""
-        t = self.tables
-        request = request_line.decode("latin-1") if request_line else "<BADREQ>"
-        fields = http_fields(addr, t.frontends[fe].proxy.name, t.backend_name(fe, be),
-                             t.server_name(be, srv), start_ms, (tr, tw, tc, tresp, ta), status,
-                             bytes_out, term, (ac, fc, bc, sc,
-                                                      f"{'+' if redispatched else ''}{retries}"),
-                             request, captures, self.pid)
-        self.sinks[fe].send(INFO, render(self.formats[fe], fields))
+        t, fe = self.tables, rec.frontend
+        request = rec.request_line.decode("latin-1") if rec.request_line else "<BADREQ>"
+        fields = http_fields(rec.client, t.frontends[fe].proxy.name,
+                             t.backend_name(fe, rec.backend),
+                             t.server_name(rec.backend, rec.server), rec.start_ms,
+                             (rec.t_request, rec.t_queue, rec.t_connect, rec.t_response,
+                              rec.t_total), rec.status, rec.bytes_out, rec.term,
+                             self.counts(rec), request, rec.captures, self.pid)
+        self.sinks[fe].send(INFO, render(t.frontends[fe].log_format, fields))
+
+    @staticmethod
+    def counts(rec) -> tuple:
+        """%ac %fc %bc %sc %rc"""
+        return (rec.actconn, rec.feconn, rec.beconn, rec.srvconn,
+                f"{'+' if rec.redispatched else ''}{rec.retries}")
 
     def connect(self, fe, addr, port, http):
         proxy = self.tables.frontends[fe].proxy
@@ -73,27 +69,6 @@ class TrafficLogger:
             if listener.port == port and listener.host not in ("0.0.0.0", "::"):
                 return listener.host
         return "0.0.0.0"
-
-
-HTTP_CLOSE_MODES = {"http-keep-alive": 0, "http-server-close": 1, "httpclose": 2}
-
-
-def request_editor(proxy):
-    """What the frontend adds to each forwarded request head, or None."""
-    ff = proxy.options.forwardfor
-    if proxy.mode != "http" or ff is None:
-        return None
-    import ipaddress
-    header = ff.header.encode()
-
-    def edit(out, headers, client_ip):
-        if ff.if_none and any(name == header for name, _ in headers):
-            return
-        if ff.except_net is not None and ipaddress.ip_address(client_ip) in ff.except_net:
-            return
-        out += [header, b": ", client_ip.encode(), b"\r\n"]
-
-    return edit
 
 
 def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers: int,
@@ -112,33 +87,9 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
                           len(tables.backends), default_maxconn(tables.config))
     worker.head_limit = g.head_limit()
     for be in tables.backends:
-        p = be.proxy
-        t = p.timeouts
-        cookie = None
-        if p.cookie is not None and p.mode == "http":
-            cookie = Persistence(p.cookie, [m.cookie if m else None for m in be.server_models])
-        worker.add_backend(be.servers, be.algorithm, be.options, be.lookup_builder(shm),
-                           t.connect or 0, t.server or 0,
-                           t.server_fin or 0, t.tunnel or 0, t.queue or t.connect or 0, p.retries,
-                           p.options.redispatch or 0, int(p.options.srvtcpka), be.index,
-                           be.first_server_shm, http=int(p.mode == "http"),
-                           error_pages=p.errorfiles,
-                           response_editor=build_response_editor(p, tables.applets),
-                           http_close=HTTP_CLOSE_MODES[p.options.http_mode],
-                           request_rules=be.rules, cookie=cookie)
+        worker.add_backend(be.spec, be.lookup_builder(shm))
     for fe in tables.frontends:
-        p = fe.proxy
-        t = p.timeouts
-        worker.add_frontend(fe.backend, t.client or 0, t.client_fin or 0,
-                            int(p.options.clitcpka), fe.log_mode, int(p.options.dontlognull),
-                            fe.index, http=int(p.mode == "http"),
-                            t_http_request=t.http_request or 0,
-                            t_http_keep_alive=t.http_keep_alive or 0,
-                            error_pages=p.errorfiles, request_editor=request_editor(p),
-                            router=fe.router,
-                            response_editor=build_response_editor(p, tables.applets) if p.kind != "listen" else None,
-                            http_close=HTTP_CLOSE_MODES[p.options.http_mode],
-                            captures=(p.captures_req or None, p.captures_rsp or None))
+        worker.add_frontend(fe.spec)
         for listener in fe.listeners:
             if listener.fd is not None:
                 sock = inherited_socket(listener)

@@ -1,0 +1,117 @@
+"""The balance algorithms, one entry each (HAProxy's lb_ops): how the loop picks
+(strategy.pxd's PICK_*), what it hashes (KEY_*), how the usable servers are laid out
+(TABLE_*), and the arguments ``balance <name> ...`` takes.
+
+Adding an algorithm is one ``register(Algorithm(...))`` here when it combines existing
+strategies; a new pick is also one inline function in a ``.pxd`` of this folder and one
+case in loop/assign.pxi's ``balance()``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .strategy import (KEY_HDR, KEY_NONE, KEY_SOURCE, KEY_URI, KEY_URL_PARAM, PICK_FIRST,
+                       PICK_LEASTCONN, PICK_RANDOM, PICK_SEQUENCE, TABLE_ELIGIBLE, TABLE_MAP,
+                       TABLE_ROUNDROBIN)
+
+
+def no_arguments(name: str, extra: list) -> dict:
+    if extra:
+        raise ValueError(f"'balance {name}' does not accept '{extra[0]}'.")
+    return {}
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    pick: int
+    table: int
+    key: int = KEY_NONE
+    # the servers' current sessions must be in the shared totals for the pick to read them
+    shared_counts: bool = False
+    # parse(name, words after the name) -> options; raises ValueError with HAProxy's message
+    parse: Callable[[str, list], dict] = field(default=no_arguments, compare=False)
+
+    @property
+    def hashed(self) -> bool:
+        return self.key != KEY_NONE
+
+
+ALGORITHMS: dict[str, Algorithm] = {}
+
+
+def register(algorithm: Algorithm) -> Algorithm:
+    ALGORITHMS[algorithm.name] = algorithm
+    return algorithm
+
+
+def uri_arguments(name: str, extra: list) -> dict:
+    options = dict(len=0, depth=0, whole=False, path_only=False)
+    i = 0
+    while i < len(extra):
+        word = extra[i]
+        if word in ("len", "depth"):
+            if i + 1 >= len(extra) or not extra[i + 1].isdigit() or int(extra[i + 1]) < 1:
+                raise ValueError(f"'balance uri {word}' expects a positive integer "
+                                 f"(got '{extra[i + 1] if i + 1 < len(extra) else ''}').")
+            options[word] = int(extra[i + 1])
+            i += 2
+        elif word in ("whole", "path-only"):
+            options[word.replace("-", "_")] = True
+            i += 1
+        else:
+            raise ValueError("'balance uri' only accepts parameters 'whole', 'len', "
+                             "'depth', 'path-only'.")
+    return options
+
+
+def url_param_arguments(name: str, extra: list) -> dict:
+    if not extra:
+        raise ValueError("'balance url_param' requires an URL parameter name.")
+    if extra[1:2] == ["check_post"]:
+        raise ValueError("'balance url_param ... check_post' is not supported by fastlb yet.")
+    no_arguments(name, extra[1:])
+    return {"param": extra[0]}
+
+
+register(Algorithm("roundrobin", PICK_SEQUENCE, TABLE_ROUNDROBIN))
+register(Algorithm("static-rr", PICK_SEQUENCE, TABLE_MAP))
+register(Algorithm("leastconn", PICK_LEASTCONN, TABLE_ELIGIBLE, shared_counts=True))
+register(Algorithm("first", PICK_FIRST, TABLE_ELIGIBLE))
+# random(<draws>) and hdr(<name>) carry their argument in the name: see parse_balance()
+register(Algorithm("random", PICK_RANDOM, TABLE_MAP, shared_counts=True))
+# a hash falls back to walking the map when its key is missing
+register(Algorithm("source", PICK_SEQUENCE, TABLE_MAP, key=KEY_SOURCE))
+register(Algorithm("uri", PICK_SEQUENCE, TABLE_MAP, key=KEY_URI, parse=uri_arguments))
+register(Algorithm("url_param", PICK_SEQUENCE, TABLE_MAP, key=KEY_URL_PARAM,
+                   parse=url_param_arguments))
+register(Algorithm("hdr", PICK_SEQUENCE, TABLE_MAP, key=KEY_HDR))
+
+
+def parse_balance(words: list) -> tuple[str, dict]:
+    """``balance`` arguments -> (algorithm name, options), HAProxy's messages on error."""
+    name, extra = words[0], words[1:]
+    options: dict = {}
+    if name.startswith("hdr(") and name.endswith(")") and len(name) > 5:
+        options["header"] = name[4:-1].lower()
+        if extra == ["use_domain_only"]:
+            raise ValueError("'balance hdr(...) use_domain_only' is not supported by fastlb yet.")
+        name = "hdr"
+    elif name.startswith("random(") and name.endswith(")"):
+        draws = name[7:-1]
+        if not draws.isdigit() or int(draws) < 1:
+            raise ValueError("'balance random(<draws>)' expects a positive integer.")
+        options["draws"] = int(draws)
+        name = "random"
+    elif name.startswith("rdp-cookie"):
+        raise ValueError("'balance rdp-cookie' is not supported by fastlb yet "
+                         "(it needs 'tcp-request content' rules, which fastlb does not have).")
+    elif name not in ALGORITHMS or name == "hdr":      # hdr takes its name in parentheses
+        raise ValueError("balance only supports 'roundrobin', 'static-rr', 'leastconn', "
+                         "'source', 'uri', 'url_param', 'hdr(name)' and 'rdp-cookie(name)' "
+                         "options.")
+    if name == "random":
+        options.setdefault("draws", 2)
+    options.update(ALGORITHMS[name].parse(name, extra))
+    return name, options

@@ -1,0 +1,1 @@
+"""The numbers of strategy.pxd, for Python (fastlb/lb/algorithms.py)."""
