@@ -50,7 +50,7 @@ cdef int install_lookup(Worker w, int b) except -1:
         if be.srv_maxconn[i]:
             be.limited = 1
     be.shared_cur = be.limited or be.shared_counts
-    lookup = w.lookup_builders[b]()
+    lookup = (<BackendHooks>w.be_hooks[b]).lookup_builder()
     free_lookup(be)
     be.seq = int_array(lookup.sequence)
     be.seq_len = len(lookup.sequence)
@@ -395,7 +395,7 @@ cdef void set_http_key(Worker w, Session *s, bytes url, list headers):
     cdef BackendRt *be = &w.backends[s.be]
     cdef Py_ssize_t end, slashes, i, q
     cdef bytes key, name, value
-    cdef bytes wanted = w.be_params[s.be]
+    cdef bytes wanted = (<BackendHooks>w.be_hooks[s.be]).key_name
     s.has_key = 0
     if be.key == KEY_SOURCE:
         set_source_key(be, s)

@@ -137,6 +137,28 @@ cdef struct TimerEntry:
     uint32_t idx            # session index; each session has at most one entry
 
 
+# The Python a frontend or backend keeps (rules, editors, persistence): one object each,
+# read through C fields (the loop's only Python-level per-proxy state).
+@cython.final
+cdef class FrontendHooks:
+    cdef dict error_pages       # {status: bytes} from errorfile lines
+    cdef object request_editor  # option forwardfor: edit(out, headers, client_ip), or None
+    cdef object router          # route(...) -> (ROUTE_*, value), or None
+    cdef object response_editor # http-response rules: edit(headers), or None
+    cdef object captures_req    # [(name, length)] of capture request header, or None
+    cdef object captures_rsp
+
+
+@cython.final
+cdef class BackendHooks:
+    cdef dict error_pages
+    cdef object lookup_builder  # () -> fastlb.lb.lookup.Lookup from the shared server states
+    cdef object cookie          # fastlb.http.cookies.Persistence, or None
+    cdef bytes key_name         # balance url_param / hdr() name
+    cdef object response_editor
+    cdef object request_rules   # its own http-request rules / stats page, or None
+
+
 @cython.final
 cdef class Worker:
     """One worker process's event loop.  Build it with add_* calls, then run()."""
@@ -201,9 +223,6 @@ cdef class Worker:
     cdef int *idle_len
     cdef int *lend_head         # per server (shared index): idle sessions lending their connection
     cdef int nservers_total
-    cdef list lookup_builders   # per backend: callable returning a fastlb.lb.lookup.Lookup
-    cdef list cookies           # per backend: fastlb.http.cookies.Persistence, or None
-    cdef list be_params         # per backend: url_param name / hdr() name (bytes), or b""
     cdef uint64_t rng
     cdef int64_t global_maxconn
 
@@ -211,14 +230,8 @@ cdef class Worker:
     cdef object connect_callback
     cdef object http_log_callback
     cdef object error_capture   # (response, fe, be, srv, bytes, addr, reason): show errors
-    cdef list error_pages       # per frontend: {status: bytes} from errorfile lines
-    cdef list be_error_pages    # per backend: the same
-    cdef list request_editors   # per frontend: callable adding request headers, or None
-    cdef list routers           # per frontend: callable choosing backend / deny, or None
-    cdef list response_editors  # per frontend: http-response rules, or None
-    cdef list captures          # per frontend: ([(name, len)] | None for requests, ... responses)
-    cdef list be_response_editors
-    cdef list be_request_rules  # per backend: its own http-request rules, or None
+    cdef list fe_hooks          # FrontendHooks per frontend
+    cdef list be_hooks          # BackendHooks per backend
     cdef list txns              # HttpTxn per session slot (mode http)
     cdef list runq              # (idx, gen) of HTTP sessions to run again after this batch
     cdef int wakeup_fd

@@ -123,24 +123,23 @@ include "http_pool.pxi"
 include "probes.pxi"
 
 
+cdef class FrontendHooks:
+    """A frontend's Python hooks (declared in core.pxd)."""
+
+
+cdef class BackendHooks:
+    """A backend's Python hooks (declared in core.pxd)."""
+
+
 cdef class Worker:
     """One worker process's event loop.  Build it with add_* calls, then run()."""
 
     def __cinit__(self):
         self.txns = []
+        self.fe_hooks = []
+        self.be_hooks = []
         self.runq = []
         self.errors_seen = set()
-        self.error_pages = []
-        self.lookup_builders = []
-        self.cookies = []
-        self.be_params = []
-        self.be_error_pages = []
-        self.request_editors = []
-        self.routers = []
-        self.response_editors = []
-        self.captures = []
-        self.be_response_editors = []
-        self.be_request_rules = []
         self.epfd = -1
         self.wakeup_fd = -1
         self.free_head = -1
@@ -279,12 +278,14 @@ cdef class Worker:
         be.http = spec.http
         be.http_close = spec.http_close
         be.shm_index = spec.index
-        self.lookup_builders.append(lookup_builder)
-        self.cookies.append(spec.cookie)
-        self.be_params.append(spec.key_name)
-        self.be_error_pages.append(spec.error_pages)
-        self.be_response_editors.append(spec.response_editor)
-        self.be_request_rules.append(spec.request_rules)
+        hooks = BackendHooks()
+        hooks.error_pages = spec.error_pages
+        hooks.lookup_builder = lookup_builder
+        hooks.cookie = spec.cookie
+        hooks.key_name = spec.key_name
+        hooks.response_editor = spec.response_editor
+        hooks.request_rules = spec.request_rules
+        self.be_hooks.append(hooks)
         self.nbackends += 1
         install_lookup(self, self.nbackends - 1)
 
@@ -302,11 +303,13 @@ cdef class Worker:
         fe.log_mode = spec.log_mode
         fe.dontlognull = spec.dontlognull
         fe.shm_index = spec.index
-        self.error_pages.append(spec.error_pages)
-        self.request_editors.append(spec.request_editor)
-        self.routers.append(spec.router)
-        self.response_editors.append(spec.response_editor)
-        self.captures.append(spec.captures)
+        hooks = FrontendHooks()
+        hooks.error_pages = spec.error_pages
+        hooks.request_editor = spec.request_editor
+        hooks.router = spec.router
+        hooks.response_editor = spec.response_editor
+        hooks.captures_req, hooks.captures_rsp = spec.captures
+        self.fe_hooks.append(hooks)
         self.nfrontends += 1
 
     def add_listener(self, int fd, int frontend, int port):

@@ -7,6 +7,13 @@ cdef void capture_error(Worker w, Session *s, bint response, bytes data, object 
 cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bint raw, char term0, char term1)
 cdef bytes announce_close(bytes page)
 cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn)
+# its phases, in order
+cdef Head req_parse(Worker w, int idx, Session *s, HttpTxn txn, int64_t *length, bint *keep_alive)
+cdef bint req_route(Worker w, int idx, Session *s, HttpTxn txn, Head fields, bint keep_alive, bint *edited)
+cdef bint req_backend_rules(Worker w, int idx, Session *s, HttpTxn txn, Head fields, bint keep_alive, bint *edited)
+cdef void req_persistence(Worker w, Session *s, HttpTxn txn, Head fields)
+cdef void req_forward(Worker w, Session *s, HttpTxn txn, Head fields, int64_t length)
+cdef bint req_assign(Worker w, int idx, Session *s, HttpTxn txn)
 cdef bint http_rule_failed(Worker w, int idx, Session *s, HttpTxn txn, object exc)
 cdef bint http_assigned(Worker w, int idx, Session *s, HttpTxn txn, int chosen)
 cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple verdict, bint keep_alive)

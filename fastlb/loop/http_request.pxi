@@ -5,16 +5,16 @@
 # ------------------------------------------------------------------ HTTP helpers
 cdef bytes error_page(Worker w, int fe, int be, int status, bint raw):
     """The backend's errorfile, else the frontend's, else HAProxy's page."""
-    page = w.be_error_pages[be].get(status) if be >= 0 else None
+    page = (<BackendHooks>w.be_hooks[be]).error_pages.get(status) if be >= 0 else None
     if page is None:
-        page = w.error_pages[fe].get(status)
+        page = (<FrontendHooks>w.fe_hooks[fe]).error_pages.get(status)
     if page is None:
         page = builtin_page(status, raw)
     return page
 
 
 cdef void add_request_headers(Worker w, int fe, list out, list headers, Session *s):
-    editor = w.request_editors[fe]
+    editor = (<FrontendHooks>w.fe_hooks[fe]).request_editor
     if editor is not None:          # the address is formatted only when it is used
         editor(out, headers, sockaddr_to_tuple(&s.addr)[0])
 
@@ -80,88 +80,115 @@ cdef inline void applet_request(HttpTxn txn, bytes method, object fields, bytes 
 
 
 cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
-    """Analyse a complete request head; returns False when it could not be forwarded."""
-    cdef FrontendRt *fe = &w.frontends[s.fe]
+    """Analyse a complete request head, one phase after the other (HAProxy's http_ana.c
+    analysers): parse, route, backend rules, persistence, forward, assign.  False when the
+    request ends in one of them (answered, refused or closed) instead of being forwarded."""
+    cdef int64_t length
+    cdef bint keep_alive, edited = False
+    http_unlend(w, s)                    # our kept server connection is ours again
+    fields = req_parse(w, idx, s, txn, &length, &keep_alive)
+    if fields is None:
+        return False
+    if not req_route(w, idx, s, txn, fields, keep_alive, &edited):
+        return False
+    if not req_backend_rules(w, idx, s, txn, fields, keep_alive, &edited):
+        return False
+    if edited and not fields_safe(fields.headers):
+        return http_rule_failed(w, idx, s, txn, HeaderValueError(
+            "a rewritten request header holds CR, LF or NUL"))
+    req_persistence(w, s, txn, fields)
+    req_forward(w, s, txn, fields, length)
+    return req_assign(w, idx, s, txn)
+
+
+cdef Head req_parse(Worker w, int idx, Session *s, HttpTxn txn, int64_t *length,
+                    bint *keep_alive):
+    """Parse the head and check its framing; None when the request was refused (400, 413,
+    422).  Consumes the head from the client buffer."""
+    cdef FrontendHooks hooks = <FrontendHooks>w.fe_hooks[s.fe]
     cdef int64_t end = txn.req_head_end
     cdef bytes head = (s.cli.buf + s.cli.head)[:end]
-    cdef bint keep_alive, chunked
-    cdef int mode
-    cdef bytes te, cl, version, method
-    cdef list out
-    cdef int64_t length
+    cdef bytes version, method
     cdef int chunked_te
-    http_unlend(w, s)                    # our kept server connection is ours again
-    fields, why = parse_head(head, True)
+    cdef Head fields
+    parsed, why = parse_head(head, True)
     txn.requests += 1
-    if fields is None:
+    if parsed is None:
         capture_error(w, s, False, head, why)
         txn.request_line = b"<BADREQ>"
         http_error(w, idx, s, txn, 400, True, b'P', b'R')
-        return False
+        return None
+    fields = parsed
     txn.t_head = w.now
-    specs = w.captures[s.fe]
-    if specs[0] is not None:
-        txn.captures_req = capture_headers(specs[0], fields.headers)
-    if specs[1] is not None:
-        txn.captures_rsp = [""] * len(specs[1])
+    if hooks.captures_req is not None:
+        txn.captures_req = capture_headers(hooks.captures_req, fields.headers)
+    if hooks.captures_rsp is not None:
+        txn.captures_rsp = [""] * len(hooks.captures_rsp)
     method = fields.method
     version = fields.version
     txn.request_line = method + b" " + fields.url + b" HTTP/" + version
     side_consume(&s.cli, &w.pool, end)
     txn.bytes_in = end
     txn.req_scanned = 0
-    keep_alive = _keep_alive(version, fields.headers)
+    keep_alive[0] = _keep_alive(version, fields.headers)
     txn.is_head = method == b"HEAD"
     txn.is_connect = method == b"CONNECT"
     why = request_refused(fields)
-    length = content_length(fields.headers)
+    length[0] = content_length(fields.headers)
     chunked_te = transfer_chunked(fields.headers)
     if why is None:
-        if length == -2:
+        if length[0] == -2:
             why = "malformed Content-Length"
         elif chunked_te < 0:
             why = "Transfer-Encoding without chunked as its final coding"
-        elif version == b"1.0" and (length > 0 or chunked_te) and \
+        elif version == b"1.0" and (length[0] > 0 or chunked_te) and \
                 (method == b"GET" or method == b"HEAD" or method == b"DELETE"):
             # HAProxy 2.6 refuses a body on these methods from an HTTP/1.0 client
-            txn.request_line = method + b" " + fields.url + b" HTTP/" + version
             http_error(w, idx, s, txn, 413, False, b'P', b'R')
             txn.close_client = True
-            return False
+            return None
         elif chunked_te == 2:
             capture_error(w, s, False, head, "a transfer coding other than chunked")
-            txn.request_line = method + b" " + fields.url + b" HTTP/" + version
             http_error(w, idx, s, txn, 422, False, b'P', b'R')
             txn.close_client = True
-            return False
-        elif chunked_te and length >= 0:
+            return None
+        elif chunked_te and length[0] >= 0:
             why = "both Content-Length and Transfer-Encoding"
-        elif length > MAX_CONTENT_LENGTH:
+        elif length[0] > MAX_CONTENT_LENGTH:
             why = "Content-Length too large"
     if why is not None:
         capture_error(w, s, False, head, why)
         txn.request_line = b"<BADREQ>"
         http_error(w, idx, s, txn, 400, True, b'P', b'R')
-        return False
+        return None
     if chunked_te:
         txn.req_mode = BODY_CHUNKED
-    elif length > 0:
+    elif length[0] > 0:
         txn.req_mode = BODY_LENGTH
-        txn.req_remaining = length
+        txn.req_remaining = length[0]
     else:
         txn.req_mode = BODY_NONE
     # a stopping worker answers this request, then closes: the client's next request
     # goes to a new connection, which the new workers accept
-    txn.close_client = not keep_alive or w.stopping != 0
-    router = w.routers[s.fe]
+    txn.close_client = not keep_alive[0] or w.stopping != 0
+    return fields
+
+
+cdef bint req_route(Worker w, int idx, Session *s, HttpTxn txn, Head fields, bint keep_alive,
+                    bint *edited):
+    """The frontend's monitor-uri, http-request rules, stats page and use_backend: answered
+    here (False), or on to a backend.  No backend at all: 503."""
+    router = (<FrontendHooks>w.fe_hooks[s.fe]).router
     if router is not None:
+        edited[0] = True
         try:
-            verdict = router(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
-                             w.listeners[s.listener].port, version)
+            verdict = router(fields.method, fields.url, fields.headers,
+                             sockaddr_to_tuple(&s.addr)[0], w.listeners[s.listener].port,
+                             fields.version)
         except Exception as exc:
             return http_rule_failed(w, idx, s, txn, exc)
         if verdict[0] == ROUTE_APPLET:
-            applet_request(txn, method, fields, version)
+            applet_request(txn, fields.method, fields, fields.version)
         if not http_local_answer(w, idx, s, txn, verdict, keep_alive):
             return False
         value = verdict[1]
@@ -173,46 +200,65 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     if s.be < 0:
         http_error(w, idx, s, txn, 503, False, b'S', b'C')
         return False
-    rules = w.be_request_rules[s.be]
-    if rules is not None:
-        try:
-            verdict = rules(method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
-                            w.listeners[s.listener].port, version)
-        except Exception as exc:
-            return http_rule_failed(w, idx, s, txn, exc)
-        if verdict is not None and verdict[0] == ROUTE_APPLET:
-            applet_request(txn, method, fields, version)
-        if verdict is not None and not http_local_answer(w, idx, s, txn, verdict, keep_alive):
-            return False
-    if (router is not None or rules is not None) and not fields_safe(fields.headers):
-        return http_rule_failed(w, idx, s, txn, HeaderValueError(
-            "a rewritten request header holds CR, LF or NUL"))
-    mode = fe.http_close if fe.http_close > w.backends[s.be].http_close else w.backends[s.be].http_close
+    return True
+
+
+cdef bint req_backend_rules(Worker w, int idx, Session *s, HttpTxn txn, Head fields,
+                            bint keep_alive, bint *edited):
+    """The backend's own http-request rules and stats page."""
+    rules = (<BackendHooks>w.be_hooks[s.be]).request_rules
+    if rules is None:
+        return True
+    edited[0] = True
+    try:
+        verdict = rules(fields.method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
+                        w.listeners[s.listener].port, fields.version)
+    except Exception as exc:
+        return http_rule_failed(w, idx, s, txn, exc)
+    if verdict is None:
+        return True
+    if verdict[0] == ROUTE_APPLET:
+        applet_request(txn, fields.method, fields, fields.version)
+    return http_local_answer(w, idx, s, txn, verdict, keep_alive)
+
+
+cdef void req_persistence(Worker w, Session *s, HttpTxn txn, Head fields):
+    """The request belongs to its backend now: close mode, counts, then what decides its
+    server: a persistence cookie, the balancing key."""
+    cdef FrontendRt *fe = &w.frontends[s.fe]
+    cdef BackendRt *be = &w.backends[s.be]
+    cdef uint64_t *be_row = w.be_stats + be.shm_index * STAT_WORDS
+    cdef int mode = fe.http_close if fe.http_close > be.http_close else be.http_close
     if mode == 2:
         txn.close_client = True          # option httpclose: both sides close after this one
     elif mode == 1:
         txn.close_server = True          # option http-server-close: only the server side
-    count_add(w, w.be_off + w.backends[s.be].shm_index, 1)
+    count_add(w, w.be_off + be.shm_index, 1)
     txn.be_counted = True
-    cdef uint64_t *be_row = w.be_stats + w.backends[s.be].shm_index * STAT_WORDS
     be_row[STAT_SESS_TOT] += 1
-    stat_max(be_row, STAT_SMAX, <int64_t>w.slot[w.be_off + w.backends[s.be].shm_index])
+    stat_max(be_row, STAT_SMAX, <int64_t>w.slot[w.be_off + be.shm_index])
     s.t_queued = -1
     s.forced_server = -1
     s.avoid_server = -1
-    persistence = w.cookies[s.be]
+    persistence = (<BackendHooks>w.be_hooks[s.be]).cookie
     if persistence is not None:
         server, letter = persistence.on_request(fields.headers)
-        if server >= 0 and not persist_usable(w, &w.backends[s.be], server):
+        if server >= 0 and not persist_usable(w, be, server):
             letter = "D"                 # its server is down: balanced like a new client
             server = -1
         s.forced_server = server
         txn.ck_client = letter
-        txn.method = method
-    if w.backends[s.be].key != KEY_NONE:
+        txn.method = fields.method
+    if be.key != KEY_NONE:
         set_http_key(w, s, fields.url, fields.headers)
-    out = [method, b" ", fields.url, b" HTTP/", version, b"\r\n"]
-    upgrade = _connection_has(fields.headers, b"upgrade")
+
+
+cdef void req_forward(Worker w, Session *s, HttpTxn txn, Head fields, int64_t length):
+    """The head as the server gets it (hop-by-hop Connection dropped, one Content-Length,
+    forwardfor, our close), staged with the first body bytes when few."""
+    cdef list out = [fields.method, b" ", fields.url, b" HTTP/", fields.version, b"\r\n"]
+    cdef bint upgrade = _connection_has(fields.headers, b"upgrade")
+    cdef int64_t unsent
     for name, value in fields.headers:
         if name == b"connection" and not upgrade:
             continue
@@ -227,13 +273,17 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
         out.append(b"connection: close\r\n")
     out.append(b"\r\n")
     txn.req_state = RQ_BODY
-    cdef int64_t unsent = buffered(&s.cli)
+    unsent = buffered(&s.cli)
     append_small_body(w, &s.cli, out, &txn.req_chunk, txn.req_mode, &txn.req_remaining,
                       &txn.req_avail, &txn.req_body_seen_end)
     txn.bytes_in += unsent - buffered(&s.cli)
     txn.out_srv = txn.request_head_copy = b"".join(out)
     txn.out_srv_off = 0
     txn.rsp_state = RS_HEAD
+
+
+cdef bint req_assign(Worker w, int idx, Session *s, HttpTxn txn):
+    """A server for the request: queued, refused (503), or on its way."""
     cdef int chosen = assign_server(w, idx, s)
     if chosen == ASSIGN_QUEUED:
         # waits for a place; a kept server connection is of no use meanwhile

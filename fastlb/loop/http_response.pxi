@@ -3,6 +3,7 @@
 
 
 cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
+    cdef FrontendHooks hooks
     cdef int64_t end = txn.rsp_head_end
     cdef bytes head = (s.srv.buf + s.srv.head)[:end]
     cdef int status
@@ -38,20 +39,20 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     txn.status = status
     txn.t_response = w.now
     observe(w, &w.backends[s.be], s.server, OBSERVE_LAYER7, status >= 500 and status != 501 and status != 505)
-    specs = w.captures[s.fe]
-    if specs[1] is not None:
-        txn.captures_rsp = capture_headers(specs[1], fields.headers)
+    hooks = <FrontendHooks>w.fe_hooks[s.fe]
+    if hooks.captures_rsp is not None:
+        txn.captures_rsp = capture_headers(hooks.captures_rsp, fields.headers)
     try:
-        persistence = w.cookies[s.be]
+        persistence = (<BackendHooks>w.be_hooks[s.be]).cookie
         if persistence is not None:
             txn.ck_server = persistence.on_response(fields.headers, s.server, txn.ck_client,
                                                     txn.method)
             edited = True
-        editor = w.be_response_editors[s.be]
+        editor = (<BackendHooks>w.be_hooks[s.be]).response_editor
         if editor is not None:
             editor(fields.headers)              # backend http-response rules, then frontend's
             edited = True
-        editor = w.response_editors[s.fe]
+        editor = hooks.response_editor
         if editor is not None:
             editor(fields.headers)
             edited = True
