@@ -16,7 +16,8 @@ from ..logformat import (HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format, ht
                          render, tcp_fields)
 from ..logsink import INFO, LogSink, format_address
 from .listeners import inherited_socket
-from .process import confine, default_maxconn, pin_cpus
+from .process import confine, pin_cpus
+from ..limits import default_maxconn
 from ..http.cookies import Persistence
 from ..shm import SharedState
 from ..stats.errors import ErrorCapture

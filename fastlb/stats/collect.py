@@ -11,8 +11,7 @@ import resource
 import time
 from dataclasses import dataclass
 
-from ..runtime.process import default_maxconn
-
+from ..limits import default_maxconn
 from .. import shm as shared
 from ..shm import STAT, STAT_WORDS, SharedState
 from .fields import BACKEND, FRONTEND, SERVER
