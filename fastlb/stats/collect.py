@@ -7,7 +7,6 @@ runtime tables and the shared memory, both inherited at fork.
 """
 from __future__ import annotations
 
-import resource
 import time
 from dataclasses import dataclass
 
