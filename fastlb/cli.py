@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from .runtime.listeners import ListenerPool
     from .runtime.process import set_fd_limit
-    from .stats.master_cli import MasterCliError, parse_master_socket
+    from .control.master_cli import MasterCliError, parse_master_socket
 
     try:
         master_sockets = [parse_master_socket(text) for text in opts.master_sockets]
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     pool = ListenerPool()
     source = opts.fetch_from or handover_socket(config, opts)
     if source:
-        from .stats.cli import fetch_listeners
+        from .control.server import fetch_listeners
         try:
             pool.adopt(*fetch_listeners(source))
         except (OSError, ValueError) as exc:

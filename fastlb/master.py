@@ -35,9 +35,10 @@ from .runtime.generation import Generation, carry_server_states
 from .runtime.listeners import ListenerPool
 from .runtime.process import confine
 from .runtime.worker import run_worker
-from .stats.admin import Admin
-from .stats.cli import CliServer, Commands
-from .stats.master_cli import MasterCli
+from .control.admin import Admin
+from .control.cli import Commands
+from .control.master_cli import MasterCli
+from .control.server import CliServer
 from .stats.sampler import RateSampler
 
 STOP_GRACE_S = 1.5          # SIGTERM -> SIGKILL delay on hard stop (VTest waits 2 s)

@@ -12,7 +12,7 @@ from ..config.model import Config, Proxy
 from ..http.acl import ConditionCompiler, PrefixSwitch, Request
 from ..http.rules import apply_header_rule, redirect_response, return_response
 from ..lb.lookup import ALGORITHMS, ServerView, build_lookup
-from ..stats.page import Applets, StatsPage
+from ..applets.page import Applets, StatsPage
 from .. import shm as shared
 
 LOG_NONE, LOG_CONNECT, LOG_TCPLOG, LOG_HTTPLOG = 0, 1, 2, 3
