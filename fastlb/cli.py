@@ -11,9 +11,7 @@ import sys
 from dataclasses import dataclass, field
 
 from . import __version__
-from .config.parser import ConfigError, load_config
-
-PROGRAM = "fastlb"
+from .boot import PROGRAM, compile_config, has_listener, load, prepare_listeners, worker_count
 USAGE = f"""Usage : {PROGRAM} [-f <cfgfile|cfgdir>]* [ -vdVD ] [ -n <workers> ] [ -p <pidfile> ]
         -v displays version ; -vv shows known build options.
         -d enters debug mode (foreground, the started process stays the master).
@@ -115,14 +113,6 @@ def print_version(level: int) -> None:
         print("Event loop : epoll (compiled worker loop), SO_REUSEPORT listeners")
 
 
-def config_message(level: str, text: str) -> None:
-    tag = f"[{level}]"
-    first, *rest = text.split("\n")
-    sys.stderr.write(f"{tag:<10} ({os.getpid()}) : config : {first}\n")
-    for line in rest:
-        sys.stderr.write(line + "\n")
-
-
 def daemonize() -> None:
     """Detach from the terminal; the surviving grandchild becomes the master."""
     if os.fork():
@@ -150,52 +140,38 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(USAGE)
         return 1
 
-    try:
-        config, warnings = load_config(opts.files)
-    except ConfigError as exc:
-        if not opts.quiet:
-            for warning in exc.warnings:
-                config_message("WARNING", warning)
-        for alert in exc.alerts:
-            config_message("ALERT", alert)
+    loaded = load(opts.files, opts.quiet)
+    if loaded is None:
         return 1
+    config, warnings = loaded
     quiet = opts.quiet or config.global_.quiet
-    if not quiet:
-        for warning in warnings:
-            config_message("WARNING", warning)
-    has_listener = any(fe.listeners for fe in config.frontends)
-
     if opts.check:
         if warnings and not quiet:
             print("Warnings were found.")
-        if not has_listener:
+        if not has_listener(config):
             print("Configuration file has no error but will not start (no listener) => exit(2).")
             return 2
         print("Configuration file is valid")
         return 0
-    if not has_listener:
-        sys.stderr.write(f"[ALERT]    ({os.getpid()}) : [{PROGRAM}.main()] No enabled listener found "
-                         "(check for 'bind' directives) ! Exiting.\n")
-        return 1
-
     try:
-        from .master import Master, alert, worker_count
+        tables = compile_config(config)     # the first use of the compiled extensions
+        if tables is None:
+            return 1
+        from .master import Master, alert
     except ImportError as exc:
         sys.stderr.write(f"[ALERT]    ({os.getpid()}) : cannot load fastlb's compiled core ({exc}).\n"
                          "   | Install fastlb with 'pip install .', or build it in place with\n"
                          "   | 'python setup.py build_ext --inplace'.\n")
         return 1
-    from .runtime.listeners import ListenerPool, check_inherited
+    from .runtime.listeners import ListenerPool
     from .runtime.process import set_fd_limit
-    from .runtime.tables import compile_tables
-    from .stats.master_cli import MasterCliError, parse_master_socket
+    from .control.master_cli import MasterCliError, parse_master_socket
 
     try:
         master_sockets = [parse_master_socket(text) for text in opts.master_sockets]
     except (MasterCliError, ValueError) as exc:
         alert(str(exc))
         return 1
-    tables = compile_tables(config)
     limit_error = set_fd_limit(tables)
     if limit_error:
         alert(limit_error)
@@ -203,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     pool = ListenerPool()
     source = opts.fetch_from or handover_socket(config, opts)
     if source:
-        from .stats.cli import fetch_listeners
+        from .control.server import fetch_listeners
         try:
             pool.adopt(*fetch_listeners(source))
         except (OSError, ValueError) as exc:
@@ -211,10 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                 alert(f"Failed to get the sockets from the old process! ({exc})")
                 return 1
     workers = worker_count(opts.workers, config)
-    bind_errors = check_inherited(tables) + pool.prepare(tables, workers)
-    if bind_errors:
-        for error in bind_errors:
-            alert(error)
+    if not prepare_listeners(tables, pool, workers):
         alert(f"[{PROGRAM}.main()] Some protocols failed to start their listeners! Exiting.")
         return 1
     # sockets handed over for addresses or worker slots we do not serve: closed now,

@@ -14,8 +14,10 @@ import socket
 import sys
 import time
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-from .config.model import LogTarget
+if TYPE_CHECKING:       # the configuration imports log formats, which import this module
+    from .config.model import LogTarget
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 LEVEL_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")

@@ -26,19 +26,19 @@ import time
 from setproctitle import setproctitle
 
 from . import __version__
-from .cli import config_message
-from .config.parser import ConfigError, load_config
+from . import boot
+from .boot import worker_count
 from .health import needs_checker, run_checker
 from .logsink import console as _stderr
 from . import shm as shared
 from .runtime.generation import Generation, carry_server_states
-from .runtime.listeners import ListenerPool, check_inherited
+from .runtime.listeners import ListenerPool
 from .runtime.process import confine
-from .runtime.tables import compile_tables
 from .runtime.worker import run_worker
-from .stats.admin import Admin
-from .stats.cli import CliServer, Commands
-from .stats.master_cli import MasterCli
+from .control.admin import Admin
+from .control.cli import Commands
+from .control.master_cli import MasterCli
+from .control.server import CliServer
 from .stats.sampler import RateSampler
 
 STOP_GRACE_S = 1.5          # SIGTERM -> SIGKILL delay on hard stop (VTest waits 2 s)
@@ -70,11 +70,6 @@ def child_role(number: int) -> str:
 
 def child_name(number: int) -> str:
     return "health checker" if number == CHECKER else f"worker {number + 1}"
-
-
-def worker_count(requested: int | None, config) -> int:
-    """-n, else nbthread, else one per CPU."""
-    return requested or config.global_.nbthread or os.cpu_count() or 1
 
 
 class Child:
@@ -271,15 +266,13 @@ class Master:
         and keep serving with the current one."""
         self.notice(f"Reloading {self.program}")
         self.reloads += 1
-        tables = self.load()
+        loaded = boot.load(self.files, self.quiet)
+        tables = boot.compile_config(loaded[0], self.program) if loaded else None
         if tables is None:
             self.reload_failed()
             return
         nworkers = worker_count(self.requested_workers, tables.config)
-        errors = check_inherited(tables) + self.pool.prepare(tables, nworkers)
-        if errors:
-            for error in errors:
-                alert(error)
+        if not boot.prepare_listeners(tables, self.pool, nworkers):
             self.reload_failed()
             return
         generation = Generation(self.current.number + 1, tables, nworkers, self.pid,
@@ -288,28 +281,6 @@ class Master:
         self.pending = generation
         self.pending_deadline = time.monotonic() + LOAD_TIMEOUT_S
         self.spawn_generation(generation)
-
-    def load(self):
-        """The compiled tables of the configuration files, or None (messages logged)."""
-        try:
-            config, warnings = load_config(self.files)
-        except ConfigError as exc:
-            for warning in exc.warnings:
-                self.config_message("WARNING", warning)
-            for text in exc.alerts:
-                self.config_message("ALERT", text)
-            return None
-        for warning in warnings:
-            self.config_message("WARNING", warning)
-        if not any(fe.listeners for fe in config.frontends):
-            alert(f"[{self.program}.main()] No enabled listener found (check for 'bind' "
-                  "directives) ! Exiting.")
-            return None
-        return compile_tables(config)
-
-    def config_message(self, level: str, text: str) -> None:
-        if level == "ALERT" or not self.quiet:
-            config_message(level, text)        # the same lines as at start-up
 
     def reload_failed(self) -> None:
         self.failed_reloads += 1

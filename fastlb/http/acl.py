@@ -1,41 +1,136 @@
 """ACLs and conditions: ``acl`` lines and ``if|unless`` conditions -> per-request matchers.
 
-Parsing (config time) builds ``AclTerm`` objects; ``compile_conditions`` then turns a
-frontend's conditions into closures over a ``Request`` view.  Samples are bytes, as they
-came on the wire (``url_param`` is not percent-decoded, as in HAProxy); patterns are
-encoded once at parse time, so matching never decodes.  Every ``path_beg``
-pattern of a frontend goes into one prefix trie, so a thousand prefixes cost one
-walk of the path per request, whatever the number of ACLs.
+Parsing (config time) builds ``AclTerm`` objects; ``ConditionCompiler`` then turns a
+frontend's conditions into closures over a ``Request`` view, which call each fetch's
+reader directly.  Samples are bytes, as they came on the wire (``url_param`` is not
+percent-decoded, as in HAProxy); patterns are encoded once at parse time, so matching
+never decodes.  Every ``path_beg`` pattern of a frontend goes into one prefix trie, so a
+thousand prefixes cost one walk of the path per request, whatever the number of ACLs.
+
+A fetch is one entry in the registry below (``@fetch``): its keywords, its argument, how
+its samples match, and the function that reads them from the request.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 MATCH_METHODS = ("str", "beg", "end", "sub", "reg", "dir", "dom", "found", "len", "int", "ip")
+# the keywords a text fetch also answers to as <keyword>_<method>: path_beg, hdr_len ...
+TEXT_VARIANTS = ("beg", "end", "sub", "reg", "dir", "dom", "len")
+TEXT, INT, IP = "str", "int", "ip"          # what samples are: also the default method
+NO_ARGUMENT, OPTIONAL, REQUIRED = "none", "optional", "required"
 
-# fetch name -> (sample kind, default match method)
-FETCHES = {
-    "path": ("path", "str"), "path_beg": ("path", "beg"), "path_end": ("path", "end"),
-    "path_sub": ("path", "sub"), "path_reg": ("path", "reg"), "path_dir": ("path", "dir"),
-    "path_dom": ("path", "dom"), "path_len": ("path", "len"),
-    "url": ("url", "str"), "url_beg": ("url", "beg"), "url_end": ("url", "end"),
-    "url_sub": ("url", "sub"), "url_reg": ("url", "reg"), "url_dir": ("url", "dir"),
-    "url_dom": ("url", "dom"), "url_len": ("url", "len"),
-    "url_param": ("url_param", "str"), "urlp": ("url_param", "str"),
-    "hdr": ("hdr", "str"), "req.hdr": ("hdr", "str"), "hdr_beg": ("hdr", "beg"),
-    "hdr_end": ("hdr", "end"), "hdr_sub": ("hdr", "sub"), "hdr_reg": ("hdr", "reg"),
-    "hdr_dir": ("hdr", "dir"), "hdr_dom": ("hdr", "dom"), "hdr_len": ("hdr", "len"),
-    "hdr_cnt": ("hdr_cnt", "int"), "req.hdr_cnt": ("hdr_cnt", "int"),
-    "hdr_val": ("hdr_val", "int"),
-    "method": ("method", "str"), "src": ("src", "ip"), "dst_port": ("dst_port", "int"),
-    "req.ver": ("version", "str"), "req_ver": ("version", "str"),
-    "nbsrv": ("nbsrv", "int"),
-}
-NEEDS_ARGUMENT = {"url_param", "hdr_cnt", "hdr_val", "nbsrv"}
-OPTIONAL_ARGUMENT = {"hdr"}
+
+@dataclass(frozen=True)
+class Fetch:
+    """One sample fetch.
+
+    ``read(request)`` returns the sample (a list of them when ``many``).  A fetch that
+    takes an argument registers ``read(argument, compiler)`` instead, called once per
+    ACL at config time, which returns that reader.  ``matches``: TEXT samples (bytes)
+    take every ``-m`` method; INT and IP samples are matched as integers or against
+    networks whatever ``-m`` says (accepted and not used, as it always was).  A fetch
+    without an argument ignores one given to it."""
+    kind: str                  # AclTerm.kind
+    read: Callable
+    argument: str = NO_ARGUMENT
+    matches: str = TEXT
+    many: bool = False
+
+
+FETCHES: dict[str, tuple] = {}   # keyword -> (Fetch, default match method)
+
+
+def fetch(*keywords: str, kind: str = "", argument: str = NO_ARGUMENT, matches: str = TEXT,
+          many: bool = False, variants: tuple = ()):
+    """Register the decorated reader under ``keywords``, and under ``<first>_<variant>``
+    for each variant (a text match method, the variant's default)."""
+    def register(read):
+        entry = Fetch(kind or keywords[0], read, argument, matches, many)
+        for keyword in keywords:
+            FETCHES[keyword] = (entry, matches)
+        for variant in variants:
+            FETCHES[f"{keywords[0]}_{variant}"] = (entry, variant)
+        return read
+    return register
+
+
+@fetch("path", variants=TEXT_VARIANTS)
+def fetch_path(req: "Request") -> bytes:
+    return req.path
+
+
+@fetch("url", variants=TEXT_VARIANTS)
+def fetch_url(req: "Request") -> bytes:
+    return req.url
+
+
+@fetch("method")
+def fetch_method(req: "Request") -> bytes:
+    return req.method
+
+
+@fetch("req.ver", "req_ver", kind="version")
+def fetch_version(req: "Request") -> bytes:
+    return req.version
+
+
+@fetch("src", matches=IP)
+def fetch_src(req: "Request") -> str:
+    return req.src
+
+
+@fetch("dst_port", matches=INT)
+def fetch_dst_port(req: "Request") -> int:
+    return req.dst_port
+
+
+@fetch("url_param", argument=REQUIRED, many=True)
+def fetch_url_param(name: Optional[str], compiler) -> Callable:
+    return lambda req: req.url_param(name)
+
+
+# "urlp" without a name has always been accepted (and matches nothing): kept so
+fetch("urlp", kind="url_param", argument=OPTIONAL, many=True)(fetch_url_param)
+
+
+@fetch("hdr", "req.hdr", argument=OPTIONAL, many=True, variants=TEXT_VARIANTS)
+def fetch_hdr(name: Optional[str], compiler) -> Callable:
+    """A header's values split at commas; without a name, every header's whole value."""
+    if name:
+        return lambda req: req.header_values(name)
+    return lambda req: [v for _, v in req.headers]
+
+
+@fetch("hdr_cnt", "req.hdr_cnt", argument=REQUIRED, matches=INT)
+def fetch_hdr_cnt(name: str, compiler) -> Callable:
+    return lambda req: len(req.header_values(name))
+
+
+@fetch("hdr_val", argument=REQUIRED, matches=INT, many=True)
+def fetch_hdr_val(name: str, compiler) -> Callable:
+    """The header's values that are integers."""
+    def read(req: "Request") -> list:
+        values = []
+        for v in req.header_values(name):
+            try:
+                values.append(int(v))
+            except ValueError:
+                pass
+        return values
+    return read
+
+
+@fetch("nbsrv", argument=REQUIRED, matches=INT)
+def fetch_nbsrv(backend: str, compiler) -> Callable:
+    """The usable servers of a backend, from the run-time state (see ConditionCompiler)."""
+    count = compiler.nbsrv(backend)
+    return lambda req: count()
+
 
 # Predefined ACLs (HAProxy's table, the ones that make sense without other features).
 PREDEFINED = {
@@ -64,6 +159,7 @@ class AclTerm:
     method: str
     patterns: list
     ignore_case: bool = False
+    source: Optional[Fetch] = None     # the registry entry that reads its samples
 
 
 @dataclass
@@ -84,9 +180,9 @@ def parse_acl(words: list[str], base_dir: str = ".") -> AclTerm:
         name, arg = match.group(1), match.group(2)
     if name not in FETCHES:
         raise AclError(f"unknown fetch method '{criterion}' in ACL expression '{criterion}'.")
-    if (name in NEEDS_ARGUMENT) and not arg:
+    source, method = FETCHES[name]
+    if source.argument == REQUIRED and not arg:
         raise AclError(f"fetch method '{name}' : missing arguments (got 0/1).")
-    kind, method = FETCHES[name]
     ignore_case = False
     patterns: list = []
     while rest and rest[0].startswith("-") and rest[0] != "-":
@@ -108,9 +204,9 @@ def parse_acl(words: list[str], base_dir: str = ".") -> AclTerm:
         else:
             raise AclError(f"unknown ACL flag '{flag}'.")
     patterns += rest
-    if kind in ("hdr_cnt", "hdr_val", "dst_port", "nbsrv") or method in ("int", "len"):
+    if source.matches == INT or method in ("int", "len"):
         patterns = _int_patterns(patterns)
-    elif method == "ip" or kind == "src":
+    elif method == "ip" or source.matches == IP:
         patterns = _ip_patterns(patterns)
     elif method == "reg":
         flags = re.IGNORECASE if ignore_case else 0
@@ -123,8 +219,8 @@ def parse_acl(words: list[str], base_dir: str = ".") -> AclTerm:
                     for p in patterns]
     if not patterns and method not in ("found",):
         raise AclError(f"missing pattern for ACL criterion '{criterion}'.")
-    return AclTerm(fetch=criterion, kind=kind, arg=arg, method=method, patterns=patterns,
-                   ignore_case=ignore_case)
+    return AclTerm(fetch=criterion, kind=source.kind, arg=arg, method=method,
+                   patterns=patterns, ignore_case=ignore_case, source=source)
 
 
 def config_bytes(text: str) -> bytes:
@@ -336,33 +432,6 @@ class PrefixSwitch:
         return min(hits) if hits else None
 
 
-def _match_text(term: AclTerm, values: list) -> bool:
-    method = term.method
-    if method == "found":
-        return bool(values)
-    if term.ignore_case and method != "reg":
-        values = [v.lower() for v in values]
-    for value in values:
-        for pattern in term.patterns:
-            if method == "str" and value == pattern:
-                return True
-            if method == "beg" and value.startswith(pattern):
-                return True
-            if method == "end" and value.endswith(pattern):
-                return True
-            if method == "sub" and pattern in value:
-                return True
-            if method == "reg" and pattern.search(value):
-                return True
-            if method == "dir" and _delimited(value, pattern, b"/"):
-                return True
-            if method == "dom" and _delimited(value, pattern, b"/?.:"):
-                return True
-            if method == "len" and pattern(len(value)):
-                return True
-    return False
-
-
 def _delimited(value: bytes, pattern: bytes, delimiters: bytes) -> bool:
     """HAProxy's -m dir / -m dom: pattern stands between delimiters (or at the ends)."""
     start = value.find(pattern)
@@ -376,6 +445,57 @@ def _delimited(value: bytes, pattern: bytes, delimiters: bytes) -> bool:
     return False
 
 
+# text match method -> (patterns -> test(sample) -> bool); found, int and ip are not tests
+# of one text sample (see ConditionCompiler._term_matcher)
+TEXT_TESTS = {
+    "str": lambda patterns: frozenset(patterns).__contains__,
+    "beg": lambda patterns: functools.partial(_starts, prefixes=tuple(patterns)),
+    "end": lambda patterns: functools.partial(_ends, suffixes=tuple(patterns)),
+    "sub": lambda patterns: lambda value: any(p in value for p in patterns),
+    "reg": lambda patterns: lambda value: any(p.search(value) for p in patterns),
+    "dir": lambda patterns: lambda value: any(_delimited(value, p, b"/") for p in patterns),
+    "dom": lambda patterns: lambda value: any(_delimited(value, p, b"/?.:") for p in patterns),
+    "len": lambda patterns: lambda value: any(t(len(value)) for t in patterns),
+}
+
+
+def _starts(value: bytes, prefixes: tuple) -> bool:
+    return value.startswith(prefixes)
+
+
+def _ends(value: bytes, suffixes: tuple) -> bool:
+    return value.endswith(suffixes)
+
+
+def _lowered(test: Callable[[bytes], bool]) -> Callable[[bytes], bool]:
+    return lambda value: test(value.lower())
+
+
+def _int_test(tests: list) -> Callable[[int], bool]:
+    if len(tests) == 1:
+        return tests[0]
+    return lambda value: any(t(value) for t in tests)
+
+
+def _text_int_test(tests: list) -> Callable[[bytes], bool]:
+    """-m int on text: the samples that are integers."""
+    test = _int_test(tests)
+
+    def as_int(value: bytes) -> bool:
+        try:
+            n = int(value)
+        except ValueError:
+            return False
+        return test(n)
+    return as_int
+
+
+def _over_samples(read: Callable, test: Callable, many: bool) -> Callable[["Request"], bool]:
+    if many:
+        return lambda req: any(map(test, read(req)))
+    return lambda req: test(read(req))
+
+
 class ConditionCompiler:
     """Compiles the conditions of one frontend (with its ACLs) into callables."""
 
@@ -387,88 +507,59 @@ class ConditionCompiler:
         self.trie_ci = PrefixTrie()
 
     def _term_matcher(self, term: AclTerm) -> Callable[[Request], bool]:
-        kind, method = term.kind, term.method
-        if kind == "path" and method == "beg":
-            key = len(self.trie_keys)
-            self.trie_keys[id(term)] = key
-            trie = self.trie_ci if term.ignore_case else self.trie
-            for pattern in term.patterns:
-                trie.add(pattern, key)
-            ci = term.ignore_case
+        source, method = term.source, term.method
+        if source.kind == "path" and method == "beg":
+            return self._prefix_matcher(term)
+        read = source.read if source.argument == NO_ARGUMENT else source.read(term.arg, self)
+        if source.matches == IP or method == "ip":
+            test = functools.partial(_ip_in, nets=term.patterns)
+        elif source.matches == INT:
+            test = _int_test(term.patterns)
+        elif method == "int":
+            test = _text_int_test(term.patterns)
+        elif method == "found":
+            if source.many:
+                return lambda req: bool(read(req))
+            return lambda req: True
+        else:
+            test = TEXT_TESTS[method](term.patterns)
+            if term.ignore_case and method != "reg":    # -i patterns are lower case already
+                test = _lowered(test)
+        return _over_samples(read, test, source.many)
 
-            def prefix(req: Request, key=key, ci=ci) -> bool:
-                # one walk per request and compiler, whatever the number of path_beg ACLs;
-                # keyed by the compiler itself (an id() could be reused once it is freed)
-                if req._prefix_hits is None:
-                    req._prefix_hits = {}
-                hits = req._prefix_hits.get(self)
-                if hits is None:
-                    hits = req._prefix_hits[self] = (self.trie.walk(req.path),
-                                                     self.trie_ci.walk(req.path.lower()))
-                return key in hits[1 if ci else 0]
-            return prefix
-        if kind == "src":
-            nets = term.patterns
-            return lambda req: _ip_in(req.src, nets)
-        if kind == "dst_port":
-            tests = term.patterns
-            return lambda req: any(t(req.dst_port) for t in tests)
-        if kind == "nbsrv":
-            tests, count = term.patterns, self.nbsrv(term.arg)
-            return lambda req: any(t(count()) for t in tests)
-        if kind in ("hdr_cnt", "hdr_val"):
-            tests, name = term.patterns, term.arg
+    def _prefix_matcher(self, term: AclTerm) -> Callable[[Request], bool]:
+        key = len(self.trie_keys)
+        self.trie_keys[id(term)] = key
+        trie = self.trie_ci if term.ignore_case else self.trie
+        for pattern in term.patterns:
+            trie.add(pattern, key)
+        ci = term.ignore_case
 
-            def numeric(req: Request) -> bool:
-                if kind == "hdr_cnt":
-                    values = [len(req.header_values(name))]
-                else:
-                    values = []
-                    for v in req.header_values(name):
-                        try:
-                            values.append(int(v))
-                        except ValueError:
-                            pass
-                return any(t(v) for v in values for t in tests)
-            return numeric
-        sample = {
-            "path": lambda req: [req.path],
-            "url": lambda req: [req.url],
-            "method": lambda req: [req.method],
-            "version": lambda req: [req.version],
-            "url_param": lambda req: req.url_param(term.arg),
-            "hdr": (lambda req: req.header_values(term.arg)) if term.arg else
-                   (lambda req: [v for _, v in req.headers]),
-        }[kind]
-        if method == "ip":
-            nets = term.patterns
-            return lambda req: any(_ip_in(v, nets) for v in sample(req))
-        if method == "int":
-            tests = term.patterns
-
-            def as_int(req: Request) -> bool:
-                for v in sample(req):
-                    try:
-                        n = int(v)
-                    except ValueError:
-                        continue
-                    if any(t(n) for t in tests):
-                        return True
-                return False
-            return as_int
-        return lambda req: _match_text(term, sample(req))
+        def prefix(req: Request, key=key, ci=ci) -> bool:
+            # one walk per request and compiler, whatever the number of path_beg ACLs;
+            # keyed by the compiler itself (an id() could be reused once it is freed)
+            if req._prefix_hits is None:
+                req._prefix_hits = {}
+            hits = req._prefix_hits.get(self)
+            if hits is None:
+                hits = req._prefix_hits[self] = (self.trie.walk(req.path),
+                                                 self.trie_ci.walk(req.path.lower()))
+            return key in hits[1 if ci else 0]
+        return prefix
 
     def _named(self, name: str) -> Callable[[Request], bool]:
         if name in self.acls:
             matchers = [self._term_matcher(term) for term in self.acls[name]]
+            if len(matchers) == 1:
+                return matchers[0]
             return lambda req: any(m(req) for m in matchers)   # same-name lines are ORed
         if name in ("TRUE", "HTTP"):
             return lambda req: True
         if name == "FALSE":
             return lambda req: False
         if name in PREDEFINED:
-            fetch, patterns = PREDEFINED[name]
-            return self._term_matcher(parse_acl([fetch, *patterns]))
+            fetch_name, patterns = PREDEFINED[name]
+            return self._term_matcher(parse_acl([fetch_name, *patterns]))
         raise AclError(f"no such ACL : '{name}'")
 
     def prefix_patterns(self, cond: Optional[Condition]) -> Optional[list[tuple[bytes, bool]]]:
@@ -500,6 +591,9 @@ class ConditionCompiler:
                 matcher = self._named(term) if isinstance(term, str) else self._term_matcher(term)
                 terms.append((negated, matcher))
             alternatives.append(terms)
+        if not cond.negate and len(alternatives) == 1 and len(alternatives[0]) == 1 and \
+                not alternatives[0][0][0]:
+            return alternatives[0][0][1]       # "if <acl>": the matcher itself
 
         def evaluate(req: Request) -> bool:
             result = any(all(m(req) != neg for neg, m in alt) for alt in alternatives)

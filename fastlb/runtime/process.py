@@ -24,15 +24,6 @@ def needed_fds(tables) -> int:
     return 2 * maxconn + listeners + tables.nservers + FD_MARGIN
 
 
-def default_maxconn(config) -> int:
-    """The process maxconn: ``global maxconn``, else HAProxy's figure from the descriptor
-    limit (half the descriptors, less a margin).  Workers enforce it together."""
-    if config.global_.maxconn:
-        return config.global_.maxconn
-    soft = config.global_.ulimit_n or resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    return max(1, (soft - 30) // 2)
-
-
 def set_fd_limit(tables) -> str | None:
     """Set RLIMIT_NOFILE to ``ulimit-n``, else to what ``maxconn`` needs, else raise the soft
     limit to the hard one.  Returns HAProxy's alert when the limit cannot be had."""

@@ -13,11 +13,11 @@ from typing import Optional
 from ..config.model import Config, Proxy, Server
 from ..http.acl import ConditionCompiler, PrefixSwitch, Request
 from ..http.rules import apply_header_rule, redirect_response, return_response
+from ..applets.page import Applets, StatsPage
 from ..http.cookies import Persistence
 from ..lb.algorithms import ALGORITHMS, Algorithm
 from ..lb.lookup import ServerView, build_lookup
 from ..logformat import HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format
-from ..stats.page import Applets, StatsPage
 from .. import shm as shared
 # what frontends log and what routers answer: the loop's own numbers (loop/defs.pxd)
 from ..loop.core import (LOG_CONNECT, LOG_HTTPLOG, LOG_NONE, LOG_TCPLOG, ROUTE_APPLET,

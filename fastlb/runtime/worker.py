@@ -15,7 +15,8 @@ from ..loop import core as loop
 from ..logformat import http_fields, render, tcp_fields
 from ..logsink import INFO, LogSink, format_address
 from .listeners import inherited_socket
-from .process import confine, default_maxconn, pin_cpus
+from .process import confine, pin_cpus
+from ..limits import default_maxconn
 from ..shm import SharedState
 from ..stats.errors import ErrorCapture
 from .tables import LOG_NONE, RuntimeTables

@@ -7,12 +7,10 @@ runtime tables and the shared memory, both inherited at fork.
 """
 from __future__ import annotations
 
-import resource
 import time
 from dataclasses import dataclass
 
-from ..runtime.process import default_maxconn
-
+from ..limits import default_maxconn
 from .. import shm as shared
 from ..shm import STAT, STAT_WORDS, SharedState
 from .fields import BACKEND, FRONTEND, SERVER

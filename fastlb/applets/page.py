@@ -1,6 +1,7 @@
 """The stats page (`stats enable` / `stats uri`) and the Prometheus exporter
 (`http-request use-service prometheus-exporter`), answered by the worker that received
-the request, from the shared counters of all workers.
+the request, from the shared counters of all workers (the exporter's text:
+prometheus.py).
 
 An applet is called by the worker loop (fastlb/_http.pxi, ROUTE_APPLET) with the parsed
 request and its body, and returns a whole raw HTTP response.
@@ -12,13 +13,13 @@ import html
 import time
 from urllib.parse import parse_qsl, unquote
 
-from ..http.fields import safe_value
-
 from .. import __version__
 from .. import shm as shared
-from .admin import Admin, AdminError
-from .collect import Collector
-from .render import info_fields, prometheus, show_stat
+from ..control.admin import Admin, AdminError
+from ..http.fields import safe_value
+from ..stats.collect import Collector
+from ..stats.render import info_fields, show_stat
+from .prometheus import prometheus
 
 UNAUTHORIZED = (b"<html><body><h1>401 Unauthorized</h1>\nYou need a valid user and password "
                 b"to access this content.\n</body></html>\n")

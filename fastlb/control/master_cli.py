@@ -12,22 +12,17 @@ from __future__ import annotations
 import time
 
 from ..config.model import Origin, StatsSocket
-from .cli import LEVELS, CliServer, Session
+from .commands import (ADMIN, LEVELS, SESSION, SHOW_CLI_LEVEL, SHOW_CLI_LEVEL_TEXT, Command,
+                       CommandTable, show_cli_level)
+from .server import CliServer, Session
 
-MASTER_HELP = [
+MASTER_COMMANDS = CommandTable(SESSION, help_by_level=False)
+MASTER_COMMANDS.register(*SHOW_CLI_LEVEL, text=SHOW_CLI_LEVEL_TEXT, exact=True)(show_cli_level)
+# "@<target> <command>" routes a command (MasterCommands.run); listed as HAProxy lists it
+MASTER_COMMANDS.add(Command(("@",), 0, (
     ("@!<pid>", "send a command to the <pid> process"),
     ("@<relative pid>", "send a command to the <relative pid> process"),
-    ("@master", "send a command to the master process"),
-    ("operator", "lower the level of the current CLI session to operator"),
-    ("reload", "reload fastlb"),
-    ("show cli level", "display the level of the current CLI session"),
-    ("show proc", "show processes status"),
-    ("show version", "show version of the current process"),
-    ("user", "lower the level of the current CLI session to user"),
-    ("help [<command>]", "list matching or all commands"),
-    ("prompt", "toggle interactive mode with prompt"),
-    ("quit", "disconnect"),
-]
+    ("@master", "send a command to the master process")), None))
 
 
 class MasterCliError(ValueError):
@@ -63,10 +58,6 @@ def parse_master_socket(text: str) -> StatsSocket:
     return spec
 
 
-def help_lines() -> str:
-    return "".join(f"  {usage:<39} : {text}\n" for usage, text in MASTER_HELP)
-
-
 def uptime(seconds: float) -> str:
     seconds = max(0, int(seconds))
     days, rest = divmod(seconds, 86400)
@@ -76,36 +67,30 @@ def uptime(seconds: float) -> str:
 
 
 class MasterCommands:
+    table = MASTER_COMMANDS
+
     def __init__(self, master):
         self.master = master
 
     def run(self, line: str, session: Session):
         """Text to send, or None when the session must close (reload)."""
         words = line.split()
-        if not words:
-            return ""
-        if words[0].startswith("@"):
+        if words and words[0].startswith("@"):
             return self.forward(words[0][1:], " ".join(words[1:]), session)
-        if words == ["reload"]:
-            if session.level < LEVELS["admin"]:
-                return "Permission denied\n"
-            self.master.request_reload()
-            return None
-        if words == ["show", "proc"]:
-            return self.show_proc()
-        if words == ["show", "version"]:
-            return self.master.version() + "\n"
-        if words[0] == "help":
-            return "The following commands are valid at this level:\n" + help_lines()
-        if words[0] in ("operator", "user"):
-            session.level = min(session.level, LEVELS[words[0]])
-            return ""
-        if words == ["show", "cli", "level"]:
-            return {0: "user", 1: "operator", 2: "admin"}[session.level] + "\n"
-        return ("Unknown command, but maybe one of the following ones is a better match:\n" +
-                help_lines())
+        return self.table.run(self, line, session)
 
-    def show_proc(self) -> str:
+    @MASTER_COMMANDS.register("reload", level=ADMIN, text="reload fastlb", exact=True)
+    def reload(self, args: list, session: Session) -> None:
+        self.master.request_reload()
+        return None
+
+    @MASTER_COMMANDS.register("show", "version", text="show version of the current process",
+                              exact=True)
+    def show_version(self, args: list, session: Session) -> str:
+        return self.master.version() + "\n"
+
+    @MASTER_COMMANDS.register("show", "proc", text="show processes status", exact=True)
+    def show_proc(self, args: list, session: Session) -> str:
         m = self.master
         now = time.time()
         row = "{:<15} {:<15} {:<15} {:<15} {:<15}\n"

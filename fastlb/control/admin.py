@@ -1,5 +1,5 @@
 """Changes an operator makes to servers and frontends at run time, shared by the stats
-socket (cli.py) and the stats page's admin form (page.py).
+socket (cli.py) and the stats page's admin form (applets/page.py).
 
 Every change goes to shared memory; the backend's table version is bumped, so every
 worker rebuilds its tables for that backend before its next pick.  The messages are
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from ..logsink import ALERT, EMERG, NOTICE, LogSink, console
 from .. import shm as shared
+from .commands import CommandError
 
 
-class AdminError(Exception):
+class AdminError(CommandError):
     """A refused change; the text is HAProxy's answer."""
 
 
