@@ -50,6 +50,7 @@ cdef struct Session:
     int64_t t_connect       # start of the current connect attempt
     int64_t t_established   # -1 until connected
     int heap_pos            # index of this session's entry in the timer heap, -1: none
+    uint8_t timer           # TimerKind of the deadline that entry stands for
     int64_t wake_at         # turn-around end
     int free_next
     socklen_t addrlen

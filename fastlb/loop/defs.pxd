@@ -37,6 +37,18 @@ cdef enum SessionState:
     ST_IDLE = 4                 # HTTP: no server connection (between requests, or before one)
     ST_QUEUED = 5               # every eligible server is full: waiting in a queue (assign.pxi)
 
+# which deadline a session's timer entry stands for (Session.timer): recorded when the
+# deadline is computed, so that the expiry acts on it instead of working it out again
+cdef enum TimerKind:
+    TM_NONE = 0
+    TM_CONNECT = 1              # timeout connect
+    TM_TURNAROUND = 2           # the pause before a retry on the same server
+    TM_QUEUE = 3                # timeout queue
+    TM_CLIENT = 4               # timeout client (client-fin once the client half-closed)
+    TM_SERVER = 5               # timeout server (server-fin)
+    TM_TUNNEL = 6               # timeout tunnel
+    TM_HTTP_HEAD = 7            # timeout http-request / http-keep-alive: a request head awaited
+
 # what a frontend logs (anonymous: Python sees the names themselves)
 cpdef enum:
     LOG_NONE = 0

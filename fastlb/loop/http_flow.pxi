@@ -302,50 +302,49 @@ cdef void http_on_event(Worker w, int idx, Session *s, int side, uint32_t events
 
 
 cdef int64_t http_deadline(Worker w, int idx, Session *s):
+    """The wait for a server connection; timeout http-request (http-keep-alive between
+    requests) for a head; timeout client while the client owes or is owed bytes; timeout
+    server while a response is awaited or flowing.  Records which one is next in s.timer;
+    on a tie, the one listed first."""
     cdef HttpTxn txn = http_txn(w, idx)
     cdef FrontendRt *fe = &w.frontends[s.fe]
     cdef BackendRt *be = &w.backends[s.be] if s.be >= 0 else NULL
     cdef int64_t dl = 0, t
-    if s.state == ST_CONNECTING and be != NULL and be.t_connect:
-        dl = s.t_connect + be.t_connect
-    elif s.state == ST_QUEUED and be != NULL and be.t_queue:
-        dl = s.t_queued + be.t_queue
-    elif s.state == ST_TURNAROUND:
-        dl = s.wake_at
+    if be != NULL:
+        dl = server_wait_deadline(be, s)
     if txn.req_state == RQ_HEAD and txn.out_cli is None:
         t = fe.t_http_request or fe.t_client
         if txn.requests > 0 and buffered(&s.cli) == 0:
             t = fe.t_http_keep_alive or t
-        if t:
-            dl = earliest(dl, txn.t_start + t)
+        if t and (dl == 0 or txn.t_start + t < dl):
+            dl = txn.t_start + t
+            s.timer = TM_HTTP_HEAD
     elif fe.t_client and (txn.req_state == RQ_BODY or txn.req_state == RQ_APPLET or
                           txn.out_cli is not None or txn.rsp_avail > 0):
         # a client that half-closed is under timeout client-fin when one is set
         t = fe.t_client_fin if fe.t_client_fin and s.cli.rd_eof else fe.t_client
-        dl = earliest(dl, s.cli.last + t)
+        if dl == 0 or s.cli.last + t < dl:
+            dl = s.cli.last + t
+            s.timer = TM_CLIENT
     if be != NULL and be.t_server and s.state == ST_ESTABLISHED and \
             (txn.rsp_state == RS_HEAD or txn.rsp_state == RS_BODY):
         t = be.t_server_fin if be.t_server_fin and s.srv.rd_eof else be.t_server
-        dl = earliest(dl, s.srv.last + t)
+        # the server's timeout wins a tie with the client's: the response is what is late
+        if dl == 0 or s.srv.last + t < dl or (s.srv.last + t == dl and s.timer == TM_CLIENT):
+            dl = s.srv.last + t
+            s.timer = TM_SERVER
     return dl
 
 
 cdef void http_expired(Worker w, int idx, Session *s):
+    """s.timer's deadline passed (connect and turn-around are handled by session_expired)."""
     cdef HttpTxn txn = http_txn(w, idx)
     cdef FrontendRt *fe = &w.frontends[s.fe]
-    cdef BackendRt *be = &w.backends[s.be] if s.be >= 0 else NULL
-    if s.state == ST_CONNECTING and be != NULL and be.t_connect and s.t_connect + be.t_connect <= w.now:
-        connect_failed(w, idx, s, 1)
-        return
-    if s.state == ST_TURNAROUND and s.wake_at <= w.now:
-        start_connect(w, idx, s)
-        return
-    if s.state == ST_QUEUED and be != NULL and be.t_queue and s.t_queued + be.t_queue <= w.now:
+    if s.timer == TM_QUEUE:
         queue_leave(w, s)
         http_error(w, idx, s, txn, 503, False, b's', b'Q')      # timeout queue
         http_run(w, idx, s)
-        return
-    if txn.req_state == RQ_HEAD and txn.out_cli is None:
+    elif s.timer == TM_HTTP_HEAD:
         if txn.requests > 0 and buffered(&s.cli) == 0:
             s.term0, s.term1 = b'c', b'R'
             session_close(w, idx, s)           # keep-alive timeout: close quietly
@@ -355,18 +354,13 @@ cdef void http_expired(Worker w, int idx, Session *s):
         if fe.dontlognull and txn.requests == 0 and buffered(&s.cli) == 0:
             txn.logged = True                   # an empty connection: option dontlognull
         http_run(w, idx, s)
-        return
-    cdef int64_t t_server = 0
-    if be != NULL:
-        t_server = be.t_server_fin if be.t_server_fin and s.srv.rd_eof else be.t_server
-    if t_server and s.state == ST_ESTABLISHED and txn.rsp_state == RS_HEAD \
-            and s.srv.last + t_server <= w.now:
-        observe(w, be, s.server, OBSERVE_LAYER7, True)
+    elif s.timer == TM_SERVER and txn.rsp_state == RS_HEAD:
+        observe(w, &w.backends[s.be], s.server, OBSERVE_LAYER7, True)
         http_error(w, idx, s, txn, 504, False, b's', b'H')
         http_run(w, idx, s)
-        return
-    if t_server and txn.rsp_state == RS_BODY and s.srv.last + t_server <= w.now:
-        txn.term0, txn.term1 = b's', b'D'
     else:
-        txn.term0, txn.term1 = b'c', b'D'
-    session_close(w, idx, s)
+        if s.timer == TM_SERVER:
+            txn.term0, txn.term1 = b's', b'D'
+        else:
+            txn.term0, txn.term1 = b'c', b'D'
+        session_close(w, idx, s)

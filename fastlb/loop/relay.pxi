@@ -92,3 +92,57 @@ cdef void relay_run(Worker w, int idx, Session *s, int which):
     if more:
         w.runq.append((idx, s.gen))
     arm_timer(w, idx, s)
+
+
+# ---------------------------------------------------------------------------- TCP timeouts
+cdef int64_t tcp_deadline(Worker w, Session *s):
+    """timeout client / server (their -fin variants after a half-close) or tunnel while
+    relaying; before that, timeout client and the wait for the server connection."""
+    cdef FrontendRt *fe = &w.frontends[s.fe]
+    cdef BackendRt *be = &w.backends[s.be]
+    cdef int64_t dl = 0, t, cli_to, srv_to
+    if s.state == ST_ESTABLISHED:
+        if be.t_tunnel:
+            s.timer = TM_TUNNEL
+            return (s.cli.last if s.cli.last > s.srv.last else s.srv.last) + be.t_tunnel
+        cli_to = fe.t_client
+        if fe.t_client_fin and (s.cli.rd_eof or s.cli.wr_shut):
+            cli_to = fe.t_client_fin
+        srv_to = be.t_server
+        if be.t_server_fin and (s.srv.rd_eof or s.srv.wr_shut):
+            srv_to = be.t_server_fin
+        if cli_to:
+            dl = s.cli.last + cli_to
+            s.timer = TM_CLIENT
+        if srv_to:
+            t = s.srv.last + srv_to
+            if dl == 0 or t < dl:
+                dl = t
+                s.timer = TM_SERVER
+        return dl
+    if fe.t_client:
+        dl = s.cli.last + fe.t_client
+        s.timer = TM_CLIENT
+    t = server_wait_deadline(be, s)       # wins a tie: it is the more precise cause
+    if t and (dl == 0 or t <= dl):
+        return t
+    if dl:
+        s.timer = TM_CLIENT
+    return dl
+
+
+cdef void tcp_expired(Worker w, int idx, Session *s):
+    if s.timer == TM_QUEUE:
+        queue_leave(w, s)
+        s.term0 = b's'            # timeout queue
+        s.term1 = b'Q'
+    elif s.state != ST_ESTABLISHED:
+        s.term0 = b'c'            # client timeout before the server connection was made
+        s.term1 = b'C' if s.state == ST_CONNECTING else b'Q'
+    elif s.timer == TM_SERVER:
+        s.term0 = b's'
+        s.term1 = b'D'
+    else:                         # timeout client or tunnel
+        s.term0 = b'c'
+        s.term1 = b'D'
+    session_close(w, idx, s)

@@ -79,44 +79,27 @@ cdef void timer_remove(Worker w, Session *s):
 
 
 cdef int64_t session_deadline(Worker w, int idx, Session *s):
-    """The earliest moment something must happen to this session (0: none)."""
-    cdef FrontendRt *fe
-    cdef BackendRt *be
-    cdef int64_t dl = 0, t, cli_to, srv_to
+    """The earliest moment something must happen to this session (0: none), by its
+    protocol's rule, which also records in s.timer which deadline that is."""
+    s.timer = TM_NONE
     if s.http == 1:
         return http_deadline(w, idx, s)   # an HTTP session may have no backend yet
-    fe = &w.frontends[s.fe]
-    be = &w.backends[s.be]
-    if s.state == ST_ESTABLISHED:
-        if be.t_tunnel:
-            return (s.cli.last if s.cli.last > s.srv.last else s.srv.last) + be.t_tunnel
-        cli_to = fe.t_client
-        if fe.t_client_fin and (s.cli.rd_eof or s.cli.wr_shut):
-            cli_to = fe.t_client_fin
-        srv_to = be.t_server
-        if be.t_server_fin and (s.srv.rd_eof or s.srv.wr_shut):
-            srv_to = be.t_server_fin
-        if cli_to:
-            dl = s.cli.last + cli_to
-        if srv_to:
-            t = s.srv.last + srv_to
-            if dl == 0 or t < dl:
-                dl = t
-        return dl
-    if fe.t_client:
-        dl = s.cli.last + fe.t_client
+    return tcp_deadline(w, s)
+
+
+cdef int64_t server_wait_deadline(BackendRt *be, Session *s) noexcept nogil:
+    """While a session waits for its server connection (both protocols): timeout connect,
+    timeout queue, or the end of the pause before a retry."""
     if s.state == ST_CONNECTING and be.t_connect:
-        t = s.t_connect + be.t_connect
-        if dl == 0 or t < dl:
-            dl = t
-    elif s.state == ST_QUEUED and be.t_queue:
-        t = s.t_queued + be.t_queue
-        if dl == 0 or t < dl:
-            dl = t
-    elif s.state == ST_TURNAROUND:
-        if dl == 0 or s.wake_at < dl:
-            dl = s.wake_at
-    return dl
+        s.timer = TM_CONNECT
+        return s.t_connect + be.t_connect
+    if s.state == ST_QUEUED and be.t_queue:
+        s.timer = TM_QUEUE
+        return s.t_queued + be.t_queue
+    if s.state == ST_TURNAROUND:
+        s.timer = TM_TURNAROUND
+        return s.wake_at
+    return 0
 
 
 cdef void arm_timer(Worker w, int idx, Session *s):
@@ -165,43 +148,12 @@ cdef int next_timeout_ms(Worker w):
 
 
 cdef void session_expired(Worker w, int idx, Session *s):
-    cdef FrontendRt *fe
-    cdef BackendRt *be
-    if s.http == 1:
-        http_expired(w, idx, s)
-        return
-    fe = &w.frontends[s.fe]
-    be = &w.backends[s.be]
-    if s.state == ST_CONNECTING and be.t_connect and s.t_connect + be.t_connect <= w.now:
+    """s.timer's deadline has passed."""
+    if s.timer == TM_CONNECT:
         connect_failed(w, idx, s, 1)
-        return
-    if s.state == ST_TURNAROUND and s.wake_at <= w.now:
+    elif s.timer == TM_TURNAROUND:
         start_connect(w, idx, s)
-        return
-    if s.state == ST_QUEUED and be.t_queue and s.t_queued + be.t_queue <= w.now:
-        queue_leave(w, s)
-        s.term0 = b's'            # timeout queue
-        s.term1 = b'Q'
-        session_close(w, idx, s)
-        return
-    if s.state != ST_ESTABLISHED:
-        s.term0 = b'c'            # client timeout before the server connection was made
-        s.term1 = b'C' if s.state == ST_CONNECTING else b'Q'
-    elif be.t_tunnel:
-        s.term0 = b'c'
-        s.term1 = b'D'
-    elif fe.t_client and s.cli.last + (fe.t_client_fin if fe.t_client_fin and (s.cli.rd_eof or s.cli.wr_shut) else fe.t_client) <= w.now:
-        s.term0 = b'c'
-        s.term1 = b'D'
+    elif s.http == 1:
+        http_expired(w, idx, s)
     else:
-        s.term0 = b's'
-        s.term1 = b'D'
-    session_close(w, idx, s)
-
-
-cdef inline int64_t earliest(int64_t a, int64_t b):
-    if a == 0:
-        return b
-    if b == 0 or a < b:
-        return a
-    return b
+        tcp_expired(w, idx, s)
