@@ -3,7 +3,7 @@
 the request, from the shared counters of all workers (the exporter's text:
 prometheus.py).
 
-An applet is called by the worker loop (fastlb/_http.pxi, ROUTE_APPLET) with the parsed
+An applet is called by the worker loop (fastlb/loop/http_flow.pxi, ROUTE_APPLET) with the parsed
 request and its body, and returns a whole raw HTTP response.
 """
 from __future__ import annotations

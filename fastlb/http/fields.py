@@ -2,7 +2,7 @@
 
 Header values, status lines and ``Location`` targets built from samples, rules or the
 configuration pass through ``safe_value``; the worker loop checks every rewritten header
-list once more before it writes it (``fields_safe`` in ``_http.pxi``).  A value that fails
+list once more before it writes it (``fields_safe`` in ``fastlb/loop/http_message.pxi``).  A value that fails
 ends its request with an error (500 for a request rule, 502 for a response rule), never
 with a header split in two.
 """

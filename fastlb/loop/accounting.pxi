@@ -16,7 +16,7 @@ cdef int64_t count_total(Worker w, uint32_t offset) noexcept nogil:
     return sum
 
 
-# Statistics counters (included by _core.pyx).
+# Statistics counters.
 #
 # Each worker counts into its own row of STAT_WORDS words per frontend, backend and server
 # in shared memory (fastlb/shm/): one writer per word, plain stores, no lock and
@@ -24,7 +24,6 @@ cdef int64_t count_total(Worker w, uint32_t offset) noexcept nogil:
 # rows of all workers.  The rows are never zeroed when a worker dies, so totals only grow.
 # The counters' numbers are STAT_* in fastlb/shm/words.pxd.
 
-DEF TIME_SAMPLES = 512      # the timing averages cover the last 512 sessions
 
 
 cdef inline void stat_max(uint64_t *row, int field, int64_t value) noexcept nogil:

@@ -2,7 +2,7 @@
 # Interface: assign.pxd.
 
 
-# Server assignment and queues (included by _core.pyx).
+# Server assignment and queues.
 #
 # assign_server() chooses a server for a session and takes a place in its current
 # sessions; the balance algorithms themselves are in fastlb/lb/*.pxd.  When every
@@ -23,7 +23,6 @@
 #     503 (termination state sQ); a crashed worker's heads and queue counts are cleared
 #     by the master when it reaps it.
 
-# (the DEF constants are in _core.pyx: DEF must come before its first use)
 
 
 cdef void free_lookup(BackendRt *be) noexcept nogil:

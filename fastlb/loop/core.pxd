@@ -17,7 +17,7 @@ cdef struct Session:
     uint8_t http            # 1: mode http, the HttpTxn of this slot drives the session;
                             # 2: an HTTP session turned tunnel (101), relayed as TCP
     uint8_t redispatched
-    uint32_t srv_epoch      # bumped per server socket (see side_tag in _core.pyx)
+    uint32_t srv_epoch      # bumped per server socket (see side_tag in core.pyx)
     char term0              # HAProxy termination cause ('-' while running)
     char term1              # HAProxy session state at termination
     Side cli
@@ -39,7 +39,7 @@ cdef struct Session:
                             # session's alone (HAProxy's private connections)
     uint32_t key_hash       # hash of the balancing key (source, uri, url_param, hdr)
     uint8_t has_key         # 0: the key was missing: hashed algorithms fall back to the map walk
-    int q_target            # queue this session waits in (-1: none), see _assign.pxi
+    int q_target            # queue this session waits in (-1: none), see assign.pxi
     int q_prev
     int q_next
     uint64_t q_ticket
@@ -203,7 +203,7 @@ cdef class Worker:
     cdef uint64_t *fe_words     # per frontend: maxconn (the stats socket may change it)
     cdef uint64_t *global_words
     cdef uint64_t shutdown_seen # last "shutdown sessions" epoch acted on
-    cdef uint64_t *fe_stats     # this worker's statistics rows (_stats.pxi), per frontend,
+    cdef uint64_t *fe_stats     # this worker's statistics rows (accounting.pxi), per frontend,
     cdef uint64_t *be_stats     # per backend
     cdef uint64_t *srv_stats    # and per server (shared index)
     cdef uint64_t *my_heads

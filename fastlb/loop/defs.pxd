@@ -11,7 +11,6 @@ cdef enum:
     FD_EXHAUSTED_PAUSE_MS = 100
     QUEUE_POLL_MS = 1
     IDLE_PER_SERVER = 64        # idle server connections a worker keeps per server (http-reuse)
-    TIME_SAMPLES = 512          # the timing averages cover the last 512 sessions
     HTTP_ROUNDS = 64
     SMALL_BODY = 8192           # body bytes copied behind a head to leave in one send()
     APPLET_MAX_BODY = 65536

@@ -36,7 +36,7 @@ cdef class HttpTxn:
     cdef bint retried
     cdef bint error_sent            # out_cli holds an error page: close after it
     cdef bint logged
-    cdef bint counted               # in the statistics already (_stats.pxi)
+    cdef bint counted               # in the statistics already (accounting.pxi)
     cdef object applet              # ROUTE_APPLET: (callable, method, url, headers, keep-alive)
     cdef bint req_error             # the request could not be read or parsed (ereq)
     cdef int64_t bytes_in           # request bytes taken from the client

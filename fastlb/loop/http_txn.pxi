@@ -120,7 +120,7 @@ cdef list header_list(list headers, bytes wanted):
 
 # ---------------------------------------------------------------------------- flow
 # Everything below runs as "make as much progress as possible": a step tries whatever I/O
-# it wants and stops at EAGAIN (epoll is edge-triggered, see Worker.watch()); http_run()
+# it wants and stops at EAGAIN (epoll is edge-triggered, see side_watch() in sessions.pxi); http_run()
 # loops over the steps until none moves.
 
 cdef HttpTxn http_txn(Worker w, int idx):

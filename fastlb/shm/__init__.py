@@ -24,7 +24,7 @@ Layout, in 64-bit words:
     heads      per worker, one word per queue (backends, then servers): the ticket of the
                oldest request that worker has waiting there (NO_TICKET: none)
     stats      per worker, STAT_WORDS per object (frontends, then backends, then servers):
-               that worker's counters (fastlb/_stats.pxi); never zeroed when a worker dies,
+               that worker's counters (fastlb/loop/accounting.pxi); never zeroed when a worker dies,
                so the sums only grow across respawns
     rates      RATE_WORDS per object, then RATE_WORDS for the process: per-second rates
                and their maxima, written once a second by the master (fastlb/stats/)

@@ -101,6 +101,7 @@ cpdef enum:
     STAT_LASTSESS = 36      # seconds since the epoch of the last session sent to it
     STAT_COUNTERS = 37      # how many of the above
     STAT_WORDS = 40
+    TIME_SAMPLES = 512      # the timing averages (STAT_*_SUM) cover the last 512 sessions
     # per-second rates, per object, written by the master
     RATE_WORDS = 6
     ERR_WORDS = 256         # 2 KiB: a header, the client address, the first bytes

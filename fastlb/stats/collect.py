@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..limits import default_maxconn
 from .. import shm as shared
-from ..shm import STAT, STAT_WORDS, SharedState
+from ..shm import STAT, STAT_WORDS, TIME_SAMPLES, SharedState
 from .fields import BACKEND, FRONTEND, SERVER
 
 # HAProxy's check status numbers (show servers state)
@@ -20,7 +20,6 @@ HCHK = ("UNK", "INI", "START", "CHECKED", "HANA", "SOCKERR", "L4OK", "L4TOUT", "
         "L6OK", "L6TOUT", "L6RSP", "L7TOUT", "L7RSP", "L57DATA", "L7OK", "L7OKC", "L7STS",
         "PROCERR", "PROCTOUT", "PROCOK")
 PASSED = {"L4OK", "L6OK", "L7OK"}
-TIME_SAMPLES = 512           # as _stats.pxi
 # counters whose workers' values combine as the highest, not the sum
 HIGHEST = {STAT[name] for name in shared.STAT_MAXIMA + ("lastsess",)}
 HTTP_ONLY = ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other",
