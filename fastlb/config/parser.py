@@ -25,14 +25,12 @@ from .tokenizer import TokenizeError, tokenize
 from .units import parse_size, parse_time_ms
 
 SECTIONS = ("global", "defaults", "frontend", "backend", "listen")
-PROXY_KINDS = ("frontend", "backend", "listen")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 # Global keywords accepted with no effect, and why ignoring them cannot change behaviour.
 IGNORED_GLOBAL = {
     "tune.idle-pool.shared": "fastlb keeps no idle server connection pool shared between threads",
     "master-worker": "fastlb always runs as a master with workers",
-    "nbproc": "fastlb reads it as the default worker count (like nbthread)",
 }
 
 # Keywords HAProxy has and fastlb refuses for now, so that a config never loses a setting silently.
@@ -63,7 +61,6 @@ _SERVER_NOT_YET = {
     "alpn", "redir", "source", "minconn", "pool-max-conn", "pool-purge-delay", "tfo",
     "check-send-proxy", "namespace", "usesrc", "ws", "agent-port", "agent-inter",
 }
-_SERVER_FLAGS_OFF = {"no-check", "no-backup", "enabled"}
 _OPTIONS_NOT_YET = {
     "http-buffer-request", "abortonclose", "originalto", "checkcache",
     "http-pretend-keepalive", "http-no-delay", "http-use-proxy-header",
@@ -247,7 +244,7 @@ class Parser:
         keyword, args = words[0], words[1:]
         try:
             if keyword == "log":
-                self._log_statement(g.logs, args, origin, in_global=True)
+                self._log_statement(g.logs, args, in_global=True)
             elif keyword == "maxconn":
                 g.maxconn = self._positive_int(args, keyword)
             elif keyword == "nbthread":
@@ -680,16 +677,16 @@ class Parser:
         server = Server(**vars(proxy.default_server))
         server.name, server.address, server.origin = name, address, origin
         try:
-            self._server_options(server, args[2:], what)
+            self._server_options(server, args[2:])
         except ValueError as exc:
             self.alerts.append(f"[{origin}] : {what} : {exc}")
             return
         proxy.servers.append(server)
 
     def _kw_default_server(self, proxy, args, origin):
-        self._server_options(proxy.default_server, args, "'default-server'")
+        self._server_options(proxy.default_server, args)
 
-    def _server_options(self, target, args, what):
+    def _server_options(self, target, args):
         i = 0
 
         def value(kind="int", low=0, high=None):
@@ -1063,7 +1060,7 @@ class Parser:
         if args == ["global"]:
             proxy.logs.extend(self.global_.logs)
             return
-        self._log_statement(proxy.logs, args, origin, in_global=False)
+        self._log_statement(proxy.logs, args, in_global=False)
 
     def _kw_maxconn(self, proxy, args, origin):
         if proxy.kind == "backend":
@@ -1116,7 +1113,7 @@ class Parser:
             raise ValueError(f"'{keyword}' expects a positive integer argument.")
         return value
 
-    def _log_statement(self, targets, args, origin, in_global):
+    def _log_statement(self, targets, args, in_global):
         if not args:
             raise ValueError("'log' expects either <address[:port]> and <facility> or 'global' as arguments.")
         if args[0] == "global":
