@@ -1,7 +1,7 @@
 """Typed configuration model: what haproxy.cfg says, independent of the runtime.
 
-The parser (``parser.py``) fills these objects; ``fastlb.runtime.tables`` compiles
-them into the flat tables the Cython worker loop reads.
+The parser (``parser.py`` and its keyword modules, ``keywords/``) fills these objects;
+``fastlb.runtime.tables`` compiles them into the flat tables the Cython worker loop reads.
 """
 from __future__ import annotations
 

@@ -13,9 +13,23 @@ server side  N nothing done, I inserted, P a server cookie passed unchanged,
 """
 from __future__ import annotations
 
-from ..config.model import CookieSettings
+from typing import Protocol
 
 PREFIX_SEPARATOR = "~"
+
+
+class CookiePolicy(Protocol):
+    """What persistence reads of a backend's ``cookie`` line (``config.model.CookieSettings``
+    has it; taken by shape so that http code does not depend on the config model)."""
+    name: str
+    mode: str                       # "insert", "rewrite" or "prefix"
+    indirect: bool
+    nocache: bool
+    postonly: bool
+    preserve: bool
+    httponly: bool
+    secure: bool
+    domains: list
 
 
 def _cacheable(headers: list) -> bool:
@@ -40,7 +54,7 @@ def _split_cookie_header(value: str) -> list[str]:
 
 
 class Persistence:
-    def __init__(self, settings: CookieSettings, server_cookies: list):
+    def __init__(self, settings: CookiePolicy, server_cookies: list):
         self.settings = settings
         self.name = settings.name
         self.by_value = {}

@@ -1,0 +1,79 @@
+"""Argument checks several keywords share, with HAProxy's messages."""
+from __future__ import annotations
+
+from .. import addresses
+from ...http.acl import AclError, PREDEFINED, condition_acl_names, parse_condition
+from ..model import FACILITIES, LEVELS, LOG_FORMATS, LogTarget
+from ..units import parse_size
+
+
+def one_arg(args, keyword, allow_more=False):
+    if not args or (len(args) > 1 and not allow_more):
+        raise ValueError(f"'{keyword}' expects exactly one argument.")
+    return args[0]
+
+
+def positive_int(args, keyword, size=False):
+    text = one_arg(args, keyword)
+    try:
+        value = parse_size(text) if size else int(text)
+    except ValueError:
+        raise ValueError(f"'{keyword}' expects an integer argument.") from None
+    if value <= 0:
+        raise ValueError(f"'{keyword}' expects a positive integer argument.")
+    return value
+
+
+def condition(proxy, words, what):
+    """An ``if|unless <condition>`` whose ACLs the proxy has declared (or are predefined)."""
+    try:
+        parsed = parse_condition(words)
+    except AclError as exc:
+        raise ValueError(f"error detected while parsing {what} condition : {exc}") from None
+    for name in condition_acl_names(parsed):
+        if name not in proxy.acls and name not in PREDEFINED:
+            raise ValueError(f"error detected while parsing {what} : no such ACL : '{name}'.")
+    return parsed
+
+
+def log_statement(targets, args, in_global):
+    """``log <address> [len <n>] [format <f>] <facility> [<level> [<minlevel>]]``, in
+    global or in a proxy; appends the target to ``targets``."""
+    if not args:
+        raise ValueError("'log' expects either <address[:port]> and <facility> or 'global' as arguments.")
+    if args[0] == "global":
+        if in_global:
+            raise ValueError("'log global' is only permitted in proxies.")
+    kind, address, family = addresses.parse_log_address(args[0])
+    target = LogTarget(kind=kind, address=address, family=family, text=args[0])
+    rest = args[1:]
+    while rest and rest[0] in ("len", "format", "sample"):
+        if len(rest) < 2:
+            raise ValueError(f"'log' : missing value after '{rest[0]}'.")
+        if rest[0] == "len":
+            if not rest[1].isdigit() or not 80 <= int(rest[1]) <= 65535:
+                raise ValueError(f"'log' : invalid 'len' value '{rest[1]}' (80..65535).")
+            target.length = int(rest[1])
+        elif rest[0] == "format":
+            if rest[1] not in LOG_FORMATS:
+                raise ValueError(f"'log' : unknown log format '{rest[1]}'")
+            target.format = rest[1]
+        else:
+            raise ValueError("'log ... sample' is not supported by fastlb yet.")
+        rest = rest[2:]
+    if not rest:
+        raise ValueError("'log' expects <facility> as argument.")
+    if rest[0] not in FACILITIES:
+        raise ValueError(f"unknown log facility '{rest[0]}'")
+    target.facility = FACILITIES.index(rest[0])
+    if len(rest) > 1:
+        if rest[1] not in LEVELS:
+            raise ValueError(f"unknown optional log level '{rest[1]}'")
+        target.max_level = LEVELS.index(rest[1])
+    if len(rest) > 2:
+        if rest[2] not in LEVELS:
+            raise ValueError(f"unknown optional minimum log level '{rest[2]}'")
+        target.min_level = LEVELS.index(rest[2])
+    if len(rest) > 3:
+        raise ValueError(f"'log' : unexpected argument '{rest[3]}'.")
+    targets.append(target)

@@ -1,0 +1,240 @@
+"""Keywords of the ``global`` section (process settings, global logs, the stats socket)."""
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+
+from .. import addresses
+from ..model import StatsSocket
+from ..units import parse_time_ms
+from .arguments import log_statement, one_arg, positive_int
+from .registry import GLOBAL, keyword
+
+
+@keyword("log", sections=GLOBAL)
+def log(parser, g, args, origin):
+    log_statement(g.logs, args, in_global=True)
+
+
+@keyword("maxconn", sections=GLOBAL)
+def maxconn(parser, g, args, origin):
+    g.maxconn = positive_int(args, "maxconn")
+
+
+@keyword("nbthread", sections=GLOBAL)
+def nbthread(parser, g, args, origin):
+    g.nbthread = positive_int(args, "nbthread")
+
+
+@keyword("nbproc", sections=GLOBAL)
+def nbproc(parser, g, args, origin):
+    # HAProxy 2.5+ refuses it; fastlb's workers play the threads
+    raise ValueError("nbproc is not supported any more since HAProxy 2.5. "
+                     "fastlb's workers play HAProxy's threads: use 'nbthread' "
+                     "or -n.")
+
+
+@keyword("user", sections=GLOBAL)
+def user(parser, g, args, origin):
+    _identity(parser, g, "user", args)
+
+
+@keyword("group", sections=GLOBAL)
+def group(parser, g, args, origin):
+    _identity(parser, g, "group", args)
+
+
+@keyword("uid", sections=GLOBAL)
+def uid(parser, g, args, origin):
+    _identity(parser, g, "uid", args)
+
+
+@keyword("gid", sections=GLOBAL)
+def gid(parser, g, args, origin):
+    _identity(parser, g, "gid", args)
+
+
+def _identity(parser, g, keyword, args):
+    """user/group take a name, uid/gid a number; resolved here, as HAProxy does."""
+    value = one_arg(args, keyword)
+    if keyword in ("uid", "gid"):
+        number = int(value) if value.isdigit() else None
+        if number is None:
+            raise ValueError(f"'{keyword}' expects an integer argument.")
+    else:
+        try:
+            number = (pwd.getpwnam(value).pw_uid if keyword == "user"
+                      else grp.getgrnam(value).gr_gid)
+        except KeyError:
+            raise ValueError(f"cannot find {keyword} id for '{value}'") from None
+    if keyword in ("user", "uid"):
+        if g.uid is not None:
+            parser.warnings.append(f"'{keyword}' : user/uid already specified. Continuing.")
+        g.uid = number
+    else:
+        if g.gid is not None:
+            parser.warnings.append(f"'{keyword}' : group/gid already specified. Continuing.")
+        g.gid = number
+
+
+@keyword("chroot", sections=GLOBAL)
+def chroot(parser, g, args, origin):
+    g.chroot = one_arg(args, "chroot")
+    if not os.path.isdir(g.chroot):
+        raise ValueError(f"'chroot' : '{g.chroot}' is not a directory.")
+
+
+@keyword("cpu-map", sections=GLOBAL)
+def cpu_map(parser, g, args, origin):
+    """cpu-map [auto:]<process>[/<threads>] <cpu-set>...: fastlb's workers are HAProxy's
+    threads, so "1/3 2" pins worker 3 to CPU 2; "auto:" spreads the workers over the CPUs."""
+    if len(args) < 2:
+        raise ValueError("'cpu-map' expects a process/thread set and a CPU set.")
+    spec, auto = args[0], args[0].startswith("auto:")
+    if auto:
+        spec = spec[5:]
+    process, _, threads = spec.partition("/")
+    if process not in ("1", "all", "odd", "even") and not (process == "1-1"):
+        raise ValueError(f"'cpu-map' : invalid process set '{process}' (fastlb runs one "
+                         "process: use 1 or all).")
+    workers = _number_set(threads or "all", "thread", 64)
+    cpus = set()
+    for word in args[1:]:
+        cpus |= _number_set(word, "CPU", os.cpu_count() or 1, zero=True)
+    if auto:
+        if threads not in ("", "all") and len(workers) != len(cpus):
+            raise ValueError("'cpu-map' : with 'auto:', the thread and CPU sets must "
+                             "have the same size.")
+        for worker, cpu in zip(sorted(workers), sorted(cpus)):
+            g.cpu_map[worker] = {cpu}
+    else:
+        for worker in workers:
+            g.cpu_map[worker] = set(cpus)
+
+
+def _number_set(text, what, limit, zero=False):
+    if text == "all":
+        return set(range(0 if zero else 1, limit + (0 if zero else 1)))
+    if text in ("odd", "even"):
+        start = 1 if text == "odd" else 2
+        return set(range(start, limit + 1, 2))
+    out = set()
+    for part in text.split(","):
+        low, sep, high = part.partition("-")
+        if not low.isdigit() or (sep and not high.isdigit()):
+            raise ValueError(f"'cpu-map' : invalid {what} set '{text}'.")
+        lo, hi = int(low), int(high) if sep else int(low)
+        if lo > hi or (not zero and lo < 1):
+            raise ValueError(f"'cpu-map' : invalid {what} range '{part}'.")
+        out |= set(range(lo, hi + 1))
+    return out
+
+
+@keyword("daemon", sections=GLOBAL)
+def daemon(parser, g, args, origin):
+    g.daemon = True
+
+
+@keyword("pidfile", sections=GLOBAL)
+def pidfile(parser, g, args, origin):
+    g.pidfile = one_arg(args, "pidfile")
+
+
+@keyword("quiet", sections=GLOBAL)
+def quiet(parser, g, args, origin):
+    g.quiet = True
+
+
+@keyword("tune.maxrewrite", sections=GLOBAL)
+def tune_maxrewrite(parser, g, args, origin):
+    g.maxrewrite = positive_int(args, "tune.maxrewrite", size=True)
+
+
+@keyword("tune.bufsize", sections=GLOBAL)
+def tune_bufsize(parser, g, args, origin):
+    g.bufsize = positive_int(args, "tune.bufsize", size=True)
+    if g.bufsize < 1024:
+        raise ValueError("'tune.bufsize' must be at least 1024 bytes")
+
+
+@keyword("ulimit-n", sections=GLOBAL)
+def ulimit_n(parser, g, args, origin):
+    g.ulimit_n = positive_int(args, "ulimit-n")
+
+
+@keyword("log-tag", sections=GLOBAL)
+def log_tag(parser, g, args, origin):
+    g.log_tag = one_arg(args, "log-tag")
+
+
+@keyword("log-send-hostname", sections=GLOBAL)
+def log_send_hostname(parser, g, args, origin):
+    g.log_send_hostname = args[0] if args else os.uname().nodename
+
+
+@keyword("hard-stop-after", sections=GLOBAL)
+def hard_stop_after(parser, g, args, origin):
+    g.hard_stop_after = parse_time_ms(one_arg(args, "hard-stop-after"))
+
+
+@keyword("node", sections=GLOBAL)
+def node(parser, g, args, origin):
+    g.node = one_arg(args, "node")
+
+
+@keyword("description", sections=GLOBAL)
+def description(parser, g, args, origin):
+    g.description = " ".join(args)
+
+
+@keyword("stats", sections=GLOBAL)
+def stats(parser, g, args, origin):
+    if not args:
+        raise ValueError("'stats' expects 'socket', 'timeout' or 'maxconn'.")
+    if args[0] == "timeout":
+        g.stats_timeout = parse_time_ms(one_arg(args[1:], "stats timeout"))
+        return
+    if args[0] == "maxconn":
+        positive_int(args[1:], "stats maxconn")    # one CLI client at a time here
+        return
+    if args[0] != "socket":
+        raise ValueError(f"'stats {args[0]}' in 'global' section is not supported by "
+                         "fastlb yet.")
+    if len(args) < 2:
+        raise ValueError("'stats socket' in global section expects an address or a path "
+                         "to a UNIX socket.")
+    sock = StatsSocket(origin=origin)
+    where = args[1]
+    if where.startswith("fd@"):
+        sock.fd = int(where[3:]) if where[3:].isdigit() else None
+        if sock.fd is None:
+            raise ValueError(f"'stats socket' : invalid file descriptor '{where}'.")
+    elif where.startswith("ipv4@") or where.startswith("ipv6@") or \
+            (":" in where and not where.startswith("/") and not where.startswith("unix@")):
+        listener = addresses.parse_bind_addresses(where)[0]
+        sock.host, sock.port = listener.host, listener.port
+    else:
+        sock.path = where[5:] if where.startswith("unix@") else where
+    rest = args[2:]
+    while rest:
+        option = rest.pop(0)
+        if option == "level":
+            if not rest or rest[0] not in ("user", "operator", "admin"):
+                raise ValueError("'level' only supports 'user', 'operator', and 'admin'.")
+            sock.level = rest.pop(0)
+        elif option == "mode":
+            if not rest:
+                raise ValueError("'mode' expects an octal argument.")
+            sock.mode = int(rest.pop(0), 8)
+        elif option == "expose-fd":
+            if not rest or rest[0] != "listeners":
+                raise ValueError("'expose-fd' only supports 'listeners'.")
+            rest.pop(0)
+            sock.expose_fd = True
+        elif option in ("user", "group", "uid", "gid", "name"):
+            raise ValueError(f"'stats socket' option '{option}' is not supported by "
+                             "fastlb yet.")
+        else:
+            raise ValueError(f"'stats socket' : unknown keyword '{option}'.")
+    g.stats_sockets.append(sock)

@@ -1,0 +1,213 @@
+"""HTTP keywords of proxies: ACLs, http-request/response rules, captures, health-check
+requests, error files, monitoring and the statistics page."""
+from __future__ import annotations
+
+import os
+import re
+
+from ...http.acl import AclError, parse_acl
+from ...http.errors import MESSAGES
+from ...http.rules import RuleError, parse_rule
+from ..model import HttpCheck, StatsPage
+from ..units import parse_time_ms
+from .arguments import condition, one_arg
+from .registry import BACKENDS, DEFAULTS, FRONTENDS, PROXIES, PROXY_AND_DEFAULTS, keyword
+
+ERRORFILE_CODES = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429,
+                   500, 501, 502, 503, 504)
+STATS_NOT_YET = ("http-request", "bind-process")
+
+
+def _config_dir(origin):
+    """Relative paths in a config file are relative to its directory."""
+    return os.path.dirname(origin.file) or "."
+
+
+@keyword("acl", sections=PROXIES)
+def acl(parser, proxy, args, origin):
+    if len(args) < 2:
+        raise ValueError("'acl' expects an ACL name and a criterion.")
+    name = args[0]
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]+", name):
+        raise ValueError(f"ACL name '{name}' contains an invalid character.")
+    try:
+        term = parse_acl(args[1:], _config_dir(origin))
+    except AclError as exc:
+        raise ValueError(f"error detected while parsing ACL '{name}' : {exc}") from None
+    proxy.acls.setdefault(name, []).append(term)
+
+
+@keyword("http-request", sections=PROXIES)
+def http_request(parser, proxy, args, origin):
+    _http_rule(proxy, args, origin, response=False)
+
+
+@keyword("http-response", sections=PROXIES)
+def http_response(parser, proxy, args, origin):
+    _http_rule(proxy, args, origin, response=True)
+
+
+def _http_rule(proxy, args, origin, response):
+    side = "http-response" if response else "http-request"
+    base = _config_dir(origin)
+
+    def read_file(path):
+        full = path if os.path.isabs(path) else os.path.join(base, path)
+        try:
+            with open(full, "rb") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise RuleError(f"failed to open file '{path}' : {exc.strerror}") from None
+
+    try:
+        rule, rest = parse_rule(args, response, read_file)
+    except RuleError as exc:
+        raise ValueError(f"'{side}' : {exc}") from None
+    if rule.action == "deny" and rule.status not in MESSAGES:
+        raise ValueError(f"'{side} deny' : unsupported deny_status '{rule.status}'.")
+    if rest:
+        rule.condition = condition(proxy, rest, f"'{side}' rule")
+    (proxy.http_response_rules if response else proxy.http_request_rules).append(rule)
+
+
+@keyword("capture", sections=FRONTENDS)
+def capture(parser, proxy, args, origin):
+    if len(args) != 5 or args[0] not in ("request", "response") or args[1] != "header" \
+            or args[3] != "len" or not args[4].isdigit() or int(args[4]) < 1:
+        if args[:1] == ["cookie"]:
+            raise ValueError("'capture cookie' is not supported by fastlb yet.")
+        raise ValueError("'capture' expects 'request header <name> len <length>' or "
+                         "'response header <name> len <length>'.")
+    target = proxy.captures_req if args[0] == "request" else proxy.captures_rsp
+    target.append((args[2].lower(), int(args[4])))
+
+
+@keyword("http-check", sections=BACKENDS | DEFAULTS)
+def http_check(parser, proxy, args, origin):
+    check = proxy.httpchk
+    if check is None:
+        check = proxy.httpchk = HttpCheck()
+        check.enabled = False
+    if not args:
+        raise ValueError("'http-check' expects 'send', 'expect' as an argument.")
+    if args[0] == "send":
+        i = 1
+        while i < len(args):
+            word = args[i]
+            if i + 1 >= len(args) and word != "":
+                raise ValueError(f"'http-check send' : '{word}' expects an argument.")
+            if word == "meth":
+                check.method = args[i + 1]
+            elif word == "uri":
+                check.uri = args[i + 1]
+            elif word == "ver":
+                check.version = args[i + 1]
+            elif word == "hdr":
+                if i + 2 >= len(args):
+                    raise ValueError("'http-check send' : 'hdr' expects <name> and <value>.")
+                check.headers.append((args[i + 1], args[i + 2]))
+                i += 1
+            elif word == "body":
+                check.body = args[i + 1]
+            else:
+                raise ValueError(f"'http-check send' : unknown parameter '{word}'.")
+            i += 2
+    elif args[0] == "expect":
+        rest = args[1:]
+        negate = False
+        if rest[:1] == ["!"]:
+            negate, rest = True, rest[1:]
+        if len(rest) != 2 or rest[0] not in ("status", "rstatus", "string", "rstring"):
+            raise ValueError("'http-check expect' expects 'status', 'rstatus', 'string' or "
+                             "'rstring' and a pattern.")
+        kind, pattern = rest
+        if kind in ("rstatus", "rstring"):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"'http-check expect {kind}' : invalid regex: {exc}") from None
+        check.expect = (kind, negate, pattern)
+    elif args[0] in ("disable-on-404", "send-state", "connect", "set-var", "unset-var",
+                     "comment", "comment"):
+        raise ValueError(f"'http-check {args[0]}' is not supported by fastlb yet.")
+    else:
+        raise ValueError(f"'http-check' only supports 'comment', 'connect', 'send', "
+                         f"'expect', 'set-var', 'unset-var' (got '{args[0]}').")
+
+
+@keyword("errorfile", sections=PROXY_AND_DEFAULTS)
+def errorfile(parser, proxy, args, origin):
+    if len(args) != 2:
+        raise ValueError("'errorfile' expects <code> and <file> as arguments.")
+    if not args[0].isdigit() or int(args[0]) not in ERRORFILE_CODES:
+        raise ValueError(f"'errorfile' : status code '{args[0]}' cannot be overridden.")
+    path = args[1]
+    if not os.path.isabs(path):
+        path = os.path.join(_config_dir(origin), path)
+    try:
+        with open(path, "rb") as handle:
+            content = handle.read()
+    except OSError as exc:
+        raise ValueError(f"'errorfile' : error opening file <{args[1]}> : {exc.strerror}.") from None
+    # A proxy's errorfile replaces the inherited one for that code only.
+    proxy.errorfiles = dict(proxy.errorfiles)
+    proxy.errorfiles[int(args[0])] = content
+
+
+@keyword("monitor-uri", sections=FRONTENDS | DEFAULTS)
+def monitor_uri(parser, proxy, args, origin):
+    proxy.monitor_uri = one_arg(args, "monitor-uri")
+
+
+@keyword("monitor", sections=FRONTENDS)
+def monitor(parser, proxy, args, origin):
+    if not args or args[0] != "fail":
+        raise ValueError("'monitor' expects 'fail'.")
+    if len(args) < 3 or args[1] not in ("if", "unless"):
+        raise ValueError("'monitor fail' expects 'if' or 'unless' followed by a condition.")
+    proxy.monitor_fail = condition(proxy, args[1:], "'monitor fail'")
+
+
+@keyword("stats", sections=PROXY_AND_DEFAULTS)
+def stats(parser, proxy, args, origin):
+    if not args:
+        raise ValueError("'stats' expects 'admin', 'auth', 'enable', 'hide-version', "
+                         "'realm', 'refresh', 'scope', 'show-desc', 'show-legends', "
+                         "'show-node' or 'uri'.")
+    if proxy.stats is None:
+        proxy.stats = StatsPage()            # any stats keyword enables the page
+    page, what, rest = proxy.stats, args[0], args[1:]
+    if what == "enable":
+        pass
+    elif what == "uri":
+        page.uri = one_arg(rest, "stats uri")
+    elif what == "realm":
+        page.realm = one_arg(rest, "stats realm").replace("\\ ", " ")
+    elif what == "auth":
+        credentials = one_arg(rest, "stats auth")
+        if ":" not in credentials:
+            raise ValueError("'stats auth' expects <user>:<password> in argument.")
+        page.auths.append(tuple(credentials.split(":", 1)))
+    elif what == "refresh":
+        page.refresh = max(1, parse_time_ms(one_arg(rest, "stats refresh")) // 1000)
+    elif what == "admin":
+        if proxy.kind == "defaults":
+            raise ValueError("'stats admin' not allowed in 'defaults' section.")
+        if not rest or rest[0] not in ("if", "unless"):
+            raise ValueError("'stats admin' requires either 'if' or 'unless' followed by "
+                             "a condition.")
+        page.admin.append(condition(proxy, rest, "'stats admin' rule"))
+    elif what == "hide-version":
+        page.hide_version = True
+    elif what == "show-legends":
+        page.show_legends = True
+    elif what == "show-node":
+        page.show_node = rest[0] if rest else ""
+    elif what == "show-desc":
+        page.show_desc = " ".join(rest)
+    elif what == "scope":
+        page.scopes.append(one_arg(rest, "stats scope"))
+    elif what in STATS_NOT_YET:
+        raise ValueError(f"'stats {what}' is not supported by fastlb yet.")
+    else:
+        raise ValueError(f"unknown stats parameter '{what}'.")

@@ -1,0 +1,317 @@
+"""Proxy keywords: mode, listeners, backend switching, timeouts, options, logs and limits."""
+from __future__ import annotations
+
+import ipaddress
+
+from .. import addresses
+from ..addresses import AddressError
+from ..model import ForwardFor, HttpCheck
+from ...logformat import LogFormatError, compile_format
+from ..units import parse_time_ms
+from .arguments import condition, log_statement, one_arg, positive_int
+from .registry import BACKENDS, DEFAULTS, FRONTENDS, PROXIES, PROXY_AND_DEFAULTS, keyword
+
+TIMEOUT_NAMES = ("client", "server", "connect", "check", "queue", "http-keep-alive",
+                 "http-request", "tunnel", "tarpit", "client-fin", "server-fin")
+# Which proxy capabilities a timeout applies to (HAProxy warns when it cannot apply).
+_TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request": "frontend",
+                 "http-keep-alive": None, "tarpit": None, "server": "backend",
+                 "server-fin": "backend", "connect": "backend", "queue": "backend",
+                 "check": "backend", "tunnel": "backend"}
+_OPTIONS_NOT_YET = {
+    "http-buffer-request", "abortonclose", "originalto", "checkcache",
+    "http-pretend-keepalive", "http-no-delay", "http-use-proxy-header",
+    "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
+    "tcp-check", "external-check", "persist", "prefer-last-server", "splice-auto",
+    "splice-request", "splice-response", "transparent", "accept-invalid-http-request",
+    "accept-invalid-http-response", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
+    "log-separate-errors", "logasap", "http-ignore-probes", "http-restrict-req-hdr-names",
+    "independent-streams", "nolinger", "socket-stats", "spop-check", "tcp-smart-accept",
+    "tcp-smart-connect", "contstats", "disable-h2-upgrade", "idle-close-on-response",
+    "http_proxy", "forceclose",
+}
+_BIND_NOT_YET = {
+    "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn", "accept-proxy", "transparent",
+    "interface", "namespace", "mss", "tfo", "defer-accept", "maxconn", "process", "thread",
+    "proto", "user", "group", "uid", "gid", "mode", "level", "expose-fd", "id", "nice",
+    "accept-netscaler-cip", "allow-0rtt", "strict-sni", "generate-certificates", "tcp-ut",
+    "severity-output", "ciphers", "ciphersuites", "curves", "ecdhe", "ssl-min-ver",
+    "ssl-max-ver", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13",
+    "prefer-client-ciphers", "quic-cc-algo", "quic-force-retry",
+}
+
+
+@keyword("mode", sections=PROXY_AND_DEFAULTS)
+def mode(parser, proxy, args, origin):
+    value = one_arg(args, "mode")
+    if value not in ("tcp", "http"):
+        raise ValueError(f"unknown proxy mode '{value}'.")
+    proxy.mode = value
+
+
+@keyword("bind", sections=PROXIES)
+def bind(parser, proxy, args, origin):
+    if not args:
+        raise ValueError("'bind' expects {<path>|[addr1]:port1[-end1]}{,...} [param*] as arguments.")
+    # warned, not refused (as HAProxy does), so not left to the registry's sections
+    if proxy.kind == "backend":
+        parser.warn(origin, f"'bind' ignored because backend '{proxy.name}' has no frontend capability.")
+        return
+    listeners = addresses.parse_bind_addresses(args[0])
+    i = 1
+    while i < len(args):
+        option = args[i]
+        if option == "v4v6":
+            for listener in listeners:
+                listener.v6only = False
+        elif option == "v6only":
+            for listener in listeners:
+                listener.v6only = True
+        elif option in ("backlog", "name"):
+            if i + 1 >= len(args):
+                raise ValueError(f"'bind {args[0]}' : missing value for '{option}'.")
+            value = args[i + 1]
+            for listener in listeners:
+                if option == "backlog":
+                    listener.backlog = positive_int([value], "backlog")
+                else:
+                    listener.name = value
+            i += 1
+        elif option in _BIND_NOT_YET:
+            raise ValueError(f"'bind {args[0]}' : option '{option}' is not supported by fastlb yet.")
+        else:
+            raise ValueError(f"'bind {args[0]}' unknown keyword '{option}'.")
+        i += 1
+    for listener in listeners:
+        listener.origin = origin
+    proxy.listeners.extend(listeners)
+
+
+@keyword("default_backend", sections=FRONTENDS | DEFAULTS)
+def default_backend(parser, proxy, args, origin):
+    proxy.default_backend = one_arg(args, "default_backend")
+    proxy.default_backend_origin = origin
+
+
+@keyword("use_backend", sections=FRONTENDS)
+def use_backend(parser, proxy, args, origin):
+    if not args:
+        raise ValueError("'use_backend' expects a backend name.")
+    rule = None
+    if len(args) > 1:
+        rule = condition(proxy, args[1:], "switching rule")
+    proxy.switching_rules.append((args[0], rule, origin))
+
+
+@keyword("dispatch", sections=BACKENDS)
+def dispatch(parser, proxy, args, origin):
+    try:
+        proxy.dispatch = addresses.parse_server_address(
+            one_arg(args, "dispatch"), allow_no_port=False)
+    except AddressError as exc:
+        raise ValueError(f"'dispatch' : {exc}") from None
+
+
+@keyword("http-reuse", sections=BACKENDS | DEFAULTS)
+def http_reuse(parser, proxy, args, origin):
+    value = one_arg(args, "http-reuse")
+    if value not in ("never", "safe", "aggressive", "always"):
+        raise ValueError("'http-reuse' only supports 'never', 'safe', 'aggressive', 'always'.")
+    proxy.http_reuse = value
+
+
+@keyword("timeout", sections=PROXY_AND_DEFAULTS)
+def timeout(parser, proxy, args, origin):
+    if not args or args[0] not in TIMEOUT_NAMES:
+        got = args[0] if args else ""
+        raise ValueError("'timeout' supports 'client', 'server', 'connect', 'check', 'queue', "
+                         "'http-keep-alive', 'http-request', 'tunnel', 'tarpit', 'client-fin' and "
+                         f"'server-fin' (got '{got}')")
+    name = args[0]
+    if len(args) != 2:
+        raise ValueError(f"'timeout {name}' expects an integer value (in milliseconds)")
+    try:
+        value = parse_time_ms(args[1])
+    except ValueError:
+        bad = next((c for c in args[1] if not c.isdigit()), args[1][:1])
+        raise ValueError(f"unexpected character '{bad}' in 'timeout {name}'") from None
+    side = _TIMEOUT_SIDE[name]
+    if (side == "frontend" and proxy.kind == "backend") or \
+            (side == "backend" and proxy.kind == "frontend"):
+        parser.warn(origin, f"'timeout {name}' will be ignored because {proxy.kind} "
+                    f"'{proxy.name}' has no {side} capability")
+    setattr(proxy.timeouts, name.replace("-", "_"), value)
+
+
+@keyword("option", sections=PROXY_AND_DEFAULTS)
+def option(parser, proxy, args, origin, enable=True):
+    if not args:
+        raise ValueError("'option' expects an option name.")
+    name = args[0]
+    opts = proxy.options
+    if name in ("tcplog", "httplog"):
+        if not enable:
+            raise ValueError(f"negation/default is not supported for option '{name}'.")
+        if len(args) > 1:
+            raise ValueError(f"'option {name}' does not take arguments here.")
+        setattr(opts, name, True)
+        if name == "httplog":
+            opts.tcplog = False
+    elif name == "dontlognull":
+        opts.dontlognull = enable
+    elif name == "redispatch":
+        interval = -1
+        if enable and len(args) > 1:
+            try:
+                interval = int(args[1])
+            except ValueError:
+                raise ValueError("'option redispatch' expects an integer interval.") from None
+        opts.redispatch = interval if enable and interval != 0 else None
+    elif name in ("tcpka", "clitcpka", "srvtcpka"):
+        if name in ("tcpka", "clitcpka"):
+            opts.clitcpka = enable
+        if name in ("tcpka", "srvtcpka"):
+            opts.srvtcpka = enable
+    elif name == "log-health-checks":
+        opts.log_health_checks = enable
+    elif name == "allbackups":
+        opts.allbackups = enable
+    elif name == "httpchk":
+        # one of the many options, so the registry's sections cannot refuse it
+        if proxy.kind == "frontend":
+            raise ValueError(f"'option httpchk' not allowed because frontend '{proxy.name}' "
+                             "has no backend capability.")
+        if not enable:
+            proxy.httpchk = None
+            return
+        check = proxy.httpchk or HttpCheck()
+        check.enabled = True
+        words = args[1:]
+        if len(words) == 1:
+            check.uri = words[0]             # "option httpchk <uri>"
+        elif len(words) >= 2:
+            check.method, check.uri = words[0], words[1]
+            if len(words) >= 3:
+                # "<version>" may carry "\r\nHost: x" as old configs do
+                version, _, extra = " ".join(words[2:]).partition("\r\n")
+                check.version = version
+                for line in extra.split("\r\n") if extra else []:
+                    name, _, value = line.partition(":")
+                    if name.strip():
+                        check.headers.append((name.strip(), value.strip()))
+        proxy.httpchk = check
+    elif name == "forwardfor":
+        opts.forwardfor = _forwardfor(args[1:]) if enable else None
+    elif name in ("http-keep-alive", "http-server-close", "httpclose"):
+        # HAProxy's HTTP connection modes; the last one set wins, "no" returns to keep-alive
+        opts.http_mode = name if enable else "http-keep-alive"
+    elif name in _OPTIONS_NOT_YET:
+        raise ValueError(f"'option {name}' is not supported by fastlb yet.")
+    else:
+        raise ValueError(f"unknown option '{name}'.")
+
+
+def _forwardfor(args):
+    """``option forwardfor [except <network>] [header <name>] [if-none]``."""
+    setting = ForwardFor()
+    i = 0
+    while i < len(args):
+        if args[i] == "except" and i + 1 < len(args):
+            try:
+                setting.except_net = ipaddress.ip_network(args[i + 1], strict=False)
+            except ValueError:
+                raise ValueError(f"'option forwardfor' : invalid network '{args[i + 1]}'.") from None
+            i += 2
+        elif args[i] == "header" and i + 1 < len(args):
+            setting.header = args[i + 1].lower()
+            i += 2
+        elif args[i] == "if-none":
+            setting.if_none = True
+            i += 1
+        else:
+            raise ValueError(f"'option forwardfor' : unknown parameter '{args[i]}'.")
+    return setting
+
+
+@keyword("no", sections=PROXY_AND_DEFAULTS)
+def negation(parser, proxy, args, origin):
+    if not args:
+        raise ValueError("'no' expects an option.")
+    if args[0] == "option":
+        option(parser, proxy, args[1:], origin, enable=False)
+    elif args[0] == "log" and len(args) == 1:
+        proxy.logs = []
+    else:
+        raise ValueError(f"'no {args[0]}' is not supported.")
+
+
+@keyword("log", sections=PROXY_AND_DEFAULTS)
+def log(parser, proxy, args, origin):
+    if args == ["global"]:
+        proxy.logs.extend(parser.global_.logs)
+        return
+    log_statement(proxy.logs, args, in_global=False)
+
+
+@keyword("log-format", sections=PROXY_AND_DEFAULTS)
+def log_format(parser, proxy, args, origin):
+    if proxy.kind == "backend":
+        parser.warn(origin, f"'log-format' ignored because backend '{proxy.name}' has no "
+                    "frontend capability.")
+        return
+    text = " ".join(args)
+    try:
+        compile_format(text)
+    except LogFormatError as exc:
+        raise ValueError(f"'log-format' : {exc}") from None
+    proxy.log_format = text
+
+
+@keyword("log-tag", sections=PROXY_AND_DEFAULTS)
+def log_tag(parser, proxy, args, origin):
+    proxy.log_tag = one_arg(args, "log-tag")
+
+
+@keyword("maxconn", sections=PROXY_AND_DEFAULTS)
+def maxconn(parser, proxy, args, origin):
+    if proxy.kind == "backend":
+        parser.warn(origin, f"'maxconn' ignored because backend '{proxy.name}' has no frontend capability.")
+        return
+    proxy.maxconn = positive_int(args, "maxconn")
+
+
+@keyword("backlog", sections=PROXY_AND_DEFAULTS)
+def backlog(parser, proxy, args, origin):
+    proxy.backlog = positive_int(args, "backlog")
+
+
+@keyword("retries", sections=PROXY_AND_DEFAULTS)
+def retries(parser, proxy, args, origin):
+    value = one_arg(args, "retries")
+    if not value.isdigit():
+        raise ValueError("'retries' expects an integer argument.")
+    proxy.retries = int(value)
+
+
+@keyword("id", sections=PROXIES)
+def proxy_id(parser, proxy, args, origin):
+    value = one_arg(args, "id")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{proxy.kind} '{proxy.name}' : custom id has to be > 0.")
+    proxy.id = int(value)
+    proxy.forced_id = True
+
+
+@keyword("disabled", sections=PROXIES)
+def disabled(parser, proxy, args, origin):
+    proxy.enabled = False
+
+
+@keyword("enabled", sections=PROXIES)
+def enabled(parser, proxy, args, origin):
+    proxy.enabled = True
+
+
+@keyword("description", sections=PROXY_AND_DEFAULTS)
+def description(parser, proxy, args, origin):
+    proxy.description = " ".join(args)

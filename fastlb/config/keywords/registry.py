@@ -1,0 +1,106 @@
+"""The table of configuration keywords, in the spirit of HAProxy's ``cfg_register_keywords``.
+
+The module that implements a keyword registers it next to its handler::
+
+    @keyword("timeout", sections=PROXY_AND_DEFAULTS)
+    def timeout(parser, proxy, args, origin): ...
+
+A handler receives the ``Parser`` (for ``warn`` and ``alerts``), the object the section
+configures (``GlobalSettings`` in ``global``, else the ``Proxy``), the words after the
+keyword and the statement's ``Origin``; it raises ``ValueError`` to refuse the statement.
+The parser refuses a proxy keyword in a section its entry does not list, with HAProxy's
+"not allowed" messages, before the handler runs.
+
+The keywords fastlb knows from HAProxy but does not implement, and those it accepts
+without effect, are data here too: refused by name, never silently lost.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+GLOBAL = frozenset({"global"})
+DEFAULTS = frozenset({"defaults"})
+FRONTENDS = frozenset({"frontend", "listen"})      # the sections with a frontend capability
+BACKENDS = frozenset({"backend", "listen"})        # the sections with a backend capability
+PROXIES = FRONTENDS | BACKENDS
+PROXY_AND_DEFAULTS = PROXIES | DEFAULTS
+
+
+@dataclass(frozen=True)
+class Keyword:
+    name: str
+    sections: frozenset
+    handler: Callable
+
+
+_global_keywords: dict[str, Keyword] = {}
+_proxy_keywords: dict[str, Keyword] = {}          # by spelling_key(name)
+
+
+def spelling_key(name: str) -> str:
+    """Proxy keywords also answer with '_' and '-' swapped (fastlb always took
+    "use-backend" for "use_backend"), except in 'defaults', which wants the spelling
+    registered."""
+    return name.replace("-", "_")
+
+
+def keyword(name: str, sections: frozenset):
+    """Register the decorated function as the handler of ``name`` in ``sections``."""
+    if not sections or not sections <= GLOBAL | PROXY_AND_DEFAULTS:
+        raise ValueError(f"keyword '{name}': unknown sections {sorted(sections)}")
+    if sections != GLOBAL and "global" in sections:
+        raise ValueError(f"keyword '{name}': a handler configures 'global' or proxies, not both")
+    if sections & PROXIES and "listen" not in sections:
+        raise ValueError(f"keyword '{name}': a listen section has both capabilities")
+    table, key = (_global_keywords, name) if sections == GLOBAL else \
+        (_proxy_keywords, spelling_key(name))
+
+    def register(handler: Callable) -> Callable:
+        if key in table:
+            raise ValueError(f"keyword '{name}' registered twice")
+        table[key] = Keyword(name, sections, handler)
+        return handler
+    return register
+
+
+def global_keyword(word: str) -> Optional[Keyword]:
+    return _global_keywords.get(word)
+
+
+def proxy_keyword(word: str) -> Optional[Keyword]:
+    """The entry for ``word`` in any of defaults, frontend, backend, listen."""
+    return _proxy_keywords.get(spelling_key(word))
+
+
+def registered() -> list[Keyword]:
+    return list(_global_keywords.values()) + list(_proxy_keywords.values())
+
+
+# Global keywords accepted with no effect, and why ignoring them cannot change behaviour.
+IGNORED_GLOBAL = {
+    "tune.idle-pool.shared": "fastlb keeps no idle server connection pool shared between threads",
+    "master-worker": "fastlb always runs as a master with workers",
+}
+
+# Keywords HAProxy has and fastlb refuses for now, so that a config never loses a setting silently.
+NOT_YET_GLOBAL = {
+    "ssl-default-bind-ciphers",
+    "ssl-default-bind-options", "ssl-default-server-ciphers", "ssl-default-server-options",
+    "ssl-default-bind-ciphersuites", "ssl-default-server-ciphersuites", "tune.ssl.default-dh-param",
+    "spread-checks", "server-state-file", "server-state-base", "lua-load", "setenv", "presetenv",
+    "resetenv", "unsetenv", "ca-base", "crt-base", "expose-experimental-directives",
+    "localpeer", "h1-case-adjust", "maxsslconn", "maxconnrate", "maxsessrate", "external-check",
+    "insecure-fork-wanted", "tune.http.maxhdr", "unix-bind",
+}
+NOT_YET_PROXY = { "http-after-response", "tcp-request",
+    "tcp-response", "stick-table", "stick", "errorfiles",
+    "errorloc", "errorloc302", "errorloc303",
+    "tcp-check", "unique-id-format", "unique-id-header",
+    "redirect", "reqadd", "rspadd", "compression", "fullconn", "source",
+    "persist", "force-persist", "ignore-persist", "external-check", "filter", "server-template",
+    "use-server", "email-alert", "rate-limit", "max-keep-alive-queue", "load-server-state-from-file",
+    "server-state-file-name", "http-send-name-header", "declare", "log-format-sd",
+    "error-log-format", "dynamic-cookie-key", "hash-balance-factor", "grace", "bind-process",
+    "unique-id", "monitor-net",
+}

@@ -1,0 +1,119 @@
+"""``server`` and ``default-server`` lines and their options."""
+from __future__ import annotations
+
+from .. import addresses
+from ..addresses import AddressError
+from ..model import Server
+from ..units import parse_time_ms
+from .registry import BACKENDS, PROXY_AND_DEFAULTS, keyword
+
+_SERVER_NOT_YET = {
+    "ssl", "verify", "ca-file", "crt", "sni", "send-proxy", "send-proxy-v2", "slowstart",
+    "track", "on-marked-down", "on-marked-up",
+    "resolvers", "resolve-prefer", "init-addr", "agent-check", "check-ssl", "proto",
+    "alpn", "redir", "source", "minconn", "pool-max-conn", "pool-purge-delay", "tfo",
+    "check-send-proxy", "namespace", "usesrc", "ws", "agent-port", "agent-inter",
+}
+
+
+@keyword("server", sections=BACKENDS)
+def server(parser, proxy, args, origin):
+    if len(args) < 2:
+        raise ValueError("'server' expects <name> and <addr>[:<port>] as arguments.")
+    name = args[0]
+    what = f"'server {proxy.name}/{name}'"
+    if any(s.name == name for s in proxy.servers):
+        raise ValueError(f"{what} : a server with this name already exists in backend '{proxy.name}'.")
+    try:
+        address = addresses.parse_server_address(args[1])
+    except AddressError as exc:
+        parser.alerts.append(f"[{origin}] : {what} : {exc}")
+        return
+    entry = Server(**vars(proxy.default_server))
+    entry.name, entry.address, entry.origin = name, address, origin
+    try:
+        _server_options(entry, args[2:])
+    except ValueError as exc:
+        parser.alerts.append(f"[{origin}] : {what} : {exc}")
+        return
+    proxy.servers.append(entry)
+
+
+@keyword("default-server", sections=PROXY_AND_DEFAULTS)
+def default_server(parser, proxy, args, origin):
+    _server_options(proxy.default_server, args)
+
+
+def _server_options(target, args):
+    i = 0
+
+    def value(kind="int", low=0, high=None):
+        nonlocal i
+        if i + 1 >= len(args):
+            raise ValueError(f"'{option}' expects {'a time' if kind == 'time' else 'an integer'}"
+                             " argument.")
+        i += 1
+        text = args[i]
+        if kind == "time":
+            number = parse_time_ms(text)
+            if number == 0:
+                raise ValueError(f"invalid value 0 for argument '{option}'.")
+            return number
+        if kind == "str":
+            return text
+        if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+            if option == "weight":
+                raise ValueError(f"weight of server is not within 0 and 256 ({text}).")
+            raise ValueError(f"'{option}' expects an integer argument >= {low} (got '{text}').")
+        return int(text)
+
+    while i < len(args):
+        option = args[i]
+        if option == "weight":
+            target.weight = value(high=256)
+        elif option in ("backup", "disabled", "check"):
+            setattr(target, option, True)
+        elif option == "no-backup":
+            target.backup = False
+        elif option == "enabled":
+            target.disabled = False
+        elif option == "no-check":
+            target.check = False
+        elif option in ("maxconn", "maxqueue"):
+            setattr(target, option, value())
+        elif option in ("rise", "fall"):
+            setattr(target, option, value(low=1))
+        elif option in ("inter", "fastinter", "downinter"):
+            setattr(target, option, value("time"))
+        elif option == "observe":
+            mode = value("str")
+            if mode not in ("layer4", "layer7", "none"):
+                raise ValueError(f"'observe' expects one of 'none', 'layer4', 'layer7' "
+                                 f"but got '{mode}'.")
+            target.observe = None if mode == "none" else mode
+        elif option == "error-limit":
+            target.error_limit = value(low=1)
+        elif option == "on-error":
+            action = value("str")
+            if action not in ("fastinter", "fail-check", "sudden-death", "mark-down"):
+                raise ValueError("'on-error' expects one of 'fastinter', 'fail-check', "
+                                 f"'sudden-death' or 'mark-down' but got '{action}'.")
+            target.on_error = action
+        elif option == "port":
+            target.check_port = value(low=1, high=65535)
+        elif option == "addr":
+            target.check_addr = addresses.parse_server_address(value("str"),
+                                                               allow_no_port=True).ip
+        elif option in ("id", "cookie"):
+            if not isinstance(target, Server):
+                raise ValueError(f"'{option}' is not permitted on 'default-server'.")
+            if option == "cookie":
+                target.cookie = value("str")
+            else:
+                target.id = value(low=1)
+                target.forced_id = True
+        elif option in _SERVER_NOT_YET:
+            raise ValueError(f"server option '{option}' is not supported by fastlb yet.")
+        else:
+            raise ValueError(f"unknown keyword '{option}'.")
+        i += 1
