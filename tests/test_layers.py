@@ -32,13 +32,9 @@ LAYERS = (
     ("fastlb.shm", "fastlb.includes"),
     ("fastlb",),                 # fastlb/__init__.py: the version
 )
-# Upward imports still there, each with its way out; test_exceptions_are_still_needed
-# fails once one is gone, so that its entry goes too.
-EXCEPTIONS = {
-    # CookieSettings for an annotation only; dropping the import (or guarding it with
-    # TYPE_CHECKING) in http/cookies.py ends the last cycle between config and http
-    "fastlb.http.cookies": {"fastlb.config", "fastlb.config.model"},
-}
+# Upward imports still there, each with its way out (none today);
+# test_exceptions_are_still_needed fails once one is gone, so that its entry goes too.
+EXCEPTIONS: dict = {}
 
 
 def module_names() -> dict[str, Path]:

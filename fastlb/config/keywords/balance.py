@@ -3,67 +3,16 @@ from __future__ import annotations
 
 from ..model import CookieSettings
 from ..units import parse_time_ms
+from ...lb.algorithms import parse_balance
 from .arguments import one_arg
 from .registry import BACKENDS, DEFAULTS, keyword
-
-BALANCE_ALGOS = ("roundrobin", "static-rr", "leastconn", "first", "source", "uri",
-                 "url_param", "random")
 
 
 @keyword("balance", sections=BACKENDS | DEFAULTS)
 def balance(parser, proxy, args, origin):
-    algo = one_arg(args, "balance", allow_more=True)
-    extra = args[1:]
-    options: dict = {}
-    if algo.startswith("hdr(") and algo.endswith(")") and len(algo) > 5:
-        options["header"] = algo[4:-1].lower()
-        if extra == ["use_domain_only"]:
-            raise ValueError("'balance hdr(...) use_domain_only' is not supported by fastlb yet.")
-        algo, extra = "hdr", extra
-    elif algo.startswith("random(") and algo.endswith(")"):
-        draws = algo[7:-1]
-        if not draws.isdigit() or int(draws) < 1:
-            raise ValueError("'balance random(<draws>)' expects a positive integer.")
-        options["draws"] = int(draws)
-        algo = "random"
-    elif algo.startswith("rdp-cookie"):
-        raise ValueError("'balance rdp-cookie' is not supported by fastlb yet "
-                         "(it needs 'tcp-request content' rules, which fastlb does not have).")
-    elif algo not in BALANCE_ALGOS:
-        raise ValueError("balance only supports 'roundrobin', 'static-rr', 'leastconn', "
-                         "'source', 'uri', 'url_param', 'hdr(name)' and 'rdp-cookie(name)' "
-                         "options.")
-    if algo == "random":
-        options.setdefault("draws", 2)
-    if algo == "uri":
-        options.update(len=0, depth=0, whole=False, path_only=False)
-        i = 0
-        while i < len(extra):
-            word = extra[i]
-            if word in ("len", "depth"):
-                if i + 1 >= len(extra) or not extra[i + 1].isdigit() or int(extra[i + 1]) < 1:
-                    raise ValueError(f"'balance uri {word}' expects a positive integer "
-                                     f"(got '{extra[i + 1] if i + 1 < len(extra) else ''}').")
-                options[word] = int(extra[i + 1])
-                i += 2
-            elif word in ("whole", "path-only"):
-                options[word.replace("-", "_")] = True
-                i += 1
-            else:
-                raise ValueError("'balance uri' only accepts parameters 'whole', 'len', "
-                                 "'depth', 'path-only'.")
-        extra = []
-    elif algo == "url_param":
-        if not extra:
-            raise ValueError("'balance url_param' requires an URL parameter name.")
-        options["param"] = extra[0]
-        if extra[1:2] == ["check_post"]:
-            raise ValueError("'balance url_param ... check_post' is not supported by fastlb yet.")
-        extra = extra[1:]
-    if extra:
-        raise ValueError(f"'balance {algo}' does not accept '{extra[0]}'.")
-    proxy.balance = algo
-    proxy.balance_args = options
+    """The algorithms and their arguments are lb/algorithms.py's registry."""
+    one_arg(args, "balance", allow_more=True)
+    proxy.balance, proxy.balance_args = parse_balance(args)
 
 
 @keyword("hash-type", sections=BACKENDS | DEFAULTS)
