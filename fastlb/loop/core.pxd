@@ -106,7 +106,7 @@ cdef struct BackendRt:
     int redispatch          # 0: off, else HAProxy's interval (default -1: last retry)
     int srvtcpka
     int http                # mode http
-    int http_close          # 0 http-keep-alive, 1 http-server-close, 2 httpclose
+    int http_close          # CLOSE_NONE, CLOSE_SERVER, CLOSE_BOTH (defs.pxd)
     int reuse_never         # http-reuse never: a server connection serves one session only
     uint32_t shm_index
 

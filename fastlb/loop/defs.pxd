@@ -82,6 +82,13 @@ cdef enum BodyMode:
     BODY_CHUNKED = 2
     BODY_CLOSE = 3              # response delimited by the server closing
 
+# HTTP connection modes, weakest first: the stronger of the frontend's and the backend's
+# applies (anonymous: Python sees the names themselves)
+cpdef enum:
+    CLOSE_NONE = 0              # option http-keep-alive
+    CLOSE_SERVER = 1            # option http-server-close: the server side after each response
+    CLOSE_BOTH = 2              # option httpclose: both sides after each transaction
+
 # what a frontend's router (fastlb/runtime/tables.py) tells the loop
 cpdef enum:
     ROUTE_BACKEND = 0           # value: the backend index

@@ -229,10 +229,10 @@ cdef void req_persistence(Worker w, Session *s, HttpTxn txn, Head fields):
     cdef BackendRt *be = &w.backends[s.be]
     cdef uint64_t *be_row = w.be_stats + be.shm_index * STAT_WORDS
     cdef int mode = fe.http_close if fe.http_close > be.http_close else be.http_close
-    if mode == 2:
-        txn.close_client = True          # option httpclose: both sides close after this one
-    elif mode == 1:
-        txn.close_server = True          # option http-server-close: only the server side
+    if mode == CLOSE_BOTH:
+        txn.close_client = True
+    elif mode == CLOSE_SERVER:
+        txn.close_server = True
     count_add(w, w.be_off + be.shm_index, 1)
     txn.be_counted = True
     be_row[STAT_SESS_TOT] += 1

@@ -19,14 +19,17 @@ from ..lb.algorithms import ALGORITHMS, Algorithm
 from ..lb.lookup import ServerView, build_lookup
 from ..logformat import HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format
 from .. import shm as shared
-# what frontends log and what routers answer: the loop's own numbers (loop/defs.pxd)
-from ..loop.core import (LOG_CONNECT, LOG_HTTPLOG, LOG_NONE, LOG_TCPLOG, ROUTE_APPLET,
-                         ROUTE_BACKEND, ROUTE_DENY, ROUTE_RAW, ROUTE_REJECT, ROUTE_RESPOND)
+# what frontends log, how connections close, what routers answer: the loop's own numbers
+# (loop/defs.pxd)
+from ..loop.core import (CLOSE_BOTH, CLOSE_NONE, CLOSE_SERVER, LOG_CONNECT, LOG_HTTPLOG,
+                         LOG_NONE, LOG_TCPLOG, ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_RAW,
+                         ROUTE_REJECT, ROUTE_RESPOND)
 
 NOSRV = "<NOSRV>"
 
 
-HTTP_CLOSE_MODES = {"http-keep-alive": 0, "http-server-close": 1, "httpclose": 2}
+HTTP_CLOSE_MODES = {"http-keep-alive": CLOSE_NONE, "http-server-close": CLOSE_SERVER,
+                    "httpclose": CLOSE_BOTH}
 OBSERVE = {"layer4": shared.OBSERVE_LAYER4, "layer7": shared.OBSERVE_LAYER7}
 
 
