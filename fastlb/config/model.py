@@ -191,13 +191,17 @@ class StatsPage:
 
 @dataclass
 class StatsSocket:
-    """``stats socket <path|ip:port|fd@N> [mode <octal>] [level user|operator|admin]``"""
+    """``stats socket <path|ip:port|fd@N> [mode <octal>] [user|uid <owner>] [group|gid <group>]
+    [name <name>] [level user|operator|admin] [expose-fd listeners]``"""
     origin: Origin
     path: Optional[str] = None
     host: Optional[str] = None
     port: int = 0
     fd: Optional[int] = None
     mode: Optional[int] = None
+    uid: Optional[int] = None       # "user"/"uid": the UNIX socket's owner (None: unchanged)
+    gid: Optional[int] = None       # "group"/"gid"
+    name: Optional[str] = None      # the listener's name
     level: str = "admin"
     expose_fd: bool = False         # "expose-fd listeners": hands the listeners to "-x"
 
@@ -278,6 +282,9 @@ class Proxy:
 @dataclass
 class GlobalSettings:
     logs: list = field(default_factory=list)
+    ca_base: Optional[str] = None   # TLS defaults, kept for the TLS transport (keywords/tls.py)
+    crt_base: Optional[str] = None
+    ssl_defaults: dict = field(default_factory=dict)  # keyword -> cipher string / option words
     maxconn: Optional[int] = None
     nbthread: Optional[int] = None
     daemon: bool = False

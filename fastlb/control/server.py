@@ -75,6 +75,9 @@ class CliServer:
             sock.bind(temporary)
             if spec.mode is not None:
                 os.chmod(temporary, spec.mode)
+            if spec.uid is not None or spec.gid is not None:
+                os.chown(temporary, -1 if spec.uid is None else spec.uid,
+                         -1 if spec.gid is None else spec.gid)
             os.rename(temporary, spec.path)
         else:
             family = socket.AF_INET6 if ":" in (spec.host or "") else socket.AF_INET
@@ -89,7 +92,8 @@ class CliServer:
     def switch(self, config, commands) -> None:
         """A reload: answer from the new generation; reopen the sockets if they changed."""
         def key(specs):
-            return [(s.path, s.host, s.port, s.fd, s.mode, s.level, s.expose_fd) for s in specs]
+            return [(s.path, s.host, s.port, s.fd, s.mode, s.uid, s.gid, s.level, s.expose_fd)
+                    for s in specs]
         changed = key(self.config.global_.stats_sockets) != key(config.global_.stats_sockets)
         self.config, self.commands = config, commands
         if changed:

@@ -2,4 +2,4 @@
 
 Importing this package registers them all; a new keyword module is added to the line below.
 """
-from . import balance, global_section, http, proxy, server  # noqa: F401  (they register)
+from . import balance, global_section, http, proxy, server, tls  # noqa: F401  (they register)

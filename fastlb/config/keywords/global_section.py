@@ -233,8 +233,34 @@ def stats(parser, g, args, origin):
             rest.pop(0)
             sock.expose_fd = True
         elif option in ("user", "group", "uid", "gid", "name"):
-            raise ValueError(f"'stats socket' option '{option}' is not supported by "
-                             "fastlb yet.")
+            if not rest:
+                raise ValueError(f"'stats socket' : '{option}' expects an argument.")
+            value = rest.pop(0)
+            if option == "user":
+                sock.uid = system_id(pwd.getpwnam, value, "user")
+            elif option == "group":
+                sock.gid = system_id(grp.getgrnam, value, "group")
+            elif option == "uid":
+                sock.uid = leading_number(value)
+            elif option == "gid":
+                sock.gid = leading_number(value)
+            else:
+                sock.name = value
         else:
             raise ValueError(f"'stats socket' : unknown keyword '{option}'.")
     g.stats_sockets.append(sock)
+
+
+def system_id(lookup, name: str, what: str) -> int:
+    """A user or group name as the system knows it, resolved once at start-up as HAProxy does."""
+    try:
+        entry = lookup(name)
+    except KeyError:
+        raise ValueError(f"'stats socket' : ''{what}' : unknown {what} name '{name}''") from None
+    return entry.pw_uid if what == "user" else entry.gr_gid
+
+
+def leading_number(text: str) -> int:
+    """HAProxy reads uid/gid with atol(): the leading digits, 0 when there are none."""
+    digits = len(text) - len(text.lstrip("0123456789"))
+    return int(text[:digits]) if digits else 0

@@ -182,7 +182,9 @@ def stats(parser, proxy, args, origin):
     elif what == "uri":
         page.uri = one_arg(rest, "stats uri")
     elif what == "realm":
-        page.realm = one_arg(rest, "stats realm").replace("\\ ", " ")
+        # HAProxy 2.6 keeps the first word of an unquoted "stats realm HAProxy Statistics"
+        # (its 401 says realm="HAProxy") and ignores the others, as tutorials write it
+        page.realm = one_arg(rest, "stats realm", allow_more=True).replace("\\ ", " ")
     elif what == "auth":
         credentials = one_arg(rest, "stats auth")
         if ":" not in credentials:

@@ -85,11 +85,9 @@ IGNORED_GLOBAL = {
 
 # Keywords HAProxy has and fastlb refuses for now, so that a config never loses a setting silently.
 NOT_YET_GLOBAL = {
-    "ssl-default-bind-ciphers",
-    "ssl-default-bind-options", "ssl-default-server-ciphers", "ssl-default-server-options",
-    "ssl-default-bind-ciphersuites", "ssl-default-server-ciphersuites", "tune.ssl.default-dh-param",
+    "tune.ssl.default-dh-param",
     "spread-checks", "server-state-file", "server-state-base", "lua-load", "setenv", "presetenv",
-    "resetenv", "unsetenv", "ca-base", "crt-base", "expose-experimental-directives",
+    "resetenv", "unsetenv", "expose-experimental-directives",
     "localpeer", "h1-case-adjust", "maxsslconn", "maxconnrate", "maxsessrate", "external-check",
     "insecure-fork-wanted", "tune.http.maxhdr", "unix-bind",
 }
