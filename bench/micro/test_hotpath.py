@@ -18,7 +18,7 @@ from fastlb.config.parser import load_config
 from fastlb.lb.sequence import roundrobin_order
 from fastlb.logformat import HTTPLOG, compile_format, http_fields, render
 from fastlb.runtime.tables import ROUTE_BACKEND, build_response_editor, compile_tables
-from fastlb.runtime.worker import request_editor
+from fastlb.runtime.tables import forwardfor_editor
 
 REQUEST = (b"GET /api/v1/items?id=42&sort=asc HTTP/1.1\r\n"
            b"Host: shop.example.com\r\n"
@@ -75,7 +75,7 @@ def path_routing_config(prefixes: int) -> str:
 @pytest.mark.parametrize("prefixes", [10, 1000])
 def test_acl_path_beg(benchmark, tmp_path, prefixes):
     tables = tables_from(tmp_path, path_routing_config(prefixes))
-    route = tables.frontends[0].router
+    route = tables.frontends[0].spec.router
     last = prefixes - 1                    # the last rule: every earlier one is tried first
     url = f"/svc{last}/orders/17".encode()
     verdict = benchmark(route, b"GET", url, [(b"host", b"x")], "127.0.0.1", 80, b"1.1")
@@ -110,8 +110,8 @@ REWRITE_CONFIG = HTTP_DEFAULTS + """
 def test_request_header_rewrite(benchmark, tmp_path):
     tables = tables_from(tmp_path, REWRITE_CONFIG)
     proxy = tables.frontends[0].proxy
-    route = tables.frontends[0].router
-    add_forwarded = request_editor(proxy)
+    route = tables.frontends[0].spec.router
+    add_forwarded = forwardfor_editor(proxy)
     _url, parsed, _ka, _len = loop.measure_parse_request(REQUEST)
 
     def rewrite():
