@@ -148,10 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     if opts.check:
         if warnings and not quiet:
             print("Warnings were found.")
+        # -q (or global "quiet") leaves only the exit status, as haproxy -c -q does
         if not has_listener(config):
-            print("Configuration file has no error but will not start (no listener) => exit(2).")
+            if not quiet:
+                print("Configuration file has no error but will not start (no listener) "
+                      "=> exit(2).")
             return 2
-        print("Configuration file is valid")
+        if not quiet:
+            print("Configuration file is valid")
         return 0
     try:
         tables = compile_config(config)     # the first use of the compiled extensions

@@ -1,6 +1,7 @@
 """Configuration: tokenizer, units, sections, and one test per class of error (via ``fastlb -c``)."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import textwrap
 
@@ -314,3 +315,27 @@ def test_process_keywords_are_checked_with_file_and_line(tmp_path):
             server s1 127.0.0.1:8001
     """)
     assert code == 0 and out.strip().endswith("Configuration file is valid")   # as haproxy -c
+
+
+@pytest.mark.parametrize("text, code", [
+    ("defaults\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n"
+     "frontend f\n  bind 127.0.0.1:1\n", 0),
+    ("global\n  maxconn 10\n", 2),
+])
+@pytest.mark.parametrize("quiet", [["-q"], []])
+def test_check_quiet_prints_nothing_as_haproxy(tmp_path, text, code, quiet):
+    """-c -q (or global quiet) says only its exit status: 0 valid, 2 no listener; the
+    alerts of a bad configuration are still written (haproxy -c -q does the same)."""
+    config = tmp_path / "q.cfg"
+    config.write_text(("global\n  quiet\n" if not quiet else "") + text)
+    ours = subprocess.run(FASTLB + ["-c", *quiet, "-f", str(config)], capture_output=True,
+                          text=True)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (code, "", "")
+    if shutil.which("haproxy"):
+        theirs = subprocess.run(["haproxy", "-c", *quiet, "-f", str(config)],
+                                capture_output=True, text=True)
+        assert (theirs.returncode, theirs.stdout, theirs.stderr) == (code, "", "")
+    config.write_text("frontend f\n  bind 127.0.0.1:1\n  default_backend nope\n")
+    ours = subprocess.run(FASTLB + ["-c", "-q", "-f", str(config)], capture_output=True,
+                          text=True)
+    assert ours.returncode == 1 and "unable to find required default_backend: 'nope'" in ours.stderr
