@@ -45,6 +45,7 @@ STOP_GRACE_S = 1.5          # SIGTERM -> SIGKILL delay on hard stop (VTest waits
 BOOT_FAILURE_WINDOW_S = 1.0  # a worker that exits non-zero this soon after start failed to boot
 MAX_BOOT_FAILURES = 5        # workers that die before serving, in a row: the master gives up
 CRASH_WINDOW_S = 10.0        # a serving worker that died this many times in this window ...
+INTERRUPT_GRACE_S = 0.5      # a worker stopped by SIGINT/SIGTERM: the master's own stop may follow
 CRASH_BACKOFF_S = (0.0, 0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)   # ... waits this long to respawn
 LOAD_TIMEOUT_S = 10.0       # a new generation's workers must all serve within this time
 
@@ -57,11 +58,15 @@ def alert(message: str) -> None:
 
 
 def describe_exit(status: int) -> str:
-    """HAProxy's wording: "exited with code 0 (Exit)", "... 137 (Killed)"."""
+    """HAProxy's wording: "exited with code 0 (Exit)", "... 137 (Killed)", and for a
+    process that exited 128 + N after signal N, "... 130 (Interrupt)"."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         return f"exited with code {128 + sig} ({signal.strsignal(sig) or sig})"
-    return f"exited with code {os.WEXITSTATUS(status)} (Exit)"
+    code = os.WEXITSTATUS(status)
+    if 128 < code < 128 + signal.NSIG and signal.strsignal(code - 128):
+        return f"exited with code {code} ({signal.strsignal(code - 128)})"
+    return f"exited with code {code} (Exit)"
 
 
 def child_role(number: int) -> str:
@@ -406,6 +411,14 @@ class Master:
         if self.boot_failures >= MAX_BOOT_FAILURES:
             alert(f"Current worker ({pid}) {how}; workers keep failing at start-up, exiting.")
             self.hard_stop()
+            return
+        if served and os.WIFEXITED(status) and \
+                os.WEXITSTATUS(status) in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+            # Stopped by SIGINT/SIGTERM: most often sent to the whole process group (Ctrl-C
+            # in a terminal), so the master's own stop is on its way and must not race a
+            # respawn.  Only a worker stopped alone is respawned, once the grace is over.
+            alert(f"Current {child_role(number)} ({pid}) {how}")
+            self.respawns[number] = (generation, time.monotonic() + INTERRUPT_GRACE_S)
             return
         delay = 0.0
         if served:

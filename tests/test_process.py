@@ -189,3 +189,40 @@ def test_worker_count_defaults_to_nbthread(tmp_path, fastlb, backends):
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(5) == 0
+
+
+def test_ctrl_c_stops_the_group_without_respawning(tmp_path, backends):
+    """Ctrl-C in a terminal sends SIGINT to the whole foreground group: the workers stop
+    with HAProxy's status 130 and the master stops with them, without forking new ones
+    on its way out."""
+    port = free_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(TCP_CONFIG.format(port=port, backend=backends().port))
+    proc = subprocess.Popen(FASTLB + ["-f", str(config), "-n", "2"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    wait_until(lambda: listening_sockets(port) == 2, message="2 listeners")
+    workers = psutil.Process(proc.pid).children()
+    wait_until(lambda: all(" ".join(w.cmdline()).startswith("fastlb: worker") for w in workers),
+               message="the workers' titles")
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    err = err.decode()
+    assert proc.returncode == 0
+    for worker in workers:
+        assert f"Current worker ({worker.pid}) exited with code 130 (Interrupt)" in err
+    assert "respawning" not in err
+    assert err.count("New worker") == 2
+
+
+def test_worker_stopped_alone_by_sigterm_is_respawned(fastlb, backends):
+    """A worker stopped by its own SIGTERM (not the master's) exits 143 and is replaced
+    once the master has seen that no stop of its own follows."""
+    port = free_port()
+    lb = fastlb(TCP_CONFIG.format(port=port, backend=backends().port), workers=2, ports=[port])
+    victim = lb.worker_pids()[0]
+    os.kill(victim, signal.SIGTERM)
+    wait_until(lambda: len(set(lb.worker_pids()) - {victim}) == 2, timeout=5.0,
+               message="a new worker")
+    assert f"Current worker ({victim}) exited with code 143 (Terminated)" in lb.stderr()
+    wait_until(lambda: listening_sockets(port) == 2, message="2 listeners")

@@ -108,8 +108,14 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     worker.set_wakeup_fd(read_fd)
-    signal.signal(signal.SIGTERM, lambda *_: worker.hard_stop())
-    signal.signal(signal.SIGINT, lambda *_: worker.hard_stop())
+    status = [0]
+
+    def interrupted(signum, _frame):
+        status[0] = 128 + signum    # HAProxy's worker exits 130 after SIGINT, 143 after SIGTERM
+        worker.hard_stop()
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGUSR1, lambda *_: worker.soft_stop(g.hard_stop_after or 0))
     for signum in (signal.SIGHUP, signal.SIGUSR2, signal.SIGTTOU, signal.SIGTTIN):
         signal.signal(signum, signal.SIG_IGN)  # reload/pause belong to the master
@@ -120,4 +126,4 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
     shm.set_worker_pid(worker_id, os.getpid())   # last: the master reads it as "serving"
     worker.run()
     sys.stdout.flush()
-    return 0
+    return status[0]
