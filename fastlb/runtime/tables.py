@@ -115,10 +115,6 @@ class BackendTable:
     server_models: list           # config.model.Server per entry (None for a dispatch address)
     first_server_shm: int
 
-    @property
-    def servers(self) -> tuple:
-        return self.spec.servers
-
     def usable_servers(self, state: "shared.SharedState") -> list:
         """[(index, Server)] of the servers that may take new traffic now."""
         return [(i, server) for i, server in enumerate(self.server_models)
@@ -153,7 +149,8 @@ class FrontendTable:
     index: int
     proxy: Proxy
     spec: FrontendSpec
-    log_format: list              # compiled log-format (fastlb/logformat.py), also the default
+    log_format: Optional[list]    # compiled log-format (or the default one) for a frontend that
+                                  # logs tcplog/httplog lines; None for the others
     listeners: list = field(default_factory=list)
 
     @property
@@ -288,7 +285,8 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets) 
         response_editor=build_response_editor(proxy, applets) if proxy.kind != "listen" else None,
         captures=(proxy.captures_req or None, proxy.captures_rsp or None))
     return FrontendTable(index=index, proxy=proxy, spec=spec,
-                         log_format=compile_format(proxy.log_format or default_log_format(proxy)),
+                         log_format=compile_format(proxy.log_format or default_log_format(proxy))
+                         if log_mode in (LOG_TCPLOG, LOG_HTTPLOG) else None,
                          listeners=list(proxy.listeners))
 
 

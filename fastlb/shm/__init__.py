@@ -69,7 +69,7 @@ CHECK_DESCRIPTIONS = {
 # per-worker statistics counters, per object, named after words.pxd's STAT_* numbers
 STAT_NAMES = tuple(name[5:].lower() for value, name in sorted(
     (value, name) for name, value in vars(words).items()
-    if name.startswith("STAT_") and value < STAT_COUNTERS and name not in ("STAT_WORDS",)))
+    if name.startswith("STAT_") and value < STAT_COUNTERS))
 STAT = {name: i for i, name in enumerate(STAT_NAMES)}
 # What "clear counters" (without "all") resets: the maxima.
 STAT_MAXIMA = ("smax", "qmax", "qtime_max", "ctime_max", "rtime_max", "ttime_max")
