@@ -9,7 +9,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from .config.parser import ConfigError, load_config
+from .config.parser import ConfigError, Parser
 from .logsink import console
 
 if TYPE_CHECKING:
@@ -27,22 +27,24 @@ def config_message(level: str, text: str) -> None:
         sys.stderr.write(line + "\n")
 
 
-def load(files: list, quiet: bool) -> tuple | None:
-    """(config, warnings), or None once the alerts are written.  Warnings are written
-    unless ``quiet`` (-q, or a master started quiet) or the configuration says ``quiet``."""
+def load(files: list, quiet: bool, diag: bool = False) -> tuple | None:
+    """(config, warnings), or None once the alerts are written.  Warnings and notices
+    (``.notice``, and ``.diag`` with ``diag``) are written unless ``quiet`` (-q, or a master
+    started quiet) or the configuration says ``quiet``."""
+    parser = Parser(diag=diag)
     try:
-        config, warnings = load_config(files)
+        config = parser.parse_files(files)
     except ConfigError as exc:
         if not quiet:
-            for warning in exc.warnings:
-                config_message("WARNING", warning)
+            for level, text in parser.messages():
+                config_message(level, text)
         for alert in exc.alerts:
             config_message("ALERT", alert)
         return None
     if not (quiet or config.global_.quiet):
-        for warning in warnings:
-            config_message("WARNING", warning)
-    return config, warnings
+        for level, text in parser.messages():
+            config_message(level, text)
+    return config, parser.warnings
 
 
 def has_listener(config) -> bool:

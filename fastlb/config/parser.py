@@ -14,6 +14,7 @@ import re
 from typing import Optional
 
 from .addresses import AddressError
+from .conditions import ConditionError, caret_lines, evaluate
 # (importing the keywords package registers every keyword)
 from .keywords.registry import (IGNORED_GLOBAL, NOT_YET_GLOBAL, NOT_YET_PROXY, global_keyword,
                                 proxy_keyword)
@@ -21,6 +22,12 @@ from .model import Config, GlobalSettings, Origin, Proxy
 from .tokenizer import TokenizeError, tokenize
 
 SECTIONS = ("global", "defaults", "frontend", "backend", "listen")
+MAX_NESTED_IFS = 100          # HAProxy's MAXNESTEDCONDS
+# The states of an open .if block, as HAProxy's: "take" reads its lines, "drop" skips them
+# until a later branch may be taken, "skip" skips them and every later branch.
+_READ_BLOCKS = ("if-take", "elif-take", "else-take")
+_TAKEN_OR_SKIPPED = ("if-take", "if-skip", "elif-take", "elif-skip")
+_MESSAGE_DIRECTIVES = (".alert", ".warning", ".notice", ".diag")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
@@ -31,6 +38,15 @@ class ConfigError(Exception):
         super().__init__("\n".join(alerts))
         self.alerts = alerts
         self.warnings = warnings or []
+
+
+class _StopReading(Exception):
+    """A conditional directive HAProxy stops at: the rest of the file is not read;
+    ``abort`` also stops the files after it, ``check_blocks`` still reports an open .if."""
+
+    def __init__(self, abort: bool, check_blocks: bool):
+        super().__init__()
+        self.abort, self.check_blocks = abort, check_blocks
 
 
 def collect_files(paths: list[str]) -> list[str]:
@@ -49,10 +65,15 @@ def collect_files(paths: list[str]) -> list[str]:
 class Parser:
     """Reads haproxy.cfg files into a ``Config``; use ``parse_files`` or ``parse_text``."""
 
-    def __init__(self, env=None):
+    def __init__(self, env=None, diag: bool = False):
         self.env = os.environ if env is None else env
+        self.diag = diag                  # -dD: .diag lines are written
         self.alerts: list[str] = []
         self.warnings: list[str] = []
+        # (level, text, number of warnings before it): .notice/.diag lines, written in
+        # their place among the warnings
+        self.notices: list[tuple[str, str, int]] = []
+        self.aborted = False
         self.global_ = GlobalSettings()
         self.proxies: list[Proxy] = []
         self.named_defaults: dict[str, Proxy] = {}
@@ -64,6 +85,8 @@ class Parser:
     # -- entry points -------------------------------------------------------------------
     def parse_files(self, paths: list[str]) -> Config:
         for path in collect_files(paths):
+            if self.aborted:
+                break
             try:
                 with open(path, encoding="utf-8", errors="surrogateescape") as handle:
                     text = handle.read()
@@ -77,15 +100,32 @@ class Parser:
         self.files.append(filename)
         self.section = None
         errors_before = len(self.alerts)
-        for number, raw in enumerate(text.splitlines(), start=1):
-            origin = Origin(filename, number)
-            try:
-                words = tokenize(raw, self.env)
-            except TokenizeError as exc:
-                self.alert(origin, str(exc))
-                continue
-            if words:
-                self._statement(words, origin)
+        blocks: list[str] = []            # the state of each open .if, innermost last
+        number, check_blocks = 0, True
+        try:
+            for number, raw in enumerate(text.splitlines(), start=1):
+                origin = Origin(filename, number)
+                try:
+                    words = tokenize(raw, self.env)
+                except TokenizeError as exc:
+                    self.alert(origin, str(exc))
+                    continue
+                if not words:
+                    continue
+                if words[0] in (".if", ".elif", ".else", ".endif"):
+                    self._conditional(blocks, words, origin)
+                elif blocks and blocks[-1] not in _READ_BLOCKS:
+                    continue
+                elif words[0].startswith("."):
+                    self._directive(words, origin)
+                else:
+                    self._statement(words, origin)
+        except _StopReading as stop:
+            self.aborted = self.aborted or stop.abort
+            check_blocks = stop.check_blocks
+        if blocks and check_blocks:
+            self.alert(Origin(filename, number), "non-terminated '.if' block.")
+            self.aborted = True
         if len(self.alerts) > errors_before:
             self.alerts.append(f"Error(s) found in configuration file : {filename}")
 
@@ -94,6 +134,8 @@ class Parser:
             self.alerts.append("No configuration file specified.")
         if not self.alerts:
             self._resolve()
+        if self.aborted:              # HAProxy exits right after the file's errors
+            raise ConfigError(self.alerts, self.warnings)
         if self.alerts:
             raise ConfigError(self.alerts + ["Fatal errors found in configuration."], self.warnings)
         return Config(global_=self.global_, proxies=self.proxies, files=self.files)
@@ -104,6 +146,74 @@ class Parser:
 
     def warn(self, origin: Origin, message: str) -> None:
         self.warnings.append(f"parsing [{origin}] : {message}")
+
+    def messages(self) -> list[tuple[str, str]]:
+        """(level, text) of every warning and notice, in the order they were found."""
+        out = [("WARNING", text) for text in self.warnings]
+        for level, text, before in reversed(self.notices):
+            out.insert(before, (level, text))
+        return out
+
+    # -- conditional blocks and directives (HAProxy's "2.4. Conditional blocks") -------------
+    def _conditional(self, blocks: list[str], words: list[str], origin: Origin) -> None:
+        directive = words[0]
+        if directive in (".else", ".endif") and len(words) > 1:
+            self.alert(origin, f"Unexpected argument '{words[1]}' for '{directive}'.")
+            raise _StopReading(abort=True, check_blocks=True)
+        if directive == ".if":
+            if len(blocks) + 1 >= MAX_NESTED_IFS:
+                self.alert(origin, f"too many nested '.if', max is {MAX_NESTED_IFS}.")
+                raise _StopReading(abort=True, check_blocks=False)
+            if blocks and blocks[-1] not in _READ_BLOCKS:
+                blocks.append("if-skip")      # inside a skipped block: not even evaluated
+            else:
+                blocks.append("if-take" if self._condition(words, origin) else "if-drop")
+            return
+        if not blocks:
+            self.alert(origin, f"lone '{directive}' with no matching '.if'.")
+            raise _StopReading(abort=True, check_blocks=directive == ".endif")
+        if directive == ".endif":
+            blocks.pop()
+            return
+        if blocks[-1] in ("else-take", "else-drop"):
+            self.alert(origin, f"'{directive}' after '.else' is not permitted.")
+            raise _StopReading(abort=True, check_blocks=False)
+        if directive == ".elif":
+            if blocks[-1] in _TAKEN_OR_SKIPPED:
+                blocks[-1] = "elif-skip"
+            else:
+                blocks[-1] = "elif-take" if self._condition(words, origin) else "elif-drop"
+        else:
+            blocks[-1] = "else-drop" if blocks[-1] in _TAKEN_OR_SKIPPED else "else-take"
+
+    def _condition(self, words: list[str], origin: Origin) -> bool:
+        """The truth of a .if/.elif line; a broken condition stops everything, as in HAProxy."""
+        text = " ".join(words[1:])
+        try:
+            return evaluate(text, self.env)
+        except ConditionError as exc:
+            self.alert(origin, f"{exc} in '{words[0]}' at position {exc.position + 1}:\n"
+                       + caret_lines(words[0], text, exc.position))
+            raise _StopReading(abort=True, check_blocks=False) from None
+
+    def _directive(self, words: list[str], origin: Origin) -> None:
+        directive = words[0]
+        if directive not in _MESSAGE_DIRECTIVES:
+            self.alert(origin, f"unknown directive '{directive}'.")
+            raise _StopReading(abort=False, check_blocks=True)
+        if len(words) > 2:
+            self.alert(origin, f"Unexpected argument '{words[2]}' for '{directive}'. "
+                       "Use quotes if the message should contain spaces.")
+            return
+        text = f"'{words[1] if len(words) > 1 else ''}'."
+        if directive == ".alert":
+            self.alert(origin, text)
+            raise _StopReading(abort=True, check_blocks=False)
+        if directive == ".warning":
+            self.warn(origin, text)
+        elif directive == ".notice" or self.diag:
+            self.notices.append(("NOTICE" if directive == ".notice" else "DIAG",
+                                 f"parsing [{origin}] : {text}", len(self.warnings)))
 
     # -- statements -------------------------------------------------------------------------
     def _statement(self, words: list[str], origin: Origin) -> None:

@@ -51,8 +51,9 @@ def _expand_variable(line: str, pos: int, env) -> tuple[str, int]:
     return value, end
 
 
-def tokenize(line: str, env=None) -> list[str]:
-    """Return the words of ``line`` with quotes removed and escapes/variables applied."""
+def tokenize(line: str, env=None, comments: bool = True) -> list[str]:
+    """Return the words of ``line`` with quotes removed and escapes/variables applied;
+    ``comments=False`` keeps an unquoted ``#`` as text (haproxy -cc reads it so)."""
     if env is None:
         env = os.environ
     words: list[str] = []
@@ -111,7 +112,7 @@ def tokenize(line: str, env=None) -> list[str]:
                 current = []
                 in_word = False
             i += 1
-        elif c == "#":
+        elif c == "#" and comments:
             break
         else:
             current.append(c)
