@@ -1,6 +1,6 @@
 """Command line, HAProxy-compatible where the flag exists in HAProxy.
 
-    fastlb -f <file|dir> [-f ...] [-n <workers>] [-c] [-d | -D] [-p <pidfile>] [-W]
+    fastlb -f <file|dir> [-f ...] [-n <workers>] [-c | -cc <cond>] [-d | -dD | -D] [-p <pidfile>] [-W]
            [-S <bind>[,<opts>]] [-x <socket>] [-sf|-st <pid>...] [-L <name>] [-q] [-v | -vv]
 """
 from __future__ import annotations
@@ -10,14 +10,19 @@ import signal
 import sys
 from dataclasses import dataclass, field
 
-from . import __version__
-from .boot import PROGRAM, compile_config, has_listener, load, prepare_listeners, worker_count
+from . import HAPROXY_VERSION, __version__
+from .boot import (PROGRAM, compile_config, config_message, has_listener, load, prepare_listeners,
+                   worker_count)
+from .config.conditions import ConditionError, evaluate, feature_list
+from .config.tokenizer import TokenizeError, tokenize
 USAGE = f"""Usage : {PROGRAM} [-f <cfgfile|cfgdir>]* [ -vdVD ] [ -n <workers> ] [ -p <pidfile> ]
         -v displays version ; -vv shows known build options.
         -d enters debug mode (foreground, the started process stays the master).
         -D goes daemon ; -W master-worker mode (always on in {PROGRAM}).
         -n sets the number of worker processes (default: nbthread, else CPU count).
         -c check mode : only check config files and exit
+        -cc check condition : evaluate a condition and exit (0 true, 1 false, 2 error)
+        -dD diagnostic mode : also write the configuration's .diag messages
         -p writes the master's pid to <pidfile>
         -S <bind>[,<opts>] binds the master CLI (show proc, reload, @<n> <command>)
         -x <unix_socket> takes the listening sockets from an old process's stats socket
@@ -36,6 +41,8 @@ class Options:
     files: list = field(default_factory=list)
     workers: int | None = None
     check: bool = False
+    condition: str | None = None        # -cc
+    diag: bool = False                  # -dD
     foreground: bool = False
     daemon: bool = False
     pidfile: str | None = None
@@ -67,6 +74,10 @@ def parse_args(argv: list[str]) -> Options:
             opts.workers = int(text)
         elif arg == "-c":
             opts.check = True
+        elif arg == "-cc":
+            opts.condition = value(arg)
+        elif arg == "-dD":
+            opts.diag = True
         elif arg in ("-d", "-db"):
             opts.foreground = True
         elif arg == "-D":
@@ -91,7 +102,7 @@ def parse_args(argv: list[str]) -> Options:
             opts.old_signal = arg[1:]
             while args and args[0].isdigit():   # HAProxy: the pids run to the next option
                 opts.old_pids.append(int(args.pop(0)))
-        elif arg in ("-C", "-N", "-m", "-cc"):
+        elif arg in ("-C", "-N", "-m"):
             raise UsageError(f"option '{arg}' is not supported by {PROGRAM} yet")
         elif arg.startswith("-"):
             raise UsageError(f"unknown option '{arg}'")
@@ -102,7 +113,7 @@ def parse_args(argv: list[str]) -> Options:
 
 def print_version(level: int) -> None:
     print(f"{PROGRAM} version {__version__} - HAProxy-compatible load balancer "
-          "(configuration reference: HAProxy 2.6)")
+          f"(configuration reference: HAProxy {HAPROXY_VERSION})")
     if level > 1:
         try:
             from .loop.core import BUILT_WITH_CYTHON as cython_version
@@ -111,6 +122,28 @@ def print_version(level: int) -> None:
         print(f"Python {sys.version.split()[0]}, built with Cython {cython_version}")
         print("HTTP/1 parser : strict, in C (fastlb/http/framing.pxd)")
         print("Event loop : epoll (compiled worker loop), SO_REUSEPORT listeners")
+        print(f"\nFeature list : {feature_list()}")
+
+
+def check_condition(text: str) -> int:
+    """-cc: 0 if the condition is true, 1 if false, 2 if it cannot be evaluated, with
+    haproxy -cc's messages.  Its words are read as a configuration line's (quotes,
+    escapes, "$VAR"), but '#' starts no comment, then joined by single spaces."""
+    try:
+        words = tokenize(text, comments=False)
+    except TokenizeError as exc:
+        reason = str(exc)
+        if reason.startswith("unmatched quote"):
+            reason = "Unmatched quote"
+        elif "\\x" in reason:
+            reason = "Truncated or invalid hexadecimal sequence"
+        config_message("ALERT", f"Syntax Error in condition: {reason}.")
+        return 2
+    try:
+        return 0 if evaluate(" ".join(words)) else 1
+    except ConditionError as exc:
+        config_message("ALERT", f"Failed to evaluate condition: {exc}")
+        return 2
 
 
 def daemonize() -> None:
@@ -136,11 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     if opts.version:
         print_version(opts.version)
         return 0
+    if opts.condition is not None:
+        return check_condition(opts.condition)
     if not opts.files:
         sys.stderr.write(USAGE)
         return 1
 
-    loaded = load(opts.files, opts.quiet)
+    loaded = load(opts.files, opts.quiet, opts.diag)
     if loaded is None:
         return 1
     config, warnings = loaded
