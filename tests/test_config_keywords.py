@@ -73,4 +73,5 @@ def test_global_only_keywords_are_unknown_in_proxies_and_back():
     assert alerts("frontend f\n    bind :1\n    daemon\n")[0] == \
         "parsing [k.cfg:3] : unknown keyword 'daemon' in 'frontend' section"
     assert alerts("global\n    bind :1\n")[0] == \
-        "parsing [k.cfg:2] : unknown keyword 'bind' in 'global' section"
+        "parsing [k.cfg:2] : unknown keyword 'bind' in 'global' section; " \
+        "did you mean 'unix-bind' maybe ?"                  # as haproxy 2.6 says

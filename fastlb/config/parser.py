@@ -16,8 +16,8 @@ from typing import Optional
 from .addresses import AddressError
 from .conditions import ConditionError, caret_lines, evaluate
 # (importing the keywords package registers every keyword)
-from .keywords.registry import (IGNORED_GLOBAL, NOT_YET_GLOBAL, NOT_YET_PROXY, global_keyword,
-                                proxy_keyword)
+from .keywords.registry import (IGNORED_GLOBAL, NOT_YET_GLOBAL, NOT_YET_PROXY, did_you_mean,
+                                global_keyword, global_words, proxy_keyword, proxy_words)
 from .model import Config, GlobalSettings, Origin, Proxy
 from .tokenizer import TokenizeError, tokenize
 
@@ -289,7 +289,8 @@ class Parser:
         elif keyword in NOT_YET_GLOBAL:
             self.alert(origin, f"'{keyword}' in 'global' section is not supported by fastlb yet.")
         else:
-            self.alert(origin, f"unknown keyword '{keyword}' in 'global' section")
+            self.alert(origin, f"unknown keyword '{keyword}' in 'global' section"
+                       + did_you_mean(keyword, global_words()))
 
     def _proxy_keyword(self, proxy: Proxy, words: list[str], origin: Origin) -> None:
         keyword, args = words[0], words[1:]
@@ -298,7 +299,8 @@ class Parser:
             if keyword in NOT_YET_PROXY:
                 self.alert(origin, f"'{keyword}' in '{proxy.kind}' section is not supported by fastlb yet.")
             else:
-                self.alert(origin, f"unknown keyword '{keyword}' in '{proxy.kind}' section")
+                self.alert(origin, f"unknown keyword '{keyword}' in '{proxy.kind}' section"
+                           + did_you_mean(keyword, proxy_words()))
             return
         # 'defaults' takes only the registered spelling (see registry.spelling_key)
         if proxy.kind == "defaults" and (keyword != entry.name or "defaults" not in entry.sections):

@@ -9,7 +9,8 @@ from ..model import ForwardFor, HttpCheck
 from ...logformat import LogFormatError, compile_format
 from ..units import parse_time_ms
 from .arguments import condition, log_statement, one_arg, positive_int
-from .registry import BACKENDS, DEFAULTS, FRONTENDS, PROXIES, PROXY_AND_DEFAULTS, keyword
+from .registry import (BACKENDS, DEFAULTS, FRONTENDS, PROXIES, PROXY_AND_DEFAULTS, did_you_mean,
+                       keyword)
 
 TIMEOUT_NAMES = ("client", "server", "connect", "check", "queue", "http-keep-alive",
                  "http-request", "tunnel", "tarpit", "client-fin", "server-fin")
@@ -30,6 +31,11 @@ _OPTIONS_NOT_YET = {
     "tcp-smart-connect", "contstats", "disable-h2-upgrade", "idle-close-on-response",
     "http_proxy", "forceclose",
 }
+# the bind and proxy options fastlb reads (for "did you mean")
+_BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name")
+_OPTIONS = ("tcplog", "httplog", "dontlognull", "redispatch", "tcpka", "clitcpka", "srvtcpka",
+            "log-health-checks", "allbackups", "httpchk", "forwardfor", "http-keep-alive",
+            "http-server-close", "httpclose")
 _BIND_NOT_YET = {
     "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn", "accept-proxy", "transparent",
     "interface", "namespace", "mss", "tfo", "defer-accept", "maxconn", "process", "thread",
@@ -80,7 +86,9 @@ def bind(parser, proxy, args, origin):
         elif option in _BIND_NOT_YET:
             raise ValueError(f"'bind {args[0]}' : option '{option}' is not supported by fastlb yet.")
         else:
-            raise ValueError(f"'bind {args[0]}' unknown keyword '{option}'.")
+            suggestion = did_you_mean(option, (*_BIND_OPTIONS, *sorted(_BIND_NOT_YET)))
+            raise ValueError(f"'bind {args[0]}' in section '{proxy.kind}': unknown keyword "
+                             f"'{option}'{suggestion or '.'}")
         i += 1
     for listener in listeners:
         listener.origin = origin
@@ -208,7 +216,8 @@ def option(parser, proxy, args, origin, enable=True):
     elif name in _OPTIONS_NOT_YET:
         raise ValueError(f"'option {name}' is not supported by fastlb yet.")
     else:
-        raise ValueError(f"unknown option '{name}'.")
+        suggestion = did_you_mean(name, (*_OPTIONS, *sorted(_OPTIONS_NOT_YET)))
+        raise ValueError(f"unknown option '{name}'{suggestion or '.'}")
 
 
 def _forwardfor(args):

@@ -16,8 +16,9 @@ without effect, are data here too: refused by name, never silently lost.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 GLOBAL = frozenset({"global"})
 DEFAULTS = frozenset({"defaults"})
@@ -75,6 +76,57 @@ def proxy_keyword(word: str) -> Optional[Keyword]:
 
 def registered() -> list[Keyword]:
     return list(_global_keywords.values()) + list(_proxy_keywords.values())
+
+
+# -- "did you mean" -----------------------------------------------------------------------------
+_SECTION_WORDS = ("global", "defaults", "frontend", "backend", "listen")
+
+
+def _fingerprint(word: str) -> Counter:
+    """HAProxy's word fingerprint: which classes of characters occur (a letter each, digit,
+    other) and how often each class follows another, from the word's start to its end."""
+    other = 28                           # also stands for the start and the end
+    marks: Counter = Counter()
+    previous = other
+    for c in word.lower():
+        current = ord(c) - ord("a") + 1 if "a" <= c <= "z" else 27 if c.isdigit() else other
+        marks[current] = 1
+        marks[32 * previous + current] += 1
+        previous = current
+    marks[32 * previous + other] += 1
+    return marks
+
+
+def best_match(word: str, candidates: Iterable[str]) -> Optional[str]:
+    """The candidate whose fingerprint is nearest to ``word``'s (the first of equals), or
+    None when even that one is too far (more than twice the length of either word)."""
+    mine = _fingerprint(word)
+    best, best_distance = None, None
+    for candidate in candidates:
+        theirs = _fingerprint(candidate)
+        distance = sum(abs(mine[k] - theirs[k]) for k in mine.keys() | theirs.keys())
+        if best_distance is None or distance < best_distance:
+            best, best_distance = candidate, distance
+    if best is None or best_distance > 2 * len(word) or best_distance > 2 * len(best):
+        return None
+    return best
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """HAProxy's "; did you mean '<word>' maybe ?" for an unknown word, or ''."""
+    best = best_match(word, candidates)
+    return f"; did you mean '{best}' maybe ?" if best else ""
+
+
+def global_words() -> list[str]:
+    """Every word known in 'global': what is implemented, refused by name or ignored."""
+    return [*_global_keywords, *sorted(NOT_YET_GLOBAL), *IGNORED_GLOBAL, *_SECTION_WORDS]
+
+
+def proxy_words() -> list[str]:
+    """Every keyword known in proxies and defaults (HAProxy suggests from one list too)."""
+    return [*(entry.name for entry in _proxy_keywords.values()), *sorted(NOT_YET_PROXY),
+            *_SECTION_WORDS]
 
 
 # Global keywords accepted with no effect, and why ignoring them cannot change behaviour.

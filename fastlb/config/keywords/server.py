@@ -5,7 +5,14 @@ from .. import addresses
 from ..addresses import AddressError
 from ..model import Server
 from ..units import parse_time_ms
-from .registry import BACKENDS, PROXY_AND_DEFAULTS, keyword
+from .registry import BACKENDS, PROXY_AND_DEFAULTS, did_you_mean, keyword
+
+# the options _server_options() reads (for "did you mean")
+_SERVER_OPTIONS = (
+    "weight", "backup", "disabled", "check", "no-backup", "enabled", "no-check", "maxconn",
+    "maxqueue", "rise", "fall", "inter", "fastinter", "downinter", "observe", "error-limit",
+    "on-error", "port", "addr", "id", "cookie",
+)
 
 _SERVER_NOT_YET = {
     "ssl", "verify", "ca-file", "crt", "sni", "send-proxy", "send-proxy-v2", "slowstart",
@@ -115,5 +122,6 @@ def _server_options(target, args):
         elif option in _SERVER_NOT_YET:
             raise ValueError(f"server option '{option}' is not supported by fastlb yet.")
         else:
-            raise ValueError(f"unknown keyword '{option}'.")
+            suggestion = did_you_mean(option, (*_SERVER_OPTIONS, *sorted(_SERVER_NOT_YET)))
+            raise ValueError(f"unknown keyword '{option}'{suggestion or '.'}")
         i += 1
