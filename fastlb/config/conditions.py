@@ -64,11 +64,12 @@ class _ArgError(Exception):
 
 # -- versions ---------------------------------------------------------------------------------
 _TAGS = (("dev", 1), ("rc", 2), ("pre", 2))
+_DECIMAL = re.compile(r"[ \t\n\r\f\v]*([+-]?[0-9]+)")
 
 
 def _strtol10(text: str, i: int) -> tuple[int, int]:
     """C's strtol(text + i, &end, 10): (value, end), end == i when no digits."""
-    m = re.compile(r"[ \t\n\r\f\v]*([+-]?\d+)").match(text, i)
+    m = _DECIMAL.match(text, i)
     if not m:
         return 0, i
     return int(m.group(1)) & 0xFFFFFFFF, m.end()
@@ -92,7 +93,7 @@ def split_version(version: str) -> Optional[list[int]]:
             break
         if version[stop] != "." or index == 3:
             return None
-    if p < end and not version[p].isdigit():
+    if p < end and version[p] not in "0123456789":
         for tag, rank in _TAGS:
             if version.startswith(tag, p):
                 value[4] = rank
@@ -108,7 +109,7 @@ def split_version(version: str) -> Optional[list[int]]:
         rest = rest[rest.rindex("-") + 1:]
         if not rest:
             return None
-    value[6] = int(rest) if rest.isdigit() else 0
+    value[6] = int(rest) if re.fullmatch(r"[0-9]+", rest) else 0
     return value
 
 

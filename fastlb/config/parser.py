@@ -41,7 +41,7 @@ class ConfigError(Exception):
 
 
 class _StopReading(Exception):
-    """A conditional directive HAProxy stops at: the rest of the file is not read;
+    """A directive line HAProxy stops reading at: the rest of the file is not read;
     ``abort`` also stops the files after it, ``check_blocks`` still reports an open .if."""
 
     def __init__(self, abort: bool, check_blocks: bool):
@@ -121,7 +121,7 @@ class Parser:
                 else:
                     self._statement(words, origin)
         except _StopReading as stop:
-            self.aborted = self.aborted or stop.abort
+            self.aborted = stop.abort
             check_blocks = stop.check_blocks
         if blocks and check_blocks:
             self.alert(Origin(filename, number), "non-terminated '.if' block.")
