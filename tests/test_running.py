@@ -98,15 +98,16 @@ def run_notified(cmd, listener, tmp_path):
                             stderr=open(tmp_path / "stderr", "wb"))
 
 
-def relays(port, backend: socket.socket) -> bool:
-    """A connection to the frontend reaches the backend: a worker serves (the listening
-    socket alone, bound by the master, would only queue it)."""
+def relays(port, backend: socket.socket, within=2.0) -> bool:
+    """A connection to the frontend reaches the backend ``within`` seconds: a worker
+    serves (the listening socket alone, bound by the master, would only queue it until
+    a worker starts)."""
     try:
         client = socket.create_connection(("127.0.0.1", port), timeout=2)
     except OSError:
         return False
     with client:
-        backend.settimeout(2)
+        backend.settimeout(within)
         try:
             backend.accept()[0].close()
         except socket.timeout:
@@ -132,7 +133,7 @@ def notify_life(cmd, tmp_path, abstract=True) -> list[list[bytes]]:
     steps = []
     try:
         steps.append(listener.take(ready))
-        assert relays(port, backend), "READY=1 before the workers serve"
+        assert relays(port, backend, within=0.3), "READY=1 before the workers serve"
         proc.send_signal(signal.SIGUSR2)
         steps.append(listener.take(ready))
         assert relays(port, backend)
@@ -366,9 +367,14 @@ def test_show_version_shape_matches_haproxy(tmp_path):
                    and (tmp_path / "master.sock").exists(), message="haproxy sockets")
         version = subprocess.run([HAPROXY, "-v"], capture_output=True, text=True).stdout
         number = re.search(r"version (\S+)", version).group(1)
+        def answer(path, command):
+            try:
+                return stats_cli(tmp_path / path, command)
+            except OSError:              # the worker haproxy's master relays to is starting
+                return None
         for path, command in (("admin.sock", "show version"), ("master.sock", "show version"),
                               ("master.sock", "@1 show version")):
-            assert stats_cli(tmp_path / path, command) == f"{number}\n\n"
+            assert wait_until(lambda: answer(path, command)) == f"{number}\n\n"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
