@@ -226,15 +226,21 @@ def test_ws_without_notify_socket_runs(tmp_path):
 
 # -- start-up failures --------------------------------------------------------------------
 def failure_cases(tmp_path):
-    """(name, config text, extra args, run as nobody) of start-ups that must fail."""
+    """(name, global lines, frontend port, extra args) of start-ups that must fail, and
+    the socket that keeps a port busy."""
     missing = tmp_path / "missing-dir"
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen(1)
+    port = busy.getsockname()[1]
+    log = "    log stderr local0"
     return busy, [
-        ("stats socket dir", f"    stats socket {missing}/admin.sock mode 600 level admin"),
-        ("pid-file dir", f"    pidfile {missing}/fastlb.pid"),
-        ("busy port", "    log stderr local0", busy.getsockname()[1]),
+        ("stats socket dir", f"    stats socket {missing}/admin.sock mode 600 level admin",
+         None, []),
+        ("stats socket port", f"    stats socket 127.0.0.1:{port}", None, []),
+        ("master CLI dir", log, None, ["-S", f"{missing}/master.sock"]),
+        ("pid-file dir", f"    pidfile {missing}/fastlb.pid", None, []),
+        ("busy port", log, port, []),
     ]
 
 
@@ -253,9 +259,10 @@ def run_start(cmd, cwd, timeout=10, user=None):
 def test_start_up_failures_alert_and_exit_1(tmp_path, mode):
     busy, cases = failure_cases(tmp_path)
     with busy:
-        for name, global_, *port in cases:
-            config = write_config(tmp_path, global_, *port)
-            code, err = run_start(FASTLB + [mode, "-n", "1", "-f", "haproxy.cfg"], tmp_path)
+        for name, global_, port, args in cases:
+            write_config(tmp_path, global_, port)
+            code, err = run_start(FASTLB + [mode, "-n", "1", "-f", "haproxy.cfg", *args],
+                                  tmp_path)
             assert code == 1, (name, err)
             assert "Traceback" not in err and alerts(err), (name, err)
 
@@ -267,12 +274,12 @@ def test_start_up_failures_match_haproxy(tmp_path, mode):
     and HAProxy writes a pid file only as a daemon or a master)."""
     busy, cases = failure_cases(tmp_path)
     with busy:
-        for name, global_, *port in cases:
-            write_config(tmp_path, global_, *port)
-            ours = run_start(FASTLB + [mode, "-n", "1", "-f", "haproxy.cfg"], tmp_path)
-            theirs = run_start([HAPROXY, "-W", mode, "-f", "haproxy.cfg"], tmp_path)
+        for name, global_, port, args in cases:
+            write_config(tmp_path, global_, port)
+            ours = run_start(FASTLB + [mode, "-n", "1", "-f", "haproxy.cfg", *args], tmp_path)
+            theirs = run_start([HAPROXY, "-W", mode, "-f", "haproxy.cfg", *args], tmp_path)
             assert ours[0] == theirs[0] == 1, (name, ours, theirs)
-            assert alerts(ours[1]) == alerts(theirs[1]), name
+            assert alerts(ours[1]) == alerts(theirs[1]) and alerts(ours[1]), name
 
 
 @needs_haproxy
