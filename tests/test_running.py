@@ -410,3 +410,16 @@ def test_master_cli_on_a_bad_fd_is_an_alert(tmp_path):
     assert alerts(err) == ["Binding [master-socket:0] for proxy MASTER: cannot bind "
                            "inherited fd@99 (Bad file descriptor) for [fd@99]",
                            "[MAIN] Some protocols failed to start their listeners! Exiting."]
+
+
+def test_unit_file_reload_check_command(tmp_path):
+    """contrib/fastlb.service's ExecReload check: silent, exit 0, binds nothing."""
+    config = write_config(tmp_path)
+    unit = (Path(__file__).resolve().parent.parent / "contrib" / "fastlb.service").read_text()
+    assert "ExecReload=/usr/local/bin/fastlb -Ws -f $CONFIG -c -q $EXTRAOPTS" in unit
+    assert "Type=notify" in unit
+    result = subprocess.run(FASTLB + ["-Ws", "-f", str(config), "-c", "-q", "-S",
+                                      str(tmp_path / "master.sock")],
+                            capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert not (tmp_path / "master.sock").exists()
