@@ -48,7 +48,9 @@ def load(files: list, quiet: bool, diag: bool = False) -> tuple | None:
 
 
 def has_listener(config) -> bool:
-    return any(fe.listeners for fe in config.frontends)
+    """A frontend's bind or a stats socket: HAProxy counts the stats sockets' listeners
+    (its GLOBAL frontend), so a configuration with only a stats socket serves its CLI."""
+    return bool(config.global_.stats_sockets) or any(fe.listeners for fe in config.frontends)
 
 
 def compile_config(config, program: str = PROGRAM) -> RuntimeTables | None:

@@ -19,6 +19,7 @@ USAGE = f"""Usage : {PROGRAM} [-f <cfgfile|cfgdir>]* [ -vdVD ] [ -n <workers> ] 
         -v displays version ; -vv shows known build options.
         -d enters debug mode (foreground, the started process stays the master).
         -D goes daemon ; -W master-worker mode (always on in {PROGRAM}).
+        -Ws master-worker mode with systemd notify support ($NOTIFY_SOCKET).
         -n sets the number of worker processes (default: nbthread, else CPU count).
         -c check mode : only check config files and exit
         -cc check condition : evaluate a condition and exit (0 true, 1 false, 2 error)
@@ -47,6 +48,7 @@ class Options:
     daemon: bool = False
     pidfile: str | None = None
     quiet: bool = False
+    systemd: bool = False               # -Ws: sd_notify(3) to $NOTIFY_SOCKET, foreground
     version: int = 0
     master_sockets: list = field(default_factory=list)
     fetch_from: str | None = None       # -x
@@ -84,8 +86,10 @@ def parse_args(argv: list[str]) -> Options:
             opts.daemon = True
         elif arg == "-p":
             opts.pidfile = value(arg)
-        elif arg in ("-W", "-Ws"):
+        elif arg == "-W":
             pass  # master-worker is the only mode
+        elif arg == "-Ws":
+            opts.systemd = opts.foreground = True   # as HAProxy: -Ws stays in the foreground
         elif arg == "-L":
             value(arg)
         elif arg == "-q":
@@ -162,6 +166,15 @@ def daemonize() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
+        return start(argv)
+    except Exception as exc:  # noqa: BLE001 - a start-up failure is an ALERT and exit 1
+        sys.stderr.write(f"[ALERT]    ({os.getpid()}) : [{PROGRAM}.main()] "
+                         f"{exc.__class__.__name__}: {exc}. Exiting.\n")
+        return 1
+
+
+def start(argv: list[str]) -> int:
+    try:
         opts = parse_args(argv)
     except UsageError as exc:
         sys.stderr.write(f"[ALERT]    ({os.getpid()}) : {exc}\n{USAGE}")
@@ -226,25 +239,46 @@ def main(argv: list[str] | None = None) -> int:
                 alert(f"Failed to get the sockets from the old process! ({exc})")
                 return 1
     workers = worker_count(opts.workers, config)
-    if not prepare_listeners(tables, pool, workers):
+    from .control.server import bind_all
+    # every socket is bound before a daemon forks, so that each failure is reported here
+    # and exits 1, as HAProxy's protocol_bind_all()
+    listeners_ok = prepare_listeners(tables, pool, workers)
+    stats, stats_errors = bind_all(config.global_.stats_sockets, "frontend GLOBAL")
+    masters, master_errors = bind_all(master_sockets, "proxy MASTER")
+    for error in stats_errors + master_errors:
+        alert(error)
+    if not listeners_ok or stats_errors or master_errors:
         alert(f"[{PROGRAM}.main()] Some protocols failed to start their listeners! Exiting.")
         return 1
     # sockets handed over for addresses or worker slots we do not serve: closed now,
     # else the kernel would queue connections on them that nobody accepts
     pool.keep_only(tables, workers)
+    pidfile = opts.pidfile or config.global_.pidfile
+    pid_fd = -1
+    if pidfile:
+        try:                             # created before the fork, written after it
+            pid_fd = os.open(pidfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                             0o644)
+        except OSError:
+            alert(f"[{PROGRAM}.main()] Cannot create pidfile {pidfile}")
+            return 1
     if (opts.daemon or config.global_.daemon) and not opts.foreground:
         daemonize()
-    pidfile = opts.pidfile or config.global_.pidfile
-    if pidfile:
-        with open(pidfile, "w", encoding="ascii") as handle:
-            handle.write(f"{os.getpid()}\n")
+    if pid_fd >= 0:
+        os.write(pid_fd, f"{os.getpid()}\n".encode())
+        os.close(pid_fd)
+    notifier = None
+    if opts.systemd:
+        from .control.notify import Notifier
+        notifier = Notifier.from_environment()
     handover = None
     if opts.old_pids:
         handover = (signal.SIGUSR1 if opts.old_signal == "sf" else signal.SIGTERM,
                     opts.old_pids)
     try:
         return Master(tables, opts.files, opts.workers, argv, pool, PROGRAM, quiet,
-                      handover=handover, master_cli=master_sockets).run()
+                      handover=handover, master_cli=master_sockets, notifier=notifier,
+                      bound=(stats, masters)).run()
     finally:
         if pidfile:
             try:

@@ -93,7 +93,8 @@ class Master:
 
     def __init__(self, tables, files: list, requested_workers: int | None, argv: list[str],
                  pool: ListenerPool, program: str = "fastlb", quiet: bool = False,
-                 handover: tuple | None = None, master_cli: list | None = None):
+                 handover: tuple | None = None, master_cli: list | None = None,
+                 notifier=None, bound: tuple = (None, None)):
         self.files = files
         self.requested_workers = requested_workers
         self.argv = argv
@@ -101,6 +102,9 @@ class Master:
         self.program = program
         self.quiet = quiet
         self.handover = handover             # (signal, pids) for -sf / -st, once we serve
+        self.notifier = notifier             # -Ws: systemd hears READY/RELOADING/STOPPING
+        self.announced = False               # READY=1 sent for the current generation
+        self.bound = bound                   # (stats, master CLI) listeners bound at start-up
         self.state = RUNNING
         self.children: dict[int, Child] = {}
         self.boot_failures = 0
@@ -144,8 +148,8 @@ class Master:
     # -- life cycle -----------------------------------------------------------------------
     def run(self) -> int:
         self.setup()
-        self.cli.open()
-        self.master_cli.open()
+        self.cli.open(self.bound[0])
+        self.master_cli.open(self.bound[1])
         self.spawn_generation(self.current)
         self.notice("Loading success.")
         while True:
@@ -189,7 +193,8 @@ class Master:
                       max(0.0, self.sampler.last_at + 1.0 - now))
         if self.state == HARD_STOPPING:
             timeout = max(0.0, min(timeout, self.stop_deadline - now))
-        if self.pending is not None or (self.handover and self.state == RUNNING):
+        if self.pending is not None or (self.state == RUNNING and (
+                self.handover or (self.notifier and not self.announced))):
             timeout = min(timeout, 0.02)     # waiting for new workers to serve
         if self.old_deadlines:
             timeout = max(0.0, min(timeout, min(self.old_deadlines.values()) - now))
@@ -231,6 +236,7 @@ class Master:
     def handle_usr1(self) -> None:
         if self.state == RUNNING:
             self.notice("Soft stop: workers finish their sessions, then exit.")
+            self.notify("stopping")
             self.state = SOFT_STOPPING
             self.stop_listening()
             self.kill_children(signal.SIGUSR1)
@@ -245,6 +251,8 @@ class Master:
 
     def hard_stop(self) -> None:
         if self.state != HARD_STOPPING:
+            if self.state == RUNNING:
+                self.notify("stopping")
             self.state = HARD_STOPPING
             self.stop_deadline = time.monotonic() + STOP_GRACE_S
             self.stop_listening()
@@ -270,6 +278,8 @@ class Master:
         """Load the configuration again and start its generation; on any error, log why
         and keep serving with the current one."""
         self.notice(f"Reloading {self.program}")
+        self.notify("reloading")
+        self.announced = False
         self.reloads += 1
         loaded = boot.load(self.files, self.quiet)
         tables = boot.compile_config(loaded[0], self.program) if loaded else None
@@ -290,6 +300,9 @@ class Master:
     def reload_failed(self) -> None:
         self.failed_reloads += 1
         self.warning("Loading failure!")
+        # the current workers still serve: say so, or systemd would wait in "reloading"
+        # (HAProxy 2.6's master, back in its loop after a failed reload, says READY=1 too)
+        self.announce()
 
     def advance_generations(self) -> None:
         """Promote the pending generation once all its workers serve; give up on it if one
@@ -300,6 +313,9 @@ class Master:
             elif time.monotonic() >= self.pending_deadline:
                 alert(f"The new workers did not start within {LOAD_TIMEOUT_S:.0f} s.")
                 self.abandon_pending()
+        if not self.announced and self.pending is None and self.state == RUNNING and \
+                self.current.ready():
+            self.announce()         # the first generation serves, or a promoted one
         if self.handover and self.state == RUNNING and self.current.ready():
             signum, pids = self.handover
             self.handover = None
@@ -323,6 +339,15 @@ class Master:
                 self.old_deadlines[pid] = time.monotonic() + hard_stop_after / 1000 + 0.5
         self.pool.keep_only(generation.tables, generation.nworkers)
         self.notice("Loading success.")
+
+    def announce(self) -> None:
+        """READY=1 with our pid, once per generation that serves."""
+        self.announced = True
+        self.notify("ready", self.pid)
+
+    def notify(self, event: str, *args) -> None:
+        if self.notifier is not None:
+            getattr(self.notifier, event)(*args)
 
     def abandon_pending(self) -> None:
         generation, self.pending = self.pending, None

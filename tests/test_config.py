@@ -238,7 +238,8 @@ def test_missing_file(tmp_path):
     result = subprocess.run(FASTLB + ["-c", "-f", str(tmp_path / "nope.cfg")],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
-    assert "Could not open configuration file" in result.stderr
+    assert f"config : Cannot open configuration file/directory {tmp_path / 'nope.cfg'} : " \
+        "No such file or directory" in result.stderr
 
 
 def test_env_expansion_in_check(tmp_path):

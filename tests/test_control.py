@@ -27,6 +27,7 @@ The following commands are valid at this level:
   show servers state [<backend>]          : dump volatile server information (all or for a single backend)
   show sess                               : report the current sessions (summary per worker, proxy and server)
   show stat [typed|no-maint|up] [<iid> <type> <sid>] : report counters for each proxy and server
+  show version                            : show version of the current process
   shutdown sessions server <bk>/<srv>     : kill sessions on a server
   user                                    : lower the level of the current CLI session to user
   help [<command>]                        : list matching or all commands

@@ -58,6 +58,11 @@ def collect_files(paths: list[str]) -> list[str]:
                            and os.path.isfile(os.path.join(path, n)))
             files.extend(os.path.join(path, n) for n in names)
         else:
+            try:
+                os.stat(path)
+            except OSError as exc:       # HAProxy's words, and it stops here
+                raise ConfigError([f"Cannot open configuration file/directory {path} : "
+                                   f"{exc.strerror}"]) from None
             files.append(path)
     return files
 
@@ -91,8 +96,9 @@ class Parser:
                 with open(path, encoding="utf-8", errors="surrogateescape") as handle:
                     text = handle.read()
             except OSError as exc:
-                self.alerts.append(f"Could not open configuration file {path} : {exc.strerror}")
-                continue
+                # HAProxy stops at the first file it cannot read, with this one alert
+                raise ConfigError([f"Could not open configuration file {path} : "
+                                   f"{exc.strerror}"], self.warnings) from None
             self.parse_text(text, path)
         return self.finish()
 

@@ -3,7 +3,7 @@ generation's tables and shared memory.  Each command is registered on STATS_COMM
 next to its handler; the socket itself is server.CliServer."""
 from __future__ import annotations
 
-from .. import shm as shared
+from .. import __version__, shm as shared
 from ..stats import errors as captures, render
 from ..stats.collect import Collector
 from .admin import Admin
@@ -34,6 +34,10 @@ class Commands:
         return self.admin.server(args[0])
 
     # -- shows ------------------------------------------------------------------------------
+    @STATS_COMMANDS.register("show", "version", text="show version of the current process")
+    def show_version(self, args: list, session) -> str:
+        return __version__ + "\n"
+
     @STATS_COMMANDS.register("show", "info", usage="show info [typed]",
                              text="report information about the running process")
     def show_info(self, args: list, session) -> str:

@@ -30,12 +30,16 @@ class MasterCliError(ValueError):
 
 
 def parse_master_socket(text: str) -> StatsSocket:
-    """``-S`` argument: an address (path, unix@path, ipv4@ip:port, ip:port) then
-    comma-separated options."""
+    """``-S`` argument: an address (path, unix@path, ipv4@ip:port, ip:port, fd@<n> for a
+    listening socket inherited from the parent) then comma-separated options."""
     words = text.split(",")
     where, options = words[0], words[1:]
-    spec = StatsSocket(origin=Origin("-S", 0))
-    if where.startswith("ipv4@") or where.startswith("ipv6@") or \
+    spec = StatsSocket(origin=Origin("master-socket", 0))   # HAProxy's name for -S
+    if where.startswith("fd@"):
+        if not where[3:].isdigit():
+            raise MasterCliError(f"'-S' : invalid file descriptor '{where}'")
+        spec.fd = int(where[3:])
+    elif where.startswith("ipv4@") or where.startswith("ipv6@") or \
             (":" in where and not where.startswith("/") and not where.startswith("unix@")):
         host, _, port = where.split("@", 1)[-1].rpartition(":")
         if not port.isdigit():

@@ -51,42 +51,17 @@ class CliServer:
     def specs(self) -> list:
         return self.config.global_.stats_sockets
 
-    def open(self) -> None:
+    def open(self, bound: dict | None = None) -> None:
+        """Listen on the sockets ``bind_all`` bound at start-up (before a daemon forks, so
+        that a failure is reported and exits 1), else bind them now."""
+        if bound is not None:
+            self.listeners.update(bound)
+            return
         for spec in self.specs():
             self.listen(spec)
 
     def listen(self, spec) -> None:
-        if spec.fd is not None:
-            sock = socket.socket(fileno=spec.fd)
-        elif spec.path is not None:
-            try:
-                if stat.S_ISSOCK(os.stat(spec.path).st_mode):
-                    os.unlink(spec.path)
-            except FileNotFoundError:
-                pass
-            # Bound under a temporary name, given its mode, then renamed into place (as
-            # HAProxy does): the socket never exists at its path with the umask's mode.
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            temporary = f"{spec.path}.{os.getpid()}.tmp"
-            try:
-                os.unlink(temporary)
-            except FileNotFoundError:
-                pass
-            sock.bind(temporary)
-            if spec.mode is not None:
-                os.chmod(temporary, spec.mode)
-            if spec.uid is not None or spec.gid is not None:
-                os.chown(temporary, -1 if spec.uid is None else spec.uid,
-                         -1 if spec.gid is None else spec.gid)
-            os.rename(temporary, spec.path)
-        else:
-            family = socket.AF_INET6 if ":" in (spec.host or "") else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((spec.host or "0.0.0.0", spec.port))
-        sock.listen(16)
-        sock.setblocking(False)
-        sock.set_inheritable(False)
+        sock = bind_cli_socket(spec)
         self.listeners[sock.fileno()] = (sock, LEVELS[spec.level], spec.expose_fd)
 
     def switch(self, config, commands) -> None:
@@ -250,6 +225,75 @@ class CliServer:
         except OSError:
             pass
         self.drop(session)
+
+
+def bind_cli_socket(spec) -> socket.socket:
+    """A listening socket for a ``stats socket`` or ``-S`` spec; OSError if it cannot."""
+    if spec.fd is not None:
+        sock = socket.socket(fileno=spec.fd)
+    elif spec.path is not None:
+        try:
+            if stat.S_ISSOCK(os.stat(spec.path).st_mode):
+                os.unlink(spec.path)
+        except FileNotFoundError:
+            pass
+        # Bound under a temporary name, given its mode, then renamed into place (as
+        # HAProxy does): the socket never exists at its path with the umask's mode.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        temporary = f"{spec.path}.{os.getpid()}.tmp"
+        try:
+            try:
+                os.unlink(temporary)
+            except FileNotFoundError:
+                pass
+            sock.bind(temporary)
+            if spec.mode is not None:
+                os.chmod(temporary, spec.mode)
+            if spec.uid is not None or spec.gid is not None:
+                os.chown(temporary, -1 if spec.uid is None else spec.uid,
+                         -1 if spec.gid is None else spec.gid)
+            os.rename(temporary, spec.path)
+        except OSError:
+            sock.close()
+            raise
+    else:
+        family = socket.AF_INET6 if ":" in (spec.host or "") else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((spec.host or "0.0.0.0", spec.port))
+        except OSError:
+            sock.close()
+            raise
+    sock.listen(16)
+    sock.setblocking(False)
+    sock.set_inheritable(False)
+    return sock
+
+
+def bind_error(spec, proxy: str, exc: OSError) -> str:
+    """HAProxy's words for a CLI socket it cannot bind (``proxy``: "frontend GLOBAL" for a
+    stats socket, "proxy MASTER" for -S)."""
+    if spec.fd is not None:
+        what = f"cannot bind inherited fd@{spec.fd} ({exc.strerror}) for [fd@{spec.fd}]"
+    elif spec.path is not None:
+        what = f"cannot bind UNIX socket ({exc.strerror}) [{spec.path}]"
+    else:
+        what = f"cannot bind socket ({exc.strerror}) for [{spec.host or '0.0.0.0'}:{spec.port}]"
+    return f"Binding [{spec.origin}] for {proxy}: {what}"
+
+
+def bind_all(specs: list, proxy: str) -> tuple[dict, list]:
+    """Bind every socket of ``specs``: (listeners for ``CliServer.open``, errors)."""
+    bound, errors = {}, []
+    for spec in specs:
+        try:
+            sock = bind_cli_socket(spec)
+        except OSError as exc:
+            errors.append(bind_error(spec, proxy, exc))
+            continue
+        bound[sock.fileno()] = (sock, LEVELS[spec.level], spec.expose_fd)
+    return bound, errors
 
 
 def fetch_listeners(path: str, timeout: float = 5.0) -> tuple[list, list[int]]:
