@@ -246,7 +246,11 @@ def failure_cases(tmp_path):
 
 def run_start(cmd, cwd, timeout=10, user=None):
     if user:
-        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] + cmd
+        # root without the capabilities that bypass file permissions: a mode-000 file is
+        # unreadable to it, while the interpreter and the installed package (root's,
+        # perhaps under /root) stay readable
+        cmd = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+               "--bounding-set=-dac_override,-dac_read_search"] + cmd
     try:
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                                 cwd=cwd, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
@@ -289,7 +293,7 @@ def test_start_up_failures_match_haproxy(tmp_path, mode):
 def test_unreadable_and_missing_config_match_haproxy(tmp_path, mode):
     tmp_path.chmod(0o755)
     config = write_config(tmp_path)
-    config.chmod(0o600)                           # root's: nobody cannot read it
+    config.chmod(0o000)                           # unreadable without CAP_DAC_OVERRIDE
     python = [sys.executable, "-P", "-m", "fastlb"]
     for path, user in ((config, True), (tmp_path / "nope.cfg", False)):
         ours = run_start(python + [mode, "-f", str(path)], tmp_path, user=user)
