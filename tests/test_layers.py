@@ -28,6 +28,7 @@ LAYERS = (
     ("fastlb.stats",),
     ("fastlb.config",),
     ("fastlb.http", "fastlb.logformat"),
+    ("fastlb.sample",),          # the sample engine: fetches, converters, expressions
     ("fastlb.logsink", "fastlb.lb", "fastlb.limits"),
     ("fastlb.shm", "fastlb.includes"),
     ("fastlb",),                 # fastlb/__init__.py: the version

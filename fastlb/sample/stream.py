@@ -1,0 +1,121 @@
+"""What a sample is fetched from: one HTTP transaction (or TCP session) as rules, ACLs and
+log lines see it.
+
+The worker loop creates one ``Stream`` per request for a proxy that has rules, ACLs or
+sample log fields, and fills in what becomes known as the transaction goes on: the chosen
+backend and server, then the response.  Every text is bytes as it came on the wire.
+Derived values (the path, the cookies) are computed on first use only.
+"""
+from __future__ import annotations
+
+import re
+
+
+class Stream:
+    __slots__ = ("method", "meth", "url", "headers", "src", "dst_port", "version", "src_port", "dst",
+                 "fe", "be", "srv", "status", "res_headers", "res_version", "vars", "sess_vars",
+                 "captures_req", "captures_rsp", "unique_id", "first_req", "_path",
+                 "_prefix_hits", "response", "reason", "log_level")
+
+    def __init__(self, method: bytes, url: bytes, headers: list, src: str, dst_port: int,
+                 version: bytes, sess_vars: dict = None, src_port: int = 0, dst: str = "",
+                 fe: int = -1, first_req: bool = True):
+        self.method = method
+        self.meth = method                # as received: HAProxy's method fetch ignores set-method
+        self.url = url
+        self.headers = headers            # [(lower-case name, value)] of the request
+        self.src = src
+        self.dst_port = dst_port
+        self.version = version
+        self.src_port = src_port
+        self.dst = dst
+        self.fe = fe
+        self.be = -1                      # indexes in the run-time tables, -1: none yet
+        self.srv = -1
+        self.status = -1
+        self.res_headers = None
+        self.res_version = b""
+        self.vars = None                  # {"txn.name" | "req.name" | "res.name": sample}
+        self.sess_vars = sess_vars        # the connection's "sess." variables
+        self.captures_req = None
+        self.captures_rsp = None
+        self.unique_id = None
+        self.first_req = first_req
+        self.response = False             # rules run on the response: hdr() reads it
+        self.reason = None                # http-response set-status ... reason
+        self.log_level = None             # set-log-level ("silent": no log line)
+        self._path = None
+        self._prefix_hits = None
+
+    @property
+    def path(self) -> bytes:
+        if self._path is None:
+            url = self.url
+            scheme_end = url.find(b"://")
+            if not url.startswith(b"/") and scheme_end >= 0:
+                # absolute form: the path starts at the first "/" after the authority
+                slash = url.find(b"/", scheme_end + 3)
+                url = url[slash:] if slash >= 0 else b""
+            self._path = url.split(b"?", 1)[0]
+        return self._path
+
+    def header_list(self, response: bool) -> list:
+        return (self.res_headers or []) if response else self.headers
+
+    def header_values(self, name, response: bool = False) -> list:
+        """All values of a header, split at commas (HAProxy's hdr())."""
+        wanted = name.lower().encode("latin-1") if isinstance(name, str) else name.lower()
+        values = []
+        for key, value in self.header_list(response):
+            if key == wanted:
+                values += [v.strip(b" \t") for v in value.split(b",")]
+        return values
+
+    def full_header_values(self, name, response: bool = False) -> list:
+        wanted = name.lower().encode("latin-1") if isinstance(name, str) else name.lower()
+        return [v.strip(b" \t") for k, v in self.header_list(response) if k == wanted]
+
+    def url_param(self, name, delimiter: bytes = b"&") -> list:
+        """Values of a query parameter (every one without a name), raw: HAProxy's
+        url_param does not decode them.  Parameters end at '&', ';' or ``delimiter``."""
+        wanted = name.encode("latin-1") if isinstance(name, str) else name
+        _, sep, query = self.url.partition(b"?")
+        if not sep:
+            return []
+        out = []
+        for part in re.split(b"[&;" + re.escape(delimiter) + b"]", query):
+            key, sep, value = part.partition(b"=")
+            if sep and (not wanted or key == wanted):
+                out.append(value)
+        return out
+
+    def get_var(self, name: str):
+        """A variable's sample, or None; ``name`` is ``scope.name``."""
+        if name.startswith("sess."):
+            return self.sess_vars.get(name) if self.sess_vars is not None else None
+        if name.startswith("proc."):
+            return PROC_VARS.get(name)
+        return self.vars.get(name) if self.vars is not None else None
+
+    def set_var(self, name: str, value) -> None:
+        if name.startswith("sess."):
+            if self.sess_vars is None:
+                self.sess_vars = {}
+            self.sess_vars[name] = value
+        elif name.startswith("proc."):
+            PROC_VARS[name] = value
+        else:
+            if self.vars is None:
+                self.vars = {}
+            self.vars[name] = value
+
+    def unset_var(self, name: str) -> None:
+        store = (self.sess_vars if name.startswith("sess.") else
+                 PROC_VARS if name.startswith("proc.") else self.vars)
+        if store:
+            store.pop(name, None)
+
+
+# "proc." variables: this worker process's (HAProxy's are the process's; fastlb runs one
+# process per worker, so each worker has its own).
+PROC_VARS: dict = {}
