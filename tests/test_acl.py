@@ -89,7 +89,7 @@ def test_pattern_file(tmp_path):
     assert term.patterns == [b"/img", b"/css"]
 
 
-@pytest.mark.parametrize("words", [["nosuchfetch", "x"], ["path_beg"], ["url_param", "x"],
+@pytest.mark.parametrize("words", [["nosuchfetch", "x"], ["path_beg"], ["hdr_cnt(a,b)", "1"],
                                    ["path_reg", "("], ["path_beg", "-m", "bogus", "/"]])
 def test_bad_acls(words):
     with pytest.raises(AclError):

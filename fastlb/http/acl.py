@@ -1,14 +1,13 @@
 """ACLs and conditions: ``acl`` lines and ``if|unless`` conditions -> per-request matchers.
 
-Parsing (config time) builds ``AclTerm`` objects; ``ConditionCompiler`` then turns a
-frontend's conditions into closures over a ``Request`` view, which call each fetch's
-reader directly.  Samples are bytes, as they came on the wire (``url_param`` is not
-percent-decoded, as in HAProxy); patterns are encoded once at parse time, so matching
-never decodes.  Every ``path_beg`` pattern of a frontend goes into one prefix trie, so a
-thousand prefixes cost one walk of the path per request, whatever the number of ACLs.
-
-A fetch is one entry in the registry below (``@fetch``): its keywords, its argument, how
-its samples match, and the function that reads them from the request.
+An ACL's criterion is a sample expression (``fetch[,converter]*``, see ``fastlb.sample``)
+and a match method (``-m``).  Parsing (config time) checks the expression and the
+patterns and builds ``AclTerm`` objects; ``ConditionCompiler`` then compiles a proxy's
+conditions, for the place they run in, into closures over a ``Stream``.  Samples are
+bytes, as they came on the wire (``url_param`` is not percent-decoded, as in HAProxy);
+patterns are encoded once at parse time, so matching never decodes.  Every ``path_beg``
+pattern of a frontend goes into one prefix trie, so a thousand prefixes cost one walk of
+the path per request, whatever the number of ACLs.
 """
 from __future__ import annotations
 
@@ -18,118 +17,30 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-MATCH_METHODS = ("str", "beg", "end", "sub", "reg", "dir", "dom", "found", "len", "int", "ip")
-# the keywords a text fetch also answers to as <keyword>_<method>: path_beg, hdr_len ...
+from ..sample import Context, NotAvailable, SampleError, Stream, as_bytes, check_expr, \
+    compile_expr
+from ..sample.types import ADDR, ANY, BOOL, IPV4, IPV6, SINT
+
+MATCH_METHODS = ("str", "beg", "end", "sub", "reg", "dir", "dom", "found", "len", "int", "ip",
+                 "bool", "bin")
+# the suffixes HAProxy's older keywords take as their match method: path_beg, hdr_len ...
 TEXT_VARIANTS = ("beg", "end", "sub", "reg", "dir", "dom", "len")
-TEXT, INT, IP = "str", "int", "ip"          # what samples are: also the default method
-NO_ARGUMENT, OPTIONAL, REQUIRED = "none", "optional", "required"
+VARIANT_FETCHES = ("path", "url", "hdr", "base", "cook", "urlp", "url_param", "shdr",
+                   "scook", "req.hdr", "res.hdr", "req.cook", "res.cook", "req.fhdr",
+                   "res.fhdr", "query", "pathq", "baseq", "req.ver", "res.ver")
+# the default match method of a sample type
+DEFAULT_METHOD = {SINT: "int", BOOL: "bool", ADDR: "ip", IPV4: "ip", IPV6: "ip"}
+
+Request = Stream          # what conditions are evaluated on (the old name, kept for tests)
 
 
-@dataclass(frozen=True)
-class Fetch:
-    """One sample fetch.
-
-    ``read(request)`` returns the sample (a list of them when ``many``).  A fetch that
-    takes an argument registers ``read(argument, compiler)`` instead, called once per
-    ACL at config time, which returns that reader.  ``matches``: TEXT samples (bytes)
-    take every ``-m`` method; INT and IP samples are matched as integers or against
-    networks whatever ``-m`` says (accepted and not used, as it always was).  A fetch
-    without an argument ignores one given to it."""
-    kind: str                  # AclTerm.kind
-    read: Callable
-    argument: str = NO_ARGUMENT
-    matches: str = TEXT
-    many: bool = False
-
-
-FETCHES: dict[str, tuple] = {}   # keyword -> (Fetch, default match method)
-
-
-def fetch(*keywords: str, kind: str = "", argument: str = NO_ARGUMENT, matches: str = TEXT,
-          many: bool = False, variants: tuple = ()):
-    """Register the decorated reader under ``keywords``, and under ``<first>_<variant>``
-    for each variant (a text match method, the variant's default)."""
-    def register(read):
-        entry = Fetch(kind or keywords[0], read, argument, matches, many)
-        for keyword in keywords:
-            FETCHES[keyword] = (entry, matches)
-        for variant in variants:
-            FETCHES[f"{keywords[0]}_{variant}"] = (entry, variant)
-        return read
-    return register
-
-
-@fetch("path", variants=TEXT_VARIANTS)
-def fetch_path(req: "Request") -> bytes:
-    return req.path
-
-
-@fetch("url", variants=TEXT_VARIANTS)
-def fetch_url(req: "Request") -> bytes:
-    return req.url
-
-
-@fetch("method")
-def fetch_method(req: "Request") -> bytes:
-    return req.method
-
-
-@fetch("req.ver", "req_ver", kind="version")
-def fetch_version(req: "Request") -> bytes:
-    return req.version
-
-
-@fetch("src", matches=IP)
-def fetch_src(req: "Request") -> str:
-    return req.src
-
-
-@fetch("dst_port", matches=INT)
-def fetch_dst_port(req: "Request") -> int:
-    return req.dst_port
-
-
-@fetch("url_param", argument=REQUIRED, many=True)
-def fetch_url_param(name: Optional[str], compiler) -> Callable:
-    return lambda req: req.url_param(name)
-
-
-# "urlp" without a name has always been accepted (and matches nothing): kept so
-fetch("urlp", kind="url_param", argument=OPTIONAL, many=True)(fetch_url_param)
-
-
-@fetch("hdr", "req.hdr", argument=OPTIONAL, many=True, variants=TEXT_VARIANTS)
-def fetch_hdr(name: Optional[str], compiler) -> Callable:
-    """A header's values split at commas; without a name, every header's whole value."""
-    if name:
-        return lambda req: req.header_values(name)
-    return lambda req: [v for _, v in req.headers]
-
-
-@fetch("hdr_cnt", "req.hdr_cnt", argument=REQUIRED, matches=INT)
-def fetch_hdr_cnt(name: str, compiler) -> Callable:
-    return lambda req: len(req.header_values(name))
-
-
-@fetch("hdr_val", argument=REQUIRED, matches=INT, many=True)
-def fetch_hdr_val(name: str, compiler) -> Callable:
-    """The header's values that are integers."""
-    def read(req: "Request") -> list:
-        values = []
-        for v in req.header_values(name):
-            try:
-                values.append(int(v))
-            except ValueError:
-                pass
-        return values
-    return read
-
-
-@fetch("nbsrv", argument=REQUIRED, matches=INT)
-def fetch_nbsrv(backend: str, compiler) -> Callable:
-    """The usable servers of a backend, from the run-time state (see ConditionCompiler)."""
-    count = compiler.nbsrv(backend)
-    return lambda req: count()
+def resolve_criterion(criterion: str) -> tuple[str, Optional[str]]:
+    """``path_beg`` -> ("path", "beg"); ``hdr_sub(host),lower`` -> ("hdr(host),lower", "sub");
+    anything else is its own expression, with its type's default method."""
+    match = re.match(r"([a-z0-9_.]+?)_(beg|end|sub|reg|dir|dom|len)(?=$|[(,])", criterion)
+    if match and match.group(1) in VARIANT_FETCHES:
+        return match.group(1) + criterion[match.end():], match.group(2)
+    return criterion, None
 
 
 # Predefined ACLs (HAProxy's table, the ones that make sense without other features).
@@ -153,13 +64,15 @@ class AclError(ValueError):
 @dataclass
 class AclTerm:
     """One ``acl`` line (or one anonymous ``{ ... }`` block)."""
-    fetch: str
-    kind: str
+    fetch: str                         # the criterion as written
+    kind: str                          # the fetch keyword ("path", "req.hdr" ...)
     arg: Optional[str]
     method: str
     patterns: list
     ignore_case: bool = False
-    source: Optional[Fetch] = None     # the registry entry that reads its samples
+    expr: str = ""                     # the sample expression
+    type: str = ""                     # its output type
+    plain: bool = True                 # no converter
 
 
 @dataclass
@@ -174,15 +87,13 @@ def parse_acl(words: list[str], base_dir: str = ".") -> AclTerm:
     if not words:
         raise AclError("missing ACL criterion")
     criterion, rest = words[0], list(words[1:])
-    name, arg = criterion, None
-    match = re.fullmatch(r"([a-z_.]+)\((.*)\)", criterion)
-    if match:
-        name, arg = match.group(1), match.group(2)
-    if name not in FETCHES:
-        raise AclError(f"unknown fetch method '{criterion}' in ACL expression '{criterion}'.")
-    source, method = FETCHES[name]
-    if source.argument == REQUIRED and not arg:
-        raise AclError(f"fetch method '{name}' : missing arguments (got 0/1).")
+    text, method = resolve_criterion(criterion)
+    try:
+        checked = check_expr(text)
+    except SampleError as exc:
+        raise AclError(f"{exc} in ACL expression '{criterion}'.") from None
+    if method is None:
+        method = DEFAULT_METHOD.get(checked.type, "str")
     ignore_case = False
     patterns: list = []
     while rest and rest[0].startswith("-") and rest[0] != "-":
@@ -204,9 +115,9 @@ def parse_acl(words: list[str], base_dir: str = ".") -> AclTerm:
         else:
             raise AclError(f"unknown ACL flag '{flag}'.")
     patterns += rest
-    if source.matches == INT or method in ("int", "len"):
+    if method in ("int", "len"):
         patterns = _int_patterns(patterns)
-    elif method == "ip" or source.matches == IP:
+    elif method == "ip":
         patterns = _ip_patterns(patterns)
     elif method == "reg":
         flags = re.IGNORECASE if ignore_case else 0
@@ -214,13 +125,23 @@ def parse_acl(words: list[str], base_dir: str = ".") -> AclTerm:
             patterns = [re.compile(config_bytes(p), flags) for p in patterns]
         except re.error as exc:
             raise AclError(f"invalid regex: {exc}") from None
+    elif method in ("found", "bool"):
+        if patterns:
+            raise AclError(f"'-m {method}' takes no pattern (got '{patterns[0]}').")
+    elif method == "bin":
+        try:
+            patterns = [bytes.fromhex(p) for p in patterns]
+        except ValueError:
+            raise AclError("'-m bin' expects hexadecimal patterns.") from None
     else:
         patterns = [config_bytes(p).lower() if ignore_case else config_bytes(p)
                     for p in patterns]
-    if not patterns and method not in ("found",):
+    if not patterns and method not in ("found", "bool"):
         raise AclError(f"missing pattern for ACL criterion '{criterion}'.")
-    return AclTerm(fetch=criterion, kind=source.kind, arg=arg, method=method,
-                   patterns=patterns, ignore_case=ignore_case, source=source)
+    arg = checked.args[0] if checked.args else None
+    return AclTerm(fetch=criterion, kind=checked.fetch, arg=arg, method=method,
+                   patterns=patterns, ignore_case=ignore_case, expr=text, type=checked.type,
+                   plain=checked.plain)
 
 
 def config_bytes(text: str) -> bytes:
@@ -324,59 +245,6 @@ def condition_acl_names(cond: Condition) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- runtime
-class Request:
-    """Lazy view of one request for ACL evaluation: every sample is bytes."""
-    __slots__ = ("method", "url", "headers", "src", "dst_port", "version", "_path",
-                 "_prefix_hits")
-
-    def __init__(self, method: bytes, url: bytes, headers: list, src: str, dst_port: int,
-                 version: bytes):
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.src = src
-        self.dst_port = dst_port
-        self.version = version
-        self._path = None
-        self._prefix_hits = None
-
-    @property
-    def path(self) -> bytes:
-        if self._path is None:
-            url = self.url
-            scheme_end = url.find(b"://")
-            if not url.startswith(b"/") and scheme_end >= 0:
-                # absolute form: the path starts at the first "/" after the authority
-                slash = url.find(b"/", scheme_end + 3)
-                url = url[slash:] if slash >= 0 else b""
-            self._path = url.split(b"?", 1)[0]
-        return self._path
-
-    def header_values(self, name) -> list:
-        """All values of a header, split at commas (HAProxy's hdr())."""
-        wanted = name.lower().encode("latin-1") if isinstance(name, str) else name.lower()
-        values = []
-        for key, value in self.headers:
-            if key == wanted:
-                values += [v.strip(b" \t") for v in value.split(b",")]
-        return values
-
-    def full_header_values(self, name) -> list:
-        wanted = name.lower().encode("latin-1") if isinstance(name, str) else name.lower()
-        return [v for k, v in self.headers if k == wanted]
-
-    def url_param(self, name) -> list:
-        """Values of a query parameter, raw (HAProxy's url_param does not decode them)."""
-        wanted = name.encode("latin-1") if isinstance(name, str) else name
-        query = self.url.split(b"?", 1)[1] if b"?" in self.url else b""
-        out = []
-        for part in query.split(b"&"):
-            key, sep, value = part.partition(b"=")
-            if key == wanted and sep:
-                out.append(value)
-        return out
-
-
 class PrefixTrie:
     """All path_beg patterns of a frontend; one walk of the path finds every match."""
 
@@ -490,42 +358,79 @@ def _text_int_test(tests: list) -> Callable[[bytes], bool]:
     return as_int
 
 
-def _over_samples(read: Callable, test: Callable, many: bool) -> Callable[["Request"], bool]:
-    if many:
-        return lambda req: any(map(test, read(req)))
-    return lambda req: test(read(req))
+def _ip_test(nets: list) -> Callable:
+    def test(value) -> bool:
+        if value.__class__ is bytes:
+            try:
+                value = ipaddress.ip_address(value.decode("latin-1"))
+            except ValueError:
+                return False
+        elif value.__class__ not in (ipaddress.IPv4Address, ipaddress.IPv6Address):
+            return False
+        if value.version == 6 and value.ipv4_mapped:
+            value = value.ipv4_mapped
+        return any(value.version == net.version and value in net for net in nets)
+    return test
+
+
+def _as_text(test: Callable) -> Callable:
+    """A text method on a sample that is not text: its string form (HAProxy's cast)."""
+    return lambda value: test(as_bytes(value))
 
 
 class ConditionCompiler:
-    """Compiles the conditions of one frontend (with its ACLs) into callables."""
+    """Compiles the conditions of one proxy (with its ACLs), for one place (``frontend
+    http-request``, ``http-response``, ...: see ``fastlb.sample.registry.PLACES``), into
+    callables of a ``Stream``.  ``env`` answers the run-time lookups of fetches
+    (``nbsrv``, names, counters)."""
 
-    def __init__(self, acls: dict[str, list[AclTerm]], nbsrv=None):
+    def __init__(self, acls: dict[str, list[AclTerm]], env=None,
+                 place: str = "frontend http-request", proxy: str = ""):
         self.acls = acls
-        self.nbsrv = nbsrv          # backend name -> (() -> usable servers), at run time
+        self.ctx = Context(place, env, proxy)
         self.trie = PrefixTrie()
         self.trie_keys: dict[int, int] = {}   # id(term) -> trie key
         self.trie_ci = PrefixTrie()
 
-    def _term_matcher(self, term: AclTerm) -> Callable[[Request], bool]:
-        source, method = term.source, term.method
-        if source.kind == "path" and method == "beg":
+    def _term_matcher(self, term: AclTerm) -> Callable[[Stream], bool]:
+        method = term.method
+        if term.kind == "path" and term.plain and method == "beg":
             return self._prefix_matcher(term)
-        read = source.read if source.argument == NO_ARGUMENT else source.read(term.arg, self)
-        if source.matches == IP or method == "ip":
-            test = functools.partial(_ip_in, nets=term.patterns)
-        elif source.matches == INT:
-            test = _int_test(term.patterns)
+        try:
+            expr = compile_expr(term.expr, self.ctx)
+        except NotAvailable:
+            return lambda stream: False     # HAProxy: "will never match" here
+        except SampleError as exc:
+            raise AclError(f"{exc} in ACL expression '{term.fetch}'.") from None
+        read = expr.all
+        if method == "found":
+            return lambda stream: bool(read(stream))
+        if method == "bool":
+            return lambda stream: any(bool(v) for v in read(stream))
+        if method == "ip":
+            test = _ip_test(term.patterns)
         elif method == "int":
-            test = _text_int_test(term.patterns)
-        elif method == "found":
-            if source.many:
-                return lambda req: bool(read(req))
-            return lambda req: True
+            test = _int_test(term.patterns)
+            if expr.type not in (SINT, BOOL):
+                test = _text_int_test(term.patterns) if expr.type != ANY else \
+                    _any_int_test(term.patterns)
+        elif method == "bin":
+            patterns = frozenset(term.patterns)
+            test = patterns.__contains__
         else:
             test = TEXT_TESTS[method](term.patterns)
             if term.ignore_case and method != "reg":    # -i patterns are lower case already
                 test = _lowered(test)
-        return _over_samples(read, test, source.many)
+            if expr.type not in ("str", "bin", "meth"):
+                test = _as_text(test)
+        if expr.many:
+            return lambda stream: any(map(test, read(stream)))
+        one = expr.one
+
+        def single(stream) -> bool:
+            value = one(stream)
+            return value is not None and test(value)
+        return single
 
     def _prefix_matcher(self, term: AclTerm) -> Callable[[Request], bool]:
         key = len(self.trie_keys)
@@ -601,13 +506,7 @@ class ConditionCompiler:
         return evaluate
 
 
-def _ip_in(text, nets: list) -> bool:
-    if isinstance(text, bytes):
-        text = text.decode("latin-1")
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    if address.version == 6 and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return any(address.version == net.version and address in net for net in nets)
+def _any_int_test(tests: list) -> Callable:
+    """-m int on a sample whose type is known at run time only (a variable)."""
+    test, text_test = _int_test(tests), _text_int_test(tests)
+    return lambda value: text_test(value) if value.__class__ is bytes else test(int(value))
