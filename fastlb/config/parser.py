@@ -22,6 +22,8 @@ from .model import Config, GlobalSettings, Origin, Proxy
 from .tokenizer import TokenizeError, tokenize
 
 SECTIONS = ("global", "defaults", "frontend", "backend", "listen")
+# fetches whose argument names a backend, which must exist
+BACKEND_FETCHES = ("nbsrv", "be_conn", "queue", "avg_queue", "connslots")
 MAX_NESTED_IFS = 100          # HAProxy's MAXNESTEDCONDS
 # The states of an open .if block, as HAProxy's: "take" reads its lines, "drop" skips them
 # until a later branch may be taken, "skip" skips them and every later branch.
@@ -348,13 +350,14 @@ class Parser:
         if proxy.enabled and not proxy.listeners:
             self.warnings.append(f"{proxy.type_name} '{proxy.name}' has no 'bind' directive. "
                                  "Please declare it as a backend if this was intended.")
-        names = [("use_backend", name) for name, _, _ in proxy.switching_rules]
+        names = [("use_backend", name) for name, _, _ in proxy.switching_rules
+                 if "%" not in name]          # a name computed per request: any backend
         if proxy.default_backend:
             names.append(("default_backend", proxy.default_backend))
         for terms in proxy.acls.values():
             for term in terms:
-                if term.kind == "nbsrv" and not any(p.name == term.arg and p.has_backend
-                                                    for p in self.proxies):
+                if term.kind in BACKEND_FETCHES and term.arg and not any(
+                        p.name == term.arg and p.has_backend for p in self.proxies):
                     self.alerts.append(f"Proxy '{proxy.name}': unable to find backend "
                                        f"'{term.arg}' referenced in ACL '{term.fetch}'.")
         for keyword, name in names:

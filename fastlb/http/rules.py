@@ -1,8 +1,9 @@
-"""``http-request`` / ``http-response`` rules: parsing and per-message execution.
+"""``http-request`` / ``http-response`` rules: parsing, and what each action does.
 
-Values are HAProxy log-format strings.  ``%[<fetch>]`` takes the first value of one of
-the request fetches ACLs know (``src``, ``path``, ``hdr(host)``, ``url_param(id)`` ...),
-and ``%ci``/``%cp``-style aliases are not supported yet.
+Values are HAProxy log-format strings (``%[expr]``, ``%ci``-style aliases, ``%%``),
+compiled once by the sample engine (``fastlb.sample``) for the place the rule runs in.
+Parsing checks them (``check_rule``) so that a mistake is refused at start-up with its
+file and line; ``compile_rule`` builds them once the run-time tables exist.
 
 Samples are bytes as received (``url_param`` is not decoded); every value written into a
 head goes through ``fields.safe_value``, so no sample or configured string can add a
@@ -12,19 +13,33 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
-from .acl import Request, config_bytes
+from ..sample import Context, Format, SampleError, Stream, check_expr, compile_expr, \
+    compile_format
+from ..sample.registry import VAR_NAME
 from .errors import reason_phrase
 from .fields import safe_value
 
 REDIRECT_CODES = (301, 302, 303, 307, 308)
-REQUEST_ACTIONS = ("deny", "reject", "set-header", "add-header", "del-header",
-                   "replace-header", "replace-value", "return", "redirect", "use-service")
+HEADER_ACTIONS = ("set-header", "add-header", "del-header", "replace-header", "replace-value")
+VAR_ACTIONS = ("set-var", "set-var-fmt", "unset-var")
+LINE_ACTIONS = ("set-path", "set-pathq", "set-uri", "set-query", "set-method",
+                "replace-path", "replace-pathq", "replace-uri")
+REQUEST_ACTIONS = (("allow", "deny", "reject", "return", "redirect", "use-service",
+                    "set-log-level") + HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS)
+RESPONSE_ACTIONS = (("allow", "deny", "set-status", "set-log-level", "return") +
+                    HEADER_ACTIONS + VAR_ACTIONS)
+# HAProxy 2.6 actions fastlb refuses by name until the issue that brings them
+NOT_YET = {
+    "track-sc0": "stick tables (#14)", "track-sc1": "stick tables (#14)",
+    "track-sc2": "stick tables (#14)", "sc-inc-gpc0": "stick tables (#14)",
+    "sc-inc-gpc1": "stick tables (#14)", "sc-set-gpt0": "stick tables (#14)",
+    "cache-use": "the cache", "cache-store": "the cache", "lua": "Lua",
+    "send-spoe-group": "SPOE", "set-bandwidth-limit": "bandwidth limits",
+}
 SERVICES = ("prometheus-exporter",)
-RESPONSE_ACTIONS = ("set-header", "add-header", "del-header", "replace-header",
-                    "replace-value")
-_SAMPLE = re.compile(r"%\[([^\]]+)\]")
+LOG_LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", "silent")
 
 
 class RuleError(ValueError):
@@ -35,15 +50,17 @@ class RuleError(ValueError):
 class Rule:
     action: str
     condition: object = None                 # acl.Condition or None
-    name: str = ""                           # header name (lower case)
-    value: str = ""                          # log-format value
-    regex: object = None                     # replace-header/-value
+    name: str = ""                           # header or variable name (headers lower case)
+    value: str = ""                          # log-format value, or sample expression
+    regex: object = None                     # replace-*
     status: int = 0
+    reason: str = ""                         # set-status
     content_type: Optional[str] = None
     body: bytes = b""
+    body_format: str = ""                    # return lf-string / lf-file
     headers: list = field(default_factory=list)   # return: [(name, value format)]
     redirect_kind: str = ""                  # location | prefix | scheme
-    template: bytes = b""                    # replace-header/-value: the replacement
+    template: bytes = b""                    # replace-*: the replacement (static)
 
 
 def _expect(args, count, what):
@@ -51,14 +68,37 @@ def _expect(args, count, what):
         raise RuleError(f"'{what}' expects {count} argument(s).")
 
 
+def _var_name(action: str) -> Optional[str]:
+    """``set-var(txn.x)`` -> "txn.x"."""
+    match = re.fullmatch(r"(set-var|set-var-fmt|unset-var)\((.*)\)", action)
+    if not match:
+        return None
+    name = match.group(2)
+    if not VAR_NAME.fullmatch(name):
+        raise RuleError(f"invalid variable name '{name}'. Expects 'proc', 'sess', 'txn', "
+                        "'req' or 'res' scope, then a name.")
+    return name
+
+
+def _backref_template(text: str) -> str:
+    return re.sub(r"\\(\d)", r"\\g<\1>", text)
+
+
 def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[str]]:
     """One rule without its condition; returns (rule, remaining words: the condition)."""
     if not args:
         raise RuleError("expects an action.")
     action, rest = args[0], list(args[1:])
+    var = _var_name(action)
+    if var is not None:
+        action = action.partition("(")[0]
     allowed = RESPONSE_ACTIONS if response else REQUEST_ACTIONS
+    side = "http-response" if response else "http-request"
     if action not in allowed:
-        side = "http-response" if response else "http-request"
+        why = NOT_YET.get(action)
+        if why:
+            raise RuleError(f"'{side} {action}' needs {why}, which fastlb does not support "
+                            "yet.")
         raise RuleError(f"'{side} {action}' is not supported by fastlb yet.")
 
     def take_until_condition():
@@ -69,13 +109,15 @@ def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[s
 
     rule = Rule(action=action)
     if action in ("deny", "reject"):
-        rule.status = 403
+        rule.status = 502 if response else 403
         if rest[:1] == ["deny_status"]:
             _expect(rest, 2, "deny_status")
             if not rest[1].isdigit():
                 raise RuleError(f"invalid deny_status '{rest[1]}'.")
             rule.status = int(rest[1])
             rest = rest[2:]
+    elif action == "allow":
+        pass
     elif action in ("set-header", "add-header"):
         words = take_until_condition()
         if len(words) != 2:
@@ -91,12 +133,44 @@ def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[s
         if len(words) != 3:
             raise RuleError(f"'{action}' expects exactly 3 arguments.")
         rule.name = words[0].lower()
-        try:
-            rule.regex = re.compile(config_bytes(words[1]))
-        except re.error as exc:
-            raise RuleError(f"invalid regex '{words[1]}': {exc}") from None
-        rule.value = re.sub(r"\\(\d)", r"\\g<\1>", words[2])
-        rule.template = config_bytes(rule.value)
+        rule.regex = _regex(words[1])
+        rule.value = _backref_template(words[2])
+    elif action in ("replace-path", "replace-pathq", "replace-uri"):
+        words = take_until_condition()
+        if len(words) != 2:
+            raise RuleError(f"'{action}' expects exactly 2 arguments.")
+        rule.regex = _regex(words[0])
+        rule.value = _backref_template(words[1])
+    elif action in ("set-path", "set-pathq", "set-uri", "set-query", "set-method"):
+        words = take_until_condition()
+        if len(words) != 1:
+            raise RuleError(f"'{action}' expects exactly 1 argument.")
+        rule.value = words[0]
+    elif action in ("set-var", "set-var-fmt"):
+        if var is None:
+            raise RuleError(f"'{action}' expects a variable name: '{action}(<scope>.<name>)'.")
+        words = take_until_condition()
+        if len(words) != 1:
+            raise RuleError(f"'{action}({var})' expects exactly 1 argument.")
+        rule.name, rule.value = var, words[0]
+    elif action == "unset-var":
+        if var is None:
+            raise RuleError("'unset-var' expects a variable name: 'unset-var(<scope>.<name>)'.")
+        rule.name = var
+    elif action == "set-status":
+        words = take_until_condition()
+        if not words or not words[0].isdigit() or not 100 <= int(words[0]) <= 999:
+            raise RuleError("'set-status' expects a status code between 100 and 999.")
+        rule.status = int(words[0])
+        if len(words) == 3 and words[1] == "reason":
+            rule.reason = words[2]
+        elif len(words) != 1:
+            raise RuleError("'set-status' expects '<status> [reason <text>]'.")
+    elif action == "set-log-level":
+        words = take_until_condition()
+        if len(words) != 1 or words[0] not in LOG_LEVELS:
+            raise RuleError(f"'set-log-level' expects one of {', '.join(LOG_LEVELS)}.")
+        rule.name = words[0]
     elif action == "use-service":
         words = take_until_condition()
         if len(words) != 1:
@@ -109,22 +183,29 @@ def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[s
         rule.status = 200
         while rest and rest[0] not in ("if", "unless"):
             key = rest.pop(0)
-            if key in ("status", "content-type", "string", "file", "lf-string", "hdr"):
+            if key in ("status", "content-type", "string", "file", "lf-string", "lf-file",
+                       "hdr"):
                 _expect(rest, 1, key)
             if key == "status":
                 rule.status = int(rest.pop(0))
             elif key == "content-type":
                 rule.content_type = rest.pop(0)
-            elif key in ("string", "lf-string"):
-                rule.body = rest.pop(0).encode()
+            elif key == "string":
+                rule.body = rest.pop(0).encode("utf-8", "surrogateescape")
+            elif key == "lf-string":
+                rule.body_format = rest.pop(0)
             elif key == "file":
                 rule.body = read_file(rest.pop(0))
+            elif key == "lf-file":
+                rule.body_format = read_file(rest.pop(0)).decode("utf-8", "surrogateescape")
             elif key == "hdr":
                 _expect(rest, 2, "hdr")
                 rule.headers.append((rest.pop(0), rest.pop(0)))
+            elif key in ("errorfile", "errorfiles", "default-errorfiles"):
+                raise RuleError(f"'return' : '{key}' is not supported by fastlb yet.")
             else:
                 raise RuleError(f"'return' : unknown argument '{key}'.")
-        if rule.body and not rule.content_type:
+        if (rule.body or rule.body_format) and not rule.content_type:
             raise RuleError("'return' : a body needs a 'content-type'.")
     elif action == "redirect":
         _expect(rest, 2, "redirect")
@@ -146,66 +227,89 @@ def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[s
                 rule.headers.append((key, ""))
             else:
                 raise RuleError(f"'redirect' : unsupported option '{key}'.")
-    for text in [rule.value, rule.content_type or ""] + [v for pair in rule.headers for v in pair]:
+    texts = [rule.value, rule.reason, rule.content_type or ""] + \
+        [v for pair in rule.headers for v in pair]
+    for text in texts:
         if any(c in text for c in "\r\n\0"):
             raise RuleError(f"'{action}' : a value holds CR, LF or NUL, which no header may.")
     return rule, rest
 
 
-def expand(value: str, request: Optional[Request]) -> bytes:
-    """A log-format value as bytes: ``%[fetch]`` samples (first value), ``%%`` a percent."""
-    raw = config_bytes(value)
-    if b"%" not in raw:
-        return raw
-    out, last = [], 0
-    for match in _SAMPLE.finditer(value):
-        out.append(config_bytes(value[last:match.start()]).replace(b"%%", b"%"))
-        if request is not None:
-            out.append(first_sample(match.group(1), request))
-        last = match.end()
-    out.append(config_bytes(value[last:]).replace(b"%%", b"%"))
-    return b"".join(out)
+def _regex(text: str):
+    try:
+        return re.compile(text.encode("utf-8", "surrogateescape"))
+    except re.error as exc:
+        raise RuleError(f"invalid regex '{text}': {exc}") from None
 
 
-def first_sample(fetch: str, req: Request) -> bytes:
-    name, _, arg = fetch.partition("(")
-    arg = arg.rstrip(")")
-    if name == "src":
-        return req.src.encode("latin-1")
-    if name == "dst_port":
-        return str(req.dst_port).encode()
-    if name in ("path", "url", "method"):
-        return getattr(req, name)
-    if name in ("hdr", "req.hdr", "req.fhdr"):
-        values = req.header_values(arg) if name != "req.fhdr" else req.full_header_values(arg)
-        return values[-1] if values else b""
-    if name in ("url_param", "urlp"):
-        values = req.url_param(arg)
-        return values[0] if values else b""
-    if name == "req.ver":
-        return req.version
-    return b""
+# ------------------------------------------------------------------ compiling
+FORMATTED = {"set-header", "add-header", "set-path", "set-pathq", "set-uri", "set-query",
+             "set-method", "set-var-fmt", "redirect", "replace-header", "replace-value",
+             "replace-path", "replace-pathq", "replace-uri"}
 
 
-def apply_header_rule(rule: Rule, headers: list, request: Optional[Request]) -> None:
+def check_rule(rule: Rule, place: str) -> None:
+    """Every check of the rule's values that needs no run-time table (see module doc)."""
+    ctx = Context(place)
+    try:
+        if rule.action in FORMATTED:
+            compile_format(rule.value, ctx, check_only=True)
+        elif rule.action == "set-var":
+            check_expr(rule.value, ctx)
+        for _, value in rule.headers:
+            compile_format(value, ctx, check_only=True)
+        if rule.body_format:
+            compile_format(rule.body_format, ctx, check_only=True)
+    except SampleError as exc:
+        raise RuleError(str(exc)) from None
+
+
+@dataclass
+class CompiledRule:
+    """A rule with its values compiled for its place, and its condition's matcher."""
+    rule: Rule
+    matches: Callable
+    value: Optional[Format] = None
+    expr: object = None                      # set-var: the expression
+    headers: tuple = ()                      # return: ((name bytes, Format), ...)
+    body: Optional[Format] = None
+
+
+def compile_rule(rule: Rule, matches: Callable, ctx: Context) -> CompiledRule:
+    compiled = CompiledRule(rule, matches)
+    if rule.action in FORMATTED:
+        compiled.value = compile_format(rule.value, ctx)
+    elif rule.action == "set-var":
+        compiled.expr = compile_expr(rule.value, ctx)
+    compiled.headers = tuple((name, compile_format(value, ctx)) for name, value in rule.headers)
+    if rule.body_format:
+        compiled.body = compile_format(rule.body_format, ctx)
+    return compiled
+
+
+# ------------------------------------------------------------------ running
+def apply_header_rule(c: CompiledRule, headers: list, stream: Stream) -> None:
     """set/add/del/replace on a head's [(name, value)] list (names lower case)."""
-    name = config_bytes(rule.name)
+    rule = c.rule
+    name = rule.name.encode("utf-8", "surrogateescape")
     if rule.action == "del-header":
         headers[:] = [h for h in headers if h[0] != name]
     elif rule.action == "set-header":
-        value = safe_value(expand(rule.value, request))
+        value = safe_value(c.value.render(stream))
         headers[:] = [h for h in headers if h[0] != name]
         headers.append((name, value))
     elif rule.action == "add-header":
-        headers.append((name, safe_value(expand(rule.value, request))))
+        headers.append((name, safe_value(c.value.render(stream))))
     elif rule.action == "replace-header":
-        headers[:] = [(k, safe_value(rule.regex.sub(rule.template, v, count=1)))
+        template = c.value.render(stream)
+        headers[:] = [(k, safe_value(rule.regex.sub(template, v, count=1)))
                       if k == name and rule.regex.fullmatch(v) else (k, v) for k, v in headers]
     elif rule.action == "replace-value":
+        template = c.value.render(stream)
         out = []
         for k, v in headers:
             if k == name:
-                parts = [rule.regex.sub(rule.template, p.strip(), count=1)
+                parts = [rule.regex.sub(template, p.strip(), count=1)
                          if rule.regex.fullmatch(p.strip()) else p.strip()
                          for p in v.split(b",")]
                 v = safe_value(b", ".join(parts))
@@ -213,23 +317,89 @@ def apply_header_rule(rule: Rule, headers: list, request: Optional[Request]) -> 
         headers[:] = out
 
 
-def return_response(rule: Rule, request: Request) -> bytes:
+def apply_var_rule(c: CompiledRule, stream: Stream) -> None:
+    rule = c.rule
+    if rule.action == "unset-var":
+        stream.unset_var(rule.name)
+        return
+    value = c.expr.one(stream) if rule.action == "set-var" else c.value.render(stream)
+    if value is not None:                    # no sample: the variable is left as it was
+        stream.set_var(rule.name, value)
+
+
+def _split_url(url: bytes) -> tuple[bytes, bytes, bytes]:
+    """(scheme://authority, path, ?query) of a request target."""
+    prefix = b""
+    if not url.startswith(b"/") and b"://" in url:
+        slash = url.find(b"/", url.find(b"://") + 3)
+        prefix, url = (url[:slash], url[slash:]) if slash >= 0 else (url, b"")
+    path, sep, query = url.partition(b"?")
+    return prefix, path, sep + query
+
+
+def _request_target(value: bytes) -> bytes:
+    """A rewritten request line part: no space, CR, LF or NUL may split the line."""
+    if any(c in value for c in b" \r\n\0\t"):
+        raise ValueError("a rewritten request line holds a space, CR, LF or NUL")
+    return value
+
+
+def apply_line_rule(c: CompiledRule, stream: Stream) -> None:
+    """set-path / set-uri / set-method ... on the request line (the stream's fields)."""
+    action = c.rule.action
+    prefix, path, query = _split_url(stream.url)
+    if action == "set-method":
+        stream.method = _request_target(c.value.render(stream))
+        return
+    if action.startswith("replace-"):
+        template = c.value.render(stream)
+        target = {"replace-path": path, "replace-pathq": path + query,
+                  "replace-uri": stream.url}[action]
+        if c.rule.regex.search(target) is None:
+            return
+        replaced = _request_target(c.rule.regex.sub(template, target, count=1))
+        if action == "replace-path":
+            url = prefix + replaced + query
+        elif action == "replace-pathq":
+            url = prefix + replaced
+        else:
+            url = replaced
+    else:
+        value = _request_target(c.value.render(stream))
+        if action == "set-path":
+            url = prefix + (value or b"/") + query
+        elif action == "set-pathq":
+            url = prefix + value
+        elif action == "set-query":
+            url = prefix + path + (b"?" + value if value else b"")
+        else:                                # set-uri
+            url = value
+    stream.url = url
+    stream._path = None
+    stream._prefix_hits = None
+
+
+def return_response(c: CompiledRule, stream: Stream) -> bytes:
+    rule = c.rule
+    body = c.body.render(stream) if c.body is not None else rule.body
     lines = [f"HTTP/1.1 {rule.status} {reason_phrase(rule.status)}".encode()]
     if rule.content_type:
-        lines.append(b"content-type: " + safe_value(config_bytes(rule.content_type)))
-    lines.append(b"content-length: %d" % len(rule.body))
-    lines += [safe_value(config_bytes(name.lower())) + b": " +
-              safe_value(expand(value, request)) for name, value in rule.headers]
-    return b"\r\n".join(lines) + b"\r\n\r\n" + rule.body
+        lines.append(b"content-type: " + safe_value(
+            rule.content_type.encode("utf-8", "surrogateescape")))
+    lines.append(b"content-length: %d" % len(body))
+    lines += [safe_value(name.lower().encode("utf-8", "surrogateescape")) + b": " +
+              safe_value(value.render(stream)) for name, value in c.headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-def redirect_response(rule: Rule, request: Request) -> bytes:
+def redirect_response(c: CompiledRule, stream: Stream) -> bytes:
+    rule = c.rule
     options = {name for name, _ in rule.headers}
-    target = expand(rule.value, request)
+    target = c.value.render(stream)
     if rule.redirect_kind == "location":
         location = target
     else:
-        path = request.url
+        path = stream.url
         if "drop-query" in options:
             path = path.split(b"?", 1)[0]
         if "append-slash" in options and not path.split(b"?", 1)[0].endswith(b"/"):
@@ -238,9 +408,9 @@ def redirect_response(rule: Rule, request: Request) -> bytes:
         if rule.redirect_kind == "prefix":
             location = target.rstrip(b"/") + path if target != b"/" else path
         else:
-            host = request.header_values("host")
+            host = stream.header_values("host")
             location = target + b"://" + (host[0] if host else b"") + path
     reason = {301: "Moved Permanently", 302: "Found", 303: "See Other",
               307: "Temporary Redirect", 308: "Permanent Redirect"}[rule.status]
     return (f"HTTP/1.1 {rule.status} {reason}\r\ncontent-length: 0\r\nlocation: ".encode() +
-            safe_value(location, "Location") + b"\r\n\r\n")
+            safe_value(location, "Location") + b"\r\ncache-control: no-cache\r\n\r\n")

@@ -145,9 +145,10 @@ cdef class FrontendHooks:
     cdef dict error_pages       # {status: bytes} from errorfile lines
     cdef object request_editor  # option forwardfor: edit(out, headers, client_ip), or None
     cdef object router          # route(...) -> (ROUTE_*, value), or None
-    cdef object response_editor # http-response rules: edit(headers), or None
+    cdef object response_editor # http-response rules: edit(stream) -> deny status, or None
     cdef object captures_req    # [(name, length)] of capture request header, or None
     cdef object captures_rsp
+    cdef bint streams           # every request gets a sample Stream (its log has %[...])
 
 
 @cython.final

@@ -26,7 +26,8 @@ from fastlb.shm.words cimport *
 import os as _os
 import socket as _socket
 
-from fastlb.http.errors import builtin_page
+from fastlb.http.errors import builtin_page, reason_phrase
+from fastlb.sample.stream import Stream
 from fastlb.http.fields import HeaderValueError
 
 cdef extern from *:
@@ -309,6 +310,7 @@ cdef class Worker:
         hooks.router = spec.router
         hooks.response_editor = spec.response_editor
         hooks.captures_req, hooks.captures_rsp = spec.captures
+        hooks.streams = spec.streams
         self.fe_hooks.append(hooks)
         self.nfrontends += 1
 

@@ -79,6 +79,24 @@ cdef inline void applet_request(HttpTxn txn, bytes method, object fields, bytes 
     txn.version_seen = version
 
 
+cdef object txn_stream(Worker w, Session *s, HttpTxn txn, Head fields):
+    """The request as sample fetches see it (created on first use, kept for the response
+    rules and the log)."""
+    if txn.stream is None:
+        client = sockaddr_to_tuple(&s.addr)
+        txn.stream = Stream(fields.method, fields.url, fields.headers, client[0],
+                            w.listeners[s.listener].port, fields.version, txn.sess_vars,
+                            client[1], "", s.fe, txn.requests <= 1)
+        txn.stream.captures_req = txn.captures_req
+    return txn.stream
+
+
+cdef inline void stream_edits(Head fields, object stream):
+    """What rules changed on the request line (headers are edited in place)."""
+    fields.method = stream.method
+    fields.url = stream.url
+
+
 cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     """Analyse a complete request head, one phase after the other (HAProxy's http_ana.c
     analysers): parse, route, backend rules, persistence, forward, assign.  False when the
@@ -178,13 +196,16 @@ cdef bint req_route(Worker w, int idx, Session *s, HttpTxn txn, Head fields, bin
                     bint *edited):
     """The frontend's monitor-uri, http-request rules, stats page and use_backend: answered
     here (False), or on to a backend.  No backend at all: 503."""
-    router = (<FrontendHooks>w.fe_hooks[s.fe]).router
+    cdef FrontendHooks hooks = <FrontendHooks>w.fe_hooks[s.fe]
+    router = hooks.router
+    if hooks.streams:
+        txn_stream(w, s, txn, fields)
     if router is not None:
         edited[0] = True
+        stream = txn_stream(w, s, txn, fields)
         try:
-            verdict = router(fields.method, fields.url, fields.headers,
-                             sockaddr_to_tuple(&s.addr)[0], w.listeners[s.listener].port,
-                             fields.version)
+            verdict = router(stream)
+            stream_edits(fields, stream)
         except Exception as exc:
             return http_rule_failed(w, idx, s, txn, exc)
         if verdict[0] == ROUTE_APPLET:
@@ -197,6 +218,8 @@ cdef bint req_route(Worker w, int idx, Session *s, HttpTxn txn, Head fields, bin
             http_drop_server(w, s)
             s.be = value
     txn.routed = True
+    if txn.stream is not None:
+        txn.stream.be = s.be
     if s.be < 0:
         http_error(w, idx, s, txn, 503, False, b'S', b'C')
         return False
@@ -210,9 +233,11 @@ cdef bint req_backend_rules(Worker w, int idx, Session *s, HttpTxn txn, Head fie
     if rules is None:
         return True
     edited[0] = True
+    stream = txn_stream(w, s, txn, fields)
+    stream.be = s.be
     try:
-        verdict = rules(fields.method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
-                        w.listeners[s.listener].port, fields.version)
+        verdict = rules(stream)
+        stream_edits(fields, stream)
     except Exception as exc:
         return http_rule_failed(w, idx, s, txn, exc)
     if verdict is None:

@@ -3,3 +3,5 @@
 
 cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn)
 cdef void http_end_transaction(Worker w, int idx, Session *s, HttpTxn txn)
+cdef object response_stream(Worker w, Session *s, HttpTxn txn, Head fields)
+cdef void http_response_denied(Worker w, int idx, Session *s, HttpTxn txn, int status)

@@ -48,14 +48,24 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
             txn.ck_server = persistence.on_response(fields.headers, s.server, txn.ck_client,
                                                     txn.method)
             edited = True
-        editor = (<BackendHooks>w.be_hooks[s.be]).response_editor
-        if editor is not None:
-            editor(fields.headers)              # backend http-response rules, then frontend's
+        be_editor = (<BackendHooks>w.be_hooks[s.be]).response_editor
+        fe_editor = hooks.response_editor
+        if be_editor is not None or fe_editor is not None:
+            stream = response_stream(w, s, txn, fields)
+            # backend http-response rules, then the frontend's; a deny ends the response
+            deny = be_editor(stream) if be_editor is not None else 0
+            if not deny and fe_editor is not None:
+                deny = fe_editor(stream)
             edited = True
-        editor = hooks.response_editor
-        if editor is not None:
-            editor(fields.headers)
-            edited = True
+            if deny:
+                http_response_denied(w, idx, s, txn, deny)
+                return False
+            if stream.status != status:           # http-response set-status
+                status = txn.status = stream.status
+                fields.reason = stream.reason if stream.reason is not None else \
+                    reason_phrase(status).encode()
+            elif stream.reason is not None:
+                fields.reason = stream.reason
         if edited and not fields_safe(fields.headers):
             raise HeaderValueError("a rewritten response header holds CR, LF or NUL")
     except Exception as exc:
@@ -109,6 +119,33 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     txn.out_cli = b"".join(out)
     txn.out_cli_off = 0
     return True
+
+
+cdef object response_stream(Worker w, Session *s, HttpTxn txn, Head fields):
+    """The transaction's Stream, with the response as the http-response rules see it."""
+    stream = txn.stream
+    if stream is None:           # no request rule needed it: what the response rules may read
+        client = sockaddr_to_tuple(&s.addr)
+        stream = txn.stream = Stream(txn.method, b"", [], client[0],
+                                     w.listeners[s.listener].port, b"", txn.sess_vars,
+                                     client[1], "", s.fe, txn.requests <= 1)
+    stream.be = s.be
+    stream.srv = s.server
+    stream.status = fields.status
+    stream.res_headers = fields.headers
+    stream.res_version = fields.version
+    stream.captures_rsp = txn.captures_rsp
+    stream.response = True
+    return stream
+
+
+cdef void http_response_denied(Worker w, int idx, Session *s, HttpTxn txn, int status):
+    """http-response deny: the server's response is dropped, the client gets ``status``."""
+    cdef BackendRt *be = &w.backends[s.be]
+    (w.be_stats + be.shm_index * STAT_WORDS)[STAT_DENIED_RESP] += 1
+    (w.fe_stats + w.frontends[s.fe].shm_index * STAT_WORDS)[STAT_DENIED_RESP] += 1
+    txn.close_server = True
+    http_error(w, idx, s, txn, status, False, b'P', b'H')
 
 
 cdef void http_end_transaction(Worker w, int idx, Session *s, HttpTxn txn):

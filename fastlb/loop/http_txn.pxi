@@ -40,6 +40,7 @@ cdef class HttpTxn:
         self.req_avail = self.rsp_avail = 0
         self.req_scanned = self.rsp_scanned = 0
         self.req_head_end = self.rsp_head_end = -1
+        self.stream = None
         self.req_body_seen_end = self.rsp_body_seen_end = False
         memset(&self.req_chunk, 0, sizeof(ChunkParser))
         memset(&self.rsp_chunk, 0, sizeof(ChunkParser))
@@ -150,6 +151,7 @@ cdef void http_start(Worker w, int idx, Session *s):
     cdef HttpTxn txn = http_txn(w, idx)
     txn.reset(w.now, s.t_accept_real)
     txn.requests = 0
+    txn.sess_vars = {}
     s.http = 1
     s.state = ST_IDLE
     http_run(w, idx, s)

@@ -25,6 +25,7 @@ cdef class LogRecord:
     cdef readonly bint redispatched
     cdef readonly object request_line   # bytes, or None: <BADREQ>
     cdef readonly object captures       # (request values | None, response values | None)
+    cdef readonly object stream         # the fastlb.sample.Stream of %[...] fields, or None
 
 cdef void log_connect(Worker w, Session *s)
 cdef void log_end(Worker w, Session *s)

@@ -30,6 +30,9 @@ cdef void log_end(Worker w, Session *s):
     rec.term = chr(s.term0) + chr(s.term1)
     count_record(w, rec, s.fe, s.be, s.server)
     rec.retries, rec.redispatched = s.retries_done, s.redispatched
+    if (<FrontendHooks>w.fe_hooks[s.fe]).streams:
+        rec.stream = Stream(None, b"", [], rec.client[0], w.listeners[s.listener].port, b"",
+                            None, rec.client[1], "", s.fe, True)
     try:
         w.log_callback(rec)
     except Exception:
@@ -65,6 +68,7 @@ cdef void http_log(Worker w, Session *s, HttpTxn txn):
     rec.retries, rec.redispatched = s.retries_done, s.redispatched
     rec.request_line = txn.request_line
     rec.captures = (txn.captures_req, txn.captures_rsp)
+    rec.stream = txn.stream
     try:
         w.http_log_callback(rec)
     except Exception:

@@ -5,15 +5,13 @@ same tables and the same shared-counter layout.
 """
 from __future__ import annotations
 
-import functools
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
 from ..config.model import Config, Proxy, Server
-from ..http.acl import ConditionCompiler, PrefixSwitch, Request
-from ..http.rules import apply_header_rule, redirect_response, return_response
-from ..applets.page import Applets, StatsPage
+from ..applets.page import Applets
 from ..http.cookies import Persistence
 from ..lb.algorithms import ALGORITHMS, Algorithm
 from ..lb.lookup import ServerView, build_lookup
@@ -22,8 +20,8 @@ from .. import shm as shared
 # what frontends log, how connections close, what routers answer: the loop's own numbers
 # (loop/defs.pxd)
 from ..loop.core import (CLOSE_BOTH, CLOSE_NONE, CLOSE_SERVER, LOG_CONNECT, LOG_HTTPLOG,
-                         LOG_NONE, LOG_TCPLOG, ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_RAW,
-                         ROUTE_REJECT, ROUTE_RESPOND)
+                         LOG_NONE, LOG_TCPLOG)
+from .http_rules import SampleEnv, build_backend_rules, build_response_editor, build_router
 
 NOSRV = "<NOSRV>"
 
@@ -103,6 +101,7 @@ class FrontendSpec:
     router: object                # per-request routing callable, or None
     response_editor: object
     captures: tuple               # ([(name, len)] | None for requests, ... for responses)
+    streams: bool = False         # a Stream per request: the log format has %[...] fields
 
 
 # -- the tables: the specs, plus what the control plane and the logs read -------------------
@@ -184,15 +183,17 @@ def compile_tables(config: Config) -> RuntimeTables:
     """The model -> runtime step, whole: the master runs it once per configuration, and
     workers only copy its specs into their C structs."""
     applets = Applets(None)
+    env = SampleEnv(config, applets,
+                    os.path.dirname(config.files[0]) if config.files else ".")
     backends: list[BackendTable] = []
     by_name: dict[str, int] = {}
     nservers = 0
     for proxy in config.backends:
-        table = compile_backend(proxy, len(backends), nservers, applets)
+        table = compile_backend(proxy, len(backends), nservers, applets, env)
         by_name[proxy.name] = table.index
         nservers += len(table.spec.servers)
         backends.append(table)
-    frontends = [compile_frontend(proxy, index, by_name, applets)
+    frontends = [compile_frontend(proxy, index, by_name, applets, env)
                  for index, proxy in enumerate(config.frontends)]
     tables = RuntimeTables(config=config, frontends=frontends, backends=backends,
                            nservers=nservers, applets=applets)
@@ -215,7 +216,8 @@ def server_spec(server: Optional[Server], address, shm_index: int) -> ServerSpec
                       else shared.OBSERVE_NONE)
 
 
-def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets) -> BackendTable:
+def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
+                    env: SampleEnv) -> BackendTable:
     servers = [server_spec(server, None, first_shm + i) for i, server in enumerate(proxy.servers)]
     if not servers and proxy.dispatch is not None:
         servers.append(server_spec(None, proxy.dispatch, first_shm))
@@ -238,8 +240,8 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets) 
         t_tunnel=t.tunnel or 0, t_queue=t.queue or t.connect or 0, retries=proxy.retries,
         redispatch=proxy.options.redispatch or 0, srvtcpka=bool(proxy.options.srvtcpka),
         error_pages=proxy.errorfiles or {},
-        response_editor=build_response_editor(proxy, applets),
-        request_rules=build_backend_rules(proxy, applets), cookie=cookie)
+        response_editor=build_response_editor(proxy, env),
+        request_rules=build_backend_rules(proxy, applets, env), cookie=cookie)
     return BackendTable(index=index, proxy=proxy, spec=spec,
                         server_names=[s.name for s in servers],
                         server_models=[s.model for s in servers], first_server_shm=first_shm)
@@ -252,7 +254,8 @@ def default_log_format(proxy: Proxy) -> str:
     return HTTPLOG if proxy.captures_req or proxy.captures_rsp else HTTPLOG_NO_CAPTURE
 
 
-def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets) -> FrontendTable:
+def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
+                     env: SampleEnv) -> FrontendTable:
     unconditional = [name for name, cond, _ in proxy.switching_rules if cond is None]
     if unconditional and not any(c for _, c, _ in proxy.switching_rules):
         target = unconditional[0]              # an unconditional use_backend wins
@@ -280,9 +283,9 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets) 
         clitcpka=bool(proxy.options.clitcpka), log_mode=log_mode,
         dontlognull=bool(proxy.options.dontlognull), error_pages=proxy.errorfiles or {},
         request_editor=forwardfor_editor(proxy),
-        router=build_router(proxy, by_name, backend, applets),
+        router=build_router(proxy, by_name, backend, applets, env),
         # a listen section's http-response rules run once, as its backend's
-        response_editor=build_response_editor(proxy, applets) if proxy.kind != "listen" else None,
+        response_editor=build_response_editor(proxy, env) if proxy.kind != "listen" else None,
         captures=(proxy.captures_req or None, proxy.captures_rsp or None))
     return FrontendTable(index=index, proxy=proxy, spec=spec,
                          log_format=compile_format(proxy.log_format or default_log_format(proxy))
@@ -303,161 +306,5 @@ def forwardfor_editor(proxy: Proxy):
         if ff.except_net is not None and ipaddress.ip_address(client_ip) in ff.except_net:
             return
         out += [header, b": ", client_ip.encode(), b"\r\n"]
-
-    return edit
-
-
-def monitor_matches(monitor: bytes, url: bytes) -> bool:
-    """HAProxy's monitor-uri test: a value starting with "/" is compared with the path
-    part of the target (query included), anything else with the whole target."""
-    if not monitor.startswith(b"/"):
-        return url == monitor
-    if not url.startswith(b"/") and b"://" in url:
-        slash = url.find(b"/", url.find(b"://") + 3)
-        url = url[slash:] if slash >= 0 else b""
-    return url == monitor
-
-
-def nbsrv_fetch(applets: Applets):
-    """``nbsrv(<backend>)``: the usable servers of a backend, read from the shared state at
-    request time (its active servers, else its backup servers, as HAProxy counts)."""
-    def resolve(name: str):
-        def count() -> int:
-            backend = next(be for be in applets.tables.backends if be.proxy.name == name)
-            active, backup = backend.usable_counts(applets.state)
-            return active or backup
-        return count
-    return resolve
-
-
-def stats_check(proxy: Proxy, applets: Applets, compiler: ConditionCompiler):
-    """``check(request) -> (ROUTE_APPLET, answer) | None`` for a proxy with a stats page."""
-    if proxy.stats is None or proxy.mode != "http":
-        return None
-    page = StatsPage(applets, proxy)
-    admin = [compiler.compile(cond) for cond in proxy.stats.admin]
-
-    def check(request):
-        if not page.matches(request.method, request.url):
-            return None
-        allowed = any(matches(request) for matches in admin)
-        return ROUTE_APPLET, functools.partial(page.answer, admin=allowed)
-
-    return check
-
-
-def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets = None):
-    """``route(method, url, headers, src, dst_port, version) -> (ROUTE_*, value)`` for an
-    HTTP frontend with rules, conditional switching, a monitor-uri or a stats page; None
-    otherwise.  Header rules edit ``headers`` in place.  Order as HAProxy's: monitor-uri,
-    http-request rules, the stats page, then backend switching."""
-    if proxy.mode != "http" or not (proxy.http_request_rules or proxy.monitor_uri or
-                                    proxy.stats or
-                                    any(c for _, c, _ in proxy.switching_rules)):
-        return None
-    monitor = proxy.monitor_uri.encode("utf-8", "surrogateescape") \
-        if proxy.monitor_uri is not None else None
-    compiler = ConditionCompiler(proxy.acls, nbsrv=nbsrv_fetch(applets))
-    monitor_fail = compiler.compile(proxy.monitor_fail) if proxy.monitor_fail else None
-    rules = [(rule, compiler.compile(rule.condition)) for rule in proxy.http_request_rules]
-    switches = compile_switching(proxy.switching_rules, compiler, by_name)
-    stats = stats_check(proxy, applets, compiler)
-
-    def route(method, url, headers, src, dst_port, version):
-        request = Request(method, url, headers, src, dst_port, version)
-        if monitor is not None and monitor_matches(monitor, request.url):
-            # "monitor fail": the node reports itself down (keepalived's check fails)
-            return ROUTE_RESPOND, 503 if monitor_fail and monitor_fail(request) else 200
-        verdict = run_request_rules(rules, request, headers, applets)
-        if verdict is not None:
-            return verdict
-        if stats is not None:
-            verdict = stats(request)
-            if verdict is not None:
-                return verdict
-        for matches, backend in switches:
-            if isinstance(matches, PrefixSwitch):
-                position = matches.first(request.path)
-                if position is not None:
-                    return ROUTE_BACKEND, backend[position]
-            elif matches(request):
-                return ROUTE_BACKEND, backend
-        return ROUTE_BACKEND, default
-
-    return route
-
-
-def compile_switching(rules: list, compiler: ConditionCompiler, by_name: dict) -> list:
-    """use_backend rules in order as (condition, backend) steps; consecutive path_beg-only
-    rules become one (PrefixSwitch, [backend per rule]) step."""
-    steps: list = []
-    for name, cond, _ in rules:
-        patterns = compiler.prefix_patterns(cond)
-        if patterns is None:
-            steps.append((compiler.compile(cond), by_name[name]))
-            continue
-        if not steps or not isinstance(steps[-1][0], PrefixSwitch):
-            steps.append((PrefixSwitch(), []))
-        switch, backends = steps[-1]
-        switch.add(patterns)
-        backends.append(by_name[name])
-    return steps
-
-
-def run_request_rules(rules: list, request: Request, headers: list, applets=None):
-    """http-request rules in order: a final verdict (deny, reject, return, redirect,
-    use-service), or None once every header rule that matched has edited ``headers``."""
-    for rule, matches in rules:
-        if not matches(request):
-            continue
-        action = rule.action
-        if action == "use-service":
-            return ROUTE_APPLET, applets.prometheus
-        if action == "deny":
-            return ROUTE_DENY, rule.status
-        if action == "reject":
-            return ROUTE_REJECT, 0
-        if action == "return":
-            return ROUTE_RAW, return_response(rule, request)
-        if action == "redirect":
-            return ROUTE_RAW, redirect_response(rule, request)
-        apply_header_rule(rule, headers, request)
-    return None
-
-
-def build_backend_rules(proxy: Proxy, applets: Applets = None):
-    """``rules(method, url, headers, src, dst_port, version) -> verdict | None`` for a
-    backend's own http-request rules and stats page (a listen section's run with its
-    frontend part)."""
-    if proxy.kind != "backend" or proxy.mode != "http" or not (proxy.http_request_rules or
-                                                                proxy.stats):
-        return None
-    compiler = ConditionCompiler(proxy.acls, nbsrv=nbsrv_fetch(applets))
-    rules = [(rule, compiler.compile(rule.condition)) for rule in proxy.http_request_rules]
-    stats = stats_check(proxy, applets, compiler)
-
-    def apply(method, url, headers, src, dst_port, version):
-        request = Request(method, url, headers, src, dst_port, version)
-        verdict = run_request_rules(rules, request, headers, applets)
-        if verdict is None and stats is not None:
-            verdict = stats(request)
-        return verdict
-
-    return apply
-
-
-def build_response_editor(proxy: Proxy, applets: Applets = None):
-    """``edit(headers)`` applying the proxy's http-response rules, or None."""
-    if proxy.mode != "http" or not proxy.http_response_rules:
-        return None
-    compiler = ConditionCompiler(proxy.acls, nbsrv=nbsrv_fetch(applets))
-    rules = [(rule, compiler.compile(rule.condition)) for rule in proxy.http_response_rules]
-
-    def edit(headers):
-        # conditions see the response's headers (request fetches are not kept yet)
-        view = Request(b"", b"", headers, "", 0, b"")
-        for rule, matches in rules:
-            if matches(view):
-                apply_header_rule(rule, headers, view)
 
     return edit

@@ -7,7 +7,7 @@ import re
 
 from ...http.acl import AclError, parse_acl
 from ...http.errors import MESSAGES
-from ...http.rules import RuleError, parse_rule
+from ...http.rules import RuleError, check_rule, parse_rule
 from ..model import HttpCheck, StatsPage
 from ..units import parse_time_ms
 from .arguments import condition, one_arg
@@ -59,8 +59,13 @@ def _http_rule(proxy, args, origin, response):
         except OSError as exc:
             raise RuleError(f"failed to open file '{path}' : {exc.strerror}") from None
 
+    if response:
+        place = "http-response"
+    else:
+        place = "frontend http-request" if proxy.kind == "frontend" else "backend http-request"
     try:
         rule, rest = parse_rule(args, response, read_file)
+        check_rule(rule, place)
     except RuleError as exc:
         raise ValueError(f"'{side}' : {exc}") from None
     if rule.action == "deny" and rule.status not in MESSAGES:

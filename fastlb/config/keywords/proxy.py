@@ -7,6 +7,7 @@ from .. import addresses
 from ..addresses import AddressError
 from ..model import ForwardFor, HttpCheck
 from ...logformat import LogFormatError, compile_format
+from ...sample import Context, SampleError, compile_format as compile_value
 from ..units import parse_time_ms
 from .arguments import condition, log_statement, one_arg, positive_int
 from .registry import (BACKENDS, DEFAULTS, FRONTENDS, PROXIES, PROXY_AND_DEFAULTS, did_you_mean,
@@ -108,6 +109,11 @@ def use_backend(parser, proxy, args, origin):
     rule = None
     if len(args) > 1:
         rule = condition(proxy, args[1:], "switching rule")
+    if "%" in args[0]:             # a name computed per request: checked as a value now
+        try:
+            compile_value(args[0], Context("use_backend"), check_only=True)
+        except SampleError as exc:
+            raise ValueError(f"'use_backend' : {exc}") from None
     proxy.switching_rules.append((args[0], rule, origin))
 
 

@@ -1,0 +1,335 @@
+"""A proxy's HTTP rules as the hooks the worker loop calls with a ``Stream``.
+
+``build_router`` (a frontend: monitor-uri, http-request rules, stats page, backend
+switching), ``build_backend_rules`` (a backend's own http-request rules and stats page)
+and ``build_response_editor`` (http-response rules) compile the proxy's conditions and
+rule values once, for the place they run in, with a ``SampleEnv`` that answers the
+fetches of run-time state.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Optional
+
+from ..applets.page import Applets, StatsPage
+from ..config.model import Proxy
+from ..http.acl import ConditionCompiler, PrefixSwitch
+from ..http.rules import (HEADER_ACTIONS, LINE_ACTIONS, VAR_ACTIONS, CompiledRule,
+                          apply_header_rule, apply_line_rule, apply_var_rule, compile_rule,
+                          redirect_response, return_response)
+from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_RAW, ROUTE_REJECT,
+                         ROUTE_RESPOND)
+from ..sample import Context, SampleError, compile_format
+from .. import shm as shared
+
+
+class SampleEnv:
+    """What fetches of run-time state read: names and ids from the configuration, counts
+    and health from the shared state (attached to the tables before the workers fork)."""
+
+    def __init__(self, config, applets: Applets, base_dir: str = "."):
+        self.config = config
+        self.applets = applets
+        self.base_dir = base_dir
+        self.by_name = {proxy.name: i for i, proxy in enumerate(config.backends)}
+        self._fe_names = [p.name.encode() for p in config.frontends]
+        self._be_names = [p.name.encode() for p in config.backends]
+
+    # -- names and ids (static) --
+    def backend_index(self, name: str) -> int:
+        if name not in self.by_name:
+            raise SampleError(f"no such backend '{name}'")
+        return self.by_name[name]
+
+    def server_index(self, be: int, name: str) -> int:
+        for i, server in enumerate(self.config.backends[be].servers):
+            if server.name == name:
+                return i
+        raise SampleError(f"no such server '{name}' in backend "
+                          f"'{self.config.backends[be].name}'")
+
+    def frontend_name(self, fe: int):
+        return self._fe_names[fe] if fe >= 0 else None
+
+    def frontend_id(self, fe: int):
+        return self.config.frontends[fe].id if fe >= 0 else None
+
+    def frontend_default_backend(self, fe: int):
+        name = self.config.frontends[fe].default_backend if fe >= 0 else None
+        return name.encode() if name else None
+
+    def default_backend(self, fe: int) -> int:
+        name = self.config.frontends[fe].default_backend if fe >= 0 else None
+        return self.by_name.get(name, -1) if name else -1
+
+    def backend_name(self, be: int):
+        return self._be_names[be] if be >= 0 else None
+
+    def backend_id(self, be: int):
+        return self.config.backends[be].id if be >= 0 else None
+
+    def server_name(self, be: int, srv: int):
+        if be < 0 or srv < 0:
+            return None
+        servers = self.config.backends[be].servers
+        return servers[srv].name.encode() if srv < len(servers) else None
+
+    def server_id(self, be: int, srv: int):
+        if be < 0 or srv < 0 or srv >= len(self.config.backends[be].servers):
+            return None
+        return self.config.backends[be].servers[srv].id
+
+    # -- run-time state (the shared memory) --
+    @property
+    def _tables(self):
+        return self.applets.tables
+
+    def usable_servers(self, be: int) -> int:
+        if be < 0:
+            return 0
+        active, backup = self._tables.backends[be].usable_counts(self._tables.state)
+        return active or backup
+
+    def backend_conn(self, be: int) -> int:
+        if be < 0:
+            return 0
+        state = self._tables.state
+        return state.summed(state.be_off + self._tables.backends[be].index)
+
+    def backend_queue(self, be: int) -> int:
+        if be < 0:
+            return 0
+        state = self._tables.state
+        return state.total(state.beq_off + self._tables.backends[be].index)
+
+    def connslots(self, be: int) -> int:
+        """Free connection and queue slots of the usable servers (-1: unlimited)."""
+        if be < 0:
+            return 0
+        table, state = self._tables.backends[be], self._tables.state
+        free = 0
+        for server, spec in zip(table.server_models, table.spec.servers):
+            k = spec.shm_index
+            if not state.server_usable(k):
+                continue
+            if not spec.maxconn:
+                return -1
+            free += max(0, spec.maxconn - state.summed(state.srv_off + k))
+            free += max(0, spec.maxqueue - state.total(state.srvq_off + k)) \
+                if spec.maxqueue else 0
+        return free
+
+    def _server_shm(self, be: int, srv: int) -> int:
+        return self._tables.backends[be].first_server_shm + srv
+
+    def server_conn(self, be: int, srv: int) -> int:
+        state = self._tables.state
+        return state.summed(state.srv_off + self._server_shm(be, srv))
+
+    def server_queue(self, be: int, srv: int) -> int:
+        state = self._tables.state
+        return state.total(state.srvq_off + self._server_shm(be, srv))
+
+    def server_is_up(self, be: int, srv: int) -> bool:
+        return self._tables.state.server_up(self._server_shm(be, srv))
+
+    def stopping(self) -> bool:
+        return bool(self._tables.state.load(self._tables.state.global_base + shared.G_SHUTDOWN))
+
+    def worker_id(self) -> int:
+        return 1
+
+
+def place_of(proxy: Proxy, response: bool) -> str:
+    if response:
+        return "http-response"
+    return "frontend http-request" if proxy.kind == "frontend" else "backend http-request"
+
+
+def compile_rules(rules: list, compiler: ConditionCompiler, ctx: Context) -> list:
+    return [compile_rule(rule, compiler.compile(rule.condition), ctx) for rule in rules]
+
+
+def monitor_matches(monitor: bytes, url: bytes) -> bool:
+    """HAProxy's monitor-uri test: a value starting with "/" is compared with the path
+    part of the target (query included), anything else with the whole target."""
+    if not monitor.startswith(b"/"):
+        return url == monitor
+    if not url.startswith(b"/") and b"://" in url:
+        slash = url.find(b"/", url.find(b"://") + 3)
+        url = url[slash:] if slash >= 0 else b""
+    return url == monitor
+
+
+def stats_check(proxy: Proxy, applets: Applets, compiler: ConditionCompiler):
+    """``check(stream) -> (ROUTE_APPLET, answer) | None`` for a proxy with a stats page."""
+    if proxy.stats is None or proxy.mode != "http":
+        return None
+    page = StatsPage(applets, proxy)
+    admin = [compiler.compile(cond) for cond in proxy.stats.admin]
+
+    def check(stream):
+        if not page.matches(stream.method, stream.url):
+            return None
+        allowed = any(matches(stream) for matches in admin)
+        return ROUTE_APPLET, functools.partial(page.answer, admin=allowed)
+
+    return check
+
+
+def run_request_rules(rules: list, stream, applets=None):
+    """http-request rules in order: a final verdict (deny, reject, return, redirect,
+    use-service), or None once every rule that matched has done its work (``allow``
+    stops the evaluation there)."""
+    for c in rules:
+        if not c.matches(stream):
+            continue
+        action = c.rule.action
+        if action in HEADER_ACTIONS:
+            apply_header_rule(c, stream.headers, stream)
+        elif action in VAR_ACTIONS:
+            apply_var_rule(c, stream)
+        elif action in LINE_ACTIONS:
+            apply_line_rule(c, stream)
+        elif action == "allow":
+            return None
+        elif action == "set-log-level":
+            stream.log_level = c.rule.name
+        elif action == "use-service":
+            return ROUTE_APPLET, applets.prometheus
+        elif action == "deny":
+            return ROUTE_DENY, c.rule.status
+        elif action == "reject":
+            return ROUTE_REJECT, 0
+        elif action == "return":
+            return ROUTE_RAW, return_response(c, stream)
+        elif action == "redirect":
+            return ROUTE_RAW, redirect_response(c, stream)
+    return None
+
+
+def compile_switching(proxy: Proxy, compiler: ConditionCompiler, by_name: dict,
+                      env: SampleEnv) -> list:
+    """use_backend rules in order as (condition, backend) steps; consecutive path_beg-only
+    rules become one (PrefixSwitch, [backend per rule]) step; a name with ``%[...]`` is a
+    (condition, Format) step resolved per request."""
+    steps: list = []
+    for name, cond, _ in proxy.switching_rules:
+        if "%" in name:
+            steps.append((compiler.compile(cond),
+                          compile_format(name, Context("use_backend", env, proxy.name))))
+            continue
+        patterns = compiler.prefix_patterns(cond)
+        if patterns is None:
+            steps.append((compiler.compile(cond), by_name[name]))
+            continue
+        if not steps or not isinstance(steps[-1][0], PrefixSwitch):
+            steps.append((PrefixSwitch(), []))
+        switch, backends = steps[-1]
+        switch.add(patterns)
+        backends.append(by_name[name])
+    return steps
+
+
+def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
+                 env: SampleEnv):
+    """``route(stream) -> (ROUTE_*, value)`` for an HTTP frontend with rules, conditional
+    switching, a monitor-uri or a stats page; None otherwise.  Rules edit the stream (its
+    headers, request line, variables).  Order as HAProxy's: monitor-uri, http-request
+    rules, the stats page, then backend switching."""
+    if proxy.mode != "http" or not (proxy.http_request_rules or proxy.monitor_uri or
+                                    proxy.stats or
+                                    any(c for _, c, _ in proxy.switching_rules)):
+        return None
+    monitor = proxy.monitor_uri.encode("utf-8", "surrogateescape") \
+        if proxy.monitor_uri is not None else None
+    place = place_of(proxy, False)
+    compiler = ConditionCompiler(proxy.acls, env, place, proxy.name)
+    monitor_fail = compiler.compile(proxy.monitor_fail) if proxy.monitor_fail else None
+    rules = compile_rules(proxy.http_request_rules, compiler, Context(place, env, proxy.name))
+    switches = compile_switching(proxy, compiler, by_name, env)
+    stats = stats_check(proxy, applets, compiler)
+
+    def route(stream):
+        if monitor is not None and monitor_matches(monitor, stream.url):
+            # "monitor fail": the node reports itself down (keepalived's check fails)
+            return ROUTE_RESPOND, 503 if monitor_fail and monitor_fail(stream) else 200
+        verdict = run_request_rules(rules, stream, applets)
+        if verdict is not None:
+            return verdict
+        if stats is not None:
+            verdict = stats(stream)
+            if verdict is not None:
+                return verdict
+        for matches, backend in switches:
+            if isinstance(matches, PrefixSwitch):
+                position = matches.first(stream.path)
+                if position is not None:
+                    return ROUTE_BACKEND, backend[position]
+            elif matches(stream):
+                if backend.__class__ is int:
+                    return ROUTE_BACKEND, backend
+                # a dynamic name: an unknown one leaves the rule out (HAProxy's behaviour)
+                index = by_name.get(backend.render(stream).decode("utf-8", "surrogateescape"))
+                if index is not None:
+                    return ROUTE_BACKEND, index
+        return ROUTE_BACKEND, default
+
+    return route
+
+
+def build_backend_rules(proxy: Proxy, applets: Applets, env: SampleEnv):
+    """``rules(stream) -> verdict | None`` for a backend's own http-request rules and
+    stats page (a listen section's run with its frontend part)."""
+    if proxy.kind != "backend" or proxy.mode != "http" or not (proxy.http_request_rules or
+                                                                proxy.stats):
+        return None
+    place = place_of(proxy, False)
+    compiler = ConditionCompiler(proxy.acls, env, place, proxy.name)
+    rules = compile_rules(proxy.http_request_rules, compiler, Context(place, env, proxy.name))
+    stats = stats_check(proxy, applets, compiler)
+
+    def apply(stream):
+        verdict = run_request_rules(rules, stream, applets)
+        if verdict is None and stats is not None:
+            verdict = stats(stream)
+        return verdict
+
+    return apply
+
+
+def build_response_editor(proxy: Proxy, env: SampleEnv):
+    """``edit(stream) -> status`` applying the proxy's http-response rules to
+    ``stream.res_headers``: 0 to go on, or the status of an ``http-response deny``
+    (``set-status`` changes ``stream.status`` / ``stream.reason``)."""
+    if proxy.mode != "http" or not proxy.http_response_rules:
+        return None
+    compiler = ConditionCompiler(proxy.acls, env, "http-response", proxy.name)
+    rules = compile_rules(proxy.http_response_rules, compiler,
+                          Context("http-response", env, proxy.name))
+    return functools.partial(run_response_rules, rules)
+
+
+def run_response_rules(rules: list, stream) -> int:
+    for c in rules:
+        if not c.matches(stream):
+            continue
+        action = c.rule.action
+        if action in HEADER_ACTIONS:
+            apply_header_rule(c, stream.res_headers, stream)
+        elif action in VAR_ACTIONS:
+            apply_var_rule(c, stream)
+        elif action == "set-status":
+            stream.status = c.rule.status
+            stream.reason = c.rule.reason.encode("utf-8", "surrogateescape") or None
+        elif action == "set-log-level":
+            stream.log_level = c.rule.name
+        elif action == "allow":
+            return 0
+        elif action == "deny":
+            return c.rule.status
+    return 0
+
+
+__all__ = ["CompiledRule", "SampleEnv", "build_backend_rules", "build_response_editor",
+           "build_router", "monitor_matches", "run_request_rules", "Optional"]
