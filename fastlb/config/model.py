@@ -50,6 +50,7 @@ class Listener:
     v6only: Optional[bool] = None   # None: system default
     backlog: Optional[int] = None
     name: Optional[str] = None
+    accept_proxy: bool = False      # connections start with a PROXY header
     origin: Optional[Origin] = None
     text: str = ""
 
@@ -91,6 +92,9 @@ class ServerSettings:
     observe: Optional[str] = None   # "layer4" | "layer7"
     error_limit: int = 10
     on_error: str = "fastinter"
+    send_proxy: int = 0             # 0 none, 1 send-proxy (v1), 2 send-proxy-v2
+    pp_options: tuple = ()          # proxy-v2-options fastlb writes: "crc32c", "authority"
+    check_send_proxy: bool = False
 
 
 # ``default-server`` carries the same settings (HAProxy refuses only ``id`` and ``cookie``
@@ -223,6 +227,7 @@ class Proxy:
     switching_rules: list = field(default_factory=list)   # [(backend name, Condition|None, origin)]
     acls: dict = field(default_factory=dict)              # name -> [AclTerm], same-name lines ORed
     http_request_rules: list = field(default_factory=list)   # [http.rules.Rule]
+    tcp_connection_rules: list = field(default_factory=list)  # [(action, Condition|None, origin)]
     http_response_rules: list = field(default_factory=list)
     servers: list = field(default_factory=list)
     default_server: ServerDefaults = field(default_factory=ServerDefaults)

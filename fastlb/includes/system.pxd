@@ -135,6 +135,15 @@ cdef extern from "<netinet/in.h>" nogil:
     uint16_t htons(uint16_t)
 
 
+cdef extern from "<arpa/inet.h>" nogil:
+    enum:
+        INET6_ADDRSTRLEN
+    int inet_pton(int af, const char *src, void *dst)
+    const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
+    uint32_t htonl(uint32_t)
+    uint32_t ntohl(uint32_t)
+
+
 cdef extern from "<netinet/tcp.h>" nogil:
     enum:
         TCP_NODELAY
@@ -151,7 +160,12 @@ cdef extern from "<string.h>" nogil:
     void *memcpy(void *dst, const void *src, size_t n)
     void *memmove(void *dst, const void *src, size_t n)
     void *memset(void *s, int c, size_t n)
+    int memcmp(const void *a, const void *b, size_t n)
     char *strerror(int errnum)
+
+
+cdef extern from "<stdio.h>" nogil:
+    int snprintf(char *s, size_t n, const char *fmt, ...)
 
 
 cdef extern from "<stdlib.h>" nogil:

@@ -121,6 +121,7 @@ include "http_response.pxi"
 include "http_flow.pxi"
 include "http_pool.pxi"
 include "probes.pxi"
+include "proxy_header.pxi"
 
 
 cdef class FrontendHooks:
@@ -250,6 +251,8 @@ cdef class Worker:
         for i, server in enumerate(spec.servers):
             fill_sockaddr(&be.servers[i], server.family, server.ip, server.port)
             be.servers[i].use_client_port = server.port == 0
+            be.servers[i].send_proxy = server.send_proxy
+            be.servers[i].pp_opts = server.pp_opts
             be.servers[i].index = i
             be.servers[i].shm_index = server.shm_index
             be.srv_shm[i] = server.shm_index
@@ -309,10 +312,11 @@ cdef class Worker:
         hooks.router = spec.router
         hooks.response_editor = spec.response_editor
         hooks.captures_req, hooks.captures_rsp = spec.captures
+        hooks.conn_rules = spec.conn_rules
         self.fe_hooks.append(hooks)
         self.nfrontends += 1
 
-    def add_listener(self, int fd, int frontend, int port):
+    def add_listener(self, int fd, int frontend, int port, bint accept_proxy=False):
         cdef ListenerRt *l
         cdef epoll_event ev
         self.listeners = <ListenerRt *>realloc(self.listeners, (self.nlisteners + 1) * sizeof(ListenerRt))
@@ -324,6 +328,7 @@ cdef class Worker:
         l.port = port
         l.paused = 0
         l.closed = 0
+        l.accept_proxy = accept_proxy
         ev.events = EPOLLIN | EPOLLEXCLUSIVE
         ev.data.u64 = pack_data(0, KIND_LISTENER, self.nlisteners, 0)
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev) != 0:
@@ -338,6 +343,11 @@ cdef class Worker:
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev) != 0:
             raise OSError(errno, "epoll_ctl(wakeup) failed")
         self.wakeup_fd = fd
+
+    def set_handshake_log(self, callback):
+        """callback(listener, client, accept ms, message) when a connection is closed before
+        it became a session (a bad or missing PROXY header): HAProxy's embryonic log line."""
+        self.handshake_log_callback = callback
 
     def set_error_capture(self, capture):
         """capture(response, fe, be, server, data, client address, reason): called with

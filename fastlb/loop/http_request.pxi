@@ -183,7 +183,7 @@ cdef bint req_route(Worker w, int idx, Session *s, HttpTxn txn, Head fields, bin
         edited[0] = True
         try:
             verdict = router(fields.method, fields.url, fields.headers,
-                             sockaddr_to_tuple(&s.addr)[0], w.listeners[s.listener].port,
+                             sockaddr_to_tuple(&s.addr)[0], session_dst_port(w, s),
                              fields.version)
         except Exception as exc:
             return http_rule_failed(w, idx, s, txn, exc)
@@ -212,7 +212,7 @@ cdef bint req_backend_rules(Worker w, int idx, Session *s, HttpTxn txn, Head fie
     edited[0] = True
     try:
         verdict = rules(fields.method, fields.url, fields.headers, sockaddr_to_tuple(&s.addr)[0],
-                        w.listeners[s.listener].port, fields.version)
+                        session_dst_port(w, s), fields.version)
     except Exception as exc:
         return http_rule_failed(w, idx, s, txn, exc)
     if verdict is None:

@@ -22,7 +22,8 @@ from .. import shm as shared
 # what frontends log, how connections close, what routers answer: the loop's own numbers
 # (loop/defs.pxd)
 from ..loop.core import (CLOSE_BOTH, CLOSE_NONE, CLOSE_SERVER, LOG_CONNECT, LOG_HTTPLOG,
-                         LOG_NONE, LOG_TCPLOG, ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_RAW,
+                         LOG_NONE, LOG_TCPLOG, ROUTE_APPLET, CONN_EXPECT_PROXY, CONN_REJECT,
+                         PP2_OPT_AUTHORITY, PP2_OPT_CRC32C, ROUTE_BACKEND, ROUTE_DENY, ROUTE_RAW,
                          ROUTE_REJECT, ROUTE_RESPOND)
 
 NOSRV = "<NOSRV>"
@@ -31,6 +32,7 @@ NOSRV = "<NOSRV>"
 HTTP_CLOSE_MODES = {"http-keep-alive": CLOSE_NONE, "http-server-close": CLOSE_SERVER,
                     "httpclose": CLOSE_BOTH}
 OBSERVE = {"layer4": shared.OBSERVE_LAYER4, "layer7": shared.OBSERVE_LAYER7}
+PP2_OPTIONS = {"crc32c": PP2_OPT_CRC32C, "authority": PP2_OPT_AUTHORITY}
 
 
 # -- the compiled specs: what the worker loop copies into its C structs, every HAProxy
@@ -52,6 +54,8 @@ class ServerSpec:
     checked: bool
     health: int                   # a disabled server starts at 0: rise once enabled
     observe: int                  # shm.OBSERVE_*
+    send_proxy: int = 0           # loop SEND_PROXY_*: 0 none, 1 v1, 2 v2
+    pp_opts: int = 0              # PP2_OPT_* bits for a v2 header
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ class FrontendSpec:
     router: object                # per-request routing callable, or None
     response_editor: object
     captures: tuple               # ([(name, len)] | None for requests, ... for responses)
+    conn_rules: object = None     # tcp-request connection: rules(src, port, dst_port) -> CONN_*
 
 
 # -- the tables: the specs, plus what the control plane and the logs read -------------------
@@ -212,7 +217,8 @@ def server_spec(server: Optional[Server], address, shm_index: int) -> ServerSpec
                       maint=bool(server.disabled), checked=bool(server.check),
                       health=0 if server.disabled else server.rise,
                       observe=OBSERVE.get(server.observe, 0) if server.check
-                      else shared.OBSERVE_NONE)
+                      else shared.OBSERVE_NONE, send_proxy=server.send_proxy,
+                      pp_opts=sum(PP2_OPTIONS[name] for name in server.pp_options))
 
 
 def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets) -> BackendTable:
@@ -283,11 +289,38 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets) 
         router=build_router(proxy, by_name, backend, applets),
         # a listen section's http-response rules run once, as its backend's
         response_editor=build_response_editor(proxy, applets) if proxy.kind != "listen" else None,
-        captures=(proxy.captures_req or None, proxy.captures_rsp or None))
+        captures=(proxy.captures_req or None, proxy.captures_rsp or None),
+        conn_rules=build_connection_rules(proxy, applets))
     return FrontendTable(index=index, proxy=proxy, spec=spec,
                          log_format=compile_format(proxy.log_format or default_log_format(proxy))
                          if log_mode in (LOG_TCPLOG, LOG_HTTPLOG) else None,
                          listeners=list(proxy.listeners))
+
+
+def build_connection_rules(proxy: Proxy, applets: Applets = None):
+    """``rules(src, src_port, dst_port) -> CONN_* bits`` for tcp-request connection rules,
+    or None.  In order: accept and reject end the walk, expect-proxy goes on (HAProxy's)."""
+    if not proxy.tcp_connection_rules:
+        return None
+    compiler = ConditionCompiler(proxy.acls, nbsrv=nbsrv_fetch(applets))
+    rules = [(action, compiler.compile(cond) if cond is not None else None)
+             for action, cond, _ in proxy.tcp_connection_rules]
+
+    def apply(src, src_port, dst_port):
+        request = Request(b"", b"", [], src, dst_port, b"")
+        verdict = 0
+        for action, matches in rules:
+            if matches is not None and not matches(request):
+                continue
+            if action == "expect-proxy":
+                verdict |= CONN_EXPECT_PROXY
+            elif action == "reject":
+                return verdict | CONN_REJECT
+            else:
+                return verdict
+        return verdict
+
+    return apply
 
 
 def forwardfor_editor(proxy: Proxy):

@@ -31,7 +31,7 @@ _OPTIONS_NOT_YET = {
     "http_proxy", "forceclose",
 }
 _BIND_NOT_YET = {
-    "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn", "accept-proxy", "transparent",
+    "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn", "transparent",
     "interface", "namespace", "mss", "tfo", "defer-accept", "maxconn", "process", "thread",
     "proto", "user", "group", "uid", "gid", "mode", "level", "expose-fd", "id", "nice",
     "accept-netscaler-cip", "allow-0rtt", "strict-sni", "generate-certificates", "tcp-ut",
@@ -67,6 +67,9 @@ def bind(parser, proxy, args, origin):
         elif option == "v6only":
             for listener in listeners:
                 listener.v6only = True
+        elif option == "accept-proxy":
+            for listener in listeners:
+                listener.accept_proxy = True
         elif option in ("backlog", "name"):
             if i + 1 >= len(args):
                 raise ValueError(f"'bind {args[0]}' : missing value for '{option}'.")
@@ -85,6 +88,44 @@ def bind(parser, proxy, args, origin):
     for listener in listeners:
         listener.origin = origin
     proxy.listeners.extend(listeners)
+
+
+# tcp-request connection actions HAProxy has and fastlb refuses for now
+_TCP_CONNECTION_NOT_YET = {
+    "expect-netscaler-cip", "capture", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc",
+    "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt", "sc-set-gpt0", "sc-add-gpc", "set-src",
+    "set-src-port", "set-dst", "set-dst-port", "set-mark", "set-tos", "set-var", "unset-var",
+    "set-var-fmt", "silent-drop", "lua", "set-fc-mark", "set-fc-tos",
+}
+
+
+@keyword("tcp-request", sections=FRONTENDS)
+def tcp_request(parser, proxy, args, origin):
+    """``tcp-request connection accept|reject|expect-proxy layer4 [if|unless <cond>]``;
+    the other rule sets (content, session, inspect-delay) are refused by name."""
+    if not args:
+        raise ValueError("'tcp-request' expects 'connection', 'session', 'content' or "
+                         "'inspect-delay'.")
+    if args[0] != "connection":
+        raise ValueError(f"'tcp-request {args[0]}' is not supported by fastlb yet.")
+    if len(args) < 2:
+        raise ValueError("'tcp-request connection' expects an action.")
+    action, rest = args[1], args[2:]
+    if action == "expect-proxy":
+        if not rest or rest[0] != "layer4":
+            raise ValueError("'tcp-request connection expect-proxy' expects 'layer4'.")
+        rest = rest[1:]
+    elif action in _TCP_CONNECTION_NOT_YET:
+        raise ValueError(f"'tcp-request connection {action}' is not supported by fastlb yet.")
+    elif action not in ("accept", "reject"):
+        raise ValueError(f"'tcp-request connection' unknown action '{action}'.")
+    rule = None
+    if rest:
+        if rest[0] not in ("if", "unless"):
+            raise ValueError(f"'tcp-request connection {action}' : unexpected '{rest[0]}', "
+                             "expects 'if' or 'unless'.")
+        rule = condition(proxy, rest, "'tcp-request connection'")
+    proxy.tcp_connection_rules.append((action, rule, origin))
 
 
 @keyword("default_backend", sections=FRONTENDS | DEFAULTS)
