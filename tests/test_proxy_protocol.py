@@ -72,6 +72,9 @@ BAD = {
     "v2-tlv-overrun": v2(tlvs=b"\x04\x00\x20abc"),
     "v2-bad-crc": v2(crc="bad"),
     "v2-authority-long": v2(tlvs=b"\x02\x01\x00" + b"a" * 256),
+    "v2-unix": v2(fam=0x31, body=b"\x00" * 216),
+    "v2-udp": v2(fam=0x12),
+    "v2-unspec": v2(fam=0x00, body=b""),
 }
 
 

@@ -227,7 +227,7 @@ cdef int parse_v2(char *p, int n, PpHeader *out) noexcept nogil:
             out.has_addr = 1
             tlv = PP2_HEADER_LEN + 36
         else:
-            return total              # another family: the real addresses stay
+            return PP_BAD_HDR         # UNIX, UDP, unspecified: HAProxy 2.6 refuses them too
     elif (u[12] & 0x0F) == 0x00:      # LOCAL: the real addresses stay
         tlv = PP2_HEADER_LEN
     else:
