@@ -47,6 +47,8 @@ PP2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 def proxy_header(version: int, src: tuple, dst: tuple, family: int) -> bytes:
     """check-send-proxy: the PROXY header of the check connection's own addresses, v2 for
     a server with send-proxy-v2, else v1 (HAProxy's choice)."""
+    if family not in (socket.AF_INET, socket.AF_INET6):
+        return PP2_SIGNATURE + b"\x20\x00\x00\x00" if version == 2 else b"PROXY UNKNOWN\r\n"
     if version == 2:
         packed = socket.inet_pton(family, src[0]) + socket.inet_pton(family, dst[0])
         body = packed + struct.pack("!HH", src[1], dst[1])
@@ -86,6 +88,8 @@ class ServerCheck:
         self.t_check = t.check or server.inter
         self.address = (server.check_addr or server.address.ip,
                         server.check_port or server.address.port)
+        if server.address.family == socket.AF_UNIX:
+            self.address = server.address.ip
         self.family = server.address.family
         self.http: Optional[HttpCheck] = backend.httpchk if (
             backend.httpchk is not None and backend.httpchk.enabled) else None

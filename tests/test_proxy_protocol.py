@@ -283,8 +283,12 @@ backend b
 
 
 def http_get(port, header: bytes, source="127.0.0.1") -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5,
-                                  source_address=(source, 0)) as sock:
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5,
+                                        source_address=(source, 0))
+    except ConnectionResetError:
+        return b""                # reset at once (HAProxy's tcp-request connection reject)
+    with sock:
         try:
             sock.sendall(header + b"GET /x HTTP/1.1\r\nhost: h\r\nconnection: close\r\n\r\n")
         except OSError:

@@ -6,6 +6,7 @@ The parser (``parser.py`` and its keyword modules, ``keywords/``) fills these ob
 from __future__ import annotations
 
 import copy
+import socket
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -51,12 +52,17 @@ class Listener:
     backlog: Optional[int] = None
     name: Optional[str] = None
     accept_proxy: bool = False      # connections start with a PROXY header
+    mode: Optional[int] = None      # UNIX socket: permissions, owner, group
+    uid: Optional[int] = None
+    gid: Optional[int] = None
     origin: Optional[Origin] = None
     text: str = ""
 
     def describe(self) -> str:
         if self.fd is not None:
             return f"fd@{self.fd}"
+        if self.family == socket.AF_UNIX:
+            return self.text
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 

@@ -93,6 +93,7 @@ cdef extern from "<sys/socket.h>" nogil:
     enum:
         AF_INET
         AF_INET6
+        AF_UNIX
         SOCK_STREAM
         SOCK_NONBLOCK
         SOCK_CLOEXEC
@@ -133,6 +134,12 @@ cdef extern from "<netinet/in.h>" nogil:
         in6_addr sin6_addr
     uint16_t ntohs(uint16_t)
     uint16_t htons(uint16_t)
+
+
+cdef extern from "<sys/un.h>" nogil:
+    struct sockaddr_un:
+        sa_family_t sun_family
+        char sun_path[108]
 
 
 cdef extern from "<arpa/inet.h>" nogil:

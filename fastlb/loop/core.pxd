@@ -139,6 +139,7 @@ cdef struct ListenerRt:
     int paused
     int closed
     int accept_proxy        # bind accept-proxy: connections start with a PROXY header
+    int luid                # its number in the frontend (a UNIX client is logged unix:<luid>)
 
 
 cdef struct TimerEntry:

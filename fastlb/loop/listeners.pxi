@@ -104,6 +104,8 @@ cdef void listener_accept(Worker w, int li):
         s.t_connect = w.now
         memcpy(&s.addr, &addr, addrlen)
         s.addrlen = addrlen
+        if addr.ss_family == AF_UNIX:
+            mark_unix_client(&s.addr, l.luid)
         if side_watch(w, idx, s, &s.cli, SIDE_CLI) != 0:
             s.term0 = b'R'        # no room in the epoll set: a resource shortage
             s.term1 = b'C'

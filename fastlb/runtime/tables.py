@@ -331,6 +331,8 @@ def forwardfor_editor(proxy: Proxy):
     header = ff.header.encode()
 
     def edit(out, headers, client_ip):
+        if client_ip == "unix":
+            return                # a UNIX client has no address to give (as in HAProxy)
         if ff.if_none and any(name == header for name, _ in headers):
             return
         if ff.except_net is not None and ipaddress.ip_address(client_ip) in ff.except_net:

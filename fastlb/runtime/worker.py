@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import traceback  # noqa: F401 - used by the loop after a chroot hides the library
 
@@ -103,14 +104,14 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
         worker.add_backend(be.spec, be.lookup_builder(shm))
     for fe in tables.frontends:
         worker.add_frontend(fe.spec)
-        for listener in fe.listeners:
+        for luid, listener in enumerate(fe.listeners, 1):
             if listener.fd is not None:
                 sock = inherited_socket(listener)
             else:
                 sock = listen_sockets[id(listener)]
-            port = sock.getsockname()[1]
+            port = 0 if listener.family == socket.AF_UNIX else sock.getsockname()[1]
             # the loop owns the descriptor from now on (it closes it at a soft stop)
-            worker.add_listener(sock.detach(), fe.index, port, listener.accept_proxy)
+            worker.add_listener(sock.detach(), fe.index, port, listener.accept_proxy, luid)
 
     worker.set_error_capture(ErrorCapture(shm, worker_id).record)
     if any(fe.log_mode != LOG_NONE for fe in tables.frontends):

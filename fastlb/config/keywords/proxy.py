@@ -33,12 +33,30 @@ _OPTIONS_NOT_YET = {
 _BIND_NOT_YET = {
     "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn", "transparent",
     "interface", "namespace", "mss", "tfo", "defer-accept", "maxconn", "process", "thread",
-    "proto", "user", "group", "uid", "gid", "mode", "level", "expose-fd", "id", "nice",
+    "proto", "level", "expose-fd", "id", "nice",
     "accept-netscaler-cip", "allow-0rtt", "strict-sni", "generate-certificates", "tcp-ut",
     "severity-output", "ciphers", "ciphersuites", "curves", "ecdhe", "ssl-min-ver",
     "ssl-max-ver", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13",
     "prefer-client-ciphers", "quic-cc-algo", "quic-force-retry",
 }
+
+
+def unix_bind_option(option, text, where):
+    """A UNIX bind's mode (octal), user/uid or group/gid, as numbers."""
+    import grp
+    import pwd
+    try:
+        if option == "mode":
+            return int(text, 8)
+        if option in ("uid", "gid"):
+            return int(text)
+        if option == "user":
+            return pwd.getpwnam(text).pw_uid
+        return grp.getgrnam(text).gr_gid
+    except ValueError:
+        raise ValueError(f"'bind {where}' : '{option}' : invalid value '{text}'.") from None
+    except KeyError:
+        raise ValueError(f"'bind {where}' : unknown {option} '{text}'.") from None
 
 
 @keyword("mode", sections=PROXY_AND_DEFAULTS)
@@ -70,6 +88,14 @@ def bind(parser, proxy, args, origin):
         elif option == "accept-proxy":
             for listener in listeners:
                 listener.accept_proxy = True
+        elif option in ("mode", "user", "group", "uid", "gid"):
+            if i + 1 >= len(args):
+                raise ValueError(f"'bind {args[0]}' : missing value for '{option}'.")
+            value = unix_bind_option(option, args[i + 1], args[0])
+            for listener in listeners:
+                setattr(listener, "mode" if option == "mode" else
+                        "uid" if option in ("user", "uid") else "gid", value)
+            i += 1
         elif option in ("backlog", "name"):
             if i + 1 >= len(args):
                 raise ValueError(f"'bind {args[0]}' : missing value for '{option}'.")
