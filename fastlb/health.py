@@ -24,6 +24,7 @@ import re
 import selectors
 import signal
 import socket
+import struct
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -38,6 +39,23 @@ from .runtime.tables import RuntimeTables
 OBSERVE_POLL_S = 0.05       # how often the traffic error counts are looked at
 READ_LIMIT = 16384
 
+
+
+PP2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_header(version: int, src: tuple, dst: tuple, family: int) -> bytes:
+    """check-send-proxy: the PROXY header of the check connection's own addresses, v2 for
+    a server with send-proxy-v2, else v1 (HAProxy's choice)."""
+    if family not in (socket.AF_INET, socket.AF_INET6):
+        return PP2_SIGNATURE + b"\x20\x00\x00\x00" if version == 2 else b"PROXY UNKNOWN\r\n"
+    if version == 2:
+        packed = socket.inet_pton(family, src[0]) + socket.inet_pton(family, dst[0])
+        body = packed + struct.pack("!HH", src[1], dst[1])
+        fam = 0x11 if family == socket.AF_INET else 0x21
+        return PP2_SIGNATURE + bytes((0x21, fam)) + struct.pack("!H", len(body)) + body
+    proto = "TCP4" if family == socket.AF_INET else "TCP6"
+    return f"PROXY {proto} {src[0]} {dst[0]} {src[1]} {dst[1]}\r\n".encode()
 
 
 @dataclass
@@ -70,6 +88,8 @@ class ServerCheck:
         self.t_check = t.check or server.inter
         self.address = (server.check_addr or server.address.ip,
                         server.check_port or server.address.port)
+        if server.address.family == socket.AF_UNIX:
+            self.address = server.address.ip
         self.family = server.address.family
         self.http: Optional[HttpCheck] = backend.httpchk if (
             backend.httpchk is not None and backend.httpchk.enabled) else None
@@ -228,10 +248,20 @@ class Checker:
             if code:
                 self.finish(check, Result("L4CON", info=os.strerror(code)))
                 return
+            header = b""
+            if check.server.check_send_proxy:
+                header = proxy_header(check.server.send_proxy, sock.getsockname(),
+                                      sock.getpeername(), check.family)
             if check.http is None:
+                if header:
+                    try:
+                        sock.send(header)     # a fresh socket takes these few bytes whole
+                    except OSError as exc:
+                        self.finish(check, Result("L4CON", info=exc.strerror or ""))
+                        return
                 self.finish(check, Result("L4OK"))
                 return
-            check.out = check.request()
+            check.out = header + check.request()
             check.phase = "send"
             check.deadline = time.monotonic() + check.t_check / 1000
         if check.phase == "send":

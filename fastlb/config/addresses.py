@@ -69,10 +69,32 @@ def _parse_port(text: str, what: str) -> int:
     return int(text)
 
 
+def unix_path(text: str) -> Optional[str]:
+    """The socket path of ``unix@<path>``, ``/<path>`` or ``abns@<name>``, else None.  An
+    abstract name is a leading NUL, then the name padded with NULs to the whole sun_path,
+    as HAProxy binds and connects them (so that the two reach each other's)."""
+    if text.startswith("unix@"):
+        path = text[5:]
+    elif text.startswith("/"):
+        path = text
+    elif text.startswith("abns@"):
+        path = "\0" + text[5:]
+    else:
+        return None
+    if len(path.encode()) > 107 or len(path) < 2:
+        raise AddressError(f"invalid UNIX socket address '{text}'")
+    if path.startswith("\0"):
+        path += "\0" * (108 - len(path.encode()))
+    return path
+
+
 def parse_server_address(text: str, allow_no_port: bool = True) -> ServerAddress:
     """``server``/``dispatch`` address; no port means "the port the client connected to"."""
-    if text.startswith(("unix@", "abns@", "sockpair@", "/", "fd@")):
-        raise AddressError(f"address '{text}' : UNIX and fd@ server addresses are not supported by fastlb yet")
+    path = unix_path(text)
+    if path is not None:
+        return ServerAddress(family=socket.AF_UNIX, host=text, ip=path, port=0)
+    if text.startswith(("sockpair@", "fd@")):
+        raise AddressError(f"address '{text}' : sockpair@ and fd@ server addresses are not supported by fastlb yet")
     family, rest = _strip_family_prefix(text)
     host, port_text = _split_host_port(rest)
     if not host:
@@ -101,8 +123,12 @@ def parse_bind_addresses(text: str) -> list[Listener]:
                 raise AddressError(f"invalid file descriptor in '{item}' (is the variable set?)")
             listeners.append(Listener(family=0, host="", port=0, fd=int(fd_text), text=item))
             continue
-        if item.startswith(("unix@", "abns@", "/", "sockpair@", "quic4@", "quic6@", "udp")):
-            raise AddressError(f"address '{item}' : only TCP and fd@ listeners are supported by fastlb yet")
+        path = unix_path(item)
+        if path is not None:
+            listeners.append(Listener(family=socket.AF_UNIX, host=path, port=0, text=item))
+            continue
+        if item.startswith(("sockpair@", "quic4@", "quic6@", "udp")):
+            raise AddressError(f"address '{item}' : only TCP, UNIX and fd@ listeners are supported by fastlb yet")
         family, rest = _strip_family_prefix(item)
         host, port_text = _split_host_port(rest)
         match = _PORT_RANGE.match(port_text)

@@ -6,6 +6,7 @@ The parser (``parser.py`` and its keyword modules, ``keywords/``) fills these ob
 from __future__ import annotations
 
 import copy
+import socket
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -50,12 +51,18 @@ class Listener:
     v6only: Optional[bool] = None   # None: system default
     backlog: Optional[int] = None
     name: Optional[str] = None
+    accept_proxy: bool = False      # connections start with a PROXY header
+    mode: Optional[int] = None      # UNIX socket: permissions, owner, group
+    uid: Optional[int] = None
+    gid: Optional[int] = None
     origin: Optional[Origin] = None
     text: str = ""
 
     def describe(self) -> str:
         if self.fd is not None:
             return f"fd@{self.fd}"
+        if self.family == socket.AF_UNIX:
+            return self.text
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
@@ -91,6 +98,9 @@ class ServerSettings:
     observe: Optional[str] = None   # "layer4" | "layer7"
     error_limit: int = 10
     on_error: str = "fastinter"
+    send_proxy: int = 0             # 0 none, 1 send-proxy (v1), 2 send-proxy-v2
+    pp_options: tuple = ()          # proxy-v2-options fastlb writes: "crc32c", "authority"
+    check_send_proxy: bool = False
 
 
 # ``default-server`` carries the same settings (HAProxy refuses only ``id`` and ``cookie``
@@ -223,6 +233,7 @@ class Proxy:
     switching_rules: list = field(default_factory=list)   # [(backend name, Condition|None, origin)]
     acls: dict = field(default_factory=dict)              # name -> [AclTerm], same-name lines ORed
     http_request_rules: list = field(default_factory=list)   # [http.rules.Rule]
+    tcp_connection_rules: list = field(default_factory=list)  # [(action, Condition|None, origin)]
     http_response_rules: list = field(default_factory=list)
     servers: list = field(default_factory=list)
     default_server: ServerDefaults = field(default_factory=ServerDefaults)

@@ -93,6 +93,7 @@ cdef extern from "<sys/socket.h>" nogil:
     enum:
         AF_INET
         AF_INET6
+        AF_UNIX
         SOCK_STREAM
         SOCK_NONBLOCK
         SOCK_CLOEXEC
@@ -135,6 +136,21 @@ cdef extern from "<netinet/in.h>" nogil:
     uint16_t htons(uint16_t)
 
 
+cdef extern from "<sys/un.h>" nogil:
+    struct sockaddr_un:
+        sa_family_t sun_family
+        char sun_path[108]
+
+
+cdef extern from "<arpa/inet.h>" nogil:
+    enum:
+        INET6_ADDRSTRLEN
+    int inet_pton(int af, const char *src, void *dst)
+    const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
+    uint32_t htonl(uint32_t)
+    uint32_t ntohl(uint32_t)
+
+
 cdef extern from "<netinet/tcp.h>" nogil:
     enum:
         TCP_NODELAY
@@ -151,7 +167,12 @@ cdef extern from "<string.h>" nogil:
     void *memcpy(void *dst, const void *src, size_t n)
     void *memmove(void *dst, const void *src, size_t n)
     void *memset(void *s, int c, size_t n)
+    int memcmp(const void *a, const void *b, size_t n)
     char *strerror(int errnum)
+
+
+cdef extern from "<stdio.h>" nogil:
+    int snprintf(char *s, size_t n, const char *fmt, ...)
 
 
 cdef extern from "<stdlib.h>" nogil:

@@ -22,7 +22,7 @@ cdef void start_connect(Worker w, int idx, Session *s):
     srv = &be.servers[s.server]
     memcpy(&addr, &srv.addr, srv.addrlen)
     if srv.use_client_port:
-        (<sockaddr_in *>&addr).sin_port = htons(w.listeners[s.listener].port)
+        (<sockaddr_in *>&addr).sin_port = htons(session_dst_port(w, s))
     fd = socket(srv.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
     if fd < 0:
         no_connection(w, idx, s, b'R')     # resource shortage on our side
@@ -72,6 +72,13 @@ cdef void on_connect_event(Worker w, int idx, Session *s):
 
 
 cdef void connected(Worker w, int idx, Session *s):
+    cdef ServerRt *srv = &w.backends[s.be].servers[s.server]
+    if srv.send_proxy:
+        # before any byte of the client's (the connection carries this client's address:
+        # shareable() in http_pool.pxi never lends it to another session)
+        if proxy_header_send(w, s, srv) != 0:
+            connect_failed(w, idx, s, 0)
+            return
     observe(w, &w.backends[s.be], s.server, OBSERVE_LAYER4, False)
     w.be_stats[w.backends[s.be].shm_index * STAT_WORDS + STAT_CONNECT] += 1
     w.srv_stats[w.backends[s.be].srv_shm[s.server] * STAT_WORDS + STAT_CONNECT] += 1

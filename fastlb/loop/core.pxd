@@ -53,8 +53,13 @@ cdef struct Session:
     uint8_t timer           # TimerKind of the deadline that entry stands for
     int64_t wake_at         # turn-around end
     int free_next
+    uint8_t dst_known       # s.dst holds: 1 the socket's local address, 2 a PROXY header's
+    uint8_t unlogged        # closed before it was a session (PROXY header failure, reject)
+    int pp_authority_len
+    char *pp_authority      # authority TLV of a received PROXY v2 header (malloc), or NULL
     socklen_t addrlen
-    sockaddr_storage addr   # client address
+    sockaddr_storage addr   # client address (a PROXY header's source when one came)
+    sockaddr_storage dst    # the address the client reached (see dst_known)
 
 
 cdef struct ServerRt:
@@ -62,6 +67,8 @@ cdef struct ServerRt:
     socklen_t addrlen
     int family
     int use_client_port     # server written without a port: use the port the client reached
+    int send_proxy          # SEND_PROXY_* (proxy_header.pxd): a header before the client's bytes
+    int pp_opts             # PP2_OPT_* for a v2 header
     int index               # position in the backend (for shared counters)
     uint32_t shm_index
 
@@ -131,6 +138,8 @@ cdef struct ListenerRt:
     int port
     int paused
     int closed
+    int accept_proxy        # bind accept-proxy: connections start with a PROXY header
+    int luid                # its number in the frontend (a UNIX client is logged unix:<luid>)
 
 
 cdef struct TimerEntry:
@@ -149,6 +158,7 @@ cdef class FrontendHooks:
     cdef object captures_req    # [(name, length)] of capture request header, or None
     cdef object captures_rsp
     cdef bint streams           # every request gets a sample Stream (its log has %[...])
+    cdef object conn_rules      # tcp-request connection: rules(src, src_port, dst_port) -> CONN_*
 
 
 @cython.final
@@ -230,6 +240,7 @@ cdef class Worker:
 
     cdef object log_callback
     cdef object connect_callback
+    cdef object handshake_log_callback  # (listener, client, accept ms, message): PROXY failure
     cdef object http_log_callback
     cdef object error_capture   # (response, fe, be, srv, bytes, addr, reason): show errors
     cdef list fe_hooks          # FrontendHooks per frontend
@@ -256,3 +267,4 @@ include "http_response.pxd"
 include "http_flow.pxd"
 include "http_pool.pxd"
 include "probes.pxd"
+include "proxy_header.pxd"

@@ -64,8 +64,17 @@ cdef void fill_sockaddr(ServerRt *srv, object family, object ip, int port):
     cdef sockaddr_in6 *sin6
     cdef bytes packed
     cdef int i
+    cdef sockaddr_un *sun
+    cdef bytes path
     memset(&srv.addr, 0, sizeof(sockaddr_storage))
-    if family == _socket.AF_INET6:
+    if family == _socket.AF_UNIX:          # ip: the path (abns@: a leading NUL)
+        sun = <sockaddr_un *>&srv.addr
+        sun.sun_family = AF_UNIX
+        path = ip.encode()
+        memcpy(sun.sun_path, <char *>path, len(path))
+        srv.addrlen = 2 + len(path) + (0 if path.startswith(b"\0") else 1)
+        srv.family = AF_UNIX
+    elif family == _socket.AF_INET6:
         sin6 = <sockaddr_in6 *>&srv.addr
         sin6.sin6_family = AF_INET6
         sin6.sin6_port = htons(port)
@@ -83,9 +92,18 @@ cdef void fill_sockaddr(ServerRt *srv, object family, object ip, int port):
         srv.addrlen = sizeof(sockaddr_in)
         srv.family = AF_INET
 
+cdef inline void mark_unix_client(sockaddr_storage *addr, int luid) noexcept nogil:
+    """A UNIX client has no address of its own: HAProxy logs it as unix:<listener id>,
+    which its s.addr keeps in place of the (unnamed) peer path."""
+    memcpy((<sockaddr_un *>addr).sun_path, &luid, sizeof(int))
+
 cdef object sockaddr_to_tuple(sockaddr_storage *addr):
     cdef sockaddr_in *sin
     cdef sockaddr_in6 *sin6
+    cdef int luid
+    if addr.ss_family == AF_UNIX:
+        memcpy(&luid, (<sockaddr_un *>addr).sun_path, sizeof(int))
+        return "unix", luid
     if addr.ss_family == AF_INET6:
         sin6 = <sockaddr_in6 *>addr
         ip = _socket.inet_ntop(_socket.AF_INET6, (<char *>sin6.sin6_addr.s6_addr)[:16])
@@ -122,6 +140,7 @@ include "http_response.pxi"
 include "http_flow.pxi"
 include "http_pool.pxi"
 include "probes.pxi"
+include "proxy_header.pxi"
 
 
 cdef class FrontendHooks:
@@ -250,7 +269,9 @@ cdef class Worker:
             raise MemoryError()
         for i, server in enumerate(spec.servers):
             fill_sockaddr(&be.servers[i], server.family, server.ip, server.port)
-            be.servers[i].use_client_port = server.port == 0
+            be.servers[i].use_client_port = server.port == 0 and server.family != _socket.AF_UNIX
+            be.servers[i].send_proxy = server.send_proxy
+            be.servers[i].pp_opts = server.pp_opts
             be.servers[i].index = i
             be.servers[i].shm_index = server.shm_index
             be.srv_shm[i] = server.shm_index
@@ -311,10 +332,11 @@ cdef class Worker:
         hooks.response_editor = spec.response_editor
         hooks.captures_req, hooks.captures_rsp = spec.captures
         hooks.streams = spec.streams
+        hooks.conn_rules = spec.conn_rules
         self.fe_hooks.append(hooks)
         self.nfrontends += 1
 
-    def add_listener(self, int fd, int frontend, int port):
+    def add_listener(self, int fd, int frontend, int port, bint accept_proxy=False, int luid=1):
         cdef ListenerRt *l
         cdef epoll_event ev
         self.listeners = <ListenerRt *>realloc(self.listeners, (self.nlisteners + 1) * sizeof(ListenerRt))
@@ -326,6 +348,8 @@ cdef class Worker:
         l.port = port
         l.paused = 0
         l.closed = 0
+        l.accept_proxy = accept_proxy
+        l.luid = luid
         ev.events = EPOLLIN | EPOLLEXCLUSIVE
         ev.data.u64 = pack_data(0, KIND_LISTENER, self.nlisteners, 0)
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev) != 0:
@@ -340,6 +364,11 @@ cdef class Worker:
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev) != 0:
             raise OSError(errno, "epoll_ctl(wakeup) failed")
         self.wakeup_fd = fd
+
+    def set_handshake_log(self, callback):
+        """callback(listener, client, accept ms, message) when a connection is closed before
+        it became a session (a bad or missing PROXY header): HAProxy's embryonic log line."""
+        self.handshake_log_callback = callback
 
     def set_error_capture(self, capture):
         """capture(response, fe, be, server, data, client address, reason): called with

@@ -35,6 +35,7 @@ cdef enum SessionState:
     ST_ESTABLISHED = 3          # server connection up (TCP: relaying both ways)
     ST_IDLE = 4                 # HTTP: no server connection (between requests, or before one)
     ST_QUEUED = 5               # every eligible server is full: waiting in a queue (assign.pxi)
+    ST_PROXY_HEADER = 6         # accept-proxy: waiting for the PROXY header (proxy_header.pxi)
 
 # which deadline a session's timer entry stands for (Session.timer): recorded when the
 # deadline is computed, so that the expiry acts on it instead of working it out again
@@ -47,6 +48,7 @@ cdef enum TimerKind:
     TM_SERVER = 5               # timeout server (server-fin)
     TM_TUNNEL = 6               # timeout tunnel
     TM_HTTP_HEAD = 7            # timeout http-request / http-keep-alive: a request head awaited
+    TM_PROXY_HEADER = 8         # timeout client while a PROXY header is awaited
 
 # what a frontend logs (anonymous: Python sees the names themselves)
 cpdef enum:
@@ -88,6 +90,11 @@ cpdef enum:
     CLOSE_NONE = 0              # option http-keep-alive
     CLOSE_SERVER = 1            # option http-server-close: the server side after each response
     CLOSE_BOTH = 2              # option httpclose: both sides after each transaction
+
+# tcp-request connection rules' verdict, bits (fastlb/runtime/tables.py)
+cpdef enum:
+    CONN_REJECT = 1             # close at once, unlogged
+    CONN_EXPECT_PROXY = 2       # expect-proxy layer4: a PROXY header comes first
 
 # what a frontend's router (fastlb/runtime/tables.py) tells the loop
 cpdef enum:

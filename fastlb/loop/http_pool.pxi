@@ -73,7 +73,8 @@ cdef inline bint shareable(Worker w, Session *s):
     http-reuse never, not once the server asked for NTLM/Negotiate (a private connection),
     not for a server written without a port (its port follows each client's)."""
     return s.server >= 0 and s.be >= 0 and not w.backends[s.be].reuse_never and \
-        not s.srv_private and not w.backends[s.be].servers[s.server].use_client_port
+        not s.srv_private and not w.backends[s.be].servers[s.server].use_client_port and \
+        not w.backends[s.be].servers[s.server].send_proxy
 
 
 cdef void http_lend(Worker w, int idx, Session *s):

@@ -7,6 +7,7 @@ cdef void capture_error(Worker w, Session *s, bint response, bytes data, object 
 cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bint raw, char term0, char term1)
 cdef bytes announce_close(bytes page)
 cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn)
+cdef object new_stream(Worker w, Session *s, object method, bytes url, list headers, bytes version, object sess_vars, bint first)
 cdef object txn_stream(Worker w, Session *s, HttpTxn txn, Head fields)
 # its phases, in order
 cdef Head req_parse(Worker w, int idx, Session *s, HttpTxn txn, int64_t *length, bint *keep_alive)

@@ -79,14 +79,22 @@ cdef inline void applet_request(HttpTxn txn, bytes method, object fields, bytes 
     txn.version_seen = version
 
 
+cdef object new_stream(Worker w, Session *s, object method, bytes url, list headers,
+                       bytes version, object sess_vars, bint first):
+    """A Stream of this session: its client, and the address it reached (a PROXY
+    header's, else the socket's)."""
+    client = sockaddr_to_tuple(&s.addr)
+    dst = sockaddr_to_tuple(&s.dst)[0] if session_dst(s) else ""
+    return Stream(method, url, headers, client[0], session_dst_port(w, s), version, sess_vars,
+                  client[1], dst, s.fe, first)
+
+
 cdef object txn_stream(Worker w, Session *s, HttpTxn txn, Head fields):
     """The request as sample fetches see it (created on first use, kept for the response
     rules and the log)."""
     if txn.stream is None:
-        client = sockaddr_to_tuple(&s.addr)
-        txn.stream = Stream(fields.method, fields.url, fields.headers, client[0],
-                            w.listeners[s.listener].port, fields.version, txn.sess_vars,
-                            client[1], "", s.fe, txn.requests <= 1)
+        txn.stream = new_stream(w, s, fields.method, fields.url, fields.headers,
+                                fields.version, txn.sess_vars, txn.requests <= 1)
         txn.stream.captures_req = txn.captures_req
     return txn.stream
 

@@ -125,10 +125,8 @@ cdef object response_stream(Worker w, Session *s, HttpTxn txn, Head fields):
     """The transaction's Stream, with the response as the http-response rules see it."""
     stream = txn.stream
     if stream is None:           # no request rule needed it: what the response rules may read
-        client = sockaddr_to_tuple(&s.addr)
-        stream = txn.stream = Stream(txn.method, b"", [], client[0],
-                                     w.listeners[s.listener].port, b"", txn.sess_vars,
-                                     client[1], "", s.fe, txn.requests <= 1)
+        stream = txn.stream = new_stream(w, s, txn.method, b"", [], b"", txn.sess_vars,
+                                         txn.requests <= 1)
     stream.be = s.be
     stream.srv = s.server
     stream.status = fields.status

@@ -68,7 +68,7 @@ cdef void resume_listeners(Worker w):
 cdef void listener_accept(Worker w, int li):
     cdef ListenerRt *l = &w.listeners[li]
     cdef FrontendRt *fe = &w.frontends[l.fe]
-    cdef int n, fd, idx, one = 1
+    cdef int n, fd, idx, verdict, one = 1
     cdef Session *s
     cdef sockaddr_storage addr
     cdef socklen_t addrlen
@@ -104,15 +104,36 @@ cdef void listener_accept(Worker w, int li):
         s.t_connect = w.now
         memcpy(&s.addr, &addr, addrlen)
         s.addrlen = addrlen
+        if addr.ss_family == AF_UNIX:
+            mark_unix_client(&s.addr, l.luid)
         if side_watch(w, idx, s, &s.cli, SIDE_CLI) != 0:
             s.term0 = b'R'        # no room in the epoll set: a resource shortage
             s.term1 = b'C'
             session_close(w, idx, s)
             continue
         try:
-            session_accepted(w, idx, s, fe)
+            verdict = CONN_EXPECT_PROXY if l.accept_proxy else 0
+            if (<FrontendHooks>w.fe_hooks[l.fe]).conn_rules is not None:
+                verdict |= connection_rules(w, s)
+            if verdict & CONN_REJECT:
+                s.unlogged = 1    # tcp-request connection reject: no session, no log
+                s.term0 = b'R'
+                s.term1 = b'C'
+                w.fe_stats[fe.shm_index * STAT_WORDS + STAT_SESS_TOT] -= 1
+                session_close(w, idx, s)
+            elif verdict & CONN_EXPECT_PROXY:
+                proxy_header_wait(w, idx, s)
+            else:
+                session_accepted(w, idx, s, fe)
         except Exception as exc:
             session_failed(w, idx, s, exc)
+
+
+cdef int connection_rules(Worker w, Session *s):
+    """tcp-request connection rules on the real addresses: CONN_* bits."""
+    client = sockaddr_to_tuple(&s.addr)
+    return (<FrontendHooks>w.fe_hooks[s.fe]).conn_rules(client[0], client[1],
+                                                       w.listeners[s.listener].port)
 
 
 cdef void session_accepted(Worker w, int idx, Session *s, FrontendRt *fe):

@@ -31,8 +31,7 @@ cdef void log_end(Worker w, Session *s):
     count_record(w, rec, s.fe, s.be, s.server)
     rec.retries, rec.redispatched = s.retries_done, s.redispatched
     if (<FrontendHooks>w.fe_hooks[s.fe]).streams:
-        rec.stream = Stream(None, b"", [], rec.client[0], w.listeners[s.listener].port, b"",
-                            None, rec.client[1], "", s.fe, True)
+        rec.stream = new_stream(w, s, None, b"", [], b"", None, True)
     try:
         w.log_callback(rec)
     except Exception:

@@ -50,6 +50,10 @@ cdef bint relay_pump(Worker w, int idx, Session *s, int from_side):
 cdef void session_event(Worker w, int idx, Session *s, int side, uint32_t events):
     cdef Side *other = &s.srv if side == SIDE_CLI else &s.cli
     cdef int which = 0
+    if s.state == ST_PROXY_HEADER:
+        if side == SIDE_CLI:
+            proxy_header_event(w, idx, s)
+        return
     if s.http == 1:
         http_on_event(w, idx, s, side, events)
         return

@@ -47,6 +47,10 @@ cdef int session_new(Worker w) except -1:
     s.t_established = -1
     s.heap_pos = -1
     s.wake_at = 0
+    s.dst_known = 0
+    s.unlogged = 0
+    s.pp_authority = NULL
+    s.pp_authority_len = 0
     w.active += 1
     return idx
 
@@ -83,6 +87,8 @@ cdef void session_close(Worker w, int idx, Session *s):
     pool_put(&w.pool, s.cli.buf)
     pool_put(&w.pool, s.srv.buf)
     s.cli.buf = s.srv.buf = NULL
+    free(s.pp_authority)
+    s.pp_authority = NULL
     # Backend and server counts drop before the log line, frontend ones after, so the
     # %ac/%fc/%bc/%sc figures read as HAProxy's do.
     queue_leave(w, s)
@@ -96,7 +102,7 @@ cdef void session_close(Worker w, int idx, Session *s):
         server_release(w, s)
     if s.http and fe.log_mode == LOG_HTTPLOG:
         http_log(w, s, http_txn(w, idx))    # a transaction cut short
-    elif fe.log_mode == LOG_TCPLOG and w.log_callback is not None:
+    elif fe.log_mode == LOG_TCPLOG and w.log_callback is not None and not s.unlogged:
         if not (fe.dontlognull and s.cli.bytes_in == 0):
             log_end(w, s)
     conn_release(w, fe)

@@ -82,6 +82,11 @@ cdef int64_t session_deadline(Worker w, int idx, Session *s):
     """The earliest moment something must happen to this session (0: none), by its
     protocol's rule, which also records in s.timer which deadline that is."""
     s.timer = TM_NONE
+    if s.state == ST_PROXY_HEADER:
+        if w.frontends[s.fe].t_client == 0:
+            return 0
+        s.timer = TM_PROXY_HEADER
+        return s.t_accept + w.frontends[s.fe].t_client
     if s.http == 1:
         return http_deadline(w, idx, s)   # an HTTP session may have no backend yet
     return tcp_deadline(w, s)
@@ -149,7 +154,9 @@ cdef int next_timeout_ms(Worker w):
 
 cdef void session_expired(Worker w, int idx, Session *s):
     """s.timer's deadline has passed."""
-    if s.timer == TM_CONNECT:
+    if s.timer == TM_PROXY_HEADER:
+        proxy_header_failed(w, idx, s, PP_TIMEOUT)
+    elif s.timer == TM_CONNECT:
         connect_failed(w, idx, s, 1)
     elif s.timer == TM_TURNAROUND:
         start_connect(w, idx, s)

@@ -61,6 +61,8 @@ cdef void side_release(Side *side, BufPool *pool) noexcept nogil
 cdef void side_shutw(Side *side, int64_t now) noexcept nogil
 cdef void side_discard_input(Side *side) noexcept nogil
 cdef void side_close(Side *side) noexcept nogil
+cdef ssize_t side_peek(Side *side, char *buf, size_t n) noexcept nogil
+cdef ssize_t side_peek_consume(Side *side, char *buf, size_t n) noexcept nogil
 cdef bint side_may_splice(Side *src, Side *dst) noexcept nogil
 cdef int side_splice_in(Side *side, int64_t now) noexcept nogil
 cdef int64_t side_splice_out(Side *src, Side *dst, int64_t now) noexcept nogil

@@ -169,6 +169,20 @@ cdef void side_close(Side *side) noexcept nogil:
         side.xprt_ctx = NULL
 
 
+# ---------------------------------------------------------------------------- under the transport
+# A PROXY header comes before any transport's own bytes (TLS included): it is read from
+# the descriptor itself, peeked until whole, then taken off.
+cdef ssize_t side_peek(Side *side, char *buf, size_t n) noexcept nogil:
+    return recv(side.fd, buf, n, MSG_PEEK)
+
+
+cdef ssize_t side_peek_consume(Side *side, char *buf, size_t n) noexcept nogil:
+    cdef ssize_t r = recv(side.fd, buf, n, 0)
+    if r < 0 and errno == EINTR:
+        r = recv(side.fd, buf, n, 0)
+    return r
+
+
 # ---------------------------------------------------------------------------- splice
 cdef bint side_may_splice(Side *src, Side *dst) noexcept nogil:
     """Both transports let the kernel move the payload, and src has (or gets) its pipe."""

@@ -12,8 +12,40 @@ import socket
 DEFAULT_BACKLOG = 1024
 
 
+def unix_socket(listener) -> socket.socket:
+    """A UNIX listener: bound under a temporary name, given its mode and owner, then
+    renamed over the path (HAProxy's way: the path never points at a socket without its
+    permissions, and a stale one is replaced).  An abstract (abns@) name is bound as is."""
+    path = listener.host
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        if path.startswith("\0"):
+            sock.bind(path)
+            return sock
+        temp = f"{path}.{os.getpid()}.tmp"
+        if os.path.lexists(temp):
+            os.unlink(temp)
+        sock.bind(temp)
+        try:
+            if listener.mode is not None:
+                os.chmod(temp, listener.mode)
+            if listener.uid is not None or listener.gid is not None:
+                os.chown(temp, -1 if listener.uid is None else listener.uid,
+                         -1 if listener.gid is None else listener.gid)
+            os.rename(temp, path)
+        except OSError:
+            os.unlink(temp)
+            raise
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def bound_socket(listener) -> socket.socket:
     """A socket bound to the listener's address (not listening yet)."""
+    if listener.family == socket.AF_UNIX:
+        return unix_socket(listener)
     sock = socket.socket(listener.family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -97,7 +129,11 @@ class ListenerPool:
                 for sock in have:
                     sock.listen(backlog)          # a reload may change the backlog
                 while len(have) < nworkers:
-                    sock = bound_socket(listener)
+                    if have and listener.family == socket.AF_UNIX:
+                        # one path, one socket: every worker slot accepts on a copy
+                        sock = socket.socket(fileno=os.dup(have[0].fileno()))
+                    else:
+                        sock = bound_socket(listener)
                     added.append(sock)
                     sock.listen(backlog)
                     sock.setblocking(False)

@@ -20,7 +20,10 @@ from .. import shm as shared
 # what frontends log, how connections close, what routers answer: the loop's own numbers
 # (loop/defs.pxd)
 from ..loop.core import (CLOSE_BOTH, CLOSE_NONE, CLOSE_SERVER, LOG_CONNECT, LOG_HTTPLOG,
-                         LOG_NONE, LOG_TCPLOG)
+                         LOG_NONE, LOG_TCPLOG, CONN_EXPECT_PROXY, CONN_REJECT,
+                         PP2_OPT_AUTHORITY, PP2_OPT_CRC32C)
+from ..http.acl import ConditionCompiler
+from ..sample import Stream
 from .http_rules import SampleEnv, build_backend_rules, build_response_editor, build_router
 
 NOSRV = "<NOSRV>"
@@ -29,6 +32,7 @@ NOSRV = "<NOSRV>"
 HTTP_CLOSE_MODES = {"http-keep-alive": CLOSE_NONE, "http-server-close": CLOSE_SERVER,
                     "httpclose": CLOSE_BOTH}
 OBSERVE = {"layer4": shared.OBSERVE_LAYER4, "layer7": shared.OBSERVE_LAYER7}
+PP2_OPTIONS = {"crc32c": PP2_OPT_CRC32C, "authority": PP2_OPT_AUTHORITY}
 
 
 # -- the compiled specs: what the worker loop copies into its C structs, every HAProxy
@@ -50,6 +54,8 @@ class ServerSpec:
     checked: bool
     health: int                   # a disabled server starts at 0: rise once enabled
     observe: int                  # shm.OBSERVE_*
+    send_proxy: int = 0           # loop SEND_PROXY_*: 0 none, 1 v1, 2 v2
+    pp_opts: int = 0              # PP2_OPT_* bits for a v2 header
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class FrontendSpec:
     response_editor: object
     captures: tuple               # ([(name, len)] | None for requests, ... for responses)
     streams: bool = False         # a Stream per request: the log format has %[...] fields
+    conn_rules: object = None     # tcp-request connection: rules(src, port, dst_port) -> CONN_*
 
 
 # -- the tables: the specs, plus what the control plane and the logs read -------------------
@@ -213,7 +220,8 @@ def server_spec(server: Optional[Server], address, shm_index: int) -> ServerSpec
                       maint=bool(server.disabled), checked=bool(server.check),
                       health=0 if server.disabled else server.rise,
                       observe=OBSERVE.get(server.observe, 0) if server.check
-                      else shared.OBSERVE_NONE)
+                      else shared.OBSERVE_NONE, send_proxy=server.send_proxy,
+                      pp_opts=sum(PP2_OPTIONS[name] for name in server.pp_options))
 
 
 def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
@@ -286,11 +294,38 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         router=build_router(proxy, by_name, backend, applets, env),
         # a listen section's http-response rules run once, as its backend's
         response_editor=build_response_editor(proxy, env) if proxy.kind != "listen" else None,
-        captures=(proxy.captures_req or None, proxy.captures_rsp or None))
+        captures=(proxy.captures_req or None, proxy.captures_rsp or None),
+        conn_rules=build_connection_rules(proxy, env))
     return FrontendTable(index=index, proxy=proxy, spec=spec,
                          log_format=compile_format(proxy.log_format or default_log_format(proxy))
                          if log_mode in (LOG_TCPLOG, LOG_HTTPLOG) else None,
                          listeners=list(proxy.listeners))
+
+
+def build_connection_rules(proxy: Proxy, env: SampleEnv):
+    """``rules(src, src_port, dst_port) -> CONN_* bits`` for tcp-request connection rules,
+    or None.  In order: accept and reject end the walk, expect-proxy goes on (HAProxy's)."""
+    if not proxy.tcp_connection_rules:
+        return None
+    compiler = ConditionCompiler(proxy.acls, env, "tcp-request connection", proxy.name)
+    rules = [(action, compiler.compile(cond) if cond is not None else None)
+             for action, cond, _ in proxy.tcp_connection_rules]
+
+    def apply(src, src_port, dst_port):
+        request = Stream(None, b"", [], src, dst_port, b"", None, src_port)
+        verdict = 0
+        for action, matches in rules:
+            if matches is not None and not matches(request):
+                continue
+            if action == "expect-proxy":
+                verdict |= CONN_EXPECT_PROXY
+            elif action == "reject":
+                return verdict | CONN_REJECT
+            else:
+                return verdict
+        return verdict
+
+    return apply
 
 
 def forwardfor_editor(proxy: Proxy):
@@ -301,6 +336,8 @@ def forwardfor_editor(proxy: Proxy):
     header = ff.header.encode()
 
     def edit(out, headers, client_ip):
+        if client_ip == "unix":
+            return                # a UNIX client has no address to give (as in HAProxy)
         if ff.if_none and any(name == header for name, _ in headers):
             return
         if ff.except_net is not None and ipaddress.ip_address(client_ip) in ff.except_net:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import traceback  # noqa: F401 - used by the loop after a chroot hides the library
 
 from setproctitle import setproctitle
 
 from ..loop import core as loop
-from ..logformat import http_fields, render, tcp_fields
+from ..logformat import format_accept_date, http_fields, render, tcp_fields
 from ..logsink import INFO, LogSink, format_address
 from .listeners import inherited_socket
 from .process import confine, pin_cpus
@@ -31,6 +32,11 @@ class TrafficLogger:
         self.sinks = [LogSink(fe.proxy.logs, fe.proxy.log_tag or g.log_tag or default_tag,
                               log_pid, g.log_send_hostname) for fe in tables.frontends]
         self.pid = log_pid
+        # per loop listener (the order run_worker adds them): its frontend and its name in
+        # HAProxy's logs, the bind's "name", else its number in the frontend
+        self.listener_names = [(fe.index, listener.name or str(i + 1))
+                               for fe in tables.frontends
+                               for i, listener in enumerate(fe.listeners)]
 
     def session_end(self, rec):
         """HAProxy's tcplog line, or the frontend's log-format."""
@@ -65,6 +71,13 @@ class TrafficLogger:
         self.sinks[fe].send(INFO, f"Connect from {format_address(addr)} to {local}:{port} "
                                   f"({proxy.name}/{'HTTP' if http else 'TCP'})")
 
+    def handshake_failed(self, listener, addr, accept_ms, message):
+        """HAProxy's line for a connection closed before it became a session:
+        ``ip:port [date] frontend/<bind name or id>: message``."""
+        fe, name = self.listener_names[listener]
+        self.sinks[fe].send(INFO, f"{format_address(addr)} [{format_accept_date(accept_ms)}] "
+                                  f"{self.tables.frontends[fe].proxy.name}/{name}: {message}")
+
     def _local_address(self, fe, port):
         for listener in self.tables.frontends[fe].listeners:
             if listener.port == port and listener.host not in ("0.0.0.0", "::"):
@@ -91,19 +104,20 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
         worker.add_backend(be.spec, be.lookup_builder(shm))
     for fe in tables.frontends:
         worker.add_frontend(fe.spec)
-        for listener in fe.listeners:
+        for luid, listener in enumerate(fe.listeners, 1):
             if listener.fd is not None:
                 sock = inherited_socket(listener)
             else:
                 sock = listen_sockets[id(listener)]
-            port = sock.getsockname()[1]
+            port = 0 if listener.family == socket.AF_UNIX else sock.getsockname()[1]
             # the loop owns the descriptor from now on (it closes it at a soft stop)
-            worker.add_listener(sock.detach(), fe.index, port)
+            worker.add_listener(sock.detach(), fe.index, port, listener.accept_proxy, luid)
 
     worker.set_error_capture(ErrorCapture(shm, worker_id).record)
     if any(fe.log_mode != LOG_NONE for fe in tables.frontends):
         logger = TrafficLogger(tables, master_pid, program)
         worker.set_log_callbacks(logger.session_end, logger.connect, logger.http_end)
+        worker.set_handshake_log(logger.handshake_failed)
 
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)

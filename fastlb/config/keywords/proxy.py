@@ -38,14 +38,32 @@ _OPTIONS = ("tcplog", "httplog", "dontlognull", "redispatch", "tcpka", "clitcpka
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "http-keep-alive",
             "http-server-close", "httpclose")
 _BIND_NOT_YET = {
-    "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn", "accept-proxy", "transparent",
+    "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn", "transparent",
     "interface", "namespace", "mss", "tfo", "defer-accept", "maxconn", "process", "thread",
-    "proto", "user", "group", "uid", "gid", "mode", "level", "expose-fd", "id", "nice",
+    "proto", "level", "expose-fd", "id", "nice",
     "accept-netscaler-cip", "allow-0rtt", "strict-sni", "generate-certificates", "tcp-ut",
     "severity-output", "ciphers", "ciphersuites", "curves", "ecdhe", "ssl-min-ver",
     "ssl-max-ver", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13",
     "prefer-client-ciphers", "quic-cc-algo", "quic-force-retry",
 }
+
+
+def unix_bind_option(option, text, where):
+    """A UNIX bind's mode (octal), user/uid or group/gid, as numbers."""
+    import grp
+    import pwd
+    try:
+        if option == "mode":
+            return int(text, 8)
+        if option in ("uid", "gid"):
+            return int(text)
+        if option == "user":
+            return pwd.getpwnam(text).pw_uid
+        return grp.getgrnam(text).gr_gid
+    except ValueError:
+        raise ValueError(f"'bind {where}' : '{option}' : invalid value '{text}'.") from None
+    except KeyError:
+        raise ValueError(f"'bind {where}' : unknown {option} '{text}'.") from None
 
 
 @keyword("mode", sections=PROXY_AND_DEFAULTS)
@@ -74,6 +92,17 @@ def bind(parser, proxy, args, origin):
         elif option == "v6only":
             for listener in listeners:
                 listener.v6only = True
+        elif option == "accept-proxy":
+            for listener in listeners:
+                listener.accept_proxy = True
+        elif option in ("mode", "user", "group", "uid", "gid"):
+            if i + 1 >= len(args):
+                raise ValueError(f"'bind {args[0]}' : missing value for '{option}'.")
+            value = unix_bind_option(option, args[i + 1], args[0])
+            for listener in listeners:
+                setattr(listener, "mode" if option == "mode" else
+                        "uid" if option in ("user", "uid") else "gid", value)
+            i += 1
         elif option in ("backlog", "name"):
             if i + 1 >= len(args):
                 raise ValueError(f"'bind {args[0]}' : missing value for '{option}'.")
@@ -94,6 +123,44 @@ def bind(parser, proxy, args, origin):
     for listener in listeners:
         listener.origin = origin
     proxy.listeners.extend(listeners)
+
+
+# tcp-request connection actions HAProxy has and fastlb refuses for now
+_TCP_CONNECTION_NOT_YET = {
+    "expect-netscaler-cip", "capture", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc",
+    "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt", "sc-set-gpt0", "sc-add-gpc", "set-src",
+    "set-src-port", "set-dst", "set-dst-port", "set-mark", "set-tos", "set-var", "unset-var",
+    "set-var-fmt", "silent-drop", "lua", "set-fc-mark", "set-fc-tos",
+}
+
+
+@keyword("tcp-request", sections=FRONTENDS)
+def tcp_request(parser, proxy, args, origin):
+    """``tcp-request connection accept|reject|expect-proxy layer4 [if|unless <cond>]``;
+    the other rule sets (content, session, inspect-delay) are refused by name."""
+    if not args:
+        raise ValueError("'tcp-request' expects 'connection', 'session', 'content' or "
+                         "'inspect-delay'.")
+    if args[0] != "connection":
+        raise ValueError(f"'tcp-request {args[0]}' is not supported by fastlb yet.")
+    if len(args) < 2:
+        raise ValueError("'tcp-request connection' expects an action.")
+    action, rest = args[1], args[2:]
+    if action == "expect-proxy":
+        if not rest or rest[0] != "layer4":
+            raise ValueError("'tcp-request connection expect-proxy' expects 'layer4'.")
+        rest = rest[1:]
+    elif action in _TCP_CONNECTION_NOT_YET:
+        raise ValueError(f"'tcp-request connection {action}' is not supported by fastlb yet.")
+    elif action not in ("accept", "reject"):
+        raise ValueError(f"'tcp-request connection' unknown action '{action}'.")
+    rule = None
+    if rest:
+        if rest[0] not in ("if", "unless"):
+            raise ValueError(f"'tcp-request connection {action}' : unexpected '{rest[0]}', "
+                             "expects 'if' or 'unless'.")
+        rule = condition(proxy, rest, "'tcp-request connection'")
+    proxy.tcp_connection_rules.append((action, rule, origin))
 
 
 @keyword("default_backend", sections=FRONTENDS | DEFAULTS)

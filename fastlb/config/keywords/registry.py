@@ -143,7 +143,7 @@ NOT_YET_GLOBAL = {
     "localpeer", "h1-case-adjust", "maxsslconn", "maxconnrate", "maxsessrate", "external-check",
     "insecure-fork-wanted", "tune.http.maxhdr", "unix-bind",
 }
-NOT_YET_PROXY = { "http-after-response", "tcp-request",
+NOT_YET_PROXY = { "http-after-response",
     "tcp-response", "stick-table", "stick", "errorfiles",
     "errorloc", "errorloc302", "errorloc303",
     "tcp-check", "unique-id-format", "unique-id-header",

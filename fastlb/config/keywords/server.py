@@ -14,12 +14,20 @@ _SERVER_OPTIONS = (
     "on-error", "port", "addr", "id", "cookie",
 )
 
+# need TLS, which fastlb does not have yet
+_SERVER_NEEDS_TLS = {"send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "check-ssl"}
+_PP2_OPTIONS = ("crc32c", "authority")
+_PP2_OPTIONS_NOT_YET = {
+    "ssl": "needs TLS", "cert-cn": "needs TLS", "ssl-cipher": "needs TLS",
+    "cert-sig": "needs TLS", "cert-key": "needs TLS",
+    "unique-id": "needs unique-id-format",
+}
 _SERVER_NOT_YET = {
-    "ssl", "verify", "ca-file", "crt", "sni", "send-proxy", "send-proxy-v2", "slowstart",
+    "ssl", "verify", "ca-file", "crt", "sni", "slowstart",
     "track", "on-marked-down", "on-marked-up",
     "resolvers", "resolve-prefer", "init-addr", "agent-check", "check-ssl", "proto",
     "alpn", "redir", "source", "minconn", "pool-max-conn", "pool-purge-delay", "tfo",
-    "check-send-proxy", "namespace", "usesrc", "ws", "agent-port", "agent-inter",
+    "namespace", "usesrc", "ws", "agent-port", "agent-inter",
 }
 
 
@@ -119,6 +127,29 @@ def _server_options(target, args):
             else:
                 target.id = value(low=1)
                 target.forced_id = True
+        elif option == "send-proxy":
+            target.send_proxy = 1
+        elif option == "send-proxy-v2":
+            target.send_proxy = 2
+        elif option == "no-send-proxy" or option == "no-send-proxy-v2":
+            target.send_proxy = 0
+        elif option == "check-send-proxy":
+            target.check_send_proxy = True
+        elif option == "no-check-send-proxy":
+            target.check_send_proxy = False
+        elif option == "proxy-v2-options":
+            words = value("str").split(",")
+            for word in words:
+                if word in _PP2_OPTIONS_NOT_YET:
+                    raise ValueError(f"'proxy-v2-options {word}' is not supported by fastlb "
+                                     f"yet ({_PP2_OPTIONS_NOT_YET[word]}).")
+                if word not in _PP2_OPTIONS:
+                    raise ValueError(f"'proxy-v2-options' : unknown option '{word}'.")
+            # as in HAProxy, they apply to a v2 header: alone they send nothing
+            target.pp_options = tuple(dict.fromkeys(target.pp_options + tuple(words)))
+        elif option in _SERVER_NEEDS_TLS:
+            raise ValueError(f"server option '{option}' is not supported by fastlb yet "
+                             "(it needs TLS).")
         elif option in _SERVER_NOT_YET:
             raise ValueError(f"server option '{option}' is not supported by fastlb yet.")
         else:
