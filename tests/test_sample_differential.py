@@ -116,6 +116,8 @@ def config(port: int, be1: int, be2: int, log: int) -> str:
         "    http-request redirect location /r?h=%[req.hdr(host),lower] code 302 "
         "if { path /redir }",
         "    http-request deny deny_status 429 if { url_param(deny) -m found }",
+        "    redirect prefix /new code 301 drop-query if { path_beg /legacy }",
+        "    redirect location /moved%20here if { path /moved }",
         "    http-request set-path /rewritten%[path] if { path_beg /sp/ }",
         "    http-request set-query q=%[url_param(a)] if { path_beg /sq }",
         "    http-request set-method PUT if { path_beg /sm }",
@@ -164,6 +166,8 @@ REQUESTS = [
     ("/b/c", [("Host", "other"), ("X-Be", "TWO")]),
     ("/b/c", [("Host", "other"), ("X-Be", "three")]),
     ("/", [("Host", "")]),
+    ("/legacy/page?x=1", [("Host", "www.example")]),
+    ("/moved", [("Host", "www.example")]),
 ]
 
 # differ between two runs for reasons outside the engine

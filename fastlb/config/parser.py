@@ -333,7 +333,8 @@ class Parser:
             if proxy.has_backend:
                 self._check_backend(proxy)
             self._warn_missing_timeouts(proxy)
-            if proxy.mode == "tcp" and (proxy.http_request_rules or proxy.http_response_rules or (
+            if proxy.mode == "tcp" and (proxy.http_request_rules or proxy.http_response_rules or
+                                        proxy.redirect_rules or (
                     proxy.has_frontend and any(c for _, c, _ in proxy.switching_rules))):
                 self.alerts.append(f"{proxy.type_name} '{proxy.name}': 'use_backend ... if' and "
                                    "'http-request' rules in mode tcp are not supported by fastlb yet.")

@@ -61,6 +61,7 @@ class Rule:
     headers: list = field(default_factory=list)   # return: [(name, value format)]
     redirect_kind: str = ""                  # location | prefix | scheme
     template: bytes = b""                    # replace-*: the replacement (static)
+    literal: bool = False                    # a "redirect" line's target: no log-format
 
 
 def _expect(args, count, what):
@@ -252,7 +253,9 @@ def check_rule(rule: Rule, place: str) -> None:
     """Every check of the rule's values that needs no run-time table (see module doc)."""
     ctx = Context(place)
     try:
-        if rule.action in FORMATTED:
+        if rule.literal:
+            pass
+        elif rule.action in FORMATTED:
             compile_format(rule.value, ctx, check_only=True)
         elif rule.action == "set-var":
             check_expr(rule.value, ctx)
@@ -277,7 +280,10 @@ class CompiledRule:
 
 def compile_rule(rule: Rule, matches: Callable, ctx: Context) -> CompiledRule:
     compiled = CompiledRule(rule, matches)
-    if rule.action in FORMATTED:
+    if rule.literal:
+        value = rule.value.encode("utf-8", "surrogateescape")
+        compiled.value = Format(rule.value, (value,), value)
+    elif rule.action in FORMATTED:
         compiled.value = compile_format(rule.value, ctx)
     elif rule.action == "set-var":
         compiled.expr = compile_expr(rule.value, ctx)
@@ -412,5 +418,7 @@ def redirect_response(c: CompiledRule, stream: Stream) -> bytes:
             location = target + b"://" + (host[0] if host else b"") + path
     reason = {301: "Moved Permanently", 302: "Found", 303: "See Other",
               307: "Temporary Redirect", 308: "Permanent Redirect"}[rule.status]
+    # HAProxy marks the temporary redirects uncacheable
+    cache = b"cache-control: no-cache\r\n" if rule.status in (302, 303, 307) else b""
     return (f"HTTP/1.1 {rule.status} {reason}\r\ncontent-length: 0\r\nlocation: ".encode() +
-            safe_value(location, "Location") + b"\r\ncache-control: no-cache\r\n\r\n")
+            safe_value(location, "Location") + b"\r\n" + cache + b"\r\n")

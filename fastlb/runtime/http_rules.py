@@ -238,7 +238,7 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
     headers, request line, variables).  Order as HAProxy's: monitor-uri, http-request
     rules, the stats page, then backend switching."""
     if proxy.mode != "http" or not (proxy.http_request_rules or proxy.monitor_uri or
-                                    proxy.stats or
+                                    proxy.stats or proxy.redirect_rules or
                                     any(c for _, c, _ in proxy.switching_rules)):
         return None
     monitor = proxy.monitor_uri.encode("utf-8", "surrogateescape") \
@@ -247,6 +247,7 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
     compiler = ConditionCompiler(proxy.acls, env, place, proxy.name)
     monitor_fail = compiler.compile(proxy.monitor_fail) if proxy.monitor_fail else None
     rules = compile_rules(proxy.http_request_rules, compiler, Context(place, env, proxy.name))
+    redirects = compile_rules(proxy.redirect_rules, compiler, Context(place, env, proxy.name))
     switches = compile_switching(proxy, compiler, by_name, env)
     stats = stats_check(proxy, applets, compiler)
 
@@ -261,6 +262,9 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
             verdict = stats(stream)
             if verdict is not None:
                 return verdict
+        for c in redirects:
+            if c.matches(stream):
+                return ROUTE_RAW, redirect_response(c, stream)
         for matches, backend in switches:
             if isinstance(matches, PrefixSwitch):
                 position = matches.first(stream.path)
@@ -281,18 +285,23 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
 def build_backend_rules(proxy: Proxy, applets: Applets, env: SampleEnv):
     """``rules(stream) -> verdict | None`` for a backend's own http-request rules and
     stats page (a listen section's run with its frontend part)."""
-    if proxy.kind != "backend" or proxy.mode != "http" or not (proxy.http_request_rules or
-                                                                proxy.stats):
+    if proxy.kind != "backend" or proxy.mode != "http" or not (
+            proxy.http_request_rules or proxy.stats or proxy.redirect_rules):
         return None
     place = place_of(proxy, False)
     compiler = ConditionCompiler(proxy.acls, env, place, proxy.name)
     rules = compile_rules(proxy.http_request_rules, compiler, Context(place, env, proxy.name))
+    redirects = compile_rules(proxy.redirect_rules, compiler, Context(place, env, proxy.name))
     stats = stats_check(proxy, applets, compiler)
 
     def apply(stream):
         verdict = run_request_rules(rules, stream, applets)
         if verdict is None and stats is not None:
             verdict = stats(stream)
+        if verdict is None:
+            for c in redirects:
+                if c.matches(stream):
+                    return ROUTE_RAW, redirect_response(c, stream)
         return verdict
 
     return apply

@@ -75,6 +75,20 @@ def _http_rule(proxy, args, origin, response):
     (proxy.http_response_rules if response else proxy.http_request_rules).append(rule)
 
 
+@keyword("redirect", sections=PROXIES)
+def redirect(parser, proxy, args, origin):
+    """The older form of ``http-request redirect``: its target is a plain string (no
+    log-format), and its rules run after the http-request rules and the stats page."""
+    try:
+        rule, rest = parse_rule(["redirect", *args], False, None)
+    except RuleError as exc:
+        raise ValueError(f"'redirect' : {exc}") from None
+    rule.literal = True
+    if rest:
+        rule.condition = condition(proxy, rest, "'redirect' rule")
+    proxy.redirect_rules.append(rule)
+
+
 @keyword("capture", sections=FRONTENDS)
 def capture(parser, proxy, args, origin):
     if len(args) != 5 or args[0] not in ("request", "response") or args[1] != "header" \
