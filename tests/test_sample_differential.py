@@ -198,14 +198,14 @@ class RecordingBackend(Backend):
                          b"content-length: %d\r\n\r\n" % len(body) + body)
 
 
-def run(cmd, port, tmp_path, name, backends):
+def run(cmd, port, tmp_path, name, backends, requests=None):
     env = {"FASTLB_DIFF": "from-env", "PATH": "/usr/sbin:/usr/bin:/bin"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env,
                             stderr=open(tmp_path / f"{name}.err", "wb"), cwd=tmp_path)
     try:
         wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
         answers = []
-        for path, headers in REQUESTS:
+        for path, headers in requests or REQUESTS:
             for be in backends:
                 be.seen.clear()
             client = HttpClient(port)
@@ -226,12 +226,17 @@ def run(cmd, port, tmp_path, name, backends):
 def test_haproxy_and_fastlb_compute_the_same_samples(tmp_path):
     for name, text in MAPS.items():
         (tmp_path / name).write_text(text)
+    differential(tmp_path, config, REQUESTS)
+
+
+def differential(tmp_path, make_config, requests):
+    """Run ``make_config(port, be1, be2, log)`` through both and compare every answer."""
     results = {}
     for name in ("haproxy", "fastlb"):
         backends = [RecordingBackend("be1"), RecordingBackend("be2")]
         port, log = free_port(), free_port()
         path = tmp_path / f"{name}.cfg"
-        path.write_text(config(port, backends[0].port, backends[1].port, log))
+        path.write_text(make_config(port, backends[0].port, backends[1].port, log))
         cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
             FASTLB + ["-d", "-f", str(path), "-n", "1"]
         check = subprocess.run(cmd[:1] + (["-c", "-f", str(path)] if name == "haproxy" else
@@ -239,7 +244,7 @@ def test_haproxy_and_fastlb_compute_the_same_samples(tmp_path):
                                capture_output=True, text=True, cwd=tmp_path)
         assert check.returncode == 0, f"{name} -c: {check.stderr}"
         try:
-            results[name] = run(cmd, port, tmp_path, name, backends)
+            results[name] = run(cmd, port, tmp_path, name, backends, requests)
         finally:
             for be in backends:
                 be.close()
@@ -304,3 +309,61 @@ def test_both_refuse_the_same_mistakes(tmp_path, line, message):
     assert haproxy.returncode != 0, haproxy.stderr
     assert ours.returncode != 0
     assert f"bad.cfg:8]" in ours.stderr and message in ours.stderr, ours.stderr
+
+
+# "secret", hashed by `openssl passwd -6 -salt abcdefgh secret`
+SECRET_HASH = ("$6$abcdefgh$yVfUwsw5T.JlHdjFjrYmFkY.Q2S3JDpDppUwq1H1PIdKp6FiHmVyXJD0Y8k"
+               "Y4eH7Ol4mMdcOUjLEOWxqI.Fnb/")
+
+
+def auth_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+userlist users
+    group admins users alice
+    group staff
+    user alice insecure-password wonder
+    user bob password {SECRET_HASH} groups staff
+frontend fe
+    bind 127.0.0.1:{port}
+    acl auth_ok http_auth(users)
+    acl is_admin http_auth_group(users) admins
+    acl is_staff http_auth_group(users) staff admins
+    http-request auth realm Private if {{ path_beg /private }} !auth_ok
+    http-request auth if {{ path_beg /plain }} !auth_ok
+    http-request deny if {{ path_beg /admin }} !is_admin
+    http-request deny deny_status 401 if {{ path_beg /staff }} !is_staff
+    http-request set-header X-User %[http_auth_user]
+    http-request set-header X-Pass %[http_auth_pass]
+    http-request set-header X-Type %[http_auth_type]
+    http-request set-header X-Ok %[http_auth(users)]
+    http-request set-header X-Group %[http_auth_group(users)]
+    http-request set-header X-Bearer %[http_auth_bearer]
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+def basic(user: str, password: str) -> tuple:
+    import base64
+    return ("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+
+
+def test_userlists_and_http_auth_as_haproxy(tmp_path):
+    requests = [
+        ("/private/x", []), ("/private/x", [basic("alice", "wonder")]),
+        ("/private/x", [basic("bob", "secret")]), ("/private/x", [basic("bob", "wrong")]),
+        ("/private/x", [basic("nobody", "x")]), ("/plain", []),
+        ("/admin", [basic("alice", "wonder")]), ("/admin", [basic("bob", "secret")]),
+        ("/staff", [basic("bob", "secret")]), ("/staff", [basic("bob", "nope")]),
+        ("/open", [("Authorization", "Bearer tok123")]),
+        ("/open", [("Authorization", "Basic !!notbase64")]),
+    ]
+    differential(tmp_path, auth_config, [(p, [("Host", "h")] + h) for p, h in requests])

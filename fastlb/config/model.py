@@ -217,6 +217,26 @@ class StatsSocket:
 
 
 @dataclass
+class User:
+    name: str
+    password: str                   # a crypt(3) hash, or the password itself (insecure)
+    insecure: bool
+    groups: list = field(default_factory=list)
+
+
+@dataclass
+class Userlist:
+    """A ``userlist`` section: users with their passwords, and groups of them."""
+    name: str
+    origin: Origin
+    users: dict = field(default_factory=dict)     # name -> User
+    groups: dict = field(default_factory=dict)    # name -> [user names]
+
+    def groups_of(self, user: str) -> list:
+        return [g for g, members in self.groups.items() if user in members]
+
+
+@dataclass
 class Proxy:
     """A ``defaults``, ``frontend``, ``backend`` or ``listen`` section."""
     kind: str                       # "defaults", "frontend", "backend", "listen"
@@ -329,6 +349,7 @@ class Config:
     global_: GlobalSettings
     proxies: list                   # frontends, backends and listens in declaration order
     files: list
+    userlists: dict = field(default_factory=dict)     # name -> Userlist
 
     def proxy(self, name: str, capability: str = "") -> Optional[Proxy]:
         for proxy in self.proxies:

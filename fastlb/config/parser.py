@@ -18,12 +18,13 @@ from .conditions import ConditionError, caret_lines, evaluate
 # (importing the keywords package registers every keyword)
 from .keywords.registry import (IGNORED_GLOBAL, NOT_YET_GLOBAL, NOT_YET_PROXY, did_you_mean,
                                 global_keyword, global_words, proxy_keyword, proxy_words)
-from .model import Config, GlobalSettings, Origin, Proxy
+from .model import Config, GlobalSettings, Origin, Proxy, User, Userlist
 from .tokenizer import TokenizeError, tokenize
 
-SECTIONS = ("global", "defaults", "frontend", "backend", "listen")
+SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "userlist")
 # fetches whose argument names a backend, which must exist
 BACKEND_FETCHES = ("nbsrv", "be_conn", "queue", "avg_queue", "connslots")
+USERLIST_FETCHES = ("http_auth", "http_auth_group")
 MAX_NESTED_IFS = 100          # HAProxy's MAXNESTEDCONDS
 # The states of an open .if block, as HAProxy's: "take" reads its lines, "drop" skips them
 # until a later branch may be taken, "skip" skips them and every later branch.
@@ -88,6 +89,7 @@ class Parser:
         self.files: list[str] = []
         self.section: Optional[str] = None
         self.proxy: Optional[Proxy] = None
+        self.userlists: dict[str, Userlist] = {}
 
     # -- entry points -------------------------------------------------------------------
     def parse_files(self, paths: list[str]) -> Config:
@@ -146,7 +148,8 @@ class Parser:
             raise ConfigError(self.alerts, self.warnings)
         if self.alerts:
             raise ConfigError(self.alerts + ["Fatal errors found in configuration."], self.warnings)
-        return Config(global_=self.global_, proxies=self.proxies, files=self.files)
+        return Config(global_=self.global_, proxies=self.proxies, files=self.files,
+                      userlists=self.userlists)
 
     # -- messages ---------------------------------------------------------------------------
     def alert(self, origin: Origin, message: str) -> None:
@@ -234,12 +237,18 @@ class Parser:
             return
         if self.section == "global":
             self._global_keyword(words, origin)
+        elif self.section == "userlist":
+            self._userlist_keyword(words, origin)
         else:
             self._proxy_keyword(self.proxy, words, origin)
 
     def _open_section(self, words: list[str], origin: Origin) -> None:
         kind = words[0]
         self.section = kind
+        if kind == "userlist":
+            self.proxy = None
+            self._open_userlist(words, origin)
+            return
         if kind == "global":
             self.proxy = None
             if len(words) > 1:
@@ -282,6 +291,74 @@ class Parser:
                 self.named_defaults[name] = proxy
         else:
             self.proxies.append(proxy)
+
+    def _open_userlist(self, words: list[str], origin: Origin) -> None:
+        if len(words) != 2:
+            self.alert(origin, "'userlist' expects <name> as argument.")
+            name = f"<unnamed:{origin.line}>"
+        else:
+            name = words[1]
+        if name in self.userlists:
+            self.alert(origin, f"userlist '{name}' has the same name as another userlist "
+                       f"(declared at {self.userlists[name].origin}).")
+        self.userlist = self.userlists[name] = Userlist(name, origin)
+
+    def _userlist_keyword(self, words: list[str], origin: Origin) -> None:
+        """``group <name> [users <u>,...]`` and ``user <name> [password <hash> |
+        insecure-password <password>] [groups <g>,...]``."""
+        keyword, args = words[0], words[1:]
+        userlist = self.userlist
+        if keyword == "group":
+            if not args:
+                self.alert(origin, "'group' : missing group name.")
+                return
+            if args[0] in userlist.groups:
+                self.alert(origin, f"group '{args[0]}' : already exists in userlist "
+                           f"'{userlist.name}'.")
+                return
+            members = userlist.groups[args[0]] = []
+            rest = args[1:]
+            while rest:
+                if rest[0] == "users" and len(rest) > 1:
+                    members += [u for u in rest[1].split(",") if u]
+                    rest = rest[2:]
+                else:
+                    self.alert(origin, f"'group' only supports 'users' (got '{rest[0]}').")
+                    return
+        elif keyword == "user":
+            if not args:
+                self.alert(origin, "'user' : missing user name.")
+                return
+            if args[0] in userlist.users:
+                self.alert(origin, f"user '{args[0]}' : already exists in userlist "
+                           f"'{userlist.name}'.")
+                return
+            user = User(args[0], "", True)
+            rest = args[1:]
+            while rest:
+                if rest[0] in ("password", "insecure-password") and len(rest) > 1:
+                    user.password, user.insecure = rest[1], rest[0] == "insecure-password"
+                elif rest[0] == "groups" and len(rest) > 1:
+                    user.groups += [g for g in rest[1].split(",") if g]
+                else:
+                    self.alert(origin, "'user' only supports 'password', 'insecure-password' "
+                               f"and 'groups' (got '{rest[0]}').")
+                    return
+                rest = rest[2:]
+            userlist.users[user.name] = user
+        else:
+            self.alert(origin, f"unknown keyword '{keyword}' in 'userlist' section")
+
+    def _resolve_userlists(self) -> None:
+        """A user's groups must exist; they become members of them."""
+        for userlist in self.userlists.values():
+            for user in userlist.users.values():
+                for group in user.groups:
+                    if group not in userlist.groups:
+                        self.alerts.append(f"userlist '{userlist.name}': no such group "
+                                           f"'{group}' for user '{user.name}'.")
+                    elif user.name not in userlist.groups[group]:
+                        userlist.groups[group].append(user.name)
 
     # -- keywords -------------------------------------------------------------------------
     def _global_keyword(self, words: list[str], origin: Origin) -> None:
@@ -327,6 +404,7 @@ class Parser:
     # -- after all files --------------------------------------------------------------------
     def _resolve(self) -> None:
         """Cross-references, identifiers and HAProxy's configuration warnings."""
+        self._resolve_userlists()
         for proxy in self.proxies:
             if proxy.has_frontend:
                 self._resolve_frontend(proxy)
@@ -357,6 +435,9 @@ class Parser:
             names.append(("default_backend", proxy.default_backend))
         for terms in proxy.acls.values():
             for term in terms:
+                if term.kind in USERLIST_FETCHES and term.arg not in self.userlists:
+                    self.alerts.append(f"Proxy '{proxy.name}': unable to find userlist "
+                                       f"'{term.arg}' referenced in ACL '{term.fetch}'.")
                 if term.kind in BACKEND_FETCHES and term.arg and not any(
                         p.name == term.arg and p.has_backend for p in self.proxies):
                     self.alerts.append(f"Proxy '{proxy.name}': unable to find backend "

@@ -403,6 +403,10 @@ class ConditionCompiler:
         except SampleError as exc:
             raise AclError(f"{exc} in ACL expression '{term.fetch}'.") from None
         read = expr.all
+        if term.kind == "http_auth_group" and term.plain:
+            # its patterns are groups: the authenticated user's groups are tested
+            groups, wanted = expr.one.groups, frozenset(term.patterns)
+            return lambda stream: any(g.encode() in wanted for g in groups(stream))
         if method == "found":
             return lambda stream: bool(read(stream))
         if method == "bool":

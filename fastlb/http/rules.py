@@ -27,7 +27,7 @@ VAR_ACTIONS = ("set-var", "set-var-fmt", "unset-var")
 LINE_ACTIONS = ("set-path", "set-pathq", "set-uri", "set-query", "set-method",
                 "replace-path", "replace-pathq", "replace-uri")
 REQUEST_ACTIONS = (("allow", "deny", "reject", "return", "redirect", "use-service",
-                    "set-log-level") + HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS)
+                    "set-log-level", "auth") + HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS)
 RESPONSE_ACTIONS = (("allow", "deny", "set-status", "set-log-level", "return") +
                     HEADER_ACTIONS + VAR_ACTIONS)
 # HAProxy 2.6 actions fastlb refuses by name until the issue that brings them
@@ -119,6 +119,12 @@ def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[s
             rest = rest[2:]
     elif action == "allow":
         pass
+    elif action == "auth":
+        rule.status = 401
+        if rest[:1] == ["realm"]:
+            _expect(rest, 2, "realm")
+            rule.reason = rest[1]
+            rest = rest[2:]
     elif action in ("set-header", "add-header"):
         words = take_until_condition()
         if len(words) != 2:
@@ -276,6 +282,7 @@ class CompiledRule:
     expr: object = None                      # set-var: the expression
     headers: tuple = ()                      # return: ((name bytes, Format), ...)
     body: Optional[Format] = None
+    page: bytes = b""                        # auth: the 401 answer
 
 
 def compile_rule(rule: Rule, matches: Callable, ctx: Context) -> CompiledRule:
@@ -383,6 +390,17 @@ def apply_line_rule(c: CompiledRule, stream: Stream) -> None:
     stream.url = url
     stream._path = None
     stream._prefix_hits = None
+
+
+def auth_page(page: bytes, realm: str) -> bytes:
+    """The 401 page with the challenge for ``realm`` (any WWW-Authenticate it had
+    replaced, as HAProxy does)."""
+    head, sep, body = page.partition(b"\r\n\r\n")
+    lines = [line for line in head.split(b"\r\n")
+             if not line.lower().startswith(b"www-authenticate:")]
+    lines.append(b'www-authenticate: Basic realm="' +
+                 safe_value(realm.encode("utf-8", "surrogateescape")) + b'"')
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
 def return_response(c: CompiledRule, stream: Stream) -> bytes:

@@ -14,9 +14,10 @@ from typing import Optional
 from ..applets.page import Applets, StatsPage
 from ..config.model import Proxy
 from ..http.acl import ConditionCompiler, PrefixSwitch
+from ..http.errors import builtin_page
 from ..http.rules import (HEADER_ACTIONS, LINE_ACTIONS, VAR_ACTIONS, CompiledRule,
-                          apply_header_rule, apply_line_rule, apply_var_rule, compile_rule,
-                          redirect_response, return_response)
+                          apply_header_rule, apply_line_rule, apply_var_rule, auth_page,
+                          compile_rule, redirect_response, return_response)
 from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_RAW, ROUTE_REJECT,
                          ROUTE_RESPOND)
 from ..sample import Context, SampleError, compile_format
@@ -78,6 +79,11 @@ class SampleEnv:
         if be < 0 or srv < 0 or srv >= len(self.config.backends[be].servers):
             return None
         return self.config.backends[be].servers[srv].id
+
+    def userlist(self, name: str):
+        if name not in self.config.userlists:
+            raise SampleError(f"no such userlist '{name}'")
+        return self.config.userlists[name]
 
     # -- run-time state (the shared memory) --
     @property
@@ -146,8 +152,14 @@ def place_of(proxy: Proxy, response: bool) -> str:
     return "frontend http-request" if proxy.kind == "frontend" else "backend http-request"
 
 
-def compile_rules(rules: list, compiler: ConditionCompiler, ctx: Context) -> list:
-    return [compile_rule(rule, compiler.compile(rule.condition), ctx) for rule in rules]
+def compile_rules(rules: list, compiler: ConditionCompiler, ctx: Context,
+                  proxy: Proxy = None) -> list:
+    compiled = [compile_rule(rule, compiler.compile(rule.condition), ctx) for rule in rules]
+    for c in compiled:
+        if c.rule.action == "auth":         # the proxy's 401 page, or HAProxy's
+            page = (proxy.errorfiles or {}).get(401) if proxy is not None else None
+            c.page = auth_page(page or builtin_page(401), c.rule.reason or proxy.name)
+    return compiled
 
 
 def monitor_matches(monitor: bytes, url: bytes) -> bool:
@@ -205,6 +217,8 @@ def run_request_rules(rules: list, stream, applets=None):
             return ROUTE_RAW, return_response(c, stream)
         elif action == "redirect":
             return ROUTE_RAW, redirect_response(c, stream)
+        elif action == "auth":
+            return ROUTE_RAW, c.page
     return None
 
 
@@ -246,7 +260,8 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
     place = place_of(proxy, False)
     compiler = ConditionCompiler(proxy.acls, env, place, proxy.name)
     monitor_fail = compiler.compile(proxy.monitor_fail) if proxy.monitor_fail else None
-    rules = compile_rules(proxy.http_request_rules, compiler, Context(place, env, proxy.name))
+    rules = compile_rules(proxy.http_request_rules, compiler, Context(place, env, proxy.name),
+                          proxy)
     redirects = compile_rules(proxy.redirect_rules, compiler, Context(place, env, proxy.name))
     switches = compile_switching(proxy, compiler, by_name, env)
     stats = stats_check(proxy, applets, compiler)
@@ -290,7 +305,8 @@ def build_backend_rules(proxy: Proxy, applets: Applets, env: SampleEnv):
         return None
     place = place_of(proxy, False)
     compiler = ConditionCompiler(proxy.acls, env, place, proxy.name)
-    rules = compile_rules(proxy.http_request_rules, compiler, Context(place, env, proxy.name))
+    rules = compile_rules(proxy.http_request_rules, compiler, Context(place, env, proxy.name),
+                          proxy)
     redirects = compile_rules(proxy.redirect_rules, compiler, Context(place, env, proxy.name))
     stats = stats_check(proxy, applets, compiler)
 

@@ -610,3 +610,60 @@ INTERNAL_READERS = {
     "HQ": _query_part,
     "HV": lambda stream: b"HTTP/" + stream.version if stream.version else None,
 }
+
+
+# ------------------------------------------------------------ authentication (7.3.6)
+def _checker(args, ctx):
+    from .auth import Checker
+    return Checker(ctx.env.userlist(args[0]))
+
+
+@fetch("http_auth", out=BOOL, args="str", needs=(REQ_HEADERS,))
+def _http_auth(args, ctx):
+    checker = _checker(args, ctx)
+    return checker.verdict
+
+
+@fetch("http_auth_group", out=STR, args="str", needs=(REQ_HEADERS,))
+def _http_auth_group(args, ctx):
+    """The authenticated user's name (an ACL on it matches the user's groups)."""
+    checker = _checker(args, ctx)
+
+    def read(stream):
+        user = checker.user(stream)
+        return None if user is None else user.encode("utf-8", "surrogateescape")
+    read.groups = lambda stream: checker.userlist.groups_of(checker.user(stream) or "")
+    return read
+
+
+def _credential(index: int):
+    def build(args, ctx):
+        from .auth import credentials
+
+        def read(stream):
+            found = credentials(stream)
+            if found is None:
+                return None
+            if index == 0:
+                return found[0]
+            return found[index] if found[0].lower() == b"basic" else None
+        return read
+    return build
+
+
+fetch("http_auth_type", out=STR, needs=(REQ_HEADERS,))(_credential(0))
+fetch("http_auth_user", out=STR, needs=(REQ_HEADERS,))(_credential(1))
+fetch("http_auth_pass", out=STR, needs=(REQ_HEADERS,))(_credential(2))
+
+
+@fetch("http_auth_bearer", out=STR, args="str?", needs=(REQ_HEADERS,))
+def _http_auth_bearer(args, ctx):
+    name = (args[0] or "authorization").lower().encode()
+
+    def read(stream):
+        values = stream.full_header_values(name)
+        if not values:
+            return None
+        scheme, _, token = values[-1].strip().partition(b" ")
+        return token.strip() if scheme.lower() == b"bearer" else None
+    return read
