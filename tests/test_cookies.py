@@ -143,3 +143,173 @@ def test_insert_keeps_a_client_on_its_server_across_workers(fastlb, http_backend
         c.close()
         assert (status, body.decode(), fields.get("set-cookie")) == (200, first, None)
         assert fields["x-seen-cookie"] == "-"      # indirect: the server never sees it
+
+
+# -- maxidle / maxlife, attr, domain, dynamic: side by side with haproxy ---------------------
+
+DATED_CONFIG = """
+global
+    log 127.0.0.1:{log} local0
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    use_backend dated if {{ path_beg /dated/ }}
+    use_backend idle if {{ path_beg /idle/ }}
+    use_backend plain if {{ path_beg /plain/ }}
+    use_backend cookieless if {{ path_beg /cookieless/ }}
+    use_backend dyn if {{ path_beg /dyn/ }}
+backend dated
+    cookie SRVID insert indirect nocache maxidle 30m maxlife 2h
+    server s1 127.0.0.1:{s1} cookie one
+    server s2 127.0.0.1:{s2} cookie two
+backend idle
+    cookie SRVID insert maxidle 30m httponly secure domain .example.com domain .example.org attr SameSite=Lax attr Max-Age=60
+    server s1 127.0.0.1:{s1} cookie one
+    server s2 127.0.0.1:{s2} cookie two
+backend plain
+    cookie SRVID insert attr SameSite=Strict
+    server s1 127.0.0.1:{s1} cookie one
+    server s2 127.0.0.1:{s2} cookie two
+backend cookieless
+    cookie SRVID insert
+    server s1 127.0.0.1:{s1}
+backend dyn
+    dynamic-cookie-key s3cr3t
+    cookie DYN insert indirect dynamic
+    server s1 127.0.0.1:{s1}
+    server s2 127.0.0.1:{s2}
+    server s3 127.0.0.1:{s1} cookie fixed
+"""
+
+
+def encode_date(seconds: int) -> str:
+    """HAProxy's 30-bit date: seconds >> 2, 6 bits a character, most significant first."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    quarters = seconds >> 2
+    return "".join(alphabet[(quarters >> shift) & 63] for shift in (24, 18, 12, 6, 0))
+
+
+def decode_date(text: str) -> int:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    value = 0
+    for char in text:
+        value = value * 64 + alphabet.index(char)
+    return value << 2
+
+
+MIN = 60
+# (backend, cookie the client sends: a function of now, or None)
+DATED_CASES = [
+    ("dated", None),
+    ("dated", lambda t: f"SRVID=two|{encode_date(t - 5 * MIN)}|{encode_date(t - 60 * MIN)}"),
+    ("dated", lambda t: f"SRVID=two|{encode_date(t - 40 * MIN)}|{encode_date(t - 60 * MIN)}"),
+    ("dated", lambda t: f"SRVID=two|{encode_date(t)}|{encode_date(t - 3 * 60 * MIN)}"),
+    ("dated", lambda t: f"SRVID=two|{encode_date(t + 2 * 86400)}|{encode_date(t - MIN)}"),
+    ("dated", lambda t: f"SRVID=two|{encode_date(t)}|{encode_date(t + 2 * 86400)}"),
+    ("dated", lambda t: f"SRVID=two|{encode_date(t + 60)}|{encode_date(t - MIN)}"),
+    ("dated", lambda t: f"SRVID=two|{encode_date(t - MIN)}"),
+    ("dated", lambda t: "SRVID=two|%%%%%"),
+    ("dated", lambda t: "SRVID=two"),
+    ("dated", lambda t: f"SRVID=|{encode_date(t)}"),
+    ("dated", lambda t: f"SRVID=nobody|{encode_date(t)}|{encode_date(t - MIN)}"),
+    ("idle", None),
+    ("idle", lambda t: "a=b; SRVID=one"),
+    ("idle", lambda t: f"SRVID=one|{encode_date(t - MIN)}"),
+    ("idle", lambda t: f"SRVID=one|{encode_date(t - 31 * MIN)}"),
+    ("idle", lambda t: f"SRVID=one|{encode_date(t + 60)}|{encode_date(t - MIN)}"),
+    ("plain", lambda t: "SRVID=two"),
+    ("plain", lambda t: "SRVID=two|AAAAB"),
+    ("plain", lambda t: f"SRVID=two|{encode_date(t + 60)}|{encode_date(t - MIN)}"),
+    ("cookieless", None),
+    ("cookieless", lambda t: "SRVID=one"),
+]
+
+
+def normalised(set_cookie, now: int):
+    """A Set-Cookie with each date as its distance from the request: "now" within the
+    4-second quantum, else in whole minutes."""
+    if set_cookie is None:
+        return None
+
+    def date(match):
+        delta = decode_date(match.group(1)) - now
+        return "|now" if -8 <= delta <= 8 else f"|{round(delta / MIN)}m"
+    return re.sub(r"\|([A-Za-z0-9+/]{5})(?=[|;]|$)", date, set_cookie)
+
+
+def run_dated(cmd, port, syslog):
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    answers = []
+    try:
+        wait_until(lambda: listening_sockets(port) > 0, message="listening")
+        for number, (backend, cookie) in enumerate(DATED_CASES):
+            now = int(time.time())
+            sent = cookie(now) if cookie else None
+            headers = [("Connection", "close")] + ([("Cookie", sent)] if sent else [])
+            client = HttpClient(port)
+            status, fields, body = client.get(f"/{backend}/{number}", headers=headers)
+            client.close()
+            answers.append((number, backend, sent and sent.split("|")[0], status,
+                            body.decode() if cookie else "any",
+                            normalised(fields.get("set-cookie"), now),
+                            fields.get("cache-control"), fields.get("x-seen-cookie")))
+        dynamic = {}
+        for number in range(3):               # round robin: each server once
+            client = HttpClient(port)
+            status, fields, body = client.get("/dyn/x", headers=[("Connection", "close")])
+            client.close()
+            dynamic[fields["set-cookie"]] = body.decode()
+        for set_cookie, name in list(dynamic.items()):
+            client = HttpClient(port)
+            status, fields, body = client.get("/dyn/y", headers=[
+                ("Connection", "close"), ("Cookie", set_cookie.split(";")[0])])
+            client.close()
+            assert (body.decode(), fields.get("set-cookie")) == (name, None)
+        time.sleep(0.3)
+        lines = syslog.drain(0.3)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    letters = {}
+    for line in lines:
+        path = re.search(r'"GET /(\S+) ', line).group(1)
+        letters[path] = re.search(r" (\S{4}) \d+/", line).group(1)
+    return answers, sorted(dynamic.items()), letters
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+def test_dates_attributes_and_dynamic_cookies_match_haproxy(tmp_path, http_backends):
+    """maxidle/maxlife: the same dates (as distances from the request) in the same
+    Set-Cookie, the same refreshes, the same E and O letters and the same server; attr and
+    every domain in HAProxy's order; dynamic cookies of the same value as haproxy's."""
+    s1, s2 = http_backends("s1", server("s1")), http_backends("s2", server("s2"))
+    results = {}
+    for name in ("haproxy", "fastlb"):
+        syslog = SyslogReceiver()
+        port = free_port()
+        cfg = tmp_path / f"{name}.cfg"
+        cfg.write_text(DATED_CONFIG.format(log=syslog.port, port=port, s1=s1.port, s2=s2.port))
+        cmd = ["haproxy", "-f", str(cfg)] if name == "haproxy" else \
+            FASTLB + ["-n", "2", "-f", str(cfg)]
+        results[name] = run_dated(cmd, port, syslog)
+        syslog.sock.close()
+    (h_answers, h_dynamic, h_letters), (f_answers, f_dynamic, f_letters) = \
+        results["haproxy"], results["fastlb"]
+    for h, f in zip(h_answers, f_answers):
+        if h[4] == "any":          # no cookie: round robin, any first server
+            h = tuple(x.replace("one", "N").replace("two", "N") if isinstance(x, str) else x
+                      for x in h)
+            f = tuple(x.replace("one", "N").replace("two", "N") if isinstance(x, str) else x
+                      for x in f)
+        assert f == h
+    assert f_dynamic == h_dynamic
+    assert f_letters == h_letters
+    # the letters this test is about, as haproxy wrote them
+    assert {h_letters[f"dated/{n}"][2:] for n in (2, 3, 4, 5)} == {"EI", "OI"}
+    assert h_letters["dated/1"][2:] == "VU" and h_letters["cookieless/20"][2:] == "NI"
