@@ -313,3 +313,59 @@ def test_dates_attributes_and_dynamic_cookies_match_haproxy(tmp_path, http_backe
     # the letters this test is about, as haproxy wrote them
     assert {h_letters[f"dated/{n}"][2:] for n in (2, 3, 4, 5)} == {"EI", "OI"}
     assert h_letters["dated/1"][2:] == "VU" and h_letters["cookieless/20"][2:] == "NI"
+
+
+REFUSED = [
+    ('cookie S insert attr "SameSite=Lax;Secure"', "character '%x3B' is not permitted in attribute value."),
+    ('cookie S insert attr "a\\rb"', "character '%x0D' is not permitted in attribute value."),
+    ('cookie S insert attr "a\\nb"', "character '%x0A' is not permitted in attribute value."),
+    ('cookie S insert attr "a\x01b"', "character '%x01' is not permitted in attribute value."),
+    ("cookie S insert attr", "'attr' expects <value> as argument."),
+    ('cookie S insert domain "a b.com"', "character ' ' is not permitted in domain name 'a b.com'."),
+    ("cookie S insert domain a/b.com", "character '/' is not permitted in domain name 'a/b.com'."),
+    ("cookie S insert domain", "'domain' expects <domain> as argument."),
+    ("cookie S insert maxidle", "'maxidle' expects <idletime> in seconds as argument."),
+    ("cookie S insert maxlife 10x", "unexpected character"),
+    ("cookie S rewrite indirect", "cookie 'rewrite' and 'indirect' modes are incompatible."),
+    ("cookie S insert frob", "'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', "
+                             "'nocache', 'postonly', 'domain', 'maxidle', 'dynamic', 'maxlife' "
+                             "and 'attr' options."),
+    ("dynamic-cookie-key", "expects"),
+]
+
+
+@pytest.mark.parametrize("line, message", REFUSED)
+def test_bad_cookie_options_are_refused_at_the_line_as_haproxy_does(tmp_path, line, message):
+    """Each refusal names the file and line; haproxy refuses the same text."""
+    text = ("defaults\n mode http\n timeout client 1s\n timeout server 1s\n timeout connect 1s\n"
+            f"listen app\n bind 127.0.0.1:{free_port()}\n {line}\n"
+            " server s1 127.0.0.1:9 cookie one\n")
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(text)
+    ours = subprocess.run(FASTLB + ["-c", "-f", str(cfg)], capture_output=True, text=True,
+                          timeout=30)
+    assert ours.returncode == 1
+    assert f"[{cfg}:8]" in ours.stderr and message in ours.stderr, ours.stderr
+    if shutil.which("haproxy"):
+        theirs = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True,
+                                text=True, timeout=30)
+        assert theirs.returncode == 1 and ":8]" in theirs.stderr, theirs.stderr
+        if message != "expects":
+            assert message in theirs.stdout + theirs.stderr
+
+
+def test_accepted_cookie_options_check_as_haproxy_does(tmp_path):
+    """Every option HAProxy 2.6 takes, together, with time units and several attr/domain."""
+    text = ("defaults\n mode http\n timeout client 1s\n timeout server 1s\n timeout connect 1s\n"
+            f"listen app\n bind 127.0.0.1:{free_port()}\n dynamic-cookie-key k\n"
+            " cookie S insert indirect nocache postonly preserve httponly secure dynamic"
+            " maxidle 500ms maxlife 1d domain .a.com domain .b.org attr SameSite=None"
+            " attr Partitioned\n server s1 127.0.0.1:9\n")
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(text)
+    ours = subprocess.run(FASTLB + ["-c", "-f", str(cfg)], capture_output=True, text=True,
+                          timeout=30)
+    assert ours.returncode == 0, ours.stderr
+    if shutil.which("haproxy"):
+        assert subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True,
+                              timeout=30).returncode == 0
