@@ -58,8 +58,10 @@ def server(name):
             headers.append(("Cache-Control", "max-age=60"))
         if request["path"].startswith("/rewrite"):
             headers.append(("Set-Cookie", "SRVID=from-app; path=/app"))
-        if request["path"].startswith("/prefix"):
+        if request["path"].startswith(("/prefix", "/pfxind")):
             headers.append(("Set-Cookie", "JSESSIONID=sess42; path=/"))
+        if request["path"].startswith("/pass"):
+            headers.append(("Set-Cookie", "SRVID=from-app; path=/"))
         return http_response(body=name.encode(), headers=headers)
     return respond
 
@@ -164,6 +166,9 @@ frontend fe
     use_backend plain if {{ path_beg /plain/ }}
     use_backend cookieless if {{ path_beg /cookieless/ }}
     use_backend dyn if {{ path_beg /dyn/ }}
+    use_backend passive if {{ path_beg /passive/ }}
+    use_backend passind if {{ path_beg /passind/ }}
+    use_backend pfxind if {{ path_beg /pfxind/ }}
 backend dated
     cookie SRVID insert indirect nocache maxidle 30m maxlife 2h
     server s1 127.0.0.1:{s1} cookie one
@@ -185,6 +190,18 @@ backend dyn
     server s1 127.0.0.1:{s1}
     server s2 127.0.0.1:{s2}
     server s3 127.0.0.1:{s1} cookie fixed
+backend passive
+    cookie SRVID
+    server s1 127.0.0.1:{s1} cookie one
+    server s2 127.0.0.1:{s2} cookie two
+backend passind
+    cookie SRVID indirect
+    server s1 127.0.0.1:{s1} cookie one
+    server s2 127.0.0.1:{s2} cookie two
+backend pfxind
+    cookie JSESSIONID prefix indirect
+    server s1 127.0.0.1:{s1} cookie one
+    server s2 127.0.0.1:{s2} cookie two
 """
 
 
@@ -228,6 +245,15 @@ DATED_CASES = [
     ("plain", lambda t: f"SRVID=two|{encode_date(t + 60)}|{encode_date(t - MIN)}"),
     ("cookieless", None),
     ("cookieless", lambda t: "SRVID=one"),
+    ("passive", None),
+    ("passive", lambda t: "SRVID=two"),
+    ("passive", lambda t: f"SRVID=two|{encode_date(t - MIN)}"),
+    ("passind", None),
+    ("passind", lambda t: "SRVID=two"),
+    ("passind", lambda t: "SRVID=nobody"),
+    ("pfxind", None),
+    ("pfxind", lambda t: "JSESSIONID=two~abc"),
+    ("pfxind", lambda t: "JSESSIONID=nobody~abc"),
 ]
 
 

@@ -111,7 +111,7 @@ class Server(ServerSettings):
 class CookieSettings:
     """``cookie <name> insert|rewrite|prefix ...`` (persistence)."""
     name: str
-    mode: str = "rewrite"           # HAProxy's default when no mode is given
+    mode: str = "passive"           # no mode given: persistence on the server's own cookie
     indirect: bool = False
     nocache: bool = False
     postonly: bool = False

@@ -77,7 +77,7 @@ class CookiePolicy(Protocol):
     """What persistence reads of a backend's ``cookie`` line (``config.model.CookieSettings``
     has it; taken by shape so that http code does not depend on the config model)."""
     name: str
-    mode: str                       # "insert", "rewrite" or "prefix"
+    mode: str                       # "insert", "rewrite", "prefix" or "passive"
     indirect: bool
     nocache: bool
     postonly: bool
@@ -130,6 +130,8 @@ class Persistence:
         tail += "; Secure" if settings.secure else ""
         tail += "".join(f"; {a}" for a in settings.attrs)
         self.attributes = tail
+        # passive mode without indirect: HAProxy's log shows "-" for both letters
+        self.silent = "-" if settings.mode == "passive" and not settings.indirect else ""
 
     # -- request ---------------------------------------------------------------------------
     def on_request(self, headers: list, now: int = 0) -> tuple:
@@ -190,7 +192,7 @@ class Persistence:
                 headers[position] = (name, "; ".join(kept).encode("latin-1")) if kept else None
         if any(h is None for h in headers):
             headers[:] = [h for h in headers if h is not None]
-        return found, letter, CookieSeen(found, last, first)
+        return found, self.silent or letter, CookieSeen(found, last, first)
 
     # -- response --------------------------------------------------------------------------
     def on_response(self, headers: list, server: int, client_letter: str, method: bytes,
@@ -199,39 +201,40 @@ class Persistence:
         server-side letter.  ``seen``: what ``on_request`` found (None: not called)."""
         s = self.settings
         seen = seen if seen is not None else NOTHING_SEEN
-        if not (0 <= server < len(self.server_cookies)) or not self.real_servers:
-            return "N"
-        value = self.server_cookies[server]
-        if value is None and s.mode != "insert":
-            return "N"
+        if not 0 <= server < len(self.server_cookies):
+            return self.silent or "N"
+        real = self.real_servers            # a dispatch address is no server of ours
+        value = self.server_cookies[server] if real else None
+        # the client came straight to this server with its cookie (HAProxy's SF_DIRECT)
+        direct = real and seen.server == server and client_letter != "D"
         letter = "N"
         server_set = False
         kept = []
         for name, raw in headers:
             if name == b"set-cookie" and raw.split(b"=", 1)[0].strip() == self.name.encode():
                 server_set = True
-                if s.mode == "insert":
-                    if s.preserve:
-                        kept.append((name, raw))
-                        letter = "P"
-                    else:
-                        letter = "D"           # ours replaces it
-                    continue
-                rest = raw.split(b"=", 1)[1] if b"=" in raw else b""
-                if s.mode == "rewrite":
-                    cookie_value, semi, attributes = rest.partition(b";")
-                    raw = self.name.encode() + b"=" + value.encode() + semi + attributes
-                else:                          # prefix: keep the server's value behind ours
-                    raw = self.name.encode() + b"=" + value.encode() + \
-                        PREFIX_SEPARATOR.encode() + rest.lstrip()
-                letter = "R"
+                letter = "P"                   # passed unchanged, unless below
+                if s.preserve:
+                    pass
+                elif (real and s.mode == "insert") or (direct and s.indirect):
+                    letter = "D"               # insert: ours replaces it; indirect: the
+                    continue                   # client already has what it needs
+                elif value is not None and s.mode in ("rewrite", "prefix"):
+                    rest = raw.split(b"=", 1)[1] if b"=" in raw else b""
+                    if s.mode == "rewrite":
+                        cookie_value, semi, attributes = rest.partition(b";")
+                        raw = self.name.encode() + b"=" + value.encode() + semi + attributes
+                    else:                      # prefix: keep the server's value behind ours
+                        raw = self.name.encode() + b"=" + value.encode() + \
+                            PREFIX_SEPARATOR.encode() + rest.lstrip()
+                    letter = "R"
             kept.append((name, raw))
         headers[:] = kept
-        if s.mode != "insert" or (server_set and s.preserve):
+        if self.silent:
+            return self.silent
+        if s.mode != "insert" or not real or (server_set and s.preserve):
             return letter
         now = now or int(time.time())
-        # the client came straight to this server with its cookie (HAProxy's SF_DIRECT)
-        direct = client_letter == "V" and seen.server == server
         refresh = ((s.maxidle or seen.last) and (not seen.last or seen.last < now)) or \
             (s.maxlife and not seen.first) or (not s.maxlife and seen.first)
         if direct and not refresh:

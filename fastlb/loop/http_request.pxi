@@ -244,7 +244,8 @@ cdef void req_persistence(Worker w, Session *s, HttpTxn txn, Head fields):
     if persistence is not None:
         server, letter, txn.ck_seen = persistence.on_request(fields.headers)
         if server >= 0 and not persist_usable(w, be, server):
-            letter = "D"                 # its server is down: balanced like a new client
+            if letter != "-":            # "-": a mode that logs no cookie letters
+                letter = "D"             # its server is down: balanced like a new client
             server = -1
         s.forced_server = server
         txn.ck_client = letter
