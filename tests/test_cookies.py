@@ -58,7 +58,7 @@ def server(name):
             headers.append(("Cache-Control", "max-age=60"))
         if request["path"].startswith("/rewrite"):
             headers.append(("Set-Cookie", "SRVID=from-app; path=/app"))
-        if request["path"].startswith(("/prefix", "/pfxind")):
+        if request["path"].startswith(("/prefix", "/pfx")):
             headers.append(("Set-Cookie", "JSESSIONID=sess42; path=/"))
         if request["path"].startswith("/pass"):
             headers.append(("Set-Cookie", "SRVID=from-app; path=/"))
@@ -169,6 +169,7 @@ frontend fe
     use_backend passive if {{ path_beg /passive/ }}
     use_backend passind if {{ path_beg /passind/ }}
     use_backend pfxind if {{ path_beg /pfxind/ }}
+    use_backend pfxkeep if {{ path_beg /pfxkeep/ }}
 backend dated
     cookie SRVID insert indirect nocache maxidle 30m maxlife 2h
     server s1 127.0.0.1:{s1} cookie one
@@ -200,6 +201,10 @@ backend passind
     server s2 127.0.0.1:{s2} cookie two
 backend pfxind
     cookie JSESSIONID prefix indirect
+    server s1 127.0.0.1:{s1} cookie one
+    server s2 127.0.0.1:{s2} cookie two
+backend pfxkeep
+    cookie JSESSIONID prefix indirect preserve postonly
     server s1 127.0.0.1:{s1} cookie one
     server s2 127.0.0.1:{s2} cookie two
 """
@@ -254,6 +259,8 @@ DATED_CASES = [
     ("pfxind", None),
     ("pfxind", lambda t: "JSESSIONID=two~abc"),
     ("pfxind", lambda t: "JSESSIONID=nobody~abc"),
+    ("pfxkeep", None),
+    ("pfxkeep", lambda t: "JSESSIONID=two~abc"),
 ]
 
 
@@ -284,7 +291,8 @@ def run_dated(cmd, port, syslog):
             answers.append((number, backend, sent and sent.split("|")[0], status,
                             body.decode() if cookie else "any",
                             normalised(fields.get("set-cookie"), now),
-                            fields.get("cache-control"), fields.get("x-seen-cookie")))
+                            fields.get("cache-control"),
+                            normalised(fields.get("x-seen-cookie"), now)))
         dynamic = {}
         for number in range(3):               # round robin: each server once
             client = HttpClient(port)
@@ -356,6 +364,7 @@ REFUSED = [
     ("cookie S insert frob", "'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', "
                              "'nocache', 'postonly', 'domain', 'maxidle', 'dynamic', 'maxlife' "
                              "and 'attr' options."),
+    ("cookie S prefix preserve", "cookie 'preserve' requires at least 'insert' or 'indirect'."),
     ("dynamic-cookie-key", "expects"),
 ]
 

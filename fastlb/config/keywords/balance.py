@@ -96,8 +96,10 @@ def cookie(parser, proxy, args, origin):
     if len(modes) > 1:
         raise ValueError("'cookie' supports only one of 'rewrite', 'insert' or 'prefix' "
                          "options.")
-    if (settings.postonly or settings.preserve) and settings.mode != "insert":
-        raise ValueError("'cookie' postonly and preserve only work in 'insert' mode.")
+    # postonly only matters to insert, as in HAProxy; preserve also keeps the server's
+    # cookie that indirect would drop
+    if settings.preserve and settings.mode != "insert" and not settings.indirect:
+        raise ValueError("cookie 'preserve' requires at least 'insert' or 'indirect'.")
     proxy.cookie = settings
 
 
