@@ -47,6 +47,9 @@ def _domain_error(domain: str):
 def cookie(parser, proxy, args, origin):
     if not args:
         raise ValueError("'cookie' expects <cookie_name> as argument.")
+    if any(char in args[0] for char in "\r\n\0"):
+        raise ValueError("'cookie' : the cookie name may not hold CR, LF or NUL "
+                         "(it is written in Set-Cookie).")
     settings = CookieSettings(name=args[0])
     modes = []
     i = 1
