@@ -170,6 +170,7 @@ frontend fe
     use_backend passind if {{ path_beg /passind/ }}
     use_backend pfxind if {{ path_beg /pfxind/ }}
     use_backend pfxkeep if {{ path_beg /pfxkeep/ }}
+    use_backend down if {{ path_beg /down/ }}
 backend dated
     cookie SRVID insert indirect nocache maxidle 30m maxlife 2h
     server s1 127.0.0.1:{s1} cookie one
@@ -203,6 +204,10 @@ backend pfxind
     cookie JSESSIONID prefix indirect
     server s1 127.0.0.1:{s1} cookie one
     server s2 127.0.0.1:{s2} cookie two
+backend down
+    cookie SRVID insert maxidle 30m maxlife 2h
+    server s1 127.0.0.1:{s1} cookie one
+    server s2 127.0.0.1:{s2} cookie two disabled
 backend pfxkeep
     cookie JSESSIONID prefix indirect preserve postonly
     server s1 127.0.0.1:{s1} cookie one
@@ -261,6 +266,7 @@ DATED_CASES = [
     ("pfxind", lambda t: "JSESSIONID=nobody~abc"),
     ("pfxkeep", None),
     ("pfxkeep", lambda t: "JSESSIONID=two~abc"),
+    ("down", lambda t: f"SRVID=two|{encode_date(t - MIN)}|{encode_date(t - 30 * MIN)}"),
 ]
 
 
@@ -347,6 +353,7 @@ def test_dates_attributes_and_dynamic_cookies_match_haproxy(tmp_path, http_backe
     # the letters this test is about, as haproxy wrote them
     assert {h_letters[f"dated/{n}"][2:] for n in (2, 3, 4, 5)} == {"EI", "OI"}
     assert h_letters["dated/1"][2:] == "VU" and h_letters["cookieless/20"][2:] == "NI"
+    assert h_letters[f"down/{len(DATED_CASES) - 1}"][2:] == "DI"   # first date kept
 
 
 REFUSED = [
