@@ -18,7 +18,10 @@ import pytest
 
 from conftest import FASTLB, HttpClient, free_port, stats_cli, wait_until
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seed-configs"
+# ../shared/seed-configs beside the checkout; a worktree (/work/wt/<name>) is one level
+# deeper, so the nearest ancestor holding it counts
+SEEDS = next((parent / "shared" / "seed-configs" for parent in Path(__file__).resolve().parents
+              if (parent / "shared" / "seed-configs").is_dir()), Path("/nonexistent"))
 pytestmark = pytest.mark.skipif(not SEEDS.is_dir(), reason="../shared/seed-configs is absent")
 HAPROXY = shutil.which("haproxy")
 
@@ -29,8 +32,7 @@ def check(path: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("name", ["l7-roundrobin.cfg", "l7-uri-routing.cfg", "ha-pair-web.cfg",
-                                  pytest.param("production-style.cfg", marks=pytest.mark.xfail(
-                                      strict=True, reason="cookie maxlife: not yet (issue 16)"))])
+                                  "production-style.cfg"])
 def test_seed_config_passes_check_unchanged(name):
     result = check(SEEDS / name)
     assert result.returncode == 0, result.stderr
@@ -159,6 +161,63 @@ listen stats_page
     assert answers["fastlb"] == (401, 'Basic realm="HAProxy"')
     if "haproxy" in answers:
         assert answers["haproxy"] == answers["fastlb"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot, user haproxy and /run/haproxy: root only")
+def test_production_style_keeps_clients_on_their_server_as_haproxy_does(tmp_path, http_backends):
+    """production-style.cfg: `cookie SVID insert indirect nocache maxlife 10m` gives a new
+    client `SVID=<server>|<now>|<now>; path=/`, and a client sending it back stays on its
+    server without a new cookie, as with haproxy on the same text."""
+    try:
+        pwd.getpwnam("haproxy")
+    except KeyError:
+        pytest.skip("no haproxy user (Debian's haproxy package creates it)")
+    servers = [http_backends(f"web0{i}") for i in (1, 2)]
+    seen = {}
+    for name, cmd in (("fastlb", FASTLB + ["-d"]), ("haproxy", [HAPROXY, "-db"] if HAPROXY else None)):
+        if cmd is None:
+            continue
+        front, page = free_port(), free_port()
+        text = localised((SEEDS / "production-style.cfg").read_text(),
+                         {":80": front, ":8080": page},
+                         {9000 + i: s.port for i, s in enumerate(servers, 1)})
+        config = tmp_path / f"{name}.cfg"
+        config.write_text(text)
+        proc = start(cmd + ["-f", str(config)], tmp_path)
+        try:
+            wait_until(lambda: _connects(front), timeout=10, message=f"{name} on {front}")
+            answers = []
+            for _ in range(2):                 # round robin: one new client per server
+                client = HttpClient(front)
+                status, headers, body = client.get("/")
+                client.close()
+                now = time.time()
+                value, _, attributes = headers["set-cookie"].partition(";")
+                served, dates = value.split("|", 1)[0], value.split("|")[1:]
+                assert len(dates) == 2 and dates[0] == dates[1]
+                assert abs(_date(dates[0]) - now) <= 8
+                client = HttpClient(front)     # back with its cookie: same server
+                status2, headers2, body2 = client.get("/", headers=[("Cookie", value)])
+                client.close()
+                answers.append((status, served, body.split()[0].decode(), attributes,
+                                status2, body2.split()[0].decode(),
+                                headers2.get("set-cookie")))
+            seen[name] = sorted(answers)
+        finally:
+            stop(proc)
+    assert seen["fastlb"] == [(200, "SVID=web01", "web01", " path=/", 200, "web01", None),
+                              (200, "SVID=web02", "web02", " path=/", 200, "web02", None)]
+    if "haproxy" in seen:
+        assert seen["haproxy"] == seen["fastlb"]
+
+
+def _date(text: str) -> int:
+    """Unix seconds of a cookie date (HAProxy's 30-bit base64 of seconds >> 2)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    value = 0
+    for char in text:
+        value = value * 64 + alphabet.index(char)
+    return value << 2
 
 
 def _connects(port: int) -> bool:

@@ -121,7 +121,7 @@ class Server(ServerSettings):
 class CookieSettings:
     """``cookie <name> insert|rewrite|prefix ...`` (persistence)."""
     name: str
-    mode: str = "rewrite"           # HAProxy's default when no mode is given
+    mode: str = "passive"           # no mode given: persistence on the server's own cookie
     indirect: bool = False
     nocache: bool = False
     postonly: bool = False
@@ -131,7 +131,8 @@ class CookieSettings:
     domains: list = field(default_factory=list)
     maxidle: int = 0                # seconds, 0: none
     maxlife: int = 0
-    dynamic: bool = False
+    dynamic: bool = False           # servers without 'cookie' get a hash of key, address, port
+    attrs: list = field(default_factory=list)   # "attr" values, appended to Set-Cookie
 
 
 @dataclass
@@ -264,6 +265,7 @@ class Proxy:
     hash_function: str = "sdbm"
     hash_avalanche: bool = False
     cookie: Optional[CookieSettings] = None
+    dynamic_cookie_key: Optional[str] = None
     httpchk: Optional[HttpCheck] = None
     dispatch: Optional[ServerAddress] = None
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -299,7 +301,7 @@ class Proxy:
         """Copy every setting a ``defaults`` section may carry."""
         for name in ("mode", "default_backend", "balance", "maxconn", "backlog", "retries",
                      "log_tag", "errorfiles", "monitor_uri", "http_reuse", "log_format",
-                     "hash_type", "hash_function", "hash_avalanche", "cookie"):
+                     "hash_type", "hash_function", "hash_avalanche", "cookie", "dynamic_cookie_key"):
             setattr(self, name, getattr(defaults, name))
         self.stats = copy.deepcopy(defaults.stats)
         self.balance_args = dict(defaults.balance_args)

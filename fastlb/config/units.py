@@ -26,6 +26,24 @@ def parse_time_ms(text: str) -> int:
     return ms
 
 
+_TIME_US = {"us": 1, "ms": 1000, "s": 1_000_000, None: 1_000_000, "m": 60_000_000,
+            "h": 3_600_000_000, "d": 86_400_000_000}
+
+
+def parse_time_s(text: str) -> int:
+    """Seconds for ``text`` (a bare number is seconds), rounded up as HAProxy's
+    parse_time_err(TIME_UNIT_S) does: ``500ms`` is 1."""
+    match = _TIME_RE.match(text)
+    if not match:
+        raise ValueError(f"unexpected character in time value '{text}'"
+                         " (expected a number with optional unit us, ms, s, m, h or d)")
+    micros = int(match.group(1)) * _TIME_US[match.group(2)]
+    seconds = -(-micros // 1_000_000)
+    if seconds >= 2 ** 31:
+        raise ValueError(f"timer overflow in '{text}', maximum value is 2147483647 s (~68 years)")
+    return seconds
+
+
 def parse_size(text: str) -> int:
     """Bytes for ``text`` with an optional k/m/g (1024-based) suffix."""
     match = _SIZE_RE.match(text)

@@ -275,9 +275,10 @@ cdef void req_persistence(Worker w, Session *s, HttpTxn txn, Head fields):
     s.avoid_server = -1
     persistence = (<BackendHooks>w.be_hooks[s.be]).cookie
     if persistence is not None:
-        server, letter = persistence.on_request(fields.headers)
+        server, letter, txn.ck_seen = persistence.on_request(fields.headers)
         if server >= 0 and not persist_usable(w, be, server):
-            letter = "D"                 # its server is down: balanced like a new client
+            if letter != "-":            # "-": a mode that logs no cookie letters
+                letter = "D"             # its server is down: balanced like a new client
             server = -1
         s.forced_server = server
         txn.ck_client = letter

@@ -46,6 +46,7 @@ cdef class HttpTxn:
     cdef bint be_counted            # this transaction counts in its backend's current sessions
     cdef object ck_client           # cookie persistence letters for the log ("-": no cookie)
     cdef object ck_server
+    cdef object ck_seen             # http.cookies.CookieSeen of the request's cookie
     cdef bytes method
     cdef object method_seen         # the request as parsed, for an applet
     cdef object url_seen

@@ -57,6 +57,7 @@ cdef class HttpTxn:
         self.bytes_in = 0
         self.be_counted = False
         self.ck_client = self.ck_server = "-"
+        self.ck_seen = None
         self.routed = False
         self.log_server = -1
         self.count_bytes = True

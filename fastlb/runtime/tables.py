@@ -12,7 +12,7 @@ from typing import Optional
 
 from ..config.model import Config, Proxy, Server
 from ..applets.page import Applets
-from ..http.cookies import Persistence
+from ..http.cookies import Persistence, dynamic_cookie
 from ..lb.algorithms import ALGORITHMS, Algorithm
 from ..lb.lookup import ServerView, build_lookup
 from ..logformat import HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format
@@ -224,6 +224,18 @@ def server_spec(server: Optional[Server], address, shm_index: int) -> ServerSpec
                       pp_opts=sum(PP2_OPTIONS[name] for name in server.pp_options))
 
 
+def server_cookie(proxy: Proxy, server: ServerSpec) -> Optional[str]:
+    """The server's ``cookie`` value, or with ``cookie ... dynamic`` and a
+    ``dynamic-cookie-key`` the hash HAProxy derives from its address and port."""
+    if server.model is None:
+        return None
+    if server.model.cookie is not None:
+        return server.model.cookie
+    if proxy.cookie.dynamic and proxy.dynamic_cookie_key is not None:
+        return dynamic_cookie(proxy.dynamic_cookie_key, server.family, server.ip, server.port)
+    return None
+
+
 def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
                     env: SampleEnv) -> BackendTable:
     servers = [server_spec(server, None, first_shm + i) for i, server in enumerate(proxy.servers)]
@@ -233,7 +245,8 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
     http = proxy.mode == "http"
     cookie = None
     if proxy.cookie is not None and http:
-        cookie = Persistence(proxy.cookie, [s.model.cookie if s.model else None for s in servers])
+        cookie = Persistence(proxy.cookie, [server_cookie(proxy, s) for s in servers],
+                             real_servers=any(s.model is not None for s in servers))
     spec = BackendSpec(
         index=index, servers=tuple(servers), algorithm=ALGORITHMS[proxy.balance],
         consistent=proxy.hash_type == "consistent", avalanche=bool(proxy.hash_avalanche),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..model import CookieSettings
-from ..units import parse_time_ms
+from ..units import parse_time_s
 from ...lb.algorithms import parse_balance
 from .arguments import one_arg
 from .registry import BACKENDS, DEFAULTS, keyword
@@ -35,44 +35,80 @@ def hash_type(parser, proxy, args, origin):
         raise ValueError(f"'hash-type' : unknown modifier '{rest[0]}'.")
 
 
+def _domain_error(domain: str):
+    """The first character HAProxy refuses in a cookie domain (alnum, '.', '_', '-' only)."""
+    for char in domain:
+        if not (char.isascii() and char.isalnum()) and char not in "._-":
+            return char
+    return None
+
+
 @keyword("cookie", sections=BACKENDS | DEFAULTS)
 def cookie(parser, proxy, args, origin):
     if not args:
         raise ValueError("'cookie' expects <cookie_name> as argument.")
+    if any(char in args[0] for char in "\r\n\0"):
+        raise ValueError("'cookie' : the cookie name may not hold CR, LF or NUL "
+                         "(it is written in Set-Cookie).")
     settings = CookieSettings(name=args[0])
     modes = []
     i = 1
     while i < len(args):
         word = args[i]
+        value = args[i + 1] if i + 1 < len(args) else ""
         if word in ("insert", "rewrite", "prefix"):
             modes.append(word)
             settings.mode = word
-        elif word in ("indirect", "nocache", "postonly", "preserve", "httponly", "secure"):
+        elif word in ("indirect", "nocache", "postonly", "preserve", "httponly", "secure",
+                      "dynamic"):
             setattr(settings, word, True)
         elif word == "domain":
-            if i + 1 >= len(args):
-                raise ValueError("'domain' requires an argument.")
-            settings.domains.append(args[i + 1])
+            if not value:
+                raise ValueError("'domain' expects <domain> as argument.")
+            if "." not in value:
+                parser.warn(origin, f"domain '{value}' contains no embedded dot, this "
+                            "configuration may not work properly (see RFC6265#5.2.3).")
+            bad = _domain_error(value)
+            if bad is not None:
+                raise ValueError(f"character '{bad}' is not permitted in domain name "
+                                 f"'{value}'.")
+            settings.domains.append(value)
             i += 1
         elif word in ("maxidle", "maxlife"):
-            if i + 1 >= len(args):
-                raise ValueError(f"'{word}' requires an argument.")
-            setattr(settings, word, max(1, parse_time_ms(args[i + 1]) // 1000))
+            if not value:
+                what = "<idletime>" if word == "maxidle" else "<lifetime>"
+                raise ValueError(f"'{word}' expects {what} in seconds as argument.")
+            setattr(settings, word, parse_time_s(value))
             i += 1
-        elif word in ("dynamic", "attr"):
-            raise ValueError(f"'cookie ... {word}' is not supported by fastlb yet.")
+        elif word == "attr":
+            if not value:
+                raise ValueError("'attr' expects <value> as argument.")
+            for char in value:    # control characters (CR, LF, NUL...) and ';' never
+                if ord(char) < 32 or ord(char) == 127 or char == ";":
+                    raise ValueError(f"character '%x{ord(char):02X}' is not permitted in "
+                                     "attribute value.")
+            settings.attrs.append(value)
+            i += 1
         else:
             raise ValueError("'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', "
-                             "'nocache', 'postonly', 'domain', 'maxidle', 'maxlife', "
-                             "'dynamic' and 'attr' options.")
+                             "'nocache', 'postonly', 'domain', 'maxidle', 'dynamic', "
+                             "'maxlife' and 'attr' options.")
         i += 1
+    if "rewrite" in modes and settings.indirect:
+        raise ValueError("cookie 'rewrite' and 'indirect' modes are incompatible.")
     if len(modes) > 1:
         raise ValueError("'cookie' supports only one of 'rewrite', 'insert' or 'prefix' "
                          "options.")
-    if (settings.maxidle or settings.maxlife) and settings.mode != "insert":
-        raise ValueError("'cookie' maxidle and maxlife only work in 'insert' mode.")
-    if settings.maxidle or settings.maxlife:
-        raise ValueError("'cookie ... maxidle|maxlife' is not supported by fastlb yet.")
-    if (settings.postonly or settings.preserve) and settings.mode != "insert":
-        raise ValueError("'cookie' postonly and preserve only work in 'insert' mode.")
+    # postonly only matters to insert, as in HAProxy; preserve also keeps the server's
+    # cookie that indirect would drop
+    if settings.preserve and settings.mode != "insert" and not settings.indirect:
+        raise ValueError("cookie 'preserve' requires at least 'insert' or 'indirect'.")
     proxy.cookie = settings
+
+
+@keyword("dynamic-cookie-key", sections=BACKENDS | DEFAULTS)
+def dynamic_cookie_key(parser, proxy, args, origin):
+    """The secret that ``cookie ... dynamic`` hashes with each server's address and port."""
+    if not args:
+        raise ValueError("'dynamic-cookie-key' expects <key> as argument.")
+    proxy.dynamic_cookie_key = args[0]

@@ -151,6 +151,6 @@ NOT_YET_PROXY = { "http-after-response",
     "persist", "force-persist", "ignore-persist", "external-check", "filter", "server-template",
     "use-server", "email-alert", "rate-limit", "max-keep-alive-queue", "load-server-state-from-file",
     "server-state-file-name", "http-send-name-header", "declare", "log-format-sd",
-    "error-log-format", "dynamic-cookie-key", "hash-balance-factor", "grace", "bind-process",
+    "error-log-format", "hash-balance-factor", "grace", "bind-process",
     "unique-id", "monitor-net",
 }

@@ -124,6 +124,9 @@ def _server_options(target, args):
                 raise ValueError(f"'{option}' is not permitted on 'default-server'.")
             if option == "cookie":
                 target.cookie = value("str")
+                if any(char in target.cookie for char in "\r\n\0"):
+                    raise ValueError("'cookie' may not hold CR, LF or NUL (it is written "
+                                     "in Set-Cookie).")
             else:
                 target.id = value(low=1)
                 target.forced_id = True
