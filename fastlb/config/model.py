@@ -316,6 +316,7 @@ class Proxy:
 @dataclass
 class GlobalSettings:
     logs: list = field(default_factory=list)
+    experimental: bool = False      # expose-experimental-directives
     ca_base: Optional[str] = None   # TLS defaults, kept for the TLS transport (keywords/tls.py)
     crt_base: Optional[str] = None
     ssl_defaults: dict = field(default_factory=dict)  # keyword -> cipher string / option words

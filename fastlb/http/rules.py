@@ -27,9 +27,13 @@ VAR_ACTIONS = ("set-var", "set-var-fmt", "unset-var")
 LINE_ACTIONS = ("set-path", "set-pathq", "set-uri", "set-query", "set-method",
                 "replace-path", "replace-pathq", "replace-uri")
 REQUEST_ACTIONS = (("allow", "deny", "reject", "return", "redirect", "use-service",
-                    "set-log-level", "auth") + HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS)
-RESPONSE_ACTIONS = (("allow", "deny", "set-status", "set-log-level", "return") +
-                    HEADER_ACTIONS + VAR_ACTIONS)
+                    "set-log-level", "auth", "normalize-uri", "strict-mode") +
+                   HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS)
+RESPONSE_ACTIONS = (("allow", "deny", "set-status", "set-log-level", "return",
+                     "strict-mode") + HEADER_ACTIONS + VAR_ACTIONS)
+NORMALIZERS = ("fragment-encode", "fragment-strip", "path-merge-slashes", "path-strip-dot",
+               "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
+               "query-sort-by-name")
 # HAProxy 2.6 actions fastlb refuses by name until the issue that brings them
 NOT_YET = {
     "track-sc0": "stick tables (#14)", "track-sc1": "stick tables (#14)",
@@ -119,6 +123,20 @@ def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[s
             rest = rest[2:]
     elif action == "allow":
         pass
+    elif action == "normalize-uri":
+        words = take_until_condition()
+        if not words or words[0] not in NORMALIZERS:
+            raise RuleError(f"'normalize-uri' expects one of {', '.join(NORMALIZERS)}.")
+        option = {"path-strip-dotdot": "full", "percent-decode-unreserved": "strict",
+                  "percent-to-uppercase": "strict"}.get(words[0])
+        if len(words) > 2 or (len(words) == 2 and words[1] != option):
+            raise RuleError(f"'normalize-uri {words[0]}' : unexpected '{words[-1]}'.")
+        rule.name, rule.reason = words[0], words[1] if len(words) == 2 else ""
+    elif action == "strict-mode":
+        words = take_until_condition()
+        if words not in (["on"], ["off"]):
+            raise RuleError("'strict-mode' expects 'on' or 'off'.")
+        rule.name = words[0]
     elif action == "auth":
         rule.status = 401
         if rest[:1] == ["realm"]:
@@ -291,7 +309,8 @@ def compile_rule(rule: Rule, matches: Callable, ctx: Context) -> CompiledRule:
         value = rule.value.encode("utf-8", "surrogateescape")
         compiled.value = Format(rule.value, (value,), value)
     elif rule.action in FORMATTED:
-        compiled.value = compile_format(rule.value, ctx)
+        # a variable keeps its bytes as they are; what goes on the wire is encoded
+        compiled.value = compile_format(rule.value, ctx, http=rule.action != "set-var-fmt")
     elif rule.action == "set-var":
         compiled.expr = compile_expr(rule.value, ctx)
     compiled.headers = tuple((name, compile_format(value, ctx)) for name, value in rule.headers)
@@ -401,6 +420,90 @@ def auth_page(page: bytes, realm: str) -> bytes:
     lines.append(b'www-authenticate: Basic realm="' +
                  safe_value(realm.encode("utf-8", "surrogateescape")) + b'"')
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+class InvalidRequest(ValueError):
+    """A normalizer in strict mode found an invalid encoding: HAProxy answers 400."""
+
+
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _percent(text: bytes, strict: bool, decode: bool) -> bytes:
+    """percent-decode-unreserved (``decode``) or percent-to-uppercase."""
+    out, i = bytearray(), 0
+    while i < len(text):
+        c = text[i]
+        if c == 37:                                     # "%"
+            pair = text[i + 1:i + 3]
+            if len(pair) == 2 and pair[0] in _HEX and pair[1] in _HEX:
+                value = int(pair, 16)
+                if decode and value in _UNRESERVED:
+                    out.append(value)
+                elif decode:
+                    out += b"%" + pair
+                else:
+                    out += b"%" + pair.upper()
+                i += 3
+                continue
+            if strict:
+                raise InvalidRequest("invalid percent-encoding")
+        out.append(c)
+        i += 1
+    return bytes(out)
+
+
+def _strip_dotdot(path: bytes, full: bool) -> bytes:
+    """Resolve "/.." segments; without ``full`` the ones above the root stay."""
+    segments, up = [], 0
+    parts = path.split(b"/")[1:] if path.startswith(b"/") else path.split(b"/")
+    for part in parts:
+        if part == b"..":
+            if segments:
+                segments.pop()
+            else:
+                up += 1
+        else:
+            segments.append(part)
+    if path.endswith(b"/..") and (segments or up):
+        segments.append(b"")
+    prefix = b"" if full else b"/.." * up
+    return prefix + b"/" + b"/".join(segments) if path.startswith(b"/") else b"/".join(segments)
+
+
+def apply_normalizer(c: CompiledRule, stream: Stream) -> None:
+    """normalize-uri: the request target made canonical as HAProxy's normalizers do
+    (path-* on the path, percent-* and fragment-* on the path and query)."""
+    name, option = c.rule.name, c.rule.reason
+    prefix, path, query = _split_url(stream.url)
+    if name == "path-merge-slashes":
+        path = re.sub(rb"//+", b"/", path)
+    elif name == "path-strip-dot":
+        kept = [segment for segment in path.split(b"/") if segment != b"."]
+        path = b"/".join(kept) if not path.endswith(b"/.") else b"/".join(kept) + b"/"
+    elif name == "path-strip-dotdot":
+        path = _strip_dotdot(path, option == "full")
+    elif name == "query-sort-by-name":
+        if query:
+            params = query[1:].split(b"&")
+            params.sort(key=lambda p: p.split(b"=", 1)[0])   # stable: equal names keep order
+            query = b"?" + b"&".join(params)
+    else:
+        pathq = path + query
+        if name == "percent-decode-unreserved":
+            pathq = _percent(pathq, option == "strict", True)
+        elif name == "percent-to-uppercase":
+            pathq = _percent(pathq, option == "strict", False)
+        elif name == "fragment-strip":
+            pathq = pathq.split(b"#", 1)[0]
+        else:                                           # fragment-encode
+            pathq = pathq.replace(b"#", b"%23")
+        path, sep, rest = pathq.partition(b"?")
+        query = sep + rest
+    stream.url = prefix + path + query
+    stream._path = None
+    stream._prefix_hits = None
 
 
 def return_response(c: CompiledRule, stream: Stream) -> bytes:

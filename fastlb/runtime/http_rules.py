@@ -16,7 +16,8 @@ from ..config.model import Proxy
 from ..http.acl import ConditionCompiler, PrefixSwitch
 from ..http.errors import builtin_page
 from ..http.rules import (HEADER_ACTIONS, LINE_ACTIONS, VAR_ACTIONS, CompiledRule,
-                          apply_header_rule, apply_line_rule, apply_var_rule, auth_page,
+                          InvalidRequest, apply_header_rule, apply_line_rule,
+                          apply_normalizer, apply_var_rule, auth_page,
                           compile_rule, redirect_response, return_response)
 from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_RAW, ROUTE_REJECT,
                          ROUTE_RESPOND)
@@ -193,16 +194,21 @@ def run_request_rules(rules: list, stream, applets=None):
     """http-request rules in order: a final verdict (deny, reject, return, redirect,
     use-service), or None once every rule that matched has done its work (``allow``
     stops the evaluation there)."""
+    strict = True
     for c in rules:
         if not c.matches(stream):
             continue
         action = c.rule.action
-        if action in HEADER_ACTIONS:
-            apply_header_rule(c, stream.headers, stream)
-        elif action in VAR_ACTIONS:
-            apply_var_rule(c, stream)
-        elif action in LINE_ACTIONS:
-            apply_line_rule(c, stream)
+        if action in REWRITES:
+            try:
+                REWRITES[action](c, stream)
+            except InvalidRequest:
+                return ROUTE_DENY, 400
+            except ValueError:
+                if strict:            # HAProxy's strict mode: a failed rewrite is a 500
+                    raise
+        elif action == "strict-mode":
+            strict = c.rule.name == "on"
         elif action == "allow":
             return None
         elif action == "set-log-level":
@@ -220,6 +226,15 @@ def run_request_rules(rules: list, stream, applets=None):
         elif action == "auth":
             return ROUTE_RAW, c.page
     return None
+
+
+# request actions that rewrite the stream (a failure: 500 in strict mode, else skipped)
+REWRITES = dict(
+    [(action, lambda c, stream: apply_header_rule(c, stream.headers, stream))
+     for action in HEADER_ACTIONS] +
+    [(action, apply_var_rule) for action in VAR_ACTIONS] +
+    [(action, apply_line_rule) for action in LINE_ACTIONS] +
+    [("normalize-uri", apply_normalizer)])
 
 
 def compile_switching(proxy: Proxy, compiler: ConditionCompiler, by_name: dict,
@@ -336,14 +351,22 @@ def build_response_editor(proxy: Proxy, env: SampleEnv):
 
 
 def run_response_rules(rules: list, stream) -> int:
+    strict = True
     for c in rules:
         if not c.matches(stream):
             continue
         action = c.rule.action
-        if action in HEADER_ACTIONS:
-            apply_header_rule(c, stream.res_headers, stream)
-        elif action in VAR_ACTIONS:
-            apply_var_rule(c, stream)
+        if action in HEADER_ACTIONS or action in VAR_ACTIONS:
+            try:
+                if action in HEADER_ACTIONS:
+                    apply_header_rule(c, stream.res_headers, stream)
+                else:
+                    apply_var_rule(c, stream)
+            except ValueError:
+                if strict:
+                    raise
+        elif action == "strict-mode":
+            strict = c.rule.name == "on"
         elif action == "set-status":
             stream.status = c.rule.status
             stream.reason = c.rule.reason.encode("utf-8", "surrogateescape") or None

@@ -11,6 +11,7 @@ syntax): literal text, ``%[expr]`` and the ``%ci``-style aliases of fetches.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -213,12 +214,25 @@ def find_sample_end(text: str, start: int) -> int:
     return -1
 
 
+# What HAProxy percent-encodes in a sample written into an HTTP value: the control
+# characters but HTAB (so no sample can end a header or a line), and DEL.
+_HTTP_ENCODED = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def http_encode(value: bytes) -> bytes:
+    if _HTTP_ENCODED.search(value) is None:
+        return value
+    return _HTTP_ENCODED.sub(lambda m: b"%%%02X" % m.group(0)[0], value)
+
+
 @dataclass(frozen=True)
 class Format:
-    """A compiled value: ``render(stream) -> bytes`` (a missing sample renders empty)."""
+    """A compiled value: ``render(stream) -> bytes`` (a missing sample renders empty).
+    ``http``: its samples go into an HTTP value, encoded as HAProxy encodes them."""
     text: str
     pieces: tuple                 # bytes, or an Expr
     constant: Optional[bytes]     # the whole value when it has no sample
+    http: bool = True
 
     def render(self, stream) -> bytes:
         if self.constant is not None:
@@ -230,11 +244,13 @@ class Format:
             else:
                 value = piece.one(stream)
                 if value is not None:
-                    out.append(as_bytes(value))
+                    value = as_bytes(value)
+                    out.append(http_encode(value) if self.http else value)
         return b"".join(out)
 
 
-def compile_format(text: str, ctx: Context, check_only: bool = False) -> Format:
+def compile_format(text: str, ctx: Context, check_only: bool = False,
+                   http: bool = True) -> Format:
     """A rule's value: literal text, ``%%``, ``%[expr]``, ``%{flags}[expr]`` and the
     ``%ci``-style variables that are fetches (ALIASES); anything else is refused."""
     pieces: list = []
@@ -290,4 +306,4 @@ def compile_format(text: str, ctx: Context, check_only: bool = False) -> Format:
     constant = None
     if all(p.__class__ is bytes for p in pieces):
         constant = b"".join(pieces)
-    return Format(text, tuple(pieces), constant)
+    return Format(text, tuple(pieces), constant, http)

@@ -17,6 +17,11 @@ def log(parser, g, args, origin):
     log_statement(g.logs, args, in_global=True)
 
 
+@keyword("expose-experimental-directives", sections=GLOBAL)
+def expose_experimental_directives(parser, g, args, origin):
+    g.experimental = True
+
+
 @keyword("maxconn", sections=GLOBAL)
 def maxconn(parser, g, args, origin):
     g.maxconn = positive_int(args, "maxconn")

@@ -16,6 +16,7 @@ from .registry import BACKENDS, DEFAULTS, FRONTENDS, PROXIES, PROXY_AND_DEFAULTS
 ERRORFILE_CODES = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429,
                    500, 501, 502, 503, 504)
 STATS_NOT_YET = ("http-request", "bind-process")
+EXPERIMENTAL = ("normalize-uri",)      # HAProxy 2.6 wants expose-experimental-directives
 
 
 def _config_dir(origin):
@@ -39,15 +40,15 @@ def acl(parser, proxy, args, origin):
 
 @keyword("http-request", sections=PROXIES)
 def http_request(parser, proxy, args, origin):
-    _http_rule(proxy, args, origin, response=False)
+    _http_rule(parser, proxy, args, origin, response=False)
 
 
 @keyword("http-response", sections=PROXIES)
 def http_response(parser, proxy, args, origin):
-    _http_rule(proxy, args, origin, response=True)
+    _http_rule(parser, proxy, args, origin, response=True)
 
 
-def _http_rule(proxy, args, origin, response):
+def _http_rule(parser, proxy, args, origin, response):
     side = "http-response" if response else "http-request"
     base = _config_dir(origin)
 
@@ -68,6 +69,9 @@ def _http_rule(proxy, args, origin, response):
         check_rule(rule, place)
     except RuleError as exc:
         raise ValueError(f"'{side}' : {exc}") from None
+    if rule.action in EXPERIMENTAL and not parser.global_.experimental:
+        raise ValueError(f"'{rule.action}' action is experimental, must be allowed via a "
+                         "global 'expose-experimental-directives'")
     if rule.action == "deny" and rule.status not in MESSAGES:
         raise ValueError(f"'{side} deny' : unsupported deny_status '{rule.status}'.")
     if rest:

@@ -139,7 +139,7 @@ IGNORED_GLOBAL = {
 NOT_YET_GLOBAL = {
     "tune.ssl.default-dh-param",
     "spread-checks", "server-state-file", "server-state-base", "lua-load", "setenv", "presetenv",
-    "resetenv", "unsetenv", "expose-experimental-directives",
+    "resetenv", "unsetenv",
     "localpeer", "h1-case-adjust", "maxsslconn", "maxconnrate", "maxsessrate", "external-check",
     "insecure-fork-wanted", "tune.http.maxhdr", "unix-bind",
 }
