@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from conftest import (FASTLB, Backend, HttpClient, free_port, listening_sockets, parse_headers,
-                      read_body, read_head, wait_until)
+from conftest import (FASTLB, Backend, HttpClient, SyslogReceiver, free_port, listening_sockets,
+                      mask_log_line, parse_headers, read_body, read_head, wait_until)
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -217,6 +217,7 @@ def run(cmd, port, tmp_path, name, backends, requests=None):
             seen = [(be.name, request) for be in backends for request in be.seen]
             answers.append((path, status, {k: v for k, v in fields.items()
                                            if k not in IGNORED_RESPONSE}, body, seen))
+        time.sleep(0.2)                 # the last log line is sent once the session ends
         return answers
     finally:
         proc.terminate()
@@ -229,12 +230,14 @@ def test_haproxy_and_fastlb_compute_the_same_samples(tmp_path):
     differential(tmp_path, config, REQUESTS)
 
 
-def differential(tmp_path, make_config, requests):
-    """Run ``make_config(port, be1, be2, log)`` through both and compare every answer."""
+def differential(tmp_path, make_config, requests, logs=None):
+    """Run ``make_config(port, be1, be2, log)`` through both and compare every answer;
+    with ``logs`` (a dict) the log lines each sent go in it, by program."""
     results = {}
     for name in ("haproxy", "fastlb"):
         backends = [RecordingBackend("be1"), RecordingBackend("be2")]
-        port, log = free_port(), free_port()
+        syslog = SyslogReceiver()
+        port, log = free_port(), syslog.port
         path = tmp_path / f"{name}.cfg"
         path.write_text(make_config(port, backends[0].port, backends[1].port, log))
         cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
@@ -245,7 +248,10 @@ def differential(tmp_path, make_config, requests):
         assert check.returncode == 0, f"{name} -c: {check.stderr}"
         try:
             results[name] = run(cmd, port, tmp_path, name, backends, requests)
+            if logs is not None:
+                logs[name] = syslog.drain()
         finally:
+            syslog.sock.close()
             for be in backends:
                 be.close()
         time.sleep(0.1)
@@ -445,3 +451,51 @@ def test_strict_mode_off_skips_a_failed_rewrite(fastlb, http_backends):
     client = HttpClient(port)
     status, _, _ = client.get("/a", headers=[("X-Path", "/a b"), ("X-Soft", "1")])
     assert status == 200 and backend.requests[-1]["path"] == "/a"
+
+
+def capture_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+global
+    log 127.0.0.1:{log} local0
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    capture request header Host len 10
+    declare capture request len 8
+    http-request capture req.hdr(x-a),upper len 5
+    http-request capture path id 1
+    declare capture response len 6
+    capture response header X-Origin len 3
+    http-response capture res.hdr(set-cookie) id 0
+    http-request set-header X-Cap %[capture.req.hdr(2)]
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+def masked(line: str) -> str:
+    """A log line without what differs between two runs (dates, ports, timers, pid)."""
+    import re
+    line = mask_log_line(line)
+    line = re.sub(r" (-?\d+)/(-?\d+)/(-?\d+)/(-?\d+)/(\d+) ", " T/T/T/T/T ", line)
+    # %B: HAProxy counts its internal (HTX) size of the response, fastlb the bytes on the
+    # wire (README); only "nothing sent" (0) is compared
+    return re.sub(r"^(.* \d{3}) [1-9]\d* ", r"\1 B ", line)
+
+
+def test_capture_actions_and_slots_as_haproxy(tmp_path):
+    logs: dict = {}
+    requests = [("/a/path/long", [("Host", "www.example.com"), ("X-A", "abcdefgh")]),
+                ("/b", [("Host", "h")])]
+    differential(tmp_path, capture_config, requests, logs)
+    assert logs["haproxy"] and [masked(x) for x in logs["fastlb"]] == \
+        [masked(x) for x in logs["haproxy"]]

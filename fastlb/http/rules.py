@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ..sample import Context, Format, SampleError, Stream, check_expr, compile_expr, \
-    compile_format
+from ..sample import Context, Format, SampleError, Stream, as_bytes, check_expr, \
+    compile_expr, compile_format
 from ..sample.registry import VAR_NAME
 from .errors import reason_phrase
 from .fields import safe_value
@@ -27,10 +27,10 @@ VAR_ACTIONS = ("set-var", "set-var-fmt", "unset-var")
 LINE_ACTIONS = ("set-path", "set-pathq", "set-uri", "set-query", "set-method",
                 "replace-path", "replace-pathq", "replace-uri")
 REQUEST_ACTIONS = (("allow", "deny", "reject", "return", "redirect", "use-service",
-                    "set-log-level", "auth", "normalize-uri", "strict-mode") +
+                    "set-log-level", "auth", "normalize-uri", "strict-mode", "capture") +
                    HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS)
 RESPONSE_ACTIONS = (("allow", "deny", "set-status", "set-log-level", "return",
-                     "strict-mode") + HEADER_ACTIONS + VAR_ACTIONS)
+                     "strict-mode", "capture") + HEADER_ACTIONS + VAR_ACTIONS)
 NORMALIZERS = ("fragment-encode", "fragment-strip", "path-merge-slashes", "path-strip-dot",
                "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
                "query-sort-by-name")
@@ -132,6 +132,20 @@ def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[s
         if len(words) > 2 or (len(words) == 2 and words[1] != option):
             raise RuleError(f"'normalize-uri {words[0]}' : unexpected '{words[-1]}'.")
         rule.name, rule.reason = words[0], words[1] if len(words) == 2 else ""
+    elif action == "capture":
+        # capture <expr> len <n> (a new slot) | id <n> (a declared one); status: the length
+        words = take_until_condition()
+        if len(words) != 3 or words[1] not in ("len", "id") or not words[2].isdigit():
+            raise RuleError("'capture' expects '<sample> len <length>' or '<sample> id <id>'.")
+        if words[1] == "len" and response:
+            raise RuleError("'http-response capture' takes 'id <id>' (a declared slot).")
+        rule.value = words[0]
+        if words[1] == "len":
+            rule.status = int(words[2])
+            if rule.status < 1:
+                raise RuleError("'capture' : the length must be positive.")
+        else:
+            rule.name = words[2]
     elif action == "strict-mode":
         words = take_until_condition()
         if words not in (["on"], ["off"]):
@@ -281,7 +295,7 @@ def check_rule(rule: Rule, place: str) -> None:
             pass
         elif rule.action in FORMATTED:
             compile_format(rule.value, ctx, check_only=True)
-        elif rule.action == "set-var":
+        elif rule.action in ("set-var", "capture"):
             check_expr(rule.value, ctx)
         for _, value in rule.headers:
             compile_format(value, ctx, check_only=True)
@@ -301,6 +315,7 @@ class CompiledRule:
     headers: tuple = ()                      # return: ((name bytes, Format), ...)
     body: Optional[Format] = None
     page: bytes = b""                        # auth: the 401 answer
+    slot: tuple = ()                         # capture: (index, length)
 
 
 def compile_rule(rule: Rule, matches: Callable, ctx: Context) -> CompiledRule:
@@ -311,7 +326,7 @@ def compile_rule(rule: Rule, matches: Callable, ctx: Context) -> CompiledRule:
     elif rule.action in FORMATTED:
         # a variable keeps its bytes as they are; what goes on the wire is encoded
         compiled.value = compile_format(rule.value, ctx, http=rule.action != "set-var-fmt")
-    elif rule.action == "set-var":
+    elif rule.action in ("set-var", "capture"):
         compiled.expr = compile_expr(rule.value, ctx)
     compiled.headers = tuple((name, compile_format(value, ctx)) for name, value in rule.headers)
     if rule.body_format:
@@ -420,6 +435,16 @@ def auth_page(page: bytes, realm: str) -> bytes:
     lines.append(b'www-authenticate: Basic realm="' +
                  safe_value(realm.encode("utf-8", "surrogateescape")) + b'"')
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def apply_capture(c: CompiledRule, stream: Stream, response: bool) -> None:
+    """capture: the sample as text, cut to its slot's length, into the log's captures."""
+    captures = stream.captures_rsp if response else stream.captures_req
+    value = c.expr.one(stream)
+    if captures is None or value is None:
+        return
+    index, length = c.slot
+    captures[index] = as_bytes(value)[:length].decode("latin-1")
 
 
 class InvalidRequest(ValueError):

@@ -95,8 +95,11 @@ cdef list capture_headers(list specs, list headers):
     """HAProxy keeps the last occurrence of each captured header, cut to its length."""
     cdef list values = []
     for name, length in specs:
-        wanted = name.encode("latin-1")
         value = ""
+        if name is None:              # a slot the capture actions fill
+            values.append(value)
+            continue
+        wanted = name.encode("latin-1")
         for key, raw in headers:
             if key == wanted:
                 value = raw.decode("latin-1")

@@ -16,7 +16,7 @@ from ..config.model import Proxy
 from ..http.acl import ConditionCompiler, PrefixSwitch
 from ..http.errors import builtin_page
 from ..http.rules import (HEADER_ACTIONS, LINE_ACTIONS, VAR_ACTIONS, CompiledRule,
-                          InvalidRequest, apply_header_rule, apply_line_rule,
+                          InvalidRequest, apply_capture, apply_header_rule, apply_line_rule,
                           apply_normalizer, apply_var_rule, auth_page,
                           compile_rule, redirect_response, return_response)
 from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_RAW, ROUTE_REJECT,
@@ -157,7 +157,10 @@ def compile_rules(rules: list, compiler: ConditionCompiler, ctx: Context,
                   proxy: Proxy = None) -> list:
     compiled = [compile_rule(rule, compiler.compile(rule.condition), ctx) for rule in rules]
     for c in compiled:
-        if c.rule.action == "auth":         # the proxy's 401 page, or HAProxy's
+        if c.rule.action == "capture":
+            slots = proxy.captures_rsp if ctx.place == "http-response" else proxy.captures_req
+            c.slot = (int(c.rule.name), slots[int(c.rule.name)][1])
+        elif c.rule.action == "auth":         # the proxy's 401 page, or HAProxy's
             page = (proxy.errorfiles or {}).get(401) if proxy is not None else None
             c.page = auth_page(page or builtin_page(401), c.rule.reason or proxy.name)
     return compiled
@@ -209,6 +212,8 @@ def run_request_rules(rules: list, stream, applets=None):
                     raise
         elif action == "strict-mode":
             strict = c.rule.name == "on"
+        elif action == "capture":
+            apply_capture(c, stream, False)
         elif action == "allow":
             return None
         elif action == "set-log-level":
@@ -346,7 +351,7 @@ def build_response_editor(proxy: Proxy, env: SampleEnv):
         return None
     compiler = ConditionCompiler(proxy.acls, env, "http-response", proxy.name)
     rules = compile_rules(proxy.http_response_rules, compiler,
-                          Context("http-response", env, proxy.name))
+                          Context("http-response", env, proxy.name), proxy)
     return functools.partial(run_response_rules, rules)
 
 
@@ -367,6 +372,8 @@ def run_response_rules(rules: list, stream) -> int:
                     raise
         elif action == "strict-mode":
             strict = c.rule.name == "on"
+        elif action == "capture":
+            apply_capture(c, stream, True)
         elif action == "set-status":
             stream.status = c.rule.status
             stream.reason = c.rule.reason.encode("utf-8", "surrogateescape") or None

@@ -69,6 +69,17 @@ def _http_rule(parser, proxy, args, origin, response):
         check_rule(rule, place)
     except RuleError as exc:
         raise ValueError(f"'{side}' : {exc}") from None
+    if rule.action == "capture":
+        slots = proxy.captures_rsp if response else proxy.captures_req
+        if not proxy.has_frontend:
+            raise ValueError(f"'{side} capture' : only in a frontend or listen section "
+                             "(captures belong to the frontend).")
+        if rule.status:                  # "len": a new slot of its own
+            rule.name = str(len(slots))
+            slots.append((None, rule.status))
+        elif int(rule.name) >= len(slots):
+            raise ValueError(f"'{side} capture' : no capture slot with id {rule.name} "
+                             f"(this proxy has {len(slots)}).")
     if rule.action in EXPERIMENTAL and not parser.global_.experimental:
         raise ValueError(f"'{rule.action}' action is experimental, must be allowed via a "
                          "global 'expose-experimental-directives'")
@@ -103,6 +114,17 @@ def capture(parser, proxy, args, origin):
                          "'response header <name> len <length>'.")
     target = proxy.captures_req if args[0] == "request" else proxy.captures_rsp
     target.append((args[2].lower(), int(args[4])))
+
+
+@keyword("declare", sections=FRONTENDS)
+def declare(parser, proxy, args, origin):
+    """``declare capture request|response len <n>``: a capture slot that
+    ``http-request|http-response capture ... id <n>`` fills."""
+    if len(args) != 4 or args[0] != "capture" or args[1] not in ("request", "response") \
+            or args[2] != "len" or not args[3].isdigit() or int(args[3]) < 1:
+        raise ValueError("'declare' expects 'capture request|response len <length>'.")
+    (proxy.captures_req if args[1] == "request" else proxy.captures_rsp).append(
+        (None, int(args[3])))
 
 
 @keyword("http-check", sections=BACKENDS | DEFAULTS)
