@@ -499,3 +499,68 @@ def test_capture_actions_and_slots_as_haproxy(tmp_path):
     differential(tmp_path, capture_config, requests, logs)
     assert logs["haproxy"] and [masked(x) for x in logs["fastlb"]] == \
         [masked(x) for x in logs["haproxy"]]
+
+
+def use_server_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be1
+    use_backend tcpish if {{ path_beg /tcp }}
+backend be1
+    balance roundrobin
+    cookie SRV insert indirect nocache
+    use-server s3 if {{ req.hdr(x-s) 3 }}
+    use-server off if {{ req.hdr(x-s) off }}
+    use-server s2 if {{ req.hdr(x-s) off }}
+    use-server %[req.hdr(x-dyn)] if {{ req.hdr(x-dyn) -m found }}
+    http-response set-header X-Srv %[srv_name]
+    server s1 127.0.0.1:{be1} cookie c1
+    server s2 127.0.0.1:{be2} cookie c2
+    server s3 127.0.0.1:{be2} weight 0 cookie c3
+    server off 127.0.0.1:{be2} disabled
+backend be2
+    server s9 127.0.0.1:{be2}
+backend tcpish
+    use-server t2 unless {{ src 10.0.0.0/8 }}
+    http-response set-header X-Srv %[srv_name]
+    server t1 127.0.0.1:{be1}
+    server t2 127.0.0.1:{be2}
+"""
+
+
+def test_use_server_as_haproxy(tmp_path):
+    requests = [("/", []), ("/", []), ("/", [("X-S", "3")]), ("/", [("X-S", "off")]),
+                ("/", [("X-Dyn", "s2")]), ("/", [("X-Dyn", "nosuch")]),
+                ("/", [("X-S", "3"), ("Cookie", "SRV=c1")]), ("/", [("Cookie", "SRV=c2")]),
+                ("/tcp", []), ("/tcp", [])]
+    differential(tmp_path, use_server_config, [(p, [("Host", "h")] + h) for p, h in requests])
+
+
+def test_use_server_in_tcp_mode(fastlb, backends):
+    """use-server on a layer-4 condition picks the server of a TCP session."""
+    import socket
+    from conftest import name_handler
+    one, two = backends(name_handler, "one"), backends(name_handler, "two")
+    port = free_port()
+    fastlb(f"""
+        defaults
+            mode tcp
+            timeout connect 1s
+            timeout client 5s
+            timeout server 5s
+        listen tcp
+            bind 127.0.0.1:{port}
+            balance roundrobin
+            use-server second if {{ src 127.0.0.0/8 }} {{ dst_port {port} }}
+            server first 127.0.0.1:{one.port}
+            server second 127.0.0.1:{two.port}
+        """, ports=[port])
+    for _ in range(4):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            assert sock.recv(100) == b"two\n"

@@ -255,6 +255,7 @@ class Proxy:
     acls: dict = field(default_factory=dict)              # name -> [AclTerm], same-name lines ORed
     http_request_rules: list = field(default_factory=list)   # [http.rules.Rule]
     redirect_rules: list = field(default_factory=list)       # "redirect" lines: [Rule]
+    server_rules: list = field(default_factory=list)  # use-server: [(name, Condition, origin)]
     tcp_connection_rules: list = field(default_factory=list)  # [(action, Condition|None, origin)]
     http_response_rules: list = field(default_factory=list)
     servers: list = field(default_factory=list)

@@ -454,6 +454,12 @@ class Parser:
                                    f"{role} (see 'mode').")
 
     def _check_backend(self, proxy: Proxy) -> None:
+        names = {server.name for server in proxy.servers}
+        for name, _, origin in proxy.server_rules:
+            if "%" not in name and name not in names:
+                self.alerts.append(f"config : {proxy.type_name} '{proxy.name}' : unable to "
+                                   f"find server '{name}' referenced in a 'use-server' rule "
+                                   f"({origin}).")
         if proxy.dispatch and proxy.servers:
             self.warn(proxy.origin, f"backend '{proxy.name}' has both 'dispatch' and servers: "
                        "'dispatch' is ignored as in HAProxy.")

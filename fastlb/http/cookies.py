@@ -196,9 +196,10 @@ class Persistence:
 
     # -- response --------------------------------------------------------------------------
     def on_response(self, headers: list, server: int, client_letter: str, method: bytes,
-                    seen=None, now: int = 0) -> str:
+                    seen=None, now: int = 0, forced: bool = False) -> str:
         """Insert, rewrite or prefix the persistence cookie for ``server``; returns the
-        server-side letter.  ``seen``: what ``on_request`` found (None: not called)."""
+        server-side letter.  ``seen``: what ``on_request`` found (None: not called);
+        ``forced``: a use-server rule chose the server (HAProxy's SF_DIRECT as well)."""
         s = self.settings
         seen = seen if seen is not None else NOTHING_SEEN
         if not 0 <= server < len(self.server_cookies):
@@ -206,7 +207,7 @@ class Persistence:
         real = self.real_servers            # a dispatch address is no server of ours
         value = self.server_cookies[server] if real else None
         # the client came straight to this server with its cookie (HAProxy's SF_DIRECT)
-        direct = real and seen.server == server and client_letter != "D"
+        direct = real and ((seen.server == server and client_letter != "D") or forced)
         letter = "N"
         server_set = False
         kept = []

@@ -83,6 +83,23 @@ cdef bint persist_usable(Worker w, BackendRt *be, int srv):
     return (st & ST_RUNNING) and not (st & ST_ANY_MAINT)
 
 
+cdef int use_server(Worker w, Session *s, object stream):
+    """The first server of the backend's use-server rules that holds and is up, or -1."""
+    cdef BackendRt *be = &w.backends[s.be]
+    rules = (<BackendHooks>w.be_hooks[s.be]).server_rules
+    if rules is None:
+        return -1
+    try:
+        candidates = rules(stream)
+    except Exception as exc:
+        internal_error(w, exc, "use-server rules")    # balanced as if no rule held
+        return -1
+    for candidate in candidates:
+        if persist_usable(w, be, candidate):
+            return candidate
+    return -1
+
+
 cdef inline uint64_t *queue_count(Worker w, int q) noexcept nogil:
     return w.totals + w.beq_off + q        # backend queues, then server queues
 

@@ -169,6 +169,7 @@ cdef class BackendHooks:
     cdef bytes key_name         # balance url_param / hdr() name
     cdef object response_editor
     cdef object request_rules   # its own http-request rules / stats page, or None
+    cdef object server_rules    # use-server: candidates(stream) -> [server index], or None
 
 
 @cython.final

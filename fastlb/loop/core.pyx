@@ -307,6 +307,7 @@ cdef class Worker:
         hooks.key_name = spec.key_name
         hooks.response_editor = spec.response_editor
         hooks.request_rules = spec.request_rules
+        hooks.server_rules = spec.server_rules
         self.be_hooks.append(hooks)
         self.nbackends += 1
         install_lookup(self, self.nbackends - 1)

@@ -273,6 +273,9 @@ cdef void req_persistence(Worker w, Session *s, HttpTxn txn, Head fields):
     s.t_queued = -1
     s.forced_server = -1
     s.avoid_server = -1
+    cdef int chosen = -1
+    if (<BackendHooks>w.be_hooks[s.be]).server_rules is not None:
+        chosen = use_server(w, s, txn_stream(w, s, txn, fields))
     persistence = (<BackendHooks>w.be_hooks[s.be]).cookie
     if persistence is not None:
         server, letter, txn.ck_seen = persistence.on_request(fields.headers)
@@ -283,6 +286,9 @@ cdef void req_persistence(Worker w, Session *s, HttpTxn txn, Head fields):
         s.forced_server = server
         txn.ck_client = letter
         txn.method = fields.method
+    if chosen >= 0:
+        s.forced_server = chosen     # use-server wins; the cookie was still read (its prefix)
+        txn.server_forced = True
     if be.key != KEY_NONE:
         set_http_key(w, s, fields.url, fields.headers)
 

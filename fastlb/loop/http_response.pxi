@@ -46,7 +46,8 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
         persistence = (<BackendHooks>w.be_hooks[s.be]).cookie
         if persistence is not None:
             txn.ck_server = persistence.on_response(fields.headers, s.server, txn.ck_client,
-                                                    txn.method, txn.ck_seen)
+                                                    txn.method, txn.ck_seen, 0,
+                                                    txn.server_forced)
             edited = True
         be_editor = (<BackendHooks>w.be_hooks[s.be]).response_editor
         fe_editor = hooks.response_editor

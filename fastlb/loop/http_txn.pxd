@@ -72,6 +72,7 @@ cdef class HttpTxn:
     cdef int64_t rsp_scanned
     cdef int64_t req_head_end
     cdef int64_t rsp_head_end
+    cdef bint server_forced          # a use-server rule chose the server (no cookie inserted)
     cdef object stream              # the request's fastlb.sample.Stream, once a rule needs it
     cdef object sess_vars           # the connection's "sess." variables
     cdef int64_t find_head(self, Side *side, bint request)

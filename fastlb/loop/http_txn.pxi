@@ -41,6 +41,7 @@ cdef class HttpTxn:
         self.req_scanned = self.rsp_scanned = 0
         self.req_head_end = self.rsp_head_end = -1
         self.stream = None
+        self.server_forced = False
         self.req_body_seen_end = self.rsp_body_seen_end = False
         memset(&self.req_chunk, 0, sizeof(ChunkParser))
         memset(&self.rsp_chunk, 0, sizeof(ChunkParser))

@@ -343,6 +343,35 @@ def build_backend_rules(proxy: Proxy, applets: Applets, env: SampleEnv):
     return apply
 
 
+def build_server_rules(proxy: Proxy, env: SampleEnv):
+    """``candidates(stream) -> [server index]``: the servers of the use-server rules whose
+    condition holds, in order (the loop takes the first that is up), or None."""
+    if not proxy.server_rules:
+        return None
+    place = "backend http-request" if proxy.mode == "http" else "tcp-request content"
+    compiler = ConditionCompiler(proxy.acls, env, place, proxy.name)
+    index = {server.name: i for i, server in enumerate(proxy.servers)}
+    rules = []
+    for name, cond, _ in proxy.server_rules:
+        target = compile_format(name, Context(place, env, proxy.name)) if "%" in name \
+            else index[name]
+        rules.append((compiler.compile(cond), target))
+
+    def candidates(stream) -> list:
+        out = []
+        for matches, target in rules:
+            if matches(stream):
+                if target.__class__ is not int:     # a name computed per request
+                    target = index.get(target.render(stream).decode("utf-8",
+                                                                    "surrogateescape"), -1)
+                    if target < 0:
+                        continue
+                out.append(target)
+        return out
+
+    return candidates
+
+
 def build_response_editor(proxy: Proxy, env: SampleEnv):
     """``edit(stream) -> status`` applying the proxy's http-response rules to
     ``stream.res_headers``: 0 to go on, or the status of an ``http-response deny``
@@ -387,4 +416,5 @@ def run_response_rules(rules: list, stream) -> int:
 
 
 __all__ = ["CompiledRule", "SampleEnv", "build_backend_rules", "build_response_editor",
+           "build_server_rules",
            "build_router", "monitor_matches", "run_request_rules", "Optional"]

@@ -24,7 +24,8 @@ from ..loop.core import (CLOSE_BOTH, CLOSE_NONE, CLOSE_SERVER, LOG_CONNECT, LOG_
                          PP2_OPT_AUTHORITY, PP2_OPT_CRC32C)
 from ..http.acl import ConditionCompiler
 from ..sample import Stream
-from .http_rules import SampleEnv, build_backend_rules, build_response_editor, build_router
+from .http_rules import (SampleEnv, build_backend_rules, build_response_editor, build_router,
+                         build_server_rules)
 
 NOSRV = "<NOSRV>"
 
@@ -87,6 +88,7 @@ class BackendSpec:
     response_editor: object       # http-response rules: edit(headers), or None
     request_rules: object         # its own http-request rules / stats page, or None
     cookie: object                # fastlb.http.cookies.Persistence, or None
+    server_rules: object = None   # use-server: candidates(stream) -> [server], or None
 
 
 @dataclass(frozen=True)
@@ -262,7 +264,8 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         redispatch=proxy.options.redispatch or 0, srvtcpka=bool(proxy.options.srvtcpka),
         error_pages=proxy.errorfiles or {},
         response_editor=build_response_editor(proxy, env),
-        request_rules=build_backend_rules(proxy, applets, env), cookie=cookie)
+        request_rules=build_backend_rules(proxy, applets, env), cookie=cookie,
+        server_rules=build_server_rules(proxy, env))
     return BackendTable(index=index, proxy=proxy, spec=spec,
                         server_names=[s.name for s in servers],
                         server_models=[s.model for s in servers], first_server_shm=first_shm)

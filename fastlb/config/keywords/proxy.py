@@ -184,6 +184,22 @@ def use_backend(parser, proxy, args, origin):
     proxy.switching_rules.append((args[0], rule, origin))
 
 
+@keyword("use-server", sections=BACKENDS)
+def use_server(parser, proxy, args, origin):
+    """``use-server <server | log-format> if|unless <condition>``: checked once all the
+    backend's servers are known."""
+    if len(args) < 3 or args[1] not in ("if", "unless"):
+        raise ValueError("'use-server' requires a server name and a condition "
+                         "('if' or 'unless').")
+    if "%" in args[0]:
+        try:
+            compile_value(args[0], Context("backend http-request"), check_only=True)
+        except SampleError as exc:
+            raise ValueError(f"'use-server' : {exc}") from None
+    proxy.server_rules.append((args[0], condition(proxy, args[1:], "'use-server' rule"),
+                               origin))
+
+
 @keyword("dispatch", sections=BACKENDS)
 def dispatch(parser, proxy, args, origin):
     try:
