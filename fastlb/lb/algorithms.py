@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .strategy import (KEY_HDR, KEY_NONE, KEY_SOURCE, KEY_URI, KEY_URL_PARAM, PICK_FIRST,
+from .strategy import (KEY_EXPR, KEY_HDR, KEY_NONE, KEY_SOURCE, KEY_URI, KEY_URL_PARAM, PICK_FIRST,
                        PICK_LEASTCONN, PICK_RANDOM, PICK_SEQUENCE, TABLE_ELIGIBLE, TABLE_MAP,
                        TABLE_ROUNDROBIN)
 
@@ -66,6 +66,13 @@ def uri_arguments(name: str, extra: list) -> dict:
     return options
 
 
+def hash_arguments(name: str, extra: list) -> dict:
+    """``balance hash <expr>``: the expression is checked by the config keyword."""
+    if len(extra) != 1:
+        raise ValueError("'balance hash' expects a sample expression.")
+    return {"expr": extra[0]}
+
+
 def url_param_arguments(name: str, extra: list) -> dict:
     if not extra:
         raise ValueError("'balance url_param' requires an URL parameter name.")
@@ -87,6 +94,7 @@ register(Algorithm("uri", PICK_SEQUENCE, TABLE_MAP, key=KEY_URI, parse=uri_argum
 register(Algorithm("url_param", PICK_SEQUENCE, TABLE_MAP, key=KEY_URL_PARAM,
                    parse=url_param_arguments))
 register(Algorithm("hdr", PICK_SEQUENCE, TABLE_MAP, key=KEY_HDR))
+register(Algorithm("hash", PICK_SEQUENCE, TABLE_MAP, key=KEY_EXPR, parse=hash_arguments))
 
 
 def parse_balance(words: list) -> tuple[str, dict]:
@@ -109,8 +117,8 @@ def parse_balance(words: list) -> tuple[str, dict]:
                          "(it needs 'tcp-request content' rules, which fastlb does not have).")
     elif name not in ALGORITHMS or name == "hdr":      # hdr takes its name in parentheses
         raise ValueError("balance only supports 'roundrobin', 'static-rr', 'leastconn', "
-                         "'source', 'uri', 'url_param', 'hdr(name)' and 'rdp-cookie(name)' "
-                         "options.")
+                         "'source', 'uri', 'url_param', 'hdr(name)', 'hash <expr>' and "
+                         "'rdp-cookie(name)' options.")
     if name == "random":
         options.setdefault("draws", 2)
     options.update(ALGORITHMS[name].parse(name, extra))

@@ -16,6 +16,7 @@ cpdef enum:
     KEY_URI = 2
     KEY_URL_PARAM = 3
     KEY_HDR = 4
+    KEY_EXPR = 5            # balance hash <expr>: a sample expression (a Python hook)
 
 # how the usable servers are laid out for the pick
 cpdef enum:

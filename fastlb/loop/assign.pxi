@@ -406,6 +406,18 @@ cdef inline void key_from(Session *s, bytes key):
     s.has_key = 1
 
 
+cdef void set_expr_key(Worker w, Session *s, object stream):
+    """balance hash <expr>: the sample's bytes hashed, or no key (the map is walked)."""
+    s.has_key = 0
+    try:
+        key = (<BackendHooks>w.be_hooks[s.be]).hash_key(stream)
+    except Exception as exc:
+        internal_error(w, exc, "balance hash")
+        return
+    if key is not None:
+        key_from(s, key)
+
+
 cdef void set_http_key(Worker w, Session *s, bytes url, list headers):
     """balance uri | url_param | hdr(): hash the key, or leave has_key 0 (map walk)."""
     cdef BackendRt *be = &w.backends[s.be]

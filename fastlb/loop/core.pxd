@@ -170,6 +170,7 @@ cdef class BackendHooks:
     cdef object response_editor
     cdef object request_rules   # its own http-request rules / stats page, or None
     cdef object server_rules    # use-server: candidates(stream) -> [server index], or None
+    cdef object hash_key        # balance hash <expr>: key(stream) -> bytes | None
 
 
 @cython.final

@@ -308,6 +308,7 @@ cdef class Worker:
         hooks.response_editor = spec.response_editor
         hooks.request_rules = spec.request_rules
         hooks.server_rules = spec.server_rules
+        hooks.hash_key = spec.hash_key
         self.be_hooks.append(hooks)
         self.nbackends += 1
         install_lookup(self, self.nbackends - 1)

@@ -289,7 +289,9 @@ cdef void req_persistence(Worker w, Session *s, HttpTxn txn, Head fields):
     if chosen >= 0:
         s.forced_server = chosen     # use-server wins; the cookie was still read (its prefix)
         txn.server_forced = True
-    if be.key != KEY_NONE:
+    if be.key == KEY_EXPR:
+        set_expr_key(w, s, txn_stream(w, s, txn, fields))
+    elif be.key != KEY_NONE:
         set_http_key(w, s, fields.url, fields.headers)
 
 

@@ -156,6 +156,8 @@ cdef void session_accepted(Worker w, int idx, Session *s, FrontendRt *fe):
     stat_max(w.be_stats + w.backends[s.be].shm_index * STAT_WORDS, STAT_SMAX,
              <int64_t>w.slot[w.be_off + w.backends[s.be].shm_index])
     set_source_key(&w.backends[s.be], s)
+    if w.backends[s.be].key == KEY_EXPR:
+        set_expr_key(w, s, new_stream(w, s, None, b"", [], b"", None, True))
     if (<BackendHooks>w.be_hooks[s.be]).server_rules is not None:
         s.forced_server = use_server(w, s, new_stream(w, s, None, b"", [], b"", None, True))
     start_connect(w, idx, s)

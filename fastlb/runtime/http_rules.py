@@ -21,7 +21,8 @@ from ..http.rules import (HEADER_ACTIONS, LINE_ACTIONS, VAR_ACTIONS, CompiledRul
                           compile_rule, redirect_response, return_response)
 from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_RAW, ROUTE_REJECT,
                          ROUTE_RESPOND)
-from ..sample import Context, SampleError, compile_format
+from ..sample import Context, SampleError, compile_expr, compile_format
+from ..sample.types import BIN, dynamic_cast
 from .. import shm as shared
 
 
@@ -372,6 +373,19 @@ def build_server_rules(proxy: Proxy, env: SampleEnv):
     return candidates
 
 
+def build_hash_key(proxy: Proxy, env: SampleEnv):
+    """``balance hash <expr>``: ``key(stream) -> bytes | None``, the sample as HAProxy
+    hashes it (cast to binary: an address packed, an integer on 8 bytes)."""
+    if proxy.balance != "hash":
+        return None
+    expr = compile_expr(proxy.balance_args["expr"], Context("balance", env, proxy.name))
+
+    def key(stream):
+        value = expr.one(stream)
+        return None if value is None else dynamic_cast(value, BIN)
+    return key
+
+
 def build_response_editor(proxy: Proxy, env: SampleEnv):
     """``edit(stream) -> status`` applying the proxy's http-response rules to
     ``stream.res_headers``: 0 to go on, or the status of an ``http-response deny``
@@ -416,5 +430,5 @@ def run_response_rules(rules: list, stream) -> int:
 
 
 __all__ = ["CompiledRule", "SampleEnv", "build_backend_rules", "build_response_editor",
-           "build_server_rules",
+           "build_hash_key", "build_server_rules",
            "build_router", "monitor_matches", "run_request_rules", "Optional"]

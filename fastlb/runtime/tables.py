@@ -25,7 +25,7 @@ from ..loop.core import (CLOSE_BOTH, CLOSE_NONE, CLOSE_SERVER, LOG_CONNECT, LOG_
 from ..http.acl import ConditionCompiler
 from ..sample import Stream
 from .http_rules import (SampleEnv, build_backend_rules, build_response_editor, build_router,
-                         build_server_rules)
+                         build_hash_key, build_server_rules)
 
 NOSRV = "<NOSRV>"
 
@@ -89,6 +89,7 @@ class BackendSpec:
     request_rules: object         # its own http-request rules / stats page, or None
     cookie: object                # fastlb.http.cookies.Persistence, or None
     server_rules: object = None   # use-server: candidates(stream) -> [server], or None
+    hash_key: object = None       # balance hash <expr>: key(stream) -> bytes | None
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         error_pages=proxy.errorfiles or {},
         response_editor=build_response_editor(proxy, env),
         request_rules=build_backend_rules(proxy, applets, env), cookie=cookie,
-        server_rules=build_server_rules(proxy, env))
+        server_rules=build_server_rules(proxy, env), hash_key=build_hash_key(proxy, env))
     return BackendTable(index=index, proxy=proxy, spec=spec,
                         server_names=[s.name for s in servers],
                         server_models=[s.model for s in servers], first_server_shm=first_shm)

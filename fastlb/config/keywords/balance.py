@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..model import CookieSettings
 from ..units import parse_time_s
 from ...lb.algorithms import parse_balance
+from ...sample import Context, SampleError, check_expr
 from .arguments import one_arg
 from .registry import BACKENDS, DEFAULTS, keyword
 
@@ -13,6 +14,11 @@ def balance(parser, proxy, args, origin):
     """The algorithms and their arguments are lb/algorithms.py's registry."""
     one_arg(args, "balance", allow_more=True)
     proxy.balance, proxy.balance_args = parse_balance(args)
+    if proxy.balance == "hash":
+        try:
+            check_expr(proxy.balance_args["expr"], Context("balance"))
+        except SampleError as exc:
+            raise ValueError(f"'balance hash' : {exc}") from None
 
 
 @keyword("hash-type", sections=BACKENDS | DEFAULTS)
