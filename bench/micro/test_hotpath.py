@@ -17,8 +17,9 @@ from fastlb.loop import core as loop
 from fastlb.config.parser import load_config
 from fastlb.lb.sequence import roundrobin_order
 from fastlb.logformat import HTTPLOG, compile_format, http_fields, render
-from fastlb.runtime.tables import ROUTE_BACKEND, build_response_editor, compile_tables
-from fastlb.runtime.tables import forwardfor_editor
+from fastlb.loop.core import ROUTE_BACKEND
+from fastlb.runtime.tables import compile_tables, forwardfor_editor
+from fastlb.sample import Context, Stream, compile_expr, compile_format as compile_value
 
 REQUEST = (b"GET /api/v1/items?id=42&sort=asc HTTP/1.1\r\n"
            b"Host: shop.example.com\r\n"
@@ -78,7 +79,8 @@ def test_acl_path_beg(benchmark, tmp_path, prefixes):
     route = tables.frontends[0].spec.router
     last = prefixes - 1                    # the last rule: every earlier one is tried first
     url = f"/svc{last}/orders/17".encode()
-    verdict = benchmark(route, b"GET", url, [(b"host", b"x")], "127.0.0.1", 80, b"1.1")
+    headers = [(b"host", b"x")]
+    verdict = benchmark(lambda: route(Stream(b"GET", url, headers, "127.0.0.1", 80, b"1.1")))
     assert verdict == (ROUTE_BACKEND, tables.frontends[0].backend + last % 2)
 
 
@@ -116,7 +118,7 @@ def test_request_header_rewrite(benchmark, tmp_path):
 
     def rewrite():
         headers = list(parsed)
-        route(b"GET", b"/", headers, "10.1.2.3", 80, b"1.1")
+        route(Stream(b"GET", b"/", headers, "10.1.2.3", 80, b"1.1"))
         out = []
         add_forwarded(out, headers, "10.1.2.3")
         return headers, out
@@ -128,12 +130,14 @@ def test_request_header_rewrite(benchmark, tmp_path):
 
 
 def test_response_header_rewrite(benchmark, tmp_path):
-    edit = build_response_editor(tables_from(tmp_path, REWRITE_CONFIG).frontends[0].proxy)
+    edit = tables_from(tmp_path, REWRITE_CONFIG).frontends[0].spec.response_editor
     response = [(b"server", b"nginx"), (b"content-type", b"text/html"), (b"content-length", b"3")]
 
     def rewrite():
         headers = list(response)
-        edit(headers)
+        stream = Stream(b"GET", b"", [], "10.1.2.3", 80, b"")
+        stream.res_headers, stream.status = headers, 200
+        edit(stream)
         return headers
 
     headers = benchmark(rewrite)
@@ -154,3 +158,47 @@ def test_httplog_line(benchmark):
     assert text.startswith("10.0.0.7:51234 [")
     assert text.endswith('fe_main be_app/app1 0/0/1/2/3 200 1532 - - ---- 1/1/0/0/0 0/0 '
                          '"GET /api/v1/items?id=42 HTTP/1.1"')
+
+
+# -- the sample engine ----------------------------------------------------------------
+def test_sample_expression_hdr_lower(benchmark):
+    """``%[req.hdr(host),lower]``: one fetch and one converter, as a rule value renders it
+    (the expression alone: what a log field or a header value built from it costs)."""
+    _url, parsed, _ka, _len = loop.measure_parse_request(REQUEST)
+    value = compile_value("%[req.hdr(host),lower]", Context("frontend http-request"))
+    stream = Stream(b"GET", b"/", parsed, "10.1.2.3", 80, b"1.1")
+    assert benchmark(value.render, stream) == b"shop.example.com"
+
+
+SET_VAR_CONFIG = HTTP_DEFAULTS + """
+    frontend fe
+        bind 127.0.0.1:1
+        http-request set-var(txn.host) req.hdr(host),lower
+        use_backend b1 if { var(txn.host) -m str shop.example.com }
+        default_backend b0
+    backend b0
+        server s 127.0.0.1:2
+    backend b1
+        server s 127.0.0.1:3
+"""
+
+
+def test_set_var_and_acl(benchmark, tmp_path):
+    """A set-var rule and an ACL on the variable: the whole router call per request."""
+    tables = tables_from(tmp_path, SET_VAR_CONFIG)
+    route = tables.frontends[0].spec.router
+    _url, parsed, _ka, _len = loop.measure_parse_request(REQUEST)
+    verdict = benchmark(lambda: route(Stream(b"GET", b"/", parsed, "10.1.2.3", 80, b"1.1", {})))
+    assert verdict == (ROUTE_BACKEND, 1)
+
+
+def test_plain_header_acl(benchmark, tmp_path):
+    """The same routing on a plain ``hdr(host)`` ACL (no variable, no converter): the
+    common case the engine must keep as cheap as it was."""
+    tables = tables_from(tmp_path, SET_VAR_CONFIG.replace(
+        "        http-request set-var(txn.host) req.hdr(host),lower\n", "").replace(
+        "var(txn.host) -m str", "hdr(host) -i"))
+    route = tables.frontends[0].spec.router
+    _url, parsed, _ka, _len = loop.measure_parse_request(REQUEST)
+    verdict = benchmark(lambda: route(Stream(b"GET", b"/", parsed, "10.1.2.3", 80, b"1.1")))
+    assert verdict == (ROUTE_BACKEND, 1)
