@@ -608,3 +608,52 @@ def test_balance_hash_expression_as_haproxy(tmp_path, hash_type):
         # hashing it walks the ring, which fastlb does not do yet (README)
         requests += [("/", [("Host", "h")])] * 3
     differential(tmp_path, hash_config(hash_type), requests)
+
+
+def set_src_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+global
+    log 127.0.0.1:{log} local0
+defaults
+    mode http
+    log global
+    option httplog
+    option forwardfor
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    http-request set-src req.hdr(x-real-ip) if {{ req.hdr(x-real-ip) -m found }}
+    http-request set-src-port int(4321) if {{ req.hdr(x-port) -m found }}
+    http-request set-dst str(10.9.8.7) if {{ req.hdr(x-want-dst) -m found }}
+    http-request set-dst-port int(8080) if {{ req.hdr(x-want-dst) -m found }}
+    http-request set-header X-Src %[src]
+    http-request set-header X-Src-Port %[src_port] if {{ req.hdr(x-port) -m found }}
+    http-request set-header X-Dst %[dst]
+    http-request set-header X-Dst-Port %[dst_port] if {{ req.hdr(x-want-dst) -m found }}
+    http-request set-header X-Ci %ci
+    http-request set-header X-Local %[src,ipmask(8)] if {{ src 127.0.0.0/8 }}
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+def test_set_src_and_set_dst_as_haproxy(tmp_path):
+    """set-src moves the client everywhere after it: src, ACLs, X-Forwarded-For, %ci in
+    the log line; set-dst / set-dst-port what dst and dst_port say."""
+    logs: dict = {}
+    requests = [("/", [("Host", "h"), ("X-Real-IP", "203.0.113.9")]),
+                ("/", [("Host", "h"), ("X-Real-IP", "2001:db8::1"), ("X-Port", "1")]),
+                ("/", [("Host", "h"), ("X-Real-IP", "not-an-ip")]),
+                ("/", [("Host", "h"), ("X-Want-Dst", "1")])]
+    differential(tmp_path, set_src_config, requests, logs)
+    import re
+
+    def no_port(line):            # the client ports differ between the two runs
+        return re.sub(r"(:|\]:)\d+ \[", r"\1PORT [", masked(line))
+    assert len(logs["haproxy"]) == 4
+    assert [no_port(x) for x in logs["fastlb"]] == [no_port(x) for x in logs["haproxy"]]

@@ -18,6 +18,8 @@ from typing import Callable, Optional
 from ..sample import Context, Format, SampleError, Stream, as_bytes, check_expr, \
     compile_expr, compile_format
 from ..sample.registry import VAR_NAME
+from ..sample.stream import MOVED_DST, MOVED_SRC
+from ..sample.types import ADDR, SINT, dynamic_cast
 from .errors import reason_phrase
 from .fields import safe_value
 
@@ -26,9 +28,10 @@ HEADER_ACTIONS = ("set-header", "add-header", "del-header", "replace-header", "r
 VAR_ACTIONS = ("set-var", "set-var-fmt", "unset-var")
 LINE_ACTIONS = ("set-path", "set-pathq", "set-uri", "set-query", "set-method",
                 "replace-path", "replace-pathq", "replace-uri")
+ADDRESS_ACTIONS = ("set-src", "set-src-port", "set-dst", "set-dst-port")
 REQUEST_ACTIONS = (("allow", "deny", "reject", "return", "redirect", "use-service",
                     "set-log-level", "auth", "normalize-uri", "strict-mode", "capture") +
-                   HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS)
+                   HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS + ADDRESS_ACTIONS)
 RESPONSE_ACTIONS = (("allow", "deny", "set-status", "set-log-level", "return",
                      "strict-mode", "capture") + HEADER_ACTIONS + VAR_ACTIONS)
 NORMALIZERS = ("fragment-encode", "fragment-strip", "path-merge-slashes", "path-strip-dot",
@@ -196,6 +199,11 @@ def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[s
         if var is None:
             raise RuleError("'unset-var' expects a variable name: 'unset-var(<scope>.<name>)'.")
         rule.name = var
+    elif action in ADDRESS_ACTIONS:
+        words = take_until_condition()
+        if len(words) != 1:
+            raise RuleError(f"'{action}' expects a sample expression.")
+        rule.value = words[0]
     elif action == "set-status":
         words = take_until_condition()
         if not words or not words[0].isdigit() or not 100 <= int(words[0]) <= 999:
@@ -295,7 +303,7 @@ def check_rule(rule: Rule, place: str) -> None:
             pass
         elif rule.action in FORMATTED:
             compile_format(rule.value, ctx, check_only=True)
-        elif rule.action in ("set-var", "capture"):
+        elif rule.action in ("set-var", "capture") + ADDRESS_ACTIONS:
             check_expr(rule.value, ctx)
         for _, value in rule.headers:
             compile_format(value, ctx, check_only=True)
@@ -326,7 +334,7 @@ def compile_rule(rule: Rule, matches: Callable, ctx: Context) -> CompiledRule:
     elif rule.action in FORMATTED:
         # a variable keeps its bytes as they are; what goes on the wire is encoded
         compiled.value = compile_format(rule.value, ctx, http=rule.action != "set-var-fmt")
-    elif rule.action in ("set-var", "capture"):
+    elif rule.action in ("set-var", "capture") + ADDRESS_ACTIONS:
         compiled.expr = compile_expr(rule.value, ctx)
     compiled.headers = tuple((name, compile_format(value, ctx)) for name, value in rule.headers)
     if rule.body_format:
@@ -435,6 +443,38 @@ def auth_page(page: bytes, realm: str) -> bytes:
     lines.append(b'www-authenticate: Basic realm="' +
                  safe_value(realm.encode("utf-8", "surrogateescape")) + b'"')
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def apply_address_rule(c: CompiledRule, stream: Stream) -> None:
+    """set-src / set-dst (an address, its port kept) and set-src-port / set-dst-port:
+    what fetches, logs and forwardfor see from now on; a sample of another kind leaves
+    the address as it was (HAProxy's)."""
+    action = c.rule.action
+    value = c.expr.one(stream)
+    if value is None:
+        return
+    if action in ("set-src", "set-dst"):
+        address = dynamic_cast(value, ADDR)
+        if address is None:
+            return
+        if address.version == 6 and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if action == "set-src":
+            stream.src = str(address)
+            stream.moved |= MOVED_SRC
+        else:
+            stream.dst = str(address)
+            stream.moved |= MOVED_DST
+        return
+    port = dynamic_cast(value, SINT)
+    if port is None or not 0 <= port <= 65535:
+        return
+    if action == "set-src-port":
+        stream.src_port = port
+        stream.moved |= MOVED_SRC
+    else:
+        stream.dst_port = port
+        stream.moved |= MOVED_DST
 
 
 def apply_capture(c: CompiledRule, stream: Stream, response: bool) -> None:

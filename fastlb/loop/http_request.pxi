@@ -99,10 +99,34 @@ cdef object txn_stream(Worker w, Session *s, HttpTxn txn, Head fields):
     return txn.stream
 
 
-cdef inline void stream_edits(Head fields, object stream):
-    """What rules changed on the request line (headers are edited in place)."""
+cdef bint fill_address(sockaddr_storage *out, str ip, int port):
+    """``ip``:``port`` into a sockaddr (False: not an address)."""
+    cdef bytes text = ip.encode("ascii")
+    memset(out, 0, sizeof(sockaddr_storage))
+    if ":" in ip:
+        (<sockaddr_in6 *>out).sin6_family = AF_INET6
+        (<sockaddr_in6 *>out).sin6_port = htons(port)
+        return inet_pton(AF_INET6, text, &(<sockaddr_in6 *>out).sin6_addr) == 1
+    (<sockaddr_in *>out).sin_family = AF_INET
+    (<sockaddr_in *>out).sin_port = htons(port)
+    return inet_pton(AF_INET, text, &(<sockaddr_in *>out).sin_addr) == 1
+
+
+cdef void stream_edits(Session *s, Head fields, object stream):
+    """What rules changed: the request line (headers are edited in place) and, after
+    set-src / set-dst, the session's addresses, as a PROXY header changes them."""
+    cdef sockaddr_storage addr
     fields.method = stream.method
     fields.url = stream.url
+    if not stream.moved:
+        return
+    if stream.moved & MOVED_SRC and fill_address(&addr, stream.src, stream.src_port):
+        memcpy(&s.addr, &addr, sizeof(sockaddr_storage))
+        s.addrlen = sizeof(sockaddr_in) if addr.ss_family == AF_INET else sizeof(sockaddr_in6)
+    if stream.moved & MOVED_DST and fill_address(&addr, stream.dst, stream.dst_port):
+        memcpy(&s.dst, &addr, sizeof(sockaddr_storage))
+        s.dst_known = 2
+    stream.moved = 0
 
 
 cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
@@ -213,7 +237,7 @@ cdef bint req_route(Worker w, int idx, Session *s, HttpTxn txn, Head fields, bin
         stream = txn_stream(w, s, txn, fields)
         try:
             verdict = router(stream)
-            stream_edits(fields, stream)
+            stream_edits(s, fields, stream)
         except Exception as exc:
             return http_rule_failed(w, idx, s, txn, exc)
         if verdict[0] == ROUTE_APPLET:
@@ -245,7 +269,7 @@ cdef bint req_backend_rules(Worker w, int idx, Session *s, HttpTxn txn, Head fie
     stream.be = s.be
     try:
         verdict = rules(stream)
-        stream_edits(fields, stream)
+        stream_edits(s, fields, stream)
     except Exception as exc:
         return http_rule_failed(w, idx, s, txn, exc)
     if verdict is None:

@@ -15,8 +15,8 @@ from ..applets.page import Applets, StatsPage
 from ..config.model import Proxy
 from ..http.acl import ConditionCompiler, PrefixSwitch
 from ..http.errors import builtin_page
-from ..http.rules import (HEADER_ACTIONS, LINE_ACTIONS, VAR_ACTIONS, CompiledRule,
-                          InvalidRequest, apply_capture, apply_header_rule, apply_line_rule,
+from ..http.rules import (ADDRESS_ACTIONS, HEADER_ACTIONS, LINE_ACTIONS, VAR_ACTIONS,
+                          CompiledRule, InvalidRequest, apply_address_rule, apply_capture, apply_header_rule, apply_line_rule,
                           apply_normalizer, apply_var_rule, auth_page,
                           compile_rule, redirect_response, return_response)
 from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_RAW, ROUTE_REJECT,
@@ -240,6 +240,7 @@ REWRITES = dict(
      for action in HEADER_ACTIONS] +
     [(action, apply_var_rule) for action in VAR_ACTIONS] +
     [(action, apply_line_rule) for action in LINE_ACTIONS] +
+    [(action, apply_address_rule) for action in ADDRESS_ACTIONS] +
     [("normalize-uri", apply_normalizer)])
 
 
