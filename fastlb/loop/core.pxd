@@ -159,6 +159,7 @@ cdef class FrontendHooks:
     cdef object captures_rsp
     cdef bint streams           # every request gets a sample Stream (its log has %[...])
     cdef object conn_rules      # tcp-request connection: rules(src, src_port, dst_port) -> CONN_*
+    cdef object after_response  # http-after-response rules: edit(stream), or None
 
 
 @cython.final
@@ -169,6 +170,7 @@ cdef class BackendHooks:
     cdef bytes key_name         # balance url_param / hdr() name
     cdef object response_editor
     cdef object request_rules   # its own http-request rules / stats page, or None
+    cdef object after_response
 
 
 @cython.final

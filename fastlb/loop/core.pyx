@@ -307,6 +307,7 @@ cdef class Worker:
         hooks.key_name = spec.key_name
         hooks.response_editor = spec.response_editor
         hooks.request_rules = spec.request_rules
+        hooks.after_response = spec.after_response
         self.be_hooks.append(hooks)
         self.nbackends += 1
         install_lookup(self, self.nbackends - 1)
@@ -333,6 +334,7 @@ cdef class Worker:
         hooks.captures_req, hooks.captures_rsp = spec.captures
         hooks.streams = spec.streams
         hooks.conn_rules = spec.conn_rules
+        hooks.after_response = spec.after_response
         self.fe_hooks.append(hooks)
         self.nfrontends += 1
 

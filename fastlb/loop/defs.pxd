@@ -99,11 +99,12 @@ cpdef enum:
 # what a frontend's router (fastlb/runtime/tables.py) tells the loop
 cpdef enum:
     ROUTE_BACKEND = 0           # value: the backend index
-    ROUTE_DENY = 1              # value: the status
+    ROUTE_DENY = 1              # value: the status (the proxy's page), or a whole response
     ROUTE_RESPOND = 2           # value: a status answered with the built-in page
     ROUTE_RAW = 3               # value: a whole response, as bytes
     ROUTE_REJECT = 4            # close without a word
     ROUTE_APPLET = 5            # value: applet(method, url, headers, body, client_ip, version)
+    ROUTE_PAGE = 6              # value: a status answered with the proxy's error page
                                 # -> raw response (the stats page, Prometheus)
 
 cdef extern from *:

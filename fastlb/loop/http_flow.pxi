@@ -37,6 +37,9 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
 
     # -- an error page, or the response head, goes to the client first
     if txn.out_cli is not None:
+        if txn.after_due and txn.out_cli_off == 0:
+            txn.after_due = False
+            http_after_response(w, idx, s, txn)
         if txn.error_sent and txn.close_client and txn.out_cli_off == 0:
             txn.out_cli = announce_close(txn.out_cli)
         r = flush_staged(w, &s.cli, txn, False)

@@ -35,6 +35,7 @@ cdef class HttpTxn:
     cdef bint reused                # request sent on a connection kept from a previous one
     cdef bint retried
     cdef bint error_sent            # out_cli holds an error page: close after it
+    cdef bint after_due             # out_cli holds a final head the after-response rules edit
     cdef bint logged
     cdef bint counted               # in the statistics already (accounting.pxi)
     cdef object applet              # ROUTE_APPLET: (callable, method, url, headers, keep-alive)

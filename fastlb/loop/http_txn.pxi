@@ -51,6 +51,7 @@ cdef class HttpTxn:
         self.is_connect = False
         self.fresh = True
         self.is_head = self.reused = self.retried = self.error_sent = self.logged = False
+        self.after_due = False
         self.counted = self.req_error = False
         self.applet = None
         self.method_seen = self.url_seen = self.headers_seen = self.version_seen = None

@@ -17,8 +17,8 @@ from ..http.acl import ConditionCompiler, PrefixSwitch
 from ..http.rules import (HEADER_ACTIONS, LINE_ACTIONS, VAR_ACTIONS, CompiledRule,
                           apply_header_rule, apply_line_rule, apply_var_rule, compile_rule,
                           redirect_response, return_response)
-from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_RAW, ROUTE_REJECT,
-                         ROUTE_RESPOND)
+from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_PAGE, ROUTE_RAW,
+                         ROUTE_REJECT, ROUTE_RESPOND)
 from ..sample import Context, SampleError, compile_format
 from .. import shm as shared
 
@@ -198,14 +198,27 @@ def run_request_rules(rules: list, stream, applets=None):
         elif action == "use-service":
             return ROUTE_APPLET, applets.prometheus
         elif action == "deny":
-            return ROUTE_DENY, c.rule.status
+            return ROUTE_DENY, reply(c, stream)
         elif action == "reject":
             return ROUTE_REJECT, 0
         elif action == "return":
-            return ROUTE_RAW, return_response(c, stream)
+            answer = reply(c, stream)
+            return (ROUTE_PAGE if answer.__class__ is int else ROUTE_RAW), answer
         elif action == "redirect":
             return ROUTE_RAW, redirect_response(c, stream)
     return None
+
+
+def reply(c: CompiledRule, stream):
+    """A deny's or return's answer: its status when the proxy's page answers, else the
+    whole response (an errorfile's, an http-errors section's, or its own body)."""
+    rule = c.rule
+    if rule.reply == "default":
+        return rule.status
+    if rule.reply:
+        # a section without a page for the status: HAProxy's reply is the status alone
+        return rule.page if rule.page is not None else return_response(c, stream)
+    return return_response(c, stream)
 
 
 def compile_switching(proxy: Proxy, compiler: ConditionCompiler, by_name: dict,
@@ -310,7 +323,9 @@ def build_response_editor(proxy: Proxy, env: SampleEnv):
     return functools.partial(run_response_rules, rules)
 
 
-def run_response_rules(rules: list, stream) -> int:
+def run_response_rules(rules: list, stream):
+    """0 to go on, or what replaces the server's response: a status (the proxy's page)
+    or a whole response (deny / return with their own answer)."""
     for c in rules:
         if not c.matches(stream):
             continue
@@ -327,9 +342,43 @@ def run_response_rules(rules: list, stream) -> int:
         elif action == "allow":
             return 0
         elif action == "deny":
-            return c.rule.status
+            return reply(c, stream)
+        elif action == "return":
+            # HAProxy drops the server's response before it builds the reply: its
+            # values no longer see that response's headers
+            stream.res_headers = []
+            return reply(c, stream)
     return 0
 
 
-__all__ = ["CompiledRule", "SampleEnv", "build_backend_rules", "build_response_editor",
+def build_after_response(proxy: Proxy, env: SampleEnv):
+    """``edit(stream)`` applying the proxy's http-after-response rules to the response the
+    client is about to get (``stream.res_headers``, ``stream.status``); None without any."""
+    if proxy.mode != "http" or not proxy.http_after_response_rules:
+        return None
+    place = "http-after-response"
+    compiler = ConditionCompiler(proxy.acls, env, place, proxy.name)
+    rules = compile_rules(proxy.http_after_response_rules, compiler,
+                          Context(place, env, proxy.name))
+    return functools.partial(run_after_rules, rules)
+
+
+def run_after_rules(rules: list, stream) -> None:
+    for c in rules:
+        if not c.matches(stream):
+            continue
+        action = c.rule.action
+        if action in HEADER_ACTIONS:
+            apply_header_rule(c, stream.res_headers, stream)
+        elif action in VAR_ACTIONS:
+            apply_var_rule(c, stream)
+        elif action == "set-status":
+            stream.status = c.rule.status
+            stream.reason = c.rule.reason.encode("utf-8", "surrogateescape") or None
+        elif action == "allow":
+            return
+
+
+__all__ = ["CompiledRule", "SampleEnv", "build_after_response", "build_backend_rules",
+           "build_response_editor",
            "build_router", "monitor_matches", "run_request_rules", "Optional"]
