@@ -202,3 +202,82 @@ def test_error_pages_and_after_response_rules_as_haproxy(tmp_path):
         if ours[3] != theirs[3]:
             differences.append(f"{what}: body {ours[3]!r} != haproxy's {theirs[3]!r}")
     assert not differences, "\n".join(differences)
+
+
+@pytest.mark.parametrize("lines, message", [
+    (["errorfiles nosuch"], "unknown http-errors section 'nosuch'"),
+    (["errorfiles site 299"], "status code '299' not handled"),
+    (["http-request deny status 299 errorfiles site"], "status code '299' not handled"),
+    (["http-request deny deny_status 299"], "status code '299' not handled"),
+    (["http-request return status 404 errorfiles nosuch"], "unknown http-errors section"),
+    (["http-request return errorfile /no/such/file"], "failed to open file"),
+    (["http-request deny string nope"], "a body needs a 'content-type'"),
+    (["http-request return string a errorfile site-403.http"], "already defined"),
+    (["errorloc 503"], "expects <status_code> and <url>"),
+    (["errorloc303 299 /x"], "status code '299' not handled"),
+    (["http-after-response deny"], "'http-after-response deny' is not supported"),
+    (["http-after-response set-header X %[req.hdr(host)]"], "needs 'HTTP request headers'"),
+])
+def test_both_refuse_the_same_mistakes(tmp_path, lines, message):
+    """A mistake in these keywords stops both at start-up; fastlb names the line.  (The
+    same config without the lines is valid in both: see test_valid_base_config.)"""
+    for name, content in FILES.items():
+        (tmp_path / name).write_bytes(content)
+    path = tmp_path / "bad.cfg"
+    body = "".join(f"    {line}\n" for line in lines)
+    path.write_text("http-errors site\n    errorfile 403 site-403.http\n"
+                    "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n"
+                    "    timeout server 1s\nfrontend fe\n    bind 127.0.0.1:1\n"
+                    f"{body}    default_backend be\nbackend be\n    server s1 127.0.0.1:1\n")
+    haproxy = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True,
+                             cwd=tmp_path)
+    ours = subprocess.run(FASTLB + ["-c", "-f", str(path)], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert haproxy.returncode != 0, haproxy.stderr
+    assert ours.returncode != 0
+    assert message in ours.stderr, ours.stderr
+
+
+def test_valid_base_config(tmp_path):
+    for name, content in FILES.items():
+        (tmp_path / name).write_bytes(content)
+    path = tmp_path / "ok.cfg"
+    path.write_text("http-errors site\n    errorfile 403 site-403.http\n"
+                    "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n"
+                    "    timeout server 1s\nfrontend fe\n    bind 127.0.0.1:1\n"
+                    "    errorfiles site\n    http-request deny errorfiles site\n"
+                    "    http-after-response set-header X %[status]\n"
+                    "    default_backend be\nbackend be\n    server s1 127.0.0.1:1\n")
+    for cmd in (["haproxy"], FASTLB):
+        result = subprocess.run(cmd + ["-c", "-f", str(path)], capture_output=True, text=True,
+                                cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+
+
+def test_http_errors_section_mistakes_are_refused_by_both(tmp_path):
+    (tmp_path / "p.http").write_bytes(FILES["site-403.http"])
+    for text, message in [
+        ("http-errors a\n    errorfile 403 p.http\n", None),
+        ("http-errors a\n    errorfile 403 p.http\nhttp-errors a\n    errorfile 403 p.http\n",
+         "http-errors section 'a' already exists"),
+        ("http-errors a\n    errorloc 403 /x\n", "unknown keyword 'errorloc' in 'http-errors'"),
+        ("http-errors a\n    errorfile 299 p.http\n", "cannot be overridden"),
+        ("http-errors\n", "missing name for http-errors section"),
+    ]:
+        path = tmp_path / "bad.cfg"
+        # a proxy that listens: without one haproxy -c fails on any config
+        path.write_text(text + "defaults\n    mode http\n    timeout connect 1s\n"
+                        "    timeout client 1s\n    timeout server 1s\nfrontend fe\n"
+                        "    bind 127.0.0.1:1\n    default_backend be\nbackend be\n"
+                        "    server s1 127.0.0.1:1\n")
+        haproxy = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True,
+                                 text=True, cwd=tmp_path)
+        ours = subprocess.run(FASTLB + ["-c", "-f", str(path)], capture_output=True, text=True,
+                              cwd=tmp_path)
+        if message is None:                    # the valid one: both take it
+            assert haproxy.returncode == 0 and ours.returncode == 0, (haproxy.stderr,
+                                                                      ours.stderr)
+            continue
+        assert haproxy.returncode != 0, (text, haproxy.stderr)
+        assert ours.returncode != 0 and message in ours.stderr and "bad.cfg:" in ours.stderr, \
+            ours.stderr
