@@ -86,10 +86,11 @@ def test_after_response_in_defaults_is_refused_by_name(tmp_path):
            "supported by fastlb yet" in result.stderr, result.stderr
 
 
-def test_tarpit_and_http_error_are_refused_by_name(tmp_path):
-    for line, message in [("http-request tarpit", "'http-request tarpit' is not supported"),
-                          ("http-error status 403", "'http-error' in 'frontend' section is "
-                                                    "not supported")]:
+def test_http_error_and_after_response_capture_are_refused_by_name(tmp_path):
+    for line, message in [("http-error status 403", "'http-error' in 'frontend' section is "
+                                                    "not supported"),
+                          ("http-after-response capture res.hdr(x) id 0",
+                           "'http-after-response capture' is not supported")]:
         (tmp_path / "haproxy.cfg").write_text(
             "defaults\n    mode http\nfrontend fe\n    bind 127.0.0.1:1\n"
             f"    {line}\n")

@@ -61,6 +61,10 @@ frontend fe
     errorfile 404 own-404.http
     monitor-uri /mon
     http-request set-var(txn.path) path
+    timeout tarpit 200ms
+    http-request tarpit if {{ path /tarpit }}
+    http-request tarpit deny_status 403 if {{ path /tarpit403 }}
+    http-request tarpit status 200 content-type text/plain string held if {{ path /tarpit-string }}
     http-request deny if {{ path /deny }}
     http-request deny deny_status 404 if {{ path /deny404 }}
     http-request deny status 429 errorfile rule-429.http if {{ path /deny-file }}
@@ -106,7 +110,7 @@ backend dead
 REQUESTS = [
     (0, "/", []), (0, "/status", []), (0, "/del", []), (0, "/allow", []),
     (0, "/deny-resp", []), (0, "/ret-resp", []), (0, "/page-resp", []), (0, "/mon", []),
-    (0, "/deny", []), (0, "/deny404", []), (0, "/deny-file", []), (0, "/deny-errors", []),
+    (0, "/tarpit", []), (0, "/tarpit403", []), (0, "/tarpit-string", []), (0, "/deny", []), (0, "/deny404", []), (0, "/deny-file", []), (0, "/deny-errors", []),
     (0, "/deny-string", []), (0, "/ping", []), (0, "/ret-default", []),
     (0, "/ret-undeclared", []), (0, "/ret-body", []), (0, "/ret-empty", []), (0, "/redir", []),
     (0, "/dead", []),
@@ -281,3 +285,56 @@ def test_http_errors_section_mistakes_are_refused_by_both(tmp_path):
         assert haproxy.returncode != 0, (text, haproxy.stderr)
         assert ours.returncode != 0 and message in ours.stderr and "bad.cfg:" in ours.stderr, \
             ours.stderr
+
+
+def test_tarpit_holds_then_answers_and_logs_as_haproxy(tmp_path):
+    """http-request tarpit: nothing for timeout tarpit, then the answer; the log line
+    (timers masked) and the time held are haproxy's."""
+    from conftest import SyslogReceiver, mask_log_line
+    import re
+    lines, held = {}, {}
+    for name in ("haproxy", "fastlb"):
+        syslog = SyslogReceiver()
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(f"""
+global
+    log 127.0.0.1:{syslog.port} local0
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    timeout tarpit 400ms
+frontend fe
+    bind 127.0.0.1:{port}
+    http-request tarpit deny_status 403
+""")
+        base = ["haproxy"] if name == "haproxy" else FASTLB
+        cmd = base + (["-db"] if name == "haproxy" else ["-d", "-n", "1"]) + ["-f", str(path)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                cwd=tmp_path)
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            started = time.monotonic()
+            status_line, _, body = fetch(port, "/", [])
+            held[name] = time.monotonic() - started
+            assert status_line.startswith("HTTP/1.1 403 ") and b"403 Forbidden" in body
+            line = syslog.recv()
+            # the timers as signs and magnitudes (held ~400ms: Tw and Ta), the connection
+            # counts; the byte count is left out (fastlb counts its "connection: close")
+            line = re.sub(r" (-?\d+)/(-?\d+)/(-?\d+)/(-?\d+)/(\d+) (\d+) \d+ ",
+                          lambda m: " " + "/".join(
+                              "-1" if v == "-1" else "HOLD" if int(v) >= 350 else "0"
+                              for v in m.groups()[:5]) + f" {m.group(6)} BYTES ",
+                          mask_log_line(line))
+            lines[name] = line.split("]: ", 1)[-1]
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            syslog.sock.close()
+    assert lines["fastlb"] == lines["haproxy"], lines
+    assert " PT-- " in lines["fastlb"]
+    assert 0.35 < held["haproxy"] < 1.0 and 0.35 < held["fastlb"] < 1.0, held

@@ -26,7 +26,7 @@ HEADER_ACTIONS = ("set-header", "add-header", "del-header", "replace-header", "r
 VAR_ACTIONS = ("set-var", "set-var-fmt", "unset-var")
 LINE_ACTIONS = ("set-path", "set-pathq", "set-uri", "set-query", "set-method",
                 "replace-path", "replace-pathq", "replace-uri")
-REQUEST_ACTIONS = (("allow", "deny", "reject", "return", "redirect", "use-service",
+REQUEST_ACTIONS = (("allow", "deny", "tarpit", "reject", "return", "redirect", "use-service",
                     "set-log-level") + HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS)
 RESPONSE_ACTIONS = (("allow", "deny", "set-status", "set-log-level", "return") +
                     HEADER_ACTIONS + VAR_ACTIONS)
@@ -126,8 +126,8 @@ def parse_rule(args: list[str], response: bool, read_file,
     rule = Rule(action=action)
     if action == "reject":
         rule.status = 403
-    elif action == "deny":
-        rule.status = 502 if response else 403
+    elif action in ("deny", "tarpit"):
+        rule.status = 500 if action == "tarpit" else 502 if response else 403
         _parse_reply(rule, rest, read_file, deny=True)
     elif action == "allow":
         pass

@@ -8,6 +8,7 @@ cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bin
 cdef bint has_after_rules(Worker w, Session *s, HttpTxn txn)
 cdef int page_status(bytes page, int fallback)
 cdef void http_answer(Worker w, int idx, Session *s, HttpTxn txn, bytes page, int fallback, char term0, char term1)
+cdef void http_tarpit_over(Worker w, int idx, Session *s, HttpTxn txn)
 cdef bytes announce_close(bytes page)
 cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn)
 cdef object new_stream(Worker w, Session *s, object method, bytes url, list headers, bytes version, object sess_vars, bint first)

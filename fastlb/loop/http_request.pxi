@@ -85,6 +85,16 @@ cdef void http_answer(Worker w, int idx, Session *s, HttpTxn txn, bytes page, in
     txn.status = page_status(page, fallback)
 
 
+cdef void http_tarpit_over(Worker w, int idx, Session *s, HttpTxn txn):
+    """The hold of a tarpitted request has ended: its answer, logged "PT"."""
+    answer = txn.tarpit_answer
+    txn.tarpit_answer = None
+    if answer.__class__ is int:
+        http_error(w, idx, s, txn, answer, False, b'P', b'T')
+    else:
+        http_answer(w, idx, s, txn, answer, 500, b'P', b'T')
+
+
 cdef bytes announce_close(bytes page):
     """A page after which the connection closes says so (a pipelining client then knows
     its next requests were not read)."""
@@ -407,6 +417,13 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
             txn.logged = action == ROUTE_RESPOND  # HAProxy does not log monitor requests
         txn.close_client = txn.req_mode != BODY_NONE or not keep_alive or w.stopping != 0 or \
             s.cli.rd_eof != 0
+        return False
+    if action == ROUTE_TARPIT:
+        # HAProxy counts it as denied; nothing is read or answered until the hold ends
+        w.fe_stats[s.fe * STAT_WORDS + STAT_DENIED_REQ] += 1
+        hold, txn.tarpit_answer = value
+        txn.tarpit_until = w.now + hold
+        txn.req_state = RQ_TARPIT
         return False
     if action == ROUTE_APPLET:
         w.fe_stats[s.fe * STAT_WORDS + STAT_INTERCEPTED] += 1

@@ -39,6 +39,8 @@ cdef class HttpTxn:
     cdef bint logged
     cdef bint counted               # in the statistics already (accounting.pxi)
     cdef object applet              # ROUTE_APPLET: (callable, method, url, headers, keep-alive)
+    cdef object tarpit_answer       # RQ_TARPIT: what the client gets once held (as ROUTE_DENY's)
+    cdef int64_t tarpit_until
     cdef bint req_error             # the request could not be read or parsed (ereq)
     cdef int64_t bytes_in           # request bytes taken from the client
     cdef bint routed                # a backend was chosen for this request (logs name it)

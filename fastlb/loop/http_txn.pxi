@@ -54,6 +54,8 @@ cdef class HttpTxn:
         self.after_due = False
         self.counted = self.req_error = False
         self.applet = None
+        self.tarpit_answer = None
+        self.tarpit_until = 0
         self.method_seen = self.url_seen = self.headers_seen = self.version_seen = None
         self.bytes_in = 0
         self.be_counted = False

@@ -18,7 +18,7 @@ from ..http.rules import (HEADER_ACTIONS, LINE_ACTIONS, VAR_ACTIONS, CompiledRul
                           apply_header_rule, apply_line_rule, apply_var_rule, compile_rule,
                           redirect_response, return_response)
 from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_PAGE, ROUTE_RAW,
-                         ROUTE_REJECT, ROUTE_RESPOND)
+                         ROUTE_REJECT, ROUTE_RESPOND, ROUTE_TARPIT)
 from ..sample import Context, SampleError, compile_format
 from .. import shm as shared
 
@@ -177,10 +177,15 @@ def stats_check(proxy: Proxy, applets: Applets, compiler: ConditionCompiler):
     return check
 
 
-def run_request_rules(rules: list, stream, applets=None):
-    """http-request rules in order: a final verdict (deny, reject, return, redirect,
-    use-service), or None once every rule that matched has done its work (``allow``
-    stops the evaluation there)."""
+def tarpit_hold(proxy: Proxy) -> int:
+    """How long a tarpitted request is held: timeout tarpit, else timeout connect."""
+    return proxy.timeouts.tarpit or proxy.timeouts.connect or 0
+
+
+def run_request_rules(rules: list, stream, applets=None, tarpit_ms: int = 0):
+    """http-request rules in order: a final verdict (deny, tarpit, reject, return,
+    redirect, use-service), or None once every rule that matched has done its work
+    (``allow`` stops the evaluation there)."""
     for c in rules:
         if not c.matches(stream):
             continue
@@ -199,6 +204,8 @@ def run_request_rules(rules: list, stream, applets=None):
             return ROUTE_APPLET, applets.prometheus
         elif action == "deny":
             return ROUTE_DENY, reply(c, stream)
+        elif action == "tarpit":
+            return ROUTE_TARPIT, (tarpit_ms, reply(c, stream))
         elif action == "reject":
             return ROUTE_REJECT, 0
         elif action == "return":
@@ -260,6 +267,7 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
     compiler = ConditionCompiler(proxy.acls, env, place, proxy.name)
     monitor_fail = compiler.compile(proxy.monitor_fail) if proxy.monitor_fail else None
     rules = compile_rules(proxy.http_request_rules, compiler, Context(place, env, proxy.name))
+    hold = tarpit_hold(proxy)
     switches = compile_switching(proxy, compiler, by_name, env)
     stats = stats_check(proxy, applets, compiler)
 
@@ -267,7 +275,7 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
         if monitor is not None and monitor_matches(monitor, stream.url):
             # "monitor fail": the node reports itself down (keepalived's check fails)
             return ROUTE_RESPOND, 503 if monitor_fail and monitor_fail(stream) else 200
-        verdict = run_request_rules(rules, stream, applets)
+        verdict = run_request_rules(rules, stream, applets, hold)
         if verdict is not None:
             return verdict
         if stats is not None:
@@ -300,10 +308,11 @@ def build_backend_rules(proxy: Proxy, applets: Applets, env: SampleEnv):
     place = place_of(proxy, False)
     compiler = ConditionCompiler(proxy.acls, env, place, proxy.name)
     rules = compile_rules(proxy.http_request_rules, compiler, Context(place, env, proxy.name))
+    hold = tarpit_hold(proxy)
     stats = stats_check(proxy, applets, compiler)
 
     def apply(stream):
-        verdict = run_request_rules(rules, stream, applets)
+        verdict = run_request_rules(rules, stream, applets, hold)
         if verdict is None and stats is not None:
             verdict = stats(stream)
         return verdict
