@@ -68,9 +68,10 @@ class Rule:
     headers: list = field(default_factory=list)   # return: [(name, value format)]
     redirect_kind: str = ""                  # location | prefix | scheme
     template: bytes = b""                    # replace-*: the replacement (static)
-    # deny / return: where the answer comes from: "" its own body (or none), "default"
-    # the proxy's page for the status, "page" a whole response (errorfile, or an
-    # http-errors section's page once resolved; None: HAProxy's page), "errors" not yet
+    # deny / tarpit / return: where the answer comes from: "" its own body (or none),
+    # "default" the proxy's page for the status, "page" an errorfile's whole response,
+    # "errors" an http-errors section's page, put in ``page`` once the sections are read
+    # (None: the section has none for the status, the answer is the status alone)
     reply: str = ""
     page: Optional[bytes] = None
     errors_name: str = ""                    # errorfiles <name>
