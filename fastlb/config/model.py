@@ -238,6 +238,14 @@ class Userlist:
 
 
 @dataclass
+class HttpErrors:
+    """An ``http-errors <name>`` section: pages that proxies and rules import by name."""
+    name: str
+    origin: Origin
+    pages: dict = field(default_factory=dict)       # status -> raw response bytes
+
+
+@dataclass
 class Proxy:
     """A ``defaults``, ``frontend``, ``backend`` or ``listen`` section."""
     kind: str                       # "defaults", "frontend", "backend", "listen"
@@ -277,6 +285,10 @@ class Proxy:
     logs: list = field(default_factory=list)        # LogTarget, "global" already resolved
     log_tag: Optional[str] = None
     errorfiles: dict = field(default_factory=dict)  # status -> raw response bytes (b"": close)
+    # errorfile/errorloc/errorfiles lines in order, resolved into ``errorfiles`` once every
+    # http-errors section is known: ("page", status, bytes) | ("import", name, codes, origin)
+    error_decls: list = field(default_factory=list)
+    http_after_response_rules: list = field(default_factory=list)
     http_reuse: str = "safe"
     log_format: Optional[str] = None
     captures_req: list = field(default_factory=list)   # [(header name, max length)]
@@ -301,7 +313,7 @@ class Proxy:
     def inherit_from(self, defaults: "Proxy") -> None:
         """Copy every setting a ``defaults`` section may carry."""
         for name in ("mode", "default_backend", "balance", "maxconn", "backlog", "retries",
-                     "log_tag", "errorfiles", "monitor_uri", "http_reuse", "log_format",
+                     "log_tag", "monitor_uri", "http_reuse", "log_format",
                      "hash_type", "hash_function", "hash_avalanche", "cookie", "dynamic_cookie_key"):
             setattr(self, name, getattr(defaults, name))
         self.stats = copy.deepcopy(defaults.stats)
@@ -312,6 +324,7 @@ class Proxy:
         self.options = copy.copy(defaults.options)
         self.default_server = copy.copy(defaults.default_server)
         self.logs = list(defaults.logs)
+        self.error_decls = list(defaults.error_decls)
 
 
 @dataclass
@@ -354,6 +367,7 @@ class Config:
     proxies: list                   # frontends, backends and listens in declaration order
     files: list
     userlists: dict = field(default_factory=dict)     # name -> Userlist
+    http_errors: dict = field(default_factory=dict)   # name -> HttpErrors
 
     def proxy(self, name: str, capability: str = "") -> Optional[Proxy]:
         for proxy in self.proxies:

@@ -18,10 +18,12 @@ from .conditions import ConditionError, caret_lines, evaluate
 # (importing the keywords package registers every keyword)
 from .keywords.registry import (IGNORED_GLOBAL, NOT_YET_GLOBAL, NOT_YET_PROXY, did_you_mean,
                                 global_keyword, global_words, proxy_keyword, proxy_words)
-from .model import Config, GlobalSettings, Origin, Proxy, User, Userlist
+from .keywords.http import read_errorfile
+from .model import Config, GlobalSettings, HttpErrors, Origin, Proxy, User, Userlist
 from .tokenizer import TokenizeError, tokenize
 
-SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "userlist")
+SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "userlist",
+            "http-errors")
 # fetches whose argument names a backend, which must exist
 BACKEND_FETCHES = ("nbsrv", "be_conn", "queue", "avg_queue", "connslots")
 USERLIST_FETCHES = ("http_auth", "http_auth_group")
@@ -90,6 +92,8 @@ class Parser:
         self.section: Optional[str] = None
         self.proxy: Optional[Proxy] = None
         self.userlists: dict[str, Userlist] = {}
+        self.http_errors: dict[str, HttpErrors] = {}
+        self.errors_section: Optional[HttpErrors] = None
 
     # -- entry points -------------------------------------------------------------------
     def parse_files(self, paths: list[str]) -> Config:
@@ -149,7 +153,7 @@ class Parser:
         if self.alerts:
             raise ConfigError(self.alerts + ["Fatal errors found in configuration."], self.warnings)
         return Config(global_=self.global_, proxies=self.proxies, files=self.files,
-                      userlists=self.userlists)
+                      userlists=self.userlists, http_errors=self.http_errors)
 
     # -- messages ---------------------------------------------------------------------------
     def alert(self, origin: Origin, message: str) -> None:
@@ -239,6 +243,8 @@ class Parser:
             self._global_keyword(words, origin)
         elif self.section == "userlist":
             self._userlist_keyword(words, origin)
+        elif self.section == "http-errors":
+            self._http_errors_keyword(words, origin)
         else:
             self._proxy_keyword(self.proxy, words, origin)
 
@@ -253,6 +259,9 @@ class Parser:
             self.proxy = None
             if len(words) > 1:
                 self.alert(origin, f"unexpected argument '{words[1]}' after 'global'.")
+            return
+        if kind == "http-errors":
+            self._open_http_errors(words, origin)
             return
         args = words[1:]
         name = ""
@@ -360,6 +369,69 @@ class Parser:
                     elif user.name not in userlist.groups[group]:
                         userlist.groups[group].append(user.name)
 
+    def _open_http_errors(self, words: list[str], origin: Origin) -> None:
+        self.proxy = self.errors_section = None
+        if len(words) < 2 or not words[1]:
+            self.alert(origin, "missing name for http-errors section.")
+            return
+        name = words[1]
+        if not _NAME_RE.match(name):
+            bad = next(c for c in name if not _NAME_RE.match(c))
+            self.alert(origin, f"character '{bad}' is not permitted in 'http-errors' name '{name}'.")
+        if name in self.http_errors:
+            self.alert(origin, f"http-errors section '{name}' already exists (declared at "
+                               f"{self.http_errors[name].origin}).")
+        if len(words) > 2:
+            self.alert(origin, f"unexpected argument '{words[2]}' after 'http-errors {name}'.")
+        self.errors_section = self.http_errors[name] = HttpErrors(name, origin)
+
+    def _http_errors_keyword(self, words: list[str], origin: Origin) -> None:
+        if words[0] != "errorfile":
+            self.alert(origin, f"unknown keyword '{words[0]}' in 'http-errors' section")
+            return
+        try:
+            status, page = read_errorfile(words[1:], origin)
+        except ValueError as exc:
+            self.alert(origin, str(exc))
+            return
+        if self.errors_section is not None:
+            self.errors_section.pages[status] = page
+
+    def _resolve_errorfiles(self, proxy: Proxy) -> None:
+        """errorfile / errorloc / errorfiles lines in order, each overriding the ones before
+        it for the codes it sets (HAProxy resolves them once every section is read)."""
+        pages: dict = {}
+        for decl in proxy.error_decls:
+            if decl[0] == "page":
+                pages[decl[1]] = decl[2]
+                continue
+            _, name, codes, origin = decl
+            section = self.http_errors.get(name)
+            if section is None:
+                self.alerts.append(f"proxy '{proxy.name}': unknown http-errors section "
+                                   f"'{name}' (at {origin}).")
+                continue
+            for code in codes if codes is not None else sorted(section.pages):
+                if code in section.pages:
+                    pages[code] = section.pages[code]
+                else:
+                    self.warnings.append(f"config: proxy '{proxy.name}' : status '{code}' not "
+                                         f"declared in http-errors section '{name}' (at {origin}).")
+        proxy.errorfiles = pages
+        for rule in proxy.http_request_rules + proxy.http_response_rules:
+            if rule.reply == "errors":
+                section = self.http_errors.get(rule.errors_name)
+                if section is None:
+                    self.alerts.append(f"proxy '{proxy.name}': unknown http-errors section "
+                                       f"'{rule.errors_name}' referenced by an http reply.")
+                    continue
+                if rule.status not in section.pages:
+                    self.warnings.append(f"Proxy '{proxy.name}': status '{rule.status}' "
+                                         "referenced by an http reply not declared in "
+                                         f"http-errors section '{rule.errors_name}'.")
+                # an undeclared status falls back to HAProxy's own page
+                rule.page = section.pages.get(rule.status)
+
     # -- keywords -------------------------------------------------------------------------
     def _global_keyword(self, words: list[str], origin: Origin) -> None:
         keyword, args = words[0], words[1:]
@@ -406,6 +478,7 @@ class Parser:
         """Cross-references, identifiers and HAProxy's configuration warnings."""
         self._resolve_userlists()
         for proxy in self.proxies:
+            self._resolve_errorfiles(proxy)
             if proxy.has_frontend:
                 self._resolve_frontend(proxy)
             if proxy.has_backend:

@@ -29,7 +29,7 @@ VAR_ACTIONS = ("set-var", "set-var-fmt", "unset-var")
 LINE_ACTIONS = ("set-path", "set-pathq", "set-uri", "set-query", "set-method",
                 "replace-path", "replace-pathq", "replace-uri")
 ADDRESS_ACTIONS = ("set-src", "set-src-port", "set-dst", "set-dst-port")
-REQUEST_ACTIONS = (("allow", "deny", "reject", "return", "redirect", "use-service",
+REQUEST_ACTIONS = (("allow", "deny", "tarpit", "reject", "return", "redirect", "use-service",
                     "set-log-level", "auth", "normalize-uri", "strict-mode", "capture") +
                    HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS + ADDRESS_ACTIONS)
 RESPONSE_ACTIONS = (("allow", "deny", "set-status", "set-log-level", "return",
@@ -37,6 +37,13 @@ RESPONSE_ACTIONS = (("allow", "deny", "set-status", "set-log-level", "return",
 NORMALIZERS = ("fragment-encode", "fragment-strip", "path-merge-slashes", "path-strip-dot",
                "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
                "query-sort-by-name")
+# http-after-response: on every response the client gets, fastlb's own included
+AFTER_ACTIONS = ("allow", "set-status") + HEADER_ACTIONS + VAR_ACTIONS
+# the codes HAProxy has a page for, which an errorfile-based reply must use
+ERROR_CODES = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429,
+               500, 501, 502, 503, 504)
+REPLY_SOURCES = ("default-errorfiles", "errorfile", "errorfiles", "file", "lf-file",
+                 "string", "lf-string")
 # HAProxy 2.6 actions fastlb refuses by name until the issue that brings them
 NOT_YET = {
     "track-sc0": "stick tables (#14)", "track-sc1": "stick tables (#14)",
@@ -69,6 +76,13 @@ class Rule:
     redirect_kind: str = ""                  # location | prefix | scheme
     template: bytes = b""                    # replace-*: the replacement (static)
     literal: bool = False                    # a "redirect" line's target: no log-format
+    # deny / tarpit / return: where the answer comes from: "" its own body (or none),
+    # "default" the proxy's page for the status, "page" an errorfile's whole response,
+    # "errors" an http-errors section's page, put in ``page`` once the sections are read
+    # (None: the section has none for the status, the answer is the status alone)
+    reply: str = ""
+    page: Optional[bytes] = None
+    errors_name: str = ""                    # errorfiles <name>
 
 
 def _expect(args, count, what):
@@ -92,16 +106,19 @@ def _backref_template(text: str) -> str:
     return re.sub(r"\\(\d)", r"\\g<\1>", text)
 
 
-def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[str]]:
-    """One rule without its condition; returns (rule, remaining words: the condition)."""
+def parse_rule(args: list[str], response: bool, read_file,
+               side: str = "") -> tuple[Rule, list[str]]:
+    """One rule without its condition; returns (rule, remaining words: the condition).
+    ``side`` "http-after-response" takes that family's actions."""
     if not args:
         raise RuleError("expects an action.")
     action, rest = args[0], list(args[1:])
     var = _var_name(action)
     if var is not None:
         action = action.partition("(")[0]
-    allowed = RESPONSE_ACTIONS if response else REQUEST_ACTIONS
-    side = "http-response" if response else "http-request"
+    side = side or ("http-response" if response else "http-request")
+    allowed = AFTER_ACTIONS if side == "http-after-response" else \
+        RESPONSE_ACTIONS if response else REQUEST_ACTIONS
     if action not in allowed:
         why = NOT_YET.get(action)
         if why:
@@ -116,14 +133,11 @@ def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[s
         return words
 
     rule = Rule(action=action)
-    if action in ("deny", "reject"):
-        rule.status = 502 if response else 403
-        if rest[:1] == ["deny_status"]:
-            _expect(rest, 2, "deny_status")
-            if not rest[1].isdigit():
-                raise RuleError(f"invalid deny_status '{rest[1]}'.")
-            rule.status = int(rest[1])
-            rest = rest[2:]
+    if action == "reject":
+        rule.status = 403
+    elif action in ("deny", "tarpit"):
+        rule.status = 500 if action == "tarpit" else 502 if response else 403
+        _parse_reply(rule, rest, read_file, deny=True)
     elif action == "allow":
         pass
     elif action == "normalize-uri":
@@ -228,32 +242,7 @@ def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[s
         rule.name = words[0]
     elif action == "return":
         rule.status = 200
-        while rest and rest[0] not in ("if", "unless"):
-            key = rest.pop(0)
-            if key in ("status", "content-type", "string", "file", "lf-string", "lf-file",
-                       "hdr"):
-                _expect(rest, 1, key)
-            if key == "status":
-                rule.status = int(rest.pop(0))
-            elif key == "content-type":
-                rule.content_type = rest.pop(0)
-            elif key == "string":
-                rule.body = rest.pop(0).encode("utf-8", "surrogateescape")
-            elif key == "lf-string":
-                rule.body_format = rest.pop(0)
-            elif key == "file":
-                rule.body = read_file(rest.pop(0))
-            elif key == "lf-file":
-                rule.body_format = read_file(rest.pop(0)).decode("utf-8", "surrogateescape")
-            elif key == "hdr":
-                _expect(rest, 2, "hdr")
-                rule.headers.append((rest.pop(0), rest.pop(0)))
-            elif key in ("errorfile", "errorfiles", "default-errorfiles"):
-                raise RuleError(f"'return' : '{key}' is not supported by fastlb yet.")
-            else:
-                raise RuleError(f"'return' : unknown argument '{key}'.")
-        if (rule.body or rule.body_format) and not rule.content_type:
-            raise RuleError("'return' : a body needs a 'content-type'.")
+        _parse_reply(rule, rest, read_file, deny=False)
     elif action == "redirect":
         _expect(rest, 2, "redirect")
         rule.redirect_kind = rest.pop(0)
@@ -280,6 +269,63 @@ def parse_rule(args: list[str], response: bool, read_file) -> tuple[Rule, list[s
         if any(c in text for c in "\r\n\0"):
             raise RuleError(f"'{action}' : a value holds CR, LF or NUL, which no header may.")
     return rule, rest
+
+
+def _parse_reply(rule: Rule, rest: list, read_file, deny: bool) -> None:
+    """The answer of a deny or return (HAProxy's "http reply"): status, content-type, at
+    most one source (an errorfile, an http-errors section, the proxy's pages, or a body),
+    hdr lines.  A deny with nothing but a status answers with the proxy's page."""
+    source = None
+    while rest and rest[0] not in ("if", "unless"):
+        key = rest.pop(0)
+        if key in ("status", "content-type", "errorfile", "errorfiles", "file", "lf-file",
+                   "string", "lf-string") or (key == "deny_status" and deny):
+            _expect(rest, 1, key)
+        if key in REPLY_SOURCES:
+            if source is not None:
+                raise RuleError(f"unexpected '{key}' argument, '{source}' already defined.")
+            source = key
+        if key == "status" or (key == "deny_status" and deny):
+            word = rest.pop(0)
+            if not word.isdigit() or not 200 <= int(word) <= 599:
+                raise RuleError(f"Unexpected status code '{word}'.")
+            rule.status = int(word)
+        elif key == "content-type":
+            rule.content_type = rest.pop(0)
+        elif key == "string":
+            rule.body = rest.pop(0).encode("utf-8", "surrogateescape")
+        elif key == "lf-string":
+            rule.body_format = rest.pop(0)
+        elif key == "file":
+            rule.body = read_file(rest.pop(0))
+        elif key == "lf-file":
+            rule.body_format = read_file(rest.pop(0)).decode("utf-8", "surrogateescape")
+        elif key == "errorfile":
+            rule.reply, rule.page = "page", read_file(rest.pop(0))
+        elif key == "errorfiles":
+            rule.reply, rule.errors_name = "errors", rest.pop(0)
+        elif key == "default-errorfiles":
+            rule.reply = "default"
+        elif key == "hdr":
+            _expect(rest, 2, "hdr")
+            name, value = rest.pop(0), rest.pop(0)
+            # HAProxy ignores these (with a warning): the reply sets its own framing
+            if name.lower() not in ("content-length", "transfer-encoding", "content-type"):
+                rule.headers.append((name, value))
+        else:
+            raise RuleError(f"'{rule.action}' : unknown argument '{key}'.")
+    if source is None and deny:
+        rule.reply = "default"
+    if rule.reply in ("default", "errors") and rule.status not in ERROR_CODES:
+        raise RuleError(f"status code '{rule.status}' not handled by default with "
+                        f"'{source or 'deny'}' argument.")
+    if rule.reply:
+        # an errorfile is a whole response: HAProxy ignores content-type and hdr then
+        rule.content_type, rule.headers = None, []
+    elif (rule.body or rule.body_format) and not rule.content_type:
+        raise RuleError(f"'{rule.action}' : a body needs a 'content-type'.")
+    elif source is None:
+        rule.content_type = None             # a dummy response: the status alone
 
 
 def _regex(text: str):
@@ -364,10 +410,12 @@ def apply_header_rule(c: CompiledRule, headers: list, stream: Stream) -> None:
         out = []
         for k, v in headers:
             if k == name:
-                parts = [rule.regex.sub(template, p.strip(), count=1)
-                         if rule.regex.fullmatch(p.strip()) else p.strip()
+                # as HAProxy: an element replaced loses the blanks around it, the others
+                # stay as they were
+                parts = [rule.regex.sub(template, p.strip(b" \t"), count=1)
+                         if rule.regex.fullmatch(p.strip(b" \t")) else p
                          for p in v.split(b",")]
-                v = safe_value(b", ".join(parts))
+                v = safe_value(b",".join(parts))
             out.append((k, v))
         headers[:] = out
 
@@ -572,15 +620,20 @@ def apply_normalizer(c: CompiledRule, stream: Stream) -> None:
 
 
 def return_response(c: CompiledRule, stream: Stream) -> bytes:
+    """A reply built from the rule: status, its hdr lines, then the framing HAProxy adds
+    (no content-length on a 204 or 304, which have no body)."""
     rule = c.rule
     body = c.body.render(stream) if c.body is not None else rule.body
     lines = [f"HTTP/1.1 {rule.status} {reason_phrase(rule.status)}".encode()]
-    if rule.content_type:
-        lines.append(b"content-type: " + safe_value(
-            rule.content_type.encode("utf-8", "surrogateescape")))
-    lines.append(b"content-length: %d" % len(body))
     lines += [safe_value(name.lower().encode("utf-8", "surrogateescape")) + b": " +
               safe_value(value.render(stream)) for name, value in c.headers]
+    if rule.status in (204, 304):
+        body = b""
+    else:
+        lines.append(b"content-length: %d" % len(body))
+    if rule.content_type and body:
+        lines.append(b"content-type: " + safe_value(
+            rule.content_type.encode("utf-8", "surrogateescape")))
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 

@@ -159,6 +159,7 @@ cdef class FrontendHooks:
     cdef object captures_rsp
     cdef bint streams           # every request gets a sample Stream (its log has %[...])
     cdef object conn_rules      # tcp-request connection: rules(src, src_port, dst_port) -> CONN_*
+    cdef object after_response  # http-after-response rules: edit(stream), or None
 
 
 @cython.final
@@ -171,6 +172,7 @@ cdef class BackendHooks:
     cdef object request_rules   # its own http-request rules / stats page, or None
     cdef object server_rules    # use-server: candidates(stream) -> [server index], or None
     cdef object hash_key        # balance hash <expr>: key(stream) -> bytes | None
+    cdef object after_response
 
 
 @cython.final

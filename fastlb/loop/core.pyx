@@ -309,6 +309,7 @@ cdef class Worker:
         hooks.request_rules = spec.request_rules
         hooks.server_rules = spec.server_rules
         hooks.hash_key = spec.hash_key
+        hooks.after_response = spec.after_response
         self.be_hooks.append(hooks)
         self.nbackends += 1
         install_lookup(self, self.nbackends - 1)
@@ -335,6 +336,7 @@ cdef class Worker:
         hooks.captures_req, hooks.captures_rsp = spec.captures
         hooks.streams = spec.streams
         hooks.conn_rules = spec.conn_rules
+        hooks.after_response = spec.after_response
         self.fe_hooks.append(hooks)
         self.nfrontends += 1
 

@@ -49,6 +49,7 @@ cdef enum TimerKind:
     TM_TUNNEL = 6               # timeout tunnel
     TM_HTTP_HEAD = 7            # timeout http-request / http-keep-alive: a request head awaited
     TM_PROXY_HEADER = 8         # timeout client while a PROXY header is awaited
+    TM_TARPIT = 9               # the end of an http-request tarpit's hold
 
 # what a frontend logs (anonymous: Python sees the names themselves)
 cpdef enum:
@@ -69,6 +70,7 @@ cdef enum RequestState:
     RQ_BODY = 1                 # forwarding its body
     RQ_DONE = 2                 # request sent, waiting for the response to end
     RQ_APPLET = 3               # the proxy answers itself (stats page, Prometheus): reading the body
+    RQ_TARPIT = 4               # http-request tarpit: held unanswered until txn.tarpit_until
 
 # ... and its response side
 cdef enum ResponseState:
@@ -99,11 +101,13 @@ cpdef enum:
 # what a frontend's router (fastlb/runtime/tables.py) tells the loop
 cpdef enum:
     ROUTE_BACKEND = 0           # value: the backend index
-    ROUTE_DENY = 1              # value: the status
+    ROUTE_DENY = 1              # value: the status (the proxy's page), or a whole response
     ROUTE_RESPOND = 2           # value: a status answered with the built-in page
     ROUTE_RAW = 3               # value: a whole response, as bytes
     ROUTE_REJECT = 4            # close without a word
     ROUTE_APPLET = 5            # value: applet(method, url, headers, body, client_ip, version)
+    ROUTE_PAGE = 6              # value: a status answered with the proxy's error page
+    ROUTE_TARPIT = 7            # value: (hold in ms, a ROUTE_DENY value answered after it)
                                 # -> raw response (the stats page, Prometheus)
 
 cdef extern from *:

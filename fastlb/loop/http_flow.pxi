@@ -37,6 +37,9 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
 
     # -- an error page, or the response head, goes to the client first
     if txn.out_cli is not None:
+        if txn.after_due and txn.out_cli_off == 0:
+            txn.after_due = False
+            http_after_response(w, idx, s, txn)
         if txn.error_sent and txn.close_client and txn.out_cli_off == 0:
             txn.out_cli = announce_close(txn.out_cli)
         r = flush_staged(w, &s.cli, txn, False)
@@ -56,6 +59,8 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
 
     if txn.req_state == RQ_APPLET:
         return http_applet_step(w, idx, s, txn)
+    if txn.req_state == RQ_TARPIT:
+        return False                   # held: only its timer moves it (http_expired)
 
     # -- request head
     if txn.req_state == RQ_HEAD:
@@ -310,6 +315,9 @@ cdef int64_t http_deadline(Worker w, int idx, Session *s):
     cdef FrontendRt *fe = &w.frontends[s.fe]
     cdef BackendRt *be = &w.backends[s.be] if s.be >= 0 else NULL
     cdef int64_t dl = 0, t
+    if txn.req_state == RQ_TARPIT:
+        s.timer = TM_TARPIT
+        return txn.tarpit_until
     if be != NULL:
         dl = server_wait_deadline(be, s)
     if txn.req_state == RQ_HEAD and txn.out_cli is None:
@@ -343,6 +351,9 @@ cdef void http_expired(Worker w, int idx, Session *s):
     if s.timer == TM_QUEUE:
         queue_leave(w, s)
         http_error(w, idx, s, txn, 503, False, b's', b'Q')      # timeout queue
+        http_run(w, idx, s)
+    elif s.timer == TM_TARPIT:
+        http_tarpit_over(w, idx, s, txn)
         http_run(w, idx, s)
     elif s.timer == TM_HTTP_HEAD:
         if txn.requests > 0 and buffered(&s.cli) == 0:

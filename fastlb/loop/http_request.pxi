@@ -45,6 +45,8 @@ cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bin
     cdef bint body_read = txn.req_mode == BODY_NONE or txn.req_body_seen_end
     txn.out_cli = error_page(w, s.fe, s.be if txn.routed else -1, status, raw)
     txn.out_cli_off = 0
+    # HAProxy runs no http-after-response rule on errors met while reading a head
+    txn.after_due = not raw and has_after_rules(w, s, txn)
     txn.req_error = raw
     txn.count_bytes = not raw
     txn.status = status
@@ -60,6 +62,37 @@ cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bin
     txn.rsp_state = RS_DONE
     if s.state != ST_IDLE or s.server >= 0:
         http_drop_server(w, s)
+
+
+cdef inline bint has_after_rules(Worker w, Session *s, HttpTxn txn):
+    return (<FrontendHooks>w.fe_hooks[s.fe]).after_response is not None or \
+        (txn.routed and s.be >= 0 and (<BackendHooks>w.be_hooks[s.be]).after_response is not None)
+
+
+cdef int page_status(bytes page, int fallback):
+    """The status of a whole response held as bytes (an errorfile's)."""
+    if len(page) >= 12 and page[9:12].isdigit():
+        return int(page[9:12])
+    return fallback
+
+
+cdef void http_answer(Worker w, int idx, Session *s, HttpTxn txn, bytes page, int fallback,
+                      char term0, char term1):
+    """Answer with a whole response of a rule's own (any status, with or without a page
+    of HAProxy's); ``fallback`` when it has no readable status line."""
+    http_error(w, idx, s, txn, fallback, False, term0, term1)
+    txn.out_cli = page
+    txn.status = page_status(page, fallback)
+
+
+cdef void http_tarpit_over(Worker w, int idx, Session *s, HttpTxn txn):
+    """The hold of a tarpitted request has ended: its answer, logged "PT"."""
+    answer = txn.tarpit_answer
+    txn.tarpit_answer = None
+    if answer.__class__ is int:
+        http_error(w, idx, s, txn, answer, False, b'P', b'T')
+    else:
+        http_answer(w, idx, s, txn, answer, 500, b'P', b'T')
 
 
 cdef bytes announce_close(bytes page):
@@ -402,19 +435,28 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
     action, value = verdict
     if action == ROUTE_DENY:
         w.fe_stats[s.fe * STAT_WORDS + STAT_DENIED_REQ] += 1
-        http_error(w, idx, s, txn, value, False, b'P', b'R')
+        if value.__class__ is int:               # the proxy's page for that status
+            http_error(w, idx, s, txn, value, False, b'P', b'R')
+        else:                                    # its own errorfile or body
+            http_answer(w, idx, s, txn, value, 403, b'P', b'R')
         return False
-    if action == ROUTE_RESPOND or action == ROUTE_RAW:
+    if action == ROUTE_RESPOND or action == ROUTE_RAW or action == ROUTE_PAGE:
         w.fe_stats[s.fe * STAT_WORDS + STAT_INTERCEPTED] += 1
         # monitor-uri, http-request return / redirect: answered here, never forwarded
-        http_error(w, idx, s, txn, value if action == ROUTE_RESPOND else 200, False, b'L', b'R')
         if action == ROUTE_RAW:
-            txn.out_cli = value
-            txn.status = int(value[9:12])
+            http_answer(w, idx, s, txn, value, 200, b'L', b'R')
         else:
-            txn.logged = True                     # HAProxy does not log monitor requests
+            http_error(w, idx, s, txn, value, False, b'L', b'R')
+            txn.logged = action == ROUTE_RESPOND  # HAProxy does not log monitor requests
         txn.close_client = txn.req_mode != BODY_NONE or not keep_alive or w.stopping != 0 or \
             s.cli.rd_eof != 0
+        return False
+    if action == ROUTE_TARPIT:
+        # HAProxy counts it as denied; nothing is read or answered until the hold ends
+        w.fe_stats[s.fe * STAT_WORDS + STAT_DENIED_REQ] += 1
+        hold, txn.tarpit_answer = value
+        txn.tarpit_until = w.now + hold
+        txn.req_state = RQ_TARPIT
         return False
     if action == ROUTE_APPLET:
         w.fe_stats[s.fe * STAT_WORDS + STAT_INTERCEPTED] += 1

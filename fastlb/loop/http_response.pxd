@@ -4,4 +4,5 @@
 cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn)
 cdef void http_end_transaction(Worker w, int idx, Session *s, HttpTxn txn)
 cdef object response_stream(Worker w, Session *s, HttpTxn txn, Head fields)
-cdef void http_response_denied(Worker w, int idx, Session *s, HttpTxn txn, int status)
+cdef void http_response_denied(Worker w, int idx, Session *s, HttpTxn txn, object answer)
+cdef void http_after_response(Worker w, int idx, Session *s, HttpTxn txn)

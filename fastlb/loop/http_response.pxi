@@ -54,11 +54,12 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
         if be_editor is not None or fe_editor is not None:
             stream = response_stream(w, s, txn, fields)
             # backend http-response rules, then the frontend's; a deny ends the response
+            # 0, a status (the proxy's page) or a whole response (b"": close)
             deny = be_editor(stream) if be_editor is not None else 0
-            if not deny and fe_editor is not None:
+            if deny.__class__ is int and deny == 0 and fe_editor is not None:
                 deny = fe_editor(stream)
             edited = True
-            if deny:
+            if deny.__class__ is not int or deny != 0:
                 http_response_denied(w, idx, s, txn, deny)
                 return False
             if stream.status != status:           # http-response set-status
@@ -119,6 +120,7 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
                       &txn.rsp_avail, &txn.rsp_body_seen_end)
     txn.out_cli = b"".join(out)
     txn.out_cli_off = 0
+    txn.after_due = has_after_rules(w, s, txn)
     return True
 
 
@@ -138,13 +140,65 @@ cdef object response_stream(Worker w, Session *s, HttpTxn txn, Head fields):
     return stream
 
 
-cdef void http_response_denied(Worker w, int idx, Session *s, HttpTxn txn, int status):
-    """http-response deny: the server's response is dropped, the client gets ``status``."""
+cdef void http_response_denied(Worker w, int idx, Session *s, HttpTxn txn, object answer):
+    """http-response deny / return: the server's response is dropped, the client gets the
+    proxy's page for a status, or the rule's own response."""
     cdef BackendRt *be = &w.backends[s.be]
     (w.be_stats + be.shm_index * STAT_WORDS)[STAT_DENIED_RESP] += 1
     (w.fe_stats + w.frontends[s.fe].shm_index * STAT_WORDS)[STAT_DENIED_RESP] += 1
     txn.close_server = True
-    http_error(w, idx, s, txn, status, False, b'P', b'H')
+    if answer.__class__ is int:
+        http_error(w, idx, s, txn, answer, False, b'P', b'H')
+    else:
+        http_answer(w, idx, s, txn, answer, 502, b'P', b'H')
+
+
+cdef void http_after_response(Worker w, int idx, Session *s, HttpTxn txn):
+    """http-after-response rules, the backend's then the frontend's, on the head the client
+    is about to get: a server's or one of fastlb's own answers (pages, deny, return,
+    redirects, applets).  The one place every final head passes before it is sent."""
+    cdef bytes data = txn.out_cli
+    cdef Py_ssize_t end = data.find(b"\r\n\r\n")
+    cdef int status
+    if end < 0:
+        return                         # an empty page (the connection just closes)
+    fields, why = parse_head(data[:end + 4], False)
+    if fields is None:
+        return
+    be_rules = (<BackendHooks>w.be_hooks[s.be]).after_response \
+        if txn.routed and s.be >= 0 else None
+    fe_rules = (<FrontendHooks>w.fe_hooks[s.fe]).after_response
+    try:
+        stream = response_stream(w, s, txn, fields)
+        stream.reason = None
+        if be_rules is not None:
+            be_rules(stream)
+        if fe_rules is not None:
+            fe_rules(stream)
+        status, reason = fields.status, fields.reason
+        if stream.status != status:           # set-status
+            status = stream.status
+            reason = stream.reason if stream.reason is not None else reason_phrase(status).encode()
+        elif stream.reason is not None:
+            reason = stream.reason
+        if not fields_safe(fields.headers) or not bytes_safe(reason):
+            raise HeaderValueError("a rewritten response header holds CR, LF or NUL")
+    except Exception as exc:
+        # HAProxy's answer to a failed rewrite: 500, and this response is lost
+        internal_error(w, exc, "http-after-response rules")
+        txn.rsp_state = RS_DONE
+        txn.out_cli = None
+        http_error(w, idx, s, txn, 500, False, b'P', b'H')
+        txn.after_due = False
+        txn.close_client = True
+        return
+    out = [b"HTTP/", fields.version, b" ", str(status).encode(), b" ", reason, b"\r\n"]
+    for name, value in fields.headers:
+        out += [name, b": ", value, b"\r\n"]
+    out.append(b"\r\n")
+    out.append(data[end + 4:])
+    txn.out_cli = b"".join(out)
+    txn.status = status
 
 
 cdef void http_end_transaction(Worker w, int idx, Session *s, HttpTxn txn):

@@ -35,9 +35,12 @@ cdef class HttpTxn:
     cdef bint reused                # request sent on a connection kept from a previous one
     cdef bint retried
     cdef bint error_sent            # out_cli holds an error page: close after it
+    cdef bint after_due             # out_cli holds a final head the after-response rules edit
     cdef bint logged
     cdef bint counted               # in the statistics already (accounting.pxi)
     cdef object applet              # ROUTE_APPLET: (callable, method, url, headers, keep-alive)
+    cdef object tarpit_answer       # RQ_TARPIT: what the client gets once held (as ROUTE_DENY's)
+    cdef int64_t tarpit_until
     cdef bint req_error             # the request could not be read or parsed (ereq)
     cdef int64_t bytes_in           # request bytes taken from the client
     cdef bint routed                # a backend was chosen for this request (logs name it)

@@ -52,8 +52,11 @@ cdef class HttpTxn:
         self.is_connect = False
         self.fresh = True
         self.is_head = self.reused = self.retried = self.error_sent = self.logged = False
+        self.after_due = False
         self.counted = self.req_error = False
         self.applet = None
+        self.tarpit_answer = None
+        self.tarpit_until = 0
         self.method_seen = self.url_seen = self.headers_seen = self.version_seen = None
         self.bytes_in = 0
         self.be_counted = False

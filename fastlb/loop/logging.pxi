@@ -56,6 +56,10 @@ cdef void http_log(Worker w, Session *s, HttpTxn txn):
     rec.t_queue = 0 if txn.log_server >= 0 else -1
     if s.t_queued >= 0:
         rec.t_queue = (s.t_dequeued if s.q_target < 0 else w.now) - s.t_queued
+    if txn.term0 == b'P' and txn.term1 == b'T':
+        # a tarpit: HAProxy logs its hold as the queue time, from the start, and no TR
+        rec.t_request = -1
+        rec.t_queue = txn.tarpit_until - txn.t_start
     rec.t_connect = txn.t_connect_ms
     rec.t_response = txn.t_response - txn.t_sent if txn.t_response >= 0 and txn.t_sent >= 0 else -1
     rec.t_total = w.now - txn.t_start

@@ -19,8 +19,8 @@ from ..http.rules import (ADDRESS_ACTIONS, HEADER_ACTIONS, LINE_ACTIONS, VAR_ACT
                           CompiledRule, InvalidRequest, apply_address_rule, apply_capture, apply_header_rule, apply_line_rule,
                           apply_normalizer, apply_var_rule, auth_page,
                           compile_rule, redirect_response, return_response)
-from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_RAW, ROUTE_REJECT,
-                         ROUTE_RESPOND)
+from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_PAGE, ROUTE_RAW,
+                         ROUTE_REJECT, ROUTE_RESPOND, ROUTE_TARPIT)
 from ..sample import Context, SampleError, compile_expr, compile_format
 from ..sample.types import BIN, dynamic_cast
 from .. import shm as shared
@@ -194,10 +194,15 @@ def stats_check(proxy: Proxy, applets: Applets, compiler: ConditionCompiler):
     return check
 
 
-def run_request_rules(rules: list, stream, applets=None):
-    """http-request rules in order: a final verdict (deny, reject, return, redirect,
-    use-service), or None once every rule that matched has done its work (``allow``
-    stops the evaluation there)."""
+def tarpit_hold(proxy: Proxy) -> int:
+    """How long a tarpitted request is held: timeout tarpit, else timeout connect."""
+    return proxy.timeouts.tarpit or proxy.timeouts.connect or 0
+
+
+def run_request_rules(rules: list, stream, applets=None, tarpit_ms: int = 0):
+    """http-request rules in order: a final verdict (deny, tarpit, reject, return,
+    redirect, use-service), or None once every rule that matched has done its work
+    (``allow`` stops the evaluation there)."""
     strict = True
     for c in rules:
         if not c.matches(stream):
@@ -222,11 +227,14 @@ def run_request_rules(rules: list, stream, applets=None):
         elif action == "use-service":
             return ROUTE_APPLET, applets.prometheus
         elif action == "deny":
-            return ROUTE_DENY, c.rule.status
+            return ROUTE_DENY, reply(c, stream)
+        elif action == "tarpit":
+            return ROUTE_TARPIT, (tarpit_ms, reply(c, stream))
         elif action == "reject":
             return ROUTE_REJECT, 0
         elif action == "return":
-            return ROUTE_RAW, return_response(c, stream)
+            answer = reply(c, stream)
+            return (ROUTE_PAGE if answer.__class__ is int else ROUTE_RAW), answer
         elif action == "redirect":
             return ROUTE_RAW, redirect_response(c, stream)
         elif action == "auth":
@@ -242,6 +250,18 @@ REWRITES = dict(
     [(action, apply_line_rule) for action in LINE_ACTIONS] +
     [(action, apply_address_rule) for action in ADDRESS_ACTIONS] +
     [("normalize-uri", apply_normalizer)])
+
+
+def reply(c: CompiledRule, stream):
+    """A deny's or return's answer: its status when the proxy's page answers, else the
+    whole response (an errorfile's, an http-errors section's, or its own body)."""
+    rule = c.rule
+    if rule.reply == "default":
+        return rule.status
+    if rule.reply:
+        # a section without a page for the status: HAProxy's reply is the status alone
+        return rule.page if rule.page is not None else return_response(c, stream)
+    return return_response(c, stream)
 
 
 def compile_switching(proxy: Proxy, compiler: ConditionCompiler, by_name: dict,
@@ -285,6 +305,7 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
     rules = compile_rules(proxy.http_request_rules, compiler, Context(place, env, proxy.name),
                           proxy)
     redirects = compile_rules(proxy.redirect_rules, compiler, Context(place, env, proxy.name))
+    hold = tarpit_hold(proxy)
     switches = compile_switching(proxy, compiler, by_name, env)
     stats = stats_check(proxy, applets, compiler)
 
@@ -292,7 +313,7 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
         if monitor is not None and monitor_matches(monitor, stream.url):
             # "monitor fail": the node reports itself down (keepalived's check fails)
             return ROUTE_RESPOND, 503 if monitor_fail and monitor_fail(stream) else 200
-        verdict = run_request_rules(rules, stream, applets)
+        verdict = run_request_rules(rules, stream, applets, hold)
         if verdict is not None:
             return verdict
         if stats is not None:
@@ -330,10 +351,11 @@ def build_backend_rules(proxy: Proxy, applets: Applets, env: SampleEnv):
     rules = compile_rules(proxy.http_request_rules, compiler, Context(place, env, proxy.name),
                           proxy)
     redirects = compile_rules(proxy.redirect_rules, compiler, Context(place, env, proxy.name))
+    hold = tarpit_hold(proxy)
     stats = stats_check(proxy, applets, compiler)
 
     def apply(stream):
-        verdict = run_request_rules(rules, stream, applets)
+        verdict = run_request_rules(rules, stream, applets, hold)
         if verdict is None and stats is not None:
             verdict = stats(stream)
         if verdict is None:
@@ -399,7 +421,9 @@ def build_response_editor(proxy: Proxy, env: SampleEnv):
     return functools.partial(run_response_rules, rules)
 
 
-def run_response_rules(rules: list, stream) -> int:
+def run_response_rules(rules: list, stream):
+    """0 to go on, or what replaces the server's response: a status (the proxy's page)
+    or a whole response (deny / return with their own answer)."""
     strict = True
     for c in rules:
         if not c.matches(stream):
@@ -426,10 +450,43 @@ def run_response_rules(rules: list, stream) -> int:
         elif action == "allow":
             return 0
         elif action == "deny":
-            return c.rule.status
+            return reply(c, stream)
+        elif action == "return":
+            # HAProxy drops the server's response before it builds the reply: its
+            # values no longer see that response's headers
+            stream.res_headers = []
+            return reply(c, stream)
     return 0
 
 
-__all__ = ["CompiledRule", "SampleEnv", "build_backend_rules", "build_response_editor",
-           "build_hash_key", "build_server_rules",
+def build_after_response(proxy: Proxy, env: SampleEnv):
+    """``edit(stream)`` applying the proxy's http-after-response rules to the response the
+    client is about to get (``stream.res_headers``, ``stream.status``); None without any."""
+    if proxy.mode != "http" or not proxy.http_after_response_rules:
+        return None
+    place = "http-after-response"
+    compiler = ConditionCompiler(proxy.acls, env, place, proxy.name)
+    rules = compile_rules(proxy.http_after_response_rules, compiler,
+                          Context(place, env, proxy.name))
+    return functools.partial(run_after_rules, rules)
+
+
+def run_after_rules(rules: list, stream) -> None:
+    for c in rules:
+        if not c.matches(stream):
+            continue
+        action = c.rule.action
+        if action in HEADER_ACTIONS:
+            apply_header_rule(c, stream.res_headers, stream)
+        elif action in VAR_ACTIONS:
+            apply_var_rule(c, stream)
+        elif action == "set-status":
+            stream.status = c.rule.status
+            stream.reason = c.rule.reason.encode("utf-8", "surrogateescape") or None
+        elif action == "allow":
+            return
+
+
+__all__ = ["CompiledRule", "SampleEnv", "build_after_response", "build_backend_rules",
+           "build_response_editor", "build_hash_key", "build_server_rules",
            "build_router", "monitor_matches", "run_request_rules", "Optional"]

@@ -24,8 +24,9 @@ from ..loop.core import (CLOSE_BOTH, CLOSE_NONE, CLOSE_SERVER, LOG_CONNECT, LOG_
                          PP2_OPT_AUTHORITY, PP2_OPT_CRC32C)
 from ..http.acl import ConditionCompiler
 from ..sample import Stream
-from .http_rules import (SampleEnv, build_backend_rules, build_response_editor, build_router,
-                         build_hash_key, build_server_rules)
+from .http_rules import (SampleEnv, build_after_response, build_backend_rules,
+                         build_hash_key, build_response_editor, build_router,
+                         build_server_rules)
 
 NOSRV = "<NOSRV>"
 
@@ -90,6 +91,7 @@ class BackendSpec:
     cookie: object                # fastlb.http.cookies.Persistence, or None
     server_rules: object = None   # use-server: candidates(stream) -> [server], or None
     hash_key: object = None       # balance hash <expr>: key(stream) -> bytes | None
+    after_response: object = None  # http-after-response rules: edit(stream), or None
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class FrontendSpec:
     captures: tuple               # ([(name, len)] | None for requests, ... for responses)
     streams: bool = False         # a Stream per request: the log format has %[...] fields
     conn_rules: object = None     # tcp-request connection: rules(src, port, dst_port) -> CONN_*
+    after_response: object = None  # http-after-response rules: edit(stream), or None
 
 
 # -- the tables: the specs, plus what the control plane and the logs read -------------------
@@ -266,7 +269,9 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         error_pages=proxy.errorfiles or {},
         response_editor=build_response_editor(proxy, env),
         request_rules=build_backend_rules(proxy, applets, env), cookie=cookie,
-        server_rules=build_server_rules(proxy, env), hash_key=build_hash_key(proxy, env))
+        server_rules=build_server_rules(proxy, env), hash_key=build_hash_key(proxy, env),
+        # a listen section's run as its frontend's: on its answers before any routing too
+        after_response=build_after_response(proxy, env) if proxy.kind != "listen" else None)
     return BackendTable(index=index, proxy=proxy, spec=spec,
                         server_names=[s.name for s in servers],
                         server_models=[s.model for s in servers], first_server_shm=first_shm)
@@ -312,7 +317,8 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         # a listen section's http-response rules run once, as its backend's
         response_editor=build_response_editor(proxy, env) if proxy.kind != "listen" else None,
         captures=(proxy.captures_req or None, proxy.captures_rsp or None),
-        conn_rules=build_connection_rules(proxy, env))
+        conn_rules=build_connection_rules(proxy, env),
+        after_response=build_after_response(proxy, env))
     return FrontendTable(index=index, proxy=proxy, spec=spec,
                          log_format=compile_format(proxy.log_format or default_log_format(proxy))
                          if log_mode in (LOG_TCPLOG, LOG_HTTPLOG) else None,

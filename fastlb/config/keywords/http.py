@@ -6,7 +6,6 @@ import os
 import re
 
 from ...http.acl import AclError, parse_acl
-from ...http.errors import MESSAGES
 from ...http.rules import RuleError, check_rule, parse_rule
 from ..model import HttpCheck, StatsPage
 from ..units import parse_time_ms
@@ -48,8 +47,17 @@ def http_response(parser, proxy, args, origin):
     _http_rule(parser, proxy, args, origin, response=True)
 
 
-def _http_rule(parser, proxy, args, origin, response):
-    side = "http-response" if response else "http-request"
+@keyword("http-after-response", sections=PROXY_AND_DEFAULTS)
+def http_after_response(parser, proxy, args, origin):
+    if proxy.kind == "defaults":
+        # HAProxy takes them in named defaults only, for one capability; not here yet
+        raise ValueError("'http-after-response' in a 'defaults' section is not supported "
+                         "by fastlb yet.")
+    _http_rule(parser, proxy, args, origin, response=True, side="http-after-response")
+
+
+def _http_rule(parser, proxy, args, origin, response, side=""):
+    side = side or ("http-response" if response else "http-request")
     base = _config_dir(origin)
 
     def read_file(path):
@@ -61,11 +69,11 @@ def _http_rule(parser, proxy, args, origin, response):
             raise RuleError(f"failed to open file '{path}' : {exc.strerror}") from None
 
     if response:
-        place = "http-response"
+        place = side
     else:
         place = "frontend http-request" if proxy.kind == "frontend" else "backend http-request"
     try:
-        rule, rest = parse_rule(args, response, read_file)
+        rule, rest = parse_rule(args, response, read_file, side)
         check_rule(rule, place)
     except RuleError as exc:
         raise ValueError(f"'{side}' : {exc}") from None
@@ -83,11 +91,12 @@ def _http_rule(parser, proxy, args, origin, response):
     if rule.action in EXPERIMENTAL and not parser.global_.experimental:
         raise ValueError(f"'{rule.action}' action is experimental, must be allowed via a "
                          "global 'expose-experimental-directives'")
-    if rule.action == "deny" and rule.status not in MESSAGES:
-        raise ValueError(f"'{side} deny' : unsupported deny_status '{rule.status}'.")
     if rest:
         rule.condition = condition(proxy, rest, f"'{side}' rule")
-    (proxy.http_response_rules if response else proxy.http_request_rules).append(rule)
+    if side == "http-after-response":
+        proxy.http_after_response_rules.append(rule)
+    else:
+        (proxy.http_response_rules if response else proxy.http_request_rules).append(rule)
 
 
 @keyword("redirect", sections=PROXIES)
@@ -180,23 +189,64 @@ def http_check(parser, proxy, args, origin):
                          f"'expect', 'set-var', 'unset-var' (got '{args[0]}').")
 
 
-@keyword("errorfile", sections=PROXY_AND_DEFAULTS)
-def errorfile(parser, proxy, args, origin):
+def read_errorfile(args, origin, keyword="errorfile"):
+    """``<code> <file>`` of an errorfile line: (status, the file's bytes, a whole response)."""
     if len(args) != 2:
-        raise ValueError("'errorfile' expects <code> and <file> as arguments.")
+        raise ValueError(f"'{keyword}' expects <code> and <file> as arguments.")
     if not args[0].isdigit() or int(args[0]) not in ERRORFILE_CODES:
-        raise ValueError(f"'errorfile' : status code '{args[0]}' cannot be overridden.")
+        raise ValueError(f"'{keyword}' : status code '{args[0]}' cannot be overridden.")
     path = args[1]
     if not os.path.isabs(path):
         path = os.path.join(_config_dir(origin), path)
     try:
         with open(path, "rb") as handle:
-            content = handle.read()
+            return int(args[0]), handle.read()
     except OSError as exc:
-        raise ValueError(f"'errorfile' : error opening file <{args[1]}> : {exc.strerror}.") from None
-    # A proxy's errorfile replaces the inherited one for that code only.
-    proxy.errorfiles = dict(proxy.errorfiles)
-    proxy.errorfiles[int(args[0])] = content
+        raise ValueError(f"'{keyword}' : error opening file <{args[1]}> : {exc.strerror}.") from None
+
+
+@keyword("errorfile", sections=PROXY_AND_DEFAULTS)
+def errorfile(parser, proxy, args, origin):
+    status, page = read_errorfile(args, origin)
+    proxy.error_decls.append(("page", status, page))
+
+
+@keyword("errorfiles", sections=PROXY_AND_DEFAULTS)
+def errorfiles(parser, proxy, args, origin):
+    """Import an http-errors section (all its pages, or the listed codes); resolved, in
+    order with the errorfile lines, once every section is read."""
+    if not args:
+        raise ValueError("'errorfiles' expects <name> as argument.")
+    codes = None
+    if len(args) > 1:
+        codes = []
+        for word in args[1:]:
+            if not word.isdigit() or int(word) not in ERRORFILE_CODES:
+                raise ValueError(f"'errorfiles' : status code '{word}' not handled.")
+            codes.append(int(word))
+    proxy.error_decls.append(("import", args[0], codes, origin))
+
+
+def _errorloc(word, code):
+    """errorloc / errorloc302 / errorloc303 <code> <url>: a redirect as the error page."""
+    def handler(parser, proxy, args, origin):
+        if len(args) != 2:
+            raise ValueError(f"'{word}' expects <status_code> and <url> as arguments.")
+        if not args[0].isdigit() or int(args[0]) not in ERRORFILE_CODES:
+            raise ValueError(f"'{word}' : status code '{args[0]}' not handled.")
+        url = args[1].encode("utf-8", "surrogateescape")
+        if any(c in url for c in b"\r\n\0"):
+            raise ValueError(f"'{word}' : the URL holds CR, LF or NUL.")
+        reason = b"Found" if code == 302 else b"See Other"
+        # HAProxy's redirect page, as it writes it
+        page = (b"HTTP/1.1 %d %s\r\nCache-Control: no-cache\r\nContent-length: 0\r\n"
+                b"Location: %s\r\n\r\n" % (code, reason, url))
+        proxy.error_decls.append(("page", int(args[0]), page))
+    return handler
+
+
+for _word, _code in (("errorloc", 302), ("errorloc302", 302), ("errorloc303", 303)):
+    keyword(_word, sections=PROXY_AND_DEFAULTS)(_errorloc(_word, _code))
 
 
 @keyword("monitor-uri", sections=FRONTENDS | DEFAULTS)

@@ -143,9 +143,8 @@ NOT_YET_GLOBAL = {
     "localpeer", "h1-case-adjust", "maxsslconn", "maxconnrate", "maxsessrate", "external-check",
     "insecure-fork-wanted", "tune.http.maxhdr", "unix-bind",
 }
-NOT_YET_PROXY = { "http-after-response",
-    "tcp-response", "stick-table", "stick", "errorfiles",
-    "errorloc", "errorloc302", "errorloc303",
+NOT_YET_PROXY = {
+    "http-error", "tcp-response", "stick-table", "stick",
     "tcp-check", "unique-id-format", "unique-id-header",
     "reqadd", "rspadd", "compression", "fullconn", "source",
     "persist", "force-persist", "ignore-persist", "external-check", "filter", "server-template",
