@@ -657,3 +657,44 @@ def test_set_src_and_set_dst_as_haproxy(tmp_path):
         return re.sub(r"(:|\]:)\d+ \[", r"\1PORT [", masked(line))
     assert len(logs["haproxy"]) == 4
     assert [no_port(x) for x in logs["fastlb"]] == [no_port(x) for x in logs["haproxy"]]
+
+
+def stats_rules_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+listen stats
+    bind 127.0.0.1:{port}
+    stats enable
+    stats uri /st
+    stats http-request deny if {{ req.hdr(x-evil) -m found }}
+    stats http-request allow if {{ req.hdr(x-trusted) -m found }}
+    stats http-request auth realm Inner if {{ req.hdr(x-inner) -m found }}
+    server s1 127.0.0.1:{be1}
+"""
+
+
+def test_stats_http_request_as_haproxy(tmp_path):
+    """Statuses and challenges of the rules (the page's own content differs: README);
+    'stats auth' with them is refused by both."""
+    requests = [("/st", [("X-Evil", "1")]), ("/st", [("X-Inner", "1")]),
+                ("/st", [("X-Inner", "1"), ("X-Evil", "1")])]
+    differential(tmp_path, stats_rules_config, [(p, [("Host", "h")] + h) for p, h in requests])
+    port, be = free_port(), RecordingBackend("be1")
+    path = tmp_path / "fastlb.cfg"
+    path.write_text(stats_rules_config(port, be.port, be.port, 1))
+    proc = subprocess.Popen(FASTLB + ["-d", "-f", str(path), "-n", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: listening_sockets(port) > 0, message="fastlb listening")
+        status, _, body = HttpClient(port).get("/st;csv", headers=[("X-Trusted", "1")])
+        assert status == 200 and body.startswith(b"# pxname,svname,")
+        status, _, body = HttpClient(port).get("/st;csv")
+        assert status == 200             # no rule matched, no stats auth: the page
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        be.close()

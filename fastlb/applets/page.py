@@ -135,8 +135,10 @@ class StatsPage:
         return False
 
     def answer(self, method, url, headers, body, client_ip, version: bytes = b"1.1",
-               admin: bool = False) -> bytes:
-        if not self.authorized(headers):
+               admin: bool = False, trusted: bool = False) -> bytes:
+        """``trusted``: a ``stats http-request allow`` let the request in before the
+        ``stats auth`` check."""
+        if not trusted and not self.authorized(headers):
             return response(401, "Unauthorized", [
                 ("cache-control", "no-cache"), ("content-type", "text/html"),
                 ("www-authenticate", f'Basic realm="{self.page.realm}"')], UNAUTHORIZED, version)

@@ -198,6 +198,8 @@ class StatsPage:
     show_node: Optional[str] = None
     show_desc: Optional[str] = None
     scopes: list = field(default_factory=list)     # proxy names the page may show
+    rules: list = field(default_factory=list)      # stats http-request: [(action, realm, cond)]
+    realm_given: bool = False
 
 
 @dataclass

@@ -484,6 +484,10 @@ class Parser:
             if proxy.has_backend:
                 self._check_backend(proxy)
             self._warn_missing_timeouts(proxy)
+            page = proxy.stats
+            if page is not None and page.rules and (page.auths or page.realm_given):
+                self.alerts.append(f"proxy '{proxy.name}': stats 'auth'/'realm' and "
+                                   "'http-request' can't be used at the same time.")
             if proxy.mode == "tcp" and (proxy.http_request_rules or proxy.http_response_rules or
                                         proxy.redirect_rules or (
                     proxy.has_frontend and any(c for _, c, _ in proxy.switching_rules))):

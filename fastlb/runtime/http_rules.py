@@ -184,11 +184,21 @@ def stats_check(proxy: Proxy, applets: Applets, compiler: ConditionCompiler):
         return None
     page = StatsPage(applets, proxy)
     admin = [compiler.compile(cond) for cond in proxy.stats.admin]
+    rules = [(action, realm or proxy.stats.realm, compiler.compile(cond))
+             for action, realm, cond in proxy.stats.rules]
 
     def check(stream):
         if not page.matches(stream.method, stream.url):
             return None
         allowed = any(matches(stream) for matches in admin)
+        for action, realm, matches in rules:     # stats http-request, then stats auth
+            if not matches(stream):
+                continue
+            if action == "deny":
+                return ROUTE_DENY, 403
+            if action == "auth":
+                return ROUTE_RAW, auth_page(builtin_page(401), realm)
+            return ROUTE_APPLET, functools.partial(page.answer, admin=allowed, trusted=True)
         return ROUTE_APPLET, functools.partial(page.answer, admin=allowed)
 
     return check

@@ -14,7 +14,7 @@ from .registry import BACKENDS, DEFAULTS, FRONTENDS, PROXIES, PROXY_AND_DEFAULTS
 
 ERRORFILE_CODES = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429,
                    500, 501, 502, 503, 504)
-STATS_NOT_YET = ("http-request", "bind-process")
+STATS_NOT_YET = ("bind-process",)
 EXPERIMENTAL = ("normalize-uri",)      # HAProxy 2.6 wants expose-experimental-directives
 
 
@@ -280,6 +280,7 @@ def stats(parser, proxy, args, origin):
         # HAProxy 2.6 keeps the first word of an unquoted "stats realm HAProxy Statistics"
         # (its 401 says realm="HAProxy") and ignores the others, as tutorials write it
         page.realm = one_arg(rest, "stats realm", allow_more=True).replace("\\ ", " ")
+        page.realm_given = True
     elif what == "auth":
         credentials = one_arg(rest, "stats auth")
         if ":" not in credentials:
@@ -304,6 +305,20 @@ def stats(parser, proxy, args, origin):
         page.show_desc = " ".join(rest)
     elif what == "scope":
         page.scopes.append(one_arg(rest, "stats scope"))
+    elif what == "http-request":
+        # stats http-request allow | deny | auth [realm <realm>] [if|unless <cond>]
+        if not rest or rest[0] not in ("allow", "deny", "auth"):
+            raise ValueError("'stats http-request' expects 'allow', 'deny' or 'auth'.")
+        action, words, realm = rest[0], rest[1:], None
+        if action == "auth" and words[:1] == ["realm"]:
+            if len(words) < 2:
+                raise ValueError("'stats http-request auth realm' : missing realm value.")
+            realm, words = words[1], words[2:]
+            if any(c in realm for c in "\r\n\0\""):
+                raise ValueError("'stats http-request auth' : the realm may not hold CR, LF, "
+                                 "NUL or a double quote.")
+        cond = condition(proxy, words, "'stats http-request' rule") if words else None
+        page.rules.append((action, realm, cond))
     elif what in STATS_NOT_YET:
         raise ValueError(f"'stats {what}' is not supported by fastlb yet.")
     else:
