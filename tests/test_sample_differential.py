@@ -698,3 +698,40 @@ def test_stats_http_request_as_haproxy(tmp_path):
         proc.terminate()
         proc.wait(5)
         be.close()
+
+
+def test_set_tos_and_set_mark_reach_the_client_socket(fastlb, http_backends, tmp_path):
+    """set-tos / set-mark change the client connection (seen from the socket fastlb
+    holds: its IP_TOS and SO_MARK, read with ss)."""
+    import shutil as _shutil
+    backend = http_backends()
+    port = free_port()
+    fastlb(f"""
+        defaults
+            mode http
+            timeout connect 1s
+            timeout client 5s
+            timeout server 5s
+        frontend fe
+            bind 127.0.0.1:{port}
+            http-request set-tos 0x28 if {{ req.hdr(x-tos) -m found }}
+            http-response set-mark 0x1f if {{ res.hdr(x-mark) -m found }}
+            http-request set-mark 0x2a if {{ req.hdr(x-mark) -m found }}
+            default_backend be
+        backend be
+            server s1 127.0.0.1:{backend.port}
+        """, ports=[port])
+    client = HttpClient(port)
+    status, _, _ = client.get("/", headers=[("X-Tos", "1")])
+    assert status == 200
+    local = client.sock.getsockname()[1]
+    if _shutil.which("ss") is None:
+        pytest.skip("ss (iproute2) is needed to read the server-side socket's options")
+    def shown():
+        return subprocess.run(["ss", "-tnO", "--tos", "-e", "state", "established",
+                               f"dport = :{local}"], capture_output=True, text=True).stdout
+    assert "tos:0x28" in shown(), shown()
+    status, _, _ = client.get("/")      # the mark: from a response header, as the rule says
+    assert status == 200 and "fwmark:0x1f" not in shown()
+    status, _, _ = client.get("/", headers=[("X-Mark", "1")])
+    assert status == 200 and "fwmark:0x2a" in shown(), shown()

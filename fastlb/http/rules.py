@@ -18,7 +18,7 @@ from typing import Callable, Optional
 from ..sample import Context, Format, SampleError, Stream, as_bytes, check_expr, \
     compile_expr, compile_format
 from ..sample.registry import VAR_NAME
-from ..sample.stream import MOVED_DST, MOVED_SRC
+from ..sample.stream import MOVED_DST, MOVED_SOCKET, MOVED_SRC
 from ..sample.types import ADDR, SINT, dynamic_cast
 from .errors import reason_phrase
 from .fields import safe_value
@@ -29,11 +29,14 @@ VAR_ACTIONS = ("set-var", "set-var-fmt", "unset-var")
 LINE_ACTIONS = ("set-path", "set-pathq", "set-uri", "set-query", "set-method",
                 "replace-path", "replace-pathq", "replace-uri")
 ADDRESS_ACTIONS = ("set-src", "set-src-port", "set-dst", "set-dst-port")
+SOCKET_ACTIONS = ("set-tos", "set-mark")
 REQUEST_ACTIONS = (("allow", "deny", "tarpit", "reject", "return", "redirect", "use-service",
                     "set-log-level", "auth", "normalize-uri", "strict-mode", "capture") +
-                   HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS + ADDRESS_ACTIONS)
+                   HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS + ADDRESS_ACTIONS +
+                   SOCKET_ACTIONS)
 RESPONSE_ACTIONS = (("allow", "deny", "set-status", "set-log-level", "return",
-                     "strict-mode", "capture") + HEADER_ACTIONS + VAR_ACTIONS)
+                     "strict-mode", "capture") + HEADER_ACTIONS + VAR_ACTIONS +
+                    SOCKET_ACTIONS)
 NORMALIZERS = ("fragment-encode", "fragment-strip", "path-merge-slashes", "path-strip-dot",
                "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
                "query-sort-by-name")
@@ -51,6 +54,9 @@ NOT_YET = {
     "sc-inc-gpc1": "stick tables (#14)", "sc-set-gpt0": "stick tables (#14)",
     "cache-use": "the cache", "cache-store": "the cache", "lua": "Lua",
     "send-spoe-group": "SPOE", "set-bandwidth-limit": "bandwidth limits",
+    "set-nice": "task priorities (fastlb's loop has no scheduler to give them to)",
+    "do-resolve": "resolvers (#13)", "set-priority-class": "queue priorities",
+    "set-priority-offset": "queue priorities",
 }
 SERVICES = ("prometheus-exporter",)
 LOG_LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", "silent")
@@ -213,6 +219,15 @@ def parse_rule(args: list[str], response: bool, read_file,
         if var is None:
             raise RuleError("'unset-var' expects a variable name: 'unset-var(<scope>.<name>)'.")
         rule.name = var
+    elif action in SOCKET_ACTIONS:
+        words = take_until_condition()
+        try:
+            rule.status = int(words[0], 0) if len(words) == 1 else -1
+        except ValueError:
+            rule.status = -1
+        limit = 255 if action == "set-tos" else 0xFFFFFFFF
+        if not 0 <= rule.status <= limit:
+            raise RuleError(f"'{action}' expects an integer between 0 and {limit}.")
     elif action in ADDRESS_ACTIONS:
         words = take_until_condition()
         if len(words) != 1:
@@ -523,6 +538,15 @@ def apply_address_rule(c: CompiledRule, stream: Stream) -> None:
     else:
         stream.dst_port = port
         stream.moved |= MOVED_DST
+
+
+def apply_socket_rule(c: CompiledRule, stream: Stream) -> None:
+    """set-tos / set-mark: the loop sets them on the client connection after the rules."""
+    if c.rule.action == "set-tos":
+        stream.tos = c.rule.status
+    else:
+        stream.mark = c.rule.status
+    stream.moved |= MOVED_SOCKET
 
 
 def apply_capture(c: CompiledRule, stream: Stream, response: bool) -> None:

@@ -106,6 +106,7 @@ cdef extern from "<sys/socket.h>" nogil:
         MSG_NOSIGNAL
         MSG_DONTWAIT
         MSG_PEEK
+        SO_MARK
     int socket(int domain, int type, int protocol)
     int connect(int fd, const sockaddr *addr, socklen_t len)
     int accept4(int fd, sockaddr *addr, socklen_t *len, int flags)
@@ -120,6 +121,10 @@ cdef extern from "<sys/socket.h>" nogil:
 cdef extern from "<netinet/in.h>" nogil:
     enum:
         IPPROTO_TCP
+        IPPROTO_IP
+        IPPROTO_IPV6
+        IP_TOS
+        IPV6_TCLASS
     struct in_addr:
         uint32_t s_addr
     struct sockaddr_in:

@@ -27,7 +27,7 @@ import os as _os
 import socket as _socket
 
 from fastlb.http.errors import builtin_page, reason_phrase
-from fastlb.sample.stream import MOVED_DST, MOVED_SRC, Stream
+from fastlb.sample.stream import MOVED_DST, MOVED_SOCKET, MOVED_SRC, Stream
 from fastlb.http.fields import HeaderValueError
 
 cdef extern from *:

@@ -13,6 +13,7 @@ cdef bytes announce_close(bytes page)
 cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn)
 cdef object new_stream(Worker w, Session *s, object method, bytes url, list headers, bytes version, object sess_vars, bint first)
 cdef object txn_stream(Worker w, Session *s, HttpTxn txn, Head fields)
+cdef void client_socket_options(Session *s, object stream)
 # its phases, in order
 cdef Head req_parse(Worker w, int idx, Session *s, HttpTxn txn, int64_t *length, bint *keep_alive)
 cdef bint req_route(Worker w, int idx, Session *s, HttpTxn txn, Head fields, bint keep_alive, bint *edited)

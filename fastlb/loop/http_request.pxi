@@ -145,6 +145,23 @@ cdef bint fill_address(sockaddr_storage *out, str ip, int port):
     return inet_pton(AF_INET, text, &(<sockaddr_in *>out).sin_addr) == 1
 
 
+cdef void client_socket_options(Session *s, object stream):
+    """set-tos / set-mark: on the client connection (a refusal, as for SO_MARK without
+    CAP_NET_ADMIN, leaves it as it was, as in HAProxy)."""
+    cdef int value
+    if s.cli.fd < 0:
+        return
+    if stream.tos >= 0:
+        value = stream.tos
+        if s.addr.ss_family == AF_INET6:
+            setsockopt(s.cli.fd, IPPROTO_IPV6, IPV6_TCLASS, &value, sizeof(int))
+        else:
+            setsockopt(s.cli.fd, IPPROTO_IP, IP_TOS, &value, sizeof(int))
+    if stream.mark >= 0:
+        value = <int><uint32_t>stream.mark
+        setsockopt(s.cli.fd, SOL_SOCKET, SO_MARK, &value, sizeof(int))
+
+
 cdef void stream_edits(Session *s, Head fields, object stream):
     """What rules changed: the request line (headers are edited in place) and, after
     set-src / set-dst, the session's addresses, as a PROXY header changes them."""
@@ -153,6 +170,8 @@ cdef void stream_edits(Session *s, Head fields, object stream):
     fields.url = stream.url
     if not stream.moved:
         return
+    if stream.moved & MOVED_SOCKET:
+        client_socket_options(s, stream)
     if stream.moved & MOVED_SRC and fill_address(&addr, stream.src, stream.src_port):
         memcpy(&s.addr, &addr, sizeof(sockaddr_storage))
         s.addrlen = sizeof(sockaddr_in) if addr.ss_family == AF_INET else sizeof(sockaddr_in6)

@@ -62,6 +62,9 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
             if deny.__class__ is not int or deny != 0:
                 http_response_denied(w, idx, s, txn, deny)
                 return False
+            if stream.moved & MOVED_SOCKET:
+                client_socket_options(s, stream)
+                stream.moved &= ~MOVED_SOCKET
             if stream.status != status:           # http-response set-status
                 status = txn.status = stream.status
                 fields.reason = stream.reason if stream.reason is not None else \

@@ -15,8 +15,9 @@ from ..applets.page import Applets, StatsPage
 from ..config.model import Proxy
 from ..http.acl import ConditionCompiler, PrefixSwitch
 from ..http.errors import builtin_page
-from ..http.rules import (ADDRESS_ACTIONS, HEADER_ACTIONS, LINE_ACTIONS, VAR_ACTIONS,
-                          CompiledRule, InvalidRequest, apply_address_rule, apply_capture, apply_header_rule, apply_line_rule,
+from ..http.rules import (ADDRESS_ACTIONS, HEADER_ACTIONS, LINE_ACTIONS, SOCKET_ACTIONS,
+                          VAR_ACTIONS, CompiledRule, InvalidRequest, apply_address_rule,
+                          apply_capture, apply_socket_rule, apply_header_rule, apply_line_rule,
                           apply_normalizer, apply_var_rule, auth_page,
                           compile_rule, redirect_response, return_response)
 from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_PAGE, ROUTE_RAW,
@@ -259,6 +260,7 @@ REWRITES = dict(
     [(action, apply_var_rule) for action in VAR_ACTIONS] +
     [(action, apply_line_rule) for action in LINE_ACTIONS] +
     [(action, apply_address_rule) for action in ADDRESS_ACTIONS] +
+    [(action, apply_socket_rule) for action in SOCKET_ACTIONS] +
     [("normalize-uri", apply_normalizer)])
 
 
@@ -450,6 +452,8 @@ def run_response_rules(rules: list, stream):
                     raise
         elif action == "strict-mode":
             strict = c.rule.name == "on"
+        elif action in SOCKET_ACTIONS:
+            apply_socket_rule(c, stream)
         elif action == "capture":
             apply_capture(c, stream, True)
         elif action == "set-status":

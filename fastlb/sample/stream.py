@@ -15,7 +15,7 @@ class Stream:
     __slots__ = ("method", "meth", "url", "headers", "src", "dst_port", "version", "src_port", "dst",
                  "fe", "be", "srv", "status", "res_headers", "res_version", "vars", "sess_vars",
                  "captures_req", "captures_rsp", "unique_id", "first_req", "_path",
-                 "_prefix_hits", "response", "reason", "log_level", "moved")
+                 "_prefix_hits", "response", "reason", "log_level", "moved", "tos", "mark")
 
     def __init__(self, method: bytes, url: bytes, headers: list, src: str, dst_port: int,
                  version: bytes, sess_vars: dict = None, src_port: int = 0, dst: str = "",
@@ -44,7 +44,9 @@ class Stream:
         self.response = False             # rules run on the response: hdr() reads it
         self.reason = None                # http-response set-status ... reason
         self.log_level = None             # set-log-level ("silent": no log line)
-        self.moved = 0                    # set-src / set-dst: MOVED_SRC | MOVED_DST bits
+        self.moved = 0                    # MOVED_* bits: what the loop must apply
+        self.tos = -1                     # set-tos / set-mark on the client connection
+        self.mark = -1
         self._path = None
         self._prefix_hits = None
 
@@ -117,7 +119,7 @@ class Stream:
             store.pop(name, None)
 
 
-MOVED_SRC, MOVED_DST = 1, 2
+MOVED_SRC, MOVED_DST, MOVED_SOCKET = 1, 2, 4
 
 # "proc." variables: this worker process's (HAProxy's are the process's; fastlb runs one
 # process per worker, so each worker has its own).
