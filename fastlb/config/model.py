@@ -52,6 +52,11 @@ class Listener:
     backlog: Optional[int] = None
     name: Optional[str] = None
     accept_proxy: bool = False      # connections start with a PROXY header
+    defer_accept: bool = False      # TCP_DEFER_ACCEPT: accept once the client has spoken
+    tfo: bool = False               # TCP Fast Open (its queue: the backlog)
+    transparent: bool = False       # IP_TRANSPARENT: bind addresses this host does not own
+    interface: Optional[str] = None  # SO_BINDTODEVICE
+    mss: Optional[int] = None       # TCP_MAXSEG
     mode: Optional[int] = None      # UNIX socket: permissions, owner, group
     uid: Optional[int] = None
     gid: Optional[int] = None

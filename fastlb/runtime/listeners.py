@@ -42,6 +42,33 @@ def unix_socket(listener) -> socket.socket:
     return sock
 
 
+IP_TRANSPARENT, IPV6_TRANSPARENT = 19, 75      # <linux/in.h>, <linux/in6.h>
+
+
+def socket_options(sock: socket.socket, listener) -> None:
+    """The bind line's socket options (a refusal, e.g. transparent without
+    CAP_NET_ADMIN, stops the start with the option named)."""
+    def apply(what: str, level: int, name: int, value) -> None:
+        try:
+            sock.setsockopt(level, name, value)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot set '{what}' on {listener.describe()}: "
+                                     f"{exc.strerror}") from None
+    if listener.transparent:
+        v6 = listener.family == socket.AF_INET6
+        apply("transparent", socket.IPPROTO_IPV6 if v6 else socket.IPPROTO_IP,
+              IPV6_TRANSPARENT if v6 else IP_TRANSPARENT, 1)
+    if listener.interface:
+        apply("interface", socket.SOL_SOCKET, socket.SO_BINDTODEVICE,
+              listener.interface.encode() + b"\0")
+    if listener.defer_accept:
+        apply("defer-accept", socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)   # up to 1 s
+    if listener.tfo:
+        apply("tfo", socket.IPPROTO_TCP, socket.TCP_FASTOPEN, listener.backlog or 1024)
+    if listener.mss:
+        apply("mss", socket.IPPROTO_TCP, socket.TCP_MAXSEG, listener.mss)
+
+
 def bound_socket(listener) -> socket.socket:
     """A socket bound to the listener's address (not listening yet)."""
     if listener.family == socket.AF_UNIX:
@@ -52,6 +79,7 @@ def bound_socket(listener) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if listener.family == socket.AF_INET6 and listener.v6only is not None:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(listener.v6only))
+        socket_options(sock, listener)
         sock.bind((listener.host, listener.port))
     except OSError:
         sock.close()

@@ -33,14 +33,15 @@ _OPTIONS_NOT_YET = {
     "http_proxy", "forceclose",
 }
 # the bind and proxy options fastlb reads (for "did you mean")
-_BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name")
+_BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-accept", "tfo",
+                 "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
+                 "gid")
 _OPTIONS = ("tcplog", "httplog", "dontlognull", "redispatch", "tcpka", "clitcpka", "srvtcpka",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "http-keep-alive",
             "http-server-close", "httpclose")
 _BIND_NOT_YET = {
-    "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn", "transparent",
-    "interface", "namespace", "mss", "tfo", "defer-accept", "maxconn", "process", "thread",
-    "proto", "level", "expose-fd", "id", "nice",
+    "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn",
+    "namespace", "maxconn", "process", "thread", "level", "expose-fd", "id", "nice",
     "accept-netscaler-cip", "allow-0rtt", "strict-sni", "generate-certificates", "tcp-ut",
     "severity-output", "ciphers", "ciphersuites", "curves", "ecdhe", "ssl-min-ver",
     "ssl-max-ver", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13",
@@ -92,9 +93,25 @@ def bind(parser, proxy, args, origin):
         elif option == "v6only":
             for listener in listeners:
                 listener.v6only = True
-        elif option == "accept-proxy":
+        elif option in ("accept-proxy", "defer-accept", "tfo", "transparent"):
             for listener in listeners:
-                listener.accept_proxy = True
+                setattr(listener, option.replace("-", "_"), True)
+        elif option in ("interface", "mss", "proto"):
+            if i + 1 >= len(args):
+                raise ValueError(f"'bind {args[0]}' : missing value for '{option}'.")
+            value = args[i + 1]
+            if option == "mss":
+                if not value.isdigit() or not 1 <= int(value) <= 65535:
+                    raise ValueError(f"'bind {args[0]}' : 'mss' expects a positive number "
+                                     f"(got '{value}'; a negative one is not supported yet).")
+                value = int(value)
+            elif option == "proto" and value != "h1":
+                raise ValueError(f"'bind {args[0]}' : 'proto {value}' is not supported by "
+                                 "fastlb yet (it speaks HTTP/1 only: 'h1').")
+            for listener in listeners:
+                if option != "proto":
+                    setattr(listener, option, value)
+            i += 1
         elif option in ("mode", "user", "group", "uid", "gid"):
             if i + 1 >= len(args):
                 raise ValueError(f"'bind {args[0]}' : missing value for '{option}'.")

@@ -1,0 +1,80 @@
+"""bind socket options (defer-accept, tfo, mss, interface, transparent, proto h1): read back
+from the listening socket fastlb's master holds, through a duplicate of its descriptor
+(pidfd_getfd), and refused where fastlb cannot honour them."""
+from __future__ import annotations
+
+import ctypes
+import os
+import socket
+import subprocess
+
+import pytest
+
+from conftest import FASTLB, HTTP_DEFAULTS, free_port
+
+SYS_PIDFD_OPEN, SYS_PIDFD_GETFD = 434, 438
+TCP_DEFER_ACCEPT, TCP_FASTOPEN, TCP_MAXSEG = 9, 23, 2
+IP_TRANSPARENT = 19
+
+
+def listening_socket_of(pid: int, port: int) -> socket.socket:
+    """A duplicate of the process's listening socket on ``port``."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = libc.syscall(SYS_PIDFD_OPEN, pid, 0)
+    assert pidfd >= 0, os.strerror(ctypes.get_errno())
+    try:
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{name}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, int(name), 0)
+                assert fd >= 0, os.strerror(ctypes.get_errno())
+                return socket.socket(fileno=fd)
+    finally:
+        os.close(pidfd)
+    raise AssertionError(f"no listening socket on port {port} in process {pid}")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reading another process's socket needs root")
+def test_bind_options_reach_the_listening_socket(fastlb):
+    port, plain = free_port(), free_port()
+    lb = fastlb(HTTP_DEFAULTS + f"""
+    frontend fe
+        bind 127.0.0.1:{port} defer-accept tfo mss 1200 interface lo transparent proto h1 backlog 77
+        bind 127.0.0.1:{plain}
+        http-request return status 200
+    """, ports=[port, plain])
+    sock = listening_socket_of(lb.proc.pid, port)
+    other = listening_socket_of(lb.proc.pid, plain)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, TCP_DEFER_ACCEPT) > 0
+        assert sock.getsockopt(socket.IPPROTO_TCP, TCP_FASTOPEN) == 77
+        assert sock.getsockopt(socket.IPPROTO_TCP, TCP_MAXSEG) == 1200
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16).rstrip(b"\0") == b"lo"
+        assert sock.getsockopt(socket.IPPROTO_IP, IP_TRANSPARENT) == 1
+        assert other.getsockopt(socket.IPPROTO_TCP, TCP_DEFER_ACCEPT) == 0
+        assert other.getsockopt(socket.IPPROTO_IP, IP_TRANSPARENT) == 0
+    finally:
+        sock.close()
+        other.close()
+
+
+@pytest.mark.parametrize("option, message", [
+    ("proto h2", "'proto h2' is not supported by fastlb yet"),
+    ("mss -100", "'mss' expects a positive number"),
+    ("namespace blue", "option 'namespace' is not supported by fastlb yet"),
+])
+def test_bind_options_refused(tmp_path, option, message):
+    path = tmp_path / "bad.cfg"
+    path.write_text(f"frontend fe\n    mode http\n    bind 127.0.0.1:{free_port()} {option}\n")
+    result = subprocess.run(FASTLB + ["-c", "-f", str(path)], capture_output=True, text=True)
+    assert result.returncode == 1 and "bad.cfg:3]" in result.stderr and message in result.stderr
