@@ -340,3 +340,40 @@ def test_check_quiet_prints_nothing_as_haproxy(tmp_path, text, code, quiet):
     ours = subprocess.run(FASTLB + ["-c", "-q", "-f", str(config)], capture_output=True,
                           text=True)
     assert ours.returncode == 1 and "unable to find required default_backend: 'nope'" in ours.stderr
+
+
+def test_setenv_family_changes_later_lines_as_haproxy(tmp_path, fastlb):
+    """setenv / presetenv / unsetenv / resetenv act on the lines after them: fastlb
+    listens where "${HOST}:${PORT}" says once presetenv has left PORT alone, and haproxy
+    accepts the same file."""
+    import shutil
+    from conftest import HttpClient, free_port
+    port = free_port()
+    text = f"""
+    global
+        setenv PORT {port}
+        presetenv PORT 1
+        presetenv HOST 127.0.0.1
+        setenv GONE x
+        unsetenv GONE
+        resetenv PORT HOST PATH GONE
+    defaults
+        mode http
+        timeout connect 1s
+        timeout client 1s
+        timeout server 1s
+    frontend fe
+        bind "${{HOST}}:${{PORT}}"
+        http-request return status 200 hdr X-Gone "[${{GONE}}]" hdr X-Home "[${{HOME}}]"
+    """
+    env = {"PATH": "/usr/sbin:/usr/bin:/bin", "HOME": "/nonexistent",
+           "PYTHONPATH": __import__("os").environ.get("PYTHONPATH", "")}
+    fastlb(text, ports=[port], env=env)
+    status, fields, _ = HttpClient(port).get("/")
+    assert (status, fields["x-gone"], fields["x-home"]) == (200, "[]", "[]")
+    if shutil.which("haproxy"):
+        path = tmp_path / "env.cfg"
+        path.write_text(textwrap.dedent(text))
+        theirs = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True,
+                                text=True, env=env)
+        assert theirs.returncode == 0, theirs.stderr

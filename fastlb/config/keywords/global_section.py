@@ -17,6 +17,37 @@ def log(parser, g, args, origin):
     log_statement(g.logs, args, in_global=True)
 
 
+@keyword("setenv", sections=GLOBAL)
+def setenv(parser, g, args, origin):
+    """The process's environment, as HAProxy changes it while parsing: later lines'
+    "${NAME}" and the env() fetch see it."""
+    if len(args) != 2:
+        raise ValueError("'setenv' expects a name and a value.")
+    parser.env[args[0]] = args[1]
+
+
+@keyword("presetenv", sections=GLOBAL)
+def presetenv(parser, g, args, origin):
+    if len(args) != 2:
+        raise ValueError("'presetenv' expects a name and a value.")
+    parser.env.setdefault(args[0], args[1])
+
+
+@keyword("unsetenv", sections=GLOBAL)
+def unsetenv(parser, g, args, origin):
+    if not args:
+        raise ValueError("'unsetenv' expects at least one variable name.")
+    for name in args:
+        parser.env.pop(name, None)
+
+
+@keyword("resetenv", sections=GLOBAL)
+def resetenv(parser, g, args, origin):
+    """Every variable but the ones named goes."""
+    for name in [n for n in parser.env if n not in args]:
+        del parser.env[name]
+
+
 @keyword("expose-experimental-directives", sections=GLOBAL)
 def expose_experimental_directives(parser, g, args, origin):
     g.experimental = True

@@ -138,8 +138,7 @@ IGNORED_GLOBAL = {
 # Keywords HAProxy has and fastlb refuses for now, so that a config never loses a setting silently.
 NOT_YET_GLOBAL = {
     "tune.ssl.default-dh-param",
-    "spread-checks", "server-state-file", "server-state-base", "lua-load", "setenv", "presetenv",
-    "resetenv", "unsetenv",
+    "spread-checks", "server-state-file", "server-state-base", "lua-load",
     "localpeer", "h1-case-adjust", "maxsslconn", "maxconnrate", "maxsessrate", "external-check",
     "insecure-fork-wanted", "tune.http.maxhdr", "unix-bind",
 }
