@@ -199,3 +199,33 @@ def test_unix_addresses_refused_forms(tmp_path):
                               timeout=30)
         assert proc.returncode != 0, line
         assert "bad.cfg:5" in proc.stderr and word in proc.stderr, proc.stderr
+
+
+def test_unix_bind_sets_the_prefix_and_mode_of_unix_binds(tmp_path, fastlb):
+    """global unix-bind prefix/mode: the socket is created at <prefix><path> with that
+    mode unless the bind says otherwise; the path exists as haproxy would create it."""
+    import stat
+    port = free_port()
+    fastlb(f"""
+        global
+            unix-bind prefix {tmp_path}/ mode 600
+        defaults
+            mode http
+            timeout connect 1s
+            timeout client 5s
+            timeout server 5s
+        frontend fe
+            bind unix@a.sock
+            bind unix@b.sock mode 640
+            bind 127.0.0.1:{port}
+            http-request return status 200
+        """, ports=[port])
+    for name, mode in (("a.sock", 0o600), ("b.sock", 0o640)):
+        path = tmp_path / name
+        wait_until(path.exists, message=f"{path}")
+        assert stat.S_IMODE(path.stat().st_mode) == mode
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(str(tmp_path / "a.sock"))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 200")

@@ -338,6 +338,7 @@ class Proxy:
 class GlobalSettings:
     logs: list = field(default_factory=list)
     experimental: bool = False      # expose-experimental-directives
+    unix_bind: dict = field(default_factory=dict)   # unix-bind: prefix, mode, uid, gid
     ca_base: Optional[str] = None   # TLS defaults, kept for the TLS transport (keywords/tls.py)
     crt_base: Optional[str] = None
     ssl_defaults: dict = field(default_factory=dict)  # keyword -> cipher string / option words

@@ -17,6 +17,25 @@ def log(parser, g, args, origin):
     log_statement(g.logs, args, in_global=True)
 
 
+@keyword("unix-bind", sections=GLOBAL)
+def unix_bind(parser, g, args, origin):
+    """Defaults for the UNIX binds after it: a path prefix, their mode and owner."""
+    from .proxy import unix_bind_option
+    i = 0
+    while i < len(args):
+        option = args[i]
+        if option not in ("prefix", "mode", "user", "uid", "group", "gid") or i + 1 >= len(args):
+            raise ValueError("'unix-bind' expects any of 'prefix', 'mode', 'user', 'uid', "
+                             "'group' and 'gid' followed by a value.")
+        value = args[i + 1]
+        if option == "prefix":
+            g.unix_bind["prefix"] = value
+        else:
+            g.unix_bind["mode" if option == "mode" else "uid" if option in ("user", "uid")
+                        else "gid"] = unix_bind_option(option, value, "unix-bind")
+        i += 2
+
+
 @keyword("setenv", sections=GLOBAL)
 def setenv(parser, g, args, origin):
     """The process's environment, as HAProxy changes it while parsing: later lines'

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 from .. import addresses
 from ..addresses import AddressError
@@ -137,8 +138,14 @@ def bind(parser, proxy, args, origin):
             raise ValueError(f"'bind {args[0]}' in section '{proxy.kind}': unknown keyword "
                              f"'{option}'{suggestion or '.'}")
         i += 1
+    defaults = parser.global_.unix_bind
     for listener in listeners:
         listener.origin = origin
+        if listener.family == socket.AF_UNIX and defaults and not listener.host.startswith("\0"):
+            listener.host = defaults.get("prefix", "") + listener.host
+            for name in ("mode", "uid", "gid"):
+                if getattr(listener, name) is None and name in defaults:
+                    setattr(listener, name, defaults[name])
     proxy.listeners.extend(listeners)
 
 

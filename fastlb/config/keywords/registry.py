@@ -140,7 +140,7 @@ NOT_YET_GLOBAL = {
     "tune.ssl.default-dh-param",
     "spread-checks", "server-state-file", "server-state-base", "lua-load",
     "localpeer", "h1-case-adjust", "maxsslconn", "maxconnrate", "maxsessrate", "external-check",
-    "insecure-fork-wanted", "tune.http.maxhdr", "unix-bind",
+    "insecure-fork-wanted", "tune.http.maxhdr",
 }
 NOT_YET_PROXY = {
     "http-error", "tcp-response", "stick-table", "stick",
