@@ -735,3 +735,33 @@ def test_set_tos_and_set_mark_reach_the_client_socket(fastlb, http_backends, tmp
     assert status == 200 and "fwmark:0x1f" not in shown()
     status, _, _ = client.get("/", headers=[("X-Mark", "1")])
     assert status == 200 and "fwmark:0x2a" in shown(), shown()
+
+
+def originalto_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    option forwardfor
+    option originalto
+    default_backend be1
+    use_backend be2 if {{ path_beg /other }}
+frontend fe2
+    bind 127.0.0.2:{port}
+    option originalto except 127.0.0.0/8
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    option originalto header X-Dst
+    option forwardfor header X-Client except 10.0.0.0/8
+    server s2 127.0.0.1:{be2}
+"""
+
+
+def test_option_originalto_as_haproxy(tmp_path):
+    differential(tmp_path, originalto_config, [("/", [("Host", "h")]), ("/other", [("Host", "h")])])

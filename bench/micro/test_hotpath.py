@@ -18,7 +18,7 @@ from fastlb.config.parser import load_config
 from fastlb.lb.sequence import roundrobin_order
 from fastlb.logformat import HTTPLOG, compile_format, http_fields, render
 from fastlb.loop.core import ROUTE_BACKEND
-from fastlb.runtime.tables import compile_tables, forwardfor_editor
+from fastlb.runtime.tables import compile_tables
 from fastlb.sample import Context, Stream, compile_expr, compile_format as compile_value
 
 REQUEST = (b"GET /api/v1/items?id=42&sort=asc HTTP/1.1\r\n"
@@ -113,7 +113,7 @@ def test_request_header_rewrite(benchmark, tmp_path):
     tables = tables_from(tmp_path, REWRITE_CONFIG)
     proxy = tables.frontends[0].proxy
     route = tables.frontends[0].spec.router
-    add_forwarded = forwardfor_editor(proxy)
+    add_forwarded = tables.frontends[0].spec.request_editor
     _url, parsed, _ka, _len = loop.measure_parse_request(REQUEST)
 
     def rewrite():

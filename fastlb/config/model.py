@@ -187,6 +187,7 @@ class Options:
     log_health_checks: bool = False
     allbackups: bool = False
     forwardfor: Optional[ForwardFor] = None
+    originalto: Optional[ForwardFor] = None   # the same settings, for the destination
     http_mode: str = "http-keep-alive"  # or http-server-close, httpclose
 
 

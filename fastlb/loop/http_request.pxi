@@ -15,8 +15,12 @@ cdef bytes error_page(Worker w, int fe, int be, int status, bint raw):
 
 cdef void add_request_headers(Worker w, int fe, list out, list headers, Session *s):
     editor = (<FrontendHooks>w.fe_hooks[fe]).request_editor
-    if editor is not None:          # the address is formatted only when it is used
-        editor(out, headers, sockaddr_to_tuple(&s.addr)[0])
+    if editor is not None:          # the addresses are formatted only when they are used
+        if editor.wants_dst:        # option originalto: the address the client reached
+            editor(out, headers, sockaddr_to_tuple(&s.addr)[0],
+                   sockaddr_to_tuple(&s.dst)[0] if session_dst(s) else "", s.be)
+        else:
+            editor(out, headers, sockaddr_to_tuple(&s.addr)[0], "", s.be)
 
 
 cdef void capture_error(Worker w, Session *s, bint response, bytes data, object reason):

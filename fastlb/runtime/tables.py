@@ -312,7 +312,7 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         t_http_request=t.http_request or 0, t_http_keep_alive=t.http_keep_alive or 0,
         clitcpka=bool(proxy.options.clitcpka), log_mode=log_mode,
         dontlognull=bool(proxy.options.dontlognull), error_pages=proxy.errorfiles or {},
-        request_editor=forwardfor_editor(proxy),
+        request_editor=forwardfor_editor(proxy, env.config.backends),
         router=build_router(proxy, by_name, backend, applets, env),
         # a listen section's http-response rules run once, as its backend's
         response_editor=build_response_editor(proxy, env) if proxy.kind != "listen" else None,
@@ -351,20 +351,50 @@ def build_connection_rules(proxy: Proxy, env: SampleEnv):
     return apply
 
 
-def forwardfor_editor(proxy: Proxy):
-    """option forwardfor: what the frontend adds to each forwarded request head, or None."""
-    ff = proxy.options.forwardfor
-    if proxy.mode != "http" or ff is None:
+def merged_address_header(fe_setting, be_setting):
+    """HAProxy's rule for option forwardfor / originalto set in a frontend, its backend
+    or both: the header is added when either has the option and neither excludes the
+    address; the backend's header name wins, and either's if-none applies."""
+    if fe_setting is None and be_setting is None:
         return None
-    header = ff.header.encode()
+    settings = [x for x in (fe_setting, be_setting) if x is not None]
+    header = (be_setting or fe_setting).header.encode()
+    excluded = [x.except_net for x in settings if x.except_net is not None]
+    if_none = any(x.if_none for x in settings)
+    return header, excluded, if_none
 
-    def edit(out, headers, client_ip):
-        if client_ip == "unix":
-            return                # a UNIX client has no address to give (as in HAProxy)
-        if ff.if_none and any(name == header for name, _ in headers):
-            return
-        if ff.except_net is not None and ipaddress.ip_address(client_ip) in ff.except_net:
-            return
-        out += [header, b": ", client_ip.encode(), b"\r\n"]
 
+def forwardfor_editor(proxy: Proxy, backends: list = ()):
+    """option forwardfor / originalto: ``edit(out, headers, client_ip, dst_ip="", be=-1)``
+    adding the headers to each forwarded request head, or None.  ``backends``: the
+    backends' proxies by index (their options merge with the frontend's).  ``dst_ip`` is
+    "" unless originalto wants it (the loop then looks the address up)."""
+    if proxy.mode != "http":
+        return None
+    own = merged_address_header(proxy.options.forwardfor, None), \
+        merged_address_header(proxy.options.originalto, None)
+    per_backend = [(merged_address_header(proxy.options.forwardfor, be.options.forwardfor),
+                    merged_address_header(proxy.options.originalto, be.options.originalto))
+                   for be in backends]
+    if not any(own) and not any(any(pair) for pair in per_backend):
+        return None
+
+    def add(setting, out, headers, ip: str) -> None:
+        header, excluded, if_none = setting
+        if not ip or ip == "unix":
+            return                # a UNIX socket has no address to give (as in HAProxy)
+        if if_none and any(name == header for name, _ in headers):
+            return
+        if excluded and any(ipaddress.ip_address(ip) in net for net in excluded):
+            return
+        out += [header, b": ", ip.encode(), b"\r\n"]
+
+    def edit(out, headers, client_ip, dst_ip="", be=-1):
+        ff, ot = per_backend[be] if 0 <= be < len(per_backend) else own
+        if ff is not None:
+            add(ff, out, headers, client_ip)
+        if ot is not None:
+            add(ot, out, headers, dst_ip)
+
+    edit.wants_dst = own[1] is not None or any(ot for _, ot in per_backend)
     return edit

@@ -22,7 +22,7 @@ _TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request":
                  "server-fin": "backend", "connect": "backend", "queue": "backend",
                  "check": "backend", "tunnel": "backend"}
 _OPTIONS_NOT_YET = {
-    "http-buffer-request", "abortonclose", "originalto", "checkcache",
+    "http-buffer-request", "abortonclose", "checkcache",
     "http-pretend-keepalive", "http-no-delay", "http-use-proxy-header",
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
     "tcp-check", "external-check", "persist", "prefer-last-server", "splice-auto",
@@ -38,8 +38,8 @@ _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-acc
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
                  "gid")
 _OPTIONS = ("tcplog", "httplog", "dontlognull", "redispatch", "tcpka", "clitcpka", "srvtcpka",
-            "log-health-checks", "allbackups", "httpchk", "forwardfor", "http-keep-alive",
-            "http-server-close", "httpclose")
+            "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
+            "http-keep-alive", "http-server-close", "httpclose")
 _BIND_NOT_YET = {
     "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn",
     "namespace", "maxconn", "process", "thread", "level", "expose-fd", "id", "nice",
@@ -323,6 +323,9 @@ def option(parser, proxy, args, origin, enable=True):
         proxy.httpchk = check
     elif name == "forwardfor":
         opts.forwardfor = _forwardfor(args[1:]) if enable else None
+    elif name == "originalto":
+        opts.originalto = _forwardfor(args[1:], "originalto", "x-original-to") \
+            if enable else None
     elif name in ("http-keep-alive", "http-server-close", "httpclose"):
         # HAProxy's HTTP connection modes; the last one set wins, "no" returns to keep-alive
         opts.http_mode = name if enable else "http-keep-alive"
@@ -333,25 +336,26 @@ def option(parser, proxy, args, origin, enable=True):
         raise ValueError(f"unknown option '{name}'{suggestion or '.'}")
 
 
-def _forwardfor(args):
-    """``option forwardfor [except <network>] [header <name>] [if-none]``."""
-    setting = ForwardFor()
+def _forwardfor(args, option="forwardfor", header="x-forwarded-for"):
+    """``option forwardfor [except <network>] [header <name>] [if-none]``, and
+    ``option originalto [except <network>] [header <name>]``."""
+    setting = ForwardFor(header=header)
     i = 0
     while i < len(args):
         if args[i] == "except" and i + 1 < len(args):
             try:
                 setting.except_net = ipaddress.ip_network(args[i + 1], strict=False)
             except ValueError:
-                raise ValueError(f"'option forwardfor' : invalid network '{args[i + 1]}'.") from None
+                raise ValueError(f"'option {option}' : invalid network '{args[i + 1]}'.") from None
             i += 2
         elif args[i] == "header" and i + 1 < len(args):
             setting.header = args[i + 1].lower()
             i += 2
-        elif args[i] == "if-none":
+        elif args[i] == "if-none" and option == "forwardfor":
             setting.if_none = True
             i += 1
         else:
-            raise ValueError(f"'option forwardfor' : unknown parameter '{args[i]}'.")
+            raise ValueError(f"'option {option}' : unknown parameter '{args[i]}'.")
     return setting
 
 
