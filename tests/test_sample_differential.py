@@ -765,3 +765,35 @@ backend be2
 
 def test_option_originalto_as_haproxy(tmp_path):
     differential(tmp_path, originalto_config, [("/", [("Host", "h")]), ("/other", [("Host", "h")])])
+
+
+def log_level_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+global
+    log 127.0.0.1:{log} local0
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    http-request set-log-level silent if {{ path /quiet }}
+    http-request set-log-level err if {{ path /loud }}
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+def test_set_log_level_as_haproxy(tmp_path):
+    """silent: no line; another level: the line's syslog priority (<131> is local0.err)."""
+    logs: dict = {}
+    requests = [("/quiet", [("Host", "h")]), ("/loud", [("Host", "h")]), ("/", [("Host", "h")])]
+    differential(tmp_path, log_level_config, requests, logs)
+    assert [x[:5] for x in logs["fastlb"]] == [x[:5] for x in logs["haproxy"]] == \
+        ["<131>", "<134>"]

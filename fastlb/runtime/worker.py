@@ -22,6 +22,11 @@ from ..shm import SharedState
 from ..stats.errors import ErrorCapture
 from .tables import LOG_NONE, RuntimeTables
 
+# set-log-level's names -> syslog severities
+SEVERITIES = {"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5,
+              "info": 6, "debug": 7}
+
+
 class TrafficLogger:
     """Formats HAProxy's tcplog / httplog / connect lines for the sessions a worker ends,
     from the loop's LogRecord (fastlb/loop/logging.pxd)."""
@@ -57,7 +62,13 @@ class TrafficLogger:
                              (rec.t_request, rec.t_queue, rec.t_connect, rec.t_response,
                               rec.t_total), rec.status, rec.bytes_out, rec.term,
                              self.counts(rec), request, rec.captures, self.pid)
-        self.sinks[fe].send(INFO, render(t.frontends[fe].log_format, fields))
+        level = INFO
+        stream = rec.stream
+        if stream is not None and stream.log_level is not None:   # set-log-level
+            if stream.log_level == "silent":
+                return
+            level = SEVERITIES[stream.log_level]
+        self.sinks[fe].send(level, render(t.frontends[fe].log_format, fields))
 
     @staticmethod
     def counts(rec) -> tuple:
