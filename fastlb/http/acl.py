@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 from ..sample import Context, NotAvailable, SampleError, Stream, as_bytes, check_expr, \
     compile_expr
+from ..sample.maps import delimited
 from ..sample.types import ADDR, ANY, BOOL, IPV4, IPV6, SINT
 
 MATCH_METHODS = ("str", "beg", "end", "sub", "reg", "dir", "dom", "found", "len", "int", "ip",
@@ -300,19 +301,6 @@ class PrefixSwitch:
         return min(hits) if hits else None
 
 
-def _delimited(value: bytes, pattern: bytes, delimiters: bytes) -> bool:
-    """HAProxy's -m dir / -m dom: pattern stands between delimiters (or at the ends)."""
-    start = value.find(pattern)
-    while start >= 0:
-        end = start + len(pattern)
-        before = start == 0 or value[start - 1] in delimiters
-        after = end == len(value) or value[end] in delimiters
-        if before and after:
-            return True
-        start = value.find(pattern, start + 1)
-    return False
-
-
 # text match method -> (patterns -> test(sample) -> bool); found, int and ip are not tests
 # of one text sample (see ConditionCompiler._term_matcher)
 TEXT_TESTS = {
@@ -321,8 +309,8 @@ TEXT_TESTS = {
     "end": lambda patterns: functools.partial(_ends, suffixes=tuple(patterns)),
     "sub": lambda patterns: lambda value: any(p in value for p in patterns),
     "reg": lambda patterns: lambda value: any(p.search(value) for p in patterns),
-    "dir": lambda patterns: lambda value: any(_delimited(value, p, b"/") for p in patterns),
-    "dom": lambda patterns: lambda value: any(_delimited(value, p, b"/?.:") for p in patterns),
+    "dir": lambda patterns: lambda value: any(delimited(value, p, b"/") for p in patterns),
+    "dom": lambda patterns: lambda value: any(delimited(value, p, b"/?.:") for p in patterns),
     "len": lambda patterns: lambda value: any(t(len(value)) for t in patterns),
 }
 

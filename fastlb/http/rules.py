@@ -18,7 +18,7 @@ from typing import Callable, Optional
 from ..sample import Context, Format, SampleError, Stream, as_bytes, check_expr, \
     compile_expr, compile_format
 from ..sample.registry import VAR_NAME
-from ..sample.stream import MOVED_DST, MOVED_SOCKET, MOVED_SRC
+from ..sample.stream import MOVED_DST, MOVED_SOCKET, MOVED_SRC, split_target
 from ..sample.types import ADDR, SINT, dynamic_cast
 from .errors import reason_phrase
 from .fields import safe_value
@@ -447,10 +447,7 @@ def apply_var_rule(c: CompiledRule, stream: Stream) -> None:
 
 def _split_url(url: bytes) -> tuple[bytes, bytes, bytes]:
     """(scheme://authority, path, ?query) of a request target."""
-    prefix = b""
-    if not url.startswith(b"/") and b"://" in url:
-        slash = url.find(b"/", url.find(b"://") + 3)
-        prefix, url = (url[:slash], url[slash:]) if slash >= 0 else (url, b"")
+    prefix, url = split_target(url)
     path, sep, query = url.partition(b"?")
     return prefix, path, sep + query
 

@@ -23,6 +23,7 @@ from ..http.rules import (ADDRESS_ACTIONS, HEADER_ACTIONS, LINE_ACTIONS, SOCKET_
 from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_PAGE, ROUTE_RAW,
                          ROUTE_REJECT, ROUTE_RESPOND, ROUTE_TARPIT)
 from ..sample import Context, SampleError, compile_expr, compile_format
+from ..sample.stream import split_target
 from ..sample.types import BIN, dynamic_cast
 from .. import shm as shared
 
@@ -173,10 +174,7 @@ def monitor_matches(monitor: bytes, url: bytes) -> bool:
     part of the target (query included), anything else with the whole target."""
     if not monitor.startswith(b"/"):
         return url == monitor
-    if not url.startswith(b"/") and b"://" in url:
-        slash = url.find(b"/", url.find(b"://") + 3)
-        url = url[slash:] if slash >= 0 else b""
-    return url == monitor
+    return split_target(url)[1] == monitor
 
 
 def stats_check(proxy: Proxy, applets: Applets, compiler: ConditionCompiler):

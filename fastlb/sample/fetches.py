@@ -16,6 +16,7 @@ import uuid
 
 from .registry import (BACKEND, L4, REQ_BODY, REQ_HEADERS, RES_HEADERS, RESPONSE, SERVER,
                        SampleError, fetch)
+from .stream import split_target
 from .types import ADDR, ANY, BIN, BOOL, IPV4, IPV6, METH, SINT, STR, str_to_int
 
 
@@ -305,13 +306,7 @@ def _path(args, ctx):
 
 @fetch("pathq", out=STR, needs=(REQ_HEADERS,))
 def _pathq(args, ctx):
-    def read(stream):
-        url = stream.url
-        if not url.startswith(b"/") and b"://" in url:
-            slash = url.find(b"/", url.find(b"://") + 3)
-            return url[slash:] if slash >= 0 else b""
-        return url
-    return read
+    return lambda stream: split_target(stream.url)[1]
 
 
 @fetch("url", out=STR, needs=(REQ_HEADERS,))

@@ -19,7 +19,9 @@ from .types import str_to_int
 MAP_MATCHES = ("str", "beg", "sub", "dir", "dom", "end", "reg", "regm", "int", "ip")
 
 
-def _delimited(value: bytes, pattern: bytes, delimiters: bytes) -> bool:
+def delimited(value: bytes, pattern: bytes, delimiters: bytes) -> bool:
+    """HAProxy's dir / dom matching: ``pattern`` stands between delimiters (or at the
+    ends of ``value``); shared by map lookups and ACLs."""
     start = value.find(pattern)
     while start >= 0:
         end = start + len(pattern)
@@ -93,9 +95,9 @@ class MapTable:
             elif match == "sub":
                 hit = key in sample
             elif match == "dir":
-                hit = _delimited(sample, key, b"/")
+                hit = delimited(sample, key, b"/")
             elif match == "dom":
-                hit = _delimited(sample, key, b"/?.:")
+                hit = delimited(sample, key, b"/?.:")
             elif match in ("reg", "regm"):
                 hit = key.search(sample) is not None
             else:                                  # int

@@ -11,6 +11,17 @@ from __future__ import annotations
 import re
 
 
+def split_target(url: bytes) -> tuple[bytes, bytes]:
+    """(scheme://authority, path and query) of a request target; the first is empty for
+    an origin-form target, the second for an absolute one without a path."""
+    if not url.startswith(b"/"):
+        scheme_end = url.find(b"://")
+        if scheme_end >= 0:
+            slash = url.find(b"/", scheme_end + 3)
+            return (url[:slash], url[slash:]) if slash >= 0 else (url, b"")
+    return b"", url
+
+
 class Stream:
     __slots__ = ("method", "meth", "url", "headers", "src", "dst_port", "version", "src_port", "dst",
                  "fe", "be", "srv", "status", "res_headers", "res_version", "vars", "sess_vars",
@@ -53,13 +64,7 @@ class Stream:
     @property
     def path(self) -> bytes:
         if self._path is None:
-            url = self.url
-            scheme_end = url.find(b"://")
-            if not url.startswith(b"/") and scheme_end >= 0:
-                # absolute form: the path starts at the first "/" after the authority
-                slash = url.find(b"/", scheme_end + 3)
-                url = url[slash:] if slash >= 0 else b""
-            self._path = url.split(b"?", 1)[0]
+            self._path = split_target(self.url)[1].split(b"?", 1)[0]
         return self._path
 
     def header_list(self, response: bool) -> list:
