@@ -34,6 +34,7 @@ from .run import parse_wrk
 from .servers import Process, free_port, start_origin
 
 KEEPALIVE_CONNS, CLOSE_CONNS = 8, 4
+SETTLE_S = 30       # idle pools of 64 halve every 5 s: 7 periods; then leftovers leaked
 
 
 def fastlb_config(port: int, origins: list) -> str:
@@ -73,6 +74,28 @@ def process_figures(root_pid: int) -> dict:
         except psutil.NoSuchProcess:
             pass
     return out
+
+
+def describe_descriptors(root_pid: int, origin_ports: list, port: int) -> dict:
+    """What the master's and workers' descriptors are, for a failure report."""
+    kinds = {}
+    try:
+        root = psutil.Process(root_pid)
+        procs = [root] + root.children()
+    except psutil.NoSuchProcess:
+        return kinds
+    for proc in procs:
+        try:
+            conns = proc.net_connections(kind="all")
+        except psutil.NoSuchProcess:
+            continue
+        for conn in conns:
+            peer = conn.raddr.port if conn.raddr else None
+            role = ("origin" if peer in origin_ports else "client" if conn.laddr and
+                    getattr(conn.laddr, "port", None) == port else "other")
+            key = f"{proc.pid} {role} {conn.status}"
+            kinds[key] = kinds.get(key, 0) + 1
+    return kinds
 
 
 class SlowClients:
@@ -183,8 +206,17 @@ def main(argv=None) -> int:
               f"{figures['fds']:4d} fds, workers {figures['workers']}, kills {kills}", flush=True)
     results = [parse_wrk(w.communicate()[0]) for w in wrks]
     slow.join()
-    time.sleep(2)
-    end = process_figures(lb.proc.pid)
+    # Idle server connections close over pool-purge-delay (5 s, halving), sessions of the
+    # killed origin within their timeouts: what is still open once those have passed leaked.
+    settle = time.monotonic() + SETTLE_S
+    while True:
+        time.sleep(1)
+        end = process_figures(lb.proc.pid)
+        if end["fds"] <= first["fds"] + 16 or time.monotonic() >= settle:
+            break
+    if end["fds"] > first["fds"] + 16:
+        print("open descriptors:", describe_descriptors(lb.proc.pid,
+                                                        [o.port for o in origins], port))
     lb.stop()
     for origin in origins:
         origin.stop()

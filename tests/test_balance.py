@@ -278,6 +278,43 @@ def test_round_robin_reuses_idle_server_connections(fastlb, http_backends):
     assert closing.accepted == 5
 
 
+@pytest.mark.parametrize("delay", ["500ms", "0"])
+def test_pool_purge_delay_closes_idle_server_connections(fastlb, http_backends, delay):
+    """pool-purge-delay: each period half of a server's idle connections close, so a pool a
+    burst filled empties once traffic stops; 0 keeps them (until the server closes)."""
+    # s1 answers slowly: four requests at once need four connections
+    s1 = http_backends("s1", lambda req: (time.sleep(0.3), http_response(body=b"s1"))[1])
+    s2 = http_backends("s2")
+    port = free_port()
+    fastlb(HTTP_DEFAULTS + f"""
+    frontend fe
+        bind 127.0.0.1:{port}
+        default_backend be
+    backend be
+        default-server pool-purge-delay {delay}
+        use-server s1 if {{ path_beg /s1 }}
+        use-server s2 if {{ path_beg /s2 }}
+        server s1 127.0.0.1:{s1.port}
+        server s2 127.0.0.1:{s2.port}
+""", workers=1, ports=[port])
+    clients = [HttpClient(port) for _ in range(4)]
+    for client in clients:              # at once: four connections to s1
+        client.request("GET", "/s1")
+    assert [client.response()[0] for client in clients] == [200] * 4
+    assert s1.accepted == 4
+    for client in clients:              # each leaves its s1 connection in the idle pool
+        assert client.get("/s2")[0] == 200
+    for client in clients:
+        client.close()
+    assert wait_until(lambda: s2.active == 0, timeout=2)
+    assert s1.active == 4
+    if delay == "0":
+        time.sleep(3)
+        assert s1.active == 4
+    else:
+        assert wait_until(lambda: s1.active == 0, timeout=4)
+
+
 def test_tcp_sessions_queue_for_a_full_server_and_maxqueue_refuses_the_rest(fastlb, backends):
     srv = backends(name_handler, "only")
     port = free_port()

@@ -106,6 +106,7 @@ class ServerSettings:
     send_proxy: int = 0             # 0 none, 1 send-proxy (v1), 2 send-proxy-v2
     pp_options: tuple = ()          # proxy-v2-options fastlb writes: "crc32c", "authority"
     check_send_proxy: bool = False
+    pool_purge_delay: int = 5000    # ms; each period half of the idle connections close (0: never)
 
 
 # ``default-server`` carries the same settings (HAProxy refuses only ``id`` and ``cookie``

@@ -237,6 +237,9 @@ cdef class Worker:
     cdef int64_t next_queue_poll
     cdef int *idle_fds          # per server (shared index): IDLE_PER_SERVER pooled connections
     cdef int *idle_len
+    cdef int64_t *idle_purge_ms     # per server: pool-purge-delay (0: never purged)
+    cdef int64_t *idle_next_purge   # per server: when half of its idle connections go
+    cdef int64_t next_idle_sweep
     cdef int *lend_head         # per server (shared index): idle sessions lending their connection
     cdef int nservers_total
     cdef uint64_t rng

@@ -206,13 +206,18 @@ cdef class Worker:
         self.nservers_total = shm.nservers
         self.idle_fds = <int *>malloc(max(self.nservers_total, 1) * IDLE_PER_SERVER * sizeof(int))
         self.idle_len = <int *>calloc(max(self.nservers_total, 1), sizeof(int))
+        self.idle_purge_ms = <int64_t *>calloc(max(self.nservers_total, 1), sizeof(int64_t))
+        self.idle_next_purge = <int64_t *>calloc(max(self.nservers_total, 1), sizeof(int64_t))
         self.lend_head = <int *>malloc(max(self.nservers_total, 1) * sizeof(int))
         if self.lend_head == NULL:
             raise MemoryError()
         for i in range(max(self.nservers_total, 1)):
             self.lend_head[i] = -1
-        if self.idle_fds == NULL or self.idle_len == NULL:
+        if self.idle_fds == NULL or self.idle_len == NULL or self.idle_purge_ms == NULL or \
+                self.idle_next_purge == NULL:
             raise MemoryError()
+        for i in range(self.nservers_total):
+            self.idle_purge_ms[i] = DEFAULT_POOL_PURGE_MS
         self.rng = <uint64_t>(_os.getpid() * 2654435761) ^ <uint64_t>realtime_ms()
         self.global_maxconn = global_maxconn
         self.frontends = <FrontendRt *>calloc(max(nfrontends, 1), sizeof(FrontendRt))
@@ -247,6 +252,8 @@ cdef class Worker:
                     close(self.idle_fds[i * IDLE_PER_SERVER + j])
         free(self.idle_fds)
         free(self.idle_len)
+        free(self.idle_purge_ms)
+        free(self.idle_next_purge)
         free(self.lend_head)
         free(self.backends)
         free(self.frontends)
@@ -276,6 +283,8 @@ cdef class Worker:
             be.servers[i].shm_index = server.shm_index
             be.srv_shm[i] = server.shm_index
             be.srv_maxqueue[i] = server.maxqueue
+            if server.shm_index < <uint32_t>self.nservers_total:
+                self.idle_purge_ms[server.shm_index] = server.pool_purge_ms
         algorithm = spec.algorithm
         be.pick = algorithm.pick
         be.key = algorithm.key
@@ -460,4 +469,6 @@ cdef class Worker:
                 run_requeued(self)
             if self.npaused:
                 resume_listeners(self)
+            if self.now >= self.next_idle_sweep:
+                purge_idle(self)
         close_all(self)

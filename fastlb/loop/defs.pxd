@@ -11,6 +11,8 @@ cdef enum:
     FD_EXHAUSTED_PAUSE_MS = 100
     QUEUE_POLL_MS = 1
     IDLE_PER_SERVER = 64        # idle server connections a worker keeps per server (http-reuse)
+    DEFAULT_POOL_PURGE_MS = 5000    # pool-purge-delay's default, as HAProxy's
+    IDLE_SWEEP_MS = 250         # how often the pools are looked at for a purge
     HTTP_ROUNDS = 64
     SMALL_BODY = 8192           # body bytes copied behind a head to leave in one send()
     APPLET_MAX_BODY = 65536

@@ -16,6 +16,8 @@ cdef bint http_park_server(Worker w, Session *s):
     k = w.backends[s.be].srv_shm[s.server]
     if w.idle_len[k] >= IDLE_PER_SERVER:
         return False
+    if w.idle_len[k] == 0:
+        w.idle_next_purge[k] = w.now + w.idle_purge_ms[k]
     ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET
     ev.data.u64 = pack_data(<uint32_t>s.srv.fd, KIND_IDLE, k, 0)
     if epoll_ctl(w.epfd, EPOLL_CTL_MOD, s.srv.fd, &ev) != 0:
@@ -122,6 +124,28 @@ cdef bint http_take_lent(Worker w, int idx, Session *s, int srv):
     owner.server = -1
     owner.state = ST_IDLE
     return http_adopt(w, idx, s, srv, fd)
+
+
+cdef void purge_idle(Worker w):
+    """pool-purge-delay: every <delay> a server's pool has held connections, the older half
+    of them (rounded up) are closed, so that a pool sized by a burst shrinks back to nothing
+    once traffic stops, as HAProxy's does."""
+    cdef int k, n, m, i
+    cdef int *fds
+    w.next_idle_sweep = w.now + IDLE_SWEEP_MS
+    for k in range(w.nservers_total):
+        n = w.idle_len[k]
+        if n == 0 or w.idle_purge_ms[k] <= 0 or w.now < w.idle_next_purge[k]:
+            continue
+        fds = w.idle_fds + k * IDLE_PER_SERVER
+        m = (n + 1) // 2
+        for i in range(m):              # the bottom of the stack has been idle longest
+            epoll_ctl(w.epfd, EPOLL_CTL_DEL, fds[i], NULL)
+            close(fds[i])
+        for i in range(n - m):
+            fds[i] = fds[i + m]
+        w.idle_len[k] = n - m
+        w.idle_next_purge[k] = w.now + w.idle_purge_ms[k]
 
 
 cdef void idle_event(Worker w, uint32_t k, int fd, uint32_t events):

@@ -11,7 +11,7 @@ from .registry import BACKENDS, PROXY_AND_DEFAULTS, did_you_mean, keyword
 _SERVER_OPTIONS = (
     "weight", "backup", "disabled", "check", "no-backup", "enabled", "no-check", "maxconn",
     "maxqueue", "rise", "fall", "inter", "fastinter", "downinter", "observe", "error-limit",
-    "on-error", "port", "addr", "id", "cookie",
+    "on-error", "port", "addr", "id", "cookie", "pool-purge-delay",
 )
 
 # need TLS, which fastlb does not have yet
@@ -26,7 +26,7 @@ _SERVER_NOT_YET = {
     "ssl", "verify", "ca-file", "crt", "sni", "slowstart",
     "track", "on-marked-down", "on-marked-up",
     "resolvers", "resolve-prefer", "init-addr", "agent-check", "check-ssl", "proto",
-    "alpn", "redir", "source", "minconn", "pool-max-conn", "pool-purge-delay", "tfo",
+    "alpn", "redir", "source", "minconn", "pool-max-conn", "tfo",
     "namespace", "usesrc", "ws", "agent-port", "agent-inter",
 }
 
@@ -65,13 +65,13 @@ def _server_options(target, args):
     def value(kind="int", low=0, high=None):
         nonlocal i
         if i + 1 >= len(args):
-            raise ValueError(f"'{option}' expects {'a time' if kind == 'time' else 'an integer'}"
+            raise ValueError(f"'{option}' expects {'a time' if kind.startswith('time') else 'an integer'}"
                              " argument.")
         i += 1
         text = args[i]
-        if kind == "time":
+        if kind in ("time", "time or 0"):
             number = parse_time_ms(text)
-            if number == 0:
+            if number == 0 and kind == "time":
                 raise ValueError(f"invalid value 0 for argument '{option}'.")
             return number
         if kind == "str":
@@ -100,6 +100,8 @@ def _server_options(target, args):
             setattr(target, option, value(low=1))
         elif option in ("inter", "fastinter", "downinter"):
             setattr(target, option, value("time"))
+        elif option == "pool-purge-delay":
+            target.pool_purge_delay = value("time or 0")
         elif option == "observe":
             mode = value("str")
             if mode not in ("layer4", "layer7", "none"):
