@@ -8,6 +8,7 @@ import re
 import resource
 import shutil
 import signal
+import random
 import socket
 import subprocess
 import time
@@ -269,13 +270,17 @@ def test_daemon_writes_its_pid_and_removes_it(http_backends, tmp_path):
 
 
 def free_privileged_port() -> int:
-    for port in range(700, 1000):
+    """A port below 1024 nothing binds or answers on (tried in random order: a fixed first
+    choice collides with anything else on the machine that picked it the same way)."""
+    for port in random.sample(range(600, 1024), 424):
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
-                return port
             except OSError:
                 continue
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return port
     pytest.skip("no free port below 1024")
 
 
