@@ -190,6 +190,7 @@ class Options:
     forwardfor: Optional[ForwardFor] = None
     originalto: Optional[ForwardFor] = None   # the same settings, for the destination
     http_mode: str = "http-keep-alive"  # or http-server-close, httpclose
+    http_buffer_request: bool = False   # the request body is received before the rules run
 
 
 @dataclass

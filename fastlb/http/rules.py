@@ -33,9 +33,9 @@ SOCKET_ACTIONS = ("set-tos", "set-mark")
 REQUEST_ACTIONS = (("allow", "deny", "tarpit", "reject", "return", "redirect", "use-service",
                     "set-log-level", "auth", "normalize-uri", "strict-mode", "capture") +
                    HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS + ADDRESS_ACTIONS +
-                   SOCKET_ACTIONS)
+                   SOCKET_ACTIONS + ("wait-for-body",))
 RESPONSE_ACTIONS = (("allow", "deny", "set-status", "set-log-level", "return",
-                     "strict-mode", "capture") + HEADER_ACTIONS + VAR_ACTIONS +
+                     "strict-mode", "capture", "wait-for-body") + HEADER_ACTIONS + VAR_ACTIONS +
                     SOCKET_ACTIONS)
 NORMALIZERS = ("fragment-encode", "fragment-strip", "path-merge-slashes", "path-strip-dot",
                "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
@@ -89,6 +89,8 @@ class Rule:
     reply: str = ""
     page: Optional[bytes] = None
     errors_name: str = ""                    # errorfiles <name>
+    wait_ms: int = 0                         # wait-for-body time <time>
+    at_least: int = 0                        # wait-for-body at-least <bytes> (0: all of it)
 
 
 def _expect(args, count, what):
@@ -258,6 +260,8 @@ def parse_rule(args: list[str], response: bool, read_file,
     elif action == "return":
         rule.status = 200
         _parse_reply(rule, rest, read_file, deny=False)
+    elif action == "wait-for-body":
+        _parse_wait_for_body(rule, take_until_condition())
     elif action == "redirect":
         _expect(rest, 2, "redirect")
         rule.redirect_kind = rest.pop(0)
@@ -284,6 +288,30 @@ def parse_rule(args: list[str], response: bool, read_file,
         if any(c in text for c in "\r\n\0"):
             raise RuleError(f"'{action}' : a value holds CR, LF or NUL, which no header may.")
     return rule, rest
+
+
+def _parse_wait_for_body(rule: Rule, words: list) -> None:
+    """``time <time> [at-least <bytes>]``, in any order (HAProxy's)."""
+    from ..config.units import parse_size, parse_time_ms
+    wait = None
+    while words:
+        key = words.pop(0)
+        if key not in ("time", "at-least"):
+            raise RuleError(f"'wait-for-body' : unexpected '{key}' (expects time <time> "
+                            "[ at-least <bytes> ]).")
+        if not words:
+            raise RuleError(f"'wait-for-body' : missing argument for '{key}'.")
+        text = words.pop(0)
+        try:
+            if key == "time":
+                wait = parse_time_ms(text)
+            else:
+                rule.at_least = parse_size(text)
+        except ValueError as exc:
+            raise RuleError(f"'wait-for-body' : {exc}") from None
+    if wait is None:
+        raise RuleError("'wait-for-body' expects time <time> [ at-least <bytes> ].")
+    rule.wait_ms = wait
 
 
 def _parse_reply(rule: Rule, rest: list, read_file, deny: bool) -> None:

@@ -115,6 +115,7 @@ cdef struct BackendRt:
     int http                # mode http
     int http_close          # CLOSE_NONE, CLOSE_SERVER, CLOSE_BOTH (defs.pxd)
     int reuse_never         # http-reuse never: a server connection serves one session only
+    int buffer_request      # option http-buffer-request: the body before the backend's rules
     uint32_t shm_index
 
 
@@ -129,6 +130,7 @@ cdef struct FrontendRt:
     int clitcpka
     int log_mode            # 0 none, 1 connect line at accept, 2 tcplog at end
     int dontlognull
+    int buffer_request      # option http-buffer-request: the body before the rules
     uint32_t shm_index
 
 
@@ -270,6 +272,7 @@ include "logging.pxd"
 include "http_txn.pxd"
 include "http_message.pxd"
 include "http_request.pxd"
+include "http_body.pxd"
 include "http_response.pxd"
 include "http_flow.pxd"
 include "http_pool.pxd"

@@ -136,6 +136,7 @@ include "logging.pxi"
 include "http_txn.pxi"
 include "http_message.pxi"
 include "http_request.pxi"
+include "http_body.pxi"
 include "http_response.pxi"
 include "http_flow.pxi"
 include "http_pool.pxi"
@@ -298,6 +299,7 @@ cdef class Worker:
         be.uri_path_only = spec.uri_path_only
         be.draws = spec.draws
         be.reuse_never = spec.reuse_never
+        be.buffer_request = spec.buffer_request
         be.t_connect = spec.t_connect
         be.t_server = spec.t_server
         be.t_server_fin = spec.t_server_fin
@@ -336,6 +338,7 @@ cdef class Worker:
         fe.clitcpka = spec.clitcpka
         fe.log_mode = spec.log_mode
         fe.dontlognull = spec.dontlognull
+        fe.buffer_request = spec.buffer_request
         fe.shm_index = spec.index
         hooks = FrontendHooks()
         hooks.error_pages = spec.error_pages

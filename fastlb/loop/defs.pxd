@@ -52,6 +52,7 @@ cdef enum TimerKind:
     TM_HTTP_HEAD = 7            # timeout http-request / http-keep-alive: a request head awaited
     TM_PROXY_HEADER = 8         # timeout client while a PROXY header is awaited
     TM_TARPIT = 9               # the end of an http-request tarpit's hold
+    TM_BODY_WAIT = 10           # a request body awaited (http_body.pxi): 408 when it passes
 
 # what a frontend logs (anonymous: Python sees the names themselves)
 cpdef enum:
@@ -73,6 +74,7 @@ cdef enum RequestState:
     RQ_DONE = 2                 # request sent, waiting for the response to end
     RQ_APPLET = 3               # the proxy answers itself (stats page, Prometheus): reading the body
     RQ_TARPIT = 4               # http-request tarpit: held unanswered until txn.tarpit_until
+    RQ_BODY_WAIT = 5            # http-buffer-request / wait-for-body: receiving the body (http_body.pxi)
 
 # ... and its response side
 cdef enum ResponseState:
@@ -110,6 +112,8 @@ cpdef enum:
     ROUTE_APPLET = 5            # value: applet(method, url, headers, body, client_ip, version)
     ROUTE_PAGE = 6              # value: a status answered with the proxy's error page
     ROUTE_TARPIT = 7            # value: (hold in ms, a ROUTE_DENY value answered after it)
+    ROUTE_WAIT_BODY = 8         # wait-for-body: value (time ms, at-least bytes); the loop
+                                # waits for the body, then calls the rules again (stream.resume)
                                 # -> raw response (the stats page, Prometheus)
 
 cdef extern from *:

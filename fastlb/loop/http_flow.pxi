@@ -61,6 +61,8 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
         return http_applet_step(w, idx, s, txn)
     if txn.req_state == RQ_TARPIT:
         return False                   # held: only its timer moves it (http_expired)
+    if txn.req_state == RQ_BODY_WAIT:
+        return http_body_wait_step(w, idx, s, txn) or moved
 
     # -- request head
     if txn.req_state == RQ_HEAD:
@@ -318,6 +320,8 @@ cdef int64_t http_deadline(Worker w, int idx, Session *s):
     if txn.req_state == RQ_TARPIT:
         s.timer = TM_TARPIT
         return txn.tarpit_until
+    if txn.req_state == RQ_BODY_WAIT:
+        return body_wait_deadline(w, s, txn)
     if be != NULL:
         dl = server_wait_deadline(be, s)
     if txn.req_state == RQ_HEAD and txn.out_cli is None:
@@ -354,6 +358,10 @@ cdef void http_expired(Worker w, int idx, Session *s):
         http_run(w, idx, s)
     elif s.timer == TM_TARPIT:
         http_tarpit_over(w, idx, s, txn)
+        http_run(w, idx, s)
+    elif s.timer == TM_BODY_WAIT:
+        txn.body_fields = None
+        http_error(w, idx, s, txn, 408, False, b'c', b'D')   # the body did not come in time
         http_run(w, idx, s)
     elif s.timer == TM_HTTP_HEAD:
         if txn.requests > 0 and buffered(&s.cli) == 0:

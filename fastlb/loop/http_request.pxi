@@ -187,24 +187,21 @@ cdef void stream_edits(Session *s, Head fields, object stream):
 
 cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     """Analyse a complete request head, one phase after the other (HAProxy's http_ana.c
-    analysers): parse, route, backend rules, persistence, forward, assign.  False when the
-    request ends in one of them (answered, refused or closed) instead of being forwarded."""
+    analysers): parse, (the body, when the proxy waits for it: http_body.pxi), route,
+    backend rules, persistence, forward, assign.  False when the request ends in one of
+    them (answered, refused or closed) or waits, instead of being forwarded."""
     cdef int64_t length
-    cdef bint keep_alive, edited = False
+    cdef bint keep_alive
     http_unlend(w, s)                    # our kept server connection is ours again
     fields = req_parse(w, idx, s, txn, &length, &keep_alive)
     if fields is None:
         return False
-    if not req_route(w, idx, s, txn, fields, keep_alive, &edited):
+    if w.frontends[s.fe].buffer_request:
+        body_wait_begin(w, s, txn, w.frontends[s.fe].t_http_request, 0)
+        body_wait_keep(w, s, txn, fields, length, keep_alive, False, BODY_PHASE_FE)
         return False
-    if not req_backend_rules(w, idx, s, txn, fields, keep_alive, &edited):
-        return False
-    if edited and not fields_safe(fields.headers):
-        return http_rule_failed(w, idx, s, txn, HeaderValueError(
-            "a rewritten request header holds CR, LF or NUL"))
-    req_persistence(w, s, txn, fields)
-    req_forward(w, s, txn, fields, length)
-    return req_assign(w, idx, s, txn)
+    return http_request_rest(w, idx, s, txn, fields, length, keep_alive, False,
+                             BODY_PHASE_FE)
 
 
 cdef Head req_parse(Worker w, int idx, Session *s, HttpTxn txn, int64_t *length,
@@ -492,5 +489,8 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
         txn.term0, txn.term1 = b'P', b'R'
         txn.status = -1
         session_close(w, idx, s)                 # no answer at all
+        return False
+    if action == ROUTE_WAIT_BODY:                # the rules go on once the body is in
+        body_wait_begin(w, s, txn, value[0], value[1])
         return False
     return True

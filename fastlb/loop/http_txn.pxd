@@ -78,6 +78,14 @@ cdef class HttpTxn:
     cdef bint server_forced          # a use-server rule chose the server (no cookie inserted)
     cdef object stream              # the request's fastlb.sample.Stream, once a rule needs it
     cdef object sess_vars           # the connection's "sess." variables
+    # RQ_BODY_WAIT (http_body.pxi): what the analysers take up again once the body is in
+    cdef object body_fields         # the parsed head (None once taken up)
+    cdef int64_t body_length
+    cdef bint body_keep_alive
+    cdef bint body_edited
+    cdef int body_phase
+    cdef int64_t body_deadline      # 0: none but timeout client
+    cdef int64_t body_at_least
     cdef int64_t find_head(self, Side *side, bint request)
     cdef void reset(self, int64_t now, int64_t now_real)
 

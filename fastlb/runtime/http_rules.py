@@ -21,7 +21,7 @@ from ..http.rules import (ADDRESS_ACTIONS, HEADER_ACTIONS, LINE_ACTIONS, SOCKET_
                           apply_normalizer, apply_var_rule, auth_page,
                           compile_rule, redirect_response, return_response)
 from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_PAGE, ROUTE_RAW,
-                         ROUTE_REJECT, ROUTE_RESPOND, ROUTE_TARPIT)
+                         ROUTE_REJECT, ROUTE_RESPOND, ROUTE_TARPIT, ROUTE_WAIT_BODY)
 from ..sample import Context, SampleError, compile_expr, compile_format
 from ..sample.stream import split_target
 from ..sample.types import BIN, dynamic_cast
@@ -248,7 +248,27 @@ def run_request_rules(rules: list, stream, applets=None, tarpit_ms: int = 0):
             return ROUTE_RAW, redirect_response(c, stream)
         elif action == "auth":
             return ROUTE_RAW, c.page
+        elif action == "wait-for-body":
+            return ROUTE_WAIT_BODY, c
     return None
+
+
+def resumable(rules: list):
+    """``run(stream, applets, hold)``: run_request_rules for rules with a wait-for-body.
+    That rule hands (ROUTE_WAIT_BODY, (time, at-least)) to the loop, which waits for the
+    body and calls again: the walk goes on after that rule (``stream.resume``)."""
+    after = {id(c): i + 1 for i, c in enumerate(rules)}
+
+    def run(stream, applets, hold):
+        start = getattr(stream, "resume", 0)
+        verdict = run_request_rules(rules[start:] if start else rules, stream, applets, hold)
+        if verdict is not None and verdict[0] == ROUTE_WAIT_BODY:
+            c = verdict[1]
+            stream.resume = after[id(c)]
+            return ROUTE_WAIT_BODY, (c.rule.wait_ms, c.rule.at_least)
+        stream.resume = 0
+        return verdict
+    return run
 
 
 # request actions that rewrite the stream (a failure: 500 in strict mode, else skipped)
@@ -318,12 +338,17 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
     hold = tarpit_hold(proxy)
     switches = compile_switching(proxy, compiler, by_name, env)
     stats = stats_check(proxy, applets, compiler)
+    waits = any(c.rule.action == "wait-for-body" for c in rules)
+    run_rules = resumable(rules) if waits else None
 
     def route(stream):
         if monitor is not None and monitor_matches(monitor, stream.url):
             # "monitor fail": the node reports itself down (keepalived's check fails)
             return ROUTE_RESPOND, 503 if monitor_fail and monitor_fail(stream) else 200
-        verdict = run_request_rules(rules, stream, applets, hold)
+        if waits:
+            verdict = run_rules(stream, applets, hold)
+        else:
+            verdict = run_request_rules(rules, stream, applets, hold)
         if verdict is not None:
             return verdict
         if stats is not None:
@@ -363,9 +388,14 @@ def build_backend_rules(proxy: Proxy, applets: Applets, env: SampleEnv):
     redirects = compile_rules(proxy.redirect_rules, compiler, Context(place, env, proxy.name))
     hold = tarpit_hold(proxy)
     stats = stats_check(proxy, applets, compiler)
+    waits = any(c.rule.action == "wait-for-body" for c in rules)
+    run_rules = resumable(rules) if waits else None
 
     def apply(stream):
-        verdict = run_request_rules(rules, stream, applets, hold)
+        if waits:
+            verdict = run_rules(stream, applets, hold)
+        else:
+            verdict = run_request_rules(rules, stream, applets, hold)
         if verdict is None and stats is not None:
             verdict = stats(stream)
         if verdict is None:

@@ -78,6 +78,7 @@ class BackendSpec:
     http: bool
     http_close: int               # HTTP_CLOSE_MODES
     reuse_never: bool
+    buffer_request: bool          # option http-buffer-request
     t_connect: int                # timeouts in ms, 0: none
     t_server: int
     t_server_fin: int
@@ -108,6 +109,7 @@ class FrontendSpec:
     clitcpka: bool
     log_mode: int                 # LOG_*
     dontlognull: bool
+    buffer_request: bool          # option http-buffer-request
     error_pages: dict
     request_editor: object        # option forwardfor: edit(out, headers, client_ip), or None
     router: object                # per-request routing callable, or None
@@ -265,6 +267,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         observed=any(s.observe and s.check for s in proxy.servers), http=http,
         http_close=HTTP_CLOSE_MODES[proxy.options.http_mode],
         reuse_never=proxy.http_reuse == "never",
+        buffer_request=bool(proxy.options.http_buffer_request) and http,
         t_connect=t.connect or 0, t_server=t.server or 0, t_server_fin=t.server_fin or 0,
         t_tunnel=t.tunnel or 0, t_queue=t.queue or t.connect or 0, retries=proxy.retries,
         redispatch=proxy.options.redispatch or 0, srvtcpka=bool(proxy.options.srvtcpka),
@@ -313,7 +316,9 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         t_client=t.client or 0, t_client_fin=t.client_fin or 0,
         t_http_request=t.http_request or 0, t_http_keep_alive=t.http_keep_alive or 0,
         clitcpka=bool(proxy.options.clitcpka), log_mode=log_mode,
-        dontlognull=bool(proxy.options.dontlognull), error_pages=proxy.errorfiles or {},
+        dontlognull=bool(proxy.options.dontlognull),
+        buffer_request=bool(proxy.options.http_buffer_request) and proxy.mode == "http",
+        error_pages=proxy.errorfiles or {},
         request_editor=forwardfor_editor(proxy, env.config.backends),
         router=build_router(proxy, by_name, backend, applets, env),
         # a listen section's http-response rules run once, as its backend's

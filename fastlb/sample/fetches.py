@@ -15,7 +15,7 @@ import time
 import uuid
 
 from .registry import (BACKEND, L4, REQ_BODY, REQ_HEADERS, RES_HEADERS, RESPONSE, SERVER,
-                       SampleError, fetch)
+                       SampleError, constant, fetch)
 from .stream import split_target
 from .types import ADDR, ANY, BIN, BOOL, IPV4, IPV6, METH, SINT, STR, str_to_int
 
@@ -585,13 +585,59 @@ def _capture_ver(args, ctx):
     return lambda stream: b"HTTP/" + stream.version if stream.version else None
 
 
-@fetch("req.body", "req.body_param", "req.body_len", "req.body_size", "req.len", "req_len",
-       "req.payload", "req.payload_lv", "payload", "payload_lv", "res.body", "res.len",
-       "res.payload", out=BIN, args="str?,str?,str?", needs=(REQ_BODY,),
-       refused="reads the message body, which fastlb does not buffer yet "
-               "('option http-buffer-request')")
-def _body(args, ctx):
+@fetch("req.len", "req_len", "req.payload", "req.payload_lv", "payload", "payload_lv",
+       "res.len", "res.payload", out=BIN, args="str?,str?,str?", needs=(REQ_BODY,),
+       refused="reads the raw channel buffer (tcp-request content inspection), which "
+               "fastlb does not expose yet")
+def _payload(args, ctx):
     raise AssertionError("refused at start-up")
+
+
+# The message body, as received so far (de-chunked): the loop fills it in when option
+# http-buffer-request or a wait-for-body rule made it wait for the body (stream.req_body);
+# without a wait there is nothing: the empty body, as HAProxy's with nothing received yet.
+def _req_body(stream):
+    return getattr(stream, "req_body", None) or b""
+
+
+def _res_body(stream):
+    return getattr(stream, "res_body", None) or b""
+
+
+def _body_size(response):
+    def read(stream):
+        size = getattr(stream, "res_body_size" if response else "req_body_size", None)
+        if size is None:
+            return len(_res_body(stream) if response else _req_body(stream))
+        return size
+    return read
+
+
+fetch("req.body", out=BIN, needs=(REQ_BODY,))(constant(_req_body))
+fetch("req.body_len", out=SINT, needs=(REQ_BODY,))(constant(lambda st: len(_req_body(st))))
+fetch("req.body_size", out=SINT, needs=(REQ_BODY,))(constant(_body_size(False)))
+fetch("res.body", out=BIN, needs=(RESPONSE,))(constant(_res_body))
+fetch("res.body_len", out=SINT, needs=(RESPONSE,))(constant(lambda st: len(_res_body(st))))
+fetch("res.body_size", out=SINT, needs=(RESPONSE,))(constant(_body_size(True)))
+
+
+@fetch("req.body_param", out=STR, args="str?", needs=(REQ_BODY,), many=True, pick=0)
+def _body_param(args, ctx):
+    """Values of an url-encoded body's parameter, raw (every one without a name);
+    parameters end at '&' only."""
+    wanted = (args[0] or "").encode("latin-1")
+
+    def read(stream):
+        out = []
+        for part in _req_body(stream).split(b"&"):
+            key, sep, value = part.partition(b"=")
+            if not wanted:
+                if part:
+                    out.append(value)
+            elif sep and key == wanted:
+                out.append(value)
+        return out
+    return read
 
 
 def _query_part(stream):

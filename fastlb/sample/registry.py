@@ -31,9 +31,9 @@ REQ_BODY = "request buffer"
 
 # Where an expression runs -> what it may read there.
 PLACES = {
-    "frontend http-request": {L4, REQ_HEADERS},
-    "backend http-request": {L4, REQ_HEADERS, BACKEND},
-    "use_backend": {L4, REQ_HEADERS},
+    "frontend http-request": {L4, REQ_HEADERS, REQ_BODY},
+    "backend http-request": {L4, REQ_HEADERS, BACKEND, REQ_BODY},
+    "use_backend": {L4, REQ_HEADERS, REQ_BODY},
     "http-response": {L4, RES_HEADERS, RESPONSE, BACKEND, SERVER},
     "http-after-response": {L4, RES_HEADERS, RESPONSE, BACKEND, SERVER},
     "log": {L4, RESPONSE, BACKEND, SERVER},

@@ -26,7 +26,11 @@ class Stream:
     __slots__ = ("method", "meth", "url", "headers", "src", "dst_port", "version", "src_port", "dst",
                  "fe", "be", "srv", "status", "res_headers", "res_version", "vars", "sess_vars",
                  "captures_req", "captures_rsp", "unique_id", "first_req", "_path",
-                 "_prefix_hits", "response", "reason", "log_level", "moved", "tos", "mark")
+                 "_prefix_hits", "response", "reason", "log_level", "moved", "tos", "mark",
+                 # set only when a body was waited for (read with getattr): req_body and
+                 # res_body (bytes, de-chunked), their sizes, and where wait-for-body
+                 # left the rules (resume)
+                 "req_body", "req_body_size", "res_body", "res_body_size", "resume")
 
     def __init__(self, method: bytes, url: bytes, headers: list, src: str, dst_port: int,
                  version: bytes, sess_vars: dict = None, src_port: int = 0, dst: str = "",

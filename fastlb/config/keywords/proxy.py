@@ -22,7 +22,7 @@ _TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request":
                  "server-fin": "backend", "connect": "backend", "queue": "backend",
                  "check": "backend", "tunnel": "backend"}
 _OPTIONS_NOT_YET = {
-    "http-buffer-request", "abortonclose", "checkcache",
+    "abortonclose", "checkcache",
     "http-pretend-keepalive", "http-no-delay", "http-use-proxy-header",
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
     "tcp-check", "external-check", "persist", "prefer-last-server", "splice-auto",
@@ -39,7 +39,7 @@ _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-acc
                  "gid")
 _OPTIONS = ("tcplog", "httplog", "dontlognull", "redispatch", "tcpka", "clitcpka", "srvtcpka",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
-            "http-keep-alive", "http-server-close", "httpclose")
+            "http-keep-alive", "http-server-close", "httpclose", "http-buffer-request")
 _BIND_NOT_YET = {
     "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn",
     "namespace", "maxconn", "process", "thread", "level", "expose-fd", "id", "nice",
@@ -280,6 +280,8 @@ def option(parser, proxy, args, origin, enable=True):
             opts.tcplog = False
     elif name == "dontlognull":
         opts.dontlognull = enable
+    elif name == "http-buffer-request":
+        opts.http_buffer_request = enable
     elif name == "redispatch":
         interval = -1
         if enable and len(args) > 1:

@@ -1,0 +1,13 @@
+# Request bodies for the rules: option http-buffer-request and wait-for-body.
+# Included by core.pxd; implemented in http_body.pxi.
+
+cdef enum BodyPhase:
+    BODY_PHASE_FE = 0           # the frontend's rules (and use_backend) come next
+    BODY_PHASE_BE = 1           # the backend's rules come next
+
+cdef bint http_request_rest(Worker w, int idx, Session *s, HttpTxn txn, Head fields, int64_t length, bint keep_alive, bint edited, int phase)
+cdef void body_wait_begin(Worker w, Session *s, HttpTxn txn, int64_t wait_ms, int64_t at_least)
+cdef void body_wait_keep(Worker w, Session *s, HttpTxn txn, Head fields, int64_t length, bint keep_alive, bint edited, int phase)
+cdef bint http_body_wait_step(Worker w, int idx, Session *s, HttpTxn txn)
+cdef int64_t body_wait_deadline(Worker w, Session *s, HttpTxn txn)
+cdef object dechunk(bytes data)

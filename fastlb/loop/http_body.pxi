@@ -1,0 +1,167 @@
+# Request bodies for the rules (HAProxy's AN_REQ_HTTP_BODY analyser and wait-for-body):
+# after the head, the request waits in RQ_BODY_WAIT until its body is in the buffer (all
+# of it, the at-least bytes, or as much as the buffer holds), the client closed, or the
+# wait's time passed (408).  The body stays in the client buffer as it came: the rules
+# see a copy (stream.req_body, de-chunked) and the forwarding step sends the bytes
+# themselves.  Only a proxy with the option or the action gets here.
+# Interface: http_body.pxd.
+
+
+cdef bint http_request_rest(Worker w, int idx, Session *s, HttpTxn txn, Head fields,
+                            int64_t length, bint keep_alive, bint edited, int phase):
+    """The analysers after the head (route, backend rules, persistence, forward, assign),
+    from ``phase`` on; a wait for the body stops them here, to be taken up again by
+    http_body_wait_step.  False when the request did not go on to a server."""
+    cdef bint ed = edited
+    if phase == BODY_PHASE_FE:
+        if not req_route(w, idx, s, txn, fields, keep_alive, &ed):
+            if txn.req_state == RQ_BODY_WAIT:
+                body_wait_keep(w, s, txn, fields, length, keep_alive, ed, BODY_PHASE_FE)
+            return False
+        if w.backends[s.be].buffer_request:
+            body_wait_begin(w, s, txn, w.frontends[s.fe].t_http_request, 0)
+            body_wait_keep(w, s, txn, fields, length, keep_alive, ed, BODY_PHASE_BE)
+            return False
+    if not req_backend_rules(w, idx, s, txn, fields, keep_alive, &ed):
+        if txn.req_state == RQ_BODY_WAIT:
+            body_wait_keep(w, s, txn, fields, length, keep_alive, ed, BODY_PHASE_BE)
+        return False
+    if ed and not fields_safe(fields.headers):
+        return http_rule_failed(w, idx, s, txn, HeaderValueError(
+            "a rewritten request header holds CR, LF or NUL"))
+    req_persistence(w, s, txn, fields)
+    req_forward(w, s, txn, fields, length)
+    return req_assign(w, idx, s, txn)
+
+
+cdef void body_wait_begin(Worker w, Session *s, HttpTxn txn, int64_t wait_ms,
+                          int64_t at_least):
+    """Wait for the body: at most ``wait_ms`` (0: timeout client alone), until
+    ``at_least`` bytes of it (0: all of it)."""
+    txn.req_state = RQ_BODY_WAIT
+    txn.body_at_least = at_least
+    txn.body_deadline = w.now + wait_ms if wait_ms > 0 else 0
+
+
+cdef void body_wait_keep(Worker w, Session *s, HttpTxn txn, Head fields, int64_t length,
+                         bint keep_alive, bint edited, int phase):
+    """What the analysers take up again once the body is in, and HAProxy's answer to
+    "Expect: 100-continue" (an HTTP/1.1 client waiting for it before its body): an
+    interim 100, the header dropped from what the server gets."""
+    txn.body_fields = fields
+    txn.body_length = length
+    txn.body_keep_alive = keep_alive
+    txn.body_edited = edited
+    txn.body_phase = phase
+    if fields.version == b"1.1" and txn.req_mode != BODY_NONE and buffered(&s.cli) == 0 and \
+            txn.out_cli is None:
+        for name, value in fields.headers:
+            if name == b"expect" and value.lower() == b"100-continue":
+                fields.headers[:] = [h for h in fields.headers if h[0] != b"expect"]
+                txn.out_cli = b"HTTP/1.1 100 Continue\r\n\r\n"
+                txn.out_cli_off = 0
+                break
+
+
+cdef object dechunk(bytes data):
+    """(payload, complete) of the chunked body at the front of ``data``, or None when it
+    is not a chunked body (the forwarding step answers it with its 400)."""
+    cdef list out = []
+    cdef Py_ssize_t pos = 0, eol, n = len(data)
+    cdef bytes line, piece
+    cdef int64_t size
+    while True:
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            return b"".join(out), False
+        line = data[pos:eol].split(b";", 1)[0].strip(b" \t")
+        if not line or len(line) > 15 or \
+                line.translate(None, b"0123456789abcdefABCDEF") != b"":
+            return None
+        size = int(line, 16)
+        pos = eol + 2
+        if size == 0:
+            while True:                          # trailers, up to the empty line
+                eol = data.find(b"\r\n", pos)
+                if eol < 0:
+                    return b"".join(out), False
+                if eol == pos:
+                    return b"".join(out), True
+                pos = eol + 2
+        piece = data[pos:pos + size]
+        out.append(piece)
+        if len(piece) < size or n < pos + size + 2:
+            return b"".join(out), False
+        pos += size
+        if data[pos:pos + 2] != b"\r\n":
+            return None
+        pos += 2
+
+
+cdef object body_check(Worker w, Session *s, HttpTxn txn):
+    """(payload, announced size) once the wait is over, None while more is to come,
+    False for a chunked body that is not one."""
+    cdef int64_t have = buffered(&s.cli)
+    cdef bint over = s.cli.rd_eof != 0 or have >= <int64_t>w.bufsize
+    cdef bytes data
+    if txn.req_mode == BODY_NONE or txn.is_connect:
+        return (b"", 0)
+    if txn.req_mode == BODY_LENGTH:
+        if have > txn.req_remaining:
+            have = txn.req_remaining
+        if not (over or have == txn.req_remaining or
+                (txn.body_at_least > 0 and have >= txn.body_at_least)):
+            return None
+        return ((s.cli.buf + s.cli.head)[:have] if have > 0 else b"", txn.req_remaining)
+    data = (s.cli.buf + s.cli.head)[:have] if have > 0 else b""
+    parsed = dechunk(data)
+    if parsed is None:
+        return False
+    payload, complete = parsed
+    if not (over or complete or (txn.body_at_least > 0 and len(payload) >= txn.body_at_least)):
+        return None
+    return (payload, len(payload))
+
+
+cdef bint http_body_wait_step(Worker w, int idx, Session *s, HttpTxn txn):
+    """Read the body until the wait is over, then take the analysers up again."""
+    cdef int r
+    cdef Head fields
+    while True:
+        found = body_check(w, s, txn)
+        if found is False:
+            http_error(w, idx, s, txn, 400, False, b'P', b'D')
+            return True
+        if found is not None:
+            break
+        r = side_read(&s.cli, &w.pool, w.now)
+        if r == IO_DATA:
+            continue
+        if r == IO_ERROR:
+            txn.term0, txn.term1 = b'C', b'D'
+            session_close(w, idx, s)
+            return False
+        if r == IO_NONE:
+            return False
+        # IO_EOF: the body is what came (body_check sees rd_eof)
+    fields = txn.body_fields
+    txn.body_fields = None
+    stream = txn_stream(w, s, txn, fields)
+    stream.req_body, stream.req_body_size = found
+    txn.req_state = RQ_HEAD
+    if not http_request_rest(w, idx, s, txn, fields, txn.body_length, txn.body_keep_alive,
+                             txn.body_edited, txn.body_phase):
+        return s.state != ST_FREE
+    return True
+
+
+cdef int64_t body_wait_deadline(Worker w, Session *s, HttpTxn txn):
+    """The wait's own time, else timeout client since the last bytes: both end in 408."""
+    cdef FrontendRt *fe = &w.frontends[s.fe]
+    cdef int64_t dl = txn.body_deadline, t
+    if fe.t_client:
+        t = s.cli.last + fe.t_client
+        if dl == 0 or t < dl:
+            dl = t
+    s.timer = TM_BODY_WAIT
+    return dl
