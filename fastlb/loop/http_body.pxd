@@ -1,6 +1,11 @@
 # Request bodies for the rules: option http-buffer-request and wait-for-body.
 # Included by core.pxd; implemented in http_body.pxi.
 
+cdef enum BufferRequest:      # FrontendRt / BackendRt.buffer_request
+    BUFFER_NONE = 0             # the rules do not read the body
+    BUFFER_WAIT = 1             # option http-buffer-request: wait for it first
+    BUFFER_SNAPSHOT = 2         # the rules read it: what came so far, no wait
+
 cdef enum BodyPhase:
     BODY_PHASE_FE = 0           # the frontend's rules (and use_backend) come next
     BODY_PHASE_BE = 1           # the backend's rules come next
@@ -11,3 +16,5 @@ cdef void body_wait_keep(Worker w, Session *s, HttpTxn txn, Head fields, int64_t
 cdef bint http_body_wait_step(Worker w, int idx, Session *s, HttpTxn txn)
 cdef int64_t body_wait_deadline(Worker w, Session *s, HttpTxn txn)
 cdef object dechunk(bytes data)
+cdef object body_check(Worker w, Session *s, HttpTxn txn, bint now)
+cdef void body_snapshot(Worker w, Session *s, HttpTxn txn, Head fields)

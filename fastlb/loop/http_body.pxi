@@ -13,15 +13,21 @@ cdef bint http_request_rest(Worker w, int idx, Session *s, HttpTxn txn, Head fie
     from ``phase`` on; a wait for the body stops them here, to be taken up again by
     http_body_wait_step.  False when the request did not go on to a server."""
     cdef bint ed = edited
+    cdef int wanted
     if phase == BODY_PHASE_FE:
+        if w.frontends[s.fe].buffer_request == BUFFER_SNAPSHOT:
+            body_snapshot(w, s, txn, fields)
         if not req_route(w, idx, s, txn, fields, keep_alive, &ed):
             if txn.req_state == RQ_BODY_WAIT:
                 body_wait_keep(w, s, txn, fields, length, keep_alive, ed, BODY_PHASE_FE)
             return False
-        if w.backends[s.be].buffer_request:
+        wanted = w.backends[s.be].buffer_request
+        if wanted == BUFFER_WAIT:
             body_wait_begin(w, s, txn, w.frontends[s.fe].t_http_request, 0)
             body_wait_keep(w, s, txn, fields, length, keep_alive, ed, BODY_PHASE_BE)
             return False
+        if wanted == BUFFER_SNAPSHOT:
+            body_snapshot(w, s, txn, fields)
     if not req_backend_rules(w, idx, s, txn, fields, keep_alive, &ed):
         if txn.req_state == RQ_BODY_WAIT:
             body_wait_keep(w, s, txn, fields, length, keep_alive, ed, BODY_PHASE_BE)
@@ -98,11 +104,11 @@ cdef object dechunk(bytes data):
         pos += 2
 
 
-cdef object body_check(Worker w, Session *s, HttpTxn txn):
-    """(payload, announced size) once the wait is over, None while more is to come,
-    False for a chunked body that is not one."""
+cdef object body_check(Worker w, Session *s, HttpTxn txn, bint now):
+    """(payload, announced size) once the wait is over (``now``: at once, what came so
+    far), None while more is to come, False for a chunked body that is not one."""
     cdef int64_t have = buffered(&s.cli)
-    cdef bint over = s.cli.rd_eof != 0 or have >= <int64_t>w.bufsize
+    cdef bint over = now or s.cli.rd_eof != 0 or have >= <int64_t>w.bufsize
     cdef bytes data
     if txn.req_mode == BODY_NONE or txn.is_connect:
         return (b"", 0)
@@ -116,7 +122,7 @@ cdef object body_check(Worker w, Session *s, HttpTxn txn):
     data = (s.cli.buf + s.cli.head)[:have] if have > 0 else b""
     parsed = dechunk(data)
     if parsed is None:
-        return False
+        return (b"", 0) if now else False
     payload, complete = parsed
     if not (over or complete or (txn.body_at_least > 0 and len(payload) >= txn.body_at_least)):
         return None
@@ -128,7 +134,7 @@ cdef bint http_body_wait_step(Worker w, int idx, Session *s, HttpTxn txn):
     cdef int r
     cdef Head fields
     while True:
-        found = body_check(w, s, txn)
+        found = body_check(w, s, txn, False)
         if found is False:
             http_error(w, idx, s, txn, 400, False, b'P', b'D')
             return True
@@ -153,6 +159,13 @@ cdef bint http_body_wait_step(Worker w, int idx, Session *s, HttpTxn txn):
                              txn.body_edited, txn.body_phase):
         return s.state != ST_FREE
     return True
+
+
+cdef void body_snapshot(Worker w, Session *s, HttpTxn txn, Head fields):
+    """The body fetches of rules that do not wait see what came with the head (HAProxy's
+    req.body reads the buffer as it is): only for a proxy whose rules read the body."""
+    stream = txn_stream(w, s, txn, fields)
+    stream.req_body, stream.req_body_size = body_check(w, s, txn, True)
 
 
 cdef int64_t body_wait_deadline(Worker w, Session *s, HttpTxn txn):

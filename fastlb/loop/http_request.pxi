@@ -196,7 +196,7 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     fields = req_parse(w, idx, s, txn, &length, &keep_alive)
     if fields is None:
         return False
-    if w.frontends[s.fe].buffer_request:
+    if w.frontends[s.fe].buffer_request == BUFFER_WAIT:
         body_wait_begin(w, s, txn, w.frontends[s.fe].t_http_request, 0)
         body_wait_keep(w, s, txn, fields, length, keep_alive, False, BODY_PHASE_FE)
         return False

@@ -5,6 +5,8 @@ same tables and the same shared-counter layout.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import ipaddress
 import os
 from dataclasses import dataclass, field
@@ -78,7 +80,7 @@ class BackendSpec:
     http: bool
     http_close: int               # HTTP_CLOSE_MODES
     reuse_never: bool
-    buffer_request: bool          # option http-buffer-request
+    buffer_request: int           # 1: option http-buffer-request, 2: rules read the body
     t_connect: int                # timeouts in ms, 0: none
     t_server: int
     t_server_fin: int
@@ -109,7 +111,7 @@ class FrontendSpec:
     clitcpka: bool
     log_mode: int                 # LOG_*
     dontlognull: bool
-    buffer_request: bool          # option http-buffer-request
+    buffer_request: int           # 1: option http-buffer-request, 2: rules read the body
     error_pages: dict
     request_editor: object        # option forwardfor: edit(out, headers, client_ip), or None
     router: object                # per-request routing callable, or None
@@ -267,7 +269,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         observed=any(s.observe and s.check for s in proxy.servers), http=http,
         http_close=HTTP_CLOSE_MODES[proxy.options.http_mode],
         reuse_never=proxy.http_reuse == "never",
-        buffer_request=bool(proxy.options.http_buffer_request) and http,
+        buffer_request=buffer_request(proxy),
         t_connect=t.connect or 0, t_server=t.server or 0, t_server_fin=t.server_fin or 0,
         t_tunnel=t.tunnel or 0, t_queue=t.queue or t.connect or 0, retries=proxy.retries,
         redispatch=proxy.options.redispatch or 0, srvtcpka=bool(proxy.options.srvtcpka),
@@ -280,6 +282,34 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
     return BackendTable(index=index, proxy=proxy, spec=spec,
                         server_names=[s.name for s in servers],
                         server_models=[s.model for s in servers], first_server_shm=first_shm)
+
+
+def buffer_request(proxy: Proxy) -> int:
+    """What the loop does with a request body before this proxy's rules (http_body.pxd):
+    1 waits for it (option http-buffer-request), 2 hands the rules what came with the
+    head (they read req.body* without waiting), 0 nothing (the rules never read it)."""
+    if proxy.mode != "http":
+        return 0
+    if proxy.options.http_buffer_request:
+        return 1
+    return 2 if _mentions_body((proxy.http_request_rules, proxy.acls,
+                                proxy.switching_rules, proxy.redirect_rules)) else 0
+
+
+def _mentions_body(value, depth: int = 0) -> bool:
+    """Some text in these rules, conditions or ACLs names a req.body fetch."""
+    if depth > 12:
+        return False
+    if isinstance(value, str):
+        return "req.body" in value
+    if isinstance(value, dict):
+        return any(_mentions_body(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_mentions_body(v, depth + 1) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_mentions_body(getattr(value, f.name), depth + 1)
+                   for f in dataclasses.fields(value))
+    return False
 
 
 def default_log_format(proxy: Proxy) -> str:
@@ -317,7 +347,7 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         t_http_request=t.http_request or 0, t_http_keep_alive=t.http_keep_alive or 0,
         clitcpka=bool(proxy.options.clitcpka), log_mode=log_mode,
         dontlognull=bool(proxy.options.dontlognull),
-        buffer_request=bool(proxy.options.http_buffer_request) and proxy.mode == "http",
+        buffer_request=buffer_request(proxy),
         error_pages=proxy.errorfiles or {},
         request_editor=forwardfor_editor(proxy, env.config.backends),
         router=build_router(proxy, by_name, backend, applets, env),
