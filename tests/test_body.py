@@ -444,3 +444,106 @@ def test_both_refuse_a_malformed_wait_for_body(tmp_path, line, message):
     assert haproxy.returncode != 0, haproxy.stderr
     assert ours.returncode != 0
     assert "bad.cfg:8]" in ours.stderr and message in ours.stderr, ours.stderr
+
+
+# ------------------------------------------------------------------ the response side
+RESPONSES = {       # path -> [(bytes, pause after them)] the server answers with
+    "/plain": [(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabcd", 0.3), (b"efghij", 0)],
+    "/deny": [(b"HTTP/1.1 200 OK\r\ncontent-length: 17\r\n\r\nthis is ", 0.3),
+              (b"forbidden", 0)],
+    "/chunked": [(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n", 0.3),
+                 (b"4\r\ndefg\r\n0\r\n\r\n", 0)],
+    "/close": [(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil", 0.3),
+               (b" close", 0)],
+    "/slow": [(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", 2.0), (b"late!", 0)],
+    "/nowait": [(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nfirst", 0.3), (b"-then", 0)],
+}
+
+
+class SegmentedServer(Recorder):
+    """Answers each request with RESPONSES[path], in segments, then closes."""
+
+    def _serve(self, conn):
+        try:
+            head, rest = read_head(conn, b"")
+            if head is None:
+                return
+            line, _ = parse_headers(head)
+            for data, pause in RESPONSES[line.split()[1]]:
+                conn.sendall(data)
+                time.sleep(pause)
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+
+def response_config(port, be1, be2):
+    return f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    http-request set-var(txn.path) path
+    default_backend be1
+backend be1
+    http-response set-header X-Before %[res.body_len]
+    http-response wait-for-body time 1s if !{{ var(txn.path) -m str /nowait }}
+    http-response set-header X-RLen %[res.body_len]
+    http-response set-header X-RSize %[res.body_size]
+    http-response set-header X-RBody %[res.body,bytes(0,8)]
+    http-response deny if {{ res.body -m sub forbidden }}
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+def test_http_response_wait_for_body_matches_haproxy(tmp_path):
+    results = {}
+    for name in ("haproxy", "fastlb"):
+        server = SegmentedServer("be1")
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(response_config(port, server.port, server.port))
+        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=tmp_path, env=ENV,
+                                stderr=open(tmp_path / f"{name}.err", "wb"))
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            results[name] = {}
+            for target in RESPONSES:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                sock.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                             % target.encode())
+                data = b""
+                while True:
+                    piece = sock.recv(65536)
+                    if not piece:
+                        break
+                    data += piece
+                sock.close()
+                head, _, body = data.partition(b"\r\n\r\n")
+                line, fields = parse_headers(head + b"\r\n\r\n")
+                marks = sorted((k, v) for k, v in fields.items() if k.startswith("x-"))
+                if "transfer-encoding" in fields:
+                    body = read_raw_body(None, fields, body)[1]
+                results[name][target] = (line.split()[1], marks,
+                                         body if line.split()[1] == "200" else b"")
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            server.close()
+    assert results["fastlb"] == results["haproxy"]
+    ours = results["fastlb"]
+    assert ours["/plain"] == ("200", [("x-before", "4"), ("x-rbody", "abcdefgh"),
+                                      ("x-rlen", "10"), ("x-rsize", "10")], b"abcdefghij")
+    assert ours["/deny"][0] == "502"
+    assert ("x-rlen", "7") in ours["/chunked"][1] and ours["/chunked"][2] == b"abcdefg"
+    assert ours["/close"][2] == b"until close" and ("x-rlen", "11") in ours["/close"][1]
+    assert ours["/slow"][0] == "504"
+    assert ("x-rlen", "5") in ours["/nowait"][1] and ours["/nowait"][2] == b"first-then"

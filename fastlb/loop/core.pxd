@@ -116,6 +116,7 @@ cdef struct BackendRt:
     int http_close          # CLOSE_NONE, CLOSE_SERVER, CLOSE_BOTH (defs.pxd)
     int reuse_never         # http-reuse never: a server connection serves one session only
     int buffer_request      # option http-buffer-request: the body before the backend's rules
+    int buffer_response     # the http-response rules read res.body: a copy of what came
     uint32_t shm_index
 
 
@@ -131,6 +132,7 @@ cdef struct FrontendRt:
     int log_mode            # 0 none, 1 connect line at accept, 2 tcplog at end
     int dontlognull
     int buffer_request      # option http-buffer-request: the body before the rules
+    int buffer_response     # the http-response rules read res.body: a copy of what came
     uint32_t shm_index
 
 

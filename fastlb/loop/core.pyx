@@ -300,6 +300,7 @@ cdef class Worker:
         be.draws = spec.draws
         be.reuse_never = spec.reuse_never
         be.buffer_request = spec.buffer_request
+        be.buffer_response = spec.buffer_response
         be.t_connect = spec.t_connect
         be.t_server = spec.t_server
         be.t_server_fin = spec.t_server_fin
@@ -339,6 +340,7 @@ cdef class Worker:
         fe.log_mode = spec.log_mode
         fe.dontlognull = spec.dontlognull
         fe.buffer_request = spec.buffer_request
+        fe.buffer_response = spec.buffer_response
         fe.shm_index = spec.index
         hooks = FrontendHooks()
         hooks.error_pages = spec.error_pages

@@ -53,6 +53,7 @@ cdef enum TimerKind:
     TM_PROXY_HEADER = 8         # timeout client while a PROXY header is awaited
     TM_TARPIT = 9               # the end of an http-request tarpit's hold
     TM_BODY_WAIT = 10           # a request body awaited (http_body.pxi): 408 when it passes
+    TM_RSP_BODY_WAIT = 11       # a response body awaited (http_body.pxi): 504 when it passes
 
 # what a frontend logs (anonymous: Python sees the names themselves)
 cpdef enum:
@@ -83,6 +84,7 @@ cdef enum ResponseState:
     RS_BODY = 2                 # forwarding its body
     RS_DONE = 3
     RS_TUNNEL = 4               # 101 Switching Protocols: once its head is out, bytes flow as in TCP
+    RS_BODY_WAIT = 5            # http-response wait-for-body: receiving the body (http_body.pxi)
 
 cdef enum BodyMode:
     BODY_NONE = 0

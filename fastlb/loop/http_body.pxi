@@ -107,24 +107,34 @@ cdef object dechunk(bytes data):
 cdef object body_check(Worker w, Session *s, HttpTxn txn, bint now):
     """(payload, announced size) once the wait is over (``now``: at once, what came so
     far), None while more is to come, False for a chunked body that is not one."""
-    cdef int64_t have = buffered(&s.cli)
-    cdef bint over = now or s.cli.rd_eof != 0 or have >= <int64_t>w.bufsize
-    cdef bytes data
     if txn.req_mode == BODY_NONE or txn.is_connect:
         return (b"", 0)
-    if txn.req_mode == BODY_LENGTH:
-        if have > txn.req_remaining:
-            have = txn.req_remaining
-        if not (over or have == txn.req_remaining or
-                (txn.body_at_least > 0 and have >= txn.body_at_least)):
+    return side_body(w, &s.cli, txn.req_mode, txn.req_remaining, txn.body_at_least, now)
+
+
+cdef object side_body(Worker w, Side *side, int mode, int64_t remaining, int64_t at_least,
+                      bint now):
+    """body_check for the body at the front of ``side``'s buffer, framed by ``mode``
+    (``remaining``: its Content-Length)."""
+    cdef int64_t have = buffered(side)
+    cdef bint over = now or side.rd_eof != 0 or have >= <int64_t>w.bufsize
+    cdef bytes data
+    if mode == BODY_NONE:
+        return (b"", 0)
+    if mode == BODY_LENGTH or mode == BODY_CLOSE:
+        if mode == BODY_LENGTH and have > remaining:
+            have = remaining
+        if not (over or (mode == BODY_LENGTH and have == remaining) or
+                (at_least > 0 and have >= at_least)):
             return None
-        return ((s.cli.buf + s.cli.head)[:have] if have > 0 else b"", txn.req_remaining)
-    data = (s.cli.buf + s.cli.head)[:have] if have > 0 else b""
+        data = (side.buf + side.head)[:have] if have > 0 else b""
+        return (data, remaining if mode == BODY_LENGTH else len(data))
+    data = (side.buf + side.head)[:have] if have > 0 else b""
     parsed = dechunk(data)
     if parsed is None:
         return (b"", 0) if now else False
     payload, complete = parsed
-    if not (over or complete or (txn.body_at_least > 0 and len(payload) >= txn.body_at_least)):
+    if not (over or complete or (at_least > 0 and len(payload) >= at_least)):
         return None
     return (payload, len(payload))
 
@@ -177,4 +187,87 @@ cdef int64_t body_wait_deadline(Worker w, Session *s, HttpTxn txn):
         if dl == 0 or t < dl:
             dl = t
     s.timer = TM_BODY_WAIT
+    return dl
+
+
+# ------------------------------------------------------------------ the response side
+cdef int rsp_framing(HttpTxn txn, Head fields, int64_t *remaining):
+    """How the response body ends, as http_response_rest will frame it (before the
+    rules, which wait-for-body precedes)."""
+    cdef int64_t length = content_length(fields.headers)
+    cdef int chunked_te = transfer_chunked(fields.headers)
+    remaining[0] = 0
+    if txn.is_head or fields.status == 204 or fields.status == 304:
+        return BODY_NONE
+    if chunked_te > 0:
+        return BODY_CHUNKED
+    if chunked_te < 0 or length < 0:
+        return BODY_CLOSE
+    remaining[0] = length
+    return BODY_LENGTH if length > 0 else BODY_NONE
+
+
+cdef void rsp_body_snapshot(Worker w, Session *s, HttpTxn txn, Head fields):
+    """res.body without a wait: what came with the head."""
+    cdef int64_t remaining
+    cdef int mode = rsp_framing(txn, fields, &remaining)
+    stream = txn.stream
+    stream.res_body, stream.res_body_size = side_body(w, &s.srv, mode, remaining, 0, True)
+
+
+cdef void rsp_wait_begin(Worker w, Session *s, HttpTxn txn, Head fields, bytes head,
+                         tuple wait, int phase):
+    """http-response wait-for-body: (time, at-least); the rules go on from ``phase``
+    (0: the backend's, 1: the frontend's) once the body is in."""
+    txn.rsp_state = RS_BODY_WAIT
+    txn.rsp_wait_fields = fields
+    txn.rsp_wait_head = head
+    txn.rsp_wait_phase = phase
+    txn.rsp_wait_mode = rsp_framing(txn, fields, &txn.rsp_wait_remaining)
+    txn.rsp_wait_at_least = wait[1]
+    txn.rsp_wait_deadline = w.now + <int64_t>wait[0] if wait[0] > 0 else 0
+
+
+cdef bint http_rsp_wait_step(Worker w, int idx, Session *s, HttpTxn txn):
+    """Read the response body until the wait is over, then the rules go on."""
+    cdef int r
+    while True:
+        found = side_body(w, &s.srv, txn.rsp_wait_mode, txn.rsp_wait_remaining,
+                          txn.rsp_wait_at_least, False)
+        if found is False:
+            txn.term0, txn.term1 = b'S', b'D'
+            session_close(w, idx, s)
+            return False
+        if found is not None:
+            break
+        r = side_read(&s.srv, &w.pool, w.now)
+        if r == IO_DATA:
+            txn.rsp_bytes_in += 1
+            continue
+        if r == IO_ERROR:
+            http_error(w, idx, s, txn, 502, False, b'S', b'D')
+            return True
+        if r == IO_NONE:
+            return False
+    fields = txn.rsp_wait_fields
+    head = txn.rsp_wait_head
+    txn.rsp_wait_fields = txn.rsp_wait_head = None
+    stream = txn.stream
+    stream.res_body, stream.res_body_size = found
+    txn.rsp_state = RS_HEAD
+    http_response_rest(w, idx, s, txn, fields, head, True)
+    return s.state != ST_FREE
+
+
+cdef int64_t rsp_wait_deadline(Worker w, Session *s, HttpTxn txn, int64_t dl):
+    """The wait's own time, else timeout server since the last bytes: both end in 504."""
+    cdef BackendRt *be = &w.backends[s.be]
+    cdef int64_t t
+    if txn.rsp_wait_deadline and (dl == 0 or txn.rsp_wait_deadline < dl):
+        dl = txn.rsp_wait_deadline
+    if be.t_server:
+        t = s.srv.last + be.t_server
+        if dl == 0 or t < dl:
+            dl = t
+    s.timer = TM_RSP_BODY_WAIT
     return dl

@@ -168,6 +168,8 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
                 return http_retry_fresh(w, idx, s, txn)
             http_error(w, idx, s, txn, 502, False, b'S', b'H')
             return True
+    elif txn.rsp_state == RS_BODY_WAIT:
+        return http_rsp_wait_step(w, idx, s, txn) or moved
     elif txn.rsp_state == RS_BODY:
         if classify_body(&txn.rsp_chunk, txn.rsp_mode, &txn.rsp_remaining, &txn.rsp_avail,
                          &txn.rsp_body_seen_end, &s.srv, s.srv.rd_eof) < 0:
@@ -322,6 +324,8 @@ cdef int64_t http_deadline(Worker w, int idx, Session *s):
         return txn.tarpit_until
     if txn.req_state == RQ_BODY_WAIT:
         return body_wait_deadline(w, s, txn)
+    if txn.rsp_state == RS_BODY_WAIT:
+        return rsp_wait_deadline(w, s, txn, 0)
     if be != NULL:
         dl = server_wait_deadline(be, s)
     if txn.req_state == RQ_HEAD and txn.out_cli is None:
@@ -358,6 +362,10 @@ cdef void http_expired(Worker w, int idx, Session *s):
         http_run(w, idx, s)
     elif s.timer == TM_TARPIT:
         http_tarpit_over(w, idx, s, txn)
+        http_run(w, idx, s)
+    elif s.timer == TM_RSP_BODY_WAIT:
+        txn.rsp_wait_fields = txn.rsp_wait_head = None
+        http_error(w, idx, s, txn, 504, False, b's', b'D')   # the body did not come in time
         http_run(w, idx, s)
     elif s.timer == TM_BODY_WAIT:
         txn.body_fields = None

@@ -2,6 +2,7 @@
 # Included by core.pxd; implemented in http_response.pxi.
 
 cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn)
+cdef bint http_response_rest(Worker w, int idx, Session *s, HttpTxn txn, Head fields, bytes head, bint resumed)
 cdef void http_end_transaction(Worker w, int idx, Session *s, HttpTxn txn)
 cdef object response_stream(Worker w, Session *s, HttpTxn txn, Head fields)
 cdef void http_response_denied(Worker w, int idx, Session *s, HttpTxn txn, object answer)

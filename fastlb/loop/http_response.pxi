@@ -42,9 +42,25 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     hooks = <FrontendHooks>w.fe_hooks[s.fe]
     if hooks.captures_rsp is not None:
         txn.captures_rsp = capture_headers(hooks.captures_rsp, fields.headers)
+    return http_response_rest(w, idx, s, txn, fields, head, False)
+
+
+cdef bint http_response_rest(Worker w, int idx, Session *s, HttpTxn txn, Head fields,
+                             bytes head, bint resumed):
+    """Persistence, the http-response rules, framing and the head for the client;
+    ``resumed``: after an http-response wait-for-body (http_body.pxi), the rules go on
+    where they stopped."""
+    cdef FrontendHooks hooks = <FrontendHooks>w.fe_hooks[s.fe]
+    cdef int status = fields.status
+    cdef bytes version = fields.version
+    cdef list out
+    cdef int64_t length
+    cdef int chunked_te
+    cdef bint edited = resumed
+    cdef int phase = txn.rsp_wait_phase if resumed else 0
     try:
         persistence = (<BackendHooks>w.be_hooks[s.be]).cookie
-        if persistence is not None:
+        if persistence is not None and not resumed:
             txn.ck_server = persistence.on_response(fields.headers, s.server, txn.ck_client,
                                                     txn.method, txn.ck_seen, 0,
                                                     txn.server_forced)
@@ -52,12 +68,21 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
         be_editor = (<BackendHooks>w.be_hooks[s.be]).response_editor
         fe_editor = hooks.response_editor
         if be_editor is not None or fe_editor is not None:
-            stream = response_stream(w, s, txn, fields)
+            stream = response_stream(w, s, txn, fields) if not resumed else txn.stream
+            if not resumed and (w.backends[s.be].buffer_response or
+                                w.frontends[s.fe].buffer_response):
+                rsp_body_snapshot(w, s, txn, fields)
             # backend http-response rules, then the frontend's; a deny ends the response
             # 0, a status (the proxy's page) or a whole response (b"": close)
-            deny = be_editor(stream) if be_editor is not None else 0
+            deny = be_editor(stream) if be_editor is not None and phase == 0 else 0
+            if deny.__class__ is tuple:            # wait-for-body in the backend's rules
+                rsp_wait_begin(w, s, txn, fields, head, deny, 0)
+                return True
             if deny.__class__ is int and deny == 0 and fe_editor is not None:
                 deny = fe_editor(stream)
+                if deny.__class__ is tuple:
+                    rsp_wait_begin(w, s, txn, fields, head, deny, 1)
+                    return True
             edited = True
             if deny.__class__ is not int or deny != 0:
                 http_response_denied(w, idx, s, txn, deny)

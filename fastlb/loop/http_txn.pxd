@@ -86,6 +86,14 @@ cdef class HttpTxn:
     cdef int body_phase
     cdef int64_t body_deadline      # 0: none but timeout client
     cdef int64_t body_at_least
+    # RS_BODY_WAIT: an http-response wait-for-body
+    cdef object rsp_wait_fields
+    cdef bytes rsp_wait_head
+    cdef int rsp_wait_phase
+    cdef int rsp_wait_mode
+    cdef int64_t rsp_wait_remaining
+    cdef int64_t rsp_wait_at_least
+    cdef int64_t rsp_wait_deadline
     cdef int64_t find_head(self, Side *side, bint request)
     cdef void reset(self, int64_t now, int64_t now_real)
 

@@ -458,7 +458,25 @@ def build_response_editor(proxy: Proxy, env: SampleEnv):
     compiler = ConditionCompiler(proxy.acls, env, "http-response", proxy.name)
     rules = compile_rules(proxy.http_response_rules, compiler,
                           Context("http-response", env, proxy.name), proxy)
+    if any(c.rule.action == "wait-for-body" for c in rules):
+        return resumable_response(rules)
     return functools.partial(run_response_rules, rules)
+
+
+def resumable_response(rules: list):
+    """run_response_rules for rules with a wait-for-body: that rule hands (time,
+    at-least) to the loop, which waits for the body and calls again (``stream.resume``)."""
+    after = {id(c): i + 1 for i, c in enumerate(rules)}
+
+    def run(stream):
+        start = getattr(stream, "resume", 0)
+        verdict = run_response_rules(rules[start:] if start else rules, stream)
+        if verdict.__class__ is CompiledRule:
+            stream.resume = after[id(verdict)]
+            return verdict.rule.wait_ms, verdict.rule.at_least
+        stream.resume = 0
+        return verdict
+    return run
 
 
 def run_response_rules(rules: list, stream):
@@ -498,6 +516,8 @@ def run_response_rules(rules: list, stream):
             # values no longer see that response's headers
             stream.res_headers = []
             return reply(c, stream)
+        elif action == "wait-for-body":
+            return c                  # resumable_response waits, then goes on after it
     return 0
 
 

@@ -81,6 +81,7 @@ class BackendSpec:
     http_close: int               # HTTP_CLOSE_MODES
     reuse_never: bool
     buffer_request: int           # 1: option http-buffer-request, 2: rules read the body
+    buffer_response: bool         # the http-response rules read res.body
     t_connect: int                # timeouts in ms, 0: none
     t_server: int
     t_server_fin: int
@@ -112,6 +113,7 @@ class FrontendSpec:
     log_mode: int                 # LOG_*
     dontlognull: bool
     buffer_request: int           # 1: option http-buffer-request, 2: rules read the body
+    buffer_response: bool         # the http-response rules read res.body
     error_pages: dict
     request_editor: object        # option forwardfor: edit(out, headers, client_ip), or None
     router: object                # per-request routing callable, or None
@@ -270,6 +272,8 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         http_close=HTTP_CLOSE_MODES[proxy.options.http_mode],
         reuse_never=proxy.http_reuse == "never",
         buffer_request=buffer_request(proxy),
+        buffer_response=proxy.mode == "http" and _mentions_body(
+            (proxy.http_response_rules, proxy.acls), "res.body"),
         t_connect=t.connect or 0, t_server=t.server or 0, t_server_fin=t.server_fin or 0,
         t_tunnel=t.tunnel or 0, t_queue=t.queue or t.connect or 0, retries=proxy.retries,
         redispatch=proxy.options.redispatch or 0, srvtcpka=bool(proxy.options.srvtcpka),
@@ -296,18 +300,18 @@ def buffer_request(proxy: Proxy) -> int:
                                 proxy.switching_rules, proxy.redirect_rules)) else 0
 
 
-def _mentions_body(value, depth: int = 0) -> bool:
-    """Some text in these rules, conditions or ACLs names a req.body fetch."""
+def _mentions_body(value, fetch: str = "req.body", depth: int = 0) -> bool:
+    """Some text in these rules, conditions or ACLs names a ``fetch`` (req.body*)."""
     if depth > 12:
         return False
     if isinstance(value, str):
-        return "req.body" in value
+        return fetch in value
     if isinstance(value, dict):
-        return any(_mentions_body(v, depth + 1) for v in value.values())
+        return any(_mentions_body(v, fetch, depth + 1) for v in value.values())
     if isinstance(value, (list, tuple)):
-        return any(_mentions_body(v, depth + 1) for v in value)
+        return any(_mentions_body(v, fetch, depth + 1) for v in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return any(_mentions_body(getattr(value, f.name), depth + 1)
+        return any(_mentions_body(getattr(value, f.name), fetch, depth + 1)
                    for f in dataclasses.fields(value))
     return False
 
@@ -348,6 +352,8 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         clitcpka=bool(proxy.options.clitcpka), log_mode=log_mode,
         dontlognull=bool(proxy.options.dontlognull),
         buffer_request=buffer_request(proxy),
+        buffer_response=proxy.mode == "http" and _mentions_body(
+            (proxy.http_response_rules, proxy.acls), "res.body"),
         error_pages=proxy.errorfiles or {},
         request_editor=forwardfor_editor(proxy, env.config.backends),
         router=build_router(proxy, by_name, backend, applets, env),
