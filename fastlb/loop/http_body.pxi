@@ -109,7 +109,20 @@ cdef object body_check(Worker w, Session *s, HttpTxn txn, bint now):
     far), None while more is to come, False for a chunked body that is not one."""
     if txn.req_mode == BODY_NONE or txn.is_connect:
         return (b"", 0)
-    return side_body(w, &s.cli, txn.req_mode, txn.req_remaining, txn.body_at_least, now)
+    # (the Content-Length: once a wait is over, the bytes in are classified, req_avail)
+    return side_body(w, &s.cli, txn.req_mode, txn.req_remaining + txn.req_avail,
+                     txn.body_at_least, now)
+
+
+cdef bint body_complete(Worker w, Session *s, HttpTxn txn):
+    """The whole request body is in the client buffer."""
+    cdef int64_t have = buffered(&s.cli)
+    if txn.req_mode == BODY_NONE or txn.is_connect:
+        return True
+    if txn.req_mode == BODY_LENGTH:
+        return have >= txn.req_remaining + txn.req_avail
+    parsed = dechunk((s.cli.buf + s.cli.head)[:have] if have > 0 else b"")
+    return parsed is not None and parsed[1]
 
 
 cdef object side_body(Worker w, Side *side, int mode, int64_t remaining, int64_t at_least,
@@ -160,6 +173,16 @@ cdef bint http_body_wait_step(Worker w, int idx, Session *s, HttpTxn txn):
         if r == IO_NONE:
             return False
         # IO_EOF: the body is what came (body_check sees rd_eof)
+    if s.cli.rd_eof and not body_complete(w, s, txn):
+        # the client closed in the middle of its body: the request cannot be sent whole
+        txn.body_fields = None
+        txn.term0, txn.term1 = b'C', b'D'
+        session_close(w, idx, s)
+        return False
+    # a body that is all in counts as read: an answer of the rules (a deny) then keeps
+    # the connection, the next request behind it included
+    classify_body(&txn.req_chunk, txn.req_mode, &txn.req_remaining, &txn.req_avail,
+                  &txn.req_body_seen_end, &s.cli, s.cli.rd_eof)
     fields = txn.body_fields
     txn.body_fields = None
     stream = txn_stream(w, s, txn, fields)

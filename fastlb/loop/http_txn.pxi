@@ -160,6 +160,7 @@ cdef void http_start(Worker w, int idx, Session *s):
     txn.reset(w.now, s.t_accept_real)
     txn.requests = 0
     txn.sess_vars = {}
+    txn.body_fields = txn.rsp_wait_fields = txn.rsp_wait_head = None   # a closed wait's
     s.http = 1
     s.state = ST_IDLE
     http_run(w, idx, s)
