@@ -18,7 +18,10 @@ import time
 
 import pytest
 
-from conftest import FASTLB, free_port, listening_sockets, parse_headers, read_head, wait_until
+import re
+
+from conftest import (FASTLB, SyslogReceiver, free_port, listening_sockets, parse_headers,
+                      read_head, wait_until)
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -262,13 +265,18 @@ def play(port, segments, count):
     return answers
 
 
-def run_both(tmp_path, make_config, scenarios):
+def run_both(tmp_path, make_config, scenarios, logs=None):
     results = {}
     for name in ("haproxy", "fastlb"):
         backends = [Recorder("be1"), Recorder("be2")]
+        syslog = SyslogReceiver()
         port = free_port()
         path = tmp_path / f"{name}.cfg"
-        path.write_text(make_config(port, backends[0].port, backends[1].port))
+        text = make_config(port, backends[0].port, backends[1].port)
+        if logs is not None:
+            text = f"global\n    log 127.0.0.1:{syslog.port} local0\n" + \
+                text.replace("defaults\n", "defaults\n    log global\n    option httplog\n", 1)
+        path.write_text(text)
         cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
             FASTLB + ["-d", "-f", str(path), "-n", "1"]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=tmp_path, env=ENV,
@@ -283,9 +291,12 @@ def run_both(tmp_path, make_config, scenarios):
                 time.sleep(0.05)
                 seen = [entry for be in backends for entry in be.seen]
                 results[name][scenario] = (answers, seen, segments)
+                if logs is not None:
+                    logs.setdefault(name, {})[scenario] = syslog.drain(0.3)
         finally:
             proc.terminate()
             proc.wait(5)
+            syslog.sock.close()
             for be in backends:
                 be.close()
     return results
@@ -390,6 +401,29 @@ def test_wait_for_body_matches_haproxy(tmp_path):
     assert marks["x-p"] == "early" and 10 <= int(marks["x-len"]) < 48
     assert [a[0] for a in ours["segments-deny"][0]] == [403]
     assert ("x-len", "13") in ours["chunked"][1][0][2]
+
+
+def outcome(line: str):
+    """(status, termination state) of an httplog line."""
+    match = re.search(r" (-?\d+) -?\d+ \S+ \S+ (\S{4}) ", line)
+    return (match.group(1), match.group(2)[:2]) if match else line
+
+
+LOG_SCENARIOS = {name: SCENARIOS[name] for name in (
+    "length", "deny-secret", "body-late", "bad-chunk", "client-half-closes", "segments-with-delays")}
+
+
+def test_body_waits_log_as_haproxy(tmp_path):
+    """Status and termination state of each request's log line: 408 cR for a body that
+    never came, PR for a deny, CR for a client gone in the middle of its body (HAProxy
+    2.6 logs these while the request is analysed, not while its data flows)."""
+    logs = {}
+    check(run_both(tmp_path, config, LOG_SCENARIOS, logs))
+    ours = {k: [outcome(line) for line in v] for k, v in logs["fastlb"].items()}
+    theirs = {k: [outcome(line) for line in v] for k, v in logs["haproxy"].items()}
+    assert ours == theirs
+    assert ours["body-late"] == [("408", "cR")]
+    assert ours["deny-secret"] == [("403", "PR")]
 
 
 BACKEND_SCENARIOS = {
@@ -517,12 +551,15 @@ backend be2
 
 
 def test_http_response_wait_for_body_matches_haproxy(tmp_path):
-    results = {}
+    results, logs = {}, {}
     for name in ("haproxy", "fastlb"):
         server = SegmentedServer("be1")
+        syslog = SyslogReceiver()
         port = free_port()
         path = tmp_path / f"{name}.cfg"
-        path.write_text(response_config(port, server.port, server.port))
+        path.write_text(f"global\n    log 127.0.0.1:{syslog.port} local0\n" +
+                        response_config(port, server.port, server.port).replace(
+                            "defaults\n", "defaults\n    log global\n    option httplog\n", 1))
         cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
             FASTLB + ["-d", "-f", str(path), "-n", "1"]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=tmp_path, env=ENV,
@@ -548,11 +585,14 @@ def test_http_response_wait_for_body_matches_haproxy(tmp_path):
                     body = read_raw_body(None, fields, body)[1]
                 results[name][target] = (line.split()[1], marks,
                                          body if line.split()[1] == "200" else b"")
+                logs.setdefault(name, {})[target] = [outcome(x) for x in syslog.drain(0.3)]
         finally:
             proc.terminate()
             proc.wait(5)
             server.close()
+            syslog.sock.close()
     assert results["fastlb"] == results["haproxy"]
+    assert logs["fastlb"] == logs["haproxy"]
     ours = results["fastlb"]
     assert ours["/plain"] == ("200", [("x-before", "4"), ("x-rbody", "abcdefgh"),
                                       ("x-rlen", "10"), ("x-rsize", "10")], b"abcdefghij")

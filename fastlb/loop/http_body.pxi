@@ -159,7 +159,7 @@ cdef bint http_body_wait_step(Worker w, int idx, Session *s, HttpTxn txn):
     while True:
         found = body_check(w, s, txn, False)
         if found is False:
-            http_error(w, idx, s, txn, 400, False, b'P', b'D')
+            http_error(w, idx, s, txn, 400, False, b'P', b'R')   # HAProxy logs these "R"
             return True
         if found is not None:
             break
@@ -167,7 +167,7 @@ cdef bint http_body_wait_step(Worker w, int idx, Session *s, HttpTxn txn):
         if r == IO_DATA:
             continue
         if r == IO_ERROR:
-            txn.term0, txn.term1 = b'C', b'D'
+            txn.term0, txn.term1 = b'C', b'R'
             session_close(w, idx, s)
             return False
         if r == IO_NONE:
@@ -176,7 +176,7 @@ cdef bint http_body_wait_step(Worker w, int idx, Session *s, HttpTxn txn):
     if s.cli.rd_eof and not body_complete(w, s, txn):
         # the client closed in the middle of its body: the request cannot be sent whole
         txn.body_fields = None
-        txn.term0, txn.term1 = b'C', b'D'
+        txn.term0, txn.term1 = b'C', b'R'
         session_close(w, idx, s)
         return False
     # a body that is all in counts as read: an answer of the rules (a deny) then keeps

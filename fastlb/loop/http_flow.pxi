@@ -365,11 +365,11 @@ cdef void http_expired(Worker w, int idx, Session *s):
         http_run(w, idx, s)
     elif s.timer == TM_RSP_BODY_WAIT:
         txn.rsp_wait_fields = txn.rsp_wait_head = None
-        http_error(w, idx, s, txn, 504, False, b's', b'D')   # the body did not come in time
+        http_error(w, idx, s, txn, 504, False, b's', b'R')   # (HAProxy 2.6 logs sR)
         http_run(w, idx, s)
     elif s.timer == TM_BODY_WAIT:
         txn.body_fields = None
-        http_error(w, idx, s, txn, 408, False, b'c', b'D')   # the body did not come in time
+        http_error(w, idx, s, txn, 408, False, b'c', b'R')   # the body did not come in time
         http_run(w, idx, s)
     elif s.timer == TM_HTTP_HEAD:
         if txn.requests > 0 and buffered(&s.cli) == 0:
