@@ -154,6 +154,7 @@ SCENARIOS = {
 }
 # what the rules see of a body larger than the buffer depends on the buffer's layout
 LAYOUT = {"bigger-than-buffer", "bigger-chunked"}
+LAYOUT_MARKS = ("x-len", "x-size", "x-head", "x-before")
 
 
 def config(port, be1, be2):
@@ -336,9 +337,8 @@ def check(results, layout=()):
         for ours, theirs in zip(our_seen, their_seen):
             ours_cmp, theirs_cmp = list(ours[:4]), list(theirs[:4])
             if scenario in layout:          # how much of it fits differs: not the marks
-                ours_cmp[2] = [m for m in ours[2] if m[0] not in ("x-len", "x-size", "x-head")]
-                theirs_cmp[2] = [m for m in theirs[2] if m[0] not in ("x-len", "x-size",
-                                                                        "x-head")]
+                ours_cmp[2] = [m for m in ours[2] if m[0] not in LAYOUT_MARKS]
+                theirs_cmp[2] = [m for m in theirs[2] if m[0] not in LAYOUT_MARKS]
             if ours_cmp != theirs_cmp:
                 problems.append(f"{scenario}: backend saw {ours_cmp[:3]} (body {len(ours[3])} "
                                 f"bytes), haproxy's {theirs_cmp[:3]} ({len(theirs[3])} bytes)")
@@ -432,6 +432,51 @@ BACKEND_SCENARIOS = {
     "segments": ([(post("/", b"b=seg&" + b"q" * 30)[:-20], 0.3),
                   (post("/", b"b=seg&" + b"q" * 30)[-20:], 0)], 1),
 }
+
+
+def backend_wait_config(port, be1, be2):
+    """wait-for-body in the backend's rules, after rules that see what came with the head;
+    a small tune.bufsize: a body larger than it is seen as far as it fits."""
+    return f"""
+global
+    tune.bufsize 4096
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be1
+backend be1
+    http-request set-header X-Before %[req.body_len]
+    http-request wait-for-body time 2s
+    http-request set-header X-P %[req.body_param(b)]
+    http-request set-header X-Long 1 if {{ req.body_len gt 1000 }}
+    http-request deny if {{ req.body -m sub secret }}
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+BACKEND_WAIT_SCENARIOS = {
+    "segments": BACKEND_SCENARIOS["segments"],
+    "deny-late": ([(post("/", b"b=1&the secret")[:-6], 0.3),
+                   (post("/", b"b=1&the secret")[-6:], 0)], 1),
+    "bigger-than-buffer": ([(post("/", b"b=big&" + b"x" * 10000), 0)], 1),
+}
+
+
+def test_backend_wait_for_body_matches_haproxy(tmp_path):
+    results = check(run_both(tmp_path, backend_wait_config, BACKEND_WAIT_SCENARIOS),
+                    {"bigger-than-buffer"})
+    ours = results["fastlb"]
+    assert ("x-p", "seg") in ours["segments"][1][0][2]
+    assert [a[0] for a in ours["deny-late"][0]] == [403]
+    big = ours["bigger-than-buffer"][1][0]
+    assert len(big[3]) == 10006 and ("x-long", "1") in big[2] and ("x-p", "big") in big[2]
+    assert 1000 < int(dict(big[2])["x-before"]) <= 4096     # what one 4 KiB buffer holds
 
 
 def test_backend_http_buffer_request_matches_haproxy(tmp_path):
