@@ -291,8 +291,9 @@ def parse_rule(args: list[str], response: bool, read_file,
 
 
 def _parse_wait_for_body(rule: Rule, words: list) -> None:
-    """``time <time> [at-least <bytes>]``, in any order (HAProxy's)."""
-    from ..config.units import parse_size, parse_time_ms
+    """``time <time> [at-least <bytes>]``, in any order (HAProxy's); the texts are kept in
+    ``value`` and ``reason`` for the config layer to turn into numbers (wait_ms,
+    at_least: fastlb.config.units, which this layer does not import)."""
     wait = None
     while words:
         key = words.pop(0)
@@ -302,16 +303,13 @@ def _parse_wait_for_body(rule: Rule, words: list) -> None:
         if not words:
             raise RuleError(f"'wait-for-body' : missing argument for '{key}'.")
         text = words.pop(0)
-        try:
-            if key == "time":
-                wait = parse_time_ms(text)
-            else:
-                rule.at_least = parse_size(text)
-        except ValueError as exc:
-            raise RuleError(f"'wait-for-body' : {exc}") from None
+        if key == "time":
+            wait = text
+        else:
+            rule.reason = text
     if wait is None:
         raise RuleError("'wait-for-body' expects time <time> [ at-least <bytes> ].")
-    rule.wait_ms = wait
+    rule.value = wait
 
 
 def _parse_reply(rule: Rule, rest: list, read_file, deny: bool) -> None:

@@ -8,7 +8,7 @@ import re
 from ...http.acl import AclError, parse_acl
 from ...http.rules import RuleError, check_rule, parse_rule
 from ..model import HttpCheck, StatsPage
-from ..units import parse_time_ms
+from ..units import parse_size, parse_time_ms
 from .arguments import condition, one_arg
 from .registry import BACKENDS, DEFAULTS, FRONTENDS, PROXIES, PROXY_AND_DEFAULTS, keyword
 
@@ -77,6 +77,13 @@ def _http_rule(parser, proxy, args, origin, response, side=""):
         check_rule(rule, place)
     except RuleError as exc:
         raise ValueError(f"'{side}' : {exc}") from None
+    if rule.action == "wait-for-body":
+        try:
+            rule.wait_ms = parse_time_ms(rule.value)
+            rule.at_least = parse_size(rule.reason) if rule.reason else 0
+        except ValueError as exc:
+            raise ValueError(f"'{side} wait-for-body' : {exc}") from None
+        rule.value = rule.reason = ""
     if rule.action == "capture":
         slots = proxy.captures_rsp if response else proxy.captures_req
         if not proxy.has_frontend:
