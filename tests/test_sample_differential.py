@@ -9,6 +9,7 @@ Each ``set-header`` of the corpus is one expression (its header name says which)
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 
@@ -797,3 +798,157 @@ def test_set_log_level_as_haproxy(tmp_path):
     differential(tmp_path, log_level_config, requests, logs)
     assert [x[:5] for x in logs["fastlb"]] == [x[:5] for x in logs["haproxy"]] == \
         ["<131>", "<134>"]
+
+
+def early_hint_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    http-request early-hint Link "</style.css>; rel=preload; as=style"
+    http-request early-hint Link "</app.js>; rel=preload" if {{ path /skip }}
+    http-request early-hint X-Host %[req.hdr(host),lower]
+    http-request set-header X-Between 1
+    http-request early-hint X-Path %[path] if {{ path_beg /a }}
+    http-request deny if {{ path /deny }}
+    default_backend be1
+backend be1
+    http-request early-hint X-Backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+def raw_answers(cmd, port, tmp_path, name, requests) -> list:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=tmp_path)
+    answers = []
+    try:
+        wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+        for request in requests:
+            with socket.create_connection(("127.0.0.1", port), timeout=3) as conn:
+                conn.sendall(request)
+                data = b""
+                while chunk := conn.recv(65536):
+                    data += chunk
+            answers.append(data)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    return answers
+
+
+def test_early_hint_as_haproxy(tmp_path):
+    """early-hint: one 103 per run of adjacent rules (a rule of the run that does not match
+    still ends it), frontend's then backend's, before a deny as before a response; none
+    for an HTTP/1.0 client.  The bytes the client gets are compared whole."""
+    requests = [b"GET /a/x HTTP/1.1\r\nHost: WWW.Example\r\nConnection: close\r\n\r\n",
+                b"GET /skip HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+                b"GET /deny HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+                b"GET /a/x HTTP/1.0\r\nHost: h\r\n\r\n"]
+    got = {}
+    for name in ("haproxy", "fastlb"):
+        backend = RecordingBackend("be1")
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(early_hint_config(port, backend.port, backend.port, 1))
+        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        try:
+            got[name] = raw_answers(cmd, port, tmp_path, name, requests)
+        finally:
+            backend.close()
+    import re
+
+    def hints(answer):      # the 103s, then the final status line (pages differ: README)
+        interim = re.findall(rb"HTTP/1\.1 103 Early Hints\r\n.*?\r\n\r\n", answer, re.S)
+        final = re.search(rb"HTTP/1\.[01] [2-5]\d\d", answer)
+        return interim, final.group(0) if final else None
+    assert hints(got["haproxy"][0])[0][0].startswith(b"HTTP/1.1 103 Early Hints\r\nlink: ")
+    assert [hints(a) for a in got["fastlb"]] == [hints(a) for a in got["haproxy"]]
+
+
+def set_timeout_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be1
+backend be1
+    http-request set-timeout server 400ms if {{ path /short }}
+    http-request set-timeout server req.hdr(x-t)
+    http-request set-timeout tunnel 400ms
+    timeout tunnel 5s
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+def slow_backend() -> Backend:
+    """Answers 1 s late; /ws: a 101 switch, then the tunnel stays silent."""
+    def handle(conn, backend):
+        rest = b""
+        while True:
+            head, rest = read_head(conn, rest)
+            if head is None:
+                return
+            if b" /ws " in head.split(b"\r\n", 1)[0]:
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+                             b"Upgrade: websocket\r\n\r\n")
+                conn.recv(1)
+                return
+            time.sleep(1.0)
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+    return Backend(handle, "slow")
+
+
+def test_set_timeout_as_haproxy(tmp_path):
+    """set-timeout server (a time, or a sample in ms) turns a 1 s answer into a 504;
+    set-timeout tunnel closes a silent WebSocket tunnel: the same for both."""
+    requests = [
+        b"GET /short HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        b"GET /sample HTTP/1.1\r\nHost: h\r\nX-T: 300\r\nConnection: close\r\n\r\n",
+        b"GET /sample HTTP/1.1\r\nHost: h\r\nX-T: nope\r\nConnection: close\r\n\r\n",
+        b"GET /plain HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"]
+    websocket = b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n" \
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    got = {}
+    for name in ("haproxy", "fastlb"):
+        backend = slow_backend()
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(set_timeout_config(port, backend.port, backend.port, 1))
+        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        got[name] = []
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            # HAProxy 2.6.12 keeps a silent tunnel past set-timeout tunnel (its timeout
+            # client, here 5 s); the manual says the rule sets it: fastlb does (README)
+            for request in requests + ([websocket] if name == "fastlb" else []):
+                started = time.monotonic()
+                with socket.create_connection(("127.0.0.1", port), timeout=4) as conn:
+                    conn.sendall(request)
+                    data = b""
+                    while chunk := conn.recv(65536):
+                        data += chunk
+                elapsed = time.monotonic() - started
+                got[name].append((data.split(b"\r\n", 1)[0], elapsed < 0.9))
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            backend.close()
+    assert got["haproxy"] == [(b"HTTP/1.1 504 Gateway Time-out", True)] * 2 + \
+        [(b"HTTP/1.1 200 OK", False)] * 2
+    assert got["fastlb"] == got["haproxy"] + [(b"HTTP/1.1 101 Switching Protocols", True)]

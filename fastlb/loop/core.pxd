@@ -24,6 +24,8 @@ cdef struct Session:
     Side srv
     int fe                  # frontend index
     int be                  # backend index, -1 if none
+    int64_t t_server_rule   # http-request set-timeout server|tunnel for this request
+    int64_t t_tunnel_rule   # (0: the backend's)
     int server              # server index in the backend, -1 if none
     int listener
     int retries_left

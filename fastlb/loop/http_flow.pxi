@@ -35,6 +35,22 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
     cdef int64_t n, sent
     cdef FrontendRt *fe = &w.frontends[s.fe]
 
+    # -- interim responses (103 Early Hints) before anything else
+    if txn.interim is not None:
+        n = side_write(&s.cli, (<char *>txn.interim) + txn.interim_off,
+                       len(txn.interim) - txn.interim_off, w.now)
+        if n < 0:
+            txn.term0, txn.term1 = b'C', b'D'
+            session_close(w, idx, s)
+            return False
+        txn.interim_off += n
+        if txn.count_bytes:
+            txn.bytes_out += n
+        if txn.interim_off < len(txn.interim):
+            return False
+        txn.interim = None
+        moved = True
+
     # -- an error page, or the response head, goes to the client first
     if txn.out_cli is not None:
         if txn.after_due and txn.out_cli_off == 0:
@@ -328,15 +344,17 @@ cdef int64_t http_deadline(Worker w, int idx, Session *s):
             dl = txn.t_start + t
             s.timer = TM_HTTP_HEAD
     elif fe.t_client and (txn.req_state == RQ_BODY or txn.req_state == RQ_APPLET or
-                          txn.out_cli is not None or txn.rsp_avail > 0):
+                          txn.out_cli is not None or txn.rsp_avail > 0 or
+                          txn.interim is not None):
         # a client that half-closed is under timeout client-fin when one is set
         t = fe.t_client_fin if fe.t_client_fin and s.cli.rd_eof else fe.t_client
         if dl == 0 or s.cli.last + t < dl:
             dl = s.cli.last + t
             s.timer = TM_CLIENT
-    if be != NULL and be.t_server and s.state == ST_ESTABLISHED and \
+    if be != NULL and (be.t_server or s.t_server_rule) and s.state == ST_ESTABLISHED and \
             (txn.rsp_state == RS_HEAD or txn.rsp_state == RS_BODY):
-        t = be.t_server_fin if be.t_server_fin and s.srv.rd_eof else be.t_server
+        t = be.t_server_fin if be.t_server_fin and s.srv.rd_eof else \
+            (s.t_server_rule or be.t_server)
         # the server's timeout wins a tie with the client's: the response is what is late
         if dl == 0 or s.srv.last + t < dl or (s.srv.last + t == dl and s.timer == TM_CLIENT):
             dl = s.srv.last + t

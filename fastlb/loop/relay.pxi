@@ -106,13 +106,14 @@ cdef int64_t tcp_deadline(Worker w, Session *s):
     cdef BackendRt *be = &w.backends[s.be]
     cdef int64_t dl = 0, t, cli_to, srv_to
     if s.state == ST_ESTABLISHED:
-        if be.t_tunnel:
+        t = s.t_tunnel_rule or be.t_tunnel
+        if t:
             s.timer = TM_TUNNEL
-            return (s.cli.last if s.cli.last > s.srv.last else s.srv.last) + be.t_tunnel
+            return (s.cli.last if s.cli.last > s.srv.last else s.srv.last) + t
         cli_to = fe.t_client
         if fe.t_client_fin and (s.cli.rd_eof or s.cli.wr_shut):
             cli_to = fe.t_client_fin
-        srv_to = be.t_server
+        srv_to = s.t_server_rule or be.t_server
         if be.t_server_fin and (s.srv.rd_eof or s.srv.wr_shut):
             srv_to = be.t_server_fin
         if cli_to:

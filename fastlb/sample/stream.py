@@ -26,7 +26,8 @@ class Stream:
     __slots__ = ("method", "meth", "url", "headers", "src", "dst_port", "version", "src_port", "dst",
                  "fe", "be", "srv", "status", "res_headers", "res_version", "vars", "sess_vars",
                  "captures_req", "captures_rsp", "unique_id", "first_req", "_path",
-                 "_prefix_hits", "response", "reason", "log_level", "moved", "tos", "mark")
+                 "_prefix_hits", "response", "reason", "log_level", "moved", "tos", "mark",
+                 "hints", "timeout_server", "timeout_tunnel")
 
     def __init__(self, method: bytes, url: bytes, headers: list, src: str, dst_port: int,
                  version: bytes, sess_vars: dict = None, src_port: int = 0, dst: str = "",
@@ -58,6 +59,9 @@ class Stream:
         self.moved = 0                    # MOVED_* bits: what the loop must apply
         self.tos = -1                     # set-tos / set-mark on the client connection
         self.mark = -1
+        self.hints = None                 # early-hint: [(run, [(name, value)])] to send
+        self.timeout_server = 0           # set-timeout server|tunnel (ms, 0: the backend's)
+        self.timeout_tunnel = 0
         self._path = None
         self._prefix_hits = None
 
@@ -124,7 +128,7 @@ class Stream:
             store.pop(name, None)
 
 
-MOVED_SRC, MOVED_DST, MOVED_SOCKET = 1, 2, 4
+MOVED_SRC, MOVED_DST, MOVED_SOCKET, MOVED_TIMEOUT = 1, 2, 4, 8
 
 # "proc." variables: this worker process's (HAProxy's are the process's; fastlb runs one
 # process per worker, so each worker has its own).
