@@ -57,6 +57,7 @@ class Listener:
     transparent: bool = False       # IP_TRANSPARENT: bind addresses this host does not own
     interface: Optional[str] = None  # SO_BINDTODEVICE
     mss: Optional[int] = None       # TCP_MAXSEG
+    namespace: Optional[str] = None  # network namespace (/var/run/netns/<name>) it is bound in
     mode: Optional[int] = None      # UNIX socket: permissions, owner, group
     uid: Optional[int] = None
     gid: Optional[int] = None

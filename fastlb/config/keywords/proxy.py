@@ -36,13 +36,13 @@ _OPTIONS_NOT_YET = {
 # the bind and proxy options fastlb reads (for "did you mean")
 _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-accept", "tfo",
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
-                 "gid")
+                 "gid", "namespace")
 _OPTIONS = ("tcplog", "httplog", "dontlognull", "redispatch", "tcpka", "clitcpka", "srvtcpka",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
             "http-keep-alive", "http-server-close", "httpclose")
 _BIND_NOT_YET = {
     "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn",
-    "namespace", "maxconn", "process", "thread", "level", "expose-fd", "id", "nice",
+    "maxconn", "process", "thread", "level", "expose-fd", "id", "nice",
     "accept-netscaler-cip", "allow-0rtt", "strict-sni", "generate-certificates", "tcp-ut",
     "severity-output", "ciphers", "ciphersuites", "curves", "ecdhe", "ssl-min-ver",
     "ssl-max-ver", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13",
@@ -97,7 +97,7 @@ def bind(parser, proxy, args, origin):
         elif option in ("accept-proxy", "defer-accept", "tfo", "transparent"):
             for listener in listeners:
                 setattr(listener, option.replace("-", "_"), True)
-        elif option in ("interface", "mss", "proto"):
+        elif option in ("interface", "mss", "proto", "namespace"):
             if i + 1 >= len(args):
                 raise ValueError(f"'bind {args[0]}' : missing value for '{option}'.")
             value = args[i + 1]
