@@ -952,3 +952,68 @@ def test_set_timeout_as_haproxy(tmp_path):
     assert got["haproxy"] == [(b"HTTP/1.1 504 Gateway Time-out", True)] * 2 + \
         [(b"HTTP/1.1 200 OK", False)] * 2
     assert got["fastlb"] == got["haproxy"] + [(b"HTTP/1.1 101 Switching Protocols", True)]
+
+
+def probes_config(ignore: bool):
+    def make(port: int, be1: int, be2: int, log: int) -> str:
+        return f"""
+defaults
+    mode http
+    log 127.0.0.1:{log} local0
+    option httplog
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    timeout http-request 300ms
+frontend fe
+    bind 127.0.0.1:{port}
+    {"option http-ignore-probes" if ignore else ""}
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+    return make
+
+
+@pytest.mark.parametrize("ignore", [True, False])
+def test_http_ignore_probes_as_haproxy(tmp_path, ignore):
+    """A browser's pre-connect (a connection that sends nothing, closed or timed out):
+    400 / 408 and a log line without the option; nothing at all with it.  A request that
+    times out half-sent still gets its 408."""
+    def clients(port):
+        out = []
+        with socket.create_connection(("127.0.0.1", port)) as conn:    # closed at once
+            pass
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as conn:
+            out.append(conn.recv(100).split(b"\r\n", 1)[0])             # until the timeout
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as conn:
+            conn.sendall(b"GET / HTTP/1.1\r\n")
+            out.append(conn.recv(100).split(b"\r\n", 1)[0])
+        return out
+    got, logs = {}, {}
+    for name in ("haproxy", "fastlb"):
+        backend = RecordingBackend("be1")
+        syslog = SyslogReceiver()
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(probes_config(ignore)(port, backend.port, backend.port, syslog.port))
+        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            got[name] = clients(port)
+            time.sleep(0.3)
+            logs[name] = [masked(line).split(" fe fe/", 1)[1] for line in syslog.drain()]
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            syslog.sock.close()
+            backend.close()
+    assert got["haproxy"] == ([b""] if ignore else [b"HTTP/1.1 408 Request Time-out"]) + \
+        [b"HTTP/1.1 408 Request Time-out"]
+    assert got["fastlb"] == got["haproxy"]
+    assert len(logs["haproxy"]) == (1 if ignore else 3)
+    assert sorted(logs["fastlb"]) == sorted(logs["haproxy"])

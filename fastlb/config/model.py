@@ -183,6 +183,7 @@ class Options:
     tcplog: bool = False
     httplog: bool = False
     dontlognull: bool = False
+    ignore_probes: bool = False         # option http-ignore-probes
     redispatch: Optional[int] = None    # None: off; else HAProxy's redispatch interval (default -1)
     clitcpka: bool = False
     srvtcpka: bool = False

@@ -131,6 +131,7 @@ cdef struct FrontendRt:
     int clitcpka
     int log_mode            # 0 none, 1 connect line at accept, 2 tcplog at end
     int dontlognull
+    int ignore_probes       # option http-ignore-probes: an empty connection gets no 400/408/log
     uint32_t shm_index
 
 

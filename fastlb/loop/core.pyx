@@ -337,6 +337,7 @@ cdef class Worker:
         fe.clitcpka = spec.clitcpka
         fe.log_mode = spec.log_mode
         fe.dontlognull = spec.dontlognull
+        fe.ignore_probes = spec.ignore_probes
         fe.shm_index = spec.index
         hooks = FrontendHooks()
         hooks.error_pages = spec.error_pages

@@ -111,7 +111,8 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
                 return True
             if r == -1 or r == -2:
                 if buffered(&s.cli) == 0 or r == -2:
-                    if txn.requests == 0 and buffered(&s.cli) == 0 and not fe.dontlognull:
+                    if txn.requests == 0 and buffered(&s.cli) == 0 and not fe.dontlognull \
+                            and not fe.ignore_probes:
                         # a connection that never sent a request: HAProxy logs it as a 400
                         txn.request_line = b"<BADREQ>"
                         txn.status = 400
@@ -374,9 +375,9 @@ cdef void http_expired(Worker w, int idx, Session *s):
         http_tarpit_over(w, idx, s, txn)
         http_run(w, idx, s)
     elif s.timer == TM_HTTP_HEAD:
-        if txn.requests > 0 and buffered(&s.cli) == 0:
+        if buffered(&s.cli) == 0 and (txn.requests > 0 or fe.ignore_probes):
             s.term0, s.term1 = b'c', b'R'
-            session_close(w, idx, s)           # keep-alive timeout: close quietly
+            session_close(w, idx, s)           # keep-alive timeout, or a probe: quietly
             return
         txn.request_line = b"<BADREQ>"
         http_error(w, idx, s, txn, 408, True, b'c', b'R')

@@ -108,6 +108,7 @@ class FrontendSpec:
     clitcpka: bool
     log_mode: int                 # LOG_*
     dontlognull: bool
+    ignore_probes: bool           # option http-ignore-probes
     error_pages: dict
     request_editor: object        # option forwardfor: edit(out, headers, client_ip), or None
     router: object                # per-request routing callable, or None
@@ -313,7 +314,9 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         t_client=t.client or 0, t_client_fin=t.client_fin or 0,
         t_http_request=t.http_request or 0, t_http_keep_alive=t.http_keep_alive or 0,
         clitcpka=bool(proxy.options.clitcpka), log_mode=log_mode,
-        dontlognull=bool(proxy.options.dontlognull), error_pages=proxy.errorfiles or {},
+        dontlognull=bool(proxy.options.dontlognull),
+        ignore_probes=proxy.mode == "http" and bool(proxy.options.ignore_probes),
+        error_pages=proxy.errorfiles or {},
         request_editor=forwardfor_editor(proxy, env.config.backends),
         router=build_router(proxy, by_name, backend, applets, env),
         # a listen section's http-response rules run once, as its backend's
