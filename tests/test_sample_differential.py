@@ -1017,3 +1017,45 @@ def test_http_ignore_probes_as_haproxy(tmp_path, ignore):
     assert got["fastlb"] == got["haproxy"]
     assert len(logs["haproxy"]) == (1 if ignore else 3)
     assert sorted(logs["fastlb"]) == sorted(logs["haproxy"])
+
+
+def separate_errors_config(option: str):
+    def make(port: int, be1: int, be2: int, log: int) -> str:
+        return f"""
+defaults
+    mode http
+    log 127.0.0.1:{log} local0
+    option httplog
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    option {option}
+    http-request deny if {{ path /deny }}
+    use_backend be2 if {{ path /down }}
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    retries 1
+    server s2 127.0.0.1:{free_port()}
+"""
+    return make
+
+
+@pytest.mark.parametrize("option", ["log-separate-errors", "dontlog-normal"])
+def test_log_separate_errors_and_dontlog_normal_as_haproxy(tmp_path, option):
+    """Which lines are errors (a deny, a 503 after retries; not a 200 nor a 404) and at
+    which syslog severity they go; dontlog-normal keeps only those."""
+    requests = [("/", [("Host", "h")]), ("/deny", [("Host", "h")]),
+                ("/down", [("Host", "h")])]
+    logs: dict = {}
+    differential(tmp_path, separate_errors_config(option), requests, logs)
+
+    def summary(line):          # the syslog priority and the status
+        return line.split(">", 1)[0], masked(line).split(" fe ", 1)[1].split()[2]
+    assert [summary(x) for x in logs["fastlb"]] == [summary(x) for x in logs["haproxy"]]
+    expected = [("<134", "200"), ("<131", "403"), ("<131", "503")] \
+        if option == "log-separate-errors" else [("<134", "403"), ("<134", "503")]
+    assert [summary(x) for x in logs["haproxy"]] == expected

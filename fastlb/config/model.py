@@ -184,6 +184,8 @@ class Options:
     httplog: bool = False
     dontlognull: bool = False
     ignore_probes: bool = False         # option http-ignore-probes
+    log_separate_errors: bool = False   # errors, retries, redispatches, 5xx logged at "err"
+    dontlog_normal: bool = False        # only those are logged
     redispatch: Optional[int] = None    # None: off; else HAProxy's redispatch interval (default -1)
     clitcpka: bool = False
     srvtcpka: bool = False
