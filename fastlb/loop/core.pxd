@@ -114,6 +114,7 @@ cdef struct BackendRt:
     int retries
     int redispatch          # 0: off, else HAProxy's interval (default -1: last retry)
     int srvtcpka
+    int nolinger            # option nolinger: server connections close with a reset
     int http                # mode http
     int http_close          # CLOSE_NONE, CLOSE_SERVER, CLOSE_BOTH (defs.pxd)
     int reuse_never         # http-reuse never: a server connection serves one session only
@@ -129,6 +130,7 @@ cdef struct FrontendRt:
     int64_t t_client
     int64_t t_client_fin
     int clitcpka
+    int nolinger            # option nolinger: client connections close with a reset
     int log_mode            # 0 none, 1 connect line at accept, 2 tcplog at end
     int dontlognull
     int ignore_probes       # option http-ignore-probes: an empty connection gets no 400/408/log

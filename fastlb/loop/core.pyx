@@ -307,6 +307,7 @@ cdef class Worker:
         be.retries = spec.retries
         be.redispatch = spec.redispatch
         be.srvtcpka = spec.srvtcpka
+        be.nolinger = spec.nolinger
         be.http = spec.http
         be.http_close = spec.http_close
         be.shm_index = spec.index
@@ -335,6 +336,7 @@ cdef class Worker:
         fe.t_client = spec.t_client
         fe.t_client_fin = spec.t_client_fin
         fe.clitcpka = spec.clitcpka
+        fe.nolinger = spec.nolinger
         fe.log_mode = spec.log_mode
         fe.dontlognull = spec.dontlognull
         fe.ignore_probes = spec.ignore_probes

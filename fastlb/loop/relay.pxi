@@ -27,6 +27,12 @@ cdef bint relay_pump(Worker w, int idx, Session *s, int from_side):
             if n == 0 or src.piped or src.head != src.tail:
                 return False      # the kernel buffer is full: wait for EPOLLOUT
         if src.rd_eof:
+            if from_side == SIDE_CLI and w.backends[s.be].nolinger and not dst.wr_shut:
+                # option nolinger: a client that leaves ends the session at once, both
+                # sockets reset, instead of a half-close passed on (as HAProxy does)
+                s.term0, s.term1 = b'C', b'D'
+                session_close(w, idx, s)
+                return False
             if s.state == ST_ESTABLISHED and not dst.wr_shut:
                 side_shutw(dst, w.now)
             return False

@@ -86,6 +86,7 @@ class BackendSpec:
     retries: int
     redispatch: int               # 0: off, else HAProxy's interval (-1: the last retry)
     srvtcpka: bool
+    nolinger: bool                # option nolinger (server side)
     error_pages: dict             # {status: bytes} from errorfile lines
     response_editor: object       # http-response rules: edit(headers), or None
     request_rules: object         # its own http-request rules / stats page, or None
@@ -106,6 +107,7 @@ class FrontendSpec:
     t_http_request: int
     t_http_keep_alive: int
     clitcpka: bool
+    nolinger: bool                # option nolinger (client side)
     log_mode: int                 # LOG_*
     dontlognull: bool
     ignore_probes: bool           # option http-ignore-probes
@@ -269,6 +271,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         t_connect=t.connect or 0, t_server=t.server or 0, t_server_fin=t.server_fin or 0,
         t_tunnel=t.tunnel or 0, t_queue=t.queue or t.connect or 0, retries=proxy.retries,
         redispatch=proxy.options.redispatch or 0, srvtcpka=bool(proxy.options.srvtcpka),
+        nolinger=bool(proxy.options.nolinger),
         error_pages=proxy.errorfiles or {},
         response_editor=build_response_editor(proxy, env),
         request_rules=build_backend_rules(proxy, applets, env), cookie=cookie,
@@ -313,7 +316,8 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         http_close=HTTP_CLOSE_MODES[proxy.options.http_mode],
         t_client=t.client or 0, t_client_fin=t.client_fin or 0,
         t_http_request=t.http_request or 0, t_http_keep_alive=t.http_keep_alive or 0,
-        clitcpka=bool(proxy.options.clitcpka), log_mode=log_mode,
+        clitcpka=bool(proxy.options.clitcpka), nolinger=bool(proxy.options.nolinger),
+        log_mode=log_mode,
         dontlognull=bool(proxy.options.dontlognull),
         ignore_probes=proxy.mode == "http" and bool(proxy.options.ignore_probes),
         error_pages=proxy.errorfiles or {},

@@ -29,7 +29,7 @@ _OPTIONS_NOT_YET = {
     "splice-request", "splice-response", "transparent", "accept-invalid-http-request",
     "accept-invalid-http-response", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
     "logasap", "http-restrict-req-hdr-names",
-    "independent-streams", "nolinger", "socket-stats", "spop-check", "tcp-smart-accept",
+    "independent-streams", "socket-stats", "spop-check", "tcp-smart-accept",
     "tcp-smart-connect", "contstats", "disable-h2-upgrade", "idle-close-on-response",
     "http_proxy", "forceclose",
 }
@@ -38,7 +38,7 @@ _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-acc
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
                  "gid", "namespace")
 _OPTIONS = ("tcplog", "httplog", "dontlognull", "http-ignore-probes", "log-separate-errors",
-            "dontlog-normal", "redispatch", "tcpka", "clitcpka", "srvtcpka",
+            "dontlog-normal", "nolinger", "redispatch", "tcpka", "clitcpka", "srvtcpka",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
             "http-keep-alive", "http-server-close", "httpclose")
 _BIND_NOT_YET = {
@@ -283,7 +283,7 @@ def option(parser, proxy, args, origin, enable=True):
         opts.dontlognull = enable
     elif name == "http-ignore-probes":
         opts.ignore_probes = enable
-    elif name in ("log-separate-errors", "dontlog-normal"):
+    elif name in ("log-separate-errors", "dontlog-normal", "nolinger"):
         setattr(opts, name.replace("-", "_"), enable)
     elif name == "redispatch":
         interval = -1
