@@ -1059,3 +1059,34 @@ def test_log_separate_errors_and_dontlog_normal_as_haproxy(tmp_path, option):
     expected = [("<134", "200"), ("<131", "403"), ("<131", "503")] \
         if option == "log-separate-errors" else [("<134", "403"), ("<134", "503")]
     assert [summary(x) for x in logs["haproxy"]] == expected
+
+
+def restrict_names_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    option http-restrict-req-hdr-names delete
+    http-request set-header X.From-Rule 1
+    http-request set-header X-Saw-Under %[req.hdr(x_under)]
+    use_backend be2 if {{ path /strict }}
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    option http-restrict-req-hdr-names reject
+    http-request set-header X_Backend 1
+    server s2 127.0.0.1:{be2}
+"""
+
+
+def test_http_restrict_req_hdr_names_as_haproxy(tmp_path):
+    """delete (after the frontend's rules: theirs go too) and a backend's reject (after
+    its rules: a name they add is refused with a 403)."""
+    headers = [("Host", "h"), ("X_Under", "1"), ("Good-Name", "2"), ("X.Dot", "3")]
+    differential(tmp_path, restrict_names_config, [("/", headers), ("/strict", headers),
+                                                   ("/", [("Host", "h")])])

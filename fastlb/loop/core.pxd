@@ -161,6 +161,7 @@ cdef class FrontendHooks:
     cdef object router          # route(...) -> (ROUTE_*, value), or None
     cdef object response_editor # http-response rules: edit(stream) -> deny status, or None
     cdef object captures_req    # [(name, length)] of capture request header, or None
+    cdef int restrict_names     # option http-restrict-req-hdr-names: RESTRICT_*
     cdef object captures_rsp
     cdef bint streams           # every request gets a sample Stream (its log has %[...])
     cdef object conn_rules      # tcp-request connection: rules(src, src_port, dst_port) -> CONN_*
@@ -177,6 +178,7 @@ cdef class BackendHooks:
     cdef object request_rules   # its own http-request rules / stats page, or None
     cdef object server_rules    # use-server: candidates(stream) -> [server index], or None
     cdef object hash_key        # balance hash <expr>: key(stream) -> bytes | None
+    cdef int restrict_names
     cdef object after_response
 
 

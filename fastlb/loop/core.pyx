@@ -24,6 +24,7 @@ from fastlb.http.framing cimport *
 from fastlb.shm.words cimport *
 
 import os as _os
+import re
 import socket as _socket
 
 from fastlb.http.errors import builtin_page, reason_phrase
@@ -320,6 +321,7 @@ cdef class Worker:
         hooks.request_rules = spec.request_rules
         hooks.server_rules = spec.server_rules
         hooks.hash_key = spec.hash_key
+        hooks.restrict_names = spec.restrict_names
         hooks.after_response = spec.after_response
         self.be_hooks.append(hooks)
         self.nbackends += 1
@@ -345,6 +347,7 @@ cdef class Worker:
         hooks.error_pages = spec.error_pages
         hooks.request_editor = spec.request_editor
         hooks.router = spec.router
+        hooks.restrict_names = spec.restrict_names
         hooks.response_editor = spec.response_editor
         hooks.captures_req, hooks.captures_rsp = spec.captures
         hooks.streams = spec.streams

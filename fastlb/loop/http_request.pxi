@@ -195,6 +195,25 @@ cdef void stage_early_hints(HttpTxn txn, object stream):
     txn.interim = hints if txn.interim is None else txn.interim + hints
 
 
+_PLAIN_NAME = re.compile(rb"[A-Za-z0-9-]+\Z").match
+
+
+cdef bint restrict_header_names(Worker w, int idx, Session *s, HttpTxn txn, Head fields,
+                                int mode, bint keep_alive):
+    """option http-restrict-req-hdr-names, after the proxy's rules: a header whose name has
+    more than letters, digits and '-' is removed, or the request refused with a 403."""
+    cdef list headers = fields.headers
+    for name, _ in headers:
+        if _PLAIN_NAME(name) is None:
+            break
+    else:
+        return True
+    if mode == RESTRICT_REJECT:
+        return http_local_answer(w, idx, s, txn, (ROUTE_DENY, 403), keep_alive)
+    headers[:] = [h for h in headers if _PLAIN_NAME(h[0]) is not None]    # the stream's too
+    return True
+
+
 cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
     """Analyse a complete request head, one phase after the other (HAProxy's http_ana.c
     analysers): parse, route, backend rules, persistence, forward, assign.  False when the
@@ -207,7 +226,15 @@ cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
         return False
     if not req_route(w, idx, s, txn, fields, keep_alive, &edited):
         return False
+    if (<FrontendHooks>w.fe_hooks[s.fe]).restrict_names and not restrict_header_names(
+            w, idx, s, txn, fields, (<FrontendHooks>w.fe_hooks[s.fe]).restrict_names,
+            keep_alive):
+        return False
     if not req_backend_rules(w, idx, s, txn, fields, keep_alive, &edited):
+        return False
+    if (<BackendHooks>w.be_hooks[s.be]).restrict_names and not restrict_header_names(
+            w, idx, s, txn, fields, (<BackendHooks>w.be_hooks[s.be]).restrict_names,
+            keep_alive):
         return False
     if edited and not fields_safe(fields.headers):
         return http_rule_failed(w, idx, s, txn, HeaderValueError(

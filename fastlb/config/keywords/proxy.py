@@ -28,7 +28,7 @@ _OPTIONS_NOT_YET = {
     "tcp-check", "external-check", "persist", "prefer-last-server", "splice-auto",
     "splice-request", "splice-response", "transparent", "accept-invalid-http-request",
     "accept-invalid-http-response", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
-    "logasap", "http-restrict-req-hdr-names",
+    "logasap",
     "independent-streams", "socket-stats", "spop-check", "tcp-smart-accept",
     "tcp-smart-connect", "contstats", "disable-h2-upgrade", "idle-close-on-response",
     "http_proxy", "forceclose",
@@ -38,7 +38,7 @@ _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-acc
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
                  "gid", "namespace")
 _OPTIONS = ("tcplog", "httplog", "dontlognull", "http-ignore-probes", "log-separate-errors",
-            "dontlog-normal", "nolinger", "redispatch", "tcpka", "clitcpka", "srvtcpka",
+            "dontlog-normal", "nolinger", "http-restrict-req-hdr-names", "redispatch", "tcpka", "clitcpka", "srvtcpka",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
             "http-keep-alive", "http-server-close", "httpclose")
 _BIND_NOT_YET = {
@@ -283,6 +283,11 @@ def option(parser, proxy, args, origin, enable=True):
         opts.dontlognull = enable
     elif name == "http-ignore-probes":
         opts.ignore_probes = enable
+    elif name == "http-restrict-req-hdr-names":
+        if not enable or len(args) != 2 or args[1] not in ("preserve", "delete", "reject"):
+            raise ValueError("'option http-restrict-req-hdr-names' expects 'preserve', "
+                             "'delete' or 'reject' as argument.")
+        opts.restrict_hdr_names = args[1]
     elif name in ("log-separate-errors", "dontlog-normal", "nolinger"):
         setattr(opts, name.replace("-", "_"), enable)
     elif name == "redispatch":
