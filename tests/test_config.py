@@ -169,6 +169,8 @@ def test_check_config_without_listener_exits_2(tmp_path):
     ("    dispatch 1.2.3.4", "parsing [haproxy.cfg:LINE] : 'dispatch' : missing port specification in '1.2.3.4'"),
     ("    http-request set-timeout client 3s", "'set-timeout' rule supports 'server'/'tunnel' (got 'client')."),
     ("    http-request early-hint Bad:Name x", "'early-hint' : 'Bad:Name' is not a valid header name."),
+    ("    no option splice-auto", "'no option splice-auto' is not supported by fastlb yet (it always splices bulk transfers)."),
+    ("    option http-restrict-req-hdr-names", "'option http-restrict-req-hdr-names' expects 'preserve', 'delete' or 'reject' as argument."),
     ("    server s2 127.0.0.1:80 pool-max-conn 5", "server option 'pool-max-conn' is not supported by fastlb yet."),
 ])
 def test_each_error_class_names_file_line_and_keyword(tmp_path, line, message):
@@ -178,6 +180,15 @@ def test_each_error_class_names_file_line_and_keyword(tmp_path, line, message):
     assert code == 1
     assert message.replace("LINE", str(line_number)) in err, err
     assert "Fatal errors found in configuration." in err
+
+
+@pytest.mark.parametrize("option", ["splice-auto", "splice-request", "splice-response",
+                                    "http-no-delay", "disable-h2-upgrade",
+                                    "no http-no-delay"])
+def test_options_fastlb_always_follows_are_accepted(tmp_path, option):
+    negate, _, name = option.rpartition(" ")
+    code, _, err = check(tmp_path, textwrap.dedent(VALID) + f"    {negate} option {name}\n")
+    assert code == 0, err
 
 
 def test_set_timeout_needs_a_backend(tmp_path):

@@ -23,22 +23,25 @@ _TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request":
                  "check": "backend", "tunnel": "backend"}
 _OPTIONS_NOT_YET = {
     "http-buffer-request", "abortonclose", "checkcache",
-    "http-pretend-keepalive", "http-no-delay", "http-use-proxy-header",
+    "http-pretend-keepalive", "http-use-proxy-header",
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
-    "tcp-check", "external-check", "persist", "prefer-last-server", "splice-auto",
-    "splice-request", "splice-response", "transparent", "accept-invalid-http-request",
+    "tcp-check", "external-check", "persist", "prefer-last-server", "transparent", "accept-invalid-http-request",
     "accept-invalid-http-response", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
     "logasap",
     "independent-streams", "socket-stats", "spop-check", "tcp-smart-accept",
-    "tcp-smart-connect", "contstats", "disable-h2-upgrade", "idle-close-on-response",
+    "tcp-smart-connect", "contstats", "idle-close-on-response",
     "http_proxy", "forceclose",
 }
+# options whose effect is how fastlb always works: it splices bulk transfers when both
+# sides allow, sends without delay (TCP_NODELAY, no MSG_MORE), never upgrades to HTTP/2
+ALREADY_SO = ("splice-auto", "splice-request", "splice-response", "http-no-delay",
+              "disable-h2-upgrade")
 # the bind and proxy options fastlb reads (for "did you mean")
 _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-accept", "tfo",
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
                  "gid", "namespace")
 _OPTIONS = ("tcplog", "httplog", "dontlognull", "http-ignore-probes", "log-separate-errors",
-            "dontlog-normal", "nolinger", "http-restrict-req-hdr-names", "redispatch", "tcpka", "clitcpka", "srvtcpka",
+            "dontlog-normal", "nolinger", "http-restrict-req-hdr-names", *ALREADY_SO, "redispatch", "tcpka", "clitcpka", "srvtcpka",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
             "http-keep-alive", "http-server-close", "httpclose")
 _BIND_NOT_YET = {
@@ -288,6 +291,11 @@ def option(parser, proxy, args, origin, enable=True):
             raise ValueError("'option http-restrict-req-hdr-names' expects 'preserve', "
                              "'delete' or 'reject' as argument.")
         opts.restrict_hdr_names = args[1]
+    elif name in ALREADY_SO:
+        if not enable and name.startswith("splice"):
+            raise ValueError(f"'no option {name}' is not supported by fastlb yet (it "
+                             "always splices bulk transfers).")
+        # what fastlb always does (README): nothing to change
     elif name in ("log-separate-errors", "dontlog-normal", "nolinger"):
         setattr(opts, name.replace("-", "_"), enable)
     elif name == "redispatch":
