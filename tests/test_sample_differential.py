@@ -1090,3 +1090,44 @@ def test_http_restrict_req_hdr_names_as_haproxy(tmp_path):
     headers = [("Host", "h"), ("X_Under", "1"), ("Good-Name", "2"), ("X.Dot", "3")]
     differential(tmp_path, restrict_names_config, [("/", headers), ("/strict", headers),
                                                    ("/", [("Host", "h")])])
+
+
+@pytest.mark.parametrize("prefer, reuse", [(True, "never"), (False, "never"), (True, "safe")])
+def test_prefer_last_server_as_haproxy(tmp_path, prefer, reuse):
+    """option prefer-last-server: a keep-alive client's requests stay on the server of
+    the connection it holds as its own (http-reuse never); without it, or once that
+    connection is shared (http-reuse safe, HAProxy 2.6's default), round robin moves each."""
+    got = {}
+    for name in ("haproxy", "fastlb"):
+        backends = [RecordingBackend("one"), RecordingBackend("two")]
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+listen app
+    bind 127.0.0.1:{port}
+    balance roundrobin
+    http-reuse {reuse}
+    {"option prefer-last-server" if prefer else ""}
+    server one 127.0.0.1:{backends[0].port}
+    server two 127.0.0.1:{backends[1].port}
+""")
+        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            client = HttpClient(port)
+            got[name] = [client.get("/")[2] for _ in range(6)]
+            client.close()
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            for be in backends:
+                be.close()
+    assert got["fastlb"] == got["haproxy"]
+    assert len(set(got["haproxy"])) == (1 if prefer and reuse == "never" else 2)

@@ -115,6 +115,7 @@ cdef struct BackendRt:
     int redispatch          # 0: off, else HAProxy's interval (default -1: last retry)
     int srvtcpka
     int nolinger            # option nolinger: server connections close with a reset
+    int prefer_last         # option prefer-last-server
     int http                # mode http
     int http_close          # CLOSE_NONE, CLOSE_SERVER, CLOSE_BOTH (defs.pxd)
     int reuse_never         # http-reuse never: a server connection serves one session only

@@ -309,6 +309,7 @@ cdef class Worker:
         be.redispatch = spec.redispatch
         be.srvtcpka = spec.srvtcpka
         be.nolinger = spec.nolinger
+        be.prefer_last = spec.prefer_last
         be.http = spec.http
         be.http_close = spec.http_close
         be.shm_index = spec.index

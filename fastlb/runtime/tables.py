@@ -88,6 +88,7 @@ class BackendSpec:
     srvtcpka: bool
     nolinger: bool                # option nolinger (server side)
     restrict_names: int           # http-restrict-req-hdr-names: 0 preserve, 1 delete, 2 reject
+    prefer_last: bool             # option prefer-last-server
     error_pages: dict             # {status: bytes} from errorfile lines
     response_editor: object       # http-response rules: edit(headers), or None
     request_rules: object         # its own http-request rules / stats page, or None
@@ -277,6 +278,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         t_tunnel=t.tunnel or 0, t_queue=t.queue or t.connect or 0, retries=proxy.retries,
         redispatch=proxy.options.redispatch or 0, srvtcpka=bool(proxy.options.srvtcpka),
         nolinger=bool(proxy.options.nolinger),
+        prefer_last=bool(proxy.options.prefer_last_server),
         restrict_names=RESTRICT_NAMES[proxy.options.restrict_hdr_names]
         if proxy.kind == "backend" and proxy.mode == "http" else 0,
         error_pages=proxy.errorfiles or {},

@@ -25,7 +25,7 @@ _OPTIONS_NOT_YET = {
     "http-buffer-request", "abortonclose", "checkcache",
     "http-pretend-keepalive", "http-use-proxy-header",
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
-    "tcp-check", "external-check", "persist", "prefer-last-server", "transparent", "accept-invalid-http-request",
+    "tcp-check", "external-check", "persist", "transparent", "accept-invalid-http-request",
     "accept-invalid-http-response", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
     "logasap",
     "independent-streams", "socket-stats", "spop-check", "tcp-smart-accept",
@@ -41,7 +41,7 @@ _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-acc
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
                  "gid", "namespace")
 _OPTIONS = ("tcplog", "httplog", "dontlognull", "http-ignore-probes", "log-separate-errors",
-            "dontlog-normal", "nolinger", "http-restrict-req-hdr-names", *ALREADY_SO, "redispatch", "tcpka", "clitcpka", "srvtcpka",
+            "dontlog-normal", "nolinger", "prefer-last-server", "http-restrict-req-hdr-names", *ALREADY_SO, "redispatch", "tcpka", "clitcpka", "srvtcpka",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
             "http-keep-alive", "http-server-close", "httpclose")
 _BIND_NOT_YET = {
@@ -296,7 +296,7 @@ def option(parser, proxy, args, origin, enable=True):
             raise ValueError(f"'no option {name}' is not supported by fastlb yet (it "
                              "always splices bulk transfers).")
         # what fastlb always does (README): nothing to change
-    elif name in ("log-separate-errors", "dontlog-normal", "nolinger"):
+    elif name in ("log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server"):
         setattr(opts, name.replace("-", "_"), enable)
     elif name == "redispatch":
         interval = -1
