@@ -16,7 +16,8 @@ import time
 import pytest
 
 from conftest import (FASTLB, Backend, HttpClient, SyslogReceiver, free_port, listening_sockets,
-                      mask_log_line, parse_headers, read_body, read_head, wait_until)
+                      mask_log_line, parse_headers, read_body, read_head, recv_until_eof,
+                      wait_until)
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -1131,3 +1132,69 @@ listen app
                 be.close()
     assert got["fastlb"] == got["haproxy"]
     assert len(set(got["haproxy"])) == (1 if prefer and reuse == "never" else 2)
+
+
+@pytest.mark.parametrize("abort", [True, False])
+def test_abortonclose_as_haproxy(tmp_path, abort):
+    """option abortonclose: a client that sends its request, closes its side and waits in
+    the queue of a full server is dropped (nothing reaches the server, a CQ log line);
+    without it, the half-close is only that and the request is served."""
+    got, logs = {}, {}
+    for name in ("haproxy", "fastlb"):
+        seen = []
+
+        def slow(conn, backend):
+            head, _ = read_head(conn)
+            if head is None:
+                return
+            seen.append(head.split(b"\r\n", 1)[0].decode())
+            time.sleep(0.8)
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+        backend = Backend(slow, "slow")
+        syslog = SyslogReceiver()
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(f"""
+defaults
+    mode http
+    log 127.0.0.1:{syslog.port} local0
+    option httplog
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    timeout queue 5s
+listen app
+    bind 127.0.0.1:{port}
+    {"option abortonclose" if abort else ""}
+    server s 127.0.0.1:{backend.port} maxconn 1
+""")
+        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            first = socket.create_connection(("127.0.0.1", port), timeout=4)
+            first.sendall(b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
+            wait_until(lambda: seen, message="the first request at the server")
+            queued = socket.create_connection(("127.0.0.1", port), timeout=4)
+            queued.sendall(b"GET /queued HTTP/1.1\r\nHost: h\r\n\r\n")
+            queued.shutdown(socket.SHUT_WR)
+            answer = recv_until_eof(queued)[:15]
+            reply = b""
+            while not reply.endswith(b"ok"):        # kept alive: read up to its body
+                reply += first.recv(1000)
+            time.sleep(1.0 if not abort else 0.3)
+            got[name] = (seen[:], answer)
+            logs[name] = sorted(masked(line).split(" app app/", 1)[1].split()[2:4]
+                                for line in syslog.drain())
+            first.close()
+            queued.close()
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            syslog.sock.close()
+            backend.close()
+    served = ["GET /first HTTP/1.1"] + ([] if abort else ["GET /queued HTTP/1.1"])
+    assert got["haproxy"] == (served, b"" if abort else b"HTTP/1.1 200 OK")
+    assert got["fastlb"] == got["haproxy"]
+    assert logs["fastlb"] == logs["haproxy"]

@@ -188,6 +188,7 @@ class Options:
     dontlog_normal: bool = False        # only those are logged
     nolinger: bool = False              # connections close with a TCP reset (SO_LINGER 0)
     prefer_last_server: bool = False    # a keep-alive request stays on the kept connection
+    abortonclose: bool = False          # a client's close drops its request still waiting
     restrict_hdr_names: str = "preserve"  # option http-restrict-req-hdr-names: delete|reject
     redispatch: Optional[int] = None    # None: off; else HAProxy's redispatch interval (default -1)
     clitcpka: bool = False

@@ -116,6 +116,7 @@ cdef struct BackendRt:
     int srvtcpka
     int nolinger            # option nolinger: server connections close with a reset
     int prefer_last         # option prefer-last-server
+    int abortonclose        # option abortonclose: a client's close drops a waiting request
     int http                # mode http
     int http_close          # CLOSE_NONE, CLOSE_SERVER, CLOSE_BOTH (defs.pxd)
     int reuse_never         # http-reuse never: a server connection serves one session only

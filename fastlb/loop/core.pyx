@@ -310,6 +310,7 @@ cdef class Worker:
         be.srvtcpka = spec.srvtcpka
         be.nolinger = spec.nolinger
         be.prefer_last = spec.prefer_last
+        be.abortonclose = spec.abortonclose
         be.http = spec.http
         be.http_close = spec.http_close
         be.shm_index = spec.index

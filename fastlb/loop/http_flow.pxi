@@ -35,6 +35,17 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
     cdef int64_t n, sent
     cdef FrontendRt *fe = &w.frontends[s.fe]
 
+    # -- option abortonclose: a client that closed while its request waits for a server
+    #    connection (queued, or connecting) has left: the request is dropped, not sent
+    if (s.state == ST_QUEUED or s.state == ST_CONNECTING) and s.be >= 0 and \
+            w.backends[s.be].abortonclose and (s.cli.readable == 2 or s.cli.rd_eof):
+        if s.state == ST_QUEUED:
+            queue_leave(w, s)
+        txn.term0, txn.term1 = b'C', (b'Q' if s.state == ST_QUEUED else b'C')
+        s.term0, s.term1 = txn.term0, txn.term1
+        session_close(w, idx, s)
+        return False
+
     # -- interim responses (103 Early Hints) before anything else
     if txn.interim is not None:
         n = side_write(&s.cli, (<char *>txn.interim) + txn.interim_off,

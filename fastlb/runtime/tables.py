@@ -89,6 +89,7 @@ class BackendSpec:
     nolinger: bool                # option nolinger (server side)
     restrict_names: int           # http-restrict-req-hdr-names: 0 preserve, 1 delete, 2 reject
     prefer_last: bool             # option prefer-last-server
+    abortonclose: bool            # option abortonclose
     error_pages: dict             # {status: bytes} from errorfile lines
     response_editor: object       # http-response rules: edit(headers), or None
     request_rules: object         # its own http-request rules / stats page, or None
@@ -279,6 +280,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         redispatch=proxy.options.redispatch or 0, srvtcpka=bool(proxy.options.srvtcpka),
         nolinger=bool(proxy.options.nolinger),
         prefer_last=bool(proxy.options.prefer_last_server),
+        abortonclose=bool(proxy.options.abortonclose),
         restrict_names=RESTRICT_NAMES[proxy.options.restrict_hdr_names]
         if proxy.kind == "backend" and proxy.mode == "http" else 0,
         error_pages=proxy.errorfiles or {},

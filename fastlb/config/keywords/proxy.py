@@ -22,7 +22,7 @@ _TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request":
                  "server-fin": "backend", "connect": "backend", "queue": "backend",
                  "check": "backend", "tunnel": "backend"}
 _OPTIONS_NOT_YET = {
-    "http-buffer-request", "abortonclose", "checkcache",
+    "http-buffer-request", "checkcache",
     "http-pretend-keepalive", "http-use-proxy-header",
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
     "tcp-check", "external-check", "persist", "transparent", "accept-invalid-http-request",
@@ -41,7 +41,9 @@ _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-acc
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
                  "gid", "namespace")
 _OPTIONS = ("tcplog", "httplog", "dontlognull", "http-ignore-probes", "log-separate-errors",
-            "dontlog-normal", "nolinger", "prefer-last-server", "http-restrict-req-hdr-names", *ALREADY_SO, "redispatch", "tcpka", "clitcpka", "srvtcpka",
+            "dontlog-normal", "nolinger", "prefer-last-server", "abortonclose",
+            "http-restrict-req-hdr-names", *ALREADY_SO, "redispatch", "tcpka", "clitcpka",
+            "srvtcpka",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
             "http-keep-alive", "http-server-close", "httpclose")
 _BIND_NOT_YET = {
@@ -296,7 +298,8 @@ def option(parser, proxy, args, origin, enable=True):
             raise ValueError(f"'no option {name}' is not supported by fastlb yet (it "
                              "always splices bulk transfers).")
         # what fastlb always does (README): nothing to change
-    elif name in ("log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server"):
+    elif name in ("log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server",
+                  "abortonclose"):
         setattr(opts, name.replace("-", "_"), enable)
     elif name == "redispatch":
         interval = -1
