@@ -71,10 +71,66 @@ def test_bind_options_reach_the_listening_socket(fastlb):
 @pytest.mark.parametrize("option, message", [
     ("proto h2", "'proto h2' is not supported by fastlb yet"),
     ("mss -100", "'mss' expects a positive number"),
-    ("namespace blue", "option 'namespace' is not supported by fastlb yet"),
+    ("maxconn 10", "option 'maxconn' is not supported by fastlb yet"),
 ])
 def test_bind_options_refused(tmp_path, option, message):
     path = tmp_path / "bad.cfg"
     path.write_text(f"frontend fe\n    mode http\n    bind 127.0.0.1:{free_port()} {option}\n")
     result = subprocess.run(FASTLB + ["-c", "-f", str(path)], capture_output=True, text=True)
     assert result.returncode == 1 and "bad.cfg:3]" in result.stderr and message in result.stderr
+
+
+@pytest.fixture
+def netns():
+    """A network namespace of its own (``ip netns``), its loopback up; removed after."""
+    if os.geteuid() != 0 or subprocess.run(["ip", "netns", "list"],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and ip netns")
+    name = f"fastlb-test-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name])
+
+
+def test_bind_namespace_listens_in_that_namespace_only(fastlb, http_backends, netns):
+    """bind ... namespace <name>: the listener is in that network namespace (a client
+    there reaches the backend, which fastlb still connects to from its own), not in
+    fastlb's; a second bind of the same address without it is another socket."""
+    backend = http_backends("inside")
+    port, other = free_port(), free_port()
+    fastlb(HTTP_DEFAULTS + f"""
+    frontend fe
+        bind 127.0.0.1:{port} namespace {netns}
+        bind 127.0.0.1:{other}
+        default_backend be
+    backend be
+        server s 127.0.0.1:{backend.port}
+""", ports=[other])
+    curl = ["curl", "-s", "-m", "3", "-o", "-", "-w", " %{http_code}"]
+    inside = subprocess.run(["ip", "netns", "exec", netns] + curl + [f"http://127.0.0.1:{port}/in"],
+                            capture_output=True, text=True)
+    assert inside.stdout == "inside GET /in 200"
+    with socket.socket() as probe:                  # nothing listens on it here
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+    outside = subprocess.run(curl + [f"http://127.0.0.1:{other}/out"], capture_output=True,
+                             text=True)
+    assert outside.stdout == "inside GET /out 200"
+
+
+def test_bind_namespace_that_does_not_exist_is_an_alert(tmp_path):
+    path = tmp_path / "haproxy.cfg"
+    port = free_port()
+    path.write_text(HTTP_DEFAULTS + f"""
+    frontend fe
+        bind 127.0.0.1:{port} namespace fastlb-no-such-ns
+        default_backend be
+    backend be
+        server s 127.0.0.1:1
+""")
+    run = subprocess.run(FASTLB + ["-f", str(path), "-n", "1"], capture_output=True, text=True,
+                         timeout=20)
+    assert run.returncode == 1
+    assert f"cannot bind socket (No such file or directory) for [127.0.0.1:{port}]" in run.stderr

@@ -162,11 +162,16 @@ def test_check_config_without_listener_exits_2(tmp_path):
     ("    balance wrong", "parsing [haproxy.cfg:LINE] : balance only supports 'roundrobin'"),
     ("    mode ftp", "parsing [haproxy.cfg:LINE] : unknown proxy mode 'ftp'."),
     ("    option frobnicate", "parsing [haproxy.cfg:LINE] : unknown option 'frobnicate'."),
-    ("    option abortonclose", "parsing [haproxy.cfg:LINE] : 'option abortonclose' is not supported by fastlb yet."),
+    ("    option checkcache", "parsing [haproxy.cfg:LINE] : 'option checkcache' is not supported by fastlb yet."),
     ("    no option tcplog", "parsing [haproxy.cfg:LINE] : negation/default is not supported for option 'tcplog'."),
     ("    log 127.0.0.1:514 nofacility", "parsing [haproxy.cfg:LINE] : unknown log facility 'nofacility'"),
     ('    server s2 "127.0.0.1:80', "parsing [haproxy.cfg:LINE] : unmatched quote"),
     ("    dispatch 1.2.3.4", "parsing [haproxy.cfg:LINE] : 'dispatch' : missing port specification in '1.2.3.4'"),
+    ("    http-request set-timeout client 3s", "'set-timeout' rule supports 'server'/'tunnel' (got 'client')."),
+    ("    http-request early-hint Bad:Name x", "'early-hint' : 'Bad:Name' is not a valid header name."),
+    ("    no option splice-auto", "'no option splice-auto' is not supported by fastlb yet (it always splices bulk transfers)."),
+    ("    option http-restrict-req-hdr-names", "'option http-restrict-req-hdr-names' expects 'preserve', 'delete' or 'reject' as argument."),
+    ("    server s2 127.0.0.1:80 pool-max-conn 5", "server option 'pool-max-conn' is not supported by fastlb yet."),
 ])
 def test_each_error_class_names_file_line_and_keyword(tmp_path, line, message):
     text = textwrap.dedent(VALID) + line + "\n"
@@ -175,6 +180,31 @@ def test_each_error_class_names_file_line_and_keyword(tmp_path, line, message):
     assert code == 1
     assert message.replace("LINE", str(line_number)) in err, err
     assert "Fatal errors found in configuration." in err
+
+
+@pytest.mark.parametrize("option", ["splice-auto", "splice-request", "splice-response",
+                                    "http-no-delay", "disable-h2-upgrade",
+                                    "no http-no-delay"])
+def test_options_fastlb_always_follows_are_accepted(tmp_path, option):
+    negate, _, name = option.rpartition(" ")
+    code, _, err = check(tmp_path, textwrap.dedent(VALID) + f"    {negate} option {name}\n")
+    assert code == 0, err
+
+
+def test_set_timeout_needs_a_backend(tmp_path):
+    code, _, err = check(tmp_path, """
+        frontend fe
+            bind 127.0.0.1:8000
+            http-request set-timeout server 1s
+            default_backend be
+        backend be
+            http-request set-timeout server 1s
+            server s 127.0.0.1:80
+    """)
+    assert code == 1
+    assert "parsing [haproxy.cfg:4] : error detected in frontend 'fe' while parsing " in err
+    assert "proxy 'fe' has no backend capability." in err
+    assert "haproxy.cfg:7" not in err
 
 
 def test_all_errors_reported_in_one_run(tmp_path):

@@ -150,3 +150,55 @@ def test_tcp_mode_matches_haproxy(tmp_path, backends):
     assert fastlb[1] == haproxy[1], (fastlb[1], haproxy[1])  # weighted round robin order, disabled server skipped
     assert fastlb[2] == haproxy[2], "\n".join(fastlb[2]) + "\n--- haproxy ---\n" + "\n".join(haproxy[2])
     assert len(fastlb[2]) == 42
+
+
+@pytest.mark.parametrize("nolinger", [True, False])
+def test_option_nolinger_resets_when_the_client_leaves_as_haproxy(tmp_path, backends,
+                                                                   nolinger):
+    """option nolinger: a client that closes while its server is still busy ends the
+    session at once with TCP resets on both sides, so nothing stays in the system's
+    tables; without it the half-close is passed on and both connections wait in
+    FIN-WAIT-2 / CLOSE-WAIT for the server."""
+    def slow(conn, backend):
+        conn.recv(100)
+        time.sleep(1.5)
+
+    def states(port):
+        out = subprocess.run(["ss", "-Htan", f"( sport = :{port} or dport = :{port} )"],
+                             capture_output=True, text=True).stdout
+        return sorted({line.split()[0] for line in out.splitlines()} - {"LISTEN"})
+
+    def outcome(port, server):
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as conn:
+            conn.sendall(b"hi")
+            time.sleep(0.2)
+        time.sleep(0.3)
+        return states(port), states(server.port)
+    seen = {}
+    for name in ("haproxy", "fastlb"):
+        server = backends(slow)             # each its own: no TIME-WAIT left from the other
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(f"""
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+listen app
+    bind 127.0.0.1:{port}
+    {"option nolinger" if nolinger else ""}
+    server s 127.0.0.1:{server.port}
+""")
+        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            seen[name] = outcome(port, server)
+        finally:
+            proc.terminate()
+            proc.wait(5)
+    waiting = ["CLOSE-WAIT", "FIN-WAIT-2"]
+    expected = ([], []) if nolinger else (waiting, waiting)
+    assert seen == {"haproxy": expected, "fastlb": expected}

@@ -9,13 +9,15 @@ Each ``set-header`` of the corpus is one expression (its header name says which)
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 
 import pytest
 
 from conftest import (FASTLB, Backend, HttpClient, SyslogReceiver, free_port, listening_sockets,
-                      mask_log_line, parse_headers, read_body, read_head, wait_until)
+                      mask_log_line, parse_headers, read_body, read_head, recv_until_eof,
+                      wait_until)
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -797,3 +799,402 @@ def test_set_log_level_as_haproxy(tmp_path):
     differential(tmp_path, log_level_config, requests, logs)
     assert [x[:5] for x in logs["fastlb"]] == [x[:5] for x in logs["haproxy"]] == \
         ["<131>", "<134>"]
+
+
+def early_hint_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    http-request early-hint Link "</style.css>; rel=preload; as=style"
+    http-request early-hint Link "</app.js>; rel=preload" if {{ path /skip }}
+    http-request early-hint X-Host %[req.hdr(host),lower]
+    http-request set-header X-Between 1
+    http-request early-hint X-Path %[path] if {{ path_beg /a }}
+    http-request deny if {{ path /deny }}
+    default_backend be1
+backend be1
+    http-request early-hint X-Backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+def raw_answers(cmd, port, tmp_path, name, requests) -> list:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=tmp_path)
+    answers = []
+    try:
+        wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+        for request in requests:
+            with socket.create_connection(("127.0.0.1", port), timeout=3) as conn:
+                conn.sendall(request)
+                data = b""
+                while chunk := conn.recv(65536):
+                    data += chunk
+            answers.append(data)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    return answers
+
+
+def test_early_hint_as_haproxy(tmp_path):
+    """early-hint: one 103 per run of adjacent rules (a rule of the run that does not match
+    still ends it), frontend's then backend's, before a deny as before a response; none
+    for an HTTP/1.0 client.  The bytes the client gets are compared whole."""
+    requests = [b"GET /a/x HTTP/1.1\r\nHost: WWW.Example\r\nConnection: close\r\n\r\n",
+                b"GET /skip HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+                b"GET /deny HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+                b"GET /a/x HTTP/1.0\r\nHost: h\r\n\r\n"]
+    got = {}
+    for name in ("haproxy", "fastlb"):
+        backend = RecordingBackend("be1")
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(early_hint_config(port, backend.port, backend.port, 1))
+        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        try:
+            got[name] = raw_answers(cmd, port, tmp_path, name, requests)
+        finally:
+            backend.close()
+    import re
+
+    def hints(answer):      # the 103s, then the final status line (pages differ: README)
+        interim = re.findall(rb"HTTP/1\.1 103 Early Hints\r\n.*?\r\n\r\n", answer, re.S)
+        final = re.search(rb"HTTP/1\.[01] [2-5]\d\d", answer)
+        return interim, final.group(0) if final else None
+    assert hints(got["haproxy"][0])[0][0].startswith(b"HTTP/1.1 103 Early Hints\r\nlink: ")
+    assert [hints(a) for a in got["fastlb"]] == [hints(a) for a in got["haproxy"]]
+
+
+def set_timeout_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be1
+backend be1
+    http-request set-timeout server 400ms if {{ path /short }}
+    http-request set-timeout server req.hdr(x-t)
+    http-request set-timeout tunnel 400ms
+    timeout tunnel 5s
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+def slow_backend() -> Backend:
+    """Answers 1 s late; /ws: a 101 switch, then the tunnel stays silent."""
+    def handle(conn, backend):
+        rest = b""
+        while True:
+            head, rest = read_head(conn, rest)
+            if head is None:
+                return
+            if b" /ws " in head.split(b"\r\n", 1)[0]:
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+                             b"Upgrade: websocket\r\n\r\n")
+                conn.recv(1)
+                return
+            time.sleep(1.0)
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+    return Backend(handle, "slow")
+
+
+def test_set_timeout_as_haproxy(tmp_path):
+    """set-timeout server (a time, or a sample in ms) turns a 1 s answer into a 504;
+    set-timeout tunnel closes a silent WebSocket tunnel: the same for both."""
+    requests = [
+        b"GET /short HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        b"GET /sample HTTP/1.1\r\nHost: h\r\nX-T: 300\r\nConnection: close\r\n\r\n",
+        b"GET /sample HTTP/1.1\r\nHost: h\r\nX-T: nope\r\nConnection: close\r\n\r\n",
+        b"GET /plain HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"]
+    websocket = b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n" \
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    got = {}
+    for name in ("haproxy", "fastlb"):
+        backend = slow_backend()
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(set_timeout_config(port, backend.port, backend.port, 1))
+        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        got[name] = []
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            # HAProxy 2.6.12 keeps a silent tunnel past set-timeout tunnel (its timeout
+            # client, here 5 s); the manual says the rule sets it: fastlb does (README)
+            for request in requests + ([websocket] if name == "fastlb" else []):
+                started = time.monotonic()
+                with socket.create_connection(("127.0.0.1", port), timeout=4) as conn:
+                    conn.sendall(request)
+                    data = b""
+                    while chunk := conn.recv(65536):
+                        data += chunk
+                elapsed = time.monotonic() - started
+                got[name].append((data.split(b"\r\n", 1)[0], elapsed < 0.9))
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            backend.close()
+    assert got["haproxy"] == [(b"HTTP/1.1 504 Gateway Time-out", True)] * 2 + \
+        [(b"HTTP/1.1 200 OK", False)] * 2
+    assert got["fastlb"] == got["haproxy"] + [(b"HTTP/1.1 101 Switching Protocols", True)]
+
+
+def probes_config(ignore: bool):
+    def make(port: int, be1: int, be2: int, log: int) -> str:
+        return f"""
+defaults
+    mode http
+    log 127.0.0.1:{log} local0
+    option httplog
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    timeout http-request 300ms
+frontend fe
+    bind 127.0.0.1:{port}
+    {"option http-ignore-probes" if ignore else ""}
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+    return make
+
+
+@pytest.mark.parametrize("ignore", [True, False])
+def test_http_ignore_probes_as_haproxy(tmp_path, ignore):
+    """A browser's pre-connect (a connection that sends nothing, closed or timed out):
+    400 / 408 and a log line without the option; nothing at all with it.  A request that
+    times out half-sent still gets its 408."""
+    def clients(port):
+        out = []
+        with socket.create_connection(("127.0.0.1", port)) as conn:    # closed at once
+            pass
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as conn:
+            out.append(conn.recv(100).split(b"\r\n", 1)[0])             # until the timeout
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as conn:
+            conn.sendall(b"GET / HTTP/1.1\r\n")
+            out.append(conn.recv(100).split(b"\r\n", 1)[0])
+        return out
+    got, logs = {}, {}
+    for name in ("haproxy", "fastlb"):
+        backend = RecordingBackend("be1")
+        syslog = SyslogReceiver()
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(probes_config(ignore)(port, backend.port, backend.port, syslog.port))
+        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            got[name] = clients(port)
+            time.sleep(0.3)
+            logs[name] = [masked(line).split(" fe fe/", 1)[1] for line in syslog.drain()]
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            syslog.sock.close()
+            backend.close()
+    assert got["haproxy"] == ([b""] if ignore else [b"HTTP/1.1 408 Request Time-out"]) + \
+        [b"HTTP/1.1 408 Request Time-out"]
+    assert got["fastlb"] == got["haproxy"]
+    assert len(logs["haproxy"]) == (1 if ignore else 3)
+    assert sorted(logs["fastlb"]) == sorted(logs["haproxy"])
+
+
+def separate_errors_config(option: str):
+    def make(port: int, be1: int, be2: int, log: int) -> str:
+        return f"""
+defaults
+    mode http
+    log 127.0.0.1:{log} local0
+    option httplog
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    option {option}
+    http-request deny if {{ path /deny }}
+    use_backend be2 if {{ path /down }}
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    retries 1
+    server s2 127.0.0.1:{free_port()}
+"""
+    return make
+
+
+@pytest.mark.parametrize("option", ["log-separate-errors", "dontlog-normal"])
+def test_log_separate_errors_and_dontlog_normal_as_haproxy(tmp_path, option):
+    """Which lines are errors (a deny, a 503 after retries; not a 200 nor a 404) and at
+    which syslog severity they go; dontlog-normal keeps only those."""
+    requests = [("/", [("Host", "h")]), ("/deny", [("Host", "h")]),
+                ("/down", [("Host", "h")])]
+    logs: dict = {}
+    differential(tmp_path, separate_errors_config(option), requests, logs)
+
+    def summary(line):          # the syslog priority and the status
+        return line.split(">", 1)[0], masked(line).split(" fe ", 1)[1].split()[2]
+    assert [summary(x) for x in logs["fastlb"]] == [summary(x) for x in logs["haproxy"]]
+    expected = [("<134", "200"), ("<131", "403"), ("<131", "503")] \
+        if option == "log-separate-errors" else [("<134", "403"), ("<134", "503")]
+    assert [summary(x) for x in logs["haproxy"]] == expected
+
+
+def restrict_names_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    option http-restrict-req-hdr-names delete
+    http-request set-header X.From-Rule 1
+    http-request set-header X-Saw-Under %[req.hdr(x_under)]
+    use_backend be2 if {{ path /strict }}
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    option http-restrict-req-hdr-names reject
+    http-request set-header X_Backend 1
+    server s2 127.0.0.1:{be2}
+"""
+
+
+def test_http_restrict_req_hdr_names_as_haproxy(tmp_path):
+    """delete (after the frontend's rules: theirs go too) and a backend's reject (after
+    its rules: a name they add is refused with a 403)."""
+    headers = [("Host", "h"), ("X_Under", "1"), ("Good-Name", "2"), ("X.Dot", "3")]
+    differential(tmp_path, restrict_names_config, [("/", headers), ("/strict", headers),
+                                                   ("/", [("Host", "h")])])
+
+
+@pytest.mark.parametrize("prefer, reuse", [(True, "never"), (False, "never"), (True, "safe")])
+def test_prefer_last_server_as_haproxy(tmp_path, prefer, reuse):
+    """option prefer-last-server: a keep-alive client's requests stay on the server of
+    the connection it holds as its own (http-reuse never); without it, or once that
+    connection is shared (http-reuse safe, HAProxy 2.6's default), round robin moves each."""
+    got = {}
+    for name in ("haproxy", "fastlb"):
+        backends = [RecordingBackend("one"), RecordingBackend("two")]
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+listen app
+    bind 127.0.0.1:{port}
+    balance roundrobin
+    http-reuse {reuse}
+    {"option prefer-last-server" if prefer else ""}
+    server one 127.0.0.1:{backends[0].port}
+    server two 127.0.0.1:{backends[1].port}
+""")
+        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            client = HttpClient(port)
+            got[name] = [client.get("/")[2] for _ in range(6)]
+            client.close()
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            for be in backends:
+                be.close()
+    assert got["fastlb"] == got["haproxy"]
+    assert len(set(got["haproxy"])) == (1 if prefer and reuse == "never" else 2)
+
+
+@pytest.mark.parametrize("abort", [True, False])
+def test_abortonclose_as_haproxy(tmp_path, abort):
+    """option abortonclose: a client that sends its request, closes its side and waits in
+    the queue of a full server is dropped (nothing reaches the server, a CQ log line);
+    without it, the half-close is only that and the request is served."""
+    got, logs = {}, {}
+    for name in ("haproxy", "fastlb"):
+        seen = []
+
+        def slow(conn, backend):
+            head, _ = read_head(conn)
+            if head is None:
+                return
+            seen.append(head.split(b"\r\n", 1)[0].decode())
+            time.sleep(0.8)
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+        backend = Backend(slow, "slow")
+        syslog = SyslogReceiver()
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(f"""
+defaults
+    mode http
+    log 127.0.0.1:{syslog.port} local0
+    option httplog
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    timeout queue 5s
+listen app
+    bind 127.0.0.1:{port}
+    {"option abortonclose" if abort else ""}
+    server s 127.0.0.1:{backend.port} maxconn 1
+""")
+        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            first = socket.create_connection(("127.0.0.1", port), timeout=4)
+            first.sendall(b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
+            wait_until(lambda: seen, message="the first request at the server")
+            queued = socket.create_connection(("127.0.0.1", port), timeout=4)
+            queued.sendall(b"GET /queued HTTP/1.1\r\nHost: h\r\n\r\n")
+            queued.shutdown(socket.SHUT_WR)
+            answer = recv_until_eof(queued)[:15]
+            reply = b""
+            while not reply.endswith(b"ok"):        # kept alive: read up to its body
+                reply += first.recv(1000)
+            time.sleep(1.0 if not abort else 0.3)
+            got[name] = (seen[:], answer)
+            logs[name] = sorted(masked(line).split(" app app/", 1)[1].split()[2:4]
+                                for line in syslog.drain())
+            first.close()
+            queued.close()
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            syslog.sock.close()
+            backend.close()
+    served = ["GET /first HTTP/1.1"] + ([] if abort else ["GET /queued HTTP/1.1"])
+    assert got["haproxy"] == (served, b"" if abort else b"HTTP/1.1 200 OK")
+    assert got["fastlb"] == got["haproxy"]
+    assert logs["fastlb"] == logs["haproxy"]

@@ -28,7 +28,8 @@ FEATURES = (
     ("GETADDRINFO", True),     # server names resolve through getaddrinfo()
     ("KQUEUE", False), ("EVPORTS", False), ("POLL", False),
     ("LINUX_SPLICE", True),    # the TCP relay splices bulk transfers
-    ("LINUX_TPROXY", False), ("TPROXY", False), ("NETFILTER", False), ("NS", False),
+    ("LINUX_TPROXY", False), ("TPROXY", False), ("NETFILTER", False),
+    ("NS", True),              # bind ... namespace
     ("LUA", False),
     ("OPENSSL", False),        # no TLS yet: ssl/crt options are refused
     ("PCRE", False), ("PCRE2", False), ("PCRE_JIT", False), ("PCRE2_JIT", False),
@@ -36,7 +37,7 @@ FEATURES = (
     ("PROMEX", True),          # the Prometheus exporter applet
     ("QUIC", False),
     ("SLZ", False), ("ZLIB", False),   # no compression
-    ("SYSTEMD", False),
+    ("SYSTEMD", True),         # -Ws notifies $NOTIFY_SOCKET (READY=1, RELOADING=1)
     ("TFO", False),
     ("THREAD", False),         # one process per worker, no threads
 )

@@ -57,6 +57,7 @@ class Listener:
     transparent: bool = False       # IP_TRANSPARENT: bind addresses this host does not own
     interface: Optional[str] = None  # SO_BINDTODEVICE
     mss: Optional[int] = None       # TCP_MAXSEG
+    namespace: Optional[str] = None  # network namespace (/var/run/netns/<name>) it is bound in
     mode: Optional[int] = None      # UNIX socket: permissions, owner, group
     uid: Optional[int] = None
     gid: Optional[int] = None
@@ -182,6 +183,13 @@ class Options:
     tcplog: bool = False
     httplog: bool = False
     dontlognull: bool = False
+    ignore_probes: bool = False         # option http-ignore-probes
+    log_separate_errors: bool = False   # errors, retries, redispatches, 5xx logged at "err"
+    dontlog_normal: bool = False        # only those are logged
+    nolinger: bool = False              # connections close with a TCP reset (SO_LINGER 0)
+    prefer_last_server: bool = False    # a keep-alive request stays on the kept connection
+    abortonclose: bool = False          # a client's close drops its request still waiting
+    restrict_hdr_names: str = "preserve"  # option http-restrict-req-hdr-names: delete|reject
     redispatch: Optional[int] = None    # None: off; else HAProxy's redispatch interval (default -1)
     clitcpka: bool = False
     srvtcpka: bool = False

@@ -18,12 +18,14 @@ from typing import Callable, Optional
 from ..sample import Context, Format, SampleError, Stream, as_bytes, check_expr, \
     compile_expr, compile_format
 from ..sample.registry import VAR_NAME
-from ..sample.stream import MOVED_DST, MOVED_SOCKET, MOVED_SRC, split_target
+from ..config.units import parse_time_ms
+from ..sample.stream import MOVED_DST, MOVED_SOCKET, MOVED_SRC, MOVED_TIMEOUT, split_target
 from ..sample.types import ADDR, SINT, dynamic_cast
 from .errors import reason_phrase
 from .fields import safe_value
 
 REDIRECT_CODES = (301, 302, 303, 307, 308)
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")     # an RFC 9110 token, lower case
 HEADER_ACTIONS = ("set-header", "add-header", "del-header", "replace-header", "replace-value")
 VAR_ACTIONS = ("set-var", "set-var-fmt", "unset-var")
 LINE_ACTIONS = ("set-path", "set-pathq", "set-uri", "set-query", "set-method",
@@ -31,7 +33,8 @@ LINE_ACTIONS = ("set-path", "set-pathq", "set-uri", "set-query", "set-method",
 ADDRESS_ACTIONS = ("set-src", "set-src-port", "set-dst", "set-dst-port")
 SOCKET_ACTIONS = ("set-tos", "set-mark")
 REQUEST_ACTIONS = (("allow", "deny", "tarpit", "reject", "return", "redirect", "use-service",
-                    "set-log-level", "auth", "normalize-uri", "strict-mode", "capture") +
+                    "set-log-level", "auth", "normalize-uri", "strict-mode", "capture",
+                    "early-hint", "set-timeout") +
                    HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS + ADDRESS_ACTIONS +
                    SOCKET_ACTIONS + ("wait-for-body",))
 RESPONSE_ACTIONS = (("allow", "deny", "set-status", "set-log-level", "return",
@@ -182,11 +185,13 @@ def parse_rule(args: list[str], response: bool, read_file,
             _expect(rest, 2, "realm")
             rule.reason = rest[1]
             rest = rest[2:]
-    elif action in ("set-header", "add-header"):
+    elif action in ("set-header", "add-header", "early-hint"):
         words = take_until_condition()
         if len(words) != 2:
             raise RuleError(f"'{action}' expects exactly 2 arguments.")
         rule.name, rule.value = words[0].lower(), words[1]
+        if action == "early-hint" and not HEADER_NAME.fullmatch(rule.name):
+            raise RuleError(f"'early-hint' : '{words[0]}' is not a valid header name.")
     elif action == "del-header":
         words = take_until_condition()
         if len(words) != 1:
@@ -230,6 +235,18 @@ def parse_rule(args: list[str], response: bool, read_file,
         limit = 255 if action == "set-tos" else 0xFFFFFFFF
         if not 0 <= rule.status <= limit:
             raise RuleError(f"'{action}' expects an integer between 0 and {limit}.")
+    elif action == "set-timeout":
+        words = take_until_condition()
+        if len(words) != 2:
+            raise RuleError("'set-timeout' expects 'server' or 'tunnel' and a timeout or an "
+                            "expression.")
+        if words[0] not in ("server", "tunnel"):
+            raise RuleError(f"'set-timeout' rule supports 'server'/'tunnel' (got '{words[0]}').")
+        rule.name = words[0]
+        try:
+            rule.status = parse_time_ms(words[1])     # a time: fixed, else a sample (ms)
+        except ValueError:
+            rule.value = words[1]
     elif action in ADDRESS_ACTIONS:
         words = take_until_condition()
         if len(words) != 1:
@@ -377,7 +394,7 @@ def _regex(text: str):
 
 
 # ------------------------------------------------------------------ compiling
-FORMATTED = {"set-header", "add-header", "set-path", "set-pathq", "set-uri", "set-query",
+FORMATTED = {"set-header", "add-header", "early-hint", "set-path", "set-pathq", "set-uri", "set-query",
              "set-method", "set-var-fmt", "redirect", "replace-header", "replace-value",
              "replace-path", "replace-pathq", "replace-uri"}
 
@@ -390,7 +407,8 @@ def check_rule(rule: Rule, place: str) -> None:
             pass
         elif rule.action in FORMATTED:
             compile_format(rule.value, ctx, check_only=True)
-        elif rule.action in ("set-var", "capture") + ADDRESS_ACTIONS:
+        elif rule.action in ("set-var", "capture") + ADDRESS_ACTIONS or \
+                (rule.action == "set-timeout" and rule.value):
             check_expr(rule.value, ctx)
         for _, value in rule.headers:
             compile_format(value, ctx, check_only=True)
@@ -421,7 +439,8 @@ def compile_rule(rule: Rule, matches: Callable, ctx: Context) -> CompiledRule:
     elif rule.action in FORMATTED:
         # a variable keeps its bytes as they are; what goes on the wire is encoded
         compiled.value = compile_format(rule.value, ctx, http=rule.action != "set-var-fmt")
-    elif rule.action in ("set-var", "capture") + ADDRESS_ACTIONS:
+    elif rule.action in ("set-var", "capture") + ADDRESS_ACTIONS or \
+            (rule.action == "set-timeout" and rule.value):
         compiled.expr = compile_expr(rule.value, ctx)
     compiled.headers = tuple((name, compile_format(value, ctx)) for name, value in rule.headers)
     if rule.body_format:
@@ -430,6 +449,30 @@ def compile_rule(rule: Rule, matches: Callable, ctx: Context) -> CompiledRule:
 
 
 # ------------------------------------------------------------------ running
+def apply_early_hint(c: CompiledRule, stream: Stream) -> None:
+    """An early-hint rule and the unconditional ones right after it (c.slot: their run)
+    build one 103 response, as HAProxy's do; it goes out before anything else.  HTTP/1.0
+    clients get none."""
+    if stream.version == b"1.0":
+        return
+    value = safe_value(c.value.render(stream))
+    hints = stream.hints
+    if hints is None:
+        hints = stream.hints = []
+    if not hints or hints[-1][0] != c.slot:
+        hints.append((c.slot, []))
+    hints[-1][1].append((c.rule.name.encode("latin-1"), value))
+
+
+def early_hints_response(hints: list) -> bytes:
+    out = []
+    for _, fields in hints:
+        out.append(b"HTTP/1.1 103 Early Hints\r\n")
+        out.extend(name + b": " + value + b"\r\n" for name, value in fields)
+        out.append(b"\r\n")
+    return b"".join(out)
+
+
 def apply_header_rule(c: CompiledRule, headers: list, stream: Stream) -> None:
     """set/add/del/replace on a head's [(name, value)] list (names lower case)."""
     rule = c.rule
@@ -570,6 +613,23 @@ def apply_socket_rule(c: CompiledRule, stream: Stream) -> None:
     else:
         stream.mark = c.rule.status
     stream.moved |= MOVED_SOCKET
+
+
+def apply_timeout_rule(c: CompiledRule, stream: Stream) -> None:
+    """set-timeout server|tunnel: this transaction's timeout (a sample: its integer value
+    in ms; none, or not a positive integer: unchanged)."""
+    ms = c.rule.status
+    if c.expr is not None:
+        value = c.expr.one(stream)
+        value = dynamic_cast(value, SINT) if value is not None else None
+        if value is None or value <= 0:
+            return
+        ms = min(int(value), 2 ** 31 - 1)
+    if c.rule.name == "server":
+        stream.timeout_server = ms
+    else:
+        stream.timeout_tunnel = ms
+    stream.moved |= MOVED_TIMEOUT
 
 
 def apply_capture(c: CompiledRule, stream: Stream, response: bool) -> None:

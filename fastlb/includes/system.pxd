@@ -107,6 +107,10 @@ cdef extern from "<sys/socket.h>" nogil:
         MSG_DONTWAIT
         MSG_PEEK
         SO_MARK
+        SO_LINGER
+    struct linger:
+        int l_onoff
+        int l_linger
     int socket(int domain, int type, int protocol)
     int connect(int fd, const sockaddr *addr, socklen_t len)
     int accept4(int fd, sockaddr *addr, socklen_t *len, int flags)

@@ -8,6 +8,7 @@ cdef void start_connect(Worker w, int idx, Session *s):
     cdef ServerRt *srv
     cdef sockaddr_storage addr
     cdef int fd, rc, one = 1
+    cdef linger no_linger = linger(1, 0)     # option nolinger: close() resets
     if s.server < 0:
         s.server = assign_server(w, idx, s)
         if s.server == ASSIGN_QUEUED:
@@ -30,6 +31,8 @@ cdef void start_connect(Worker w, int idx, Session *s):
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
     if be.srvtcpka:
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
+    if be.nolinger:
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof(linger))
     side_attach(&s.srv, fd, &raw_socket)
     s.srv.readable = 0        # its first EPOLLIN edge says when the server has spoken
     s.srv.last = w.now

@@ -24,6 +24,8 @@ cdef struct Session:
     Side srv
     int fe                  # frontend index
     int be                  # backend index, -1 if none
+    int64_t t_server_rule   # http-request set-timeout server|tunnel for this request
+    int64_t t_tunnel_rule   # (0: the backend's)
     int server              # server index in the backend, -1 if none
     int listener
     int retries_left
@@ -112,6 +114,9 @@ cdef struct BackendRt:
     int retries
     int redispatch          # 0: off, else HAProxy's interval (default -1: last retry)
     int srvtcpka
+    int nolinger            # option nolinger: server connections close with a reset
+    int prefer_last         # option prefer-last-server
+    int abortonclose        # option abortonclose: a client's close drops a waiting request
     int http                # mode http
     int http_close          # CLOSE_NONE, CLOSE_SERVER, CLOSE_BOTH (defs.pxd)
     int reuse_never         # http-reuse never: a server connection serves one session only
@@ -129,10 +134,12 @@ cdef struct FrontendRt:
     int64_t t_client
     int64_t t_client_fin
     int clitcpka
+    int nolinger            # option nolinger: client connections close with a reset
     int log_mode            # 0 none, 1 connect line at accept, 2 tcplog at end
     int dontlognull
     int buffer_request      # option http-buffer-request: the body before the rules
     int buffer_response     # the http-response rules read res.body: a copy of what came
+    int ignore_probes       # option http-ignore-probes: an empty connection gets no 400/408/log
     uint32_t shm_index
 
 
@@ -160,6 +167,7 @@ cdef class FrontendHooks:
     cdef object router          # route(...) -> (ROUTE_*, value), or None
     cdef object response_editor # http-response rules: edit(stream) -> deny status, or None
     cdef object captures_req    # [(name, length)] of capture request header, or None
+    cdef int restrict_names     # option http-restrict-req-hdr-names: RESTRICT_*
     cdef object captures_rsp
     cdef bint streams           # every request gets a sample Stream (its log has %[...])
     cdef object conn_rules      # tcp-request connection: rules(src, src_port, dst_port) -> CONN_*
@@ -176,6 +184,7 @@ cdef class BackendHooks:
     cdef object request_rules   # its own http-request rules / stats page, or None
     cdef object server_rules    # use-server: candidates(stream) -> [server index], or None
     cdef object hash_key        # balance hash <expr>: key(stream) -> bytes | None
+    cdef int restrict_names
     cdef object after_response
 
 

@@ -24,11 +24,13 @@ from fastlb.http.framing cimport *
 from fastlb.shm.words cimport *
 
 import os as _os
+import re
 import socket as _socket
 
 from fastlb.http.errors import builtin_page, reason_phrase
-from fastlb.sample.stream import MOVED_DST, MOVED_SOCKET, MOVED_SRC, Stream
+from fastlb.sample.stream import MOVED_DST, MOVED_SOCKET, MOVED_SRC, MOVED_TIMEOUT, Stream
 from fastlb.http.fields import HeaderValueError
+from fastlb.http.rules import early_hints_response
 
 cdef extern from *:
     const char *FASTLB_CYTHON_VERSION
@@ -309,6 +311,9 @@ cdef class Worker:
         be.retries = spec.retries
         be.redispatch = spec.redispatch
         be.srvtcpka = spec.srvtcpka
+        be.nolinger = spec.nolinger
+        be.prefer_last = spec.prefer_last
+        be.abortonclose = spec.abortonclose
         be.http = spec.http
         be.http_close = spec.http_close
         be.shm_index = spec.index
@@ -321,6 +326,7 @@ cdef class Worker:
         hooks.request_rules = spec.request_rules
         hooks.server_rules = spec.server_rules
         hooks.hash_key = spec.hash_key
+        hooks.restrict_names = spec.restrict_names
         hooks.after_response = spec.after_response
         self.be_hooks.append(hooks)
         self.nbackends += 1
@@ -337,15 +343,18 @@ cdef class Worker:
         fe.t_client = spec.t_client
         fe.t_client_fin = spec.t_client_fin
         fe.clitcpka = spec.clitcpka
+        fe.nolinger = spec.nolinger
         fe.log_mode = spec.log_mode
         fe.dontlognull = spec.dontlognull
         fe.buffer_request = spec.buffer_request
         fe.buffer_response = spec.buffer_response
+        fe.ignore_probes = spec.ignore_probes
         fe.shm_index = spec.index
         hooks = FrontendHooks()
         hooks.error_pages = spec.error_pages
         hooks.request_editor = spec.request_editor
         hooks.router = spec.router
+        hooks.restrict_names = spec.restrict_names
         hooks.response_editor = spec.response_editor
         hooks.captures_req, hooks.captures_rsp = spec.captures
         hooks.streams = spec.streams

@@ -124,3 +124,10 @@ cdef extern from *:
     """
     # beyond what an int64 counter holds: refused
     const long long MAX_CONTENT_LENGTH "FL_MAX_CONTENT_LENGTH"
+
+
+# option http-restrict-req-hdr-names
+cdef enum:
+    RESTRICT_PRESERVE = 0
+    RESTRICT_DELETE = 1
+    RESTRICT_REJECT = 2

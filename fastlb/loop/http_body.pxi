@@ -7,6 +7,9 @@
 # Interface: http_body.pxd.
 
 
+CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
 cdef bint http_request_rest(Worker w, int idx, Session *s, HttpTxn txn, Head fields,
                             int64_t length, bint keep_alive, bint edited, int phase):
     """The analysers after the head (route, backend rules, persistence, forward, assign),
@@ -21,6 +24,10 @@ cdef bint http_request_rest(Worker w, int idx, Session *s, HttpTxn txn, Head fie
             if txn.req_state == RQ_BODY_WAIT:
                 body_wait_keep(w, s, txn, fields, length, keep_alive, ed, BODY_PHASE_FE)
             return False
+        if (<FrontendHooks>w.fe_hooks[s.fe]).restrict_names and not restrict_header_names(
+                w, idx, s, txn, fields, (<FrontendHooks>w.fe_hooks[s.fe]).restrict_names,
+                keep_alive):
+            return False
         wanted = w.backends[s.be].buffer_request
         if wanted == BUFFER_WAIT:
             body_wait_begin(w, s, txn, w.frontends[s.fe].t_http_request, 0)
@@ -31,6 +38,10 @@ cdef bint http_request_rest(Worker w, int idx, Session *s, HttpTxn txn, Head fie
     if not req_backend_rules(w, idx, s, txn, fields, keep_alive, &ed):
         if txn.req_state == RQ_BODY_WAIT:
             body_wait_keep(w, s, txn, fields, length, keep_alive, ed, BODY_PHASE_BE)
+        return False
+    if (<BackendHooks>w.be_hooks[s.be]).restrict_names and not restrict_header_names(
+            w, idx, s, txn, fields, (<BackendHooks>w.be_hooks[s.be]).restrict_names,
+            keep_alive):
         return False
     if ed and not fields_safe(fields.headers):
         return http_rule_failed(w, idx, s, txn, HeaderValueError(
@@ -64,8 +75,11 @@ cdef void body_wait_keep(Worker w, Session *s, HttpTxn txn, Head fields, int64_t
         for name, value in fields.headers:
             if name == b"expect" and value.lower() == b"100-continue":
                 fields.headers[:] = [h for h in fields.headers if h[0] != b"expect"]
-                txn.out_cli = b"HTTP/1.1 100 Continue\r\n\r\n"
-                txn.out_cli_off = 0
+                if txn.interim is None:
+                    txn.interim = CONTINUE_100
+                    txn.interim_off = 0
+                else:
+                    txn.interim += CONTINUE_100
                 break
 
 

@@ -35,6 +35,33 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
     cdef int64_t n, sent
     cdef FrontendRt *fe = &w.frontends[s.fe]
 
+    # -- option abortonclose: a client that closed while its request waits for a server
+    #    connection (queued, or connecting) has left: the request is dropped, not sent
+    if (s.state == ST_QUEUED or s.state == ST_CONNECTING) and s.be >= 0 and \
+            w.backends[s.be].abortonclose and (s.cli.readable == 2 or s.cli.rd_eof):
+        if s.state == ST_QUEUED:
+            queue_leave(w, s)
+        txn.term0, txn.term1 = b'C', (b'Q' if s.state == ST_QUEUED else b'C')
+        s.term0, s.term1 = txn.term0, txn.term1
+        session_close(w, idx, s)
+        return False
+
+    # -- interim responses (103 Early Hints) before anything else
+    if txn.interim is not None:
+        n = side_write(&s.cli, (<char *>txn.interim) + txn.interim_off,
+                       len(txn.interim) - txn.interim_off, w.now)
+        if n < 0:
+            txn.term0, txn.term1 = b'C', b'D'
+            session_close(w, idx, s)
+            return False
+        txn.interim_off += n
+        if txn.count_bytes:
+            txn.bytes_out += n
+        if txn.interim_off < len(txn.interim):
+            return False
+        txn.interim = None
+        moved = True
+
     # -- an error page, or the response head, goes to the client first
     if txn.out_cli is not None:
         if txn.after_due and txn.out_cli_off == 0:
@@ -97,7 +124,8 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
                 return True
             if r == -1 or r == -2:
                 if buffered(&s.cli) == 0 or r == -2:
-                    if txn.requests == 0 and buffered(&s.cli) == 0 and not fe.dontlognull:
+                    if txn.requests == 0 and buffered(&s.cli) == 0 and not fe.dontlognull \
+                            and not fe.ignore_probes:
                         # a connection that never sent a request: HAProxy logs it as a 400
                         txn.request_line = b"<BADREQ>"
                         txn.status = 400
@@ -336,15 +364,17 @@ cdef int64_t http_deadline(Worker w, int idx, Session *s):
             dl = txn.t_start + t
             s.timer = TM_HTTP_HEAD
     elif fe.t_client and (txn.req_state == RQ_BODY or txn.req_state == RQ_APPLET or
-                          txn.out_cli is not None or txn.rsp_avail > 0):
+                          txn.out_cli is not None or txn.rsp_avail > 0 or
+                          txn.interim is not None):
         # a client that half-closed is under timeout client-fin when one is set
         t = fe.t_client_fin if fe.t_client_fin and s.cli.rd_eof else fe.t_client
         if dl == 0 or s.cli.last + t < dl:
             dl = s.cli.last + t
             s.timer = TM_CLIENT
-    if be != NULL and be.t_server and s.state == ST_ESTABLISHED and \
+    if be != NULL and (be.t_server or s.t_server_rule) and s.state == ST_ESTABLISHED and \
             (txn.rsp_state == RS_HEAD or txn.rsp_state == RS_BODY):
-        t = be.t_server_fin if be.t_server_fin and s.srv.rd_eof else be.t_server
+        t = be.t_server_fin if be.t_server_fin and s.srv.rd_eof else \
+            (s.t_server_rule or be.t_server)
         # the server's timeout wins a tie with the client's: the response is what is late
         if dl == 0 or s.srv.last + t < dl or (s.srv.last + t == dl and s.timer == TM_CLIENT):
             dl = s.srv.last + t
@@ -372,9 +402,9 @@ cdef void http_expired(Worker w, int idx, Session *s):
         http_error(w, idx, s, txn, 408, False, b'c', b'R')   # the body did not come in time
         http_run(w, idx, s)
     elif s.timer == TM_HTTP_HEAD:
-        if txn.requests > 0 and buffered(&s.cli) == 0:
+        if buffered(&s.cli) == 0 and (txn.requests > 0 or fe.ignore_probes):
             s.term0, s.term1 = b'c', b'R'
-            session_close(w, idx, s)           # keep-alive timeout: close quietly
+            session_close(w, idx, s)           # keep-alive timeout, or a probe: quietly
             return
         txn.request_line = b"<BADREQ>"
         http_error(w, idx, s, txn, 408, True, b'c', b'R')

@@ -176,6 +176,9 @@ cdef void stream_edits(Session *s, Head fields, object stream):
         return
     if stream.moved & MOVED_SOCKET:
         client_socket_options(s, stream)
+    if stream.moved & MOVED_TIMEOUT:
+        s.t_server_rule = stream.timeout_server
+        s.t_tunnel_rule = stream.timeout_tunnel
     if stream.moved & MOVED_SRC and fill_address(&addr, stream.src, stream.src_port):
         memcpy(&s.addr, &addr, sizeof(sockaddr_storage))
         s.addrlen = sizeof(sockaddr_in) if addr.ss_family == AF_INET else sizeof(sockaddr_in6)
@@ -183,6 +186,32 @@ cdef void stream_edits(Session *s, Head fields, object stream):
         memcpy(&s.dst, &addr, sizeof(sockaddr_storage))
         s.dst_known = 2
     stream.moved = 0
+
+
+cdef void stage_early_hints(HttpTxn txn, object stream):
+    """The 103 responses early-hint rules built go out ahead of the answer."""
+    cdef bytes hints = early_hints_response(stream.hints)
+    stream.hints = None
+    txn.interim = hints if txn.interim is None else txn.interim + hints
+
+
+_PLAIN_NAME = re.compile(rb"[A-Za-z0-9-]+\Z").match
+
+
+cdef bint restrict_header_names(Worker w, int idx, Session *s, HttpTxn txn, Head fields,
+                                int mode, bint keep_alive):
+    """option http-restrict-req-hdr-names, after the proxy's rules: a header whose name has
+    more than letters, digits and '-' is removed, or the request refused with a 403."""
+    cdef list headers = fields.headers
+    for name, _ in headers:
+        if _PLAIN_NAME(name) is None:
+            break
+    else:
+        return True
+    if mode == RESTRICT_REJECT:
+        return http_local_answer(w, idx, s, txn, (ROUTE_DENY, 403), keep_alive)
+    headers[:] = [h for h in headers if _PLAIN_NAME(h[0]) is not None]    # the stream's too
+    return True
 
 
 cdef bint http_request_head(Worker w, int idx, Session *s, HttpTxn txn):
@@ -283,6 +312,7 @@ cdef bint req_route(Worker w, int idx, Session *s, HttpTxn txn, Head fields, bin
     here (False), or on to a backend.  No backend at all: 503."""
     cdef FrontendHooks hooks = <FrontendHooks>w.fe_hooks[s.fe]
     router = hooks.router
+    s.t_server_rule = s.t_tunnel_rule = 0       # set-timeout lasts one request
     if hooks.streams:
         txn_stream(w, s, txn, fields)
     if router is not None:
@@ -293,6 +323,8 @@ cdef bint req_route(Worker w, int idx, Session *s, HttpTxn txn, Head fields, bin
             stream_edits(s, fields, stream)
         except Exception as exc:
             return http_rule_failed(w, idx, s, txn, exc)
+        if stream.hints is not None:
+            stage_early_hints(txn, stream)
         if verdict[0] == ROUTE_APPLET:
             applet_request(txn, fields.method, fields, fields.version)
         if not http_local_answer(w, idx, s, txn, verdict, keep_alive):
@@ -325,6 +357,8 @@ cdef bint req_backend_rules(Worker w, int idx, Session *s, HttpTxn txn, Head fie
         stream_edits(s, fields, stream)
     except Exception as exc:
         return http_rule_failed(w, idx, s, txn, exc)
+    if stream.hints is not None:
+        stage_early_hints(txn, stream)
     if verdict is None:
         return True
     if verdict[0] == ROUTE_APPLET:

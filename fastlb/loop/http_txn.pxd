@@ -27,6 +27,8 @@ cdef class HttpTxn:
     cdef Py_ssize_t out_srv_off
     cdef bytes out_cli              # rewritten response head, or an error page
     cdef Py_ssize_t out_cli_off
+    cdef bytes interim              # 103 Early Hints, sent before anything else
+    cdef Py_ssize_t interim_off
     cdef bint close_client          # close the client connection once the response is out
     cdef bint close_server          # do not reuse the server connection after this response
     cdef bint is_head

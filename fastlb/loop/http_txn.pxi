@@ -48,6 +48,8 @@ cdef class HttpTxn:
         self.out_srv = None
         self.out_cli = None
         self.out_srv_off = self.out_cli_off = 0
+        self.interim = None
+        self.interim_off = 0
         self.close_client = self.close_server = False
         self.is_connect = False
         self.fresh = True

@@ -69,6 +69,7 @@ cdef void listener_accept(Worker w, int li):
     cdef ListenerRt *l = &w.listeners[li]
     cdef FrontendRt *fe = &w.frontends[l.fe]
     cdef int n, fd, idx, verdict, one = 1
+    cdef linger no_linger = linger(1, 0)     # option nolinger: close() resets
     cdef Session *s
     cdef sockaddr_storage addr
     cdef socklen_t addrlen
@@ -92,6 +93,8 @@ cdef void listener_accept(Worker w, int li):
         w.fe_stats[fe.shm_index * STAT_WORDS + STAT_SESS_TOT] += 1
         if fe.clitcpka:
             setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
+        if fe.nolinger:
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof(linger))
         idx = session_new(w)
         s = session_at(w, idx)
         side_attach(&s.cli, fd, &raw_socket)

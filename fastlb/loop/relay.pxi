@@ -27,6 +27,12 @@ cdef bint relay_pump(Worker w, int idx, Session *s, int from_side):
             if n == 0 or src.piped or src.head != src.tail:
                 return False      # the kernel buffer is full: wait for EPOLLOUT
         if src.rd_eof:
+            if from_side == SIDE_CLI and w.backends[s.be].nolinger and not dst.wr_shut:
+                # option nolinger: a client that leaves ends the session at once, both
+                # sockets reset, instead of a half-close passed on (as HAProxy does)
+                s.term0, s.term1 = b'C', b'D'
+                session_close(w, idx, s)
+                return False
             if s.state == ST_ESTABLISHED and not dst.wr_shut:
                 side_shutw(dst, w.now)
             return False
@@ -106,13 +112,14 @@ cdef int64_t tcp_deadline(Worker w, Session *s):
     cdef BackendRt *be = &w.backends[s.be]
     cdef int64_t dl = 0, t, cli_to, srv_to
     if s.state == ST_ESTABLISHED:
-        if be.t_tunnel:
+        t = s.t_tunnel_rule or be.t_tunnel
+        if t:
             s.timer = TM_TUNNEL
-            return (s.cli.last if s.cli.last > s.srv.last else s.srv.last) + be.t_tunnel
+            return (s.cli.last if s.cli.last > s.srv.last else s.srv.last) + t
         cli_to = fe.t_client
         if fe.t_client_fin and (s.cli.rd_eof or s.cli.wr_shut):
             cli_to = fe.t_client_fin
-        srv_to = be.t_server
+        srv_to = s.t_server_rule or be.t_server
         if be.t_server_fin and (s.srv.rd_eof or s.srv.wr_shut):
             srv_to = be.t_server_fin
         if cli_to:

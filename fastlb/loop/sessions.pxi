@@ -35,6 +35,7 @@ cdef int session_new(Worker w) except -1:
     side_init(&s.srv)
     s.server = -1
     s.be = -1
+    s.t_server_rule = s.t_tunnel_rule = 0
     s.held_server = -1
     s.forced_server = -1
     s.avoid_server = -1

@@ -18,7 +18,7 @@ from ..http.errors import builtin_page
 from ..http.rules import (ADDRESS_ACTIONS, HEADER_ACTIONS, LINE_ACTIONS, SOCKET_ACTIONS,
                           VAR_ACTIONS, CompiledRule, InvalidRequest, apply_address_rule,
                           apply_capture, apply_socket_rule, apply_header_rule, apply_line_rule,
-                          apply_normalizer, apply_var_rule, auth_page,
+                          apply_early_hint, apply_normalizer, apply_timeout_rule, apply_var_rule, auth_page,
                           compile_rule, redirect_response, return_response)
 from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_PAGE, ROUTE_RAW,
                          ROUTE_REJECT, ROUTE_RESPOND, ROUTE_TARPIT, ROUTE_WAIT_BODY)
@@ -159,8 +159,13 @@ def place_of(proxy: Proxy, response: bool) -> str:
 def compile_rules(rules: list, compiler: ConditionCompiler, ctx: Context,
                   proxy: Proxy = None) -> list:
     compiled = [compile_rule(rule, compiler.compile(rule.condition), ctx) for rule in rules]
-    for c in compiled:
-        if c.rule.action == "capture":
+    for i, c in enumerate(compiled):
+        if c.rule.action == "early-hint":
+            # one 103 for a run: an early-hint and the unconditional ones right after it
+            previous = compiled[i - 1] if i else None
+            c.slot = previous.slot if previous is not None and \
+                previous.rule.action == "early-hint" and c.rule.condition is None else (i,)
+        elif c.rule.action == "capture":
             slots = proxy.captures_rsp if ctx.place == "http-response" else proxy.captures_req
             c.slot = (int(c.rule.name), slots[int(c.rule.name)][1])
         elif c.rule.action == "auth":         # the proxy's 401 page, or HAProxy's
@@ -229,6 +234,8 @@ def run_request_rules(rules: list, stream, applets=None, tarpit_ms: int = 0):
             strict = c.rule.name == "on"
         elif action == "capture":
             apply_capture(c, stream, False)
+        elif action == "early-hint":
+            apply_early_hint(c, stream)
         elif action == "allow":
             return None
         elif action == "set-log-level":
@@ -279,6 +286,7 @@ REWRITES = dict(
     [(action, apply_line_rule) for action in LINE_ACTIONS] +
     [(action, apply_address_rule) for action in ADDRESS_ACTIONS] +
     [(action, apply_socket_rule) for action in SOCKET_ACTIONS] +
+    [("set-timeout", apply_timeout_rule)] +
     [("normalize-uri", apply_normalizer)])
 
 

@@ -6,8 +6,11 @@ across reloads; an inherited ``fd@`` socket is shared as is by every worker.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import socket
+from typing import Optional
 
 DEFAULT_BACKLOG = 1024
 
@@ -69,11 +72,43 @@ def socket_options(sock: socket.socket, listener) -> None:
         apply("mss", socket.IPPROTO_TCP, socket.TCP_MAXSEG, listener.mss)
 
 
+_CLONE_NEWNET = 0x40000000
+NETNS_DIR = "/var/run/netns"
+
+
+@contextlib.contextmanager
+def network_namespace(name: Optional[str]):
+    """Sockets made inside belong to network namespace ``name`` (``ip netns`` names it
+    under /var/run/netns), as HAProxy's ``namespace``; the process goes back to its own
+    namespace afterwards.  A socket keeps the namespace it was made in."""
+    if not name:
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(os.path.join(NETNS_DIR, name), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if libc.setns(target, _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            if libc.setns(home, _CLONE_NEWNET) != 0:       # cannot stay in the wrong one
+                raise SystemExit(f"fastlb: cannot return to its own network namespace: "
+                                 f"{os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(home)
+
+
 def bound_socket(listener) -> socket.socket:
     """A socket bound to the listener's address (not listening yet)."""
     if listener.family == socket.AF_UNIX:
         return unix_socket(listener)
-    sock = socket.socket(listener.family, socket.SOCK_STREAM)
+    with network_namespace(listener.namespace):
+        sock = socket.socket(listener.family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -117,7 +152,8 @@ def check_inherited(tables) -> list[str]:
 
 def listener_key(listener, occurrence: int) -> tuple:
     """What identifies a bind address across reloads (the n-th bind of the same address)."""
-    return (listener.family, listener.host, listener.port, listener.v6only, occurrence)
+    return (listener.family, listener.host, listener.port, listener.v6only, listener.namespace,
+            occurrence)
 
 
 def listener_keys(tables) -> list:

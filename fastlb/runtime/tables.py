@@ -90,6 +90,10 @@ class BackendSpec:
     retries: int
     redispatch: int               # 0: off, else HAProxy's interval (-1: the last retry)
     srvtcpka: bool
+    nolinger: bool                # option nolinger (server side)
+    restrict_names: int           # http-restrict-req-hdr-names: 0 preserve, 1 delete, 2 reject
+    prefer_last: bool             # option prefer-last-server
+    abortonclose: bool            # option abortonclose
     error_pages: dict             # {status: bytes} from errorfile lines
     response_editor: object       # http-response rules: edit(headers), or None
     request_rules: object         # its own http-request rules / stats page, or None
@@ -110,10 +114,13 @@ class FrontendSpec:
     t_http_request: int
     t_http_keep_alive: int
     clitcpka: bool
+    nolinger: bool                # option nolinger (client side)
+    restrict_names: int           # http-restrict-req-hdr-names (a listen's: here)
     log_mode: int                 # LOG_*
     dontlognull: bool
     buffer_request: int           # 1: option http-buffer-request, 2: rules read the body
     buffer_response: bool         # the http-response rules read res.body
+    ignore_probes: bool           # option http-ignore-probes
     error_pages: dict
     request_editor: object        # option forwardfor: edit(out, headers, client_ip), or None
     router: object                # per-request routing callable, or None
@@ -221,6 +228,9 @@ def compile_tables(config: Config) -> RuntimeTables:
     return tables
 
 
+RESTRICT_NAMES = {"preserve": 0, "delete": 1, "reject": 2}
+
+
 def server_spec(server: Optional[Server], address, shm_index: int) -> ServerSpec:
     if server is None:            # a dispatch address: HAProxy logs it as <NOSRV>
         return ServerSpec(name=NOSRV, model=None, shm_index=shm_index, family=address.family,
@@ -277,6 +287,11 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         t_connect=t.connect or 0, t_server=t.server or 0, t_server_fin=t.server_fin or 0,
         t_tunnel=t.tunnel or 0, t_queue=t.queue or t.connect or 0, retries=proxy.retries,
         redispatch=proxy.options.redispatch or 0, srvtcpka=bool(proxy.options.srvtcpka),
+        nolinger=bool(proxy.options.nolinger),
+        prefer_last=bool(proxy.options.prefer_last_server),
+        abortonclose=bool(proxy.options.abortonclose),
+        restrict_names=RESTRICT_NAMES[proxy.options.restrict_hdr_names]
+        if proxy.kind == "backend" and proxy.mode == "http" else 0,
         error_pages=proxy.errorfiles or {},
         response_editor=build_response_editor(proxy, env),
         request_rules=build_backend_rules(proxy, applets, env), cookie=cookie,
@@ -349,8 +364,12 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         http_close=HTTP_CLOSE_MODES[proxy.options.http_mode],
         t_client=t.client or 0, t_client_fin=t.client_fin or 0,
         t_http_request=t.http_request or 0, t_http_keep_alive=t.http_keep_alive or 0,
-        clitcpka=bool(proxy.options.clitcpka), log_mode=log_mode,
+        clitcpka=bool(proxy.options.clitcpka), nolinger=bool(proxy.options.nolinger),
+        restrict_names=RESTRICT_NAMES[proxy.options.restrict_hdr_names]
+        if proxy.mode == "http" else 0,
+        log_mode=log_mode,
         dontlognull=bool(proxy.options.dontlognull),
+        ignore_probes=proxy.mode == "http" and bool(proxy.options.ignore_probes),
         buffer_request=buffer_request(proxy),
         buffer_response=proxy.mode == "http" and _mentions_body(
             (proxy.http_response_rules, proxy.acls), "res.body"),

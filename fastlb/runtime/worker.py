@@ -50,7 +50,22 @@ class TrafficLogger:
                             t.backend_name(fe, rec.backend), t.server_name(rec.backend, rec.server),
                             rec.start_ms, (rec.t_queue, rec.t_connect, rec.t_total),
                             rec.bytes_out, rec.term, self.counts(rec), self.pid)
-        self.sinks[fe].send(INFO, render(t.frontends[fe].log_format, fields))
+        level = self.level(fe, rec, False)
+        if level is not None:
+            self.sinks[fe].send(level, render(t.frontends[fe].log_format, fields))
+
+    def level(self, fe, rec, http):
+        """info, or err for a session that went wrong (option log-separate-errors); None
+        when option dontlog-normal keeps a normal one out (HAProxy's rules: an abort or
+        timeout, a retry, a redispatch, a 5xx)."""
+        options = self.tables.frontends[fe].proxy.options
+        if not (options.log_separate_errors or options.dontlog_normal):
+            return INFO
+        err = rec.redispatched or rec.term[:1] not in ("-", "L") or \
+            (rec.term[:1] == "-" and rec.retries > 0) or (http and rec.status >= 500)
+        if not err:
+            return None if options.dontlog_normal else INFO
+        return SEVERITIES["err"] if options.log_separate_errors else INFO
 
     def http_end(self, rec):
         """HAProxy's httplog line, or the frontend's log-format (no cookie capture yet: "-")."""
@@ -62,7 +77,9 @@ class TrafficLogger:
                              (rec.t_request, rec.t_queue, rec.t_connect, rec.t_response,
                               rec.t_total), rec.status, rec.bytes_out, rec.term,
                              self.counts(rec), request, rec.captures, self.pid)
-        level = INFO
+        level = self.level(fe, rec, True)
+        if level is None:
+            return
         stream = rec.stream
         if stream is not None and stream.log_level is not None:   # set-log-level
             if stream.log_level == "silent":

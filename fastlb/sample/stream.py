@@ -27,6 +27,7 @@ class Stream:
                  "fe", "be", "srv", "status", "res_headers", "res_version", "vars", "sess_vars",
                  "captures_req", "captures_rsp", "unique_id", "first_req", "_path",
                  "_prefix_hits", "response", "reason", "log_level", "moved", "tos", "mark",
+                 "hints", "timeout_server", "timeout_tunnel",
                  # set only when a body was waited for (read with getattr): req_body and
                  # res_body (bytes, de-chunked), their sizes, and where wait-for-body
                  # left the rules (resume)
@@ -62,6 +63,9 @@ class Stream:
         self.moved = 0                    # MOVED_* bits: what the loop must apply
         self.tos = -1                     # set-tos / set-mark on the client connection
         self.mark = -1
+        self.hints = None                 # early-hint: [(run, [(name, value)])] to send
+        self.timeout_server = 0           # set-timeout server|tunnel (ms, 0: the backend's)
+        self.timeout_tunnel = 0
         self._path = None
         self._prefix_hits = None
 
@@ -128,7 +132,7 @@ class Stream:
             store.pop(name, None)
 
 
-MOVED_SRC, MOVED_DST, MOVED_SOCKET = 1, 2, 4
+MOVED_SRC, MOVED_DST, MOVED_SOCKET, MOVED_TIMEOUT = 1, 2, 4, 8
 
 # "proc." variables: this worker process's (HAProxy's are the process's; fastlb runs one
 # process per worker, so each worker has its own).

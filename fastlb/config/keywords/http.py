@@ -95,6 +95,10 @@ def _http_rule(parser, proxy, args, origin, response, side=""):
         elif int(rule.name) >= len(slots):
             raise ValueError(f"'{side} capture' : no capture slot with id {rule.name} "
                              f"(this proxy has {len(slots)}).")
+    if rule.action == "set-timeout" and not proxy.has_backend and proxy.kind != "defaults":
+        raise ValueError(f"error detected in {proxy.kind} '{proxy.name}' while parsing "
+                         f"'http-request set-timeout' rule : proxy '{proxy.name}' has no "
+                         "backend capability.")
     if rule.action in EXPERIMENTAL and not parser.global_.experimental:
         raise ValueError(f"'{rule.action}' action is experimental, must be allowed via a "
                          "global 'expose-experimental-directives'")

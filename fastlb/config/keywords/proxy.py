@@ -22,27 +22,33 @@ _TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request":
                  "server-fin": "backend", "connect": "backend", "queue": "backend",
                  "check": "backend", "tunnel": "backend"}
 _OPTIONS_NOT_YET = {
-    "abortonclose", "checkcache",
-    "http-pretend-keepalive", "http-no-delay", "http-use-proxy-header",
+    "checkcache",
+    "http-pretend-keepalive", "http-use-proxy-header",
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
-    "tcp-check", "external-check", "persist", "prefer-last-server", "splice-auto",
-    "splice-request", "splice-response", "transparent", "accept-invalid-http-request",
+    "tcp-check", "external-check", "persist", "transparent", "accept-invalid-http-request",
     "accept-invalid-http-response", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
-    "log-separate-errors", "logasap", "http-ignore-probes", "http-restrict-req-hdr-names",
-    "independent-streams", "nolinger", "socket-stats", "spop-check", "tcp-smart-accept",
-    "tcp-smart-connect", "contstats", "disable-h2-upgrade", "idle-close-on-response",
+    "logasap",
+    "independent-streams", "socket-stats", "spop-check", "tcp-smart-accept",
+    "tcp-smart-connect", "contstats", "idle-close-on-response",
     "http_proxy", "forceclose",
 }
+# options whose effect is how fastlb always works: it splices bulk transfers when both
+# sides allow, sends without delay (TCP_NODELAY, no MSG_MORE), never upgrades to HTTP/2
+ALREADY_SO = ("splice-auto", "splice-request", "splice-response", "http-no-delay",
+              "disable-h2-upgrade")
 # the bind and proxy options fastlb reads (for "did you mean")
 _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-accept", "tfo",
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
-                 "gid")
-_OPTIONS = ("tcplog", "httplog", "dontlognull", "redispatch", "tcpka", "clitcpka", "srvtcpka",
+                 "gid", "namespace")
+_OPTIONS = ("tcplog", "httplog", "dontlognull", "http-ignore-probes", "log-separate-errors",
+            "dontlog-normal", "nolinger", "prefer-last-server", "abortonclose",
+            "http-restrict-req-hdr-names", *ALREADY_SO, "redispatch", "tcpka", "clitcpka",
+            "srvtcpka",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
             "http-keep-alive", "http-server-close", "httpclose", "http-buffer-request")
 _BIND_NOT_YET = {
     "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn",
-    "namespace", "maxconn", "process", "thread", "level", "expose-fd", "id", "nice",
+    "maxconn", "process", "thread", "level", "expose-fd", "id", "nice",
     "accept-netscaler-cip", "allow-0rtt", "strict-sni", "generate-certificates", "tcp-ut",
     "severity-output", "ciphers", "ciphersuites", "curves", "ecdhe", "ssl-min-ver",
     "ssl-max-ver", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13",
@@ -97,7 +103,7 @@ def bind(parser, proxy, args, origin):
         elif option in ("accept-proxy", "defer-accept", "tfo", "transparent"):
             for listener in listeners:
                 setattr(listener, option.replace("-", "_"), True)
-        elif option in ("interface", "mss", "proto"):
+        elif option in ("interface", "mss", "proto", "namespace"):
             if i + 1 >= len(args):
                 raise ValueError(f"'bind {args[0]}' : missing value for '{option}'.")
             value = args[i + 1]
@@ -282,6 +288,21 @@ def option(parser, proxy, args, origin, enable=True):
         opts.dontlognull = enable
     elif name == "http-buffer-request":
         opts.http_buffer_request = enable
+    elif name == "http-ignore-probes":
+        opts.ignore_probes = enable
+    elif name == "http-restrict-req-hdr-names":
+        if not enable or len(args) != 2 or args[1] not in ("preserve", "delete", "reject"):
+            raise ValueError("'option http-restrict-req-hdr-names' expects 'preserve', "
+                             "'delete' or 'reject' as argument.")
+        opts.restrict_hdr_names = args[1]
+    elif name in ALREADY_SO:
+        if not enable and name.startswith("splice"):
+            raise ValueError(f"'no option {name}' is not supported by fastlb yet (it "
+                             "always splices bulk transfers).")
+        # what fastlb always does (README): nothing to change
+    elif name in ("log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server",
+                  "abortonclose"):
+        setattr(opts, name.replace("-", "_"), enable)
     elif name == "redispatch":
         interval = -1
         if enable and len(args) > 1:
