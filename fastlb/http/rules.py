@@ -18,7 +18,6 @@ from typing import Callable, Optional
 from ..sample import Context, Format, SampleError, Stream, as_bytes, check_expr, \
     compile_expr, compile_format
 from ..sample.registry import VAR_NAME
-from ..config.units import parse_time_ms
 from ..sample.stream import MOVED_DST, MOVED_SOCKET, MOVED_SRC, MOVED_TIMEOUT, split_target
 from ..sample.types import ADDR, SINT, dynamic_cast
 from .errors import reason_phrase
@@ -243,6 +242,8 @@ def parse_rule(args: list[str], response: bool, read_file,
         if words[0] not in ("server", "tunnel"):
             raise RuleError(f"'set-timeout' rule supports 'server'/'tunnel' (got '{words[0]}').")
         rule.name = words[0]
+        # (imported here: fastlb.config imports this module, a top-level import is a cycle)
+        from ..config.units import parse_time_ms
         try:
             rule.status = parse_time_ms(words[1])     # a time: fixed, else a sample (ms)
         except ValueError:
