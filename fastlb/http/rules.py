@@ -241,13 +241,8 @@ def parse_rule(args: list[str], response: bool, read_file,
                             "expression.")
         if words[0] not in ("server", "tunnel"):
             raise RuleError(f"'set-timeout' rule supports 'server'/'tunnel' (got '{words[0]}').")
-        rule.name = words[0]
-        # (imported here: fastlb.config imports this module, a top-level import is a cycle)
-        from ..config.units import parse_time_ms
-        try:
-            rule.status = parse_time_ms(words[1])     # a time: fixed, else a sample (ms)
-        except ValueError:
-            rule.value = words[1]
+        # a time (the config layer turns it into rule.status, in ms) or a sample
+        rule.name, rule.value = words[0], words[1]
     elif action in ADDRESS_ACTIONS:
         words = take_until_condition()
         if len(words) != 1:

@@ -74,6 +74,11 @@ def _http_rule(parser, proxy, args, origin, response, side=""):
         place = "frontend http-request" if proxy.kind == "frontend" else "backend http-request"
     try:
         rule, rest = parse_rule(args, response, read_file, side)
+        if rule.action == "set-timeout":
+            try:                 # a time is fixed; anything else is a sample (its ms)
+                rule.status, rule.value = parse_time_ms(rule.value), ""
+            except ValueError:
+                pass
         check_rule(rule, place)
     except RuleError as exc:
         raise ValueError(f"'{side}' : {exc}") from None
