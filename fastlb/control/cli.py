@@ -205,3 +205,5 @@ class Commands:
             self.admin.set_check_health(be, i, target != "down")
             return ""
         raise CommandError(f"'set server <srv> {what}' is not supported by fastlb yet.")
+
+from . import map_commands as _map_commands  # noqa: E402,F401 - registers show/add/... map

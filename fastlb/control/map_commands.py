@@ -1,0 +1,182 @@
+"""The stats socket's map commands (HAProxy's ``show/get/add/set/del/clear map``).
+
+The master answers them from its copy of the generation's maps (sample.maps); a change
+goes into the generation's shared journal, which every worker applies before its next
+map lookup, so all workers see it as HAProxy's one process does.  Entries are named in
+``show map`` by an address-like ``0x...`` reference (``#<ref>`` in set/del map), the
+same in every process.
+"""
+from __future__ import annotations
+
+import ipaddress
+
+from ..sample import maps
+from ..sample.registry import SampleError
+from .cli import STATS_COMMANDS
+from .commands import OPERATOR, CommandError
+
+UNKNOWN = "Unknown map identifier. Please use #<id> or <file>."
+MALFORMED = "Malformed identifier. Please use #<id> or <file>."
+POINTER_BASE = 0x55d000000000
+
+
+def pointer(ref, entry: int) -> str:
+    return f"0x{POINTER_BASE + (ref.uid << 28) + entry * 16:x}"
+
+
+def entry_of(ref, text: str):
+    """The entry id a ``#0x...`` reference names in that map, or None."""
+    try:
+        value = int(text[1:], 16) - POINTER_BASE - (ref.uid << 28)
+    except ValueError:
+        raise CommandError(MALFORMED) from None
+    if value < 0 or value % 16 or (value >> 28) or value // 16 not in ref.entries:
+        return None
+    return value // 16
+
+
+def registry(interpreter):
+    reg = interpreter.tables.maps
+    if reg is not None:
+        reg.catch_up()                  # the changes the workers' actions made
+    return reg
+
+
+def find(interpreter, args: list, missing: str):
+    if not args:
+        raise CommandError(missing)
+    reg = registry(interpreter)
+    ref = reg.find_ref(args[0]) if reg is not None else None
+    if ref is None:
+        raise CommandError(UNKNOWN)
+    return reg, ref
+
+
+def change(reg, op, ref, entry=0, key="", value="") -> None:
+    if not reg.change(op, ref, entry, key, value):
+        raise CommandError("Out of memory error.")
+
+
+@STATS_COMMANDS.register("show", "map", usage="show map [<map>]",
+                         text="report available maps or dump a map's contents")
+def show_map(interpreter, args: list, session) -> str:
+    reg = registry(interpreter)
+    refs = list(reg.refs.values()) if reg is not None else []
+    if not args:
+        lines = ["# id (file) description\n"]
+        for ref in refs:
+            lines.append(f"{ref.uid} ({ref.name}) pattern loaded from file '{ref.name}' "
+                         f"used by map. curr_ver=0 next_ver=0 "
+                         f"entry_cnt={len(ref.entries) * len(ref.tables)}\n")
+        return "".join(lines)
+    _, ref = find(interpreter, args, UNKNOWN)
+    return "".join(f"{pointer(ref, i)} {key} {value}\n"
+                   for i, (key, value) in ref.entries.items())
+
+
+def _value_type(value) -> str:
+    if isinstance(value, int):
+        return "sint"
+    if isinstance(value, ipaddress.IPv6Address):
+        return "ipv6"
+    if isinstance(value, ipaddress.IPv4Address):
+        return "ipv4"
+    return "str"
+
+
+@STATS_COMMANDS.register("get", "map", usage="get map <map> <value>",
+                         text="report the keys and values matching a sample for a map")
+def get_map(interpreter, args: list, session) -> str:
+    if len(args) < 2:
+        raise CommandError("Missing map identifier and/or key.")
+    _, ref = find(interpreter, args, UNKNOWN)
+    text = args[1]
+    lines = []
+    for table in ref.tables:
+        index = "tree" if table.match in ("str", "beg", "ip") else "list"
+        head = f"type={table.match}, case=sensitive"
+        sample = text.encode("utf-8", "surrogateescape")
+        try:
+            if table.match == "ip":
+                sample = ipaddress.ip_address(text)
+            elif table.match == "int":
+                sample = int(text)
+        except ValueError:
+            sample = None
+        found = maps.find(table, sample) if sample is not None else None
+        if found is None:
+            lines.append(f"{head}, found=no\n")
+            continue
+        key, value = found
+        lines.append(f'{head}, found=yes, idx={index}, key="{key}", value="{value}", '
+                     f'type="{_value_type(table.typed(value))}"\n')
+    return "".join(lines)
+
+
+def _checked(ref, key, value) -> None:
+    try:
+        ref.check(key, value)
+    except SampleError as exc:
+        raise CommandError(f"{exc}.") from None
+
+
+@STATS_COMMANDS.register("add", "map", level=OPERATOR, usage="add map <map> <key> <value>",
+                         text="add a map entry")
+def add_map(interpreter, args: list, session) -> str:
+    if len(args) < 3:
+        if len(args) == 2 or not args:
+            raise CommandError("'add map' expects three parameters (map identifier, key and "
+                               "value) or one parameter (map identifier) and a payload")
+        find(interpreter, args, UNKNOWN)
+        raise CommandError("'add map' with a payload is not supported by fastlb yet.")
+    reg, ref = find(interpreter, args, UNKNOWN)
+    _checked(ref, args[1], args[2])
+    change(reg, maps.OP_ADD, ref, key=args[1], value=args[2])
+    return ""
+
+
+@STATS_COMMANDS.register("set", "map", level=OPERATOR,
+                         usage="set map <map> [<key>|#<ref>] <value>",
+                         text="modify a map entry")
+def set_map(interpreter, args: list, session) -> str:
+    if len(args) < 3:
+        raise CommandError("'set map' expects three parameters: map identifier, key and "
+                           "value.")
+    reg, ref = find(interpreter, args, UNKNOWN)
+    _checked(ref, None, args[2])
+    if args[1].startswith("#"):
+        entry = entry_of(ref, args[1])
+        if entry is None:
+            raise CommandError("entry not found.")
+        change(reg, maps.OP_SET_ID, ref, entry=entry, value=args[2])
+        return ""
+    if not ref.ids_of(args[1]):
+        raise CommandError("entry not found.")
+    change(reg, maps.OP_SET_KEY, ref, key=args[1], value=args[2])
+    return ""
+
+
+@STATS_COMMANDS.register("del", "map", level=OPERATOR, usage="del map <map> [<key>|#<ref>]",
+                         text="delete all maps entries matching a key")
+def del_map(interpreter, args: list, session) -> str:
+    if len(args) < 2:
+        raise CommandError("This command expects two parameters: map identifier and key.")
+    reg, ref = find(interpreter, args, UNKNOWN)
+    if args[1].startswith("#"):
+        entry = entry_of(ref, args[1])
+        if entry is None:
+            raise CommandError("Key not found.")
+        change(reg, maps.OP_DEL_ID, ref, entry=entry)
+        return ""
+    if not ref.ids_of(args[1]):
+        raise CommandError("Key not found.")
+    change(reg, maps.OP_DEL_KEY, ref, key=args[1])
+    return ""
+
+
+@STATS_COMMANDS.register("clear", "map", level=OPERATOR, usage="clear map <map>",
+                         text="clear the contents of a map")
+def clear_map(interpreter, args: list, session) -> str:
+    reg, ref = find(interpreter, args, "Missing map identifier.")
+    change(reg, maps.OP_CLEAR, ref)
+    return ""
