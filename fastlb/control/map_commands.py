@@ -67,7 +67,7 @@ def show_map(interpreter, args: list, session) -> str:
         for ref in refs:
             lines.append(f"{ref.uid} ({ref.name}) pattern loaded from file '{ref.name}' "
                          f"used by map. curr_ver=0 next_ver=0 "
-                         f"entry_cnt={len(ref.entries) * len(ref.tables)}\n")
+                         f"entry_cnt={ref.entry_count}\n")
         return "".join(lines)
     _, ref = find(interpreter, args, UNKNOWN)
     return "".join(f"{pointer(ref, i)} {key} {value}\n"
@@ -147,7 +147,7 @@ def set_map(interpreter, args: list, session) -> str:
     if args[1].startswith("#"):
         entry = entry_of(ref, args[1])
         if entry is None:
-            raise CommandError("entry not found.")
+            raise CommandError("key or pattern not found.")
         change(reg, maps.OP_SET_ID, ref, entry=entry, value=args[2])
         return ""
     if not ref.ids_of(args[1]):

@@ -227,10 +227,21 @@ class MapRef:
             self.append(key, value)
         self.tables: list[MapTable] = []
         self.journal: Optional["Journal"] = None
+        # HAProxy's entry_cnt as "show map" gives it: one per entry and table using it when
+        # added, minus one per entry deleted
+        self.removed = 0
+
+    @property
+    def entry_count(self) -> int:
+        return (len(self.entries) + self.removed) * len(self.tables) - self.removed
 
     def append(self, key: str, value: str) -> None:
         self.entries[self.next_id] = (key, value)
         self.next_id += 1
+
+    def remove(self, entry: int) -> None:
+        del self.entries[entry]
+        self.removed += 1
 
     def value_of(self, key: str) -> str:
         for k, v in self.entries.values():
@@ -265,11 +276,13 @@ class MapRef:
                 entries[entry] = (entries[entry][0], value)
         elif op == OP_DEL_KEY:
             for i in self.ids_of(key):
-                del entries[i]
+                self.remove(i)
         elif op == OP_DEL_ID:
-            entries.pop(entry, None)
+            if entry in entries:
+                self.remove(entry)
         elif op == OP_CLEAR:
-            entries.clear()
+            for i in list(entries):
+                self.remove(i)
 
     def rebuild(self) -> None:
         rows = list(self.entries.values())
