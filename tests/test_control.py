@@ -9,13 +9,18 @@ from fastlb.control.master_cli import MASTER_COMMANDS, MasterCommands
 
 STATS_HELP_ADMIN = """\
 The following commands are valid at this level:
+  add map <map> <key> <value>             : add a map entry
   clear counters [all]                    : clear max statistics counters (or all counters)
+  clear map <map>                         : clear the contents of a map
+  del map <map> [<key>|#<ref>]            : delete all maps entries matching a key
   disable health <bk>/<srv>               : disable health checks
   disable server <bk>/<srv>               : disable a server for maintenance (use 'set server' instead)
   enable health <bk>/<srv>                : enable health checks
   enable server <bk>/<srv>                : enable a disabled server (use 'set server' instead)
+  get map <map> <value>                   : report the keys and values matching a sample for a map
   get weight <bk>/<srv>                   : report a server's current weight
   operator                                : lower the level of the current CLI session to operator
+  set map <map> [<key>|#<ref>] <value>    : modify a map entry
   set maxconn frontend <frontend> <value> : change a frontend's maxconn setting
   set maxconn server <bk>/<srv>           : change a server's maxconn setting
   set server <bk>/<srv> [opts]            : change a server's state or weight
@@ -24,6 +29,7 @@ The following commands are valid at this level:
   show cli level                          : display the level of the current CLI session
   show errors [<px>] [request|response]   : report last request and/or response errors for each proxy
   show info [typed]                       : report information about the running process
+  show map [<map>]                        : report available maps or dump a map's contents
   show servers state [<backend>]          : dump volatile server information (all or for a single backend)
   show sess                               : report the current sessions (summary per worker, proxy and server)
   show stat [typed|no-maint|up] [<iid> <type> <sid>] : report counters for each proxy and server

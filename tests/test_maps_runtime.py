@@ -163,3 +163,74 @@ def test_cli_answers_as_haproxy(fastlb, tmp_path):
         return re.sub(r"used by map.*?\. curr_ver", "used by map. curr_ver", text)
     for command, theirs, ours in zip(CHANGES, answers["haproxy"], answers["fastlb"]):
         assert normal(ours) == normal(theirs), command
+
+
+def action_config(sock, port: int, mapfile) -> str:
+    return f"""
+    global
+        stats socket {sock} level admin
+    {HTTP_DEFAULTS}
+    frontend fe
+        bind 127.0.0.1:{port}
+        http-request set-map({mapfile}) %[path] v%[req.hdr(x)] if {{ req.hdr(x) -m found }}
+        http-request del-map({mapfile}) %[req.hdr(del)] if {{ req.hdr(del) -m found }}
+        http-response set-map({mapfile}) /from-response %[status] if {{ path /resp }}
+        http-request return status 200 content-type text/plain lf-string "%[path,map({mapfile},none)]|%[path,map_beg({mapfile},none)]|%pid" if !{{ path /resp }}
+        default_backend be
+    backend be
+        http-request return status 203 content-type text/plain lf-string "x|x|%pid"
+    """
+
+
+ACTION_REQUESTS = [("/p1", {"x": "1"}), ("/p1", {}), ("/p1", {}), ("/p1", {"x": "2"}),
+                   ("/p1", {}), ("/p1", {}), ("/api", {"x": "3"}), ("/api/x", {}),
+                   ("/api/x", {"del": "/api"}), ("/api/x", {}), ("/api/x", {}),
+                   ("/resp", {}), ("/from-response", {}), ("/from-response", {}),
+                   ("/p1", {"del": "/p1"}), ("/p1", {}), ("/p1", {})]
+
+
+def get_with(port: int, path: str, headers: dict) -> tuple[str, str, str]:
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n"
+                     .encode())
+        data = b""
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return tuple(data.split(b"\r\n\r\n", 1)[1].decode().split("|"))
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+def test_set_map_and_del_map_actions_as_haproxy(fastlb, tmp_path):
+    """What one request's action changes, the next request sees whichever worker it
+    reaches; the answers and the final map are haproxy's."""
+    results = {}
+    hsock, hport = tmp_path / "haproxy.sock", free_port()
+    mapfile = tmp_path / "hosts.map"
+    mapfile.write_text(MAP)
+    hcfg = tmp_path / "h.cfg"
+    hcfg.write_text(textwrap.dedent(action_config(hsock, hport, mapfile)))
+    proc = subprocess.Popen(["haproxy", "-db", "-f", str(hcfg)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: hsock.exists(), timeout=10, message="haproxy's stats socket")
+        results["haproxy"] = ([get_with(hport, p, h)[:2] for p, h in ACTION_REQUESTS],
+                              cli(hsock, f"show map {mapfile}"))
+    finally:
+        proc.kill()
+        proc.wait()
+    sock, port = tmp_path / "stats.sock", free_port()
+    fastlb(action_config(sock, port, mapfile), workers=2, ports=[port])
+    answers, pids = [], set()
+    for p, h in ACTION_REQUESTS:
+        exact, prefix, pid = get_with(port, p, h)
+        answers.append((exact, prefix))
+        pids.add(pid)
+    assert len(pids) == 2, "both workers should have answered"
+    results["fastlb"] = (answers, cli(sock, f"show map {mapfile}"))
+    assert results["fastlb"][0] == results["haproxy"][0]
+    assert re.sub(r"0x[0-9a-f]+", "0x", results["fastlb"][1]) == \
+        re.sub(r"0x[0-9a-f]+", "0x", results["haproxy"][1])

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 
 from ..sample import Context, Format, SampleError, Stream, as_bytes, check_expr, \
     compile_expr, compile_format
+from ..sample import maps
 from ..sample.registry import VAR_NAME
 from ..config.units import parse_time_ms
 from ..sample.stream import MOVED_DST, MOVED_SOCKET, MOVED_SRC, MOVED_TIMEOUT, split_target
@@ -28,6 +29,7 @@ REDIRECT_CODES = (301, 302, 303, 307, 308)
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")     # an RFC 9110 token, lower case
 HEADER_ACTIONS = ("set-header", "add-header", "del-header", "replace-header", "replace-value")
 VAR_ACTIONS = ("set-var", "set-var-fmt", "unset-var")
+MAP_ACTIONS = ("set-map", "del-map")            # (<file>): change a map for every worker
 LINE_ACTIONS = ("set-path", "set-pathq", "set-uri", "set-query", "set-method",
                 "replace-path", "replace-pathq", "replace-uri")
 ADDRESS_ACTIONS = ("set-src", "set-src-port", "set-dst", "set-dst-port")
@@ -36,10 +38,10 @@ REQUEST_ACTIONS = (("allow", "deny", "tarpit", "reject", "return", "redirect", "
                     "set-log-level", "auth", "normalize-uri", "strict-mode", "capture",
                     "early-hint", "set-timeout") +
                    HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS + ADDRESS_ACTIONS +
-                   SOCKET_ACTIONS)
+                   SOCKET_ACTIONS + MAP_ACTIONS)
 RESPONSE_ACTIONS = (("allow", "deny", "set-status", "set-log-level", "return",
                      "strict-mode", "capture") + HEADER_ACTIONS + VAR_ACTIONS +
-                    SOCKET_ACTIONS)
+                    SOCKET_ACTIONS + MAP_ACTIONS)
 NORMALIZERS = ("fragment-encode", "fragment-strip", "path-merge-slashes", "path-strip-dot",
                "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
                "query-sort-by-name")
@@ -92,6 +94,7 @@ class Rule:
     reply: str = ""
     page: Optional[bytes] = None
     errors_name: str = ""                    # errorfiles <name>
+    map_value: str = ""                      # set-map: the value's log-format
 
 
 def _expect(args, count, what):
@@ -125,6 +128,13 @@ def parse_rule(args: list[str], response: bool, read_file,
     var = _var_name(action)
     if var is not None:
         action = action.partition("(")[0]
+    mapped = re.fullmatch(r"(set-map|del-map|add-acl|del-acl)\((.*)\)", action)
+    if mapped:
+        action, var = mapped.group(1), mapped.group(2)
+        if not var:
+            raise RuleError(f"'{action}' expects a file name: '{action}(<file>)'.")
+    elif action in MAP_ACTIONS:
+        raise RuleError(f"'{action}' expects a file name: '{action}(<file>)'.")
     side = side or ("http-response" if response else "http-request")
     allowed = AFTER_ACTIONS if side == "http-after-response" else \
         RESPONSE_ACTIONS if response else REQUEST_ACTIONS
@@ -224,6 +234,13 @@ def parse_rule(args: list[str], response: bool, read_file,
         if var is None:
             raise RuleError("'unset-var' expects a variable name: 'unset-var(<scope>.<name>)'.")
         rule.name = var
+    elif action in MAP_ACTIONS:
+        words = take_until_condition()
+        wanted = 2 if action == "set-map" else 1
+        if len(words) != wanted:
+            raise RuleError(f"'{action}({var})' expects exactly {wanted} argument(s).")
+        rule.name, rule.value = var, words[0]
+        rule.map_value = words[1] if wanted == 2 else ""
     elif action in SOCKET_ACTIONS:
         words = take_until_condition()
         try:
@@ -384,6 +401,10 @@ def check_rule(rule: Rule, place: str) -> None:
         elif rule.action in ("set-var", "capture") + ADDRESS_ACTIONS or \
                 (rule.action == "set-timeout" and rule.value):
             check_expr(rule.value, ctx)
+        elif rule.action in MAP_ACTIONS:
+            compile_format(rule.value, ctx, check_only=True)
+            if rule.map_value:
+                compile_format(rule.map_value, ctx, check_only=True)
         for _, value in rule.headers:
             compile_format(value, ctx, check_only=True)
         if rule.body_format:
@@ -403,6 +424,7 @@ class CompiledRule:
     body: Optional[Format] = None
     page: bytes = b""                        # auth: the 401 answer
     slot: tuple = ()                         # capture: (index, length)
+    ref: object = None                       # set-map / del-map: (MapRegistry, file path)
 
 
 def compile_rule(rule: Rule, matches: Callable, ctx: Context) -> CompiledRule:
@@ -416,6 +438,13 @@ def compile_rule(rule: Rule, matches: Callable, ctx: Context) -> CompiledRule:
     elif rule.action in ("set-var", "capture") + ADDRESS_ACTIONS or \
             (rule.action == "set-timeout" and rule.value):
         compiled.expr = compile_expr(rule.value, ctx)
+    elif rule.action in MAP_ACTIONS:
+        compiled.value = compile_format(rule.value, ctx, http=False)
+        if rule.map_value:
+            compiled.body = compile_format(rule.map_value, ctx, http=False)
+        # None: no converter reads that file (HAProxy keeps a reference nobody looks up)
+        compiled.ref = maps.REGISTRY.action_key(rule.name, ctx.env.base_dir if ctx.env
+                                                else ".")
     compiled.headers = tuple((name, compile_format(value, ctx)) for name, value in rule.headers)
     if rule.body_format:
         compiled.body = compile_format(rule.body_format, ctx)
@@ -486,6 +515,26 @@ def apply_var_rule(c: CompiledRule, stream: Stream) -> None:
     value = c.expr.one(stream) if rule.action == "set-var" else c.value.render(stream)
     if value is not None:                    # no sample: the variable is left as it was
         stream.set_var(rule.name, value)
+
+
+def apply_map_rule(c: CompiledRule, stream: Stream) -> None:
+    """set-map: the key's entries get the value (a new entry if there is none); del-map:
+    they go.  Published in the generation's journal, so every worker sees it; a key or
+    value the map's converters could not take is not written, as HAProxy's."""
+    registry, full = c.ref
+    ref = registry.refs.get(full)
+    if ref is None:
+        return
+    key = c.value.render(stream).decode("utf-8", "surrogateescape")
+    if c.rule.action == "del-map":
+        registry.change(maps.OP_DEL_KEY, ref, key=key)
+        return
+    value = c.body.render(stream).decode("utf-8", "surrogateescape")
+    try:
+        ref.check(key, value)
+    except SampleError:
+        return
+    registry.change(maps.OP_UPSERT, ref, key=key, value=value)
 
 
 def _split_url(url: bytes) -> tuple[bytes, bytes, bytes]:

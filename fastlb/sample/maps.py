@@ -385,6 +385,13 @@ class MapRegistry:
         self.tables[(full, match, output)] = table
         return table
 
+    def action_key(self, path: str, base_dir: str) -> tuple:
+        """What a set-map / del-map action names: (registry, absolute path); the file's
+        MapRef is looked up when it runs (the converters that load it may be compiled
+        after the rule; none at all: the action changes nothing anyone reads)."""
+        full = os.path.abspath(path if os.path.isabs(path) else os.path.join(base_dir, path))
+        return self, full
+
     def find_ref(self, name: str) -> Optional[MapRef]:
         """``#<id>`` or the file's name as the configuration gives it (or its path)."""
         if name.startswith("#"):
