@@ -16,6 +16,7 @@ from .cli import STATS_COMMANDS
 from .commands import OPERATOR, CommandError
 
 UNKNOWN = "Unknown map identifier. Please use #<id> or <file>."
+UNKNOWN_ACL = "Unknown ACL identifier. Please use #<id> or <file>."
 MALFORMED = "Malformed identifier. Please use #<id> or <file>."
 POINTER_BASE = 0x55d000000000
 
@@ -42,13 +43,13 @@ def registry(interpreter):
     return reg
 
 
-def find(interpreter, args: list, missing: str):
+def find(interpreter, args: list, missing: str, kind: str = "map"):
     if not args:
         raise CommandError(missing)
     reg = registry(interpreter)
-    ref = reg.find_ref(args[0]) if reg is not None else None
+    ref = reg.find_ref(args[0], kind) if reg is not None else None
     if ref is None:
-        raise CommandError(UNKNOWN)
+        raise CommandError(UNKNOWN if kind == "map" else UNKNOWN_ACL)
     return reg, ref
 
 
@@ -178,5 +179,73 @@ def del_map(interpreter, args: list, session) -> str:
                          text="clear the contents of a map")
 def clear_map(interpreter, args: list, session) -> str:
     reg, ref = find(interpreter, args, "Missing map identifier.")
+    change(reg, maps.OP_CLEAR, ref)
+    return ""
+
+
+# ---------------------------------------------------------------------- ACL -f files
+@STATS_COMMANDS.register("show", "acl", usage="show acl [<acl>]",
+                         text="report available acls or dump an acl's contents")
+def show_acl(interpreter, args: list, session) -> str:
+    reg = registry(interpreter)
+    if not args:
+        lines = ["# id (file) description\n"]
+        for ref in (reg.acl_refs.values() if reg is not None else ()):
+            lines.append(f"{ref.uid} ({ref.name}) pattern loaded from file '{ref.name}' "
+                         f"used by acl. curr_ver=0 next_ver=0 "
+                         f"entry_cnt={ref.entry_count}\n")
+        return "".join(lines)
+    _, ref = find(interpreter, args, UNKNOWN_ACL, "acl")
+    return "".join(f"{pointer(ref, i)} {key}\n" for i, (key, _) in ref.entries.items())
+
+
+@STATS_COMMANDS.register("get", "acl", usage="get acl <acl> <value>",
+                         text="report the patterns matching a sample for an ACL")
+def get_acl(interpreter, args: list, session) -> str:
+    if len(args) < 2:
+        raise CommandError("Missing ACL identifier and/or key.")
+    _, ref = find(interpreter, args, UNKNOWN_ACL, "acl")
+    lines = []
+    for listener in ref.listeners:
+        term = listener.term
+        case = "insensitive" if term.ignore_case else "sensitive"
+        match = "yes" if listener.matches(args[1]) else "no"
+        lines.append(f"type={term.method}, case={case}, match={match}\n")
+    return "".join(lines)
+
+
+@STATS_COMMANDS.register("add", "acl", level=OPERATOR, usage="add acl <acl> <pattern>",
+                         text="add an acl entry")
+def add_acl(interpreter, args: list, session) -> str:
+    if len(args) < 2:
+        raise CommandError("'add acl' expects two parameters: ACL identifier and pattern.")
+    reg, ref = find(interpreter, args, UNKNOWN_ACL, "acl")
+    _checked(ref, args[1], None)
+    change(reg, maps.OP_ADD, ref, key=args[1])
+    return ""
+
+
+@STATS_COMMANDS.register("del", "acl", level=OPERATOR, usage="del acl <acl> [<key>|#<ref>]",
+                         text="delete acl entries matching a key")
+def del_acl(interpreter, args: list, session) -> str:
+    if len(args) < 2:
+        raise CommandError("This command expects two parameters: ACL identifier and key.")
+    reg, ref = find(interpreter, args, UNKNOWN_ACL, "acl")
+    if args[1].startswith("#"):
+        entry = entry_of(ref, args[1])
+        if entry is None:
+            raise CommandError("Key not found.")
+        change(reg, maps.OP_DEL_ID, ref, entry=entry)
+        return ""
+    if not ref.ids_of(args[1]):
+        raise CommandError("Key not found.")
+    change(reg, maps.OP_DEL_KEY, ref, key=args[1])
+    return ""
+
+
+@STATS_COMMANDS.register("clear", "acl", level=OPERATOR, usage="clear acl <acl>",
+                         text="clear the contents of an acl")
+def clear_acl(interpreter, args: list, session) -> str:
+    reg, ref = find(interpreter, args, "Missing ACL identifier.", "acl")
     change(reg, maps.OP_CLEAR, ref)
     return ""

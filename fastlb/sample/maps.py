@@ -219,8 +219,9 @@ class MapRef:
     the CLI and the set-map / del-map actions change; each change rebuilds the tables
     (one per converter kind) that use the file."""
 
-    def __init__(self, uid: int, name: str, full: str, entries: list):
-        self.uid, self.name, self.full = uid, name, full
+    def __init__(self, uid: int, name: str, full: str, entries: list, kind: str = "map"):
+        self.uid, self.name, self.full, self.kind = uid, name, full, kind
+        self.listeners: list = []              # acl: rebuild() of each ACL term using it
         self.next_id = 0
         self.entries: dict = {}                # entry id -> (key, value), in order
         for key, value in entries:
@@ -233,7 +234,8 @@ class MapRef:
 
     @property
     def entry_count(self) -> int:
-        return (len(self.entries) + self.removed) * len(self.tables) - self.removed
+        users = len(self.tables) if self.kind == "map" else len(self.listeners)
+        return (len(self.entries) + self.removed) * users - self.removed
 
     def append(self, key: str, value: str) -> None:
         self.entries[self.next_id] = (key, value)
@@ -255,6 +257,8 @@ class MapRef:
     def check(self, key: Optional[str], value: Optional[str]) -> None:
         for table in self.tables:
             table.check(key, value)
+        for listener in self.listeners:
+            listener.check(key)
 
     def apply(self, op: int, entry: int, key: str, value: str) -> None:
         """One journal record (every process applies the same ones in the same order, so
@@ -291,6 +295,8 @@ class MapRef:
                 table.build(rows)
             except SampleError:                # checked before it was written: not reached
                 pass
+        for listener in self.listeners:
+            listener.rebuild()
 
 
 class Journal:
@@ -365,7 +371,8 @@ class MapRegistry:
     """The map files of one configuration, by the name the configuration gives them."""
 
     def __init__(self):
-        self.refs: dict = {}                   # absolute path -> MapRef
+        self.refs: dict = {}                   # absolute path -> MapRef (maps)
+        self.acl_refs: dict = {}               # absolute path -> MapRef (ACL -f files)
         self.by_uid: dict = {}
         self.tables: dict = {}                 # (absolute path, match, output) -> MapTable
         self.journal: Optional[Journal] = None
@@ -377,7 +384,7 @@ class MapRegistry:
             return table
         ref = self.refs.get(full)
         if ref is None:
-            ref = MapRef(len(self.refs), path, full, read_map_file(full))
+            ref = MapRef(len(self.by_uid), path, full, read_map_file(full))
             self.refs[full] = ref
             self.by_uid[ref.uid] = ref
         table = MapTable(path, match, output, list(ref.entries.values()), ref)
@@ -392,14 +399,26 @@ class MapRegistry:
         full = os.path.abspath(path if os.path.isabs(path) else os.path.join(base_dir, path))
         return self, full
 
-    def find_ref(self, name: str) -> Optional[MapRef]:
+    def acl_ref(self, name: str, full: str, patterns: list) -> MapRef:
+        """The reference of an ACL ``-f`` file (its patterns as read at parsing)."""
+        ref = self.acl_refs.get(full)
+        if ref is None:
+            ref = MapRef(len(self.by_uid), name, full, [(p, "") for p in patterns], "acl")
+            ref.journal = self.journal
+            self.acl_refs[full] = ref
+            self.by_uid[ref.uid] = ref
+        return ref
+
+    def find_ref(self, name: str, kind: str = "map") -> Optional[MapRef]:
         """``#<id>`` or the file's name as the configuration gives it (or its path)."""
+        refs = self.refs if kind == "map" else self.acl_refs
         if name.startswith("#"):
             try:
-                return self.by_uid.get(int(name[1:]))
+                ref = self.by_uid.get(int(name[1:]))
             except ValueError:
                 return None
-        for ref in self.refs.values():
+            return ref if ref is not None and ref.kind == kind else None
+        for ref in refs.values():
             if name in (ref.name, ref.full):
                 return ref
         return None
@@ -407,9 +426,9 @@ class MapRegistry:
     def attach_journal(self) -> Optional[Journal]:
         """The master, before it forks the workers: the shared journal, when the
         configuration uses maps at all."""
-        if self.refs and self.journal is None:
+        if self.by_uid and self.journal is None:
             self.journal = Journal(self)
-            for ref in self.refs.values():
+            for ref in self.by_uid.values():
                 ref.journal = self.journal
         return self.journal
 
