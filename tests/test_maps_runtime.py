@@ -234,3 +234,81 @@ def test_set_map_and_del_map_actions_as_haproxy(fastlb, tmp_path):
     assert results["fastlb"][0] == results["haproxy"][0]
     assert re.sub(r"0x[0-9a-f]+", "0x", results["fastlb"][1]) == \
         re.sub(r"0x[0-9a-f]+", "0x", results["haproxy"][1])
+
+
+def acl_config(sock, port: int, patterns, level="admin") -> str:
+    return f"""
+    global
+        stats socket {sock} level {level}
+    {HTTP_DEFAULTS}
+    frontend fe
+        bind 127.0.0.1:{port}
+        acl listed path_beg -f {patterns} /inline
+        acl inside path_sub -f {patterns}
+        http-request add-acl({patterns}) %[req.hdr(add)] if {{ req.hdr(add) -m found }}
+        http-request del-acl({patterns}) %[req.hdr(del)] if {{ req.hdr(del) -m found }}
+        http-request return status 200 content-type text/plain lf-string "listed|-|%pid" if listed
+        http-request return status 200 content-type text/plain lf-string "inside|-|%pid" if inside
+        http-request return status 200 content-type text/plain lf-string "none|-|%pid"
+    """
+
+
+ACL_STEPS = [("/api/x", {}), ("/x/api", {}), ("/new/1", {}), ("/new/1", {"add": "/new"}),
+             ("/new/2", {}), ("/x/new", {}), ("/y", {"add": "/new"}),
+             "show acl {acl}", "get acl {acl} /new/x", "get acl {acl} /x/new",
+             "get acl {acl} /nothing", "del acl {acl} /api", ("/api/x", {}), ("/x/api", {}),
+             "add acl {acl} /cli", ("/cli/x", {}), ("/inline", {}), "del acl {acl} /nope",
+             "del acl {acl}", "add acl {acl}", "show acl /nope", "clear acl",
+             ("/y", {"del": "/new"}), ("/new/3", {}), "show acl {acl}",
+             "del acl {acl} #0x1", "clear acl {acl}", ("/cli/x", {}), ("/static/y", {}),
+             ("/inline", {}), "show acl {acl}"]
+
+
+def run_acl_steps(sock, port, patterns):
+    out, pids = [], set()
+    for step in ACL_STEPS:
+        if isinstance(step, str):
+            out.append(cli(sock, step.format(acl=patterns)))
+        else:
+            answer, _, pid = get_with(port, *step)
+            out.append(answer)
+            pids.add(pid)
+    return out, pids
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+def test_acl_files_changed_at_run_time_as_haproxy(fastlb, tmp_path):
+    """add/del/clear acl and the add-acl / del-acl actions: haproxy's answers, and the
+    requests see the change whichever fastlb worker they reach."""
+    patterns = tmp_path / "paths.lst"
+    patterns.write_text("/api\n# comment\n/static\n")
+    hsock, hport = tmp_path / "haproxy.sock", free_port()
+    hcfg = tmp_path / "h.cfg"
+    hcfg.write_text(textwrap.dedent(acl_config(hsock, hport, patterns)))
+    proc = subprocess.Popen(["haproxy", "-db", "-f", str(hcfg)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: hsock.exists(), timeout=10, message="haproxy's stats socket")
+        theirs, _ = run_acl_steps(hsock, hport, patterns)
+    finally:
+        proc.kill()
+        proc.wait()
+    sock, port = tmp_path / "stats.sock", free_port()
+    fastlb(acl_config(sock, port, patterns), workers=2, ports=[port])
+    ours, pids = run_acl_steps(sock, port, patterns)
+    assert len(pids) == 2, "both workers should have answered"
+    for step, their, our in zip(ACL_STEPS, theirs, ours):
+        assert re.sub(r"0x[0-9a-f]+", "0x", our) == re.sub(r"0x[0-9a-f]+", "0x", their), step
+
+
+def test_show_acl_lists_the_files(fastlb, tmp_path):
+    patterns = tmp_path / "paths.lst"
+    patterns.write_text("/api\n/static\n")
+    sock, port = tmp_path / "stats.sock", free_port()
+    fastlb(acl_config(sock, port, patterns, level="user"), ports=[port])
+    assert cli(sock, "show acl") == (
+        "# id (file) description\n"
+        f"0 ({patterns}) pattern loaded from file '{patterns}' used by acl. curr_ver=0 "
+        "next_ver=0 entry_cnt=4\n\n")
+    assert cli(sock, f"add acl {patterns} /x") == "Permission denied\n\n"
+    assert cli(sock, f"del acl #0 /api") == "Permission denied\n\n"

@@ -209,8 +209,13 @@ def get_acl(interpreter, args: list, session) -> str:
     for listener in ref.listeners:
         term = listener.term
         case = "insensitive" if term.ignore_case else "sensitive"
-        match = "yes" if listener.matches(args[1]) else "no"
-        lines.append(f"type={term.method}, case={case}, match={match}\n")
+        pattern = listener.matched(args[1])
+        if pattern is None:
+            lines.append(f"type={term.method}, case={case}, match=no\n")
+            continue
+        index = "tree" if term.method in ("str", "beg", "ip") else "list"
+        lines.append(f'type={term.method}, case={case}, match=yes, idx={index}, '
+                     f'pattern="{pattern}"\n')
     return "".join(lines)
 
 

@@ -596,18 +596,28 @@ class AclListener:
         except (AclError, ValueError) as exc:
             raise SampleError(str(exc)) from None
 
-    def matches(self, text: str) -> bool:
-        """``get acl``: does that sample match the term's patterns now."""
+    def matched(self, text: str) -> Optional[str]:
+        """``get acl``: the pattern (as written) that sample matches now, or None; the
+        longest for path_beg (a tree), else the first."""
         value = config_bytes(text)
         if self.term.method == "int":
             try:
                 value = int(text)
             except ValueError:
-                return False
-        try:
-            return bool(self.cell[0](value))
-        except (TypeError, ValueError):
-            return False
+                return None
+        hits = []
+        for pattern in self.written():
+            try:
+                if self.single(pattern)(value):
+                    hits.append(pattern)
+            except (TypeError, ValueError, AclError):
+                continue
+        if not hits:
+            return None
+        return max(hits, key=len) if self.term.method == "beg" else hits[0]
+
+    def single(self, pattern: str) -> Callable:
+        return self.make(convert_patterns(self.term.method, self.term.ignore_case, [pattern]))
 
 
 class TrieListener(AclListener):
@@ -626,11 +636,11 @@ class TrieListener(AclListener):
             self.trie.add(pattern, self.key)
         self.current = new
 
-    def matches(self, text: str) -> bool:
-        value = config_bytes(text)
+    def single(self, pattern: str) -> Callable:
+        prefix = convert_patterns("beg", self.term.ignore_case, [pattern])[0]
         if self.term.ignore_case:
-            value = value.lower()
-        return any(value.startswith(p) for p in self.current)
+            return lambda value: value.lower().startswith(prefix)
+        return lambda value: value.startswith(prefix)
 
 
 def _any_int_test(tests: list) -> Callable:

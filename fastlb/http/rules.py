@@ -29,7 +29,8 @@ REDIRECT_CODES = (301, 302, 303, 307, 308)
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")     # an RFC 9110 token, lower case
 HEADER_ACTIONS = ("set-header", "add-header", "del-header", "replace-header", "replace-value")
 VAR_ACTIONS = ("set-var", "set-var-fmt", "unset-var")
-MAP_ACTIONS = ("set-map", "del-map")            # (<file>): change a map for every worker
+# (<file>): change a map or an ACL file for every worker
+MAP_ACTIONS = ("set-map", "del-map", "add-acl", "del-acl")
 LINE_ACTIONS = ("set-path", "set-pathq", "set-uri", "set-query", "set-method",
                 "replace-path", "replace-pathq", "replace-uri")
 ADDRESS_ACTIONS = ("set-src", "set-src-port", "set-dst", "set-dst-port")
@@ -518,18 +519,33 @@ def apply_var_rule(c: CompiledRule, stream: Stream) -> None:
 
 
 def apply_map_rule(c: CompiledRule, stream: Stream) -> None:
-    """set-map: the key's entries get the value (a new entry if there is none); del-map:
-    they go.  Published in the generation's journal, so every worker sees it; a key or
-    value the map's converters could not take is not written, as HAProxy's."""
+    """set-map: the key's entries get the value (a new entry if there is none); del-map
+    and del-acl: they go; add-acl: a new pattern unless it is there.  Published in the
+    generation's journal, so every worker sees it; a key or value the file's users could
+    not take is not written, as HAProxy's."""
     registry, full = c.ref
-    ref = registry.refs.get(full)
+    action = c.rule.action
+    ref = (registry.refs if action.endswith("-map") else registry.acl_refs).get(full)
     if ref is None:
         return
     key = c.value.render(stream).decode("utf-8", "surrogateescape")
-    if c.rule.action == "del-map":
-        registry.change(maps.OP_DEL_KEY, ref, key=key)
+    registry.catch_up()            # what is there now: a change that changes nothing is
+    ids = ref.ids_of(key)          # not written (the journal only grows)
+    if action in ("del-map", "del-acl"):
+        if ids:
+            registry.change(maps.OP_DEL_KEY, ref, key=key)
+        return
+    if action == "add-acl":
+        try:
+            ref.check(key, None)
+        except SampleError:
+            return
+        if not ids:
+            registry.change(maps.OP_ADD_NEW, ref, key=key)
         return
     value = c.body.render(stream).decode("utf-8", "surrogateescape")
+    if ids and all(ref.entries[i][1] == value for i in ids):
+        return
     try:
         ref.check(key, value)
     except SampleError:
