@@ -9,14 +9,18 @@ from fastlb.control.master_cli import MASTER_COMMANDS, MasterCommands
 
 STATS_HELP_ADMIN = """\
 The following commands are valid at this level:
+  add acl <acl> <pattern>                 : add an acl entry
   add map <map> <key> <value>             : add a map entry
+  clear acl <acl>                         : clear the contents of an acl
   clear counters [all]                    : clear max statistics counters (or all counters)
   clear map <map>                         : clear the contents of a map
+  del acl <acl> [<key>|#<ref>]            : delete acl entries matching a key
   del map <map> [<key>|#<ref>]            : delete all maps entries matching a key
   disable health <bk>/<srv>               : disable health checks
   disable server <bk>/<srv>               : disable a server for maintenance (use 'set server' instead)
   enable health <bk>/<srv>                : enable health checks
   enable server <bk>/<srv>                : enable a disabled server (use 'set server' instead)
+  get acl <acl> <value>                   : report the patterns matching a sample for an ACL
   get map <map> <value>                   : report the keys and values matching a sample for a map
   get weight <bk>/<srv>                   : report a server's current weight
   operator                                : lower the level of the current CLI session to operator
@@ -25,6 +29,7 @@ The following commands are valid at this level:
   set maxconn server <bk>/<srv>           : change a server's maxconn setting
   set server <bk>/<srv> [opts]            : change a server's state or weight
   set weight <bk>/<srv>                   : change a server's weight (use 'set server' instead)
+  show acl [<acl>]                        : report available acls or dump an acl's contents
   show backend                            : list backends in the current running config
   show cli level                          : display the level of the current CLI session
   show errors [<px>] [request|response]   : report last request and/or response errors for each proxy
