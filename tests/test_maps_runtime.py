@@ -312,3 +312,60 @@ def test_show_acl_lists_the_files(fastlb, tmp_path):
         "next_ver=0 entry_cnt=4\n\n")
     assert cli(sock, f"add acl {patterns} /x") == "Permission denied\n\n"
     assert cli(sock, f"del acl #0 /api") == "Permission denied\n\n"
+
+
+VERSION_STEPS = ["prepare map {map}", "add map @1 {map} /v1 one", "add map @1 {map} /api new",
+                 "show map @1 {map}", "show map {map}", "show map", ("/v1", {}),
+                 ("/api/x", {}), "add map @5 {map} x y", "commit map {map}",
+                 "commit map @3 {map}", "commit map @1", "commit map @1 {map}",
+                 ("/v1", {}), ("/api/x", {}), ("/foo", {}), "show map {map}", "show map",
+                 "commit map @1 {map}", "prepare map {map}", "prepare map {map}",
+                 "add map @3 {map} /three 3", "add map @2 {map} /two 2",
+                 "clear map @2 {map}", "show map @2 {map}", "show map", "commit map @3 {map}",
+                 ("/three", {}), ("/v1", {}), "show map {map}", "show map",
+                 "prepare map {map}", "commit map @4 {map}", ("/three", {}),
+                 "show map {map}", "show map", "prepare map /nope", "prepare map"]
+
+
+def run_version_steps(sock, port, mapfile):
+    out, pids = [], set()
+    for step in VERSION_STEPS:
+        if isinstance(step, str):
+            out.append(cli(sock, step.format(map=mapfile)))
+        else:
+            answer = get_with(port, *step)
+            out.append(answer[:2])
+            pids.add(answer[2])
+    return out, pids
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+def test_map_versions_prepare_and_commit_as_haproxy(fastlb, tmp_path):
+    """@<ver>: entries added to a prepared version are not matched until it is committed;
+    the commit replaces the map at once, in every worker."""
+    mapfile = tmp_path / "hosts.map"
+    mapfile.write_text(MAP)
+    hsock, hport = tmp_path / "haproxy.sock", free_port()
+    hcfg = tmp_path / "h.cfg"
+    hcfg.write_text(textwrap.dedent(config(hsock, hport, mapfile)))
+    proc = subprocess.Popen(["haproxy", "-db", "-f", str(hcfg)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: hsock.exists(), timeout=10, message="haproxy's stats socket")
+        theirs, _ = run_version_steps(hsock, hport, mapfile)
+    finally:
+        proc.kill()
+        proc.wait()
+    sock, port = tmp_path / "stats.sock", free_port()
+    fastlb(config(sock, port, mapfile), workers=2, ports=[port])
+    ours, _ = run_version_steps(sock, port, mapfile)
+
+    def normal(text):
+        if not isinstance(text, str):
+            return text
+        text = re.sub(r"0x[0-9a-f]+", "0x", text)
+        return re.sub(r"used by map.*?\. curr_ver", "used by map. curr_ver", text)
+    for step, their, our in zip(VERSION_STEPS, theirs, ours):
+        assert normal(our) == normal(their), step
+    # after the last commit, every worker matches the (empty) new version
+    assert every_worker(port, "/v1") == {("none", "none")}

@@ -9,6 +9,7 @@ same in every process.
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from ..sample import maps
 from ..sample.registry import SampleError
@@ -53,26 +54,44 @@ def find(interpreter, args: list, missing: str, kind: str = "map"):
     return reg, ref
 
 
+def version(args: list):
+    """An optional ``@<ver>`` first argument: (version or None, the other arguments)."""
+    if args and args[0].startswith("@"):
+        digits = re.match(r"\d*", args[0][1:]).group()
+        return (int(digits) if digits else 0) & 0xFFFFFFFF, args[1:]
+    return None, args
+
+
+def future(ref, ver, kind: str) -> None:
+    if ver is not None and ver > ref.next_ver:
+        raise CommandError(f"Version number in the future, please use 'prepare {kind}' "
+                           "before.")
+
+
 def change(reg, op, ref, entry=0, key="", value="") -> None:
     if not reg.change(op, ref, entry, key, value):
         raise CommandError("Out of memory error.")
 
 
-@STATS_COMMANDS.register("show", "map", usage="show map [<map>]",
+def listing(refs, kind: str) -> str:
+    lines = ["# id (file) description\n"]
+    for ref in refs:
+        lines.append(f"{ref.uid} ({ref.name}) pattern loaded from file '{ref.name}' "
+                     f"used by {kind}. curr_ver={ref.curr_ver} next_ver={ref.next_ver} "
+                     f"entry_cnt={ref.entry_count}\n")
+    return "".join(lines)
+
+
+@STATS_COMMANDS.register("show", "map", usage="show map [[@<ver>] <map>]",
                          text="report available maps or dump a map's contents")
 def show_map(interpreter, args: list, session) -> str:
     reg = registry(interpreter)
-    refs = list(reg.refs.values()) if reg is not None else []
+    ver, args = version(args)
     if not args:
-        lines = ["# id (file) description\n"]
-        for ref in refs:
-            lines.append(f"{ref.uid} ({ref.name}) pattern loaded from file '{ref.name}' "
-                         f"used by map. curr_ver=0 next_ver=0 "
-                         f"entry_cnt={ref.entry_count}\n")
-        return "".join(lines)
+        return listing(reg.refs.values() if reg is not None else (), "map")
     _, ref = find(interpreter, args, UNKNOWN)
-    return "".join(f"{pointer(ref, i)} {key} {value}\n"
-                   for i, (key, value) in ref.entries.items())
+    return "".join(f"{pointer(ref, i)} {ref.entries[i][0]} {ref.entries[i][1]}\n"
+                   for i in ref.visible_ids(ver))
 
 
 def _value_type(value) -> str:
@@ -121,9 +140,10 @@ def _checked(ref, key, value) -> None:
         raise CommandError(f"{exc}.") from None
 
 
-@STATS_COMMANDS.register("add", "map", level=OPERATOR, usage="add map <map> <key> <value>",
-                         text="add a map entry")
+@STATS_COMMANDS.register("add", "map", level=OPERATOR,
+                         usage="add map [@<ver>] <map> <key> <value>", text="add a map entry")
 def add_map(interpreter, args: list, session) -> str:
+    ver, args = version(args)
     if len(args) < 3:
         if len(args) == 2 or not args:
             raise CommandError("'add map' expects three parameters (map identifier, key and "
@@ -131,8 +151,10 @@ def add_map(interpreter, args: list, session) -> str:
         find(interpreter, args, UNKNOWN)
         raise CommandError("'add map' with a payload is not supported by fastlb yet.")
     reg, ref = find(interpreter, args, UNKNOWN)
+    future(ref, ver, "map")
     _checked(ref, args[1], args[2])
-    change(reg, maps.OP_ADD, ref, key=args[1], value=args[2])
+    change(reg, maps.OP_ADD, ref, entry=0 if ver is None else ver + 1, key=args[1],
+           value=args[2])
     return ""
 
 
@@ -175,28 +197,60 @@ def del_map(interpreter, args: list, session) -> str:
     return ""
 
 
-@STATS_COMMANDS.register("clear", "map", level=OPERATOR, usage="clear map <map>",
+@STATS_COMMANDS.register("clear", "map", level=OPERATOR, usage="clear map [@<ver>] <map>",
                          text="clear the contents of a map")
 def clear_map(interpreter, args: list, session) -> str:
-    reg, ref = find(interpreter, args, "Missing map identifier.")
-    change(reg, maps.OP_CLEAR, ref)
+    return clear(interpreter, args, "map")
+
+
+def clear(interpreter, args: list, kind: str) -> str:
+    ver, args = version(args)
+    reg, ref = find(interpreter, args, f"Missing {'map' if kind == 'map' else 'ACL'} "
+                    "identifier.", kind)
+    change(reg, maps.OP_CLEAR, ref, entry=0 if ver is None else ver + 1)
     return ""
 
 
+def prepare(interpreter, args: list, kind: str) -> str:
+    reg, ref = find(interpreter, args, UNKNOWN if kind == "map" else UNKNOWN_ACL, kind)
+    change(reg, maps.OP_PREPARE, ref)
+    return f"New version created: {ref.next_ver}\n"
+
+
+def commit(interpreter, args: list, kind: str) -> str:
+    if not args or not args[0].startswith("@"):
+        raise CommandError("Missing version number.")
+    ver, args = version(args)
+    reg, ref = find(interpreter, args, f"Missing {'map' if kind == 'map' else 'ACL'} "
+                    "identifier.", kind)
+    if not ref.curr_ver < ver <= ref.next_ver:
+        raise CommandError("Version number out of range.")
+    change(reg, maps.OP_COMMIT, ref, entry=ver)
+    return ""
+
+
+@STATS_COMMANDS.register("prepare", "map", level=OPERATOR, usage="prepare map <map>",
+                         text="make a new version of a map, to replace it at once")
+def prepare_map(interpreter, args: list, session) -> str:
+    return prepare(interpreter, args, "map")
+
+
+@STATS_COMMANDS.register("commit", "map", level=OPERATOR, usage="commit map @<ver> <map>",
+                         text="make that version of a map the one matched")
+def commit_map(interpreter, args: list, session) -> str:
+    return commit(interpreter, args, "map")
+
+
 # ---------------------------------------------------------------------- ACL -f files
-@STATS_COMMANDS.register("show", "acl", usage="show acl [<acl>]",
+@STATS_COMMANDS.register("show", "acl", usage="show acl [[@<ver>] <acl>]",
                          text="report available acls or dump an acl's contents")
 def show_acl(interpreter, args: list, session) -> str:
     reg = registry(interpreter)
+    ver, args = version(args)
     if not args:
-        lines = ["# id (file) description\n"]
-        for ref in (reg.acl_refs.values() if reg is not None else ()):
-            lines.append(f"{ref.uid} ({ref.name}) pattern loaded from file '{ref.name}' "
-                         f"used by acl. curr_ver=0 next_ver=0 "
-                         f"entry_cnt={ref.entry_count}\n")
-        return "".join(lines)
+        return listing(reg.acl_refs.values() if reg is not None else (), "acl")
     _, ref = find(interpreter, args, UNKNOWN_ACL, "acl")
-    return "".join(f"{pointer(ref, i)} {key}\n" for i, (key, _) in ref.entries.items())
+    return "".join(f"{pointer(ref, i)} {ref.entries[i][0]}\n" for i in ref.visible_ids(ver))
 
 
 @STATS_COMMANDS.register("get", "acl", usage="get acl <acl> <value>",
@@ -219,14 +273,16 @@ def get_acl(interpreter, args: list, session) -> str:
     return "".join(lines)
 
 
-@STATS_COMMANDS.register("add", "acl", level=OPERATOR, usage="add acl <acl> <pattern>",
-                         text="add an acl entry")
+@STATS_COMMANDS.register("add", "acl", level=OPERATOR,
+                         usage="add acl [@<ver>] <acl> <pattern>", text="add an acl entry")
 def add_acl(interpreter, args: list, session) -> str:
+    ver, args = version(args)
     if len(args) < 2:
         raise CommandError("'add acl' expects two parameters: ACL identifier and pattern.")
     reg, ref = find(interpreter, args, UNKNOWN_ACL, "acl")
+    future(ref, ver, "acl")
     _checked(ref, args[1], None)
-    change(reg, maps.OP_ADD, ref, key=args[1])
+    change(reg, maps.OP_ADD, ref, entry=0 if ver is None else ver + 1, key=args[1])
     return ""
 
 
@@ -248,9 +304,19 @@ def del_acl(interpreter, args: list, session) -> str:
     return ""
 
 
-@STATS_COMMANDS.register("clear", "acl", level=OPERATOR, usage="clear acl <acl>",
+@STATS_COMMANDS.register("clear", "acl", level=OPERATOR, usage="clear acl [@<ver>] <acl>",
                          text="clear the contents of an acl")
 def clear_acl(interpreter, args: list, session) -> str:
-    reg, ref = find(interpreter, args, "Missing ACL identifier.", "acl")
-    change(reg, maps.OP_CLEAR, ref)
-    return ""
+    return clear(interpreter, args, "acl")
+
+
+@STATS_COMMANDS.register("prepare", "acl", level=OPERATOR, usage="prepare acl <acl>",
+                         text="make a new version of an acl, to replace it at once")
+def prepare_acl(interpreter, args: list, session) -> str:
+    return prepare(interpreter, args, "acl")
+
+
+@STATS_COMMANDS.register("commit", "acl", level=OPERATOR, usage="commit acl @<ver> <acl>",
+                         text="make that version of an acl the one matched")
+def commit_acl(interpreter, args: list, session) -> str:
+    return commit(interpreter, args, "acl")

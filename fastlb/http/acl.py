@@ -580,7 +580,7 @@ class AclListener:
             ref.listeners.append(self)
 
     def written(self) -> list:
-        return [key for ref in self.refs for key, _ in ref.entries.values()] + self.term.inline
+        return [key for ref in self.refs for key, _ in ref.visible()] + self.term.inline
 
     def patterns(self) -> list:
         return convert_patterns(self.term.method, self.term.ignore_case, self.written())

@@ -176,7 +176,7 @@ def find(table: MapTable, sample):
     (the slow way: the keys in order, as lookup() finds them)."""
     match = table.match
     if match == "str":
-        for key, value in table.ref.entries.values():
+        for key, value in table.ref.visible():
             if key.encode("utf-8", "surrogateescape") == sample:
                 return key, value
         return None
@@ -207,8 +207,9 @@ def find(table: MapTable, sample):
 
 # ------------------------------------------------------------------ run-time changes
 # journal operations
-OP_ADD, OP_SET_KEY, OP_SET_ID, OP_DEL_KEY, OP_DEL_ID, OP_CLEAR, OP_UPSERT, OP_ADD_NEW = \
-    range(1, 9)
+OP_ADD, OP_SET_KEY, OP_SET_ID, OP_DEL_KEY, OP_DEL_ID, OP_CLEAR, OP_UPSERT, OP_ADD_NEW, \
+    OP_PREPARE, OP_COMMIT = range(1, 11)
+# OP_ADD and OP_CLEAR carry a version + 1 in the entry field (0: the current one)
 _RECORD = struct.Struct("<BIQII")              # op, ref, entry id, key length, value length
 JOURNAL_BYTES = 16 << 20
 _COMMITTED = 1 << 63
@@ -224,29 +225,49 @@ class MapRef:
         self.listeners: list = []              # acl: rebuild() of each ACL term using it
         self.next_id = 0
         self.entries: dict = {}                # entry id -> (key, value), in order
+        self.gen: dict = {}                    # entry id -> its version
+        self.curr_ver = self.next_ver = 0      # matched; the last one "prepare" made
+        # HAProxy's entry_cnt as "show map" gives it: one per entry added (whatever its
+        # version) and table (or ACL) using it, minus one per entry deleted
+        self.removed = 0
+        self.indexed = 0                       # entries ever added
         for key, value in entries:
             self.append(key, value)
         self.tables: list[MapTable] = []
         self.journal: Optional["Journal"] = None
-        # HAProxy's entry_cnt as "show map" gives it: one per entry and table using it when
-        # added, minus one per entry deleted
-        self.removed = 0
+
+    @property
+    def users(self) -> int:
+        return len(self.tables) if self.kind == "map" else len(self.listeners)
 
     @property
     def entry_count(self) -> int:
-        users = len(self.tables) if self.kind == "map" else len(self.listeners)
-        return (len(self.entries) + self.removed) * users - self.removed
+        return self.indexed * self.users - self.removed
 
-    def append(self, key: str, value: str) -> None:
+    def append(self, key: str, value: str, version: Optional[int] = None) -> None:
+        version = self.curr_ver if version is None else version
         self.entries[self.next_id] = (key, value)
+        self.gen[self.next_id] = version
         self.next_id += 1
+        self.indexed += 1
 
     def remove(self, entry: int) -> None:
         del self.entries[entry]
+        del self.gen[entry]
         self.removed += 1
 
+    def visible(self, version: Optional[int] = None) -> list:
+        """The (key, value) of a version (the current one: what lookups match)."""
+        version = self.curr_ver if version is None else version
+        gen = self.gen
+        return [row for i, row in self.entries.items() if gen[i] == version]
+
+    def visible_ids(self, version: Optional[int] = None) -> list:
+        version = self.curr_ver if version is None else version
+        return [i for i in self.entries if self.gen[i] == version]
+
     def value_of(self, key: str) -> str:
-        for k, v in self.entries.values():
+        for k, v in self.visible():
             if k == key:
                 return v
         return ""
@@ -265,7 +286,7 @@ class MapRef:
         entry ids agree everywhere)."""
         entries = self.entries
         if op == OP_ADD:
-            self.append(key, value)
+            self.append(key, value, entry - 1 if entry else None)
         elif op == OP_ADD_NEW:
             if not self.ids_of(key):
                 self.append(key, value)
@@ -285,11 +306,18 @@ class MapRef:
             if entry in entries:
                 self.remove(entry)
         elif op == OP_CLEAR:
-            for i in list(entries):
+            for i in self.visible_ids(entry - 1 if entry else None):
+                self.remove(i)
+        elif op == OP_PREPARE:
+            self.next_ver += 1
+        elif op == OP_COMMIT:
+            # that version becomes the current one; the older ones go
+            self.curr_ver = entry
+            for i in [i for i, v in self.gen.items() if v < entry]:
                 self.remove(i)
 
     def rebuild(self) -> None:
-        rows = list(self.entries.values())
+        rows = self.visible()
         for table in self.tables:
             try:
                 table.build(rows)
@@ -387,7 +415,7 @@ class MapRegistry:
             ref = MapRef(len(self.by_uid), path, full, read_map_file(full))
             self.refs[full] = ref
             self.by_uid[ref.uid] = ref
-        table = MapTable(path, match, output, list(ref.entries.values()), ref)
+        table = MapTable(path, match, output, ref.visible(), ref)
         ref.tables.append(table)
         self.tables[(full, match, output)] = table
         return table
