@@ -261,7 +261,11 @@ ACL_STEPS = [("/api/x", {}), ("/x/api", {}), ("/new/1", {}), ("/new/1", {"add": 
              "del acl {acl}", "add acl {acl}", "show acl /nope", "clear acl",
              ("/y", {"del": "/new"}), ("/new/3", {}), "show acl {acl}",
              "del acl {acl} #0x1", "clear acl {acl}", ("/cli/x", {}), ("/static/y", {}),
-             ("/inline", {}), "show acl {acl}"]
+             ("/inline", {}), "show acl {acl}", "prepare acl {acl}",
+             "add acl @1 {acl} /v1", "add acl @1 {acl} /v1b", "show acl @1 {acl}",
+             ("/v1/x", {}), "commit acl @2 {acl}", "commit acl @1 {acl}", ("/v1/x", {}),
+             ("/v1b", {}), "show acl {acl}", "prepare acl #9", "clear acl @1 {acl}",
+             ("/v1/x", {}), ("/inline", {})]
 
 
 def run_acl_steps(sock, port, patterns):
