@@ -373,3 +373,23 @@ def test_map_versions_prepare_and_commit_as_haproxy(fastlb, tmp_path):
         assert normal(our) == normal(their), step
     # after the last commit, every worker matches the (empty) new version
     assert every_worker(port, "/v1") == {("none", "none")}
+
+
+def test_a_reload_reads_the_files_again(fastlb, tmp_path):
+    """As HAProxy: run-time changes live until the next reload, which loads the files."""
+    import signal
+    sock, port = tmp_path / "stats.sock", free_port()
+    mapfile = tmp_path / "hosts.map"
+    mapfile.write_text(MAP)
+    lb = fastlb(config(sock, port, mapfile), workers=2, ports=[port])
+    assert cli(sock, f"add map {mapfile} /added yes") == "\n"
+    assert every_worker(port, "/added") == {("yes", "yes")}
+    mapfile.write_text(MAP + "/fromfile again\n")
+    old = set(lb.worker_pids())
+    lb.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: len(lb.worker_pids()) == 2 and not old & set(lb.worker_pids()),
+               timeout=15, message="the new generation's workers")
+    wait_until(lambda: "/fromfile" in cli(sock, f"show map {mapfile}"), timeout=10,
+               message="the new generation's map")
+    assert every_worker(port, "/added") == {("none", "none")}
+    assert every_worker(port, "/fromfile") == {("again", "again")}
