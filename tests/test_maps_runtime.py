@@ -393,3 +393,22 @@ def test_a_reload_reads_the_files_again(fastlb, tmp_path):
                message="the new generation's map")
     assert every_worker(port, "/added") == {("none", "none")}
     assert every_worker(port, "/fromfile") == {("again", "again")}
+
+
+def test_concurrent_set_map_from_both_workers(fastlb, tmp_path):
+    """Workers appending at the same time: every change lands once, all see them all."""
+    from concurrent.futures import ThreadPoolExecutor
+    sock, port = tmp_path / "stats.sock", free_port()
+    mapfile = tmp_path / "hosts.map"
+    mapfile.write_text(MAP)
+    fastlb(action_config(sock, port, mapfile), workers=2, ports=[port])
+    keys = [f"/k{i}" for i in range(120)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda k: get_with(port, k, {"x": k[2:]}), keys))
+    assert all(a[0] == f"v{k[2:]}" for a, k in zip(answers, keys))
+    assert len({a[2] for a in answers}) == 2, "both workers should have written"
+    listing = cli(sock, f"show map {mapfile}")
+    assert sorted(line.split()[1] for line in listing.splitlines() if " /k" in line) == \
+        sorted(keys)
+    for k in ("/k0", "/k77", "/k119"):
+        assert every_worker(port, k) == {(f"v{k[2:]}", f"v{k[2:]}")}
