@@ -213,6 +213,7 @@ OP_ADD, OP_SET_KEY, OP_SET_ID, OP_DEL_KEY, OP_DEL_ID, OP_CLEAR, OP_UPSERT, OP_AD
 _RECORD = struct.Struct("<BIQII")              # op, ref, entry id, key length, value length
 JOURNAL_BYTES = 16 << 20
 _COMMITTED = 1 << 63
+_TO_END = (1 << 62) - 1                        # a record's length: the rest is past the end
 
 
 class MapRef:
@@ -359,8 +360,10 @@ class Journal:
             return False
         offset = shm_add(self.mm, 0, length)
         start = 16 + offset
-        if start + length > self.size:
-            return False                       # lost the race for the last space
+        if start + length > self.size:         # lost the race for the last space: the
+            if start + 8 <= self.size:         # readers skip to the end from here
+                shm_store(self.mm, start // 8, _COMMITTED | _TO_END)
+            return False
         self.mm[start + 8:start + 8 + len(payload)] = payload
         shm_store(self.mm, start // 8, _COMMITTED | length)
         return True
@@ -376,6 +379,9 @@ class Journal:
             if not header & _COMMITTED:
                 break                          # being written: the next lookup applies it
             length = header & ~_COMMITTED
+            if length == _TO_END:
+                pos = end
+                break
             op, uid, entry, klen, vlen = _RECORD.unpack_from(self.mm, start + 8)
             at = start + 8 + _RECORD.size
             key = self.mm[at:at + klen].decode("utf-8", "surrogateescape")
