@@ -412,3 +412,21 @@ def test_concurrent_set_map_from_both_workers(fastlb, tmp_path):
         sorted(keys)
     for k in ("/k0", "/k77", "/k119"):
         assert every_worker(port, k) == {(f"v{k[2:]}", f"v{k[2:]}")}
+
+
+def test_a_full_journal_refuses_changes_and_readers_stay_current(tmp_path):
+    """The journal's limit (a small one here): changes past it are refused, whoever
+    reads has applied every change that fit, and lookups stop catching up."""
+    from fastlb.sample.maps import OP_ADD, Journal, MapRegistry
+    mapfile = tmp_path / "small.map"
+    mapfile.write_text("a b\n")
+    registry = MapRegistry()
+    table = registry.table(str(mapfile), "str", "str", ".")
+    registry.journal = table.ref.journal = Journal(registry, size=4096)
+    added = 0
+    while registry.change(OP_ADD, table.ref, key=f"k{added}", value="v"):
+        added += 1
+    assert 50 < added < 200
+    assert table.lookup(f"k{added - 1}".encode()) == b"v"
+    assert table.lookup(f"k{added}".encode()) is None
+    assert registry.journal.seen == registry.journal.view[0]
