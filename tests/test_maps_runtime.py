@@ -245,6 +245,7 @@ def acl_config(sock, port: int, patterns, level="admin") -> str:
         bind 127.0.0.1:{port}
         acl listed path_beg -f {patterns} /inline
         acl inside path_sub -f {patterns}
+        http-request set-header x-uses-both-again 1 if listed || inside
         http-request add-acl({patterns}) %[req.hdr(add)] if {{ req.hdr(add) -m found }}
         http-request del-acl({patterns}) %[req.hdr(del)] if {{ req.hdr(del) -m found }}
         http-request return status 200 content-type text/plain lf-string "listed|-|%pid" if listed

@@ -260,7 +260,7 @@ def get_acl(interpreter, args: list, session) -> str:
         raise CommandError("Missing ACL identifier and/or key.")
     _, ref = find(interpreter, args, UNKNOWN_ACL, "acl")
     lines = []
-    for listener in ref.listeners:
+    for listener in ref.terms():
         term = listener.term
         case = "insensitive" if term.ignore_case else "sensitive"
         pattern = listener.matched(args[1])

@@ -239,7 +239,17 @@ class MapRef:
 
     @property
     def users(self) -> int:
-        return len(self.tables) if self.kind == "map" else len(self.listeners)
+        return len(self.tables) if self.kind == "map" else len(self.terms())
+
+    def terms(self) -> list:
+        """acl: one listener per ACL line using the file (a line is compiled once per
+        condition using it: each copy listens, one answers for it)."""
+        seen, out = set(), []
+        for listener in self.listeners:
+            if id(listener.term) not in seen:
+                seen.add(id(listener.term))
+                out.append(listener)
+        return out
 
     @property
     def entry_count(self) -> int:
