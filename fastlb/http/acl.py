@@ -502,16 +502,20 @@ class ConditionCompiler:
 
         def prefix(req: Request) -> bool:
             journal = registry.journal
-            if journal is not None and journal.view[0] != journal.seen:
-                journal.catch_up()
-                req._prefix_hits = None
+            stamp = 0
+            if journal is not None:
+                if journal.view[0] != journal.seen:
+                    journal.catch_up()
+                stamp = journal.applied        # moves with every change applied here
             if req._prefix_hits is None:
                 req._prefix_hits = {}
-            hits = req._prefix_hits.get(self)
-            if hits is None:
-                hits = req._prefix_hits[self] = (self.trie.walk(req.path),
-                                                 self.trie_ci.walk(req.path.lower()))
-            return key in hits[1 if ci else 0]
+            # its own cache: a change made during this request (add-acl) is seen by the
+            # next test, while the other path_beg tests keep their one walk
+            cached = req._prefix_hits.get((self, "live"))
+            if cached is None or cached[0] != stamp:
+                cached = req._prefix_hits[(self, "live")] = (
+                    stamp, self.trie.walk(req.path), self.trie_ci.walk(req.path.lower()))
+            return key in cached[2 if ci else 1]
         prefix.listener = listener
         return prefix
 
