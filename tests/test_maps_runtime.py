@@ -128,7 +128,8 @@ def test_refusals_and_levels(fastlb, tmp_path):
 
 CHANGES = ["show map", "show map {map}", "show map #0", "show map #7", "show map /nope",
            "get map {map} /api/x", "get map {map} foo", "get map #0 nope", "get map {map}",
-           "add map {map} /foo first", "add map {map} /foo second", "add map {map} one",
+           "add map {map} /foo first", "add map {map} /foo second", "get map {map} /foo",
+           "del map {map} #0x0", "add map {map} one",
            "show map {map}", "set map {map} /foo third", "set map {map} nope x",
            "set map {map} /foo", "show map {map}", "get map {map} /foo/bar",
            "del map {map} nope", "del map {map}", "del map {map} /foo", "show map {map}",

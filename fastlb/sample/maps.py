@@ -232,6 +232,10 @@ class MapRef:
         # version) and table (or ACL) using it, minus one per entry deleted
         self.removed = 0
         self.indexed = 0                       # entries ever added
+        self.by_key: dict = {}                 # key -> [entry id], every version
+        # keys changed since the last rebuild (None: rebuild everything), so that a
+        # change of one key costs a dict update in the "str" tables, not a rebuild
+        self.changed: Optional[set] = set()
         for key, value in entries:
             self.append(key, value)
         self.tables: list[MapTable] = []
@@ -259,12 +263,17 @@ class MapRef:
         version = self.curr_ver if version is None else version
         self.entries[self.next_id] = (key, value)
         self.gen[self.next_id] = version
+        self.by_key.setdefault(key, []).append(self.next_id)
         self.next_id += 1
         self.indexed += 1
 
     def remove(self, entry: int) -> None:
-        del self.entries[entry]
+        key = self.entries.pop(entry)[0]
         del self.gen[entry]
+        ids = self.by_key[key]
+        ids.remove(entry)
+        if not ids:
+            del self.by_key[key]
         self.removed += 1
 
     def visible(self, version: Optional[int] = None) -> list:
@@ -278,13 +287,17 @@ class MapRef:
         return [i for i in self.entries if self.gen[i] == version]
 
     def value_of(self, key: str) -> str:
-        for k, v in self.visible():
-            if k == key:
-                return v
+        """The value of the key's first entry in the current version ("" if none)."""
+        for i in self.by_key.get(key, ()):
+            if self.gen[i] == self.curr_ver:
+                return self.entries[i][1]
         return ""
 
+    def has_current(self, key: str) -> bool:
+        return any(self.gen[i] == self.curr_ver for i in self.by_key.get(key, ()))
+
     def ids_of(self, key: str) -> list:
-        return [i for i, (k, _) in self.entries.items() if k == key]
+        return list(self.by_key.get(key, ()))
 
     def check(self, key: Optional[str], value: Optional[str]) -> None:
         for table in self.tables:
@@ -296,6 +309,15 @@ class MapRef:
         """One journal record (every process applies the same ones in the same order, so
         entry ids agree everywhere)."""
         entries = self.entries
+        changed = self.changed
+        if changed is not None:
+            if op in (OP_SET_ID, OP_DEL_ID):
+                if entry in entries:
+                    changed.add(entries[entry][0])
+            elif op in (OP_ADD, OP_ADD_NEW, OP_SET_KEY, OP_UPSERT, OP_DEL_KEY):
+                changed.add(key)
+            elif op != OP_PREPARE:
+                self.changed = None
         if op == OP_ADD:
             self.append(key, value, entry - 1 if entry else None)
         elif op == OP_ADD_NEW:
@@ -328,9 +350,20 @@ class MapRef:
                 self.remove(i)
 
     def rebuild(self) -> None:
-        rows = self.visible()
+        changed, self.changed = self.changed, set()
+        rows = None
         for table in self.tables:
             try:
+                if changed is not None and table.match == "str":
+                    for key in changed:         # the key's first current entry, or none
+                        raw = key.encode("utf-8", "surrogateescape")
+                        if self.has_current(key):
+                            table.exact[raw] = table.typed(self.value_of(key))
+                        else:
+                            table.exact.pop(raw, None)
+                    continue
+                if rows is None:
+                    rows = self.visible()
                 table.build(rows)
             except SampleError:                # checked before it was written: not reached
                 pass
