@@ -9,21 +9,36 @@ from fastlb.control.master_cli import MASTER_COMMANDS, MasterCommands
 
 STATS_HELP_ADMIN = """\
 The following commands are valid at this level:
+  add acl [@<ver>] <acl> <pattern>        : add an acl entry
+  add map [@<ver>] <map> <key> <value>    : add a map entry
+  clear acl [@<ver>] <acl>                : clear the contents of an acl
   clear counters [all]                    : clear max statistics counters (or all counters)
+  clear map [@<ver>] <map>                : clear the contents of a map
+  commit acl @<ver> <acl>                 : make that version of an acl the one matched
+  commit map @<ver> <map>                 : make that version of a map the one matched
+  del acl <acl> [<key>|#<ref>]            : delete acl entries matching a key
+  del map <map> [<key>|#<ref>]            : delete all maps entries matching a key
   disable health <bk>/<srv>               : disable health checks
   disable server <bk>/<srv>               : disable a server for maintenance (use 'set server' instead)
   enable health <bk>/<srv>                : enable health checks
   enable server <bk>/<srv>                : enable a disabled server (use 'set server' instead)
+  get acl <acl> <value>                   : report the patterns matching a sample for an ACL
+  get map <map> <value>                   : report the keys and values matching a sample for a map
   get weight <bk>/<srv>                   : report a server's current weight
   operator                                : lower the level of the current CLI session to operator
+  prepare acl <acl>                       : make a new version of an acl, to replace it at once
+  prepare map <map>                       : make a new version of a map, to replace it at once
+  set map <map> [<key>|#<ref>] <value>    : modify a map entry
   set maxconn frontend <frontend> <value> : change a frontend's maxconn setting
   set maxconn server <bk>/<srv>           : change a server's maxconn setting
   set server <bk>/<srv> [opts]            : change a server's state or weight
   set weight <bk>/<srv>                   : change a server's weight (use 'set server' instead)
+  show acl [[@<ver>] <acl>]               : report available acls or dump an acl's contents
   show backend                            : list backends in the current running config
   show cli level                          : display the level of the current CLI session
   show errors [<px>] [request|response]   : report last request and/or response errors for each proxy
   show info [typed]                       : report information about the running process
+  show map [[@<ver>] <map>]               : report available maps or dump a map's contents
   show servers state [<backend>]          : dump volatile server information (all or for a single backend)
   show sess                               : report the current sessions (summary per worker, proxy and server)
   show stat [typed|no-maint|up] [<iid> <type> <sid>] : report counters for each proxy and server

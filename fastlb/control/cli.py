@@ -7,11 +7,7 @@ from .. import __version__, shm as shared
 from ..stats import errors as captures, render
 from ..stats.collect import Collector
 from .admin import Admin
-from .commands import (ADMIN, OPERATOR, SESSION, SHOW_CLI_LEVEL, SHOW_CLI_LEVEL_TEXT,
-                       CommandError, CommandTable, show_cli_level)
-
-STATS_COMMANDS = CommandTable(SESSION)
-STATS_COMMANDS.register(*SHOW_CLI_LEVEL, text=SHOW_CLI_LEVEL_TEXT)(show_cli_level)
+from .commands import ADMIN, OPERATOR, STATS_COMMANDS, CommandError
 
 
 class Commands:
@@ -205,3 +201,5 @@ class Commands:
             self.admin.set_check_health(be, i, target != "down")
             return ""
         raise CommandError(f"'set server <srv> {what}' is not supported by fastlb yet.")
+
+from . import map_commands as _map_commands  # noqa: E402,F401 - registers show/add/... map

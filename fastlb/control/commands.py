@@ -134,3 +134,9 @@ SHOW_CLI_LEVEL_TEXT = "display the level of the current CLI session"
 
 def show_cli_level(interpreter, args, session) -> str:
     return LEVEL_NAMES[session.level] + "\n"
+
+
+# The stats socket's table (cli.py, map_commands.py register on it): here, below both
+# modules, so that neither imports the other for it.
+STATS_COMMANDS = CommandTable(SESSION)
+STATS_COMMANDS.register(*SHOW_CLI_LEVEL, text=SHOW_CLI_LEVEL_TEXT)(show_cli_level)

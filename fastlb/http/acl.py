@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..sample import Context, NotAvailable, SampleError, Stream, as_bytes, check_expr, \
     compile_expr
+from ..sample import maps
 from ..sample.maps import delimited
 from ..sample.types import ADDR, ANY, BOOL, IPV4, IPV6, SINT
 
@@ -74,6 +76,10 @@ class AclTerm:
     expr: str = ""                     # the sample expression
     type: str = ""                     # its output type
     plain: bool = True                 # no converter
+    # -f files (run-time changes: "add acl", add-acl ...): [(name, absolute path, the
+    # patterns read)], and the patterns written on the line (as written)
+    files: list = field(default_factory=list)
+    inline: list = field(default_factory=list)
 
 
 @dataclass
@@ -97,6 +103,7 @@ def parse_acl(words: list[str], base_dir: str = ".") -> AclTerm:
         method = DEFAULT_METHOD.get(checked.type, "str")
     ignore_case = False
     patterns: list = []
+    files: list = []
     while rest and rest[0].startswith("-") and rest[0] != "-":
         flag = rest.pop(0)
         if flag == "--":
@@ -110,39 +117,47 @@ def parse_acl(words: list[str], base_dir: str = ".") -> AclTerm:
         elif flag == "-f":
             if not rest:
                 raise AclError("'-f' expects a file name.")
-            patterns += _read_pattern_file(rest.pop(0), base_dir)
+            name = rest.pop(0)
+            read = _read_pattern_file(name, base_dir)
+            files.append((name, os.path.abspath(name if os.path.isabs(name) else
+                                                os.path.join(base_dir, name)), read))
+            patterns += read
         elif flag == "-n":
             pass
         else:
             raise AclError(f"unknown ACL flag '{flag}'.")
-    patterns += rest
-    if method in ("int", "len"):
-        patterns = _int_patterns(patterns)
-    elif method == "ip":
-        patterns = _ip_patterns(patterns)
-    elif method == "reg":
-        flags = re.IGNORECASE if ignore_case else 0
-        try:
-            patterns = [re.compile(config_bytes(p), flags) for p in patterns]
-        except re.error as exc:
-            raise AclError(f"invalid regex: {exc}") from None
-    elif method in ("found", "bool"):
-        if patterns:
-            raise AclError(f"'-m {method}' takes no pattern (got '{patterns[0]}').")
-    elif method == "bin":
-        try:
-            patterns = [bytes.fromhex(p) for p in patterns]
-        except ValueError:
-            raise AclError("'-m bin' expects hexadecimal patterns.") from None
-    else:
-        patterns = [config_bytes(p).lower() if ignore_case else config_bytes(p)
-                    for p in patterns]
+    inline = list(rest)
+    patterns = convert_patterns(method, ignore_case, patterns + rest)
     if not patterns and method not in ("found", "bool"):
         raise AclError(f"missing pattern for ACL criterion '{criterion}'.")
     arg = checked.args[0] if checked.args else None
     return AclTerm(fetch=criterion, kind=checked.fetch, arg=arg, method=method,
                    patterns=patterns, ignore_case=ignore_case, expr=text, type=checked.type,
-                   plain=checked.plain)
+                   plain=checked.plain, files=files, inline=inline)
+
+
+def convert_patterns(method: str, ignore_case: bool, patterns: list) -> list:
+    """The patterns as written -> what the match method's tests take."""
+    if method in ("int", "len"):
+        return _int_patterns(patterns)
+    if method == "ip":
+        return _ip_patterns(patterns)
+    if method == "reg":
+        flags = re.IGNORECASE if ignore_case else 0
+        try:
+            return [re.compile(config_bytes(p), flags) for p in patterns]
+        except re.error as exc:
+            raise AclError(f"invalid regex: {exc}") from None
+    if method in ("found", "bool"):
+        if patterns:
+            raise AclError(f"'-m {method}' takes no pattern (got '{patterns[0]}').")
+        return patterns
+    if method == "bin":
+        try:
+            return [bytes.fromhex(p) for p in patterns]
+        except ValueError:
+            raise AclError("'-m bin' expects hexadecimal patterns.") from None
+    return [config_bytes(p).lower() if ignore_case else config_bytes(p) for p in patterns]
 
 
 def config_bytes(text: str) -> bytes:
@@ -151,7 +166,6 @@ def config_bytes(text: str) -> bytes:
 
 
 def _read_pattern_file(path: str, base_dir: str) -> list[str]:
-    import os
     full = path if os.path.isabs(path) else os.path.join(base_dir, path)
     try:
         with open(full, encoding="utf-8") as handle:
@@ -257,6 +271,14 @@ class PrefixTrie:
         for char in pattern:
             node = node.setdefault(char, {})
         node.setdefault(None, set()).add(key)
+
+    def remove(self, pattern: bytes, key: int) -> None:
+        node = self.root
+        for char in pattern:
+            node = node.get(char)
+            if node is None:
+                return
+        node.get(None, set()).discard(key)
 
     def walk(self, text: bytes) -> set:
         hits: set = set()
@@ -399,22 +421,9 @@ class ConditionCompiler:
             return lambda stream: bool(read(stream))
         if method == "bool":
             return lambda stream: any(bool(v) for v in read(stream))
-        if method == "ip":
-            test = _ip_test(term.patterns)
-        elif method == "int":
-            test = _int_test(term.patterns)
-            if expr.type not in (SINT, BOOL):
-                test = _text_int_test(term.patterns) if expr.type != ANY else \
-                    _any_int_test(term.patterns)
-        elif method == "bin":
-            patterns = frozenset(term.patterns)
-            test = patterns.__contains__
-        else:
-            test = TEXT_TESTS[method](term.patterns)
-            if term.ignore_case and method != "reg":    # -i patterns are lower case already
-                test = _lowered(test)
-            if expr.type not in ("str", "bin", "meth"):
-                test = _as_text(test)
+        test = self._test(term, term.patterns, expr)
+        if term.files:
+            test = self._changing(term, expr, test)
         if expr.many:
             return lambda stream: any(map(test, read(stream)))
         one = expr.one
@@ -424,6 +433,43 @@ class ConditionCompiler:
             return value is not None and test(value)
         return single
 
+    def _test(self, term: AclTerm, patterns: list, expr) -> Callable:
+        """The test of one sample against the term's patterns."""
+        method = term.method
+        if method == "ip":
+            test = _ip_test(patterns)
+        elif method == "int":
+            test = _int_test(patterns)
+            if expr.type not in (SINT, BOOL):
+                test = _text_int_test(patterns) if expr.type != ANY else \
+                    _any_int_test(patterns)
+        elif method == "bin":
+            patterns = frozenset(patterns)
+            test = patterns.__contains__
+        else:
+            test = TEXT_TESTS[method](patterns)
+            if term.ignore_case and method != "reg":    # -i patterns are lower case already
+                test = _lowered(test)
+            if expr.type not in ("str", "bin", "meth"):
+                test = _as_text(test)
+        return test
+
+    def _changing(self, term: AclTerm, expr, test) -> Callable:
+        """A term with ``-f`` files, whose patterns may change at run time: the test is
+        built again when they do (sample.maps journal, applied before the test runs)."""
+        registry = maps.REGISTRY
+        listener = AclListener(term, [registry.acl_ref(name, full, read)
+                                      for name, full, read in term.files],
+                               lambda patterns: self._test(term, patterns, expr), test)
+        cell = listener.cell
+
+        def changing(value) -> bool:
+            journal = registry.journal
+            if journal is not None and journal.view[0] != journal.seen:
+                journal.catch_up()
+            return cell[0](value)
+        return changing
+
     def _prefix_matcher(self, term: AclTerm) -> Callable[[Request], bool]:
         key = len(self.trie_keys)
         self.trie_keys[id(term)] = key
@@ -431,6 +477,8 @@ class ConditionCompiler:
         for pattern in term.patterns:
             trie.add(pattern, key)
         ci = term.ignore_case
+        if term.files:
+            return self._changing_prefix(term, trie, key)
 
         def prefix(req: Request, key=key, ci=ci) -> bool:
             # one walk per request and compiler, whatever the number of path_beg ACLs;
@@ -442,6 +490,33 @@ class ConditionCompiler:
                 hits = req._prefix_hits[self] = (self.trie.walk(req.path),
                                                  self.trie_ci.walk(req.path.lower()))
             return key in hits[1 if ci else 0]
+        return prefix
+
+    def _changing_prefix(self, term: AclTerm, trie: PrefixTrie, key: int) -> Callable:
+        """path_beg with ``-f`` files: its patterns stay in the compiler's trie, which
+        gets the ones added and loses the ones deleted at run time."""
+        registry = maps.REGISTRY
+        listener = TrieListener(term, [registry.acl_ref(name, full, read)
+                                       for name, full, read in term.files], trie, key)
+        ci = term.ignore_case
+
+        def prefix(req: Request) -> bool:
+            journal = registry.journal
+            stamp = 0
+            if journal is not None:
+                if journal.view[0] != journal.seen:
+                    journal.catch_up()
+                stamp = journal.applied        # moves with every change applied here
+            if req._prefix_hits is None:
+                req._prefix_hits = {}
+            # its own cache: a change made during this request (add-acl) is seen by the
+            # next test, while the other path_beg tests keep their one walk
+            cached = req._prefix_hits.get((self, "live"))
+            if cached is None or cached[0] != stamp:
+                cached = req._prefix_hits[(self, "live")] = (
+                    stamp, self.trie.walk(req.path), self.trie_ci.walk(req.path.lower()))
+            return key in cached[2 if ci else 1]
+        prefix.listener = listener
         return prefix
 
     def _named(self, name: str) -> Callable[[Request], bool]:
@@ -473,7 +548,7 @@ class ConditionCompiler:
             if not terms:
                 return None                  # predefined or unknown: evaluated the slow way
             for t in terms:
-                if t.kind != "path" or t.method != "beg":
+                if t.kind != "path" or t.method != "beg" or t.files:
                     return None
                 patterns += [(pattern, t.ignore_case) for pattern in t.patterns]
         return patterns
@@ -496,6 +571,80 @@ class ConditionCompiler:
             result = any(all(m(req) != neg for neg, m in alt) for alt in alternatives)
             return result != cond.negate
         return evaluate
+
+
+class AclListener:
+    """An ACL term using ``-f`` files, told when their entries change (MapRef.rebuild):
+    its test is built again from the files' entries and the line's own patterns."""
+
+    def __init__(self, term: AclTerm, refs: list, make: Callable, test: Callable):
+        self.term, self.refs, self.make = term, refs, make
+        self.cell = [test]
+        for ref in refs:
+            ref.listeners.append(self)
+
+    def written(self) -> list:
+        return [key for ref in self.refs for key, _ in ref.visible()] + self.term.inline
+
+    def patterns(self) -> list:
+        return convert_patterns(self.term.method, self.term.ignore_case, self.written())
+
+    def rebuild(self) -> None:
+        self.cell[0] = self.make(self.patterns())
+
+    def check(self, key) -> None:
+        if key is None:
+            return
+        try:
+            convert_patterns(self.term.method, self.term.ignore_case, [key])
+        except (AclError, ValueError) as exc:
+            raise SampleError(str(exc)) from None
+
+    def matched(self, text: str) -> Optional[str]:
+        """``get acl``: the pattern (as written) that sample matches now, or None; the
+        longest for path_beg (a tree), else the first."""
+        value = config_bytes(text)
+        if self.term.method == "int":
+            try:
+                value = int(text)
+            except ValueError:
+                return None
+        hits = []
+        for pattern in self.written():
+            try:
+                if self.single(pattern)(value):
+                    hits.append(pattern)
+            except (TypeError, ValueError, AclError):
+                continue
+        if not hits:
+            return None
+        return max(hits, key=len) if self.term.method == "beg" else hits[0]
+
+    def single(self, pattern: str) -> Callable:
+        return self.make(convert_patterns(self.term.method, self.term.ignore_case, [pattern]))
+
+
+class TrieListener(AclListener):
+    """A path_beg term with ``-f`` files: the compiler's trie is kept up to date."""
+
+    def __init__(self, term: AclTerm, refs: list, trie: PrefixTrie, key: int):
+        super().__init__(term, refs, None, None)
+        self.trie, self.key = trie, key
+        self.current = set(term.patterns)
+
+    def rebuild(self) -> None:
+        new = set(self.patterns())
+        for pattern in self.current - new:
+            self.trie.remove(pattern, self.key)
+        for pattern in new - self.current:
+            self.trie.add(pattern, self.key)
+        self.current = new
+
+    def single(self, pattern: str) -> Callable:
+        prefix = convert_patterns("beg", self.term.ignore_case, [pattern])[0]
+        if self.term.ignore_case:
+            return lambda value: value.lower().startswith(prefix)
+        return lambda value: value.startswith(prefix)
 
 
 def _any_int_test(tests: list) -> Callable:

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 
 from ..sample import Context, Format, SampleError, Stream, as_bytes, check_expr, \
     compile_expr, compile_format
+from ..sample import maps
 from ..sample.registry import VAR_NAME
 from ..sample.stream import MOVED_DST, MOVED_SOCKET, MOVED_SRC, MOVED_TIMEOUT, split_target
 from ..sample.types import ADDR, SINT, dynamic_cast
@@ -27,6 +28,8 @@ REDIRECT_CODES = (301, 302, 303, 307, 308)
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")     # an RFC 9110 token, lower case
 HEADER_ACTIONS = ("set-header", "add-header", "del-header", "replace-header", "replace-value")
 VAR_ACTIONS = ("set-var", "set-var-fmt", "unset-var")
+# (<file>): change a map or an ACL file for every worker
+MAP_ACTIONS = ("set-map", "del-map", "add-acl", "del-acl")
 LINE_ACTIONS = ("set-path", "set-pathq", "set-uri", "set-query", "set-method",
                 "replace-path", "replace-pathq", "replace-uri")
 ADDRESS_ACTIONS = ("set-src", "set-src-port", "set-dst", "set-dst-port")
@@ -35,10 +38,10 @@ REQUEST_ACTIONS = (("allow", "deny", "tarpit", "reject", "return", "redirect", "
                     "set-log-level", "auth", "normalize-uri", "strict-mode", "capture",
                     "early-hint", "set-timeout") +
                    HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS + ADDRESS_ACTIONS +
-                   SOCKET_ACTIONS + ("wait-for-body",))
+                   SOCKET_ACTIONS + MAP_ACTIONS + ("wait-for-body",))
 RESPONSE_ACTIONS = (("allow", "deny", "set-status", "set-log-level", "return",
                      "strict-mode", "capture", "wait-for-body") + HEADER_ACTIONS + VAR_ACTIONS +
-                    SOCKET_ACTIONS)
+                    SOCKET_ACTIONS + MAP_ACTIONS)
 NORMALIZERS = ("fragment-encode", "fragment-strip", "path-merge-slashes", "path-strip-dot",
                "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
                "query-sort-by-name")
@@ -93,6 +96,7 @@ class Rule:
     errors_name: str = ""                    # errorfiles <name>
     wait_ms: int = 0                         # wait-for-body time <time>
     at_least: int = 0                        # wait-for-body at-least <bytes> (0: all of it)
+    map_value: str = ""                      # set-map: the value's log-format
 
 
 def _expect(args, count, what):
@@ -126,6 +130,13 @@ def parse_rule(args: list[str], response: bool, read_file,
     var = _var_name(action)
     if var is not None:
         action = action.partition("(")[0]
+    mapped = re.fullmatch(r"(set-map|del-map|add-acl|del-acl)\((.*)\)", action)
+    if mapped:
+        action, var = mapped.group(1), mapped.group(2)
+        if not var:
+            raise RuleError(f"'{action}' expects a file name: '{action}(<file>)'.")
+    elif action in MAP_ACTIONS:
+        raise RuleError(f"'{action}' expects a file name: '{action}(<file>)'.")
     side = side or ("http-response" if response else "http-request")
     allowed = AFTER_ACTIONS if side == "http-after-response" else \
         RESPONSE_ACTIONS if response else REQUEST_ACTIONS
@@ -225,6 +236,13 @@ def parse_rule(args: list[str], response: bool, read_file,
         if var is None:
             raise RuleError("'unset-var' expects a variable name: 'unset-var(<scope>.<name>)'.")
         rule.name = var
+    elif action in MAP_ACTIONS:
+        words = take_until_condition()
+        wanted = 2 if action == "set-map" else 1
+        if len(words) != wanted:
+            raise RuleError(f"'{action}({var})' expects exactly {wanted} argument(s).")
+        rule.name, rule.value = var, words[0]
+        rule.map_value = words[1] if wanted == 2 else ""
     elif action in SOCKET_ACTIONS:
         words = take_until_condition()
         try:
@@ -406,6 +424,10 @@ def check_rule(rule: Rule, place: str) -> None:
         elif rule.action in ("set-var", "capture") + ADDRESS_ACTIONS or \
                 (rule.action == "set-timeout" and rule.value):
             check_expr(rule.value, ctx)
+        elif rule.action in MAP_ACTIONS:
+            compile_format(rule.value, ctx, check_only=True)
+            if rule.map_value:
+                compile_format(rule.map_value, ctx, check_only=True)
         for _, value in rule.headers:
             compile_format(value, ctx, check_only=True)
         if rule.body_format:
@@ -425,6 +447,7 @@ class CompiledRule:
     body: Optional[Format] = None
     page: bytes = b""                        # auth: the 401 answer
     slot: tuple = ()                         # capture: (index, length)
+    ref: object = None                       # set-map / del-map: (MapRegistry, file path)
 
 
 def compile_rule(rule: Rule, matches: Callable, ctx: Context) -> CompiledRule:
@@ -438,6 +461,13 @@ def compile_rule(rule: Rule, matches: Callable, ctx: Context) -> CompiledRule:
     elif rule.action in ("set-var", "capture") + ADDRESS_ACTIONS or \
             (rule.action == "set-timeout" and rule.value):
         compiled.expr = compile_expr(rule.value, ctx)
+    elif rule.action in MAP_ACTIONS:
+        compiled.value = compile_format(rule.value, ctx, http=False)
+        if rule.map_value:
+            compiled.body = compile_format(rule.map_value, ctx, http=False)
+        # None: no converter reads that file (HAProxy keeps a reference nobody looks up)
+        compiled.ref = maps.REGISTRY.action_key(rule.name, ctx.env.base_dir if ctx.env
+                                                else ".")
     compiled.headers = tuple((name, compile_format(value, ctx)) for name, value in rule.headers)
     if rule.body_format:
         compiled.body = compile_format(rule.body_format, ctx)
@@ -508,6 +538,41 @@ def apply_var_rule(c: CompiledRule, stream: Stream) -> None:
     value = c.expr.one(stream) if rule.action == "set-var" else c.value.render(stream)
     if value is not None:                    # no sample: the variable is left as it was
         stream.set_var(rule.name, value)
+
+
+def apply_map_rule(c: CompiledRule, stream: Stream) -> None:
+    """set-map: the key's entries get the value (a new entry if there is none); del-map
+    and del-acl: they go; add-acl: a new pattern unless it is there.  Published in the
+    generation's journal, so every worker sees it; a key or value the file's users could
+    not take is not written, as HAProxy's."""
+    registry, full = c.ref
+    action = c.rule.action
+    ref = (registry.refs if action.endswith("-map") else registry.acl_refs).get(full)
+    if ref is None:
+        return
+    key = c.value.render(stream).decode("utf-8", "surrogateescape")
+    registry.catch_up()            # what is there now: a change that changes nothing is
+    ids = ref.ids_of(key)          # not written (the journal only grows)
+    if action in ("del-map", "del-acl"):
+        if ids:
+            registry.change(maps.OP_DEL_KEY, ref, key=key)
+        return
+    if action == "add-acl":
+        try:
+            ref.check(key, None)
+        except SampleError:
+            return
+        if not ids:
+            registry.change(maps.OP_ADD_NEW, ref, key=key)
+        return
+    value = c.body.render(stream).decode("utf-8", "surrogateescape")
+    if ids and all(ref.entries[i][1] == value for i in ids):
+        return
+    try:
+        ref.check(key, value)
+    except SampleError:
+        return
+    registry.change(maps.OP_UPSERT, ref, key=key, value=value)
 
 
 def _split_url(url: bytes) -> tuple[bytes, bytes, bytes]:

@@ -46,6 +46,8 @@ class Generation:
                                nworkers)
         init_shared_state(self.shm, tables)
         tables.state = self.shm              # the stats page and exporter read it in workers
+        if tables.maps is not None:
+            tables.maps.attach_journal()     # map changes at run time, seen by every process
         self.shm.view[shared.G_MASTER_PID] = master_pid
         self.shm.view[shared.G_START_MS] = start_ms
         self.pids: dict[int, int] = {}       # pid -> worker number (or the checker's)

@@ -15,8 +15,9 @@ from ..applets.page import Applets, StatsPage
 from ..config.model import Proxy
 from ..http.acl import ConditionCompiler, PrefixSwitch
 from ..http.errors import builtin_page
-from ..http.rules import (ADDRESS_ACTIONS, HEADER_ACTIONS, LINE_ACTIONS, SOCKET_ACTIONS,
-                          VAR_ACTIONS, CompiledRule, InvalidRequest, apply_address_rule,
+from ..http.rules import (ADDRESS_ACTIONS, HEADER_ACTIONS, LINE_ACTIONS, MAP_ACTIONS,
+                          SOCKET_ACTIONS, VAR_ACTIONS, CompiledRule, InvalidRequest,
+                          apply_address_rule, apply_map_rule,
                           apply_capture, apply_socket_rule, apply_header_rule, apply_line_rule,
                           apply_early_hint, apply_normalizer, apply_timeout_rule, apply_var_rule, auth_page,
                           compile_rule, redirect_response, return_response)
@@ -287,6 +288,7 @@ REWRITES = dict(
     [(action, apply_address_rule) for action in ADDRESS_ACTIONS] +
     [(action, apply_socket_rule) for action in SOCKET_ACTIONS] +
     [("set-timeout", apply_timeout_rule)] +
+    [(action, apply_map_rule) for action in MAP_ACTIONS] +
     [("normalize-uri", apply_normalizer)])
 
 
@@ -510,6 +512,8 @@ def run_response_rules(rules: list, stream):
             apply_socket_rule(c, stream)
         elif action == "capture":
             apply_capture(c, stream, True)
+        elif action in MAP_ACTIONS:
+            apply_map_rule(c, stream)
         elif action == "set-status":
             stream.status = c.rule.status
             stream.reason = c.rule.reason.encode("utf-8", "surrogateescape") or None

@@ -26,6 +26,7 @@ from ..loop.core import (CLOSE_BOTH, CLOSE_NONE, CLOSE_SERVER, LOG_CONNECT, LOG_
                          PP2_OPT_AUTHORITY, PP2_OPT_CRC32C)
 from ..http.acl import ConditionCompiler
 from ..sample import Stream
+from ..sample.maps import new_registry
 from .http_rules import (SampleEnv, build_after_response, build_backend_rules,
                          build_hash_key, build_response_editor, build_router,
                          build_server_rules)
@@ -196,6 +197,7 @@ class RuntimeTables:
     nservers: int
     applets: Applets = None       # stats page and Prometheus answers
     state: object = None          # the SharedState, attached by the master before it forks
+    maps: object = None           # the map files (sample.maps.MapRegistry)
 
     def backend_name(self, fe: int, be: int) -> str:
         return self.backends[be].proxy.name if be >= 0 else self.frontends[fe].proxy.name
@@ -210,6 +212,7 @@ def compile_tables(config: Config) -> RuntimeTables:
     """The model -> runtime step, whole: the master runs it once per configuration, and
     workers only copy its specs into their C structs."""
     applets = Applets(None)
+    maps = new_registry()         # the map files this configuration's converters load
     env = SampleEnv(config, applets,
                     os.path.dirname(config.files[0]) if config.files else ".")
     backends: list[BackendTable] = []
@@ -223,7 +226,7 @@ def compile_tables(config: Config) -> RuntimeTables:
     frontends = [compile_frontend(proxy, index, by_name, applets, env)
                  for index, proxy in enumerate(config.frontends)]
     tables = RuntimeTables(config=config, frontends=frontends, backends=backends,
-                           nservers=nservers, applets=applets)
+                           nservers=nservers, applets=applets, maps=maps)
     applets.tables = tables
     return tables
 
