@@ -20,6 +20,7 @@ from typing import Callable, Optional
 from ..sample import Context, NotAvailable, SampleError, Stream, as_bytes, check_expr, \
     compile_expr
 from ..sample.maps import delimited
+from ..sample.registry import FETCHES, MissingData, REQ_CONTENT, RES_CONTENT
 from ..sample.types import ADDR, ANY, BOOL, IPV4, IPV6, SINT
 
 MATCH_METHODS = ("str", "beg", "end", "sub", "reg", "dir", "dom", "found", "len", "int", "ip",
@@ -55,6 +56,8 @@ PREDEFINED = {
     "LOCALHOST": ("src", ["127.0.0.1/8", "::1"]),
     "HTTP_URL_ABS": ("url_reg", ["^[^/:]*://"]), "HTTP_URL_SLASH": ("url_beg", ["/"]),
     "HTTP_URL_STAR": ("url", ["*"]), "HTTP_CONTENT": ("hdr_val(content-length)", ["gt", "0"]),
+    "WAIT_END": ("wait_end", []), "REQ_CONTENT": ("req.len", ["gt", "0"]),
+    "RDP_COOKIE": ("req.rdp_cookie_cnt", ["gt", "0"]),
 }
 
 
@@ -381,6 +384,24 @@ class ConditionCompiler:
         self.trie_ci = PrefixTrie()
 
     def _term_matcher(self, term: AclTerm) -> Callable[[Stream], bool]:
+        matcher = self._plain_matcher(term)
+        entry = FETCHES.get(term.kind)
+        if entry is None or not (REQ_CONTENT in entry.needs or RES_CONTENT in entry.needs) \
+                or not (REQ_CONTENT in self.ctx.available or RES_CONTENT in self.ctx.available):
+            return matcher
+
+        def content(stream):
+            # HAProxy's ACL_TEST_MISS: on partial data, a content fetch that may still
+            # change its answer turns a miss into "wait for more"
+            stream.may_change = False
+            if matcher(stream):
+                return True
+            if stream.partial and stream.may_change:
+                raise MissingData()
+            return False
+        return content
+
+    def _plain_matcher(self, term: AclTerm) -> Callable[[Stream], bool]:
         method = term.method
         if term.kind == "path" and term.plain and method == "beg":
             return self._prefix_matcher(term)
@@ -450,6 +471,8 @@ class ConditionCompiler:
             if len(matchers) == 1:
                 return matchers[0]
             return lambda req: any(m(req) for m in matchers)   # same-name lines are ORed
+        if name == "HTTP" and REQ_CONTENT in self.ctx.available:
+            return self._term_matcher(parse_acl(["req.proto_http"]))
         if name in ("TRUE", "HTTP"):
             return lambda req: True
         if name == "FALSE":

@@ -158,7 +158,7 @@ cdef class FrontendHooks:
     cdef object captures_req    # [(name, length)] of capture request header, or None
     cdef object captures_rsp
     cdef bint streams           # every request gets a sample Stream (its log has %[...])
-    cdef object conn_rules      # tcp-request connection: rules(src, src_port, dst_port) -> CONN_*
+    cdef object tcp_rules       # tcp-request rules: a runtime.tcp_rules.TcpRules, or None
     cdef object after_response  # http-after-response rules: edit(stream), or None
 
 
@@ -275,3 +275,4 @@ include "http_flow.pxd"
 include "http_pool.pxd"
 include "probes.pxd"
 include "proxy_header.pxd"
+include "inspect.pxd"

@@ -141,6 +141,7 @@ include "http_flow.pxi"
 include "http_pool.pxi"
 include "probes.pxi"
 include "proxy_header.pxi"
+include "inspect.pxi"
 
 
 cdef class FrontendHooks:
@@ -344,7 +345,7 @@ cdef class Worker:
         hooks.response_editor = spec.response_editor
         hooks.captures_req, hooks.captures_rsp = spec.captures
         hooks.streams = spec.streams
-        hooks.conn_rules = spec.conn_rules
+        hooks.tcp_rules = spec.tcp_rules
         hooks.after_response = spec.after_response
         self.fe_hooks.append(hooks)
         self.nfrontends += 1

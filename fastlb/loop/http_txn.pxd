@@ -78,6 +78,7 @@ cdef class HttpTxn:
     cdef bint server_forced          # a use-server rule chose the server (no cookie inserted)
     cdef object stream              # the request's fastlb.sample.Stream, once a rule needs it
     cdef object sess_vars           # the connection's "sess." variables
+    cdef object tcp_stream          # tcp-request rules' Stream of the session (inspect.pxi)
     cdef int64_t find_head(self, Side *side, bint request)
     cdef void reset(self, int64_t now, int64_t now_real)
 

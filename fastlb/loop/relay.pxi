@@ -57,6 +57,10 @@ cdef void session_event(Worker w, int idx, Session *s, int side, uint32_t events
     if s.http == 1:
         http_on_event(w, idx, s, side, events)
         return
+    if s.state == ST_INSPECT:
+        if side == SIDE_CLI:
+            inspect_run(w, idx, s)
+        return
     if side == SIDE_SRV and s.state == ST_CONNECTING:
         on_connect_event(w, idx, s)
         return
@@ -140,6 +144,9 @@ cdef void tcp_expired(Worker w, int idx, Session *s):
         queue_leave(w, s)
         s.term0 = b's'            # timeout queue
         s.term1 = b'Q'
+    elif s.state == ST_INSPECT:
+        s.term0 = b'c'            # timeout client while the content rules waited
+        s.term1 = b'R'
     elif s.state != ST_ESTABLISHED:
         s.term0 = b'c'            # client timeout before the server connection was made
         s.term1 = b'C' if s.state == ST_CONNECTING else b'Q'

@@ -20,10 +20,11 @@ from .. import shm as shared
 # what frontends log, how connections close, what routers answer: the loop's own numbers
 # (loop/defs.pxd)
 from ..loop.core import (CLOSE_BOTH, CLOSE_NONE, CLOSE_SERVER, LOG_CONNECT, LOG_HTTPLOG,
-                         LOG_NONE, LOG_TCPLOG, CONN_EXPECT_PROXY, CONN_REJECT,
+                         LOG_NONE, LOG_TCPLOG,
                          PP2_OPT_AUTHORITY, PP2_OPT_CRC32C)
 from ..http.acl import ConditionCompiler
 from ..sample import Stream
+from .tcp_rules import build_tcp_rules
 from .http_rules import (SampleEnv, build_after_response, build_backend_rules,
                          build_hash_key, build_response_editor, build_router,
                          build_server_rules)
@@ -114,7 +115,7 @@ class FrontendSpec:
     response_editor: object
     captures: tuple               # ([(name, len)] | None for requests, ... for responses)
     streams: bool = False         # a Stream per request: the log format has %[...] fields
-    conn_rules: object = None     # tcp-request connection: rules(src, port, dst_port) -> CONN_*
+    tcp_rules: object = None      # tcp-request rules, tcp use_backend: runtime.tcp_rules.TcpRules
     after_response: object = None  # http-after-response rules: edit(stream), or None
 
 
@@ -319,38 +320,12 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         # a listen section's http-response rules run once, as its backend's
         response_editor=build_response_editor(proxy, env) if proxy.kind != "listen" else None,
         captures=(proxy.captures_req or None, proxy.captures_rsp or None),
-        conn_rules=build_connection_rules(proxy, env),
+        tcp_rules=build_tcp_rules(proxy, by_name, backend, env),
         after_response=build_after_response(proxy, env))
     return FrontendTable(index=index, proxy=proxy, spec=spec,
                          log_format=compile_format(proxy.log_format or default_log_format(proxy))
                          if log_mode in (LOG_TCPLOG, LOG_HTTPLOG) else None,
                          listeners=list(proxy.listeners))
-
-
-def build_connection_rules(proxy: Proxy, env: SampleEnv):
-    """``rules(src, src_port, dst_port) -> CONN_* bits`` for tcp-request connection rules,
-    or None.  In order: accept and reject end the walk, expect-proxy goes on (HAProxy's)."""
-    if not proxy.tcp_connection_rules:
-        return None
-    compiler = ConditionCompiler(proxy.acls, env, "tcp-request connection", proxy.name)
-    rules = [(action, compiler.compile(cond) if cond is not None else None)
-             for action, cond, _ in proxy.tcp_connection_rules]
-
-    def apply(src, src_port, dst_port):
-        request = Stream(None, b"", [], src, dst_port, b"", None, src_port)
-        verdict = 0
-        for action, matches in rules:
-            if matches is not None and not matches(request):
-                continue
-            if action == "expect-proxy":
-                verdict |= CONN_EXPECT_PROXY
-            elif action == "reject":
-                return verdict | CONN_REJECT
-            else:
-                return verdict
-        return verdict
-
-    return apply
 
 
 def merged_address_header(fe_setting, be_setting):

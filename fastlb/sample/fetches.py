@@ -585,9 +585,7 @@ def _capture_ver(args, ctx):
     return lambda stream: b"HTTP/" + stream.version if stream.version else None
 
 
-@fetch("req.body", "req.body_param", "req.body_len", "req.body_size", "req.len", "req_len",
-       "req.payload", "req.payload_lv", "payload", "payload_lv", "res.body", "res.len",
-       "res.payload", out=BIN, args="str?,str?,str?", needs=(REQ_BODY,),
+@fetch("req.body", "req.body_param", "req.body_len", "req.body_size", "res.body", out=BIN, args="str?,str?,str?", needs=(REQ_BODY,),
        refused="reads the message body, which fastlb does not buffer yet "
                "('option http-buffer-request')")
 def _body(args, ctx):

@@ -26,7 +26,8 @@ class Stream:
     __slots__ = ("method", "meth", "url", "headers", "src", "dst_port", "version", "src_port", "dst",
                  "fe", "be", "srv", "status", "res_headers", "res_version", "vars", "sess_vars",
                  "captures_req", "captures_rsp", "unique_id", "first_req", "_path",
-                 "_prefix_hits", "response", "reason", "log_level", "moved", "tos", "mark")
+                 "_prefix_hits", "response", "reason", "log_level", "moved", "tos", "mark",
+                 "payload", "res_payload", "partial", "may_change")
 
     def __init__(self, method: bytes, url: bytes, headers: list, src: str, dst_port: int,
                  version: bytes, sess_vars: dict = None, src_port: int = 0, dst: str = "",
@@ -60,6 +61,10 @@ class Stream:
         self.mark = -1
         self._path = None
         self._prefix_hits = None
+        self.payload = None               # tcp-request content: the bytes buffered so far
+        self.res_payload = None           # tcp-response content: the response's
+        self.partial = False              # more bytes may come: a content fetch may wait
+        self.may_change = False           # a content fetch said its answer may change
 
     @property
     def path(self) -> bytes:

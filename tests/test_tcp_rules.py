@@ -1,0 +1,336 @@
+"""tcp-request connection / session / content rules, inspect-delay and the layer-6
+fetches (req.len, req.payload, req.ssl_sni, ...): the same configs through haproxy 2.6
+and fastlb, compared on what matters at this layer: which backend received which bytes,
+and what the client got back (an answer, or a close).
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import FASTLB, Backend, free_port, listening_sockets, wait_until
+
+HAPROXY = shutil.which("haproxy")
+needs_haproxy = pytest.mark.skipif(HAPROXY is None, reason="haproxy not installed")
+
+
+class Recorder(Backend):
+    """Records the bytes of each connection (until the client's FIN or a quiet 0.3 s),
+    then answers its name and closes."""
+
+    def __init__(self, name):
+        self.received = []
+        super().__init__(self._handle, name)
+
+    def _handle(self, conn, backend):
+        conn.settimeout(0.3)
+        data = b""
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            data += chunk
+        self.received.append(data)
+        try:
+            conn.sendall(self.name.encode())
+        except OSError:
+            pass
+
+
+def client_hello(sni: str | None) -> bytes:
+    """A real TLS ClientHello (Python's ssl module writes it; no handshake is finished)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=sni)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def exchange(port: int, chunks: list, pause: float = 0.0, half_close: bool = False,
+             wait: float = 2.0) -> str:
+    """Send the chunks (``pause`` seconds apart), then read: the answer, "closed" when
+    the proxy closed without a byte, "reset", or "open" when nothing came in ``wait``."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.settimeout(wait)
+    answer = b""
+    try:
+        for i, chunk in enumerate(chunks):
+            if i and pause:
+                time.sleep(pause)
+            sock.sendall(chunk)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    except socket.timeout:
+        return answer.decode() if answer else "open"
+    except ConnectionResetError:
+        return answer.decode() if answer else "reset"
+    finally:
+        sock.close()
+    return answer.decode() if answer else "closed"
+
+
+def run_both(tmp_path, make_config, scenarios, programs=("haproxy", "fastlb")):
+    """{program: [(answer, {backend: [bytes]})]} for each scenario (exchange kwargs)."""
+    results = {}
+    for name in programs:
+        backends = [Recorder("be1"), Recorder("be2")]
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(make_config(port, backends[0].port, backends[1].port))
+        cmd = [HAPROXY, "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                stderr=open(tmp_path / f"{name}.err", "wb"), cwd=tmp_path)
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            out = []
+            for scenario in scenarios:
+                for be in backends:
+                    be.received.clear()
+                answer = exchange(port, **scenario)
+                time.sleep(0.05)
+                out.append((answer, {be.name: list(be.received) for be in backends
+                                     if be.received}))
+            results[name] = out
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            for be in backends:
+                be.close()
+    return results
+
+
+def assert_same(results, scenarios):
+    if "haproxy" not in results:
+        return
+    differences = []
+    for scenario, theirs, ours in zip(scenarios, results["haproxy"], results["fastlb"]):
+        if theirs != ours:
+            differences.append(f"{scenario}: haproxy {theirs!r} fastlb {ours!r}")
+    assert not differences, "\n".join(differences)
+
+
+BASE = """
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+"""
+
+
+def sni_config(port, be1, be2):
+    return BASE + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    tcp-request inspect-delay 2s
+    tcp-request content accept if {{ req.ssl_hello_type 1 }}
+    use_backend be1 if {{ req.ssl_sni -i example.com }}
+    default_backend be2
+
+backend be1
+    server s1 127.0.0.1:{be1}
+
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+@needs_haproxy
+def test_sni_routing_forwards_the_exact_client_hello(tmp_path):
+    hello, other = client_hello("example.com"), client_hello("other.org")
+    scenarios = [
+        dict(chunks=[hello]),
+        dict(chunks=[other]),
+        dict(chunks=[hello[:3], hello[3:20], hello[20:]], pause=0.2),   # in pieces
+        dict(chunks=[client_hello(None)]),                              # no SNI
+        dict(chunks=[b"GET / HTTP/1.0\r\n\r\n"]),                     # not TLS: no wait
+    ]
+    results = run_both(tmp_path, sni_config, scenarios)
+    ours = results["fastlb"]
+    assert ours[0] == ("be1", {"be1": [hello]})
+    assert ours[1] == ("be2", {"be2": [other]})
+    assert ours[2] == ("be1", {"be1": [hello]})
+    assert_same(results, scenarios)
+
+
+def test_sni_routing_with_openssl_s_client(tmp_path, fastlb):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    backends = [Recorder("be1"), Recorder("be2")]
+    port = free_port()
+    try:
+        fastlb(sni_config(port, backends[0].port, backends[1].port), ports=[port])
+        for name, expected in (("example.com", backends[0]), ("www.other.org", backends[1])):
+            subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                            "-servername", name], input=b"", capture_output=True, timeout=10)
+            wait_until(lambda: expected.received, message=f"{name} reached {expected.name}")
+            hello = expected.received[-1]
+            assert hello[:1] == b"\x16" and name.encode() in hello
+            # the record header's length covers exactly what was received: unchanged bytes
+            assert len(hello) == 5 + int.from_bytes(hello[3:5], "big")
+        assert len(backends[0].received) == 1 and len(backends[1].received) == 1
+    finally:
+        for be in backends:
+            be.close()
+
+
+def payload_config(port, be1, be2):
+    return BASE + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    tcp-request inspect-delay 1s
+    acl magic req.payload(0,4) -m bin 4d414749
+    acl long req.len ge 10
+    tcp-request content reject if {{ req.payload(0,3) -m str BAD }}
+    tcp-request content accept if magic || long
+    tcp-request content reject if WAIT_END
+    use_backend be1 if magic
+    use_backend be1 if {{ req.payload_lv(0,1) -m str hello }}
+    default_backend be2
+
+backend be1
+    server s1 127.0.0.1:{be1}
+
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+@needs_haproxy
+def test_payload_fetches_and_wait_end_as_haproxy(tmp_path):
+    scenarios = [
+        dict(chunks=[b"MAGIC and more"]),
+        dict(chunks=[b"MA", b"GIC"], pause=0.2),          # waits for the 4 bytes
+        dict(chunks=[b"BAD request"]),                     # reject: closed, nothing sent
+        dict(chunks=[b"0123456789abc"]),                   # long: accepted, be2
+        dict(chunks=[b"\x05hello", b"....."], pause=0.2),  # payload_lv once 10 bytes came
+        dict(chunks=[b"short"]),                           # WAIT_END: rejected at 1 s
+        dict(chunks=[b"short"], half_close=True),          # the FIN ends the wait at once
+    ]
+    results = run_both(tmp_path, payload_config, scenarios)
+    ours = results["fastlb"]
+    assert ours[0] == ("be1", {"be1": [b"MAGIC and more"]})
+    assert ours[2][1] == {} and ours[2][0] in ("closed", "reset")
+    assert ours[5][1] == {}
+    assert_same(results, scenarios)
+
+
+def rules_config(port, be1, be2):
+    return BASE + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    tcp-request connection set-var(sess.origin) str(conn)
+    tcp-request connection reject if {{ src 127.0.0.2 }}
+    tcp-request session set-var(sess.stage) str(session)
+    tcp-request session reject if {{ src 127.0.0.3 }}
+    tcp-request inspect-delay 1s
+    tcp-request content set-var(txn.first) req.payload(0,1)
+    tcp-request content accept if {{ req.len ge 2 }}
+    use_backend be1 if {{ var(sess.origin) -m str conn }} {{ var(sess.stage) -m str session }} {{ var(txn.first) -m str A }}
+    default_backend be2
+
+backend be1
+    server s1 127.0.0.1:{be1}
+
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+@needs_haproxy
+def test_variables_carry_from_connection_to_session_to_content(tmp_path):
+    scenarios = [dict(chunks=[b"AB"]), dict(chunks=[b"BA"]),
+                 dict(chunks=[b"A", b"x"], pause=0.2)]
+    results = run_both(tmp_path, rules_config, scenarios)
+    ours = results["fastlb"]
+    assert ours[0] == ("be1", {"be1": [b"AB"]})
+    assert ours[1] == ("be2", {"be2": [b"BA"]})
+    assert ours[2] == ("be1", {"be1": [b"Ax"]})
+    assert_same(results, scenarios)
+
+
+def http_config(port, be1, be2):
+    return BASE + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    tcp-request inspect-delay 1s
+    tcp-request content reject if HTTP
+    tcp-request content accept if {{ req.proto_http }}
+    default_backend be1
+
+backend be1
+    server s1 127.0.0.1:{be1}
+"""
+
+
+def test_proto_http_and_the_http_acl(tmp_path):
+    scenarios = [dict(chunks=[b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"]),
+                 dict(chunks=[b"GET / HTTP/1.1\r\n", b"Host: x\r\n\r\n"], pause=0.2),
+                 dict(chunks=[b"\x16\x03\x01 not http"])]
+    results = run_both(tmp_path, http_config, scenarios,
+                       programs=("haproxy", "fastlb") if HAPROXY else ("fastlb",))
+    ours = results["fastlb"]
+    assert ours[0][1] == {} and ours[1][1] == {}
+    assert ours[2] == ("be1", {"be1": [b"\x16\x03\x01 not http"]})
+    assert_same(results, scenarios)
+
+
+def silent_config(port, be1, be2):
+    return BASE + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    tcp-request inspect-delay 1s
+    tcp-request content silent-drop if {{ req.payload(0,4) -m str DROP }}
+    default_backend be1
+
+backend be1
+    server s1 127.0.0.1:{be1}
+"""
+
+
+def test_silent_drop_sends_nothing_to_the_server(tmp_path):
+    scenarios = [dict(chunks=[b"DROP me"], wait=1.0), dict(chunks=[b"KEEP me"])]
+    results = run_both(tmp_path, silent_config, scenarios,
+                       programs=("haproxy", "fastlb") if HAPROXY else ("fastlb",))
+    ours = results["fastlb"]
+    assert ours[0][1] == {}
+    assert ours[1] == ("be1", {"be1": [b"KEEP me"]})
+    assert_same(results, scenarios)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("tcp-request content track-sc0 src", "needs stick tables"),
+    ("tcp-request connection track-sc1 src", "needs stick tables"),
+    ("tcp-request session sc-inc-gpc0(0)", "needs stick tables"),
+    ("tcp-request content use-service prometheus-exporter", "TCP services"),
+    ("tcp-request content do-resolve(txn.ip,dns) str(x)", "resolvers"),
+    ("tcp-request content frobnicate", "unknown action"),
+    ("tcp-response content accept", "not supported by fastlb yet"),
+])
+def test_refused_by_name(tmp_path, line, message):
+    cfg = tmp_path / "bad.cfg"
+    cfg.write_text(BASE + f"frontend fe\n    bind 127.0.0.1:{free_port()}\n    {line}\n"
+                   "    default_backend be\nbackend be\n    server s 127.0.0.1:1\n")
+    check = subprocess.run(FASTLB + ["-c", "-f", str(cfg)], capture_output=True, text=True)
+    assert check.returncode != 0
+    assert message in check.stderr and "bad.cfg:9]" in check.stderr, check.stderr
