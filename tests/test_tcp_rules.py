@@ -334,3 +334,132 @@ def test_refused_by_name(tmp_path, line, message):
     check = subprocess.run(FASTLB + ["-c", "-f", str(cfg)], capture_output=True, text=True)
     assert check.returncode != 0
     assert message in check.stderr and "bad.cfg:9]" in check.stderr, check.stderr
+
+
+class HttpEcho(Backend):
+    """Answers each request with its request line and its x-stage header."""
+
+    def __init__(self, name):
+        self.received = []
+        super().__init__(self._handle, name)
+
+    def _handle(self, conn, backend):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head = data.split(b"\r\n\r\n", 1)[0]
+        self.received.append(head.split(b"\r\n", 1)[0])
+        stage = [line for line in head.split(b"\r\n") if line.lower().startswith(b"x-stage:")]
+        body = head.split(b"\r\n", 1)[0] + b"|" + b"".join(stage)
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+                     % len(body) + body)
+
+
+def http_mode_config(port, be1, be2):
+    return f"""
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+
+frontend fe
+    bind 127.0.0.1:{port}
+    tcp-request inspect-delay 1s
+    tcp-request content set-var(sess.stage) str(content)
+    tcp-request content reject if {{ req.payload(0,4) -m str POST }}
+    tcp-request content reject if {{ method PUT }}
+    tcp-request content accept if HTTP
+    http-request set-header x-stage %[var(sess.stage)]
+    default_backend be1
+
+backend be1
+    server s1 127.0.0.1:{be1}
+"""
+
+
+@pytest.mark.parametrize("program", ["haproxy", "fastlb"])
+def test_content_rules_in_an_http_frontend(tmp_path, program):
+    """In mode http, HAProxy runs content rules on each request once its head is parsed:
+    they see its method and headers but no raw bytes (req.payload finds nothing), and the
+    variables they set are the request's."""
+    if program == "haproxy" and HAPROXY is None:
+        pytest.skip("haproxy not installed")
+    backend = HttpEcho("be1")
+    port = free_port()
+    path = tmp_path / "cfg"
+    path.write_text(http_mode_config(port, backend.port, 0))
+    cmd = [HAPROXY, "-db", "-f", str(path)] if program == "haproxy" else \
+        FASTLB + ["-d", "-f", str(path), "-n", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=tmp_path)
+    try:
+        wait_until(lambda: listening_sockets(port) > 0, message=f"{program} listening")
+        answer = exchange(port, [b"GET /a HTTP/1.1\r\n", b"Host: x\r\n\r\n"], pause=0.2)
+        assert answer.startswith("HTTP/1.1 200"), answer
+        assert answer.endswith("GET /a HTTP/1.1|x-stage: content"), answer
+        assert exchange(port, [b"POST /b HTTP/1.1\r\nHost: x\r\n\r\n"]).endswith("POST /b HTTP/1.1|x-stage: content")
+        assert exchange(port, [b"PUT /c HTTP/1.1\r\nHost: x\r\n\r\n"]) in ("closed", "reset")
+        assert backend.received == [b"GET /a HTTP/1.1", b"POST /b HTTP/1.1"]
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        backend.close()
+
+
+def addresses_config(port, be1, be2):
+    return BASE + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    tcp-request connection set-src ipv4(10.1.2.3) if {{ src 127.0.0.1 }}
+    tcp-request connection silent-drop if {{ src 10.9.9.9 }}
+    tcp-request session reject if {{ src 10.1.2.3 }} {{ dst_port {port} }}
+    default_backend be1
+
+frontend fe2
+    bind 127.0.0.1:{port + 1 if port < 65535 else port - 1}
+    tcp-request connection set-src ipv4(10.1.2.4)
+    tcp-request session set-dst ipv4(127.0.0.9)
+    use_backend be1 if {{ src 10.1.2.4 }} {{ dst 127.0.0.9 }}
+    default_backend be2
+
+backend be1
+    server s1 127.0.0.1:{be1}
+
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+@needs_haproxy
+def test_connection_set_src_and_session_reject_as_haproxy(tmp_path):
+    """set-src at connection time is what the session rules see (and reject on); in the
+    second frontend the addresses set route the session."""
+    results = {}
+    for name in ("haproxy", "fastlb"):
+        backends = [Recorder("be1"), Recorder("be2")]
+        port = free_port()
+        while port >= 65535:
+            port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(addresses_config(port, backends[0].port, backends[1].port))
+        cmd = [HAPROXY, "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                cwd=tmp_path)
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            first = exchange(port, [b"one"])
+            second = exchange(port + 1, [b"two"])
+            results[name] = (first in ("closed", "reset"), second,
+                             [list(be.received) for be in backends])
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            for be in backends:
+                be.close()
+    assert results["fastlb"] == (True, "be1", [[b"two"], []])
+    assert results["haproxy"] == results["fastlb"]

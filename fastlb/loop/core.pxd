@@ -129,6 +129,7 @@ cdef struct FrontendRt:
     int clitcpka
     int log_mode            # 0 none, 1 connect line at accept, 2 tcplog at end
     int dontlognull
+    int tcp_rules           # tcp-request rules (FrontendHooks.tcp_rules): inspect.pxi
     uint32_t shm_index
 
 

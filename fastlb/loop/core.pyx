@@ -346,6 +346,7 @@ cdef class Worker:
         hooks.captures_req, hooks.captures_rsp = spec.captures
         hooks.streams = spec.streams
         hooks.tcp_rules = spec.tcp_rules
+        fe.tcp_rules = spec.tcp_rules is not None
         hooks.after_response = spec.after_response
         self.fe_hooks.append(hooks)
         self.nfrontends += 1

@@ -160,7 +160,7 @@ cdef void http_start(Worker w, int idx, Session *s):
     txn.reset(w.now, s.t_accept_real)
     txn.requests = 0
     txn.sess_vars = {}
-    if (<FrontendHooks>w.fe_hooks[s.fe]).tcp_rules is not None and txn.tcp_stream is not None:
+    if w.frontends[s.fe].tcp_rules and txn.tcp_stream is not None:
         txn.sess_vars = txn.tcp_stream.sess_vars     # set by tcp-request rules
         txn.tcp_stream = None
     s.http = 1

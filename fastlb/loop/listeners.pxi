@@ -113,9 +113,8 @@ cdef void listener_accept(Worker w, int li):
             continue
         try:
             verdict = CONN_EXPECT_PROXY if l.accept_proxy else 0
-            rules = (<FrontendHooks>w.fe_hooks[l.fe]).tcp_rules
-            if rules is not None:
-                verdict |= connection_rules(w, idx, s, rules)
+            if fe.tcp_rules:
+                verdict |= connection_rules(w, idx, s, (<FrontendHooks>w.fe_hooks[l.fe]).tcp_rules)
             if verdict & (CONN_REJECT | CONN_SILENT):
                 if verdict & CONN_SILENT:
                     silent_drop(s)
@@ -135,9 +134,8 @@ cdef void listener_accept(Worker w, int li):
 cdef void session_accepted(Worker w, int idx, Session *s, FrontendRt *fe):
     """A new client connection, registered: its tcp-request rules, or log it, then start
     HTTP or connect."""
-    rules = (<FrontendHooks>w.fe_hooks[s.fe]).tcp_rules
-    if rules is not None:
-        tcp_session_start(w, idx, s, rules)     # inspect.pxi
+    if fe.tcp_rules:
+        tcp_session_start(w, idx, s, (<FrontendHooks>w.fe_hooks[s.fe]).tcp_rules)  # inspect.pxi
         return
     if fe.log_mode == LOG_CONNECT and w.connect_callback is not None:
         log_connect(w, s)

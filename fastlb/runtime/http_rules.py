@@ -251,6 +251,29 @@ def run_request_rules(rules: list, stream, applets=None, tarpit_ms: int = 0):
     return None
 
 
+def run_content_rules(rules: list, stream):
+    """An HTTP frontend's tcp-request content rules on a parsed request: None to go on,
+    or a verdict (reject and silent-drop close the connection without an answer)."""
+    for c in rules:
+        if not c.matches(stream):
+            continue
+        action = c.rule.action
+        if action == "accept":
+            return None
+        if action in ("reject", "silent-drop"):
+            return ROUTE_REJECT, 0
+        if action == "capture":
+            apply_capture(c, stream, False)
+        elif action == "set-log-level":
+            stream.log_level = c.rule.name
+        elif action in REWRITES:
+            try:
+                REWRITES[action](c, stream)
+            except ValueError:
+                pass
+    return None
+
+
 # request actions that rewrite the stream (a failure: 500 in strict mode, else skipped)
 REWRITES = dict(
     [(action, lambda c, stream: apply_header_rule(c, stream.headers, stream))
@@ -302,8 +325,11 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
     """``route(stream) -> (ROUTE_*, value)`` for an HTTP frontend with rules, conditional
     switching, a monitor-uri or a stats page; None otherwise.  Rules edit the stream (its
     headers, request line, variables).  Order as HAProxy's: monitor-uri, http-request
-    rules, the stats page, then backend switching."""
+    rules, the stats page, then backend switching.  tcp-request content rules come first:
+    in mode http, HAProxy runs them on each request once its head is parsed (so they see
+    its headers, and no raw bytes: req.payload and the like find nothing)."""
     if proxy.mode != "http" or not (proxy.http_request_rules or proxy.monitor_uri or
+                                    proxy.tcp_content_rules or
                                     proxy.stats or proxy.redirect_rules or
                                     any(c for _, c, _ in proxy.switching_rules)):
         return None
@@ -318,8 +344,18 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
     hold = tarpit_hold(proxy)
     switches = compile_switching(proxy, compiler, by_name, env)
     stats = stats_check(proxy, applets, compiler)
+    content = [compile_rule(rule, compiler.compile(rule.condition),
+                            Context(place, env, proxy.name))
+               for rule, _ in proxy.tcp_content_rules]
+    for c in content:
+        if c.rule.action == "capture":
+            c.slot = (int(c.rule.name), c.rule.status)
 
     def route(stream):
+        if content:
+            verdict = run_content_rules(content, stream)
+            if verdict is not None:
+                return verdict
         if monitor is not None and monitor_matches(monitor, stream.url):
             # "monitor fail": the node reports itself down (keepalived's check fails)
             return ROUTE_RESPOND, 503 if monitor_fail and monitor_fail(stream) else 200

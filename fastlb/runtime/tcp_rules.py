@@ -78,8 +78,8 @@ def build_tcp_rules(proxy: Proxy, by_name: dict, default: int, env: SampleEnv):
     if proxy.kind == "backend":
         return None
     switching = proxy.mode == "tcp" and any(c for _, c, _ in proxy.switching_rules)
-    if not (proxy.tcp_connection_rules or proxy.tcp_session_rules or proxy.tcp_content_rules
-            or switching):
+    if not (proxy.tcp_connection_rules or proxy.tcp_session_rules or switching or
+            (proxy.tcp_content_rules and proxy.mode == "tcp")):
         return None
     connection = session = content = switch = None
     if proxy.tcp_connection_rules:
@@ -117,7 +117,7 @@ def build_tcp_rules(proxy: Proxy, by_name: dict, default: int, env: SampleEnv):
         def session(stream):
             return _walk(session_rules, stream)[0]
 
-    if proxy.tcp_content_rules:
+    if proxy.tcp_content_rules and proxy.mode == "tcp":   # mode http: the router runs them
         place = "tcp-request content"
         compiler = ConditionCompiler(proxy.acls, env, place, proxy.name)
         content_rules = _compile(proxy.tcp_content_rules, compiler,

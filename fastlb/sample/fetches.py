@@ -350,11 +350,6 @@ def _first_req(args, ctx):
     return lambda stream: stream.first_req
 
 
-@fetch("req.proto_http", "req_proto_http", out=BOOL)
-def _proto_http(args, ctx):
-    return lambda stream: stream.method is not None
-
-
 @fetch("unique-id", out=STR)
 def _unique_id(args, ctx):
     return lambda stream: stream.unique_id

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from .registry import REQ_CONTENT, RES_CONTENT, SampleError, fetch
+from .registry import L4, REQ_CONTENT, RES_CONTENT, SampleError, fetch
 from .types import BIN, BOOL, SINT, STR
 
 _REQ = (REQ_CONTENT,)
@@ -294,10 +294,10 @@ def _may_start_request(data: bytes) -> bool:
 
 def _proto_http(stream):
     """A whole HTTP/1 request head is there (HAProxy parses it; bytes that cannot begin
-    one answer false at once)."""
+    one answer false at once); an HTTP request's stream is one."""
     data = stream.payload
     if data is None:
-        return None
+        return stream.method is not None
     line_end = data.find(b"\n")
     if line_end < 0:
         if len(data) > 8192 or not _may_start_request(data):
@@ -312,7 +312,7 @@ def _proto_http(stream):
     return True
 
 
-@fetch("req.proto_http", "req_proto_http", out=BOOL, needs=_REQ)
+@fetch("req.proto_http", "req_proto_http", out=BOOL, needs=(L4,) + _REQ)
 def _req_proto_http(args, ctx):
     return _proto_http
 

@@ -213,7 +213,8 @@ def _tcp_rule(proxy, what: str, ruleset: str, args: list):
         rule = Rule(action=base)
     else:
         place = "tcp-response content" if ruleset == "response" else \
-            "tcp-request content" if ruleset == "content" else "tcp-request session"
+            "tcp-request session" if ruleset == "session" else \
+            "frontend http-request" if proxy.mode == "http" else "tcp-request content"
         try:
             rule, rest = parse_rule(args, ruleset == "response", None,
                                     "http-response" if ruleset == "response" else "")
