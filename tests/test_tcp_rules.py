@@ -463,3 +463,111 @@ def test_connection_set_src_and_session_reject_as_haproxy(tmp_path):
                 be.close()
     assert results["fastlb"] == (True, "be1", [[b"two"], []])
     assert results["haproxy"] == results["fastlb"]
+
+
+def logged_config(log):
+    def make(port, be1, be2):
+        return f"""
+defaults
+    mode tcp
+    log 127.0.0.1:{log} local0
+    option tcplog
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+
+frontend fe
+    bind 127.0.0.1:{port}
+    tcp-request inspect-delay 500ms
+    tcp-request content reject if {{ req.payload(0,3) -m str BAD }}
+    tcp-request content accept if {{ req.len ge 4 }}
+    tcp-request content reject if WAIT_END
+    default_backend be1
+
+backend be1
+    server s1 127.0.0.1:{be1}
+"""
+    return make
+
+
+@needs_haproxy
+def test_log_lines_of_inspected_sessions_as_haproxy(tmp_path):
+    """The backend, server, bytes and termination state of a session a content rule
+    refused (PR), one that waited in vain, and one let through."""
+    from conftest import SyslogReceiver
+    scenarios = [dict(chunks=[b"BAD!"]), dict(chunks=[b"ab"]), dict(chunks=[b"good"])]
+    lines = {}
+    for name in ("haproxy", "fastlb"):
+        syslog = SyslogReceiver()
+        try:
+            run_both(tmp_path, logged_config(syslog.port), scenarios, programs=(name,))
+            time.sleep(0.2)
+            # "fe be1/s1 0/0/12 4 -- 1/1/0/0/0 0/0": backend/server, bytes, state
+            lines[name] = [line.split(" fe ", 1)[1].split()[:4] for line in syslog.drain()
+                           if " fe " in line]
+            for fields in lines[name]:
+                fields[1] = "/".join(str(int(t) >= 0) for t in fields[1].split("/")[:2])
+        finally:
+            syslog.sock.close()
+    assert lines["fastlb"] == [["fe/<NOSRV>", "False/False", "0", "PR"],
+                               ["fe/<NOSRV>", "False/False", "0", "PR"],
+                               ["be1/s1", "True/True", "3", "--"]]
+    assert lines["haproxy"] == lines["fastlb"]
+
+
+def switch_config(port, be1, be2):
+    return f"""
+defaults
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+
+frontend fe
+    mode tcp
+    bind 127.0.0.1:{port}
+    tcp-request inspect-delay 1s
+    tcp-request content switch-mode http if HTTP
+    tcp-request content reject
+    default_backend web
+
+frontend fe2
+    mode tcp
+    bind 127.0.0.1:{port + 1}
+    tcp-request inspect-delay 1s
+    tcp-request content accept if HTTP
+    default_backend web
+
+backend web
+    mode http
+    http-request set-header x-stage switched
+    server s1 127.0.0.1:{be1}
+"""
+
+
+@pytest.mark.parametrize("program", ["haproxy", "fastlb"])
+def test_switch_mode_http_and_an_http_backend_after_inspection(tmp_path, program):
+    """The bytes held for inspection are the HTTP request that the session, turned HTTP
+    (switch-mode http, or a tcp frontend's http backend), then parses."""
+    if program == "haproxy" and HAPROXY is None:
+        pytest.skip("haproxy not installed")
+    backend = HttpEcho("be1")
+    port = free_port()
+    while port >= 65535:
+        port = free_port()
+    path = tmp_path / "cfg"
+    path.write_text(switch_config(port, backend.port, 0))
+    cmd = [HAPROXY, "-db", "-f", str(path)] if program == "haproxy" else \
+        FASTLB + ["-d", "-f", str(path), "-n", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=tmp_path)
+    try:
+        wait_until(lambda: listening_sockets(port) > 0, message=f"{program} listening")
+        for p in (port, port + 1):
+            answer = exchange(p, [b"GET /a HTTP/1.1\r\n", b"Host: x\r\n\r\n"], pause=0.2)
+            assert answer.startswith("HTTP/1.1 200"), answer
+            assert answer.endswith("GET /a HTTP/1.1|x-stage: switched"), answer
+        assert exchange(port, [b"\x16\x03\x01 not http"]) in ("closed", "reset")
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        backend.close()
