@@ -325,7 +325,7 @@ def test_silent_drop_sends_nothing_to_the_server(tmp_path):
     ("tcp-request content use-service prometheus-exporter", "TCP services"),
     ("tcp-request content do-resolve(txn.ip,dns) str(x)", "resolvers"),
     ("tcp-request content frobnicate", "unknown action"),
-    ("tcp-response content accept", "not supported by fastlb yet"),
+    ("tcp-response content accept", "only allowed in a backend"),
 ])
 def test_refused_by_name(tmp_path, line, message):
     cfg = tmp_path / "bad.cfg"
@@ -401,7 +401,8 @@ def test_content_rules_in_an_http_frontend(tmp_path, program):
         answer = exchange(port, [b"GET /a HTTP/1.1\r\n", b"Host: x\r\n\r\n"], pause=0.2)
         assert answer.startswith("HTTP/1.1 200"), answer
         assert answer.endswith("GET /a HTTP/1.1|x-stage: content"), answer
-        assert exchange(port, [b"POST /b HTTP/1.1\r\nHost: x\r\n\r\n"]).endswith("POST /b HTTP/1.1|x-stage: content")
+        answer = exchange(port, [b"POST /b HTTP/1.1\r\nHost: x\r\n\r\n"])
+        assert answer.endswith("POST /b HTTP/1.1|x-stage: content"), answer
         assert exchange(port, [b"PUT /c HTTP/1.1\r\nHost: x\r\n\r\n"]) in ("closed", "reset")
         assert backend.received == [b"GET /a HTTP/1.1", b"POST /b HTTP/1.1"]
     finally:
@@ -410,7 +411,7 @@ def test_content_rules_in_an_http_frontend(tmp_path, program):
         backend.close()
 
 
-def addresses_config(port, be1, be2):
+def addresses_config(port, port2, be1, be2):
     return BASE + f"""
 frontend fe
     bind 127.0.0.1:{port}
@@ -420,7 +421,7 @@ frontend fe
     default_backend be1
 
 frontend fe2
-    bind 127.0.0.1:{port + 1 if port < 65535 else port - 1}
+    bind 127.0.0.1:{port2}
     tcp-request connection set-src ipv4(10.1.2.4)
     tcp-request session set-dst ipv4(127.0.0.9)
     use_backend be1 if {{ src 10.1.2.4 }} {{ dst 127.0.0.9 }}
@@ -441,19 +442,18 @@ def test_connection_set_src_and_session_reject_as_haproxy(tmp_path):
     results = {}
     for name in ("haproxy", "fastlb"):
         backends = [Recorder("be1"), Recorder("be2")]
-        port = free_port()
-        while port >= 65535:
-            port = free_port()
+        port, port2 = free_port(), free_port()
         path = tmp_path / f"{name}.cfg"
-        path.write_text(addresses_config(port, backends[0].port, backends[1].port))
+        path.write_text(addresses_config(port, port2, backends[0].port, backends[1].port))
         cmd = [HAPROXY, "-db", "-f", str(path)] if name == "haproxy" else \
             FASTLB + ["-d", "-f", str(path), "-n", "1"]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 cwd=tmp_path)
         try:
-            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            wait_until(lambda: listening_sockets(port) > 0 and listening_sockets(port2) > 0,
+                       message=f"{name} listening")
             first = exchange(port, [b"one"])
-            second = exchange(port + 1, [b"two"])
+            second = exchange(port2, [b"two"])
             results[name] = (first in ("closed", "reset"), second,
                              [list(be.received) for be in backends])
         finally:
@@ -532,7 +532,7 @@ frontend fe
 
 frontend fe2
     mode tcp
-    bind 127.0.0.1:{port + 1}
+    bind 127.0.0.1:{be2}
     tcp-request inspect-delay 1s
     tcp-request content accept if HTTP
     default_backend web
@@ -551,18 +551,17 @@ def test_switch_mode_http_and_an_http_backend_after_inspection(tmp_path, program
     if program == "haproxy" and HAPROXY is None:
         pytest.skip("haproxy not installed")
     backend = HttpEcho("be1")
-    port = free_port()
-    while port >= 65535:
-        port = free_port()
+    port, port2 = free_port(), free_port()
     path = tmp_path / "cfg"
-    path.write_text(switch_config(port, backend.port, 0))
+    path.write_text(switch_config(port, backend.port, port2))   # fe2 listens on port2
     cmd = [HAPROXY, "-db", "-f", str(path)] if program == "haproxy" else \
         FASTLB + ["-d", "-f", str(path), "-n", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             cwd=tmp_path)
     try:
-        wait_until(lambda: listening_sockets(port) > 0, message=f"{program} listening")
-        for p in (port, port + 1):
+        wait_until(lambda: listening_sockets(port) > 0 and listening_sockets(port2) > 0,
+                   message=f"{program} listening")
+        for p in (port, port2):
             answer = exchange(p, [b"GET /a HTTP/1.1\r\n", b"Host: x\r\n\r\n"], pause=0.2)
             assert answer.startswith("HTTP/1.1 200"), answer
             assert answer.endswith("GET /a HTTP/1.1|x-stage: switched"), answer
@@ -571,3 +570,69 @@ def test_switch_mode_http_and_an_http_backend_after_inspection(tmp_path, program
         proc.terminate()
         proc.wait(5)
         backend.close()
+
+
+class Speaker(Backend):
+    """Sends ``parts`` (``pause`` apart), then waits for the client to close."""
+
+    def __init__(self, name, parts, pause=0.2):
+        self.parts, self.pause = parts, pause
+        super().__init__(self._handle, name)
+
+    def _handle(self, conn, backend):
+        for i, part in enumerate(self.parts):
+            if i:
+                time.sleep(self.pause)
+            conn.sendall(part)
+        conn.settimeout(3)
+        try:
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+
+
+def response_config(port, be1, be2):
+    return BASE + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be1
+
+backend be1
+    tcp-response inspect-delay 1s
+    tcp-response content reject if {{ res.payload(0,3) -m str BAD }}
+    tcp-response content close if {{ res.payload(0,3) -m str BYE }}
+    tcp-response content accept if {{ res.len ge 6 }}
+    tcp-response content reject if WAIT_END
+    server s1 127.0.0.1:{be1}
+"""
+
+
+@needs_haproxy
+@pytest.mark.parametrize("parts, expected", [
+    ([b"hel", b"lo world"], "hello world"),   # waits for 6 bytes, then relays all of it
+    ([b"BAD news"], "closed"),                # reject: nothing reaches the client
+    ([b"BYE now"], "BYE now"),                # close: forwarded, then the server is gone
+    ([b"hi"], "closed"),                      # WAIT_END at the inspect-delay
+])
+def test_tcp_response_content_as_haproxy(tmp_path, parts, expected):
+    answers = {}
+    for name in ("haproxy", "fastlb"):
+        speaker = Speaker("be1", parts)
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(response_config(port, speaker.port, 0))
+        cmd = [HAPROXY, "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                stderr=open(tmp_path / f"{name}.err", "wb"), cwd=tmp_path)
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            answers[name] = exchange(port, [], wait=2.5)
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            speaker.close()
+    reset = {"reset": "closed"}
+    assert reset.get(answers["fastlb"], answers["fastlb"]) == expected
+    assert reset.get(answers["haproxy"], answers["haproxy"]) == expected

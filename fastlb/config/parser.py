@@ -492,6 +492,9 @@ class Parser:
                                         proxy.redirect_rules):
                 self.alerts.append(f"{proxy.type_name} '{proxy.name}': 'http-request' rules in "
                                    "mode tcp are not supported by fastlb yet.")
+            if proxy.mode == "http" and proxy.tcp_response_rules:
+                self.alerts.append(f"{proxy.type_name} '{proxy.name}': 'tcp-response content' "
+                                   "rules in mode http are not supported by fastlb yet.")
             if proxy.options.httplog and proxy.mode == "tcp":
                 self.warnings.append(f"'option httplog' not usable with {proxy.type_name} '{proxy.name}' "
                                      "(needs 'mode http'). Falling back to 'option tcplog'.")

@@ -55,6 +55,8 @@ cdef struct Session:
     int free_next
     uint8_t dst_known       # s.dst holds: 1 the socket's local address, 2 a PROXY header's
     uint8_t unlogged        # closed before it was a session (PROXY header failure, reject)
+    uint8_t res_hold        # tcp-response content rules hold the server's bytes (inspect.pxi)
+    int64_t res_until       # ... until then (0: not started)
     int pp_authority_len
     char *pp_authority      # authority TLV of a received PROXY v2 header (malloc), or NULL
     socklen_t addrlen
@@ -115,6 +117,8 @@ cdef struct BackendRt:
     int http                # mode http
     int http_close          # CLOSE_NONE, CLOSE_SERVER, CLOSE_BOTH (defs.pxd)
     int reuse_never         # http-reuse never: a server connection serves one session only
+    int res_rules           # tcp-response content rules (BackendHooks.res_rules): inspect.pxi
+    int64_t res_delay       # tcp-response inspect-delay, ms
     uint32_t shm_index
 
 
@@ -174,6 +178,7 @@ cdef class BackendHooks:
     cdef object server_rules    # use-server: candidates(stream) -> [server index], or None
     cdef object hash_key        # balance hash <expr>: key(stream) -> bytes | None
     cdef object after_response
+    cdef object res_rules       # tcp-response content: rules(stream) -> TCP_*, or None
 
 
 @cython.final

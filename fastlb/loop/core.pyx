@@ -309,6 +309,8 @@ cdef class Worker:
         be.srvtcpka = spec.srvtcpka
         be.http = spec.http
         be.http_close = spec.http_close
+        be.res_rules = spec.res_rules is not None
+        be.res_delay = spec.res_delay
         be.shm_index = spec.index
         hooks = BackendHooks()
         hooks.error_pages = spec.error_pages
@@ -320,6 +322,7 @@ cdef class Worker:
         hooks.server_rules = spec.server_rules
         hooks.hash_key = spec.hash_key
         hooks.after_response = spec.after_response
+        hooks.res_rules = spec.res_rules
         self.be_hooks.append(hooks)
         self.nbackends += 1
         install_lookup(self, self.nbackends - 1)

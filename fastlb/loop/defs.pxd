@@ -54,6 +54,7 @@ cdef enum TimerKind:
     TM_PROXY_HEADER = 8         # timeout client while a PROXY header is awaited
     TM_TARPIT = 9               # the end of an http-request tarpit's hold
     TM_INSPECT = 10             # tcp-request inspect-delay: the last evaluation
+    TM_RES_INSPECT = 11         # tcp-response inspect-delay: the last evaluation
 
 # what a frontend logs (anonymous: Python sees the names themselves)
 cpdef enum:
@@ -110,6 +111,7 @@ cpdef enum:
     TCP_REJECT = 2              # close the connection
     TCP_SILENT = 3              # silent-drop
     TCP_SWITCH_HTTP = 4         # switch-mode http: the session goes on as HTTP
+    TCP_CLOSE = 5               # tcp-response content close: the server connection ends
 
 # what a frontend's router (fastlb/runtime/tables.py) tells the loop
 cpdef enum:

@@ -170,3 +170,59 @@ cdef void inspect_run(Worker w, int idx, Session *s):
         http_start(w, idx, s)
         return
     session_route(w, idx, s, fe, backend)
+
+
+cdef bint res_inspect(Worker w, int idx, Session *s):
+    """tcp-response content rules on the server's bytes so far: True once they let them
+    through (the relay then forwards them), False while they wait or after a refusal."""
+    cdef HttpTxn txn
+    cdef int got
+    cdef bint final
+    if s.state != ST_ESTABLISHED:
+        return False
+    while True:
+        got = side_read(&s.srv, &w.pool, w.now)
+        if got == IO_ERROR:
+            session_abort(w, idx, s, True)
+            return False
+        if got != IO_DATA:
+            break
+    txn = http_txn(w, idx)
+    if s.res_until == 0:
+        s.res_until = w.now + w.backends[s.be].res_delay
+        if not w.frontends[s.fe].tcp_rules or txn.tcp_stream is None:
+            txn.tcp_stream = new_stream(w, s, None, b"", [], b"", {}, True)
+    stream = txn.tcp_stream
+    stream.be = s.be
+    stream.srv = s.server
+    final = s.srv.rd_eof or w.now >= s.res_until or \
+        (s.srv.buf != NULL and s.srv.tail - s.srv.head >= w.bufsize)
+    if s.srv.buf != NULL and s.srv.tail > s.srv.head:
+        stream.res_payload = PyBytes_FromStringAndSize(s.srv.buf + s.srv.head,
+                                                       s.srv.tail - s.srv.head)
+    else:
+        stream.res_payload = b""
+    stream.partial = not final
+    verdict = (<BackendHooks>w.be_hooks[s.be]).res_rules(stream)
+    if stream.moved & MOVED_SOCKET:
+        client_socket_options(s, stream)
+        stream.moved = 0
+    if verdict == TCP_WAIT and not final:
+        arm_timer(w, idx, s)
+        return False
+    stream.res_payload = None
+    if verdict == TCP_REJECT or verdict == TCP_SILENT:
+        if verdict == TCP_SILENT:
+            silent_drop(s)
+        s.term0 = b'P'            # a rule refused the response
+        s.term1 = b'D'
+        session_close(w, idx, s)
+        return False
+    if stream.log_level == "silent":
+        s.unlogged = 1
+    s.res_hold = 0
+    if verdict == TCP_CLOSE and s.srv.fd >= 0:
+        # what came is forwarded, then the server connection is done with
+        shutdown(s.srv.fd, SHUT_RDWR)
+        s.srv.rd_eof = 1
+    return True

@@ -154,6 +154,8 @@ cdef void session_route(Worker w, int idx, Session *s, FrontendRt *fe, int backe
         session_close(w, idx, s)
         return
     s.be = backend
+    s.res_hold = w.backends[s.be].res_rules
+    s.res_until = 0
     s.retries_left = w.backends[s.be].retries
     count_add(w, w.be_off + w.backends[s.be].shm_index, 1)
     w.be_stats[w.backends[s.be].shm_index * STAT_WORDS + STAT_SESS_TOT] += 1

@@ -90,7 +90,11 @@ cdef void relay_run(Worker w, int idx, Session *s, int which):
         if s.state == ST_FREE:
             return
     if which & 2:
-        more = relay_pump(w, idx, s, SIDE_SRV) or more
+        if s.res_hold and not res_inspect(w, idx, s):
+            if s.state == ST_FREE:
+                return
+        else:
+            more = relay_pump(w, idx, s, SIDE_SRV) or more
         if s.state == ST_FREE:
             return
     if s.state == ST_ESTABLISHED and s.cli.rd_eof and s.srv.rd_eof \
@@ -109,6 +113,13 @@ cdef int64_t tcp_deadline(Worker w, Session *s):
     cdef FrontendRt *fe = &w.frontends[s.fe]
     cdef BackendRt *be = &w.backends[s.be]
     cdef int64_t dl = 0, t, cli_to, srv_to
+    if s.state == ST_ESTABLISHED and s.res_hold and s.res_until:
+        s.timer = TM_RES_INSPECT      # before the others: it comes first (a short delay)
+        dl = s.res_until
+        if fe.t_client and s.cli.last + fe.t_client < dl:
+            s.timer = TM_CLIENT
+            dl = s.cli.last + fe.t_client
+        return dl
     if s.state == ST_ESTABLISHED:
         if be.t_tunnel:
             s.timer = TM_TUNNEL

@@ -164,6 +164,8 @@ cdef void session_expired(Worker w, int idx, Session *s):
         start_connect(w, idx, s)
     elif s.timer == TM_INSPECT:
         inspect_run(w, idx, s)
+    elif s.timer == TM_RES_INSPECT:
+        relay_run(w, idx, s, 2)
     elif s.http == 1:
         http_expired(w, idx, s)
     else:

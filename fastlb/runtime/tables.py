@@ -24,7 +24,7 @@ from ..loop.core import (CLOSE_BOTH, CLOSE_NONE, CLOSE_SERVER, LOG_CONNECT, LOG_
                          PP2_OPT_AUTHORITY, PP2_OPT_CRC32C)
 from ..http.acl import ConditionCompiler
 from ..sample import Stream
-from .tcp_rules import build_tcp_rules
+from .tcp_rules import build_response_rules, build_tcp_rules
 from .http_rules import (SampleEnv, build_after_response, build_backend_rules,
                          build_hash_key, build_response_editor, build_router,
                          build_server_rules)
@@ -94,6 +94,8 @@ class BackendSpec:
     server_rules: object = None   # use-server: candidates(stream) -> [server], or None
     hash_key: object = None       # balance hash <expr>: key(stream) -> bytes | None
     after_response: object = None  # http-after-response rules: edit(stream), or None
+    res_rules: object = None      # tcp-response content: rules(stream) -> TCP_*, or None
+    res_delay: int = 0            # tcp-response inspect-delay, ms
 
 
 @dataclass(frozen=True)
@@ -274,7 +276,8 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         request_rules=build_backend_rules(proxy, applets, env), cookie=cookie,
         server_rules=build_server_rules(proxy, env), hash_key=build_hash_key(proxy, env),
         # a listen section's run as its frontend's: on its answers before any routing too
-        after_response=build_after_response(proxy, env) if proxy.kind != "listen" else None)
+        after_response=build_after_response(proxy, env) if proxy.kind != "listen" else None,
+        res_rules=build_response_rules(proxy, env), res_delay=proxy.res_inspect_delay or 0)
     return BackendTable(index=index, proxy=proxy, spec=spec,
                         server_names=[s.name for s in servers],
                         server_models=[s.model for s in servers], first_server_shm=first_shm)

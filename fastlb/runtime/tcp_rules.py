@@ -13,8 +13,8 @@ from __future__ import annotations
 from ..config.model import Proxy
 from ..http.acl import ConditionCompiler
 from ..http.rules import apply_capture, compile_rule
-from ..loop.core import (CONN_EXPECT_PROXY, CONN_REJECT, CONN_SILENT, TCP_GO, TCP_REJECT,
-                         TCP_SILENT, TCP_SWITCH_HTTP, TCP_WAIT)
+from ..loop.core import (CONN_EXPECT_PROXY, CONN_REJECT, CONN_SILENT, TCP_CLOSE, TCP_GO,
+                         TCP_REJECT, TCP_SILENT, TCP_SWITCH_HTTP, TCP_WAIT)
 from ..sample import Context
 from ..sample.registry import MissingData
 from .http_rules import REWRITES, SampleEnv, compile_switching
@@ -62,6 +62,8 @@ def _walk(rules: list, stream, start: int = 0):
             return TCP_SILENT, position
         if action == "switch-mode":
             return TCP_SWITCH_HTTP, position
+        if action == "close":
+            return TCP_CLOSE, position
         if action == "capture":
             apply_capture(c, stream, False)
         elif action == "set-log-level":
@@ -147,3 +149,23 @@ def build_tcp_rules(proxy: Proxy, by_name: dict, default: int, env: SampleEnv):
             return default
 
     return TcpRules(connection, session, content, proxy.inspect_delay or 0, switch)
+
+
+def build_response_rules(proxy: Proxy, env: SampleEnv):
+    """A backend's tcp-response content rules: ``rules(stream) -> TCP_*`` on
+    ``stream.res_payload``, or None.  Mode tcp only."""
+    if not proxy.tcp_response_rules or not proxy.has_backend:
+        return None
+    if proxy.mode != "tcp":
+        return None               # refused at start-up (config/parser.py)
+    place = "tcp-response content"
+    compiler = ConditionCompiler(proxy.acls, env, place, proxy.name)
+    rules = _compile(proxy.tcp_response_rules, compiler, Context(place, env, proxy.name))
+
+    def apply(stream):
+        stream.response = True
+        try:
+            return _walk(rules, stream)[0]
+        finally:
+            stream.response = False
+    return apply

@@ -276,7 +276,11 @@ def tcp_response(parser, proxy, args, origin):
     if proxy.kind == "defaults":
         raise ValueError("'tcp-response content' in a 'defaults' section is not supported by "
                          "fastlb yet.")
-    raise ValueError("'tcp-response content' is not supported by fastlb yet.")
+    if not proxy.has_backend:
+        raise ValueError("'tcp-response content' is only allowed in a backend or listen "
+                         "section.")
+    rule = _tcp_rule(proxy, "tcp-response content", "response", args[1:])
+    proxy.tcp_response_rules.append((rule, origin))
 
 
 @keyword("default_backend", sections=FRONTENDS | DEFAULTS)
