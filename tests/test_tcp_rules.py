@@ -636,3 +636,38 @@ def test_tcp_response_content_as_haproxy(tmp_path, parts, expected):
     reset = {"reset": "closed"}
     assert reset.get(answers["fastlb"], answers["fastlb"]) == expected
     assert reset.get(answers["haproxy"], answers["haproxy"]) == expected
+
+
+@needs_haproxy
+def test_tcp_response_log_lines_as_haproxy(tmp_path):
+    """A refused response is logged PD with the bytes the server sent, as HAProxy's."""
+    from conftest import SyslogReceiver
+    lines = {}
+    for name in ("haproxy", "fastlb"):
+        lines[name] = []
+        for parts in ([b"BAD news"], [b"BYE now"], [b"hi"]):
+            syslog, speaker, port = SyslogReceiver(), Speaker("be1", parts), free_port()
+            path = tmp_path / f"{name}.cfg"
+            path.write_text(response_config(port, speaker.port, 0).replace(
+                "defaults\n", f"defaults\n    log 127.0.0.1:{syslog.port} local0\n"
+                              "    option tcplog\n"))
+            cmd = [HAPROXY, "-db", "-f", str(path)] if name == "haproxy" else \
+                FASTLB + ["-d", "-f", str(path), "-n", "1"]
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    cwd=tmp_path)
+            try:
+                wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+                exchange(port, [], wait=2.5)
+                time.sleep(0.2)
+                for line in syslog.drain():
+                    if " fe " in line:
+                        fields = line.split(" fe ", 1)[1].split()
+                        lines[name].append([fields[0], fields[2], fields[3]])
+            finally:
+                proc.terminate()
+                proc.wait(5)
+                speaker.close()
+                syslog.sock.close()
+    assert lines["fastlb"] == [["be1/s1", "8", "PD"], ["be1/s1", "7", "--"],
+                               ["be1/s1", "2", "PD"]]
+    assert lines["haproxy"] == lines["fastlb"]
