@@ -671,3 +671,52 @@ def test_tcp_response_log_lines_as_haproxy(tmp_path):
     assert lines["fastlb"] == [["be1/s1", "8", "PD"], ["be1/s1", "7", "--"],
                                ["be1/s1", "2", "PD"]]
     assert lines["haproxy"] == lines["fastlb"]
+
+
+@needs_haproxy
+def test_timeout_client_shorter_than_inspect_delay_as_haproxy(tmp_path):
+    """timeout client expires first: the session ends cR, nothing reaches the server."""
+    from conftest import SyslogReceiver
+    results = {}
+    for name in ("haproxy", "fastlb"):
+        syslog, backend, port = SyslogReceiver(), Recorder("be1"), free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(f"""
+defaults
+    mode tcp
+    log 127.0.0.1:{syslog.port} local0
+    option tcplog
+    timeout connect 2s
+    timeout client 300ms
+    timeout server 5s
+
+frontend fe
+    bind 127.0.0.1:{port}
+    tcp-request inspect-delay 3s
+    tcp-request content accept if {{ req.len ge 10 }}
+    default_backend be1
+
+backend be1
+    server s1 127.0.0.1:{backend.port}
+""")
+        cmd = [HAPROXY, "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                cwd=tmp_path)
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            started = time.monotonic()
+            answer = exchange(port, [b"abc"], wait=2.5)
+            elapsed = time.monotonic() - started
+            time.sleep(0.2)
+            states = [line.split(" fe ", 1)[1].split()[3] for line in syslog.drain()
+                      if " fe " in line]
+            results[name] = (answer in ("closed", "reset"), elapsed < 1.5, states,
+                             list(backend.received))
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            backend.close()
+            syslog.sock.close()
+    assert results["fastlb"] == (True, True, ["cR"], [])
+    assert results["haproxy"] == results["fastlb"]
