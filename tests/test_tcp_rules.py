@@ -145,6 +145,7 @@ frontend fe
     tcp-request inspect-delay 2s
     tcp-request content accept if {{ req.ssl_hello_type 1 }}
     use_backend be1 if {{ req.ssl_sni -i example.com }}
+    use_backend be1 if {{ req.ssl_ver 3.2:3.3 }} !{{ req.ssl_sni -m found }}
     default_backend be2
 
 backend be1
@@ -170,6 +171,7 @@ def test_sni_routing_forwards_the_exact_client_hello(tmp_path):
     assert ours[0] == ("be1", {"be1": [hello]})
     assert ours[1] == ("be2", {"be2": [other]})
     assert ours[2] == ("be1", {"be1": [hello]})
+    assert ours[3][0] == "be1"            # no SNI, a TLS 1.2+ hello: req.ssl_ver 3.2:3.3
     assert_same(results, scenarios)
 
 

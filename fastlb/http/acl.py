@@ -119,6 +119,10 @@ def parse_acl(words: list[str], base_dir: str = ".") -> AclTerm:
         else:
             raise AclError(f"unknown ACL flag '{flag}'.")
     patterns += rest
+    if method == "int" and text.split(",", 1)[0] in ("req.ssl_ver", "req_ssl_ver"):
+        # HAProxy reads its patterns as dotted versions: 3.1 is (3 << 16) + 1
+        patterns = [re.sub(r"(\d+)\.(\d+)", lambda m: str((int(m[1]) << 16) + int(m[2])), p)
+                    for p in patterns]
     if method in ("int", "len"):
         patterns = _int_patterns(patterns)
     elif method == "ip":

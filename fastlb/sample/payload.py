@@ -153,9 +153,12 @@ def _ssl_ver(stream):
     version, start, length = record
     if len(data) - start < length:
         return _too_short(stream)
+    if start == 5 and data[0] == 0x16 and length >= 6 and data[5] == 0x01:
+        return (data[9] << 16) + data[10]     # a ClientHello: the version it offers
     return version
 
 
+# ACL patterns are dotted versions (3.1 for TLS 1.0): http/acl.py
 @fetch("req.ssl_ver", "req_ssl_ver", out=SINT, needs=_REQ)
 def _req_ssl_ver(args, ctx):
     return _ssl_ver
