@@ -196,6 +196,10 @@ def test_sni_routing_with_openssl_s_client(tmp_path, fastlb):
             be.close()
 
 
+# an RDP connection request: TPKT, X.224, then the load-balancing cookie
+RDP = b"\x03\x00\x00\x2a\x25\xe0\x00\x00\x00\x00\x00Cookie: mstshash=NAME\r\n\x01\x00\x08\x00"
+
+
 def payload_config(port, be1, be2):
     return BASE + f"""
 frontend fe
@@ -208,6 +212,7 @@ frontend fe
     tcp-request content reject if WAIT_END
     use_backend be1 if magic
     use_backend be1 if {{ req.payload_lv(0,1) -m str hello }}
+    use_backend be1 if {{ req.rdp_cookie(mstshash) -m str alice }} RDP_COOKIE
     default_backend be2
 
 backend be1
@@ -228,12 +233,15 @@ def test_payload_fetches_and_wait_end_as_haproxy(tmp_path):
         dict(chunks=[b"\x05hello", b"....."], pause=0.2),  # payload_lv once 10 bytes came
         dict(chunks=[b"short"]),                           # WAIT_END: rejected at 1 s
         dict(chunks=[b"short"], half_close=True),          # the FIN ends the wait at once
+        dict(chunks=[RDP.replace(b"NAME", b"alice")]),
+        dict(chunks=[RDP.replace(b"NAME", b"bob")]),
     ]
     results = run_both(tmp_path, payload_config, scenarios)
     ours = results["fastlb"]
     assert ours[0] == ("be1", {"be1": [b"MAGIC and more"]})
     assert ours[2][1] == {} and ours[2][0] in ("closed", "reset")
     assert ours[5][1] == {}
+    assert ours[7][0] == "be1" and ours[8][0] == "be2"      # req.rdp_cookie(mstshash)
     assert_same(results, scenarios)
 
 
