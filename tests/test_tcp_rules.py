@@ -9,7 +9,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import pytest
@@ -256,7 +255,9 @@ frontend fe
     tcp-request inspect-delay 1s
     tcp-request content set-var(txn.first) req.payload(0,1)
     tcp-request content accept if {{ req.len ge 2 }}
-    use_backend be1 if {{ var(sess.origin) -m str conn }} {{ var(sess.stage) -m str session }} {{ var(txn.first) -m str A }}
+    acl conn var(sess.origin) -m str conn
+    acl session var(sess.stage) -m str session
+    use_backend be1 if conn session {{ var(txn.first) -m str A }}
     default_backend be2
 
 backend be1

@@ -280,6 +280,7 @@ def _req_ssl_alpn(args, ctx):
 # ------------------------------------------------------------------ HTTP, RDP
 _REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^ \r\n]+ HTTP/[0-9]\.[0-9]\r?\n")
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]*")
+_VERSION_START = re.compile(rb"H(T(T(P(/([0-9](\.([0-9]\r?)?)?)?)?)?)?)?")
 
 
 def _may_start_request(data: bytes) -> bool:
@@ -292,7 +293,7 @@ def _may_start_request(data: bytes) -> bool:
     target, sp, version = rest.partition(b" ")
     if b"\r" in target or (sp and not target):
         return False
-    return not sp or re.fullmatch(rb"H(T(T(P(/([0-9](\.([0-9]\r?)?)?)?)?)?)?)?", version) is not None
+    return not sp or _VERSION_START.fullmatch(version) is not None
 
 
 def _proto_http(stream):
