@@ -731,3 +731,38 @@ backend be1
             syslog.sock.close()
     assert results["fastlb"] == (True, True, ["cR"], [])
     assert results["haproxy"] == results["fastlb"]
+
+
+def proxy_header_config(port, be1, be2):
+    return BASE + f"""
+frontend fe
+    bind 127.0.0.1:{port} accept-proxy
+    tcp-request connection reject if {{ src 10.0.0.1 }}
+    tcp-request session reject if {{ src 10.0.0.1 }}
+    tcp-request inspect-delay 1s
+    tcp-request content accept if {{ req.len ge 5 }}
+    use_backend be1 if {{ src 10.0.0.2 }} {{ req.payload(0,5) -m str hello }}
+    default_backend be2
+
+backend be1
+    server s1 127.0.0.1:{be1}
+
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+@needs_haproxy
+def test_session_rules_see_the_proxy_header_addresses(tmp_path):
+    """Connection rules run on the real address, session and content rules on the PROXY
+    header's; the bytes after the header are what content rules inspect and forward."""
+    header = "PROXY TCP4 {} 127.0.0.1 1234 80\r\n"
+    scenarios = [dict(chunks=[header.format("10.0.0.1").encode() + b"hello"]),
+                 dict(chunks=[header.format("10.0.0.2").encode(), b"hello"], pause=0.2),
+                 dict(chunks=[header.format("10.0.0.3").encode() + b"hello"])]
+    results = run_both(tmp_path, proxy_header_config, scenarios)
+    ours = results["fastlb"]
+    assert ours[0][1] == {}
+    assert ours[1] == ("be1", {"be1": [b"hello"]})
+    assert ours[2] == ("be2", {"be2": [b"hello"]})
+    assert_same(results, scenarios)

@@ -29,8 +29,13 @@ cdef extern from *:
             setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl));
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &nolinger, sizeof(nolinger));
     }
+    static void fl_reset_on_close(int fd) {
+        struct linger nolinger = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &nolinger, sizeof(nolinger));
+    }
     """
     void fl_silent_drop(int fd, int family) nogil
+    void fl_reset_on_close(int fd) nogil
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
@@ -85,6 +90,9 @@ cdef void tcp_session_start(Worker w, int idx, Session *s, object rules):
         if verdict == TCP_REJECT or verdict == TCP_SILENT:
             if verdict == TCP_SILENT:
                 silent_drop(s)
+            elif s.cli.fd >= 0:
+                fl_reset_on_close(s.cli.fd)    # HAProxy resets a refused session
+                s.cli.rd_eof = 1
             s.unlogged = 1        # HAProxy: a session refused here is not logged
             s.term0 = b'R'
             s.term1 = b'C'
