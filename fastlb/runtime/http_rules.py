@@ -352,10 +352,6 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
             c.slot = (int(c.rule.name), c.rule.status)
 
     def route(stream):
-        if content:
-            verdict = run_content_rules(content, stream)
-            if verdict is not None:
-                return verdict
         if monitor is not None and monitor_matches(monitor, stream.url):
             # "monitor fail": the node reports itself down (keepalived's check fails)
             return ROUTE_RESPOND, 503 if monitor_fail and monitor_fail(stream) else 200
@@ -383,6 +379,11 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
                     return ROUTE_BACKEND, index
         return ROUTE_BACKEND, default
 
+    if content:
+        def route_after_content(stream, route=route):
+            verdict = run_content_rules(content, stream)
+            return verdict if verdict is not None else route(stream)
+        return route_after_content
     return route
 
 
