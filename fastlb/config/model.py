@@ -282,7 +282,12 @@ class Proxy:
     http_request_rules: list = field(default_factory=list)   # [http.rules.Rule]
     redirect_rules: list = field(default_factory=list)       # "redirect" lines: [Rule]
     server_rules: list = field(default_factory=list)  # use-server: [(name, Condition, origin)]
-    tcp_connection_rules: list = field(default_factory=list)  # [(action, Condition|None, origin)]
+    tcp_connection_rules: list = field(default_factory=list)  # [(http.rules.Rule, origin)]
+    tcp_session_rules: list = field(default_factory=list)     # [(Rule, origin)]
+    tcp_content_rules: list = field(default_factory=list)     # [(Rule, origin)]
+    tcp_response_rules: list = field(default_factory=list)    # [(Rule, origin)]
+    inspect_delay: Optional[int] = None        # tcp-request inspect-delay, ms
+    res_inspect_delay: Optional[int] = None    # tcp-response inspect-delay, ms
     http_response_rules: list = field(default_factory=list)
     servers: list = field(default_factory=list)
     default_server: ServerDefaults = field(default_factory=ServerDefaults)
@@ -332,7 +337,8 @@ class Proxy:
         """Copy every setting a ``defaults`` section may carry."""
         for name in ("mode", "default_backend", "balance", "maxconn", "backlog", "retries",
                      "log_tag", "monitor_uri", "http_reuse", "log_format",
-                     "hash_type", "hash_function", "hash_avalanche", "cookie", "dynamic_cookie_key"):
+                     "hash_type", "hash_function", "hash_avalanche", "cookie", "dynamic_cookie_key",
+                     "inspect_delay", "res_inspect_delay"):
             setattr(self, name, getattr(defaults, name))
         self.stats = copy.deepcopy(defaults.stats)
         self.balance_args = dict(defaults.balance_args)

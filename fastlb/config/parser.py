@@ -489,10 +489,12 @@ class Parser:
                 self.alerts.append(f"proxy '{proxy.name}': stats 'auth'/'realm' and "
                                    "'http-request' can't be used at the same time.")
             if proxy.mode == "tcp" and (proxy.http_request_rules or proxy.http_response_rules or
-                                        proxy.redirect_rules or (
-                    proxy.has_frontend and any(c for _, c, _ in proxy.switching_rules))):
-                self.alerts.append(f"{proxy.type_name} '{proxy.name}': 'use_backend ... if' and "
-                                   "'http-request' rules in mode tcp are not supported by fastlb yet.")
+                                        proxy.redirect_rules):
+                self.alerts.append(f"{proxy.type_name} '{proxy.name}': 'http-request' rules in "
+                                   "mode tcp are not supported by fastlb yet.")
+            if proxy.mode == "http" and proxy.tcp_response_rules:
+                self.alerts.append(f"{proxy.type_name} '{proxy.name}': 'tcp-response content' "
+                                   "rules in mode http are not supported by fastlb yet.")
             if proxy.options.httplog and proxy.mode == "tcp":
                 self.warnings.append(f"'option httplog' not usable with {proxy.type_name} '{proxy.name}' "
                                      "(needs 'mode http'). Falling back to 'option tcplog'.")

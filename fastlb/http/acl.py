@@ -22,6 +22,7 @@ from ..sample import Context, NotAvailable, SampleError, Stream, as_bytes, check
     compile_expr
 from ..sample import maps
 from ..sample.maps import delimited
+from ..sample.registry import FETCHES, MissingData, REQ_CONTENT, RES_CONTENT
 from ..sample.types import ADDR, ANY, BOOL, IPV4, IPV6, SINT
 
 MATCH_METHODS = ("str", "beg", "end", "sub", "reg", "dir", "dom", "found", "len", "int", "ip",
@@ -57,6 +58,8 @@ PREDEFINED = {
     "LOCALHOST": ("src", ["127.0.0.1/8", "::1"]),
     "HTTP_URL_ABS": ("url_reg", ["^[^/:]*://"]), "HTTP_URL_SLASH": ("url_beg", ["/"]),
     "HTTP_URL_STAR": ("url", ["*"]), "HTTP_CONTENT": ("hdr_val(content-length)", ["gt", "0"]),
+    "WAIT_END": ("wait_end", []), "REQ_CONTENT": ("req.len", ["gt", "0"]),
+    "RDP_COOKIE": ("req.rdp_cookie_cnt", ["gt", "0"]),
 }
 
 
@@ -127,7 +130,12 @@ def parse_acl(words: list[str], base_dir: str = ".") -> AclTerm:
         else:
             raise AclError(f"unknown ACL flag '{flag}'.")
     inline = list(rest)
-    patterns = convert_patterns(method, ignore_case, patterns + rest)
+    patterns = patterns + rest
+    if method == "int" and text.split(",", 1)[0] in ("req.ssl_ver", "req_ssl_ver"):
+        # HAProxy reads its patterns as dotted versions: 3.1 is (3 << 16) + 1
+        patterns = [re.sub(r"(\d+)\.(\d+)", lambda m: str((int(m[1]) << 16) + int(m[2])), p)
+                    for p in patterns]
+    patterns = convert_patterns(method, ignore_case, patterns)
     if not patterns and method not in ("found", "bool"):
         raise AclError(f"missing pattern for ACL criterion '{criterion}'.")
     arg = checked.args[0] if checked.args else None
@@ -403,6 +411,24 @@ class ConditionCompiler:
         self.trie_ci = PrefixTrie()
 
     def _term_matcher(self, term: AclTerm) -> Callable[[Stream], bool]:
+        matcher = self._plain_matcher(term)
+        entry = FETCHES.get(term.kind)
+        if entry is None or not (REQ_CONTENT in entry.needs or RES_CONTENT in entry.needs) \
+                or not (REQ_CONTENT in self.ctx.available or RES_CONTENT in self.ctx.available):
+            return matcher
+
+        def content(stream):
+            # HAProxy's ACL_TEST_MISS: on partial data, a content fetch that may still
+            # change its answer turns a miss into "wait for more"
+            stream.may_change = False
+            if matcher(stream):
+                return True
+            if stream.partial and stream.may_change:
+                raise MissingData()
+            return False
+        return content
+
+    def _plain_matcher(self, term: AclTerm) -> Callable[[Stream], bool]:
         method = term.method
         if term.kind == "path" and term.plain and method == "beg":
             return self._prefix_matcher(term)
@@ -525,6 +551,8 @@ class ConditionCompiler:
             if len(matchers) == 1:
                 return matchers[0]
             return lambda req: any(m(req) for m in matchers)   # same-name lines are ORed
+        if name == "HTTP" and REQ_CONTENT in self.ctx.available:
+            return self._term_matcher(parse_acl(["req.proto_http"]))
         if name in ("TRUE", "HTTP"):
             return lambda req: True
         if name == "FALSE":

@@ -57,6 +57,8 @@ cdef struct Session:
     int free_next
     uint8_t dst_known       # s.dst holds: 1 the socket's local address, 2 a PROXY header's
     uint8_t unlogged        # closed before it was a session (PROXY header failure, reject)
+    uint8_t res_hold        # tcp-response content rules hold the server's bytes (inspect.pxi)
+    int64_t res_until       # ... until then (0: not started)
     int pp_authority_len
     char *pp_authority      # authority TLV of a received PROXY v2 header (malloc), or NULL
     socklen_t addrlen
@@ -122,6 +124,8 @@ cdef struct BackendRt:
     int reuse_never         # http-reuse never: a server connection serves one session only
     int buffer_request      # option http-buffer-request: the body before the backend's rules
     int buffer_response     # the http-response rules read res.body: a copy of what came
+    int res_rules           # tcp-response content rules (BackendHooks.res_rules): inspect.pxi
+    int64_t res_delay       # tcp-response inspect-delay, ms
     uint32_t shm_index
 
 
@@ -140,6 +144,7 @@ cdef struct FrontendRt:
     int buffer_request      # option http-buffer-request: the body before the rules
     int buffer_response     # the http-response rules read res.body: a copy of what came
     int ignore_probes       # option http-ignore-probes: an empty connection gets no 400/408/log
+    int tcp_rules           # tcp-request rules (FrontendHooks.tcp_rules): inspect.pxi
     uint32_t shm_index
 
 
@@ -170,7 +175,7 @@ cdef class FrontendHooks:
     cdef int restrict_names     # option http-restrict-req-hdr-names: RESTRICT_*
     cdef object captures_rsp
     cdef bint streams           # every request gets a sample Stream (its log has %[...])
-    cdef object conn_rules      # tcp-request connection: rules(src, src_port, dst_port) -> CONN_*
+    cdef object tcp_rules       # tcp-request rules: a runtime.tcp_rules.TcpRules, or None
     cdef object after_response  # http-after-response rules: edit(stream), or None
 
 
@@ -186,6 +191,7 @@ cdef class BackendHooks:
     cdef object hash_key        # balance hash <expr>: key(stream) -> bytes | None
     cdef int restrict_names
     cdef object after_response
+    cdef object res_rules       # tcp-response content: rules(stream) -> TCP_*, or None
 
 
 @cython.final
@@ -289,3 +295,4 @@ include "http_flow.pxd"
 include "http_pool.pxd"
 include "probes.pxd"
 include "proxy_header.pxd"
+include "inspect.pxd"

@@ -144,6 +144,7 @@ include "http_flow.pxi"
 include "http_pool.pxi"
 include "probes.pxi"
 include "proxy_header.pxi"
+include "inspect.pxi"
 
 
 cdef class FrontendHooks:
@@ -316,6 +317,8 @@ cdef class Worker:
         be.abortonclose = spec.abortonclose
         be.http = spec.http
         be.http_close = spec.http_close
+        be.res_rules = spec.res_rules is not None
+        be.res_delay = spec.res_delay
         be.shm_index = spec.index
         hooks = BackendHooks()
         hooks.error_pages = spec.error_pages
@@ -328,6 +331,7 @@ cdef class Worker:
         hooks.hash_key = spec.hash_key
         hooks.restrict_names = spec.restrict_names
         hooks.after_response = spec.after_response
+        hooks.res_rules = spec.res_rules
         self.be_hooks.append(hooks)
         self.nbackends += 1
         install_lookup(self, self.nbackends - 1)
@@ -358,7 +362,8 @@ cdef class Worker:
         hooks.response_editor = spec.response_editor
         hooks.captures_req, hooks.captures_rsp = spec.captures
         hooks.streams = spec.streams
-        hooks.conn_rules = spec.conn_rules
+        hooks.tcp_rules = spec.tcp_rules
+        fe.tcp_rules = spec.tcp_rules is not None
         hooks.after_response = spec.after_response
         self.fe_hooks.append(hooks)
         self.nfrontends += 1

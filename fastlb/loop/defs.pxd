@@ -38,6 +38,7 @@ cdef enum SessionState:
     ST_IDLE = 4                 # HTTP: no server connection (between requests, or before one)
     ST_QUEUED = 5               # every eligible server is full: waiting in a queue (assign.pxi)
     ST_PROXY_HEADER = 6         # accept-proxy: waiting for the PROXY header (proxy_header.pxi)
+    ST_INSPECT = 7              # tcp-request content rules wait for the client's bytes (inspect.pxi)
 
 # which deadline a session's timer entry stands for (Session.timer): recorded when the
 # deadline is computed, so that the expiry acts on it instead of working it out again
@@ -54,6 +55,8 @@ cdef enum TimerKind:
     TM_TARPIT = 9               # the end of an http-request tarpit's hold
     TM_BODY_WAIT = 10           # a request body awaited (http_body.pxi): 408 when it passes
     TM_RSP_BODY_WAIT = 11       # a response body awaited (http_body.pxi): 504 when it passes
+    TM_INSPECT = 12             # tcp-request inspect-delay: the last evaluation
+    TM_RES_INSPECT = 13         # tcp-response inspect-delay: the last evaluation
 
 # what a frontend logs (anonymous: Python sees the names themselves)
 cpdef enum:
@@ -103,6 +106,16 @@ cpdef enum:
 cpdef enum:
     CONN_REJECT = 1             # close at once, unlogged
     CONN_EXPECT_PROXY = 2       # expect-proxy layer4: a PROXY header comes first
+    CONN_SILENT = 4             # silent-drop: close without telling the client
+
+# tcp-request session / content rules' verdict (fastlb/runtime/tcp_rules.py)
+cpdef enum:
+    TCP_GO = 0                  # go on (accepted, or no rule ended the walk)
+    TCP_WAIT = 1                # content: more bytes may change a condition's answer
+    TCP_REJECT = 2              # close the connection
+    TCP_SILENT = 3              # silent-drop
+    TCP_SWITCH_HTTP = 4         # switch-mode http: the session goes on as HTTP
+    TCP_CLOSE = 5               # tcp-response content close: the server connection ends
 
 # what a frontend's router (fastlb/runtime/tables.py) tells the loop
 cpdef enum:

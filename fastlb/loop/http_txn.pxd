@@ -96,6 +96,7 @@ cdef class HttpTxn:
     cdef int64_t rsp_wait_remaining
     cdef int64_t rsp_wait_at_least
     cdef int64_t rsp_wait_deadline
+    cdef object tcp_stream          # tcp-request rules' Stream of the session (inspect.pxi)
     cdef int64_t find_head(self, Side *side, bint request)
     cdef void reset(self, int64_t now, int64_t now_real)
 

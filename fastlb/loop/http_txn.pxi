@@ -163,6 +163,9 @@ cdef void http_start(Worker w, int idx, Session *s):
     txn.requests = 0
     txn.sess_vars = {}
     txn.body_fields = txn.rsp_wait_fields = txn.rsp_wait_head = None   # a closed wait's
+    if w.frontends[s.fe].tcp_rules and txn.tcp_stream is not None:
+        txn.sess_vars = txn.tcp_stream.sess_vars     # set by tcp-request rules
+        txn.tcp_stream = None
     s.http = 1
     s.state = ST_IDLE
     http_run(w, idx, s)

@@ -116,9 +116,11 @@ cdef void listener_accept(Worker w, int li):
             continue
         try:
             verdict = CONN_EXPECT_PROXY if l.accept_proxy else 0
-            if (<FrontendHooks>w.fe_hooks[l.fe]).conn_rules is not None:
-                verdict |= connection_rules(w, s)
-            if verdict & CONN_REJECT:
+            if fe.tcp_rules:
+                verdict |= connection_rules(w, idx, s, (<FrontendHooks>w.fe_hooks[l.fe]).tcp_rules)
+            if verdict & (CONN_REJECT | CONN_SILENT):
+                if verdict & CONN_SILENT:
+                    silent_drop(s)
                 s.unlogged = 1    # tcp-request connection reject: no session, no log
                 s.term0 = b'R'
                 s.term1 = b'C'
@@ -132,27 +134,31 @@ cdef void listener_accept(Worker w, int li):
             session_failed(w, idx, s, exc)
 
 
-cdef int connection_rules(Worker w, Session *s):
-    """tcp-request connection rules on the real addresses: CONN_* bits."""
-    client = sockaddr_to_tuple(&s.addr)
-    return (<FrontendHooks>w.fe_hooks[s.fe]).conn_rules(client[0], client[1],
-                                                       w.listeners[s.listener].port)
-
-
 cdef void session_accepted(Worker w, int idx, Session *s, FrontendRt *fe):
-    """A new client connection, registered: log it, then start HTTP or connect."""
+    """A new client connection, registered: its tcp-request rules, or log it, then start
+    HTTP or connect."""
+    if fe.tcp_rules:
+        tcp_session_start(w, idx, s, (<FrontendHooks>w.fe_hooks[s.fe]).tcp_rules)  # inspect.pxi
+        return
     if fe.log_mode == LOG_CONNECT and w.connect_callback is not None:
         log_connect(w, s)
-    if fe.http or (fe.backend >= 0 and w.backends[fe.backend].http):
-        s.be = fe.backend            # an HTTP backend makes a TCP frontend's session HTTP
+    session_route(w, idx, s, fe, fe.backend)
+
+
+cdef void session_route(Worker w, int idx, Session *s, FrontendRt *fe, int backend):
+    """Start HTTP, or connect to ``backend``'s server."""
+    if fe.http or (backend >= 0 and w.backends[backend].http):
+        s.be = backend               # an HTTP backend makes a TCP frontend's session HTTP
         http_start(w, idx, s)
         return
-    if fe.backend < 0:
+    if backend < 0:
         s.term0 = b'S'        # no backend to route to
         s.term1 = b'C'
         session_close(w, idx, s)
         return
-    s.be = fe.backend
+    s.be = backend
+    s.res_hold = w.backends[s.be].res_rules
+    s.res_until = 0
     s.retries_left = w.backends[s.be].retries
     count_add(w, w.be_off + w.backends[s.be].shm_index, 1)
     w.be_stats[w.backends[s.be].shm_index * STAT_WORDS + STAT_SESS_TOT] += 1

@@ -63,6 +63,10 @@ cdef void session_event(Worker w, int idx, Session *s, int side, uint32_t events
     if s.http == 1:
         http_on_event(w, idx, s, side, events)
         return
+    if s.state == ST_INSPECT:
+        if side == SIDE_CLI:
+            inspect_run(w, idx, s)
+        return
     if side == SIDE_SRV and s.state == ST_CONNECTING:
         on_connect_event(w, idx, s)
         return
@@ -92,7 +96,11 @@ cdef void relay_run(Worker w, int idx, Session *s, int which):
         if s.state == ST_FREE:
             return
     if which & 2:
-        more = relay_pump(w, idx, s, SIDE_SRV) or more
+        if s.res_hold and not res_inspect(w, idx, s):
+            if s.state == ST_FREE:
+                return
+        else:
+            more = relay_pump(w, idx, s, SIDE_SRV) or more
         if s.state == ST_FREE:
             return
     if s.state == ST_ESTABLISHED and s.cli.rd_eof and s.srv.rd_eof \
@@ -111,6 +119,13 @@ cdef int64_t tcp_deadline(Worker w, Session *s):
     cdef FrontendRt *fe = &w.frontends[s.fe]
     cdef BackendRt *be = &w.backends[s.be]
     cdef int64_t dl = 0, t, cli_to, srv_to
+    if s.state == ST_ESTABLISHED and s.res_hold and s.res_until:
+        s.timer = TM_RES_INSPECT      # before the others: it comes first (a short delay)
+        dl = s.res_until
+        if fe.t_client and s.cli.last + fe.t_client < dl:
+            s.timer = TM_CLIENT
+            dl = s.cli.last + fe.t_client
+        return dl
     if s.state == ST_ESTABLISHED:
         t = s.t_tunnel_rule or be.t_tunnel
         if t:
@@ -147,6 +162,9 @@ cdef void tcp_expired(Worker w, int idx, Session *s):
         queue_leave(w, s)
         s.term0 = b's'            # timeout queue
         s.term1 = b'Q'
+    elif s.state == ST_INSPECT:
+        s.term0 = b'c'            # timeout client while the content rules waited
+        s.term1 = b'R'
     elif s.state != ST_ESTABLISHED:
         s.term0 = b'c'            # client timeout before the server connection was made
         s.term1 = b'C' if s.state == ST_CONNECTING else b'Q'

@@ -50,6 +50,7 @@ cdef int session_new(Worker w) except -1:
     s.wake_at = 0
     s.dst_known = 0
     s.unlogged = 0
+    s.res_hold = 0
     s.pp_authority = NULL
     s.pp_authority_len = 0
     w.active += 1

@@ -87,6 +87,8 @@ cdef int64_t session_deadline(Worker w, int idx, Session *s):
             return 0
         s.timer = TM_PROXY_HEADER
         return s.t_accept + w.frontends[s.fe].t_client
+    if s.state == ST_INSPECT:
+        return inspect_deadline(w, s)
     if s.http == 1:
         return http_deadline(w, idx, s)   # an HTTP session may have no backend yet
     return tcp_deadline(w, s)
@@ -160,6 +162,10 @@ cdef void session_expired(Worker w, int idx, Session *s):
         connect_failed(w, idx, s, 1)
     elif s.timer == TM_TURNAROUND:
         start_connect(w, idx, s)
+    elif s.timer == TM_INSPECT:
+        inspect_run(w, idx, s)
+    elif s.timer == TM_RES_INSPECT:
+        relay_run(w, idx, s, 2)
     elif s.http == 1:
         http_expired(w, idx, s)
     else:

@@ -277,6 +277,27 @@ def resumable(rules: list):
         stream.resume = 0
         return verdict
     return run
+def run_content_rules(rules: list, stream):
+    """An HTTP frontend's tcp-request content rules on a parsed request: None to go on,
+    or a verdict (reject and silent-drop close the connection without an answer)."""
+    for c in rules:
+        if not c.matches(stream):
+            continue
+        action = c.rule.action
+        if action == "accept":
+            return None
+        if action in ("reject", "silent-drop"):
+            return ROUTE_REJECT, 0
+        if action == "capture":
+            apply_capture(c, stream, False)
+        elif action == "set-log-level":
+            stream.log_level = c.rule.name
+        elif action in REWRITES:
+            try:
+                REWRITES[action](c, stream)
+            except ValueError:
+                pass
+    return None
 
 
 # request actions that rewrite the stream (a failure: 500 in strict mode, else skipped)
@@ -332,8 +353,11 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
     """``route(stream) -> (ROUTE_*, value)`` for an HTTP frontend with rules, conditional
     switching, a monitor-uri or a stats page; None otherwise.  Rules edit the stream (its
     headers, request line, variables).  Order as HAProxy's: monitor-uri, http-request
-    rules, the stats page, then backend switching."""
+    rules, the stats page, then backend switching.  tcp-request content rules come first:
+    in mode http, HAProxy runs them on each request once its head is parsed (so they see
+    its headers, and no raw bytes: req.payload and the like find nothing)."""
     if proxy.mode != "http" or not (proxy.http_request_rules or proxy.monitor_uri or
+                                    proxy.tcp_content_rules or
                                     proxy.stats or proxy.redirect_rules or
                                     any(c for _, c, _ in proxy.switching_rules)):
         return None
@@ -350,6 +374,12 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
     stats = stats_check(proxy, applets, compiler)
     waits = any(c.rule.action == "wait-for-body" for c in rules)
     run_rules = resumable(rules) if waits else None
+    content = [compile_rule(rule, compiler.compile(rule.condition),
+                            Context(place, env, proxy.name))
+               for rule, _ in proxy.tcp_content_rules]
+    for c in content:
+        if c.rule.action == "capture":
+            c.slot = (int(c.rule.name), c.rule.status)
 
     def route(stream):
         if monitor is not None and monitor_matches(monitor, stream.url):
@@ -382,6 +412,11 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
                     return ROUTE_BACKEND, index
         return ROUTE_BACKEND, default
 
+    if content:
+        def route_after_content(stream, route=route):
+            verdict = run_content_rules(content, stream)
+            return verdict if verdict is not None else route(stream)
+        return route_after_content
     return route
 
 

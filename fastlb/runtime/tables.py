@@ -22,11 +22,12 @@ from .. import shm as shared
 # what frontends log, how connections close, what routers answer: the loop's own numbers
 # (loop/defs.pxd)
 from ..loop.core import (CLOSE_BOTH, CLOSE_NONE, CLOSE_SERVER, LOG_CONNECT, LOG_HTTPLOG,
-                         LOG_NONE, LOG_TCPLOG, CONN_EXPECT_PROXY, CONN_REJECT,
+                         LOG_NONE, LOG_TCPLOG,
                          PP2_OPT_AUTHORITY, PP2_OPT_CRC32C)
 from ..http.acl import ConditionCompiler
 from ..sample import Stream
 from ..sample.maps import new_registry
+from .tcp_rules import build_response_rules, build_tcp_rules
 from .http_rules import (SampleEnv, build_after_response, build_backend_rules,
                          build_hash_key, build_response_editor, build_router,
                          build_server_rules)
@@ -102,6 +103,8 @@ class BackendSpec:
     server_rules: object = None   # use-server: candidates(stream) -> [server], or None
     hash_key: object = None       # balance hash <expr>: key(stream) -> bytes | None
     after_response: object = None  # http-after-response rules: edit(stream), or None
+    res_rules: object = None      # tcp-response content: rules(stream) -> TCP_*, or None
+    res_delay: int = 0            # tcp-response inspect-delay, ms
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ class FrontendSpec:
     response_editor: object
     captures: tuple               # ([(name, len)] | None for requests, ... for responses)
     streams: bool = False         # a Stream per request: the log format has %[...] fields
-    conn_rules: object = None     # tcp-request connection: rules(src, port, dst_port) -> CONN_*
+    tcp_rules: object = None      # tcp-request rules, tcp use_backend: runtime.tcp_rules.TcpRules
     after_response: object = None  # http-after-response rules: edit(stream), or None
 
 
@@ -300,7 +303,8 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         request_rules=build_backend_rules(proxy, applets, env), cookie=cookie,
         server_rules=build_server_rules(proxy, env), hash_key=build_hash_key(proxy, env),
         # a listen section's run as its frontend's: on its answers before any routing too
-        after_response=build_after_response(proxy, env) if proxy.kind != "listen" else None)
+        after_response=build_after_response(proxy, env) if proxy.kind != "listen" else None,
+        res_rules=build_response_rules(proxy, env), res_delay=proxy.res_inspect_delay or 0)
     return BackendTable(index=index, proxy=proxy, spec=spec,
                         server_names=[s.name for s in servers],
                         server_models=[s.model for s in servers], first_server_shm=first_shm)
@@ -382,38 +386,12 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         # a listen section's http-response rules run once, as its backend's
         response_editor=build_response_editor(proxy, env) if proxy.kind != "listen" else None,
         captures=(proxy.captures_req or None, proxy.captures_rsp or None),
-        conn_rules=build_connection_rules(proxy, env),
+        tcp_rules=build_tcp_rules(proxy, by_name, backend, env),
         after_response=build_after_response(proxy, env))
     return FrontendTable(index=index, proxy=proxy, spec=spec,
                          log_format=compile_format(proxy.log_format or default_log_format(proxy))
                          if log_mode in (LOG_TCPLOG, LOG_HTTPLOG) else None,
                          listeners=list(proxy.listeners))
-
-
-def build_connection_rules(proxy: Proxy, env: SampleEnv):
-    """``rules(src, src_port, dst_port) -> CONN_* bits`` for tcp-request connection rules,
-    or None.  In order: accept and reject end the walk, expect-proxy goes on (HAProxy's)."""
-    if not proxy.tcp_connection_rules:
-        return None
-    compiler = ConditionCompiler(proxy.acls, env, "tcp-request connection", proxy.name)
-    rules = [(action, compiler.compile(cond) if cond is not None else None)
-             for action, cond, _ in proxy.tcp_connection_rules]
-
-    def apply(src, src_port, dst_port):
-        request = Stream(None, b"", [], src, dst_port, b"", None, src_port)
-        verdict = 0
-        for action, matches in rules:
-            if matches is not None and not matches(request):
-                continue
-            if action == "expect-proxy":
-                verdict |= CONN_EXPECT_PROXY
-            elif action == "reject":
-                return verdict | CONN_REJECT
-            else:
-                return verdict
-        return verdict
-
-    return apply
 
 
 def merged_address_header(fe_setting, be_setting):

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 
 from . import converters as _converters  # noqa: F401 - registers the converters
 from . import fetches as _fetches  # noqa: F401 - registers the fetches
+from . import payload as _payload  # noqa: F401 - registers the layer-6 (content) fetches
 from .registry import CONVERTERS, FETCHES, Context, NotAvailable, SampleError, parse_arguments
 from .fetches import INTERNAL_READERS
 from .types import ANY, as_bytes, can_cast, caster

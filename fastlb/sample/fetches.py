@@ -350,11 +350,6 @@ def _first_req(args, ctx):
     return lambda stream: stream.first_req
 
 
-@fetch("req.proto_http", "req_proto_http", out=BOOL)
-def _proto_http(args, ctx):
-    return lambda stream: stream.method is not None
-
-
 @fetch("unique-id", out=STR)
 def _unique_id(args, ctx):
     return lambda stream: stream.unique_id
@@ -583,14 +578,6 @@ def _capture_uri(args, ctx):
 @fetch("capture.req.ver", out=STR)
 def _capture_ver(args, ctx):
     return lambda stream: b"HTTP/" + stream.version if stream.version else None
-
-
-@fetch("req.len", "req_len", "req.payload", "req.payload_lv", "payload", "payload_lv",
-       "res.len", "res.payload", out=BIN, args="str?,str?,str?", needs=(REQ_BODY,),
-       refused="reads the raw channel buffer (tcp-request content inspection), which "
-               "fastlb does not expose yet")
-def _payload(args, ctx):
-    raise AssertionError("refused at start-up")
 
 
 # The message body, as received so far (de-chunked): the loop fills it in when option

@@ -28,6 +28,13 @@ RESPONSE = "HTTP response"                    # the status, the captures
 BACKEND = "backend"
 SERVER = "server"
 REQ_BODY = "request buffer"
+REQ_CONTENT = "request contents"              # the bytes tcp-request content rules inspect
+RES_CONTENT = "response contents"             # ... and tcp-response content rules
+
+
+class MissingData(Exception):
+    """A content fetch could still change its answer (HAProxy's SMP_F_MAY_CHANGE) while
+    the rules are evaluated on partial data: the evaluation waits for more bytes."""
 
 # Where an expression runs -> what it may read there.
 PLACES = {
@@ -38,7 +45,10 @@ PLACES = {
     "http-after-response": {L4, RES_HEADERS, RESPONSE, BACKEND, SERVER},
     "log": {L4, RESPONSE, BACKEND, SERVER},
     "tcp-request connection": {L4},
-    "tcp-request content": {L4},
+    "tcp-request content": {L4, REQ_CONTENT},
+    "tcp-request session": {L4},
+    "tcp-response content": {L4, RES_CONTENT, BACKEND, SERVER},
+    "tcp use_backend": {L4, REQ_CONTENT},
     "balance": {L4, REQ_HEADERS, BACKEND},
 }
 
@@ -224,6 +234,6 @@ def int_or_var(word: Optional[str]):
 
 
 __all__ = ["ANY", "BACKEND", "CONVERTERS", "Context", "Converter", "FETCHES", "Fetch", "L4",
-           "PLACES", "REQ_BODY", "REQ_HEADERS", "RESPONSE", "RES_HEADERS", "SERVER",
+           "PLACES", "REQ_BODY", "REQ_CONTENT", "RES_CONTENT", "MissingData", "REQ_HEADERS", "RESPONSE", "RES_HEADERS", "SERVER",
            "NotAvailable", "SampleError", "constant", "converter", "fetch", "int_or_var", "parse_arguments",
            "split_arguments"]

@@ -28,6 +28,7 @@ class Stream:
                  "captures_req", "captures_rsp", "unique_id", "first_req", "_path",
                  "_prefix_hits", "response", "reason", "log_level", "moved", "tos", "mark",
                  "hints", "timeout_server", "timeout_tunnel",
+                 "payload", "res_payload", "partial", "may_change",
                  # set only when a body was waited for (read with getattr): req_body and
                  # res_body (bytes, de-chunked), their sizes, and where wait-for-body
                  # left the rules (resume)
@@ -68,6 +69,10 @@ class Stream:
         self.timeout_tunnel = 0
         self._path = None
         self._prefix_hits = None
+        self.payload = None               # tcp-request content: the bytes buffered so far
+        self.res_payload = None           # tcp-response content: the response's
+        self.partial = False              # more bytes may come: a content fetch may wait
+        self.may_change = False           # a content fetch said its answer may change
 
     @property
     def path(self) -> bytes:

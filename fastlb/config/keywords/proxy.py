@@ -155,42 +155,138 @@ def bind(parser, proxy, args, origin):
     proxy.listeners.extend(listeners)
 
 
-# tcp-request connection actions HAProxy has and fastlb refuses for now
-_TCP_CONNECTION_NOT_YET = {
-    "expect-netscaler-cip", "capture", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc",
-    "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt", "sc-set-gpt0", "sc-add-gpc", "set-src",
-    "set-src-port", "set-dst", "set-dst-port", "set-mark", "set-tos", "set-var", "unset-var",
-    "set-var-fmt", "silent-drop", "lua", "set-fc-mark", "set-fc-tos",
+# tcp-request / tcp-response: the actions of each rule set (HAProxy 2.6's lists), and
+# the ones fastlb refuses by name
+_ADDRESS = ("set-src", "set-src-port", "set-dst", "set-dst-port")
+_VARS = ("set-var", "set-var-fmt", "unset-var")
+_TCP_ACTIONS = {
+    "connection": ("accept", "reject", "expect-proxy", "silent-drop", "set-mark", "set-tos")
+    + _ADDRESS + _VARS,
+    "session": ("accept", "reject", "silent-drop", "set-mark", "set-tos") + _ADDRESS + _VARS,
+    "content": ("accept", "reject", "silent-drop", "capture", "set-log-level", "switch-mode",
+                "set-mark", "set-tos") + _ADDRESS + _VARS,
+    "response": ("accept", "reject", "close", "silent-drop", "set-log-level", "set-mark",
+                 "set-tos") + _VARS,
+}
+_STICK = ("track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1",
+          "sc-set-gpt", "sc-set-gpt0", "sc-add-gpc")
+_TCP_NOT_YET = {
+    "expect-netscaler-cip": "NetScaler headers", "lua": "Lua", "send-spoe-group": "SPOE",
+    "do-resolve": "resolvers", "set-priority-class": "queue priorities",
+    "set-priority-offset": "queue priorities", "set-nice": "task priorities",
+    "use-service": "TCP services (an applet in place of the backend)",
+    "set-fc-mark": "set-fc-mark", "set-fc-tos": "set-fc-tos", "set-bandwidth-limit":
+    "bandwidth limits", "attach-srv": "reverse HTTP",
 }
 
 
-@keyword("tcp-request", sections=FRONTENDS)
+def _tcp_rule(proxy, what: str, ruleset: str, args: list):
+    """One tcp-request/tcp-response rule as an http.rules.Rule (its condition set)."""
+    from ...http.rules import Rule, RuleError, check_rule, parse_rule
+    if not args:
+        raise ValueError(f"'{what}' expects an action.")
+    action = args[0]
+    base = action.partition("(")[0]
+    if base in _STICK:
+        raise ValueError(f"'{what} {base}' needs stick tables, which fastlb does not support "
+                         "yet.")
+    if base in _TCP_NOT_YET:
+        raise ValueError(f"'{what} {base}' needs {_TCP_NOT_YET[base]}, which fastlb does not "
+                         "support yet.")
+    if base not in _TCP_ACTIONS[ruleset]:
+        raise ValueError(f"'{what}' unknown action '{action}'.")
+    rest = args[1:]
+    if base in ("accept", "reject", "silent-drop", "close"):
+        rule = Rule(action=base)
+    elif base == "expect-proxy":
+        if not rest or rest[0] != "layer4":
+            raise ValueError(f"'{what} expect-proxy' expects 'layer4'.")
+        rule, rest = Rule(action=base), rest[1:]
+    elif base == "switch-mode":
+        if not rest or rest[0] != "http":
+            raise ValueError(f"'{what} switch-mode' expects 'http'.")
+        rest = rest[1:]
+        if rest[:1] == ["proto"]:
+            if rest[1:2] not in (["h1"], ["http/1.1"]):
+                raise ValueError(f"'{what} switch-mode http proto' : only HTTP/1 ('h1') is "
+                                 "supported by fastlb.")
+            rest = rest[2:]
+        if proxy.mode != "tcp":
+            raise ValueError(f"'{what} switch-mode http' is only valid in a tcp proxy.")
+        if not proxy.has_frontend:
+            raise ValueError(f"'{what} switch-mode http' in a backend is not supported by "
+                             "fastlb yet.")
+        rule = Rule(action=base)
+    else:
+        place = "tcp-response content" if ruleset == "response" else \
+            "tcp-request session" if ruleset == "session" else \
+            "frontend http-request" if proxy.mode == "http" else "tcp-request content"
+        try:
+            rule, rest = parse_rule(args, ruleset == "response", None,
+                                    "http-response" if ruleset == "response" else "")
+            check_rule(rule, place if ruleset != "connection" else "tcp-request connection")
+        except RuleError as exc:
+            raise ValueError(f"'{what}' : {exc}") from None
+        if rule.action == "capture":
+            if not proxy.has_frontend or not rule.status:
+                raise ValueError(f"'{what} capture' expects '<sample> len <length>' in a "
+                                 "frontend.")
+            rule.name = str(len(proxy.captures_req))
+            proxy.captures_req.append((None, rule.status))
+    if rest:
+        if rest[0] not in ("if", "unless"):
+            raise ValueError(f"'{what} {base}' : unexpected '{rest[0]}', expects 'if' or "
+                             "'unless'.")
+        rule.condition = condition(proxy, rest, f"'{what}'")
+    return rule
+
+
+@keyword("tcp-request", sections=PROXY_AND_DEFAULTS)
 def tcp_request(parser, proxy, args, origin):
-    """``tcp-request connection accept|reject|expect-proxy layer4 [if|unless <cond>]``;
-    the other rule sets (content, session, inspect-delay) are refused by name."""
+    """``tcp-request connection|session|content <action> [if|unless <cond>]`` and
+    ``tcp-request inspect-delay <time>``."""
     if not args:
         raise ValueError("'tcp-request' expects 'connection', 'session', 'content' or "
                          "'inspect-delay'.")
-    if args[0] != "connection":
-        raise ValueError(f"'tcp-request {args[0]}' is not supported by fastlb yet.")
-    if len(args) < 2:
-        raise ValueError("'tcp-request connection' expects an action.")
-    action, rest = args[1], args[2:]
-    if action == "expect-proxy":
-        if not rest or rest[0] != "layer4":
-            raise ValueError("'tcp-request connection expect-proxy' expects 'layer4'.")
-        rest = rest[1:]
-    elif action in _TCP_CONNECTION_NOT_YET:
-        raise ValueError(f"'tcp-request connection {action}' is not supported by fastlb yet.")
-    elif action not in ("accept", "reject"):
-        raise ValueError(f"'tcp-request connection' unknown action '{action}'.")
-    rule = None
-    if rest:
-        if rest[0] not in ("if", "unless"):
-            raise ValueError(f"'tcp-request connection {action}' : unexpected '{rest[0]}', "
-                             "expects 'if' or 'unless'.")
-        rule = condition(proxy, rest, "'tcp-request connection'")
-    proxy.tcp_connection_rules.append((action, rule, origin))
+    ruleset = args[0]
+    if ruleset == "inspect-delay":
+        if len(args) != 2:
+            raise ValueError("'tcp-request inspect-delay' expects a timeout.")
+        proxy.inspect_delay = parse_time_ms(args[1])
+        return
+    if ruleset not in ("connection", "session", "content"):
+        raise ValueError(f"'tcp-request' : unknown ruleset '{ruleset}'.")
+    if proxy.kind == "defaults":
+        raise ValueError(f"'tcp-request {ruleset}' in a 'defaults' section is not supported "
+                         "by fastlb yet.")
+    if ruleset in ("connection", "session") and not proxy.has_frontend:
+        raise ValueError(f"'tcp-request {ruleset}' is only allowed in a frontend or listen "
+                         "section.")
+    if ruleset == "content" and not proxy.has_frontend:
+        raise ValueError("'tcp-request content' in a backend is not supported by fastlb yet.")
+    rule = _tcp_rule(proxy, f"tcp-request {ruleset}", ruleset, args[1:])
+    {"connection": proxy.tcp_connection_rules, "session": proxy.tcp_session_rules,
+     "content": proxy.tcp_content_rules}[ruleset].append((rule, origin))
+
+
+@keyword("tcp-response", sections=PROXY_AND_DEFAULTS)
+def tcp_response(parser, proxy, args, origin):
+    """``tcp-response inspect-delay <time>`` and ``tcp-response content <action>``."""
+    if not args or args[0] not in ("content", "inspect-delay"):
+        raise ValueError("'tcp-response' expects 'content' or 'inspect-delay'.")
+    if args[0] == "inspect-delay":
+        if len(args) != 2:
+            raise ValueError("'tcp-response inspect-delay' expects a timeout.")
+        proxy.res_inspect_delay = parse_time_ms(args[1])
+        return
+    if proxy.kind == "defaults":
+        raise ValueError("'tcp-response content' in a 'defaults' section is not supported by "
+                         "fastlb yet.")
+    if not proxy.has_backend:
+        raise ValueError("'tcp-response content' is only allowed in a backend or listen "
+                         "section.")
+    rule = _tcp_rule(proxy, "tcp-response content", "response", args[1:])
+    proxy.tcp_response_rules.append((rule, origin))
 
 
 @keyword("default_backend", sections=FRONTENDS | DEFAULTS)

@@ -143,7 +143,7 @@ NOT_YET_GLOBAL = {
     "insecure-fork-wanted", "tune.http.maxhdr",
 }
 NOT_YET_PROXY = {
-    "http-error", "tcp-response", "stick-table", "stick",
+    "http-error", "stick-table", "stick",
     "tcp-check", "unique-id-format", "unique-id-header",
     "reqadd", "rspadd", "compression", "fullconn", "source",
     "persist", "force-persist", "ignore-persist", "external-check", "filter", "server-template",
