@@ -8,6 +8,7 @@ Each ``set-header`` of the corpus is one expression (its header name says which)
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -200,6 +201,8 @@ class RecordingBackend(Backend):
 
 def run(cmd, port, tmp_path, name, backends, requests=None):
     env = {"FASTLB_DIFF": "from-env", "PATH": "/usr/sbin:/usr/bin:/bin"}
+    if os.environ.get("PYTHONPATH"):       # a checkout under test (a worktree) runs its fastlb
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env,
                             stderr=open(tmp_path / f"{name}.err", "wb"), cwd=tmp_path)
     try:

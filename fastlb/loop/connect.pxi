@@ -84,6 +84,8 @@ cdef void connected(Worker w, int idx, Session *s):
     w.srv_stats[w.backends[s.be].srv_shm[s.server] * STAT_WORDS + STAT_CONNECT] += 1
     s.state = ST_ESTABLISHED
     s.t_established = w.now
+    if w.frontends[s.fe].log_addrs:
+        log_addresses(s)
     s.srv.last = w.now
     if s.http:
         http_txn(w, idx).t_connect_ms = w.now - s.t_connect

@@ -60,6 +60,8 @@ cdef struct Session:
     socklen_t addrlen
     sockaddr_storage addr   # client address (a PROXY header's source when one came)
     sockaddr_storage dst    # the address the client reached (see dst_known)
+    uint8_t bsrc_known      # s.bsrc holds the server connection's local address (%bi/%bp)
+    sockaddr_storage bsrc
 
 
 cdef struct ServerRt:
@@ -129,6 +131,7 @@ cdef struct FrontendRt:
     int clitcpka
     int log_mode            # 0 none, 1 connect line at accept, 2 tcplog at end
     int dontlognull
+    int log_addrs           # its log format reads %fi/%fp/%bi/%bp: keep them past the close
     uint32_t shm_index
 
 

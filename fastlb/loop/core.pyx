@@ -336,6 +336,7 @@ cdef class Worker:
         fe.clitcpka = spec.clitcpka
         fe.log_mode = spec.log_mode
         fe.dontlognull = spec.dontlognull
+        fe.log_addrs = spec.log_addrs
         fe.shm_index = spec.index
         hooks = FrontendHooks()
         hooks.error_pages = spec.error_pages

@@ -89,6 +89,7 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
                 if txn.fresh and txn.requests > 0:
                     # first bytes after a keep-alive pause: the request (and its timer) starts
                     # now, once (empty lines sent to hold the connection do not restart it)
+                    txn.t_idle = w.now - txn.t_start
                     txn.t_start = w.now
                     txn.t_start_real = realtime_ms()
                 txn.fresh = False

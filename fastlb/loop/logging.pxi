@@ -14,6 +14,34 @@ cdef void log_connect(Worker w, Session *s):
         pass
 
 
+cdef void log_addresses(Session *s) noexcept nogil:
+    """Keep the addresses a log format reads (%fi/%fp, %bi/%bp) while the sockets are open."""
+    cdef socklen_t len = sizeof(sockaddr_storage)
+    session_dst(s)
+    if s.srv.fd >= 0 and getsockname(s.srv.fd, <sockaddr *>&s.bsrc, &len) == 0:
+        s.bsrc_known = 1
+
+
+cdef void record_addresses(Worker w, Session *s, LogRecord rec, int be, int srv):
+    """%fi/%fp, %si/%sp, %bi/%bp of a log line (None: "-")."""
+    cdef ServerRt *target
+    cdef socklen_t len = sizeof(sockaddr_storage)
+    cdef sockaddr_storage local
+    rec.frontend_addr = rec.server_addr = rec.backend_src = None
+    if session_dst(s) and s.dst.ss_family != AF_UNIX:
+        rec.frontend_addr = sockaddr_to_tuple(&s.dst)
+    if be >= 0 and srv >= 0:
+        target = &w.backends[be].servers[srv]
+        if target.addr.ss_family == AF_INET or target.addr.ss_family == AF_INET6:
+            ip, port = sockaddr_to_tuple(&target.addr)
+            rec.server_addr = (ip, session_dst_port(w, s) if target.use_client_port else port)
+    if s.srv.fd >= 0 and getsockname(s.srv.fd, <sockaddr *>&local, &len) == 0 \
+            and (local.ss_family == AF_INET or local.ss_family == AF_INET6):
+        rec.backend_src = sockaddr_to_tuple(&local)
+    elif s.bsrc_known and s.bsrc.ss_family != AF_UNIX:
+        rec.backend_src = sockaddr_to_tuple(&s.bsrc)
+
+
 cdef void log_end(Worker w, Session *s):
     cdef LogRecord rec = LogRecord.__new__(LogRecord)
     rec.frontend, rec.backend, rec.server = s.fe, s.be, s.server
@@ -27,6 +55,9 @@ cdef void log_end(Worker w, Session *s):
         rec.t_connect = s.t_established - s.t_connect
     rec.t_total = w.now - s.t_accept
     rec.bytes_out = s.srv.bytes_in
+    rec.bytes_in = s.cli.bytes_in
+    rec.t_idle = 0
+    record_addresses(w, s, rec, s.be, s.server)
     rec.term = chr(s.term0) + chr(s.term1)
     count_record(w, rec, s.fe, s.be, s.server)
     rec.retries, rec.redispatched = s.retries_done, s.redispatched
@@ -65,6 +96,9 @@ cdef void http_log(Worker w, Session *s, HttpTxn txn):
     rec.t_total = w.now - txn.t_start
     rec.status = txn.status
     rec.bytes_out = txn.bytes_out
+    rec.bytes_in = txn.bytes_in
+    rec.t_idle = txn.t_idle
+    record_addresses(w, s, rec, be, rec.server)
     rec.term = (chr(txn.term0) + chr(txn.term1) if txn.term0 != 45 or s.term0 == 45
                 else chr(s.term0) + chr(s.term1)) + txn.ck_client + txn.ck_server
     count_record(w, rec, s.fe, be, txn.log_server)

@@ -48,6 +48,7 @@ cdef int session_new(Worker w) except -1:
     s.heap_pos = -1
     s.wake_at = 0
     s.dst_known = 0
+    s.bsrc_known = 0
     s.unlogged = 0
     s.pp_authority = NULL
     s.pp_authority_len = 0
@@ -81,6 +82,8 @@ cdef void session_close(Worker w, int idx, Session *s):
     cdef FrontendRt *fe = &w.frontends[s.fe]
     if s.cli.fd >= 0 and not s.cli.rd_eof:
         side_discard_input(&s.cli)
+    if fe.log_addrs:
+        log_addresses(s)      # the log line reads them once both sockets are closed
     http_unlend(w, s)
     side_close(&s.cli)
     side_close(&s.srv)

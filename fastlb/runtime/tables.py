@@ -24,6 +24,7 @@ from ..loop.core import (CLOSE_BOTH, CLOSE_NONE, CLOSE_SERVER, LOG_CONNECT, LOG_
                          PP2_OPT_AUTHORITY, PP2_OPT_CRC32C)
 from ..http.acl import ConditionCompiler
 from ..sample import Stream
+from ..sample.registry import Context
 from .http_rules import (SampleEnv, build_after_response, build_backend_rules,
                          build_hash_key, build_response_editor, build_router,
                          build_server_rules)
@@ -114,6 +115,7 @@ class FrontendSpec:
     response_editor: object
     captures: tuple               # ([(name, len)] | None for requests, ... for responses)
     streams: bool = False         # a Stream per request: the log format has %[...] fields
+    log_addrs: bool = False       # the log format reads %fi/%fp/%bi/%bp
     conn_rules: object = None     # tcp-request connection: rules(src, port, dst_port) -> CONN_*
     after_response: object = None  # http-after-response rules: edit(stream), or None
 
@@ -307,6 +309,9 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         else:
             log_mode = LOG_CONNECT
     t = proxy.timeouts
+    log_format = compile_format(proxy.log_format or default_log_format(proxy),
+                                Context("log", env, proxy.name)) \
+        if log_mode in (LOG_TCPLOG, LOG_HTTPLOG) else None
     spec = FrontendSpec(
         index=index, backend=backend, http=proxy.mode == "http",
         http_close=HTTP_CLOSE_MODES[proxy.options.http_mode],
@@ -320,10 +325,10 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         response_editor=build_response_editor(proxy, env) if proxy.kind != "listen" else None,
         captures=(proxy.captures_req or None, proxy.captures_rsp or None),
         conn_rules=build_connection_rules(proxy, env),
-        after_response=build_after_response(proxy, env))
-    return FrontendTable(index=index, proxy=proxy, spec=spec,
-                         log_format=compile_format(proxy.log_format or default_log_format(proxy))
-                         if log_mode in (LOG_TCPLOG, LOG_HTTPLOG) else None,
+        after_response=build_after_response(proxy, env),
+        streams=log_format is not None and log_format.samples,
+        log_addrs=log_format is not None and log_format.addresses)
+    return FrontendTable(index=index, proxy=proxy, spec=spec, log_format=log_format,
                          listeners=list(proxy.listeners))
 
 

@@ -37,6 +37,8 @@ class TrafficLogger:
         self.sinks = [LogSink(fe.proxy.logs, fe.proxy.log_tag or g.log_tag or default_tag,
                               log_pid, g.log_send_hostname) for fe in tables.frontends]
         self.pid = log_pid
+        self.requests = 0         # %rt: this worker's sessions and requests, from 0
+        self.log_counts = [0] * len(tables.frontends)    # %lc: lines each frontend logged
         # per loop listener (the order run_worker adds them): its frontend and its name in
         # HAProxy's logs, the bind's "name", else its number in the frontend
         self.listener_names = [(fe.index, listener.name or str(i + 1))
@@ -50,6 +52,7 @@ class TrafficLogger:
                             t.backend_name(fe, rec.backend), t.server_name(rec.backend, rec.server),
                             rec.start_ms, (rec.t_queue, rec.t_connect, rec.t_total),
                             rec.bytes_out, rec.term, self.counts(rec), self.pid)
+        self._extra(fields, rec)
         self.sinks[fe].send(INFO, render(t.frontends[fe].log_format, fields))
 
     def http_end(self, rec):
@@ -68,7 +71,20 @@ class TrafficLogger:
             if stream.log_level == "silent":
                 return
             level = SEVERITIES[stream.log_level]
+        self._extra(fields, rec)
         self.sinks[fe].send(level, render(t.frontends[fe].log_format, fields))
+
+    def _extra(self, fields, rec):
+        """What a log-format may read past the fixed fields: the loop's record (addresses,
+        %U, %Ti), %rt, %lc, %ID and the Stream of %[...]."""
+        fields.rec = rec
+        fields.stream = stream = rec.stream
+        fields.rt = self.requests
+        self.requests += 1
+        fields.lc = self.log_counts[rec.frontend]
+        self.log_counts[rec.frontend] += 1
+        if stream is not None:
+            fields.unique_id = stream.unique_id
 
     @staticmethod
     def counts(rec) -> tuple:

@@ -387,7 +387,7 @@ def log_format(parser, proxy, args, origin):
         return
     text = " ".join(args)
     try:
-        compile_format(text)
+        compile_format(text, check_only=True)
     except LogFormatError as exc:
         raise ValueError(f"'log-format' : {exc}") from None
     proxy.log_format = text
