@@ -304,6 +304,11 @@ def compare(theirs, ours) -> list[str]:
     ("acl a nosuchfetch x", "unknown fetch method 'nosuchfetch'"),
     ("acl a path,nosuchconv x", "unknown converter 'nosuchconv'"),
     ("http-request set-header X %[str(abc),table_conn_cur(t)]", "stick"),
+    # a log line is written once the headers are gone: HAProxy refuses them there
+    ("log-format %[req.hdr(host)]", "needs 'HTTP request headers'"),
+    ("log-format %[res.hdr(x)]", "needs 'HTTP response headers'"),
+    ("log-format %ci\\ %[src", "missing ']'"),
+    ("log-format %Zz", "no such format variable 'Zz'"),
 ])
 def test_both_refuse_the_same_mistakes(tmp_path, line, message):
     """A mistake in an expression is a start-up error in both, and fastlb's names the

@@ -36,7 +36,7 @@ PLACES = {
     "use_backend": {L4, REQ_HEADERS},
     "http-response": {L4, RES_HEADERS, RESPONSE, BACKEND, SERVER},
     "http-after-response": {L4, RES_HEADERS, RESPONSE, BACKEND, SERVER},
-    "log": {L4, REQ_HEADERS, RES_HEADERS, RESPONSE, BACKEND, SERVER},
+    "log": {L4, RESPONSE, BACKEND, SERVER},
     "tcp-request connection": {L4},
     "tcp-request content": {L4},
     "balance": {L4, REQ_HEADERS, BACKEND},

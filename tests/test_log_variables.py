@@ -1,0 +1,155 @@
+"""Every HAProxy 2.6 log-format variable, its flags and %[...] sample fields: one config run
+through Debian's haproxy and through fastlb (tests/test_sample_differential.py's
+``differential``), the log lines each sends to a UDP syslog receiver compared field by
+field once what differs between two runs (ports, dates, timers, pids) is masked.
+
+Each field of the format is ``<name>=<value>`` between `` | `` separators, so a difference
+names the variable.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from conftest import mask_log_line
+from test_sample_differential import differential
+
+pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+
+# (label, format): rendered "label=value"
+BOTH = [
+    ("ci", "%ci"), ("cp", "%cp"), ("fi", "%fi"), ("fp", "%fp"), ("si", "%si"), ("sp", "%sp"),
+    ("bi", "%bi"), ("bp", "%bp"), ("f", "%f"), ("ft", "%ft"), ("b", "%b"), ("s", "%s"),
+    ("H", "%H"), ("t", "%t"), ("T", "%T"), ("Tl", "%Tl"), ("Ts", "%Ts"), ("ms", "%ms"),
+    ("Th", "%Th"), ("Tw", "%Tw"), ("Tc", "%Tc"), ("Tt", "%Tt"), ("Tu", "%Tu"), ("Td", "%Td"),
+    ("B", "%B"), ("U", "%U"), ("ts", "%ts"), ("tsc", "%tsc"), ("ac", "%ac"), ("fc", "%fc"),
+    ("bc", "%bc"), ("sc", "%sc"), ("rc", "%rc"), ("sq", "%sq"), ("bq", "%bq"), ("rt", "%rt"),
+    ("lc", "%lc"), ("ID", "%ID"), ("sslv", "%sslv"), ("sslc", "%sslc"), ("pid", "%pid"),
+    ("hr", "%hr"), ("hrl", "%hrl"), ("ST", "%ST"),
+    # flags: quoted strings (a missing one is ""), hexadecimal addresses and counters,
+    # escaped strings, and %o carrying its flags to what follows
+    ("Qci", "%{+Q}ci"), ("Qb", "%{+Q}b"), ("QID", "%{+Q}ID"), ("Qsslv", "%{+Q}sslv"),
+    ("QH", "%{+Q}H"), ("QB", "%{+Q}B"), ("Qts", "%{+Q}ts"), ("Xci", "%{+X}ci"),
+    ("Xsi", "%{+X}si"), ("Xrt", "%{+X}rt"), ("Xlc", "%{+X}lc"), ("EID", "%{+E}ID"),
+    # sample expressions: what HAProxy can still read at log time
+    ("src", "%[src]"), ("varnone", "%[var(txn.none)]"), ("Qnone", "%{+Q}[var(txn.none)]"),
+    ("mask", "%[src,ipmask(8)]"), ("int", "%[int(5),add(2)]"), ("Qint", "%{+Q}[int(5)]"),
+    ("Xint", "%{+X}[int(255)]"), ("fename", "%[fe_name]"),
+]
+HTTP_ONLY = [
+    ("tr", "%tr"), ("trg", "%trg"), ("trl", "%trl"), ("TR", "%TR"), ("Ti", "%Ti"),
+    ("Tq", "%Tq"), ("Tr", "%Tr"), ("Ta", "%Ta"), ("CC", "%CC"), ("CS", "%CS"),
+    ("r", "%r"), ("Qr", "%{+Q}r"), ("HM", "%HM"), ("HU", "%HU"), ("HP", "%HP"),
+    ("HPO", "%HPO"), ("HQ", "%HQ"), ("HV", "%HV"), ("QHU", "%{+Q}HU"), ("QCC", "%{+Q}CC"),
+    ("hs", "%hs"), ("hsl", "%hsl"),
+    ("cap", "%[capture.req.hdr(0),lower]"), ("Qcap", "%{+Q}[capture.req.hdr(0)]"),
+    ("var", "%[var(txn.x)]"), ("Qvar", "%{+Q}[var(txn.x)]"), ("srv", "%[srv_name]"), ("be", "%[be_name]"),
+    ("query", "%[var(txn.q)]"), ("querylen", "%[var(txn.q),length]"),
+]
+# what differs between two runs, or between HAProxy's count of bytes (its internal HTX
+# size, README) and fastlb's (the bytes on the wire)
+MASKED = {"cp", "fp", "sp", "bp", "t", "T", "Tl", "Ts", "ms", "Tw", "Tc", "Tt", "Tu", "Td",
+          "B", "U", "pid", "tr", "trg", "trl", "TR", "Ti", "Tq", "Tr", "Ta", "QB", "Xlc"}
+# the hostname, the addresses: the same machine and loopback in both
+SEPARATOR = "\\ |\\ "
+
+
+def log_config(mode: str, part: int):
+    """Half of the fields (a syslog line is cut at 1024 bytes)."""
+    fields = BOTH + (HTTP_ONLY if mode == "http" else [])
+    fields = fields[:len(fields) // 2] if part == 0 else fields[len(fields) // 2:]
+    fmt = SEPARATOR.join(f"{label}={text}" for label, text in fields)
+
+    def make(port: int, be1: int, be2: int, log: int) -> str:
+        http = mode == "http"
+        return f"""
+global
+    log 127.0.0.1:{log} local0
+defaults
+    mode {mode}
+    log global
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    log-format {fmt}
+{"    capture request header Host len 20" if http else ""}
+{"    http-request set-var(txn.x) str(hello)" if http else ""}
+{"    http-request set-var(txn.q) query" if http else ""}
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+    return make
+
+
+def fields_of(line: str) -> dict:
+    body = mask_log_line(line).rstrip("\n").split(": ", 1)[1]
+    out = {}
+    for part in body.split(" | "):
+        label, _, value = part.partition("=")
+        out[label] = value
+    return out
+
+
+def check_values(ours: dict, theirs: dict, masked=MASKED) -> list[str]:
+    out = []
+    for label in theirs:
+        if label in masked:
+            # both have a value of the same shape (a number or a date), or both none
+            same_shape = (theirs[label] == "-") == (ours.get(label) == "-") and \
+                (re.fullmatch(r"[+-]?[0-9A-F]+", theirs[label]) is None) == \
+                (re.fullmatch(r"[+-]?[0-9A-F]+", ours.get(label, "")) is None)
+            if not same_shape:
+                out.append(f"{label}: {ours.get(label)!r}, haproxy's {theirs[label]!r}")
+        elif ours.get(label) != theirs[label]:
+            out.append(f"{label}: {ours.get(label)!r} != haproxy's {theirs[label]!r}")
+    return out
+
+
+@pytest.mark.parametrize("mode, part", [("http", 0), ("http", 1), ("tcp", 0), ("tcp", 1)])
+def test_log_variables_as_haproxy(tmp_path, mode, part):
+    logs: dict = {}
+    requests = [("/a/b?a=1&b=2", [("Host", "WWW.Example")]),
+                ("http://h.example/abs/path?z=9", [("Host", "h.example")])]
+    differential(tmp_path, log_config(mode, part), requests, logs)
+    assert len(logs["haproxy"]) == len(logs["fastlb"]) == 2, logs
+    differences = []
+    for n, (theirs, ours) in enumerate(zip(logs["haproxy"], logs["fastlb"])):
+        # a TCP session may still be open when the one before it logs (the client has
+        # closed, the server not yet): the concurrent counts are compared by shape
+        masked = MASKED | ({"ac", "fc", "bc", "sc"} if mode == "tcp" else set())
+        differences += [f"request {n}: {d}" for d in check_values(fields_of(ours),
+                                                                  fields_of(theirs), masked)]
+    assert not differences, "\n".join(differences)
+    ours = fields_of(logs["fastlb"][1])
+    # what the masked fields must still be: the address reached, the server's, ours; the
+    # second request's counters; and no field was cut off
+    expected = {"fi": "127.0.0.1", "si": "127.0.0.1", "bi": "127.0.0.1", "rt": "1", "lc": "1",
+                "Xlc": "0001"}
+    assert {k: ours[k] for k in expected if k in ours} == \
+        {k: v for k, v in expected.items() if k in ours}
+    assert ("fi" in ours) == (part == 0)
+    assert all(fields_of(line)[label] for line in logs["fastlb"] for label in ("fp", "bp")
+               if part == 0)
+    assert len(ours) == len(fields_of(logs["haproxy"][1]))
+
+
+def test_http_only_variables_are_refused_in_tcp_mode(tmp_path):
+    """HAProxy refuses %CC, %r, %HU... in a TCP frontend's log-format at start-up."""
+    import subprocess
+    from conftest import FASTLB
+    path = tmp_path / "tcp.cfg"
+    path.write_text("defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n"
+                    "    timeout server 1s\nfrontend fe\n    bind 127.0.0.1:1\n"
+                    "    log-format %ci\\ %HU\n    default_backend be\nbackend be\n"
+                    "    server s1 127.0.0.1:1\n")
+    haproxy = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
+    ours = subprocess.run(FASTLB + ["-c", "-f", str(path)], capture_output=True, text=True)
+    assert haproxy.returncode != 0 and "reserved for HTTP mode" in haproxy.stderr
+    assert ours.returncode != 0 and "reserved for HTTP mode" in ours.stderr, ours.stderr
