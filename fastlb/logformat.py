@@ -8,6 +8,7 @@ renders one variable), so rendering a line only calls the variables it uses.
 """
 from __future__ import annotations
 
+import itertools
 import re
 import socket
 import time
@@ -91,6 +92,47 @@ def http_fields(addr, frontend: str, backend: str, server: str, start_ms: int, t
     line.req_caps, line.rsp_caps = captures
     line._request_parts = None
     return line
+
+
+# -- the request counter (%rt) and the unique id -----------------------------------------------
+_REQUESTS = itertools.count()
+
+
+def next_request() -> int:
+    """%rt: this process's sessions and requests, from 0 (a worker's own count)."""
+    return next(_REQUESTS)
+
+
+class _Addresses:
+    """The part of the loop's record a unique id reads (%fi/%fp) while the request runs."""
+    __slots__ = ("frontend_addr", "server_addr", "backend_src", "bytes_in", "t_idle")
+
+    def __init__(self, frontend_addr):
+        self.frontend_addr = frontend_addr
+        self.server_addr = self.backend_src = None
+        self.bytes_in = self.t_idle = 0
+
+
+UNIQUE_ID_LEN = 128     # HAProxy keeps a unique id's first 127 characters
+
+
+def unique_id_maker(fmt: "LogFormat", frontend: str, pid: int) -> Callable:
+    """``make(stream) -> bytes``: ``unique-id-format`` rendered for a request as it arrives
+    (the timers, bytes and status it may name are not known yet: '-' or -1)."""
+    def make(stream) -> bytes:
+        method = (stream.method or b"").decode("latin-1")
+        request = f"{method} {stream.url.decode('latin-1')} HTTP/{stream.version.decode()}"
+        line = http_fields((stream.src, stream.src_port), frontend, frontend, "<NOSRV>",
+                           int(time.time() * 1000), (-1, -1, -1, -1, -1), -1, 0, "----",
+                           (0, 0, 0, 0, "0"), request, (stream.captures_req, None), pid)
+        line.rec = _Addresses((stream.dst, stream.dst_port) if stream.dst else None)
+        if stream.seq is None:
+            stream.seq = next_request()
+        line.rt = stream.seq
+        line.stream = stream
+        text = render(fmt, line)[:UNIQUE_ID_LEN - 1]
+        return text.encode("latin-1", "replace")
+    return make
 
 
 # -- the variables -----------------------------------------------------------------------------

@@ -153,3 +153,41 @@ def test_http_only_variables_are_refused_in_tcp_mode(tmp_path):
     ours = subprocess.run(FASTLB + ["-c", "-f", str(path)], capture_output=True, text=True)
     assert haproxy.returncode != 0 and "reserved for HTTP mode" in haproxy.stderr
     assert ours.returncode != 0 and "reserved for HTTP mode" in ours.stderr, ours.stderr
+
+
+def unique_id_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+global
+    log 127.0.0.1:{log} local0
+defaults
+    mode http
+    log global
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    unique-id-format %{{+X}}o\\ %ci_%fi_%rt_%ft_%HM_%HU_%HV
+    unique-id-header X-Unique-ID
+    http-request set-header X-Copy %[unique-id]
+    log-format id=%ID\\ |\\ qid=%{{+Q}}ID\\ |\\ fetch=%[unique-id]\\ |\\ rt=%rt
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+def test_unique_id_format_and_header_as_haproxy(tmp_path):
+    """The id (its fields as the request arrives), the header the server receives, the
+    unique-id fetch in a rule and in the log, %ID."""
+    logs: dict = {}
+    requests = [("/a?b=1", [("Host", "h")]), ("/second", [("Host", "h")])]
+    differential(tmp_path, unique_id_config, requests, logs)   # the server saw the same headers
+    ours = [fields_of(line) for line in logs["fastlb"]]
+    assert ours == [fields_of(line) for line in logs["haproxy"]]
+    assert ours[1] == {"id": "7F000001_7F000001_0001_fe_GET_/second_HTTP/1.1",
+                       "qid": '"7F000001_7F000001_0001_fe_GET_/second_HTTP/1.1"',
+                       "fetch": "7F000001_7F000001_0001_fe_GET_/second_HTTP/1.1",
+                       "rt": "1"}

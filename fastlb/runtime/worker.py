@@ -13,7 +13,7 @@ import traceback  # noqa: F401 - used by the loop after a chroot hides the libra
 from setproctitle import setproctitle
 
 from ..loop import core as loop
-from ..logformat import format_accept_date, http_fields, render, tcp_fields
+from ..logformat import format_accept_date, http_fields, next_request, render, tcp_fields
 from ..logsink import INFO, LogSink, format_address
 from .listeners import inherited_socket
 from .process import confine, pin_cpus
@@ -37,7 +37,6 @@ class TrafficLogger:
         self.sinks = [LogSink(fe.proxy.logs, fe.proxy.log_tag or g.log_tag or default_tag,
                               log_pid, g.log_send_hostname) for fe in tables.frontends]
         self.pid = log_pid
-        self.requests = 0         # %rt: this worker's sessions and requests, from 0
         self.log_counts = [0] * len(tables.frontends)    # %lc: lines each frontend logged
         # per loop listener (the order run_worker adds them): its frontend and its name in
         # HAProxy's logs, the bind's "name", else its number in the frontend
@@ -79,12 +78,12 @@ class TrafficLogger:
         %U, %Ti), %rt, %lc, %ID and the Stream of %[...]."""
         fields.rec = rec
         fields.stream = stream = rec.stream
-        fields.rt = self.requests
-        self.requests += 1
+        fields.rt = stream.seq if stream is not None and stream.seq is not None \
+            else next_request()
         fields.lc = self.log_counts[rec.frontend]
         self.log_counts[rec.frontend] += 1
-        if stream is not None:
-            fields.unique_id = stream.unique_id
+        if stream is not None and stream.unique_id is not None:
+            fields.unique_id = stream.unique_id.decode("latin-1")
 
     @staticmethod
     def counts(rec) -> tuple:

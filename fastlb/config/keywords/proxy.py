@@ -393,6 +393,23 @@ def log_format(parser, proxy, args, origin):
     proxy.log_format = text
 
 
+@keyword("unique-id-format", sections=PROXY_AND_DEFAULTS)
+def unique_id_format(parser, proxy, args, origin):
+    if not args:
+        raise ValueError("'unique-id-format' expects an argument.")
+    text = " ".join(args)
+    try:
+        compile_format(text, check_only=True)
+    except LogFormatError as exc:
+        raise ValueError(f"'unique-id-format' : {exc}") from None
+    proxy.unique_id_format = text
+
+
+@keyword("unique-id-header", sections=PROXY_AND_DEFAULTS)
+def unique_id_header(parser, proxy, args, origin):
+    proxy.unique_id_header = one_arg(args, "unique-id-header")
+
+
 @keyword("log-tag", sections=PROXY_AND_DEFAULTS)
 def log_tag(parser, proxy, args, origin):
     proxy.log_tag = one_arg(args, "log-tag")

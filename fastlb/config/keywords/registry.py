@@ -144,7 +144,7 @@ NOT_YET_GLOBAL = {
 }
 NOT_YET_PROXY = {
     "http-error", "tcp-response", "stick-table", "stick",
-    "tcp-check", "unique-id-format", "unique-id-header",
+    "tcp-check",
     "reqadd", "rspadd", "compression", "fullconn", "source",
     "persist", "force-persist", "ignore-persist", "external-check", "filter", "server-template",
     "email-alert", "rate-limit", "max-keep-alive-queue", "load-server-state-from-file",
