@@ -23,6 +23,9 @@ from .sample.registry import Context, SampleError
 TCPLOG = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq"
 HTTPLOG = ("%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc "
            "%ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r")
+# option httplog clf
+CLFLOG = ("%{+Q}o %{-Q}ci - - [%trg] %r %ST %B \"\" \"\" %cp %ms %ft %b %s %TR %Tw %Tc %Tr %Ta "
+          "%tsc %ac %fc %bc %sc %rc %sq %bq %CC %CS %hrl %hsl")
 # With no capture configured, HAProxy drops %hr %hs and their spaces.
 HTTPLOG_NO_CAPTURE = HTTPLOG.replace(" %hr %hs", "")
 
@@ -136,7 +139,8 @@ def unique_id_maker(fmt: "LogFormat", frontend: str, pid: int) -> Callable:
 
 
 # -- the variables -----------------------------------------------------------------------------
-STRING, NUMBER, OTHER = 0, 1, 2     # how +Q treats a variable: strings are quoted, others not
+STRING, NUMBER, OTHER, LIST = 0, 1, 2, 3   # how +Q treats a variable: strings are quoted,
+                                            # each item of a list (%hrl), others not
 
 
 @dataclass(frozen=True)
@@ -334,8 +338,8 @@ VARIABLES = {
     "sslc": string(lambda line: None),
     "hr": Variable(tcp=lambda line: "", http=lambda line: _capture_block(line.req_caps)),
     "hs": Variable(tcp=lambda line: "", http=lambda line: _capture_block(line.rsp_caps)),
-    "hrl": Variable(tcp=lambda line: "", http=lambda line: " ".join(line.req_caps or ())),
-    "hsl": Variable(tcp=lambda line: "", http=lambda line: " ".join(line.rsp_caps or ())),
+    "hrl": Variable(tcp=lambda line: (), http=lambda line: line.req_caps or (), kind=LIST),
+    "hsl": Variable(tcp=lambda line: (), http=lambda line: line.rsp_caps or (), kind=LIST),
     "r": http_var(attrgetter("request"), STRING),
     "HM": http_var(_request_part(0), STRING),
     "HU": http_var(_request_part(1), STRING),
@@ -384,6 +388,9 @@ def _safe(value: str) -> str:
 
 
 def _piece(read: Optional[Callable], variable: Optional[Variable], flags: frozenset):
+    if variable is not None and variable.kind == LIST and read is not None:
+        each = _quote if "Q" in flags else str
+        return lambda line: " ".join(each(item) for item in read(line))
     quoted = "Q" in flags and (variable is None or variable.kind == STRING)
     escaped = "E" in flags
     hexed = variable.hex if variable is not None and "X" in flags else None

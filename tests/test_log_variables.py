@@ -191,3 +191,86 @@ def test_unique_id_format_and_header_as_haproxy(tmp_path):
                        "qid": '"7F000001_7F000001_0001_fe_GET_/second_HTTP/1.1"',
                        "fetch": "7F000001_7F000001_0001_fe_GET_/second_HTTP/1.1",
                        "rt": "1"}
+
+
+def logasap_config(mode: str):
+    def make(port: int, be1: int, be2: int, log: int) -> str:
+        http = mode == "http"
+        fmt = "Tt=%Tt | Tu=%Tu | B=%B | ts=%ts" + (" | Ta=%Ta | ST=%ST | tsc=%tsc" if http else "")
+        fmt = fmt.replace(" ", "\\ ")
+        return f"""
+global
+    log 127.0.0.1:{log} local0
+defaults
+    mode {mode}
+    log global
+    option logasap
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    log-format {fmt}
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+    return make
+
+
+@pytest.mark.parametrize("mode", ["http", "tcp"])
+def test_option_logasap_as_haproxy(tmp_path, mode):
+    """The line goes out at the response head (a TCP session's once connected): '+' before
+    %Tt/%Tu/%Ta (and %B of a request), the state still '--'."""
+    logs: dict = {}
+    differential(tmp_path, logasap_config(mode), [("/", [("Host", "h")])], logs)
+    theirs, ours = fields_of(logs["haproxy"][0]), fields_of(logs["fastlb"][0])
+    assert len(logs["fastlb"]) == 1
+    assert {k: v[:1] == "+" for k, v in ours.items()} == \
+        {k: v[:1] == "+" for k, v in theirs.items()}
+    assert ours["ts"] == theirs["ts"] == "--"
+    assert ours["Tt"].startswith("+")
+    if mode == "http":
+        assert ours["B"].startswith("+") and ours["ST"] == theirs["ST"] == "200"
+
+
+def clf_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+global
+    log 127.0.0.1:{log} local0
+defaults
+    mode http
+    log global
+    option httplog clf
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    capture request header Host len 10
+    capture response header X-Origin len 10
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+def test_option_httplog_clf_as_haproxy(tmp_path):
+    logs: dict = {}
+    differential(tmp_path, clf_config, [("/a?b=1", [("Host", "www.example")])], logs)
+
+    def masked(line: str) -> str:
+        line = mask_log_line(line)
+        line = re.sub(r"\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\]", "[DATE]", line)
+        # %B, then %cp %ms, then the five timers
+        line = re.sub(r'(" \d{3}) \d+ ', r"\1 B ", line)
+        line = re.sub(r'"" "" \d+ \d+ ', '"" "" PORT MS ', line)
+        return re.sub(r'("s1") \d+ \d+ \d+ \d+ \d+ ', r"\1 T T T T T ", line)
+    assert [masked(x) for x in logs["fastlb"]] == [masked(x) for x in logs["haproxy"]]
+    assert masked(logs["fastlb"][0]).rstrip("\n").endswith(
+        '"GET /a?b=1 HTTP/1.1" 200 B "" "" PORT MS "fe" "be1" "s1" T T T T T ---- '
+        '1 1 0 0 0 0 0 "" "" "www.exampl" "origin"')

@@ -186,6 +186,9 @@ class Options:
     clitcpka: bool = False
     srvtcpka: bool = False
     log_health_checks: bool = False
+    logasap: bool = False               # log a request at its response head, a TCP session
+                                        # once connected ('+' before %Tt and %B)
+    httplog_clf: bool = False           # option httplog clf: the line in CLF order
     allbackups: bool = False
     forwardfor: Optional[ForwardFor] = None
     originalto: Optional[ForwardFor] = None   # the same settings, for the destination

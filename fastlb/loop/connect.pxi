@@ -86,6 +86,10 @@ cdef void connected(Worker w, int idx, Session *s):
     s.t_established = w.now
     if w.frontends[s.fe].log_addrs:
         log_addresses(s)
+    if w.frontends[s.fe].logasap and not s.http and w.frontends[s.fe].log_mode == LOG_TCPLOG \
+            and w.log_callback is not None:
+        log_end(w, s)               # option logasap: the line goes out now, '+' before %Tt
+        s.logged = 1
     s.srv.last = w.now
     if s.http:
         http_txn(w, idx).t_connect_ms = w.now - s.t_connect

@@ -55,6 +55,7 @@ cdef struct Session:
     int free_next
     uint8_t dst_known       # s.dst holds: 1 the socket's local address, 2 a PROXY header's
     uint8_t unlogged        # closed before it was a session (PROXY header failure, reject)
+    uint8_t logged          # option logasap: its line went out when it connected
     int pp_authority_len
     char *pp_authority      # authority TLV of a received PROXY v2 header (malloc), or NULL
     socklen_t addrlen
@@ -132,6 +133,7 @@ cdef struct FrontendRt:
     int log_mode            # 0 none, 1 connect line at accept, 2 tcplog at end
     int dontlognull
     int log_addrs           # its log format reads %fi/%fp/%bi/%bp: keep them past the close
+    int logasap             # option logasap: log at the response head (TCP: once connected)
     uint32_t shm_index
 
 

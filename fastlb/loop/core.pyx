@@ -337,6 +337,7 @@ cdef class Worker:
         fe.log_mode = spec.log_mode
         fe.dontlognull = spec.dontlognull
         fe.log_addrs = spec.log_addrs
+        fe.logasap = spec.logasap
         fe.shm_index = spec.index
         hooks = FrontendHooks()
         hooks.error_pages = spec.error_pages

@@ -40,6 +40,11 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
         if txn.after_due and txn.out_cli_off == 0:
             txn.after_due = False
             http_after_response(w, idx, s, txn)
+        if fe.logasap and txn.out_cli_off == 0 and not txn.error_sent and not txn.logged \
+                and txn.rsp_state == RS_BODY and txn.status > 0:
+            txn.asap = True         # option logasap: the line goes out with the head
+            http_log(w, s, txn)
+            txn.asap = False
         if txn.error_sent and txn.close_client and txn.out_cli_off == 0:
             txn.out_cli = announce_close(txn.out_cli)
         r = flush_staged(w, &s.cli, txn, False)

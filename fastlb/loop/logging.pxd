@@ -31,6 +31,7 @@ cdef class LogRecord:
     cdef readonly object backend_src    # (ip, port) of our end of the server connection, or None
     cdef readonly int64_t bytes_in      # %U: bytes from the client
     cdef readonly int64_t t_idle        # %Ti: keep-alive pause before the request (httplog)
+    cdef readonly bint logasap          # sent before the end (option logasap): '+' on %Tt/%B
 
 cdef void log_connect(Worker w, Session *s)
 cdef void log_end(Worker w, Session *s)

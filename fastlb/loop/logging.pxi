@@ -57,6 +57,7 @@ cdef void log_end(Worker w, Session *s):
     rec.bytes_out = s.srv.bytes_in
     rec.bytes_in = s.cli.bytes_in
     rec.t_idle = 0
+    rec.logasap = s.state == ST_ESTABLISHED and w.frontends[s.fe].logasap
     record_addresses(w, s, rec, s.be, s.server)
     rec.term = chr(s.term0) + chr(s.term1)
     count_record(w, rec, s.fe, s.be, s.server)
@@ -98,6 +99,11 @@ cdef void http_log(Worker w, Session *s, HttpTxn txn):
     rec.bytes_out = txn.bytes_out
     rec.bytes_in = txn.bytes_in
     rec.t_idle = txn.t_idle
+    rec.logasap = False
+    if txn.asap:
+        # option logasap, at the response head: what is out so far is that head
+        rec.logasap = True
+        rec.bytes_out = len(txn.out_cli)
     record_addresses(w, s, rec, be, rec.server)
     rec.term = (chr(txn.term0) + chr(txn.term1) if txn.term0 != 45 or s.term0 == 45
                 else chr(s.term0) + chr(s.term1)) + txn.ck_client + txn.ck_server

@@ -50,6 +50,7 @@ cdef int session_new(Worker w) except -1:
     s.dst_known = 0
     s.bsrc_known = 0
     s.unlogged = 0
+    s.logged = 0
     s.pp_authority = NULL
     s.pp_authority_len = 0
     w.active += 1
@@ -105,7 +106,8 @@ cdef void session_close(Worker w, int idx, Session *s):
         server_release(w, s)
     if s.http and fe.log_mode == LOG_HTTPLOG:
         http_log(w, s, http_txn(w, idx))    # a transaction cut short
-    elif fe.log_mode == LOG_TCPLOG and w.log_callback is not None and not s.unlogged:
+    elif fe.log_mode == LOG_TCPLOG and w.log_callback is not None and not s.unlogged \
+            and not s.logged:
         if not (fe.dontlognull and s.cli.bytes_in == 0):
             log_end(w, s)
     conn_release(w, fe)

@@ -15,7 +15,7 @@ from ..applets.page import Applets
 from ..http.cookies import Persistence, dynamic_cookie
 from ..lb.algorithms import ALGORITHMS, Algorithm
 from ..lb.lookup import ServerView, build_lookup
-from ..logformat import HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format
+from ..logformat import CLFLOG, HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format
 from .. import shm as shared
 # what frontends log, how connections close, what routers answer: the loop's own numbers
 # (loop/defs.pxd)
@@ -116,6 +116,7 @@ class FrontendSpec:
     captures: tuple               # ([(name, len)] | None for requests, ... for responses)
     streams: bool = False         # a Stream per request: the log format has %[...] fields
     log_addrs: bool = False       # the log format reads %fi/%fp/%bi/%bp
+    logasap: bool = False         # option logasap
     conn_rules: object = None     # tcp-request connection: rules(src, port, dst_port) -> CONN_*
     after_response: object = None  # http-after-response rules: edit(stream), or None
 
@@ -285,6 +286,8 @@ def default_log_format(proxy: Proxy) -> str:
     """option httplog (with or without captures) in mode http, else option tcplog."""
     if proxy.mode != "http":
         return TCPLOG
+    if proxy.options.httplog_clf:
+        return CLFLOG
     return HTTPLOG if proxy.captures_req or proxy.captures_rsp else HTTPLOG_NO_CAPTURE
 
 
@@ -327,7 +330,8 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         conn_rules=build_connection_rules(proxy, env),
         after_response=build_after_response(proxy, env),
         streams=log_format is not None and log_format.samples,
-        log_addrs=log_format is not None and log_format.addresses)
+        log_addrs=log_format is not None and log_format.addresses,
+        logasap=bool(proxy.options.logasap))
     return FrontendTable(index=index, proxy=proxy, spec=spec, log_format=log_format,
                          listeners=list(proxy.listeners))
 

@@ -77,6 +77,7 @@ class TrafficLogger:
         """What a log-format may read past the fixed fields: the loop's record (addresses,
         %U, %Ti), %rt, %lc, %ID and the Stream of %[...]."""
         fields.rec = rec
+        fields.logasap = rec.logasap
         fields.stream = stream = rec.stream
         fields.rt = stream.seq if stream is not None and stream.seq is not None \
             else next_request()

@@ -28,7 +28,7 @@ _OPTIONS_NOT_YET = {
     "tcp-check", "external-check", "persist", "prefer-last-server", "splice-auto",
     "splice-request", "splice-response", "transparent", "accept-invalid-http-request",
     "accept-invalid-http-response", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
-    "log-separate-errors", "logasap", "http-ignore-probes", "http-restrict-req-hdr-names",
+    "log-separate-errors", "http-ignore-probes", "http-restrict-req-hdr-names",
     "independent-streams", "nolinger", "socket-stats", "spop-check", "tcp-smart-accept",
     "tcp-smart-connect", "contstats", "disable-h2-upgrade", "idle-close-on-response",
     "http_proxy", "forceclose",
@@ -37,7 +37,7 @@ _OPTIONS_NOT_YET = {
 _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-accept", "tfo",
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
                  "gid")
-_OPTIONS = ("tcplog", "httplog", "dontlognull", "redispatch", "tcpka", "clitcpka", "srvtcpka",
+_OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "redispatch", "tcpka", "clitcpka", "srvtcpka",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
             "http-keep-alive", "http-server-close", "httpclose")
 _BIND_NOT_YET = {
@@ -273,11 +273,15 @@ def option(parser, proxy, args, origin, enable=True):
     if name in ("tcplog", "httplog"):
         if not enable:
             raise ValueError(f"negation/default is not supported for option '{name}'.")
-        if len(args) > 1:
+        clf = name == "httplog" and args[1:] == ["clf"]
+        if len(args) > 1 and not clf:
             raise ValueError(f"'option {name}' does not take arguments here.")
         setattr(opts, name, True)
         if name == "httplog":
             opts.tcplog = False
+            opts.httplog_clf = clf
+    elif name == "logasap":
+        opts.logasap = enable
     elif name == "dontlognull":
         opts.dontlognull = enable
     elif name == "redispatch":
