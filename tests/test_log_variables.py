@@ -274,3 +274,38 @@ def test_option_httplog_clf_as_haproxy(tmp_path):
     assert masked(logs["fastlb"][0]).rstrip("\n").endswith(
         '"GET /a?b=1 HTTP/1.1" 200 B "" "" PORT MS "fe" "be1" "s1" T T T T T ---- '
         '1 1 0 0 0 0 0 "" "" "www.exampl" "origin"')
+
+
+def sd_config(port: int, be1: int, be2: int, log: int) -> str:
+    return f"""
+global
+    log 127.0.0.1:{log} format rfc5424 local0
+defaults
+    mode http
+    log global
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    log-format %ci\\ %ST
+    log-format-sd %{{+Q,+E}}o\\ [exampleSDID@1234\\ ci=%ci\\ st=%ST\\ r=%r\\ b=%b]
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:{be1}
+backend be2
+    server s2 127.0.0.1:{be2}
+"""
+
+
+def test_log_format_sd_as_haproxy(tmp_path):
+    """log-format-sd: the RFC 5424 structured data in place of its '-', quoted and escaped
+    as the E flag says (']' in the request line)."""
+    logs: dict = {}
+    differential(tmp_path, sd_config, [("/x]y", [("Host", "h")])], logs)
+
+    def masked(line: str) -> str:
+        return re.sub(r"^<134>1 \S+ - \w+ \d+ - ", "<134>1 DATE - TAG PID - ", line)
+    assert [masked(x) for x in logs["fastlb"]] == [masked(x) for x in logs["haproxy"]] == \
+        ['<134>1 DATE - TAG PID - [exampleSDID@1234 ci="127.0.0.1" st=200 '
+         'r="GET /x\\]y HTTP/1.1" b="be1"] 127.0.0.1 200\n']

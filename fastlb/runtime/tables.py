@@ -168,6 +168,7 @@ class FrontendTable:
     log_format: Optional[list]    # compiled log-format (or the default one) for a frontend that
                                   # logs tcplog/httplog lines; None for the others
     listeners: list = field(default_factory=list)
+    log_format_sd: Optional[object] = None   # log-format-sd, compiled: RFC 5424 structured data
 
     @property
     def backend(self) -> int:
@@ -315,6 +316,8 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
     log_format = compile_format(proxy.log_format or default_log_format(proxy),
                                 Context("log", env, proxy.name)) \
         if log_mode in (LOG_TCPLOG, LOG_HTTPLOG) else None
+    log_format_sd = compile_format(proxy.log_format_sd, Context("log", env, proxy.name)) \
+        if log_format is not None and proxy.log_format_sd else None
     spec = FrontendSpec(
         index=index, backend=backend, http=proxy.mode == "http",
         http_close=HTTP_CLOSE_MODES[proxy.options.http_mode],
@@ -329,10 +332,11 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         captures=(proxy.captures_req or None, proxy.captures_rsp or None),
         conn_rules=build_connection_rules(proxy, env),
         after_response=build_after_response(proxy, env),
-        streams=log_format is not None and log_format.samples,
-        log_addrs=log_format is not None and log_format.addresses,
+        streams=any(f is not None and f.samples for f in (log_format, log_format_sd)),
+        log_addrs=any(f is not None and f.addresses for f in (log_format, log_format_sd)),
         logasap=bool(proxy.options.logasap))
     return FrontendTable(index=index, proxy=proxy, spec=spec, log_format=log_format,
+                         log_format_sd=log_format_sd,
                          listeners=list(proxy.listeners))
 
 

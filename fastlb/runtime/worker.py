@@ -52,7 +52,7 @@ class TrafficLogger:
                             rec.start_ms, (rec.t_queue, rec.t_connect, rec.t_total),
                             rec.bytes_out, rec.term, self.counts(rec), self.pid)
         self._extra(fields, rec)
-        self.sinks[fe].send(INFO, render(t.frontends[fe].log_format, fields))
+        self._send(fe, INFO, fields)
 
     def http_end(self, rec):
         """HAProxy's httplog line, or the frontend's log-format (no cookie capture yet: "-")."""
@@ -71,7 +71,12 @@ class TrafficLogger:
                 return
             level = SEVERITIES[stream.log_level]
         self._extra(fields, rec)
-        self.sinks[fe].send(level, render(t.frontends[fe].log_format, fields))
+        self._send(fe, level, fields)
+
+    def _send(self, fe, level, fields):
+        table = self.tables.frontends[fe]
+        sd = render(table.log_format_sd, fields) if table.log_format_sd is not None else "-"
+        self.sinks[fe].send(level, render(table.log_format, fields), sd)
 
     def _extra(self, fields, rec):
         """What a log-format may read past the fixed fields: the loop's record (addresses,

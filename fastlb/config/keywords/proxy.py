@@ -397,6 +397,20 @@ def log_format(parser, proxy, args, origin):
     proxy.log_format = text
 
 
+@keyword("log-format-sd", sections=PROXY_AND_DEFAULTS)
+def log_format_sd(parser, proxy, args, origin):
+    if proxy.kind == "backend":
+        parser.warn(origin, f"'log-format-sd' ignored because backend '{proxy.name}' has no "
+                    "frontend capability.")
+        return
+    text = " ".join(args)
+    try:
+        compile_format(text, check_only=True)
+    except LogFormatError as exc:
+        raise ValueError(f"'log-format-sd' : {exc}") from None
+    proxy.log_format_sd = text
+
+
 @keyword("unique-id-format", sections=PROXY_AND_DEFAULTS)
 def unique_id_format(parser, proxy, args, origin):
     if not args:
