@@ -309,3 +309,70 @@ def test_log_format_sd_as_haproxy(tmp_path):
     assert [masked(x) for x in logs["fastlb"]] == [masked(x) for x in logs["haproxy"]] == \
         ['<134>1 DATE - TAG PID - [exampleSDID@1234 ci="127.0.0.1" st=200 '
          'r="GET /x\\]y HTTP/1.1" b="be1"] 127.0.0.1 200\n']
+
+
+ERROR_FORMAT = ("ERR %ci %ST %ts %tsc %ft %b %s %Tw %Tc %B %U %ac %fc %bc %sc %rc %{+Q}r %HM "
+                "%ID %[src] %fi").replace(" ", "\\ ")
+
+
+def test_error_log_format_as_haproxy(tmp_path):
+    """error-log-format: the line of a connection that never became a stream (a bad PROXY
+    header; a request that could not be parsed) in that format, in both."""
+    import os
+    import subprocess
+    import time
+    from conftest import FASTLB, SyslogReceiver, free_port, listening_sockets, wait_until
+    lines = {}
+    for name in ("haproxy", "fastlb"):
+        syslog = SyslogReceiver()
+        port = free_port()
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(f"""
+global
+    log 127.0.0.1:{syslog.port} local0
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 1s
+    timeout client 2s
+    timeout server 2s
+frontend fe
+    bind 127.0.0.1:{port} accept-proxy
+    error-log-format {ERROR_FORMAT}
+    default_backend be1
+backend be1
+    server s1 127.0.0.1:1
+""")
+        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=dict(os.environ))
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            for data in (b"GARBAGE\r\n\r\n",
+                         b"PROXY TCP4 10.1.2.3 10.9.8.7 1111 80\r\nBAD\r\n\r\n"):
+                with socket_to(port) as sock:
+                    sock.sendall(data)
+                    try:
+                        sock.recv(4096)
+                    except OSError:
+                        pass
+                time.sleep(0.2)
+            lines[name] = syslog.drain()
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            syslog.sock.close()
+    ours = [mask_log_line(x).split(": ", 1)[1] for x in lines["fastlb"]]
+    assert ours == [mask_log_line(x).split(": ", 1)[1] for x in lines["haproxy"]]
+    assert ours == ['ERR 127.0.0.1 0 PR PR-- fe fe <NOSRV> -1 -1 0 0 1 1 0 0 0 "<BADREQ>" '
+                    '<BADREQ> - 127.0.0.1 127.0.0.1\n',
+                    'ERR 10.1.2.3 400 PR PR-- fe fe <NOSRV> -1 -1 0 0 1 1 0 0 0 "<BADREQ>" '
+                    '<BADREQ> - 10.1.2.3 10.9.8.7\n']
+
+
+def socket_to(port: int):
+    import socket
+    sock = socket.create_connection(("127.0.0.1", port), timeout=3)
+    return sock

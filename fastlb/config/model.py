@@ -303,6 +303,7 @@ class Proxy:
     http_after_response_rules: list = field(default_factory=list)
     http_reuse: str = "safe"
     log_format: Optional[str] = None
+    error_log_format: Optional[str] = None       # error-log-format: connection errors' lines
     log_format_sd: Optional[str] = None          # log-format-sd: RFC 5424 structured data
     unique_id_format: Optional[str] = None       # a log-format: the request's unique id
     unique_id_header: Optional[str] = None       # the request header that carries it
@@ -330,6 +331,7 @@ class Proxy:
         for name in ("mode", "default_backend", "balance", "maxconn", "backlog", "retries",
                      "log_tag", "monitor_uri", "http_reuse", "log_format",
                      "unique_id_format", "unique_id_header", "log_format_sd",
+                     "error_log_format",
                      "hash_type", "hash_function", "hash_avalanche", "cookie", "dynamic_cookie_key"):
             setattr(self, name, getattr(defaults, name))
         self.stats = copy.deepcopy(defaults.stats)

@@ -381,8 +381,9 @@ cdef class Worker:
         self.wakeup_fd = fd
 
     def set_handshake_log(self, callback):
-        """callback(listener, client, accept ms, message) when a connection is closed before
-        it became a session (a bad or missing PROXY header): HAProxy's embryonic log line."""
+        """callback(listener, client, accept ms, message, record) when a connection is closed
+        before it became a session (a bad or missing PROXY header): HAProxy's embryonic log
+        line (record: a LogRecord, for an error-log-format)."""
         self.handshake_log_callback = callback
 
     def set_error_capture(self, capture):

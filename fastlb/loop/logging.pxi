@@ -112,6 +112,9 @@ cdef void http_log(Worker w, Session *s, HttpTxn txn):
     rec.request_line = txn.request_line
     rec.captures = (txn.captures_req, txn.captures_rsp)
     rec.stream = txn.stream
+    if rec.stream is None and (<FrontendHooks>w.fe_hooks[s.fe]).streams:
+        # a request that never got as far as the rules: its %[...] read the connection
+        rec.stream = new_stream(w, s, None, b"", [], b"", txn.sess_vars, txn.requests <= 1)
     try:
         w.http_log_callback(rec)
     except Exception:

@@ -169,6 +169,7 @@ class FrontendTable:
                                   # logs tcplog/httplog lines; None for the others
     listeners: list = field(default_factory=list)
     log_format_sd: Optional[object] = None   # log-format-sd, compiled: RFC 5424 structured data
+    error_log_format: Optional[object] = None  # error-log-format, compiled: connection errors
 
     @property
     def backend(self) -> int:
@@ -318,6 +319,8 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         if log_mode in (LOG_TCPLOG, LOG_HTTPLOG) else None
     log_format_sd = compile_format(proxy.log_format_sd, Context("log", env, proxy.name)) \
         if log_format is not None and proxy.log_format_sd else None
+    error_log_format = compile_format(proxy.error_log_format, Context("log", env, proxy.name)) \
+        if log_mode != LOG_NONE and proxy.error_log_format else None
     spec = FrontendSpec(
         index=index, backend=backend, http=proxy.mode == "http",
         http_close=HTTP_CLOSE_MODES[proxy.options.http_mode],
@@ -332,11 +335,13 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         captures=(proxy.captures_req or None, proxy.captures_rsp or None),
         conn_rules=build_connection_rules(proxy, env),
         after_response=build_after_response(proxy, env),
-        streams=any(f is not None and f.samples for f in (log_format, log_format_sd)),
-        log_addrs=any(f is not None and f.addresses for f in (log_format, log_format_sd)),
+        streams=any(f is not None and f.samples
+                    for f in (log_format, log_format_sd, error_log_format)),
+        log_addrs=any(f is not None and f.addresses
+                      for f in (log_format, log_format_sd, error_log_format)),
         logasap=bool(proxy.options.logasap))
     return FrontendTable(index=index, proxy=proxy, spec=spec, log_format=log_format,
-                         log_format_sd=log_format_sd,
+                         log_format_sd=log_format_sd, error_log_format=error_log_format,
                          listeners=list(proxy.listeners))
 
 

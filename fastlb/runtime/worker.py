@@ -71,12 +71,17 @@ class TrafficLogger:
                 return
             level = SEVERITIES[stream.log_level]
         self._extra(fields, rec)
-        self._send(fe, level, fields)
+        # a request that could not be parsed is a connection error to HAProxy (no stream):
+        # its line is in the error-log-format when there is one
+        self._send(fe, level, fields, error=not rec.request_line or
+                   rec.request_line == b"<BADREQ>")
 
-    def _send(self, fe, level, fields):
+    def _send(self, fe, level, fields, error=False):
         table = self.tables.frontends[fe]
         sd = render(table.log_format_sd, fields) if table.log_format_sd is not None else "-"
-        self.sinks[fe].send(level, render(table.log_format, fields), sd)
+        fmt = table.error_log_format if error and table.error_log_format is not None \
+            else table.log_format
+        self.sinks[fe].send(level, render(fmt, fields), sd)
 
     def _extra(self, fields, rec):
         """What a log-format may read past the fixed fields: the loop's record (addresses,
@@ -103,10 +108,23 @@ class TrafficLogger:
         self.sinks[fe].send(INFO, f"Connect from {format_address(addr)} to {local}:{port} "
                                   f"({proxy.name}/{'HTTP' if http else 'TCP'})")
 
-    def handshake_failed(self, listener, addr, accept_ms, message):
+    def handshake_failed(self, listener, addr, accept_ms, message, rec=None):
         """HAProxy's line for a connection closed before it became a session:
-        ``ip:port [date] frontend/<bind name or id>: message``."""
+        ``ip:port [date] frontend/<bind name or id>: message``, or the error-log-format."""
         fe, name = self.listener_names[listener]
+        table = self.tables.frontends[fe]
+        if table.error_log_format is not None and rec is not None:
+            proxy = table.proxy.name
+            fields = http_fields(rec.client, proxy, proxy, "<NOSRV>", accept_ms,
+                                 (-1, -1, -1, -1, rec.t_total), 0, 0, "PR--", self.counts(rec),
+                                 "<BADREQ>", (None, None), self.pid)
+            if not table.spec.http:
+                fields = tcp_fields(rec.client, proxy, proxy, "<NOSRV>", accept_ms,
+                                    (-1, -1, rec.t_total), 0, "PR", self.counts(rec), self.pid)
+            self._extra(fields, rec)
+            sd = render(table.log_format_sd, fields) if table.log_format_sd is not None else "-"
+            self.sinks[fe].send(INFO, render(table.error_log_format, fields), sd)
+            return
         self.sinks[fe].send(INFO, f"{format_address(addr)} [{format_accept_date(accept_ms)}] "
                                   f"{self.tables.frontends[fe].proxy.name}/{name}: {message}")
 

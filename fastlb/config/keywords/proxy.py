@@ -397,18 +397,23 @@ def log_format(parser, proxy, args, origin):
     proxy.log_format = text
 
 
+@keyword("error-log-format", sections=PROXY_AND_DEFAULTS)
+def error_log_format(parser, proxy, args, origin):
+    log_format_sd(parser, proxy, args, origin, "error-log-format")
+
+
 @keyword("log-format-sd", sections=PROXY_AND_DEFAULTS)
-def log_format_sd(parser, proxy, args, origin):
+def log_format_sd(parser, proxy, args, origin, keyword="log-format-sd"):
     if proxy.kind == "backend":
-        parser.warn(origin, f"'log-format-sd' ignored because backend '{proxy.name}' has no "
+        parser.warn(origin, f"'{keyword}' ignored because backend '{proxy.name}' has no "
                     "frontend capability.")
         return
     text = " ".join(args)
     try:
         compile_format(text, check_only=True)
     except LogFormatError as exc:
-        raise ValueError(f"'log-format-sd' : {exc}") from None
-    proxy.log_format_sd = text
+        raise ValueError(f"'{keyword}' : {exc}") from None
+    setattr(proxy, keyword.replace("-", "_"), text)
 
 
 @keyword("unique-id-format", sections=PROXY_AND_DEFAULTS)

@@ -149,6 +149,6 @@ NOT_YET_PROXY = {
     "persist", "force-persist", "ignore-persist", "external-check", "filter", "server-template",
     "email-alert", "rate-limit", "max-keep-alive-queue", "load-server-state-from-file",
     "server-state-file-name", "http-send-name-header",
-    "error-log-format", "hash-balance-factor", "grace", "bind-process",
+    "hash-balance-factor", "grace", "bind-process",
     "unique-id", "monitor-net",
 }
