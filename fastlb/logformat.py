@@ -509,7 +509,7 @@ def compile_format(text: str, ctx=None, http: bool = True, check_only: bool = Fa
         variable = VARIABLES[name]
         if variable.http_only and not http:
             raise LogFormatError(f"format variable '{name}' is reserved for HTTP mode.")
-        addresses = addresses or name in ("fi", "fp", "bi", "bp")
+        addresses = addresses or name in ("fi", "fp", "bi", "bp", "si", "sp")
         unique_id = unique_id or name == "ID"
         parts.append((variable.tcp, variable.http, variable, flags))
     if pos < len(text):

@@ -132,7 +132,7 @@ cdef struct FrontendRt:
     int clitcpka
     int log_mode            # 0 none, 1 connect line at accept, 2 tcplog at end
     int dontlognull
-    int log_addrs           # its log format reads %fi/%fp/%bi/%bp: keep them past the close
+    int log_addrs           # its log formats read %fi/%fp/%bi/%bp/%si/%sp (kept past the close)
     int logasap             # option logasap: log at the response head (TCP: once connected)
     uint32_t shm_index
 

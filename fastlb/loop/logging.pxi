@@ -58,7 +58,8 @@ cdef void log_end(Worker w, Session *s):
     rec.bytes_in = s.cli.bytes_in
     rec.t_idle = 0
     rec.logasap = s.state == ST_ESTABLISHED and w.frontends[s.fe].logasap
-    record_addresses(w, s, rec, s.be, s.server)
+    if w.frontends[s.fe].log_addrs:
+        record_addresses(w, s, rec, s.be, s.server)
     rec.term = chr(s.term0) + chr(s.term1)
     count_record(w, rec, s.fe, s.be, s.server)
     rec.retries, rec.redispatched = s.retries_done, s.redispatched
@@ -104,7 +105,8 @@ cdef void http_log(Worker w, Session *s, HttpTxn txn):
         # option logasap, at the response head: what is out so far is that head
         rec.logasap = True
         rec.bytes_out = len(txn.out_cli)
-    record_addresses(w, s, rec, be, rec.server)
+    if w.frontends[s.fe].log_addrs:   # only for a format that reads them
+        record_addresses(w, s, rec, be, rec.server)
     rec.term = (chr(txn.term0) + chr(txn.term1) if txn.term0 != 45 or s.term0 == 45
                 else chr(s.term0) + chr(s.term1)) + txn.ck_client + txn.ck_server
     count_record(w, rec, s.fe, be, txn.log_server)
