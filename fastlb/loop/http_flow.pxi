@@ -95,8 +95,13 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
                     # first bytes after a keep-alive pause: the request (and its timer) starts
                     # now, once (empty lines sent to hold the connection do not restart it)
                     txn.t_idle = w.now - txn.t_start
-                    txn.t_start = w.now
+                    txn.t_start = txn.t_first = w.now
                     txn.t_start_real = realtime_ms()
+                elif txn.fresh:
+                    # the first request: from the accept to its first byte is its idle
+                    # time (%Ti), its %TR and %Ta count from that byte, as HAProxy's
+                    txn.t_first = w.now
+                    txn.t_idle = w.now - txn.t_start
                 txn.fresh = False
                 return True
             if r == -1 or r == -2:

@@ -60,6 +60,7 @@ cdef class HttpTxn:
     cdef int64_t t_start            # first byte of the request (accept for the first one)
     cdef int64_t t_start_real
     cdef bint asap                  # option logasap: this log line goes out at the response head
+    cdef int64_t t_first            # the request's first byte (-1: not seen), for the log
     cdef int64_t t_idle             # keep-alive pause before this request's first byte (%Ti)
     cdef int64_t t_head             # request head complete
     cdef int64_t t_sent             # request head handed to the server

@@ -74,6 +74,7 @@ cdef void log_end(Worker w, Session *s):
 cdef void http_log(Worker w, Session *s, HttpTxn txn):
     cdef LogRecord rec
     cdef int be
+    cdef int64_t base
     if txn.logged or txn.request_line is None:
         return        # already logged, or no request began (HAProxy logs nothing either)
     txn.logged = True
@@ -85,7 +86,8 @@ cdef void http_log(Worker w, Session *s, HttpTxn txn):
     rec.server = txn.log_server if be >= 0 else -1
     rec.client = sockaddr_to_tuple(&s.addr)
     rec.start_ms = txn.t_start_real
-    rec.t_request = txn.t_head - txn.t_start if txn.t_head >= 0 else -1
+    base = txn.t_first if txn.t_first >= 0 else txn.t_start      # after the idle time
+    rec.t_request = txn.t_head - base if txn.t_head >= 0 else -1
     rec.t_queue = 0 if txn.log_server >= 0 else -1
     if s.t_queued >= 0:
         rec.t_queue = (s.t_dequeued if s.q_target < 0 else w.now) - s.t_queued
@@ -95,7 +97,7 @@ cdef void http_log(Worker w, Session *s, HttpTxn txn):
         rec.t_queue = txn.tarpit_until - txn.t_start
     rec.t_connect = txn.t_connect_ms
     rec.t_response = txn.t_response - txn.t_sent if txn.t_response >= 0 and txn.t_sent >= 0 else -1
-    rec.t_total = w.now - txn.t_start
+    rec.t_total = w.now - base
     rec.status = txn.status
     rec.bytes_out = txn.bytes_out
     rec.bytes_in = txn.bytes_in
