@@ -49,7 +49,8 @@ class LogSink:
             self._sockets[family] = sock
         return sock
 
-    def format(self, target: LogTarget, level: int, message: str, now: float) -> bytes:
+    def format(self, target: LogTarget, level: int, message: str, now: float,
+               sd: str = "-") -> bytes:
         pri = target.facility * 8 + level
         fmt = target.format
         if fmt == "raw":
@@ -64,7 +65,7 @@ class LogSink:
             line = f"{_iso_now(now)} {message}"
         elif fmt == "rfc5424":
             host = self.hostname or "-"
-            line = f"<{pri}>1 {_iso_now(now)} {host} {self.tag} {self.pid} - - {message}"
+            line = f"<{pri}>1 {_iso_now(now)} {host} {self.tag} {self.pid} - {sd or '-'} {message}"
         else:  # rfc3164 and local
             tm = time.localtime(now)
             host = f"{self.hostname} " if self.hostname and fmt == "rfc3164" else ""
@@ -76,13 +77,14 @@ class LogSink:
             data = data[:target.length - 1]
         return data + b"\n"
 
-    def send(self, level: int, message: str) -> None:
+    def send(self, level: int, message: str, sd: str = "-") -> None:
+        """``sd``: the RFC 5424 structured data (log-format-sd), for rfc5424 targets."""
         now = time.time()
         for target in self.targets:
             if level > target.max_level:
                 continue
             effective = max(level, target.min_level)
-            data = self.format(target, effective, message, now)
+            data = self.format(target, effective, message, now, sd)
             try:
                 if target.kind == "udp":
                     self._socket(target.family).sendto(data, target.address)

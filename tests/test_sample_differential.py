@@ -8,6 +8,7 @@ Each ``set-header`` of the corpus is one expression (its header name says which)
 """
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -202,6 +203,8 @@ class RecordingBackend(Backend):
 
 def run(cmd, port, tmp_path, name, backends, requests=None):
     env = {"FASTLB_DIFF": "from-env", "PATH": "/usr/sbin:/usr/bin:/bin"}
+    if os.environ.get("PYTHONPATH"):       # a checkout under test (a worktree) runs its fastlb
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env,
                             stderr=open(tmp_path / f"{name}.err", "wb"), cwd=tmp_path)
     try:
@@ -303,6 +306,11 @@ def compare(theirs, ours) -> list[str]:
     ("acl a nosuchfetch x", "unknown fetch method 'nosuchfetch'"),
     ("acl a path,nosuchconv x", "unknown converter 'nosuchconv'"),
     ("http-request set-header X %[str(abc),table_conn_cur(t)]", "stick"),
+    # a log line is written once the headers are gone: HAProxy refuses them there
+    ("log-format %[req.hdr(host)]", "needs 'HTTP request headers'"),
+    ("log-format %[res.hdr(x)]", "needs 'HTTP response headers'"),
+    ("log-format %ci\\ %[src", "missing ']'"),
+    ("log-format %Zz", "no such format variable 'Zz'"),
 ])
 def test_both_refuse_the_same_mistakes(tmp_path, line, message):
     """A mistake in an expression is a start-up error in both, and fastlb's names the

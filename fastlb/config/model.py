@@ -194,6 +194,9 @@ class Options:
     clitcpka: bool = False
     srvtcpka: bool = False
     log_health_checks: bool = False
+    logasap: bool = False               # log a request at its response head, a TCP session
+                                        # once connected ('+' before %Tt and %B)
+    httplog_clf: bool = False           # option httplog clf: the line in CLF order
     allbackups: bool = False
     forwardfor: Optional[ForwardFor] = None
     originalto: Optional[ForwardFor] = None   # the same settings, for the destination
@@ -314,6 +317,10 @@ class Proxy:
     http_after_response_rules: list = field(default_factory=list)
     http_reuse: str = "safe"
     log_format: Optional[str] = None
+    error_log_format: Optional[str] = None       # error-log-format: connection errors' lines
+    log_format_sd: Optional[str] = None          # log-format-sd: RFC 5424 structured data
+    unique_id_format: Optional[str] = None       # a log-format: the request's unique id
+    unique_id_header: Optional[str] = None       # the request header that carries it
     captures_req: list = field(default_factory=list)   # [(header name, max length)]
     captures_rsp: list = field(default_factory=list)
     monitor_uri: Optional[str] = None
@@ -337,6 +344,8 @@ class Proxy:
         """Copy every setting a ``defaults`` section may carry."""
         for name in ("mode", "default_backend", "balance", "maxconn", "backlog", "retries",
                      "log_tag", "monitor_uri", "http_reuse", "log_format",
+                     "unique_id_format", "unique_id_header", "log_format_sd",
+                     "error_log_format",
                      "hash_type", "hash_function", "hash_avalanche", "cookie", "dynamic_cookie_key",
                      "inspect_delay", "res_inspect_delay"):
             setattr(self, name, getattr(defaults, name))

@@ -13,6 +13,7 @@ import os
 import re
 from typing import Optional
 
+from ..logformat import LogFormatError, compile_format
 from .addresses import AddressError
 from .conditions import ConditionError, caret_lines, evaluate
 # (importing the keywords package registers every keyword)
@@ -495,6 +496,12 @@ class Parser:
             if proxy.mode == "http" and proxy.tcp_response_rules:
                 self.alerts.append(f"{proxy.type_name} '{proxy.name}': 'tcp-response content' "
                                    "rules in mode http are not supported by fastlb yet.")
+            if proxy.has_frontend and proxy.log_format and proxy.mode != "http":
+                try:            # HAProxy reads the format once the section's mode is known
+                    compile_format(proxy.log_format, http=False, check_only=True)
+                except LogFormatError as exc:
+                    self.alerts.append(f"parsing [{proxy.origin}] : {proxy.type_name} "
+                                       f"'{proxy.name}' : failed to parse log-format : {exc}")
             if proxy.options.httplog and proxy.mode == "tcp":
                 self.warnings.append(f"'option httplog' not usable with {proxy.type_name} '{proxy.name}' "
                                      "(needs 'mode http'). Falling back to 'option tcplog'.")

@@ -87,6 +87,12 @@ cdef void connected(Worker w, int idx, Session *s):
     w.srv_stats[w.backends[s.be].srv_shm[s.server] * STAT_WORDS + STAT_CONNECT] += 1
     s.state = ST_ESTABLISHED
     s.t_established = w.now
+    if w.frontends[s.fe].log_addrs:
+        log_addresses(s)
+    if w.frontends[s.fe].logasap and not s.http and w.frontends[s.fe].log_mode == LOG_TCPLOG \
+            and w.log_callback is not None:
+        log_end(w, s)               # option logasap: the line goes out now, '+' before %Tt
+        s.logged = 1
     s.srv.last = w.now
     if s.http:
         http_txn(w, idx).t_connect_ms = w.now - s.t_connect

@@ -59,11 +59,14 @@ cdef struct Session:
     uint8_t unlogged        # closed before it was a session (PROXY header failure, reject)
     uint8_t res_hold        # tcp-response content rules hold the server's bytes (inspect.pxi)
     int64_t res_until       # ... until then (0: not started)
+    uint8_t logged          # option logasap: its line went out when it connected
     int pp_authority_len
     char *pp_authority      # authority TLV of a received PROXY v2 header (malloc), or NULL
     socklen_t addrlen
     sockaddr_storage addr   # client address (a PROXY header's source when one came)
     sockaddr_storage dst    # the address the client reached (see dst_known)
+    uint8_t bsrc_known      # s.bsrc holds the server connection's local address (%bi/%bp)
+    sockaddr_storage bsrc
 
 
 cdef struct ServerRt:
@@ -145,6 +148,8 @@ cdef struct FrontendRt:
     int buffer_response     # the http-response rules read res.body: a copy of what came
     int ignore_probes       # option http-ignore-probes: an empty connection gets no 400/408/log
     int tcp_rules           # tcp-request rules (FrontendHooks.tcp_rules): inspect.pxi
+    int log_addrs           # its log formats read %fi/%fp/%bi/%bp/%si/%sp (kept past the close)
+    int logasap             # option logasap: log at the response head (TCP: once connected)
     uint32_t shm_index
 
 

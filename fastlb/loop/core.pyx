@@ -353,6 +353,8 @@ cdef class Worker:
         fe.buffer_request = spec.buffer_request
         fe.buffer_response = spec.buffer_response
         fe.ignore_probes = spec.ignore_probes
+        fe.log_addrs = spec.log_addrs
+        fe.logasap = spec.logasap
         fe.shm_index = spec.index
         hooks = FrontendHooks()
         hooks.error_pages = spec.error_pages
@@ -398,8 +400,9 @@ cdef class Worker:
         self.wakeup_fd = fd
 
     def set_handshake_log(self, callback):
-        """callback(listener, client, accept ms, message) when a connection is closed before
-        it became a session (a bad or missing PROXY header): HAProxy's embryonic log line."""
+        """callback(listener, client, accept ms, message, record) when a connection is closed
+        before it became a session (a bad or missing PROXY header): HAProxy's embryonic log
+        line (record: a LogRecord, for an error-log-format)."""
         self.handshake_log_callback = callback
 
     def set_error_capture(self, capture):

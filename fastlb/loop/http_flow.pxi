@@ -67,6 +67,11 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
         if txn.after_due and txn.out_cli_off == 0:
             txn.after_due = False
             http_after_response(w, idx, s, txn)
+        if fe.logasap and txn.out_cli_off == 0 and not txn.error_sent and not txn.logged \
+                and txn.rsp_state == RS_BODY and txn.status > 0:
+            txn.asap = True         # option logasap: the line goes out with the head
+            http_log(w, s, txn)
+            txn.asap = False
         if txn.error_sent and txn.close_client and txn.out_cli_off == 0:
             txn.out_cli = announce_close(txn.out_cli)
         r = flush_staged(w, &s.cli, txn, False)
@@ -118,8 +123,14 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
                 if txn.fresh and txn.requests > 0:
                     # first bytes after a keep-alive pause: the request (and its timer) starts
                     # now, once (empty lines sent to hold the connection do not restart it)
-                    txn.t_start = w.now
+                    txn.t_idle = w.now - txn.t_start
+                    txn.t_start = txn.t_first = w.now
                     txn.t_start_real = realtime_ms()
+                elif txn.fresh:
+                    # the first request: from the accept to its first byte is its idle
+                    # time (%Ti), its %TR and %Ta count from that byte, as HAProxy's
+                    txn.t_first = w.now
+                    txn.t_idle = w.now - txn.t_start
                 txn.fresh = False
                 return True
             if r == -1 or r == -2:

@@ -96,6 +96,8 @@ cdef bint http_response_rest(Worker w, int idx, Session *s, HttpTxn txn, Head fi
                     reason_phrase(status).encode()
             elif stream.reason is not None:
                 fields.reason = stream.reason
+        elif hooks.streams:
+            response_stream(w, s, txn, fields)    # what the log's %[res...] fields read
         if edited and not fields_safe(fields.headers):
             raise HeaderValueError("a rewritten response header holds CR, LF or NUL")
     except Exception as exc:

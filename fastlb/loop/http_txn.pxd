@@ -61,6 +61,9 @@ cdef class HttpTxn:
     cdef int requests               # transactions on this client connection
     cdef int64_t t_start            # first byte of the request (accept for the first one)
     cdef int64_t t_start_real
+    cdef bint asap                  # option logasap: this log line goes out at the response head
+    cdef int64_t t_first            # the request's first byte (-1: not seen), for the log
+    cdef int64_t t_idle             # keep-alive pause before this request's first byte (%Ti)
     cdef int64_t t_head             # request head complete
     cdef int64_t t_sent             # request head handed to the server
     cdef int64_t t_connect_ms       # -1: no connection made for this request

@@ -70,6 +70,9 @@ cdef class HttpTxn:
         self.status = -1
         self.t_start = now
         self.t_start_real = now_real
+        self.t_idle = 0
+        self.t_first = -1
+        self.asap = False
         self.t_head = self.t_sent = self.t_response = -1
         self.t_connect_ms = -1
         self.bytes_out = 0

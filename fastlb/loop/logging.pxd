@@ -26,8 +26,16 @@ cdef class LogRecord:
     cdef readonly object request_line   # bytes, or None: <BADREQ>
     cdef readonly object captures       # (request values | None, response values | None)
     cdef readonly object stream         # the fastlb.sample.Stream of %[...] fields, or None
+    cdef readonly object frontend_addr  # (ip, port) the client reached (%fi/%fp), or None
+    cdef readonly object server_addr    # (ip, port) of the server (%si/%sp), or None
+    cdef readonly object backend_src    # (ip, port) of our end of the server connection, or None
+    cdef readonly int64_t bytes_in      # %U: bytes from the client
+    cdef readonly int64_t t_idle        # %Ti: keep-alive pause before the request (httplog)
+    cdef readonly bint logasap          # sent before the end (option logasap): '+' on %Tt/%B
 
 cdef void log_connect(Worker w, Session *s)
 cdef void log_end(Worker w, Session *s)
 cdef void http_log(Worker w, Session *s, HttpTxn txn)
+cdef void log_addresses(Session *s) noexcept nogil
+cdef void record_addresses(Worker w, Session *s, LogRecord rec, int be, int srv)
 cdef void count_record(Worker w, LogRecord rec, int fe, int be, int srv)

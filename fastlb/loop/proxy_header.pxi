@@ -432,11 +432,25 @@ cdef void proxy_header_failed(Worker w, int idx, Session *s, int outcome):
     """Close as HAProxy kills an embryonic session: no byte to the client, one log line
     (none under dontlognull for a client that closed or failed), no session log."""
     cdef FrontendRt *fe = &w.frontends[s.fe]
+    cdef LogRecord rec
     if fe.log_mode != LOG_NONE and w.handshake_log_callback is not None and \
             not (fe.dontlognull and (outcome == PP_EMPTY or outcome == PP_ABORT)):
         try:
-            w.handshake_log_callback(s.listener, sockaddr_to_tuple(&s.addr), s.t_accept_real,
-                                     PP_ERRORS[-outcome])
+            # what an error-log-format may read of the connection
+            rec = LogRecord.__new__(LogRecord)
+            rec.frontend, rec.backend, rec.server = s.fe, -1, -1
+            rec.client = sockaddr_to_tuple(&s.addr)
+            rec.start_ms = s.t_accept_real
+            rec.t_request = rec.t_queue = rec.t_connect = rec.t_response = -1
+            rec.t_total = w.now - s.t_accept
+            rec.status = 0
+            rec.term = "PR"
+            count_record(w, rec, s.fe, -1, -1)
+            record_addresses(w, s, rec, -1, -1)
+            if (<FrontendHooks>w.fe_hooks[s.fe]).streams:
+                rec.stream = new_stream(w, s, None, b"", [], b"", None, True)
+            w.handshake_log_callback(s.listener, rec.client, s.t_accept_real,
+                                     PP_ERRORS[-outcome], rec)
         except Exception:
             pass
     s.unlogged = 1

@@ -49,8 +49,10 @@ cdef int session_new(Worker w) except -1:
     s.heap_pos = -1
     s.wake_at = 0
     s.dst_known = 0
+    s.bsrc_known = 0
     s.unlogged = 0
     s.res_hold = 0
+    s.logged = 0
     s.pp_authority = NULL
     s.pp_authority_len = 0
     w.active += 1
@@ -83,6 +85,8 @@ cdef void session_close(Worker w, int idx, Session *s):
     cdef FrontendRt *fe = &w.frontends[s.fe]
     if s.cli.fd >= 0 and not s.cli.rd_eof:
         side_discard_input(&s.cli)
+    if fe.log_addrs:
+        log_addresses(s)      # the log line reads them once both sockets are closed
     http_unlend(w, s)
     side_close(&s.cli)
     side_close(&s.srv)
@@ -104,7 +108,8 @@ cdef void session_close(Worker w, int idx, Session *s):
         server_release(w, s)
     if s.http and fe.log_mode == LOG_HTTPLOG:
         http_log(w, s, http_txn(w, idx))    # a transaction cut short
-    elif fe.log_mode == LOG_TCPLOG and w.log_callback is not None and not s.unlogged:
+    elif fe.log_mode == LOG_TCPLOG and w.log_callback is not None and not s.unlogged \
+            and not s.logged:
         if not (fe.dontlognull and s.cli.bytes_in == 0):
             log_end(w, s)
     conn_release(w, fe)

@@ -9,6 +9,7 @@ fetches of run-time state.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Optional
 
 from ..applets.page import Applets, StatsPage
@@ -23,6 +24,7 @@ from ..http.rules import (ADDRESS_ACTIONS, HEADER_ACTIONS, LINE_ACTIONS, MAP_ACT
                           compile_rule, redirect_response, return_response)
 from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_PAGE, ROUTE_RAW,
                          ROUTE_REJECT, ROUTE_RESPOND, ROUTE_TARPIT, ROUTE_WAIT_BODY)
+from ..logformat import compile_format as compile_log_format, unique_id_maker
 from ..sample import Context, SampleError, compile_expr, compile_format
 from ..sample.stream import split_target
 from ..sample.types import BIN, dynamic_cast
@@ -359,8 +361,14 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
     if proxy.mode != "http" or not (proxy.http_request_rules or proxy.monitor_uri or
                                     proxy.tcp_content_rules or
                                     proxy.stats or proxy.redirect_rules or
+                                    proxy.unique_id_format or
                                     any(c for _, c, _ in proxy.switching_rules)):
         return None
+    unique = unique_id_maker(compile_log_format(proxy.unique_id_format,
+                                                Context("log", env, proxy.name)),
+                             proxy.name, os.getpid()) if proxy.unique_id_format else None
+    header = proxy.unique_id_header.lower().encode("latin-1") \
+        if unique is not None and proxy.unique_id_header else None
     monitor = proxy.monitor_uri.encode("utf-8", "surrogateescape") \
         if proxy.monitor_uri is not None else None
     place = place_of(proxy, False)
@@ -416,8 +424,21 @@ def build_router(proxy: Proxy, by_name: dict, default: int, applets: Applets,
         def route_after_content(stream, route=route):
             verdict = run_content_rules(content, stream)
             return verdict if verdict is not None else route(stream)
+    else:
+        route_after_content = route
+    if unique is None:
         return route_after_content
-    return route
+
+    def route_with_id(stream):
+        """unique-id-format: the id, made before the rules (the unique-id fetch reads it),
+        then unique-id-header carries it to the server."""
+        stream.unique_id = unique(stream)
+        verdict = route_after_content(stream)
+        if header is not None:
+            stream.headers.append((header, stream.unique_id))
+        return verdict
+
+    return route_with_id
 
 
 def build_backend_rules(proxy: Proxy, applets: Applets, env: SampleEnv):

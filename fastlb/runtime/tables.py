@@ -17,7 +17,7 @@ from ..applets.page import Applets
 from ..http.cookies import Persistence, dynamic_cookie
 from ..lb.algorithms import ALGORITHMS, Algorithm
 from ..lb.lookup import ServerView, build_lookup
-from ..logformat import HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format
+from ..logformat import CLFLOG, HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format
 from .. import shm as shared
 # what frontends log, how connections close, what routers answer: the loop's own numbers
 # (loop/defs.pxd)
@@ -28,6 +28,7 @@ from ..http.acl import ConditionCompiler
 from ..sample import Stream
 from ..sample.maps import new_registry
 from .tcp_rules import build_response_rules, build_tcp_rules
+from ..sample.registry import Context
 from .http_rules import (SampleEnv, build_after_response, build_backend_rules,
                          build_hash_key, build_response_editor, build_router,
                          build_server_rules)
@@ -132,6 +133,8 @@ class FrontendSpec:
     captures: tuple               # ([(name, len)] | None for requests, ... for responses)
     streams: bool = False         # a Stream per request: the log format has %[...] fields
     tcp_rules: object = None      # tcp-request rules, tcp use_backend: runtime.tcp_rules.TcpRules
+    log_addrs: bool = False       # the log format reads %fi/%fp/%bi/%bp
+    logasap: bool = False         # option logasap
     after_response: object = None  # http-after-response rules: edit(stream), or None
 
 
@@ -182,6 +185,8 @@ class FrontendTable:
     log_format: Optional[list]    # compiled log-format (or the default one) for a frontend that
                                   # logs tcplog/httplog lines; None for the others
     listeners: list = field(default_factory=list)
+    log_format_sd: Optional[object] = None   # log-format-sd, compiled: RFC 5424 structured data
+    error_log_format: Optional[object] = None  # error-log-format, compiled: connection errors
 
     @property
     def backend(self) -> int:
@@ -342,6 +347,8 @@ def default_log_format(proxy: Proxy) -> str:
     """option httplog (with or without captures) in mode http, else option tcplog."""
     if proxy.mode != "http":
         return TCPLOG
+    if proxy.options.httplog_clf:
+        return CLFLOG
     return HTTPLOG if proxy.captures_req or proxy.captures_rsp else HTTPLOG_NO_CAPTURE
 
 
@@ -366,6 +373,13 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         else:
             log_mode = LOG_CONNECT
     t = proxy.timeouts
+    log_format = compile_format(proxy.log_format or default_log_format(proxy),
+                                Context("log", env, proxy.name)) \
+        if log_mode in (LOG_TCPLOG, LOG_HTTPLOG) else None
+    log_format_sd = compile_format(proxy.log_format_sd, Context("log", env, proxy.name)) \
+        if log_format is not None and proxy.log_format_sd else None
+    error_log_format = compile_format(proxy.error_log_format, Context("log", env, proxy.name)) \
+        if log_mode != LOG_NONE and proxy.error_log_format else None
     spec = FrontendSpec(
         index=index, backend=backend, http=proxy.mode == "http",
         http_close=HTTP_CLOSE_MODES[proxy.options.http_mode],
@@ -387,10 +401,14 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         response_editor=build_response_editor(proxy, env) if proxy.kind != "listen" else None,
         captures=(proxy.captures_req or None, proxy.captures_rsp or None),
         tcp_rules=build_tcp_rules(proxy, by_name, backend, env),
-        after_response=build_after_response(proxy, env))
-    return FrontendTable(index=index, proxy=proxy, spec=spec,
-                         log_format=compile_format(proxy.log_format or default_log_format(proxy))
-                         if log_mode in (LOG_TCPLOG, LOG_HTTPLOG) else None,
+        after_response=build_after_response(proxy, env),
+        streams=any(f is not None and f.samples
+                    for f in (log_format, log_format_sd, error_log_format)),
+        log_addrs=any(f is not None and f.addresses
+                      for f in (log_format, log_format_sd, error_log_format)),
+        logasap=bool(proxy.options.logasap))
+    return FrontendTable(index=index, proxy=proxy, spec=spec, log_format=log_format,
+                         log_format_sd=log_format_sd, error_log_format=error_log_format,
                          listeners=list(proxy.listeners))
 
 

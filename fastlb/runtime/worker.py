@@ -13,7 +13,7 @@ import traceback  # noqa: F401 - used by the loop after a chroot hides the libra
 from setproctitle import setproctitle
 
 from ..loop import core as loop
-from ..logformat import format_accept_date, http_fields, render, tcp_fields
+from ..logformat import format_accept_date, http_fields, next_request, render, tcp_fields
 from ..logsink import INFO, LogSink, format_address
 from .listeners import inherited_socket
 from .process import confine, pin_cpus
@@ -37,6 +37,7 @@ class TrafficLogger:
         self.sinks = [LogSink(fe.proxy.logs, fe.proxy.log_tag or g.log_tag or default_tag,
                               log_pid, g.log_send_hostname) for fe in tables.frontends]
         self.pid = log_pid
+        self.log_counts = [0] * len(tables.frontends)    # %lc: lines each frontend logged
         # per loop listener (the order run_worker adds them): its frontend and its name in
         # HAProxy's logs, the bind's "name", else its number in the frontend
         self.listener_names = [(fe.index, listener.name or str(i + 1))
@@ -52,7 +53,8 @@ class TrafficLogger:
                             rec.bytes_out, rec.term, self.counts(rec), self.pid)
         level = self.level(fe, rec, False)
         if level is not None:
-            self.sinks[fe].send(level, render(t.frontends[fe].log_format, fields))
+            self._extra(fields, rec)
+            self._send(fe, level, fields)
 
     def level(self, fe, rec, http):
         """info, or err for a session that went wrong (option log-separate-errors); None
@@ -85,7 +87,31 @@ class TrafficLogger:
             if stream.log_level == "silent":
                 return
             level = SEVERITIES[stream.log_level]
-        self.sinks[fe].send(level, render(t.frontends[fe].log_format, fields))
+        self._extra(fields, rec)
+        # a request that could not be parsed is a connection error to HAProxy (no stream):
+        # its line is in the error-log-format when there is one
+        self._send(fe, level, fields, error=not rec.request_line or
+                   rec.request_line == b"<BADREQ>")
+
+    def _send(self, fe, level, fields, error=False):
+        table = self.tables.frontends[fe]
+        sd = render(table.log_format_sd, fields) if table.log_format_sd is not None else "-"
+        fmt = table.error_log_format if error and table.error_log_format is not None \
+            else table.log_format
+        self.sinks[fe].send(level, render(fmt, fields), sd)
+
+    def _extra(self, fields, rec):
+        """What a log-format may read past the fixed fields: the loop's record (addresses,
+        %U, %Ti), %rt, %lc, %ID and the Stream of %[...]."""
+        fields.rec = rec
+        fields.logasap = rec.logasap
+        fields.stream = stream = rec.stream
+        fields.rt = stream.seq if stream is not None and stream.seq is not None \
+            else next_request()
+        fields.lc = self.log_counts[rec.frontend]
+        self.log_counts[rec.frontend] += 1
+        if stream is not None and stream.unique_id is not None:
+            fields.unique_id = stream.unique_id.decode("latin-1")
 
     @staticmethod
     def counts(rec) -> tuple:
@@ -99,10 +125,23 @@ class TrafficLogger:
         self.sinks[fe].send(INFO, f"Connect from {format_address(addr)} to {local}:{port} "
                                   f"({proxy.name}/{'HTTP' if http else 'TCP'})")
 
-    def handshake_failed(self, listener, addr, accept_ms, message):
+    def handshake_failed(self, listener, addr, accept_ms, message, rec=None):
         """HAProxy's line for a connection closed before it became a session:
-        ``ip:port [date] frontend/<bind name or id>: message``."""
+        ``ip:port [date] frontend/<bind name or id>: message``, or the error-log-format."""
         fe, name = self.listener_names[listener]
+        table = self.tables.frontends[fe]
+        if table.error_log_format is not None and rec is not None:
+            proxy = table.proxy.name
+            fields = http_fields(rec.client, proxy, proxy, "<NOSRV>", accept_ms,
+                                 (-1, -1, -1, -1, rec.t_total), 0, 0, "PR--", self.counts(rec),
+                                 "<BADREQ>", (None, None), self.pid)
+            if not table.spec.http:
+                fields = tcp_fields(rec.client, proxy, proxy, "<NOSRV>", accept_ms,
+                                    (-1, -1, rec.t_total), 0, "PR", self.counts(rec), self.pid)
+            self._extra(fields, rec)
+            sd = render(table.log_format_sd, fields) if table.log_format_sd is not None else "-"
+            self.sinks[fe].send(INFO, render(table.error_log_format, fields), sd)
+            return
         self.sinks[fe].send(INFO, f"{format_address(addr)} [{format_accept_date(accept_ms)}] "
                                   f"{self.tables.frontends[fe].proxy.name}/{name}: {message}")
 

@@ -25,7 +25,7 @@ def split_target(url: bytes) -> tuple[bytes, bytes]:
 class Stream:
     __slots__ = ("method", "meth", "url", "headers", "src", "dst_port", "version", "src_port", "dst",
                  "fe", "be", "srv", "status", "res_headers", "res_version", "vars", "sess_vars",
-                 "captures_req", "captures_rsp", "unique_id", "first_req", "_path",
+                 "captures_req", "captures_rsp", "unique_id", "seq", "first_req", "_path",
                  "_prefix_hits", "response", "reason", "log_level", "moved", "tos", "mark",
                  "hints", "timeout_server", "timeout_tunnel",
                  "payload", "res_payload", "partial", "may_change",
@@ -57,6 +57,7 @@ class Stream:
         self.captures_req = None
         self.captures_rsp = None
         self.unique_id = None
+        self.seq = None                   # %rt of this request once its unique id used it
         self.first_req = first_req
         self.response = False             # rules run on the response: hdr() reads it
         self.reason = None                # http-response set-status ... reason

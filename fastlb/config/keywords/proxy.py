@@ -27,7 +27,6 @@ _OPTIONS_NOT_YET = {
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
     "tcp-check", "external-check", "persist", "transparent", "accept-invalid-http-request",
     "accept-invalid-http-response", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
-    "logasap",
     "independent-streams", "socket-stats", "spop-check", "tcp-smart-accept",
     "tcp-smart-connect", "contstats", "idle-close-on-response",
     "http_proxy", "forceclose",
@@ -40,8 +39,8 @@ ALREADY_SO = ("splice-auto", "splice-request", "splice-response", "http-no-delay
 _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-accept", "tfo",
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
                  "gid", "namespace")
-_OPTIONS = ("tcplog", "httplog", "dontlognull", "http-ignore-probes", "log-separate-errors",
-            "dontlog-normal", "nolinger", "prefer-last-server", "abortonclose",
+_OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
+            "log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server", "abortonclose",
             "http-restrict-req-hdr-names", *ALREADY_SO, "redispatch", "tcpka", "clitcpka",
             "srvtcpka",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
@@ -375,11 +374,15 @@ def option(parser, proxy, args, origin, enable=True):
     if name in ("tcplog", "httplog"):
         if not enable:
             raise ValueError(f"negation/default is not supported for option '{name}'.")
-        if len(args) > 1:
+        clf = name == "httplog" and args[1:] == ["clf"]
+        if len(args) > 1 and not clf:
             raise ValueError(f"'option {name}' does not take arguments here.")
         setattr(opts, name, True)
         if name == "httplog":
             opts.tcplog = False
+            opts.httplog_clf = clf
+    elif name == "logasap":
+        opts.logasap = enable
     elif name == "dontlognull":
         opts.dontlognull = enable
     elif name == "http-buffer-request":
@@ -506,10 +509,46 @@ def log_format(parser, proxy, args, origin):
         return
     text = " ".join(args)
     try:
-        compile_format(text)
+        compile_format(text, check_only=True)
     except LogFormatError as exc:
         raise ValueError(f"'log-format' : {exc}") from None
     proxy.log_format = text
+
+
+@keyword("error-log-format", sections=PROXY_AND_DEFAULTS)
+def error_log_format(parser, proxy, args, origin):
+    log_format_sd(parser, proxy, args, origin, "error-log-format")
+
+
+@keyword("log-format-sd", sections=PROXY_AND_DEFAULTS)
+def log_format_sd(parser, proxy, args, origin, keyword="log-format-sd"):
+    if proxy.kind == "backend":
+        parser.warn(origin, f"'{keyword}' ignored because backend '{proxy.name}' has no "
+                    "frontend capability.")
+        return
+    text = " ".join(args)
+    try:
+        compile_format(text, check_only=True)
+    except LogFormatError as exc:
+        raise ValueError(f"'{keyword}' : {exc}") from None
+    setattr(proxy, keyword.replace("-", "_"), text)
+
+
+@keyword("unique-id-format", sections=PROXY_AND_DEFAULTS)
+def unique_id_format(parser, proxy, args, origin):
+    if not args:
+        raise ValueError("'unique-id-format' expects an argument.")
+    text = " ".join(args)
+    try:
+        compile_format(text, check_only=True)
+    except LogFormatError as exc:
+        raise ValueError(f"'unique-id-format' : {exc}") from None
+    proxy.unique_id_format = text
+
+
+@keyword("unique-id-header", sections=PROXY_AND_DEFAULTS)
+def unique_id_header(parser, proxy, args, origin):
+    proxy.unique_id_header = one_arg(args, "unique-id-header")
 
 
 @keyword("log-tag", sections=PROXY_AND_DEFAULTS)

@@ -144,11 +144,11 @@ NOT_YET_GLOBAL = {
 }
 NOT_YET_PROXY = {
     "http-error", "stick-table", "stick",
-    "tcp-check", "unique-id-format", "unique-id-header",
+    "tcp-check",
     "reqadd", "rspadd", "compression", "fullconn", "source",
     "persist", "force-persist", "ignore-persist", "external-check", "filter", "server-template",
     "email-alert", "rate-limit", "max-keep-alive-queue", "load-server-state-from-file",
-    "server-state-file-name", "http-send-name-header", "log-format-sd",
-    "error-log-format", "hash-balance-factor", "grace", "bind-process",
+    "server-state-file-name", "http-send-name-header",
+    "hash-balance-factor", "grace", "bind-process",
     "unique-id", "monitor-net",
 }
