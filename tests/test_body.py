@@ -9,7 +9,6 @@ fastlb's backend must also receive the body bytes exactly as the client sent the
 from __future__ import annotations
 
 import os
-import pathlib
 import shutil
 import socket
 import subprocess
@@ -26,7 +25,7 @@ from conftest import (FASTLB, SyslogReceiver, free_port, listening_sockets, pars
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
 # the fastlb of this checkout, whatever the working directory of the process
-ENV = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parent.parent))
+ENV = dict(os.environ)       # PYTHONPATH, when set, picks the checkout under test
 BIG = 40000          # more than tune.bufsize (16384)
 
 
