@@ -9,6 +9,7 @@ Each ``set-header`` of the corpus is one expression (its header name says which)
 from __future__ import annotations
 
 import os
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -833,22 +834,31 @@ backend be2
 """
 
 
-def raw_answers(cmd, port, tmp_path, name, requests) -> list:
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            cwd=tmp_path)
-    answers = []
+@contextlib.contextmanager
+def serving(name: str, path, port: int):
+    """haproxy or fastlb (one worker) on the config at ``path``, listening on ``port``
+    while the block runs."""
+    cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+        FASTLB + ["-d", "-f", str(path), "-n", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
-        for request in requests:
-            with socket.create_connection(("127.0.0.1", port), timeout=3) as conn:
-                conn.sendall(request)
-                data = b""
-                while chunk := conn.recv(65536):
-                    data += chunk
-            answers.append(data)
+        yield proc
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def raw_answers(port: int, requests) -> list:
+    """What the client gets for each request, each on its own connection, until close."""
+    answers = []
+    for request in requests:
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as conn:
+            conn.sendall(request)
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+        answers.append(data)
     return answers
 
 
@@ -866,10 +876,9 @@ def test_early_hint_as_haproxy(tmp_path):
         port = free_port()
         path = tmp_path / f"{name}.cfg"
         path.write_text(early_hint_config(port, backend.port, backend.port, 1))
-        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
-            FASTLB + ["-d", "-f", str(path), "-n", "1"]
         try:
-            got[name] = raw_answers(cmd, port, tmp_path, name, requests)
+            with serving(name, path, port):
+                got[name] = raw_answers(port, requests)
         finally:
             backend.close()
     import re
@@ -937,26 +946,21 @@ def test_set_timeout_as_haproxy(tmp_path):
         port = free_port()
         path = tmp_path / f"{name}.cfg"
         path.write_text(set_timeout_config(port, backend.port, backend.port, 1))
-        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
-            FASTLB + ["-d", "-f", str(path), "-n", "1"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         got[name] = []
         try:
-            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
-            # HAProxy 2.6.12 keeps a silent tunnel past set-timeout tunnel (its timeout
-            # client, here 5 s); the manual says the rule sets it: fastlb does (README)
-            for request in requests + ([websocket] if name == "fastlb" else []):
-                started = time.monotonic()
-                with socket.create_connection(("127.0.0.1", port), timeout=4) as conn:
-                    conn.sendall(request)
-                    data = b""
-                    while chunk := conn.recv(65536):
-                        data += chunk
-                elapsed = time.monotonic() - started
-                got[name].append((data.split(b"\r\n", 1)[0], elapsed < 0.9))
+            with serving(name, path, port):
+                # HAProxy 2.6.12 keeps a silent tunnel past set-timeout tunnel (its timeout
+                # client, here 5 s); the manual says the rule sets it: fastlb does (README)
+                for request in requests + ([websocket] if name == "fastlb" else []):
+                    started = time.monotonic()
+                    with socket.create_connection(("127.0.0.1", port), timeout=4) as conn:
+                        conn.sendall(request)
+                        data = b""
+                        while chunk := conn.recv(65536):
+                            data += chunk
+                    elapsed = time.monotonic() - started
+                    got[name].append((data.split(b"\r\n", 1)[0], elapsed < 0.9))
         finally:
-            proc.terminate()
-            proc.wait(5)
             backend.close()
     assert got["haproxy"] == [(b"HTTP/1.1 504 Gateway Time-out", True)] * 2 + \
         [(b"HTTP/1.1 200 OK", False)] * 2
@@ -1008,17 +1012,12 @@ def test_http_ignore_probes_as_haproxy(tmp_path, ignore):
         port = free_port()
         path = tmp_path / f"{name}.cfg"
         path.write_text(probes_config(ignore)(port, backend.port, backend.port, syslog.port))
-        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
-            FASTLB + ["-d", "-f", str(path), "-n", "1"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
-            got[name] = clients(port)
-            time.sleep(0.3)
-            logs[name] = [masked(line).split(" fe fe/", 1)[1] for line in syslog.drain()]
+            with serving(name, path, port):
+                got[name] = clients(port)
+                time.sleep(0.3)
+                logs[name] = [masked(line).split(" fe fe/", 1)[1] for line in syslog.drain()]
         finally:
-            proc.terminate()
-            proc.wait(5)
             syslog.sock.close()
             backend.close()
     assert got["haproxy"] == ([b""] if ignore else [b"HTTP/1.1 408 Request Time-out"]) + \
@@ -1125,17 +1124,12 @@ listen app
     server one 127.0.0.1:{backends[0].port}
     server two 127.0.0.1:{backends[1].port}
 """)
-        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
-            FASTLB + ["-d", "-f", str(path), "-n", "1"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
-            client = HttpClient(port)
-            got[name] = [client.get("/")[2] for _ in range(6)]
-            client.close()
+            with serving(name, path, port):
+                client = HttpClient(port)
+                got[name] = [client.get("/")[2] for _ in range(6)]
+                client.close()
         finally:
-            proc.terminate()
-            proc.wait(5)
             for be in backends:
                 be.close()
     assert got["fastlb"] == got["haproxy"]
@@ -1176,30 +1170,25 @@ listen app
     {"option abortonclose" if abort else ""}
     server s 127.0.0.1:{backend.port} maxconn 1
 """)
-        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
-            FASTLB + ["-d", "-f", str(path), "-n", "1"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
-            first = socket.create_connection(("127.0.0.1", port), timeout=4)
-            first.sendall(b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
-            wait_until(lambda: seen, message="the first request at the server")
-            queued = socket.create_connection(("127.0.0.1", port), timeout=4)
-            queued.sendall(b"GET /queued HTTP/1.1\r\nHost: h\r\n\r\n")
-            queued.shutdown(socket.SHUT_WR)
-            answer = recv_until_eof(queued)[:15]
-            reply = b""
-            while not reply.endswith(b"ok"):        # kept alive: read up to its body
-                reply += first.recv(1000)
-            time.sleep(1.0 if not abort else 0.3)
-            got[name] = (seen[:], answer)
-            logs[name] = sorted(masked(line).split(" app app/", 1)[1].split()[2:4]
-                                for line in syslog.drain())
-            first.close()
-            queued.close()
+            with serving(name, path, port):
+                first = socket.create_connection(("127.0.0.1", port), timeout=4)
+                first.sendall(b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
+                wait_until(lambda: seen, message="the first request at the server")
+                queued = socket.create_connection(("127.0.0.1", port), timeout=4)
+                queued.sendall(b"GET /queued HTTP/1.1\r\nHost: h\r\n\r\n")
+                queued.shutdown(socket.SHUT_WR)
+                answer = recv_until_eof(queued)[:15]
+                reply = b""
+                while not reply.endswith(b"ok"):        # kept alive: read up to its body
+                    reply += first.recv(1000)
+                time.sleep(1.0 if not abort else 0.3)
+                got[name] = (seen[:], answer)
+                logs[name] = sorted(masked(line).split(" app app/", 1)[1].split()[2:4]
+                                    for line in syslog.drain())
+                first.close()
+                queued.close()
         finally:
-            proc.terminate()
-            proc.wait(5)
             syslog.sock.close()
             backend.close()
     served = ["GET /first HTTP/1.1"] + ([] if abort else ["GET /queued HTTP/1.1"])
