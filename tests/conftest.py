@@ -18,6 +18,13 @@ import pytest
 # -P: never let the working directory (a source checkout without the compiled
 # extension) shadow the installed package.
 FASTLB = [sys.executable, "-P", "-m", "fastlb"]
+# ... but a checkout whose extension is built in place (a developer's tree, a git worktree)
+# is what is under test: every fastlb, haproxy-side helper and tool the tests start runs it.
+_TREE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if any(name.startswith("core.") and name.endswith(".so")
+       for name in os.listdir(os.path.join(_TREE, "fastlb", "loop"))):
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (_TREE, os.environ.get("PYTHONPATH")) if p)
 
 
 def free_port() -> int:

@@ -62,7 +62,8 @@ EXPRESSIONS = [
     ("nbsrv", "nbsrv(be1)"), ("cutcrlf", "str(ab),cut_crlf"), ("ltrim", "str(xxab),ltrim(x)"),
     ("rtrim", "str(abyy),rtrim(y)"), ("hdrval", "req.hdr_val(x-num)"),
     ("cookval", "req.cook_val(num)"), ("baseq", "baseq"), ("meth", "method,lower"),
-    ("lf", "%ci-%ft"), ("capture", "capture.req.hdr(0)"),
+    ("lf", "%ci-%ft"), ("capture", "capture.req.hdr(0)"), ("soname", "so_name"),
+    ("soid", "so_id"),
 ]
 
 # (name, criterion): X-Acl-<name>: 1 when it matches
@@ -97,7 +98,7 @@ def config(port: int, be1: int, be2: int, log: int) -> str:
         "global", f"    log 127.0.0.1:{log} local0",
         "defaults", "    mode http", "    timeout connect 1s", "    timeout client 5s",
         "    timeout server 5s",
-        "frontend fe", f"    bind 127.0.0.1:{port}", "    capture request header host len 20",
+        "frontend fe", f"    bind 127.0.0.1:{port} name front1", "    capture request header host len 20",
         "    http-request set-var(txn.v) str(val)",
         "    http-request set-var(txn.host) req.hdr(host),lower",
         "    http-request set-var(txn.p) path",

@@ -123,7 +123,7 @@ cdef object new_stream(Worker w, Session *s, object method, bytes url, list head
     client = sockaddr_to_tuple(&s.addr)
     dst = sockaddr_to_tuple(&s.dst)[0] if session_dst(s) else ""
     return Stream(method, url, headers, client[0], session_dst_port(w, s), version, sess_vars,
-                  client[1], dst, s.fe, first)
+                  client[1], dst, s.fe, first, w.listeners[s.listener].luid)
 
 
 cdef object txn_stream(Worker w, Session *s, HttpTxn txn, Head fields):

@@ -62,6 +62,12 @@ class SampleEnv:
     def frontend_id(self, fe: int):
         return self.config.frontends[fe].id if fe >= 0 else None
 
+    def listener_name(self, fe: int, luid: int):
+        if fe < 0 or luid <= 0:
+            return None
+        name = self.config.frontends[fe].listeners[luid - 1].name
+        return name.encode() if name else None
+
     def frontend_default_backend(self, fe: int):
         name = self.config.frontends[fe].default_backend if fe >= 0 else None
         return name.encode() if name else None

@@ -185,6 +185,16 @@ def _fe_id(args, ctx):
     return lambda stream: ctx.env.frontend_id(stream.fe)
 
 
+@fetch("so_id", out=SINT)
+def _so_id(args, ctx):
+    return lambda stream: stream.luid or None
+
+
+@fetch("so_name", out=STR)
+def _so_name(args, ctx):
+    return lambda stream: ctx.env.listener_name(stream.fe, stream.luid)
+
+
 @fetch("fe_defbe", out=STR)
 def _fe_defbe(args, ctx):
     return lambda stream: ctx.env.frontend_default_backend(stream.fe)

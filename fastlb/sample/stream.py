@@ -24,7 +24,7 @@ def split_target(url: bytes) -> tuple[bytes, bytes]:
 
 class Stream:
     __slots__ = ("method", "meth", "url", "headers", "src", "dst_port", "version", "src_port", "dst",
-                 "fe", "be", "srv", "status", "res_headers", "res_version", "vars", "sess_vars",
+                 "fe", "luid", "be", "srv", "status", "res_headers", "res_version", "vars", "sess_vars",
                  "captures_req", "captures_rsp", "unique_id", "seq", "first_req", "_path",
                  "_prefix_hits", "response", "reason", "log_level", "moved", "tos", "mark",
                  "hints", "timeout_server", "timeout_tunnel",
@@ -36,7 +36,7 @@ class Stream:
 
     def __init__(self, method: bytes, url: bytes, headers: list, src: str, dst_port: int,
                  version: bytes, sess_vars: dict = None, src_port: int = 0, dst: str = "",
-                 fe: int = -1, first_req: bool = True):
+                 fe: int = -1, first_req: bool = True, luid: int = 0):
         self.method = method
         self.meth = method                # as received: HAProxy's method fetch ignores set-method
         self.url = url
@@ -47,6 +47,7 @@ class Stream:
         self.src_port = src_port
         self.dst = dst
         self.fe = fe
+        self.luid = luid                  # the listener's number in its frontend (so_id)
         self.be = -1                      # indexes in the run-time tables, -1: none yet
         self.srv = -1
         self.status = -1
