@@ -766,3 +766,89 @@ def test_session_rules_see_the_proxy_header_addresses(tmp_path):
     assert ours[1] == ("be1", {"be1": [b"hello"]})
     assert ours[2] == ("be2", {"be2": [b"hello"]})
     assert_same(results, scenarios)
+
+
+def denied_config(ports, sock, speaker):
+    return f"""
+global
+    stats socket {sock} level admin
+""" + BASE + f"""
+frontend fcon
+    bind 127.0.0.1:{ports[0]}
+    tcp-request connection reject if {{ src 127.0.0.1 }}
+    default_backend bspeak
+
+frontend fses
+    bind 127.0.0.1:{ports[1]}
+    tcp-request session reject
+    default_backend bspeak
+
+frontend freq
+    bind 127.0.0.1:{ports[2]}
+    tcp-request inspect-delay 1s
+    tcp-request content reject if {{ req.payload(0,3) -m str BAD }}
+    tcp-request content silent-drop if {{ req.payload(0,3) -m str SIL }}
+    default_backend bspeak
+
+frontend fres
+    bind 127.0.0.1:{ports[3]}
+    default_backend bres
+
+backend bspeak
+    server s1 127.0.0.1:{speaker}
+
+backend bres
+    tcp-response inspect-delay 1s
+    tcp-response content reject if {{ res.payload(0,3) -m str BAD }}
+    server s1 127.0.0.1:{speaker}
+"""
+
+
+DENIED_COLUMNS = ("dreq", "dresp", "dcon", "dses")
+
+
+@needs_haproxy
+def test_denied_counters_of_tcp_rules_as_haproxy(tmp_path):
+    """Each family's reject counts where HAProxy counts it (dcon, dses, dreq, dresp on the
+    frontend, dresp on the backend and server); a silent-drop is a denied request, whatever
+    rule set asked for it."""
+    import csv
+    tables = {}
+    for name in ("haproxy", "fastlb"):
+        speaker = Speaker("s", [b"BAD answer"])
+        ports = [free_port() for _ in range(4)]
+        sock = tmp_path / f"{name}.sock"
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(denied_config(ports, sock, speaker.port))
+        cmd = [HAPROXY, "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "2"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                stderr=open(tmp_path / f"{name}.err", "wb"), cwd=tmp_path)
+        try:
+            wait_until(lambda: all(listening_sockets(p) > 0 for p in ports),
+                       message=f"{name} listening")
+            for _ in range(3):
+                exchange(ports[0], [b"x"], wait=1)
+                exchange(ports[1], [b"x"], wait=1)
+                exchange(ports[2], [b"BAD request"], wait=1)
+                exchange(ports[3], [b"hello"], wait=2)
+            exchange(ports[2], [b"SILENT"], wait=0.5)
+            time.sleep(0.3)
+            with socket.socket(socket.AF_UNIX) as cli:
+                cli.connect(str(sock))
+                cli.sendall(b"show stat\n")
+                text = b""
+                while chunk := cli.recv(65536):
+                    text += chunk
+            rows = csv.DictReader(text.decode().lstrip("# ").splitlines())
+            tables[name] = {(r["pxname"], r["svname"]): tuple(r[c] for c in DENIED_COLUMNS)
+                            for r in rows if r["pxname"]}
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            speaker.close()
+    assert tables["fastlb"][("fcon", "FRONTEND")][2] == "3"
+    assert tables["fastlb"][("fses", "FRONTEND")][3] == "3"
+    assert tables["fastlb"][("freq", "FRONTEND")][0] == "4"     # 3 rejects, 1 silent-drop
+    assert tables["fastlb"][("bres", "s1")][1] == "3"
+    assert tables["fastlb"] == tables["haproxy"]

@@ -40,7 +40,13 @@ cdef extern from *:
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 
-cdef void silent_drop(Session *s):
+cdef void silent_drop(Worker w, Session *s):
+    """Close the client's connection without telling it; counted as a denied request
+    (the frontend's, and the backend's once one is assigned), whichever rule set asked,
+    as HAProxy counts it."""
+    w.fe_stats[w.frontends[s.fe].shm_index * STAT_WORDS + STAT_DENIED_REQ] += 1
+    if s.be >= 0:
+        (w.be_stats + w.backends[s.be].shm_index * STAT_WORDS)[STAT_DENIED_REQ] += 1
     if s.cli.fd >= 0:
         fl_silent_drop(s.cli.fd, s.addr.ss_family)
         s.cli.rd_eof = 1          # nothing more is read (no discard either)
@@ -89,10 +95,12 @@ cdef void tcp_session_start(Worker w, int idx, Session *s, object rules):
         apply_moves(s, stream)
         if verdict == TCP_REJECT or verdict == TCP_SILENT:
             if verdict == TCP_SILENT:
-                silent_drop(s)
-            elif s.cli.fd >= 0:
-                fl_reset_on_close(s.cli.fd)    # HAProxy resets a refused session
-                s.cli.rd_eof = 1
+                silent_drop(w, s)
+            else:
+                w.fe_stats[fe.shm_index * STAT_WORDS + STAT_DENIED_SESS] += 1
+                if s.cli.fd >= 0:
+                    fl_reset_on_close(s.cli.fd)    # HAProxy resets a refused session
+                    s.cli.rd_eof = 1
             s.unlogged = 1        # HAProxy: a session refused here is not logged
             s.term0 = b'R'
             s.term1 = b'C'
@@ -161,7 +169,9 @@ cdef void inspect_run(Worker w, int idx, Session *s):
         return
     if verdict == TCP_REJECT or verdict == TCP_SILENT:
         if verdict == TCP_SILENT:
-            silent_drop(s)
+            silent_drop(w, s)
+        else:
+            w.fe_stats[w.frontends[s.fe].shm_index * STAT_WORDS + STAT_DENIED_REQ] += 1
         stream.payload = None
         s.term0 = b'P'            # a rule refused it, while the request was read
         s.term1 = b'R'
@@ -178,6 +188,16 @@ cdef void inspect_run(Worker w, int idx, Session *s):
         http_start(w, idx, s)
         return
     session_route(w, idx, s, fe, backend)
+
+
+cdef void tcp_response_denied(Worker w, Session *s):
+    """tcp-response content reject: counted denied on the frontend, backend and server,
+    as HAProxy counts it."""
+    cdef BackendRt *be = &w.backends[s.be]
+    (w.fe_stats + w.frontends[s.fe].shm_index * STAT_WORDS)[STAT_DENIED_RESP] += 1
+    (w.be_stats + be.shm_index * STAT_WORDS)[STAT_DENIED_RESP] += 1
+    if s.server >= 0:
+        (w.srv_stats + be.srv_shm[s.server] * STAT_WORDS)[STAT_DENIED_RESP] += 1
 
 
 cdef bint res_inspect(Worker w, int idx, Session *s):
@@ -221,7 +241,9 @@ cdef bint res_inspect(Worker w, int idx, Session *s):
     stream.res_payload = None
     if verdict == TCP_REJECT or verdict == TCP_SILENT:
         if verdict == TCP_SILENT:
-            silent_drop(s)
+            silent_drop(w, s)
+        else:
+            tcp_response_denied(w, s)
         s.term0 = b'P'            # a rule refused the response
         s.term1 = b'D'
         session_close(w, idx, s)

@@ -120,7 +120,9 @@ cdef void listener_accept(Worker w, int li):
                 verdict |= connection_rules(w, idx, s, (<FrontendHooks>w.fe_hooks[l.fe]).tcp_rules)
             if verdict & (CONN_REJECT | CONN_SILENT):
                 if verdict & CONN_SILENT:
-                    silent_drop(s)
+                    silent_drop(w, s)
+                else:             # HAProxy counts a reject, not a silent-drop
+                    w.fe_stats[fe.shm_index * STAT_WORDS + STAT_DENIED_CONN] += 1
                 s.unlogged = 1    # tcp-request connection reject: no session, no log
                 s.term0 = b'R'
                 s.term1 = b'C'

@@ -99,7 +99,9 @@ cpdef enum:
     STAT_RTIME_MAX = 34
     STAT_TTIME_MAX = 35
     STAT_LASTSESS = 36      # seconds since the epoch of the last session sent to it
-    STAT_COUNTERS = 37      # how many of the above
+    STAT_DENIED_CONN = 37   # tcp-request connection reject
+    STAT_DENIED_SESS = 38   # tcp-request session reject
+    STAT_COUNTERS = 39      # how many of the above
     STAT_WORDS = 40
     TIME_SAMPLES = 512      # the timing averages (STAT_*_SUM) cover the last 512 sessions
     # per-second rates, per object, written by the master

@@ -139,7 +139,7 @@ class Collector:
             "req_rate": self.rate(obj, "req_rate"), "req_rate_max": self.rate(obj, "req_rate_max"),
             "mode": proxy.mode, "conn_rate": self.rate(obj, "conn_rate"),
             "conn_rate_max": self.rate(obj, "conn_rate_max"), "conn_tot": c["conn_tot"],
-            "intercepted": c["intercepted"], "dcon": 0, "dses": 0, "wrew": 0, "eint": 0,
+            "intercepted": c["intercepted"], "dcon": c["denied_conn"], "dses": c["denied_sess"], "wrew": 0, "eint": 0,
             "-": "-",
         }
         self._http_counts(row, c, http)
