@@ -34,12 +34,12 @@ LINE_ACTIONS = ("set-path", "set-pathq", "set-uri", "set-query", "set-method",
                 "replace-path", "replace-pathq", "replace-uri")
 ADDRESS_ACTIONS = ("set-src", "set-src-port", "set-dst", "set-dst-port")
 SOCKET_ACTIONS = ("set-tos", "set-mark")
-REQUEST_ACTIONS = (("allow", "deny", "tarpit", "reject", "return", "redirect", "use-service",
+REQUEST_ACTIONS = (("allow", "deny", "tarpit", "reject", "silent-drop", "return", "redirect", "use-service",
                     "set-log-level", "auth", "normalize-uri", "strict-mode", "capture",
                     "early-hint", "set-timeout") +
                    HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS + ADDRESS_ACTIONS +
                    SOCKET_ACTIONS + MAP_ACTIONS + ("wait-for-body",))
-RESPONSE_ACTIONS = (("allow", "deny", "set-status", "set-log-level", "return",
+RESPONSE_ACTIONS = (("allow", "deny", "silent-drop", "set-status", "set-log-level", "return",
                      "strict-mode", "capture", "wait-for-body") + HEADER_ACTIONS + VAR_ACTIONS +
                     SOCKET_ACTIONS + MAP_ACTIONS)
 NORMALIZERS = ("fragment-encode", "fragment-strip", "path-merge-slashes", "path-strip-dot",
@@ -159,7 +159,7 @@ def parse_rule(args: list[str], response: bool, read_file,
     elif action in ("deny", "tarpit"):
         rule.status = 500 if action == "tarpit" else 502 if response else 403
         _parse_reply(rule, rest, read_file, deny=True)
-    elif action == "allow":
+    elif action in ("allow", "silent-drop"):
         pass
     elif action == "normalize-uri":
         words = take_until_condition()

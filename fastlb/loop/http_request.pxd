@@ -23,7 +23,7 @@ cdef void req_forward(Worker w, Session *s, HttpTxn txn, Head fields, int64_t le
 cdef bint req_assign(Worker w, int idx, Session *s, HttpTxn txn)
 cdef bint http_rule_failed(Worker w, int idx, Session *s, HttpTxn txn, object exc)
 cdef bint http_assigned(Worker w, int idx, Session *s, HttpTxn txn, int chosen)
-cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple verdict, bint keep_alive)
+cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple verdict, bint keep_alive, bint be_rules=*)
 cdef void stage_early_hints(HttpTxn txn, object stream)
 cdef bint restrict_header_names(Worker w, int idx, Session *s, HttpTxn txn, Head fields,
                                 int mode, bint keep_alive)

@@ -363,7 +363,7 @@ cdef bint req_backend_rules(Worker w, int idx, Session *s, HttpTxn txn, Head fie
         return True
     if verdict[0] == ROUTE_APPLET:
         applet_request(txn, fields.method, fields, fields.version)
-    return http_local_answer(w, idx, s, txn, verdict, keep_alive)
+    return http_local_answer(w, idx, s, txn, verdict, keep_alive, True)
 
 
 cdef void req_persistence(Worker w, Session *s, HttpTxn txn, Head fields):
@@ -484,8 +484,9 @@ cdef bint http_assigned(Worker w, int idx, Session *s, HttpTxn txn, int chosen):
 
 
 cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple verdict,
-                            bint keep_alive):
-    """Carry out a rule's verdict; True when the request goes on to a backend."""
+                            bint keep_alive, bint be_rules=False):
+    """Carry out a rule's verdict; True when the request goes on to a backend.
+    ``be_rules``: the backend's rules gave it (the session has that backend)."""
     action, value = verdict
     if action == ROUTE_DENY:
         w.fe_stats[s.fe * STAT_WORDS + STAT_DENIED_REQ] += 1
@@ -519,6 +520,12 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
         txn.req_state = RQ_APPLET
         return False
     if action == ROUTE_REJECT:
+        if value == 1:                           # the client is not even told (counted there)
+            silent_drop(w, s, s.be if be_rules else -1)
+        else:
+            w.fe_stats[w.frontends[s.fe].shm_index * STAT_WORDS + STAT_DENIED_REQ] += 1
+            if be_rules:
+                (w.be_stats + w.backends[s.be].shm_index * STAT_WORDS)[STAT_DENIED_REQ] += 1
         s.term0, s.term1 = b'P', b'R'
         txn.term0, txn.term1 = b'P', b'R'
         txn.status = -1

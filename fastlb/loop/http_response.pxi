@@ -174,6 +174,13 @@ cdef void http_response_denied(Worker w, int idx, Session *s, HttpTxn txn, objec
     """http-response deny / return: the server's response is dropped, the client gets the
     proxy's page for a status, or the rule's own response."""
     cdef BackendRt *be = &w.backends[s.be]
+    if answer.__class__ is int and answer == -1:     # silent-drop
+        silent_drop(w, s, s.be)
+        txn.close_server = True
+        s.term0, s.term1 = b'P', b'H'
+        txn.term0, txn.term1 = b'P', b'H'
+        session_close(w, idx, s)
+        return
     (w.be_stats + be.shm_index * STAT_WORDS)[STAT_DENIED_RESP] += 1
     (w.fe_stats + w.frontends[s.fe].shm_index * STAT_WORDS)[STAT_DENIED_RESP] += 1
     txn.close_server = True

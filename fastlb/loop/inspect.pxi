@@ -40,13 +40,13 @@ cdef extern from *:
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 
-cdef void silent_drop(Worker w, Session *s):
+cdef void silent_drop(Worker w, Session *s, int be):
     """Close the client's connection without telling it; counted as a denied request
-    (the frontend's, and the backend's once one is assigned), whichever rule set asked,
-    as HAProxy counts it."""
+    of the frontend, and of ``be`` when the session already has that backend (>= 0),
+    whichever rule set asked, as HAProxy counts it."""
     w.fe_stats[w.frontends[s.fe].shm_index * STAT_WORDS + STAT_DENIED_REQ] += 1
-    if s.be >= 0:
-        (w.be_stats + w.backends[s.be].shm_index * STAT_WORDS)[STAT_DENIED_REQ] += 1
+    if be >= 0:
+        (w.be_stats + w.backends[be].shm_index * STAT_WORDS)[STAT_DENIED_REQ] += 1
     if s.cli.fd >= 0:
         fl_silent_drop(s.cli.fd, s.addr.ss_family)
         s.cli.rd_eof = 1          # nothing more is read (no discard either)
@@ -95,7 +95,7 @@ cdef void tcp_session_start(Worker w, int idx, Session *s, object rules):
         apply_moves(s, stream)
         if verdict == TCP_REJECT or verdict == TCP_SILENT:
             if verdict == TCP_SILENT:
-                silent_drop(w, s)
+                silent_drop(w, s, -1)
             else:
                 w.fe_stats[fe.shm_index * STAT_WORDS + STAT_DENIED_SESS] += 1
                 if s.cli.fd >= 0:
@@ -169,7 +169,7 @@ cdef void inspect_run(Worker w, int idx, Session *s):
         return
     if verdict == TCP_REJECT or verdict == TCP_SILENT:
         if verdict == TCP_SILENT:
-            silent_drop(w, s)
+            silent_drop(w, s, -1)
         else:
             w.fe_stats[w.frontends[s.fe].shm_index * STAT_WORDS + STAT_DENIED_REQ] += 1
         stream.payload = None
@@ -241,7 +241,7 @@ cdef bint res_inspect(Worker w, int idx, Session *s):
     stream.res_payload = None
     if verdict == TCP_REJECT or verdict == TCP_SILENT:
         if verdict == TCP_SILENT:
-            silent_drop(w, s)
+            silent_drop(w, s, s.be)
         else:
             tcp_response_denied(w, s)
         s.term0 = b'P'            # a rule refused the response

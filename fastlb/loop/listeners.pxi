@@ -120,7 +120,7 @@ cdef void listener_accept(Worker w, int li):
                 verdict |= connection_rules(w, idx, s, (<FrontendHooks>w.fe_hooks[l.fe]).tcp_rules)
             if verdict & (CONN_REJECT | CONN_SILENT):
                 if verdict & CONN_SILENT:
-                    silent_drop(w, s)
+                    silent_drop(w, s, -1)
                 else:             # HAProxy counts a reject, not a silent-drop
                     w.fe_stats[fe.shm_index * STAT_WORDS + STAT_DENIED_CONN] += 1
                 s.unlogged = 1    # tcp-request connection reject: no session, no log

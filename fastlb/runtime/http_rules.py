@@ -257,6 +257,8 @@ def run_request_rules(rules: list, stream, applets=None, tarpit_ms: int = 0):
             return ROUTE_TARPIT, (tarpit_ms, reply(c, stream))
         elif action == "reject":
             return ROUTE_REJECT, 0
+        elif action == "silent-drop":
+            return ROUTE_REJECT, 1
         elif action == "return":
             answer = reply(c, stream)
             return (ROUTE_PAGE if answer.__class__ is int else ROUTE_RAW), answer
@@ -294,8 +296,10 @@ def run_content_rules(rules: list, stream):
         action = c.rule.action
         if action == "accept":
             return None
-        if action in ("reject", "silent-drop"):
+        if action == "reject":
             return ROUTE_REJECT, 0
+        if action == "silent-drop":
+            return ROUTE_REJECT, 1
         if action == "capture":
             apply_capture(c, stream, False)
         elif action == "set-log-level":
@@ -553,7 +557,7 @@ def resumable_response(rules: list):
 
 def run_response_rules(rules: list, stream):
     """0 to go on, or what replaces the server's response: a status (the proxy's page)
-    or a whole response (deny / return with their own answer)."""
+    or a whole response (deny / return with their own answer); -1: silent-drop."""
     strict = True
     for c in rules:
         if not c.matches(stream):
@@ -585,6 +589,8 @@ def run_response_rules(rules: list, stream):
             return 0
         elif action == "deny":
             return reply(c, stream)
+        elif action == "silent-drop":
+            return -1                 # the client's connection disappears
         elif action == "return":
             # HAProxy drops the server's response before it builds the reply: its
             # values no longer see that response's headers
