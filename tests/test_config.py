@@ -172,6 +172,7 @@ def test_check_config_without_listener_exits_2(tmp_path):
     ("    no option splice-auto", "'no option splice-auto' is not supported by fastlb yet (it always splices bulk transfers)."),
     ("    option http-restrict-req-hdr-names", "'option http-restrict-req-hdr-names' expects 'preserve', 'delete' or 'reject' as argument."),
     ("    server s2 127.0.0.1:80 pool-max-conn 5", "server option 'pool-max-conn' is not supported by fastlb yet."),
+    ("    use-fcgi-app php", "'use-fcgi-app' in 'backend' section needs FastCGI applications (fcgi-app sections), which fastlb does not support yet."),
 ])
 def test_each_error_class_names_file_line_and_keyword(tmp_path, line, message):
     text = textwrap.dedent(VALID) + line + "\n"
@@ -180,6 +181,25 @@ def test_each_error_class_names_file_line_and_keyword(tmp_path, line, message):
     assert code == 1
     assert message.replace("LINE", str(line_number)) in err, err
     assert "Fatal errors found in configuration." in err
+
+
+@pytest.mark.parametrize("line, subsystem", [
+    ("tune.lua.maxmem 10", "Lua"), ("tune.ssl.cachesize 1000", "TLS (issue #11)"),
+    ("tune.h2.initial-window-size 65535", "HTTP/2"), ("maxcomprate 10", "compression"),
+    ("tune.runqueue-depth 10", "HAProxy's task scheduler"),
+])
+def test_global_keywords_of_a_missing_subsystem_name_it(tmp_path, line, subsystem):
+    """Not "unknown keyword" (as if misspelt): the keyword and what it needs."""
+    keyword = line.split()[0]
+    code, _, err = check(tmp_path, "global\n    " + line + "\n" + textwrap.dedent(VALID))
+    assert code == 1
+    assert f"parsing [haproxy.cfg:2] : '{keyword}' in 'global' section needs {subsystem}" in err
+
+
+def test_ssl_default_bind_curves_is_kept_for_tls(tmp_path):
+    code, _, err = check(tmp_path, "global\n    ssl-default-bind-curves X25519:P-256\n"
+                         + textwrap.dedent(VALID))
+    assert code == 0, err
 
 
 @pytest.mark.parametrize("option", ["splice-auto", "splice-request", "splice-response",

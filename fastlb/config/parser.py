@@ -17,7 +17,8 @@ from ..logformat import LogFormatError, compile_format
 from .addresses import AddressError
 from .conditions import ConditionError, caret_lines, evaluate
 # (importing the keywords package registers every keyword)
-from .keywords.registry import (IGNORED_GLOBAL, NOT_YET_GLOBAL, NOT_YET_PROXY, did_you_mean,
+from .keywords.registry import (IGNORED_GLOBAL, NEEDS_GLOBAL, NEEDS_PROXY, NOT_YET_GLOBAL,
+                                NOT_YET_PROXY, did_you_mean,
                                 global_keyword, global_words, proxy_keyword, proxy_words)
 from .keywords.http import read_errorfile
 from .model import Config, GlobalSettings, HttpErrors, Origin, Proxy, User, Userlist
@@ -446,6 +447,9 @@ class Parser:
             pass
         elif keyword in NOT_YET_GLOBAL:
             self.alert(origin, f"'{keyword}' in 'global' section is not supported by fastlb yet.")
+        elif keyword in NEEDS_GLOBAL:
+            self.alert(origin, f"'{keyword}' in 'global' section needs {NEEDS_GLOBAL[keyword]}, "
+                       "which fastlb does not support yet.")
         else:
             self.alert(origin, f"unknown keyword '{keyword}' in 'global' section"
                        + did_you_mean(keyword, global_words()))
@@ -456,6 +460,9 @@ class Parser:
         if entry is None:
             if keyword in NOT_YET_PROXY:
                 self.alert(origin, f"'{keyword}' in '{proxy.kind}' section is not supported by fastlb yet.")
+            elif keyword in NEEDS_PROXY:
+                self.alert(origin, f"'{keyword}' in '{proxy.kind}' section needs "
+                           f"{NEEDS_PROXY[keyword]}, which fastlb does not support yet.")
             else:
                 self.alert(origin, f"unknown keyword '{keyword}' in '{proxy.kind}' section"
                            + did_you_mean(keyword, proxy_words()))

@@ -120,13 +120,14 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
 
 def global_words() -> list[str]:
     """Every word known in 'global': what is implemented, refused by name or ignored."""
-    return [*_global_keywords, *sorted(NOT_YET_GLOBAL), *IGNORED_GLOBAL, *_SECTION_WORDS]
+    return [*_global_keywords, *sorted(NOT_YET_GLOBAL), *sorted(NEEDS_GLOBAL), *IGNORED_GLOBAL,
+            *_SECTION_WORDS]
 
 
 def proxy_words() -> list[str]:
     """Every keyword known in proxies and defaults (HAProxy suggests from one list too)."""
     return [*(entry.name for entry in _proxy_keywords.values()), *sorted(NOT_YET_PROXY),
-            *_SECTION_WORDS]
+            *sorted(NEEDS_PROXY), *_SECTION_WORDS]
 
 
 # Global keywords accepted with no effect, and why ignoring them cannot change behaviour.
@@ -141,6 +142,39 @@ NOT_YET_GLOBAL = {
     "spread-checks", "server-state-file", "server-state-base", "lua-load",
     "localpeer", "h1-case-adjust", "maxsslconn", "maxconnrate", "maxsessrate", "external-check",
     "insecure-fork-wanted", "tune.http.maxhdr",
+}
+# HAProxy 2.6 keywords that belong to a subsystem fastlb does not have yet: refused by name,
+# saying which (the README's list of what stays unsupported).
+_TLS = "TLS (issue #11)"
+_LUA = "Lua"
+_H2 = "HTTP/2"
+_COMP = "compression"
+_SCHED = "HAProxy's task scheduler (fastlb's loop runs ready events in the order epoll gives)"
+NEEDS_GLOBAL = {
+    **{kw: _TLS for kw in (
+        "issuers-chain-path", "maxsslrate", "ssl-dh-param-file", "ssl-mode-async",
+        "ssl-propquery", "ssl-provider", "ssl-provider-path", "ssl-server-verify",
+        "ssl-skip-self-issued-ca", "tune.ssl.cachesize", "tune.ssl.capture-buffer-size",
+        "tune.ssl.capture-cipherlist-size", "tune.ssl.force-private-cache",
+        "tune.ssl.hard-maxrecord", "tune.ssl.keylog", "tune.ssl.lifetime", "tune.ssl.maxrecord",
+        "tune.ssl.ssl-ctx-cache-size", "httpclient.ssl.ca-file", "httpclient.ssl.verify")},
+    **{kw: _LUA for kw in (
+        "lua-load-per-thread", "lua-prepend-path", "tune.lua.forced-yield", "tune.lua.maxmem",
+        "tune.lua.service-timeout", "tune.lua.session-timeout", "tune.lua.task-timeout")},
+    **{kw: _COMP for kw in ("maxcompcpuusage", "maxcomprate", "maxzlibmem", "tune.comp.maxlevel")},
+    **{kw: _H2 for kw in ("h2-workaround-bogus-websocket-clients", "tune.h2.header-table-size",
+                          "tune.h2.initial-window-size", "tune.h2.max-concurrent-streams")},
+    **{kw: _SCHED for kw in ("tune.runqueue-depth", "tune.sched.low-latency",
+                             "profiling.tasks")},
+    "cluster-secret": "QUIC",
+    "max-spread-checks": "spread health checks (issue #13)",
+    "httpclient.resolvers.id": "resolvers (issue #13)",
+    "httpclient.resolvers.prefer": "resolvers (issue #13)",
+    "insecure-setuid-wanted": "external checks (issue #13)",
+}
+NEEDS_PROXY = {
+    "use-fcgi-app": "FastCGI applications (fcgi-app sections)",
+    "transparent": "'option transparent' (the deprecated spelling)",
 }
 NOT_YET_PROXY = {
     "http-error", "stick-table", "stick",

@@ -67,7 +67,8 @@ def options(keyword_name: str):
 for name in ("ca-base", "crt-base"):
     directory(name)
 for name in ("ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites",
-             "ssl-default-server-ciphers", "ssl-default-server-ciphersuites"):
+             "ssl-default-bind-curves", "ssl-default-server-ciphers",
+             "ssl-default-server-ciphersuites"):
     ciphers(name)
 for name in OPTIONS:
     options(name)
