@@ -7,10 +7,13 @@ import ctypes
 import os
 import socket
 import subprocess
+import threading
+import time
 
+import psutil
 import pytest
 
-from conftest import FASTLB, HTTP_DEFAULTS, free_port
+from conftest import FASTLB, HTTP_DEFAULTS, Backend, free_port
 
 SYS_PIDFD_OPEN, SYS_PIDFD_GETFD = 434, 438
 TCP_DEFER_ACCEPT, TCP_FASTOPEN, TCP_MAXSEG = 9, 23, 2
@@ -134,3 +137,89 @@ def test_bind_namespace_that_does_not_exist_is_an_alert(tmp_path):
                          timeout=20)
     assert run.returncode == 1
     assert f"cannot bind socket (No such file or directory) for [127.0.0.1:{port}]" in run.stderr
+
+
+def connected_socket_of(pids, local_port: int = 0, remote_port: int = 0) -> socket.socket:
+    """A duplicate of the established TCP socket (one of the processes') with that local
+    or remote port."""
+    inodes = set()
+    with open("/proc/net/tcp") as handle:
+        for line in handle.readlines()[1:]:
+            fields = line.split()
+            local, remote = (int(f.rsplit(":", 1)[1], 16) for f in fields[1:3])
+            if fields[3] == "01" and (local == local_port or remote == remote_port):
+                inodes.add(fields[9])
+    libc = ctypes.CDLL(None, use_errno=True)
+    for pid in pids:
+        pidfd = libc.syscall(SYS_PIDFD_OPEN, pid, 0)
+        if pidfd < 0:
+            continue
+        try:
+            for name in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{name}")
+                except OSError:
+                    continue
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, int(name), 0)
+                    assert fd >= 0, os.strerror(ctypes.get_errno())
+                    return socket.socket(fileno=fd)
+        finally:
+            os.close(pidfd)
+    raise AssertionError(f"no connected socket (local {local_port}, remote {remote_port})")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reading another process's socket needs root")
+def test_tcp_keepalive_probes_reach_both_connections(fastlb):
+    """clitcpka-* on the client connection, srvtcpka-* on the server one (idle and interval
+    in seconds, as HAProxy parses them), only where clitcpka / srvtcpka enable keep-alive."""
+    release = threading.Event()
+
+    def hold(conn, backend):
+        conn.recv(65536)
+        release.wait(5)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    backend = Backend(hold)
+    port = free_port()
+    lb = fastlb(HTTP_DEFAULTS + f"""
+    frontend fe
+        bind 127.0.0.1:{port}
+        option clitcpka
+        clitcpka-cnt 3
+        clitcpka-idle 7
+        clitcpka-intvl 2000ms
+        default_backend be
+    backend be
+        option srvtcpka
+        srvtcpka-cnt 4
+        srvtcpka-idle 1m
+        srvtcpka-intvl 5s
+        server s1 127.0.0.1:{backend.port}
+    """, ports=[port])
+    pids = [p.pid for p in psutil.Process(lb.proc.pid).children(recursive=True)]
+    client = socket.create_connection(("127.0.0.1", port))
+    try:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while backend.accepted == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        front = connected_socket_of(pids, local_port=port)
+        back = connected_socket_of(pids, remote_port=backend.port)
+        try:
+            def probes(sock):
+                return (sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                        sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+                        sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                        sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL))
+            assert probes(front) == (1, 3, 7, 2)
+            assert probes(back) == (1, 4, 60, 5)
+        finally:
+            front.close()
+            back.close()
+        release.set()
+        assert client.recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        release.set()
+        client.close()
+        backend.close()

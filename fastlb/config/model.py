@@ -193,6 +193,14 @@ class Options:
     redispatch: Optional[int] = None    # None: off; else HAProxy's redispatch interval (default -1)
     clitcpka: bool = False
     srvtcpka: bool = False
+    # {cli,srv}tcpka-cnt|idle|intvl: the keep-alive probes' count, idle and interval
+    # (seconds), 0: the system's
+    clitcpka_cnt: int = 0
+    clitcpka_idle: int = 0
+    clitcpka_intvl: int = 0
+    srvtcpka_cnt: int = 0
+    srvtcpka_idle: int = 0
+    srvtcpka_intvl: int = 0
     log_health_checks: bool = False
     logasap: bool = False               # log a request at its response head, a TCP session
                                         # once connected ('+' before %Tt and %B)

@@ -163,6 +163,9 @@ cdef extern from "<arpa/inet.h>" nogil:
 cdef extern from "<netinet/tcp.h>" nogil:
     enum:
         TCP_NODELAY
+        TCP_KEEPCNT
+        TCP_KEEPIDLE
+        TCP_KEEPINTVL
 
 
 cdef extern from "<sys/prctl.h>" nogil:

@@ -30,7 +30,7 @@ cdef void start_connect(Worker w, int idx, Session *s):
         return
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
     if be.srvtcpka:
-        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
+        keepalive(fd, be.srvtcpka_probes)
     if be.nolinger:
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof(linger))
     side_attach(&s.srv, fd, &raw_socket)

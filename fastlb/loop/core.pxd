@@ -119,6 +119,7 @@ cdef struct BackendRt:
     int retries
     int redispatch          # 0: off, else HAProxy's interval (default -1: last retry)
     int srvtcpka
+    int srvtcpka_probes[3]  # TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL; 0: the system's
     int nolinger            # option nolinger: server connections close with a reset
     int prefer_last         # option prefer-last-server
     int abortonclose        # option abortonclose: a client's close drops a waiting request
@@ -141,6 +142,7 @@ cdef struct FrontendRt:
     int64_t t_client
     int64_t t_client_fin
     int clitcpka
+    int clitcpka_probes[3]  # as the backend's srvtcpka_probes
     int nolinger            # option nolinger: client connections close with a reset
     int log_mode            # 0 none, 1 connect line at accept, 2 tcplog at end
     int dontlognull

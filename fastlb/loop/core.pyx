@@ -312,6 +312,8 @@ cdef class Worker:
         be.retries = spec.retries
         be.redispatch = spec.redispatch
         be.srvtcpka = spec.srvtcpka
+        for i in range(3):
+            be.srvtcpka_probes[i] = spec.srvtcpka_probes[i]
         be.nolinger = spec.nolinger
         be.prefer_last = spec.prefer_last
         be.abortonclose = spec.abortonclose
@@ -347,6 +349,8 @@ cdef class Worker:
         fe.t_client = spec.t_client
         fe.t_client_fin = spec.t_client_fin
         fe.clitcpka = spec.clitcpka
+        for i in range(3):
+            fe.clitcpka_probes[i] = spec.clitcpka_probes[i]
         fe.nolinger = spec.nolinger
         fe.log_mode = spec.log_mode
         fe.dontlognull = spec.dontlognull

@@ -92,7 +92,7 @@ cdef void listener_accept(Worker w, int li):
         w.fe_stats[fe.shm_index * STAT_WORDS + STAT_CONN_TOT] += 1
         w.fe_stats[fe.shm_index * STAT_WORDS + STAT_SESS_TOT] += 1
         if fe.clitcpka:
-            setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
+            keepalive(fd, fe.clitcpka_probes)
         if fe.nolinger:
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof(linger))
         idx = session_new(w)

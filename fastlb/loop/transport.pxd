@@ -51,6 +51,7 @@ cdef inline int64_t buffered(Side *side) noexcept nogil:
     """Bytes read from this side and not yet consumed."""
     return side.tail - side.head
 
+cdef void keepalive(int fd, const int *probes) noexcept nogil
 cdef void side_init(Side *side) noexcept nogil
 cdef void side_attach(Side *side, int fd, const Transport *xprt) noexcept nogil
 cdef void note_readable(Side *side, uint32_t events) noexcept nogil

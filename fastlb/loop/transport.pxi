@@ -47,6 +47,19 @@ raw_socket.splice = 1
 
 
 # ---------------------------------------------------------------------------- sides
+cdef void keepalive(int fd, const int *probes) noexcept nogil:
+    """SO_KEEPALIVE on, with the probes' count, idle and interval (s) that are set (0:
+    the system's); on a UNIX socket the TCP ones fail, harmlessly."""
+    cdef int one = 1
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int))
+    if probes[0]:
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes[0], sizeof(int))
+    if probes[1]:
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &probes[1], sizeof(int))
+    if probes[2]:
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &probes[2], sizeof(int))
+
+
 cdef void side_init(Side *side) noexcept nogil:
     memset(side, 0, sizeof(Side))
     side.fd = -1

@@ -93,6 +93,7 @@ class BackendSpec:
     retries: int
     redispatch: int               # 0: off, else HAProxy's interval (-1: the last retry)
     srvtcpka: bool
+    srvtcpka_probes: tuple        # (cnt, idle s, intvl s), 0: the system's
     nolinger: bool                # option nolinger (server side)
     restrict_names: int           # http-restrict-req-hdr-names: 0 preserve, 1 delete, 2 reject
     prefer_last: bool             # option prefer-last-server
@@ -119,6 +120,7 @@ class FrontendSpec:
     t_http_request: int
     t_http_keep_alive: int
     clitcpka: bool
+    clitcpka_probes: tuple        # (cnt, idle s, intvl s), 0: the system's
     nolinger: bool                # option nolinger (client side)
     restrict_names: int           # http-restrict-req-hdr-names (a listen's: here)
     log_mode: int                 # LOG_*
@@ -298,6 +300,8 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         t_connect=t.connect or 0, t_server=t.server or 0, t_server_fin=t.server_fin or 0,
         t_tunnel=t.tunnel or 0, t_queue=t.queue or t.connect or 0, retries=proxy.retries,
         redispatch=proxy.options.redispatch or 0, srvtcpka=bool(proxy.options.srvtcpka),
+        srvtcpka_probes=(proxy.options.srvtcpka_cnt, proxy.options.srvtcpka_idle,
+                         proxy.options.srvtcpka_intvl),
         nolinger=bool(proxy.options.nolinger),
         prefer_last=bool(proxy.options.prefer_last_server),
         abortonclose=bool(proxy.options.abortonclose),
@@ -386,6 +390,8 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         t_client=t.client or 0, t_client_fin=t.client_fin or 0,
         t_http_request=t.http_request or 0, t_http_keep_alive=t.http_keep_alive or 0,
         clitcpka=bool(proxy.options.clitcpka), nolinger=bool(proxy.options.nolinger),
+        clitcpka_probes=(proxy.options.clitcpka_cnt, proxy.options.clitcpka_idle,
+                         proxy.options.clitcpka_intvl),
         restrict_names=RESTRICT_NAMES[proxy.options.restrict_hdr_names]
         if proxy.mode == "http" else 0,
         log_mode=log_mode,

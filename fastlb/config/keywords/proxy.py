@@ -9,7 +9,7 @@ from ..addresses import AddressError
 from ..model import ForwardFor, HttpCheck
 from ...logformat import LogFormatError, compile_format
 from ...sample import Context, SampleError, compile_format as compile_value
-from ..units import parse_time_ms
+from ..units import parse_time_ms, parse_time_s
 from .arguments import condition, log_statement, one_arg, positive_int
 from .registry import (BACKENDS, DEFAULTS, FRONTENDS, PROXIES, PROXY_AND_DEFAULTS, did_you_mean,
                        keyword)
@@ -363,6 +363,40 @@ def timeout(parser, proxy, args, origin):
         parser.warn(origin, f"'timeout {name}' will be ignored because {proxy.kind} "
                     f"'{proxy.name}' has no {side} capability")
     setattr(proxy.timeouts, name.replace("-", "_"), value)
+
+
+def tcpka_keyword(name: str):
+    """clitcpka-cnt|idle|intvl, srvtcpka-cnt|idle|intvl: the TCP keep-alive probes of
+    client (cli) or server (srv) connections that option clitcpka/srvtcpka/tcpka enable."""
+    @keyword(name, sections=PROXY_AND_DEFAULTS)
+    def tcpka(parser, proxy, args, origin):
+        if not args or not args[0]:
+            raise ValueError(f"'{name}' expects an integer value")
+        if name.endswith("-cnt"):
+            try:
+                value = int(args[0], 0)
+            except ValueError:
+                bad = next((c for c in args[0] if not c.isdigit()), args[0][:1])
+                raise ValueError(f"'{name}' : unexpected character '{bad}' in integer value "
+                                 f"'{args[0]}'") from None
+        else:
+            try:
+                value = parse_time_s(args[0])
+            except ValueError:
+                bad = next((c for c in args[0] if not c.isdigit()), args[0][:1])
+                raise ValueError(f"unexpected character '{bad}' in argument to <{name}>.") \
+                    from None
+        side = "frontend" if name.startswith("cli") else "backend"
+        if proxy.kind == ("backend" if side == "frontend" else "frontend"):
+            parser.warn(origin, f"{name} will be ignored because {proxy.kind} '{proxy.name}' "
+                        f"has no {side} capability")
+        setattr(proxy.options, name.replace("-", "_"), value)
+    return tcpka
+
+
+for _side in ("cli", "srv"):
+    for _what in ("cnt", "idle", "intvl"):
+        tcpka_keyword(f"{_side}tcpka-{_what}")
 
 
 @keyword("option", sections=PROXY_AND_DEFAULTS)
