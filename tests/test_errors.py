@@ -84,11 +84,9 @@ def test_after_response_in_defaults_is_refused_by_name(tmp_path):
            "supported by fastlb yet" in result.stderr, result.stderr
 
 
-def test_http_error_and_after_response_capture_are_refused_by_name(tmp_path):
+def test_http_error_is_refused_by_name(tmp_path):
     for line, message in [("http-error status 403", "'http-error' in 'frontend' section is "
-                                                    "not supported"),
-                          ("http-after-response capture res.hdr(x) id 0",
-                           "'http-after-response capture' is not supported")]:
+                                                    "not supported")]:
         (tmp_path / "haproxy.cfg").write_text(
             "defaults\n    mode http\nfrontend fe\n    bind 127.0.0.1:1\n"
             f"    {line}\n")
@@ -96,3 +94,18 @@ def test_http_error_and_after_response_capture_are_refused_by_name(tmp_path):
                                 text=True, cwd=tmp_path)
         assert result.returncode != 0 and "haproxy.cfg:5]" in result.stderr and \
             message in result.stderr, result.stderr
+
+
+def test_after_response_strict_mode_and_capture_are_taken(tmp_path):
+    """As in http-response: strict-mode on|off and capture <sample> id <n> (a declared
+    response slot; the log line's comparison with haproxy is in test_sample_differential)."""
+    (tmp_path / "haproxy.cfg").write_text(
+        "defaults\n    mode http\nfrontend fe\n    bind 127.0.0.1:1\n"
+        "    declare capture response len 4\n"
+        "    http-after-response strict-mode off\n"
+        "    http-after-response capture status id 0\n"
+        "    http-after-response capture status id 1\n")
+    result = subprocess.run(FASTLB + ["-c", "-f", "haproxy.cfg"], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 1 and "haproxy.cfg:8]" in result.stderr and \
+        "no capture slot with id 1" in result.stderr, result.stderr

@@ -485,6 +485,9 @@ frontend fe
     declare capture response len 6
     capture response header X-Origin len 3
     http-response capture res.hdr(set-cookie) id 0
+    declare capture response len 7
+    http-after-response capture status,add(1000) id 2
+    http-after-response capture str(after),upper id 2 if {{ path /b }}
     http-request set-header X-Cap %[capture.req.hdr(2)]
     default_backend be1
 backend be1

@@ -46,7 +46,7 @@ NORMALIZERS = ("fragment-encode", "fragment-strip", "path-merge-slashes", "path-
                "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
                "query-sort-by-name")
 # http-after-response: on every response the client gets, fastlb's own included
-AFTER_ACTIONS = ("allow", "set-status") + HEADER_ACTIONS + VAR_ACTIONS
+AFTER_ACTIONS = ("allow", "set-status", "strict-mode", "capture") + HEADER_ACTIONS + VAR_ACTIONS
 # the codes HAProxy has a page for, which an errorfile-based reply must use
 ERROR_CODES = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429,
                500, 501, 502, 503, 504)

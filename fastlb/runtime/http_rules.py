@@ -175,7 +175,8 @@ def compile_rules(rules: list, compiler: ConditionCompiler, ctx: Context,
             c.slot = previous.slot if previous is not None and \
                 previous.rule.action == "early-hint" and c.rule.condition is None else (i,)
         elif c.rule.action == "capture":
-            slots = proxy.captures_rsp if ctx.place == "http-response" else proxy.captures_req
+            slots = proxy.captures_rsp if ctx.place in ("http-response", "http-after-response") \
+                else proxy.captures_req
             c.slot = (int(c.rule.name), slots[int(c.rule.name)][1])
         elif c.rule.action == "auth":         # the proxy's 401 page, or HAProxy's
             page = (proxy.errorfiles or {}).get(401) if proxy is not None else None
@@ -609,19 +610,30 @@ def build_after_response(proxy: Proxy, env: SampleEnv):
     place = "http-after-response"
     compiler = ConditionCompiler(proxy.acls, env, place, proxy.name)
     rules = compile_rules(proxy.http_after_response_rules, compiler,
-                          Context(place, env, proxy.name))
+                          Context(place, env, proxy.name), proxy)
     return functools.partial(run_after_rules, rules)
 
 
 def run_after_rules(rules: list, stream) -> None:
+    """A failed rewrite raises (the loop answers 500), unless strict-mode is off."""
+    strict = True
     for c in rules:
         if not c.matches(stream):
             continue
         action = c.rule.action
-        if action in HEADER_ACTIONS:
-            apply_header_rule(c, stream.res_headers, stream)
-        elif action in VAR_ACTIONS:
-            apply_var_rule(c, stream)
+        if action in HEADER_ACTIONS or action in VAR_ACTIONS:
+            try:
+                if action in HEADER_ACTIONS:
+                    apply_header_rule(c, stream.res_headers, stream)
+                else:
+                    apply_var_rule(c, stream)
+            except ValueError:
+                if strict:
+                    raise
+        elif action == "strict-mode":
+            strict = c.rule.name == "on"
+        elif action == "capture":
+            apply_capture(c, stream, True)
         elif action == "set-status":
             stream.status = c.rule.status
             stream.reason = c.rule.reason.encode("utf-8", "surrogateescape") or None
