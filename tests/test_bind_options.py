@@ -170,9 +170,11 @@ def connected_socket_of(pids, local_port: int = 0, remote_port: int = 0) -> sock
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="reading another process's socket needs root")
-def test_tcp_keepalive_probes_reach_both_connections(fastlb):
+def test_keepalive_probes_and_buffer_sizes_reach_both_connections(fastlb):
     """clitcpka-* on the client connection, srvtcpka-* on the server one (idle and interval
-    in seconds, as HAProxy parses them), only where clitcpka / srvtcpka enable keep-alive."""
+    in seconds, as HAProxy parses them), only where clitcpka / srvtcpka enable keep-alive;
+    tune.rcvbuf.client / tune.sndbuf.server likewise (the kernel reports twice the size
+    asked for)."""
     release = threading.Event()
 
     def hold(conn, backend):
@@ -182,7 +184,8 @@ def test_tcp_keepalive_probes_reach_both_connections(fastlb):
 
     backend = Backend(hold)
     port = free_port()
-    lb = fastlb(HTTP_DEFAULTS + f"""
+    lb = fastlb("global\n    tune.rcvbuf.client 65536\n    tune.sndbuf.server 98304\n"
+                + HTTP_DEFAULTS + f"""
     frontend fe
         bind 127.0.0.1:{port}
         option clitcpka
@@ -214,6 +217,8 @@ def test_tcp_keepalive_probes_reach_both_connections(fastlb):
                         sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL))
             assert probes(front) == (1, 3, 7, 2)
             assert probes(back) == (1, 4, 60, 5)
+            assert front.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * 65536
+            assert back.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * 98304
         finally:
             front.close()
             back.close()

@@ -382,6 +382,11 @@ class GlobalSettings:
     pidfile: Optional[str] = None
     quiet: bool = False
     bufsize: int = 16384
+    # tune.rcvbuf|sndbuf.client|server: the kernel's socket buffer sizes (0: the system's)
+    rcvbuf_client: int = 0
+    sndbuf_client: int = 0
+    rcvbuf_server: int = 0
+    sndbuf_server: int = 0
     maxrewrite: int = 1024      # tune.maxrewrite: kept free in a buffer for rewrites, so a
                                 # head may use bufsize - maxrewrite (HAProxy caps it at half)
     ulimit_n: Optional[int] = None

@@ -100,6 +100,8 @@ cdef extern from "<sys/socket.h>" nogil:
         SOL_SOCKET
         SO_ERROR
         SO_KEEPALIVE
+        SO_RCVBUF
+        SO_SNDBUF
         SHUT_RD
         SHUT_WR
         SHUT_RDWR

@@ -31,6 +31,10 @@ cdef void start_connect(Worker w, int idx, Session *s):
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
     if be.srvtcpka:
         keepalive(fd, be.srvtcpka_probes)
+    if w.rcvbuf_server:
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &w.rcvbuf_server, sizeof(int))
+    if w.sndbuf_server:
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &w.sndbuf_server, sizeof(int))
     if be.nolinger:
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof(linger))
     side_attach(&s.srv, fd, &raw_socket)

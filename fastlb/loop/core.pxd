@@ -210,6 +210,8 @@ cdef class Worker:
     cdef int nworkers
     cdef uint32_t bufsize
     cdef public uint32_t head_limit   # largest head: bufsize less tune.maxrewrite
+    cdef public int rcvbuf_server     # tune.rcvbuf.server / tune.sndbuf.server, 0: the system's
+    cdef public int sndbuf_server
     cdef int64_t now
     cdef int stopping           # 0 running, 1 soft stop (drain), 2 hard stop
     cdef int64_t stop_deadline  # hard-stop-after for a soft stop, 0: none

@@ -167,6 +167,7 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
     worker = loop.Worker(worker_id, nworkers, g.bufsize, shm, len(tables.frontends),
                           len(tables.backends), default_maxconn(tables.config))
     worker.head_limit = g.head_limit()
+    worker.rcvbuf_server, worker.sndbuf_server = g.rcvbuf_server, g.sndbuf_server
     for be in tables.backends:
         worker.add_backend(be.spec, be.lookup_builder(shm))
     for fe in tables.frontends:
@@ -177,6 +178,10 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
             else:
                 sock = listen_sockets[id(listener)]
             port = 0 if listener.family == socket.AF_UNIX else sock.getsockname()[1]
+            if g.rcvbuf_client:      # accepted connections inherit the listener's sizes
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, g.rcvbuf_client)
+            if g.sndbuf_client:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, g.sndbuf_client)
             # the loop owns the descriptor from now on (it closes it at a soft stop)
             worker.add_listener(sock.detach(), fe.index, port, listener.accept_proxy, luid)
 

@@ -213,6 +213,21 @@ def tune_bufsize(parser, g, args, origin):
         raise ValueError("'tune.bufsize' must be at least 1024 bytes")
 
 
+def socket_buffer(name: str):
+    """tune.rcvbuf.client|server, tune.sndbuf.client|server: SO_RCVBUF / SO_SNDBUF of
+    client connections (set on the listening sockets, which accepted ones inherit) or of
+    server connections."""
+    @keyword(name, sections=GLOBAL)
+    def buffer_size(parser, g, args, origin):
+        setattr(g, name[5:].replace(".", "_"), positive_int(args, name, size=True))
+    return buffer_size
+
+
+for _name in ("tune.rcvbuf.client", "tune.rcvbuf.server", "tune.sndbuf.client",
+              "tune.sndbuf.server"):
+    socket_buffer(_name)
+
+
 @keyword("ulimit-n", sections=GLOBAL)
 def ulimit_n(parser, g, args, origin):
     g.ulimit_n = positive_int(args, "ulimit-n")
