@@ -159,6 +159,60 @@ def test_bulk_transfer_is_spliced_and_counted(fastlb, backends, syslog):
     wait_until(lambda: pipes_of(worker) == idle_pipes, message="the pipe closed with the session")
 
 
+def pipe_sizes_of(pid) -> list[int]:
+    """F_GETPIPE_SZ of every pipe the process holds (through duplicates, pidfd_getfd)."""
+    import ctypes
+    import fcntl
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = libc.syscall(434, pid, 0)           # pidfd_open
+    assert pidfd >= 0, os.strerror(ctypes.get_errno())
+    sizes = []
+    try:
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if not os.readlink(f"/proc/{pid}/fd/{name}").startswith("pipe:"):
+                    continue
+            except OSError:
+                continue
+            fd = libc.syscall(438, pidfd, int(name), 0)     # pidfd_getfd
+            if fd >= 0:
+                sizes.append(fcntl.fcntl(fd, 1032))          # F_GETPIPE_SZ
+                os.close(fd)
+    finally:
+        os.close(pidfd)
+    return sizes
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reading another process's pipes needs root")
+@pytest.mark.parametrize("global_, pipes, size", [
+    ("    tune.pipesize 65536", 2, 65536),     # a pipe per session, sized as told
+    ("    maxpipes 1", 1, None),              # the second session copies through its buffer
+    ("    nosplice", 0, None),
+    ("", 2, None),                          # unlimited: the reference for the two above
+])
+def test_splice_pipes_obey_pipesize_maxpipes_and_nosplice(fastlb, backends, global_, pipes,
+                                                          size):
+    """Two slow readers of a bulk transfer: the worker opens no more pipes than maxpipes lets it
+    (none with nosplice), of tune.pipesize bytes, and every byte still arrives."""
+    payload = os.urandom(1024 * 1024) * 8
+    backend = backends(lambda conn, backend: conn.sendall(payload))
+    port = free_port()
+    lb = fastlb(tcp_config(port, [("s1", backend.port, "")], global_=global_), ports=[port])
+    (worker,) = lb.worker_pids()
+    idle_pipes = pipes_of(worker)
+    with connect(port, timeout=30) as a, connect(port, timeout=30) as b:
+        heads = [recv_exact(a, 1024 * 1024), recv_exact(b, 1024 * 1024)]
+        time.sleep(0.5)             # both transfers wait in the worker, stalled on the clients
+        held = pipes_of(worker) - idle_pipes
+        sizes = pipe_sizes_of(worker)
+        rests = [recv_until_eof(a), recv_until_eof(b)]
+    assert held == 2 * pipes, held        # a pipe is two descriptors
+    if size:
+        assert size in sizes, sizes
+    for head, rest in zip(heads, rests):
+        assert sha256(head + rest) == sha256(payload)
+
+
 def test_many_concurrent_sessions(fastlb, backends):
     backend = backends()
     port = free_port()

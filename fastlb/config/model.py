@@ -384,6 +384,9 @@ class GlobalSettings:
     bufsize: int = 16384
     # tune.rcvbuf|sndbuf.client|server: the kernel's socket buffer sizes (0: the system's)
     rcvbuf_client: int = 0
+    pipesize: int = 0           # tune.pipesize, 0: fastlb's 256 KiB
+    maxpipes: int = 0           # 0: no limit
+    nosplice: bool = False
     sndbuf_client: int = 0
     rcvbuf_server: int = 0
     sndbuf_server: int = 0

@@ -435,6 +435,14 @@ cdef class Worker:
                 close(self.listeners[i].fd)
                 self.listeners[i].closed = 1
 
+    def set_splice_limits(self, int pipesize, int maxpipes):
+        """tune.pipesize (0: fastlb's default) and this process's share of maxpipes
+        (0: never splice, as nosplice; -1: no limit)."""
+        global pipe_bytes, pipes_left
+        if pipesize > 0:
+            pipe_bytes = pipesize
+        pipes_left = maxpipes
+
     def hard_stop(self):
         self.stopping = 2
 

@@ -171,10 +171,13 @@ cdef void side_discard_input(Side *side) noexcept nogil:
 
 cdef void side_close(Side *side) noexcept nogil:
     """Close the connection and its splice pipe (the buffer is the caller's)."""
+    global pipes_left
     if side.pipe_r >= 0:
         close(side.pipe_r)
         close(side.pipe_w)
         side.pipe_r = side.pipe_w = -1
+        if pipes_left >= 0:
+            pipes_left += 1
         side.piped = 0
     if side.fd >= 0:
         side.xprt.close(side)
@@ -197,17 +200,28 @@ cdef ssize_t side_peek_consume(Side *side, char *buf, size_t n) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------- splice
+# tune.pipesize, and the pipes this process may still open (maxpipes, its share of it;
+# nosplice: none; -1: no limit).  Set once by Worker.set_splice_limits.
+cdef int pipe_bytes = PIPE_BYTES
+cdef int pipes_left = -1
+
+
 cdef bint side_may_splice(Side *src, Side *dst) noexcept nogil:
     """Both transports let the kernel move the payload, and src has (or gets) its pipe."""
+    global pipes_left
     cdef int fds[2]
     if not (src.xprt.splice and dst.xprt.splice):
         return False
     if src.pipe_r >= 0:
         return True
+    if pipes_left == 0:
+        return False                # at maxpipes (or nosplice): copied through the buffer
     if pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0:
         src.bulk = 0                # no pipe to be had: copy from now on
         return False
-    fcntl(fds[1], F_SETPIPE_SZ, <int>PIPE_BYTES)     # best effort: fewer, larger moves
+    if pipes_left > 0:
+        pipes_left -= 1
+    fcntl(fds[1], F_SETPIPE_SZ, pipe_bytes)     # best effort: fewer, larger moves
     src.pipe_r = fds[0]
     src.pipe_w = fds[1]
     return True
@@ -216,7 +230,7 @@ cdef bint side_may_splice(Side *src, Side *dst) noexcept nogil:
 cdef int side_splice_in(Side *side, int64_t now) noexcept nogil:
     """Socket -> the side's pipe (IoResult).  A short splice says nothing about the queue
     (the pipe also fills by pages), so readiness is cleared by EAGAIN only."""
-    cdef ssize_t n = splice(side.fd, NULL, side.pipe_w, NULL, PIPE_BYTES,
+    cdef ssize_t n = splice(side.fd, NULL, side.pipe_w, NULL, pipe_bytes,
                             SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
     if n > 0:
         side.piped = n

@@ -168,6 +168,9 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
                           len(tables.backends), default_maxconn(tables.config))
     worker.head_limit = g.head_limit()
     worker.rcvbuf_server, worker.sndbuf_server = g.rcvbuf_server, g.sndbuf_server
+    # maxpipes is the whole of fastlb's: each worker opens at most its share
+    worker.set_splice_limits(g.pipesize, 0 if g.nosplice else
+                             -(-g.maxpipes // nworkers) if g.maxpipes else -1)
     for be in tables.backends:
         worker.add_backend(be.spec, be.lookup_builder(shm))
     for fe in tables.frontends:

@@ -228,6 +228,21 @@ for _name in ("tune.rcvbuf.client", "tune.rcvbuf.server", "tune.sndbuf.client",
     socket_buffer(_name)
 
 
+@keyword("tune.pipesize", sections=GLOBAL)
+def tune_pipesize(parser, g, args, origin):
+    g.pipesize = positive_int(args, "tune.pipesize", size=True)
+
+
+@keyword("maxpipes", sections=GLOBAL)
+def maxpipes(parser, g, args, origin):
+    g.maxpipes = positive_int(args, "maxpipes")
+
+
+@keyword("nosplice", sections=GLOBAL)
+def nosplice(parser, g, args, origin):
+    g.nosplice = True
+
+
 @keyword("ulimit-n", sections=GLOBAL)
 def ulimit_n(parser, g, args, origin):
     g.ulimit_n = positive_int(args, "ulimit-n")
