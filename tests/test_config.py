@@ -427,3 +427,19 @@ def test_setenv_family_changes_later_lines_as_haproxy(tmp_path, fastlb):
         theirs = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True,
                                 text=True, env=env)
         assert theirs.returncode == 0, theirs.stderr
+
+
+def test_fullconn_and_bind_nice_are_checked_and_their_lack_of_effect_said(tmp_path):
+    """fullconn only scales a server minconn (refused), bind nice needs a task scheduler:
+    both are checked and kept, nice with a warning; a frontend's fullconn or source is
+    ignored with haproxy's warning; a bad value stops the start."""
+    code, _, err = check(tmp_path, VALID.replace("bind 127.0.0.1:8000",
+                                                 "bind 127.0.0.1:8000 nice 10\n        fullconn 5")
+                         .replace("server s1", "fullconn 100\n        server s1"))
+    assert code == 0, err
+    assert "'nice' has no effect in fastlb" in err
+    assert "'fullconn' ignored because frontend 'fe' has no backend capability." in err
+    code, _, err = check(tmp_path, VALID.replace("bind 127.0.0.1:8000", "bind 127.0.0.1:8000 nice 2000"))
+    assert code == 1 and "between -1024 and 1024" in err and "haproxy.cfg:8]" in err
+    code, _, err = check(tmp_path, VALID.replace("server s1", "source 127.0.0.1 usesrc clientip\n        server s1"))
+    assert code == 1 and "'source ... usesrc' is not supported by fastlb yet" in err

@@ -210,6 +210,10 @@ class Options:
     originalto: Optional[ForwardFor] = None   # the same settings, for the destination
     http_mode: str = "http-keep-alive"  # or http-server-close, httpclose
     http_buffer_request: bool = False   # the request body is received before the rules run
+    # TCP_QUICKACK off, so the first ACK rides on data: on listening sockets (None: as
+    # HAProxy, on in HTTP mode), on server sockets
+    tcp_smart_accept: Optional[bool] = None
+    tcp_smart_connect: bool = False
 
 
 @dataclass
@@ -314,8 +318,10 @@ class Proxy:
     timeouts: Timeouts = field(default_factory=Timeouts)
     options: Options = field(default_factory=Options)
     maxconn: Optional[int] = None
+    fullconn: Optional[int] = None          # only scales server minconn (refused): no effect
     backlog: Optional[int] = None
     retries: int = 3
+    source: Optional[tuple] = None          # (family, host, port): server sockets bind to it
     logs: list = field(default_factory=list)        # LogTarget, "global" already resolved
     log_tag: Optional[str] = None
     errorfiles: dict = field(default_factory=dict)  # status -> raw response bytes (b"": close)
@@ -355,7 +361,7 @@ class Proxy:
                      "unique_id_format", "unique_id_header", "log_format_sd",
                      "error_log_format",
                      "hash_type", "hash_function", "hash_avalanche", "cookie", "dynamic_cookie_key",
-                     "inspect_delay", "res_inspect_delay"):
+                     "inspect_delay", "res_inspect_delay", "fullconn", "source"):
             setattr(self, name, getattr(defaults, name))
         self.stats = copy.deepcopy(defaults.stats)
         self.balance_args = dict(defaults.balance_args)

@@ -110,11 +110,13 @@ cdef extern from "<sys/socket.h>" nogil:
         MSG_PEEK
         SO_MARK
         SO_LINGER
+        SO_REUSEADDR
     struct linger:
         int l_onoff
         int l_linger
     int socket(int domain, int type, int protocol)
     int connect(int fd, const sockaddr *addr, socklen_t len)
+    int bind(int fd, const sockaddr *addr, socklen_t len)
     int accept4(int fd, sockaddr *addr, socklen_t *len, int flags)
     int shutdown(int fd, int how)
     int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
@@ -165,6 +167,7 @@ cdef extern from "<arpa/inet.h>" nogil:
 cdef extern from "<netinet/tcp.h>" nogil:
     enum:
         TCP_NODELAY
+        TCP_QUICKACK
         TCP_KEEPCNT
         TCP_KEEPIDLE
         TCP_KEEPINTVL

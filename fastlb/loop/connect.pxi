@@ -7,7 +7,7 @@ cdef void start_connect(Worker w, int idx, Session *s):
     cdef BackendRt *be = &w.backends[s.be]
     cdef ServerRt *srv
     cdef sockaddr_storage addr
-    cdef int fd, rc, one = 1
+    cdef int fd, rc, one = 1, zero = 0
     cdef linger no_linger = linger(1, 0)     # option nolinger: close() resets
     if s.server < 0:
         s.server = assign_server(w, idx, s)
@@ -37,6 +37,17 @@ cdef void start_connect(Worker w, int idx, Session *s):
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &w.sndbuf_server, sizeof(int))
     if be.nolinger:
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof(linger))
+    if be.smart_connect and (s.http or srv.send_proxy or s.cli.tail > s.cli.head):
+        # only with bytes to go at once (the manual's intent; haproxy 2.6 looks at the
+        # response channel there, so in effect only send-proxy counts)
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(int))
+    if be.source_len and srv.family != AF_UNIX:
+        # as HAProxy: SO_REUSEADDR so that a fixed source port can serve successive sessions
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(int))
+        if bind(fd, <sockaddr *>&be.source, be.source_len) != 0:
+            close(fd)
+            no_connection(w, idx, s, b'R')     # HAProxy: "Cannot bind to source address"
+            return
     side_attach(&s.srv, fd, &raw_socket)
     s.srv.readable = 0        # its first EPOLLIN edge says when the server has spoken
     s.srv.last = w.now

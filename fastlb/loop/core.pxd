@@ -121,6 +121,9 @@ cdef struct BackendRt:
     int srvtcpka
     int srvtcpka_probes[3]  # TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL; 0: the system's
     int nolinger            # option nolinger: server connections close with a reset
+    int smart_connect       # option tcp-smart-connect: no quick ACK of the SYN-ACK
+    sockaddr_storage source  # "source": server sockets bind to it first (source_len 0: no)
+    socklen_t source_len
     int prefer_last         # option prefer-last-server
     int abortonclose        # option abortonclose: a client's close drops a waiting request
     int http                # mode http

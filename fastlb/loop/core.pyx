@@ -60,39 +60,35 @@ def set_parent_death_signal(int signum):
     if prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         raise OSError(errno, "prctl(PR_SET_PDEATHSIG) failed")
 
-cdef void fill_sockaddr(ServerRt *srv, object family, object ip, int port):
-    """Convert a textual address into the sockaddr used by connect()."""
+cdef socklen_t fill_sockaddr(sockaddr_storage *addr, object family, object ip, int port):
+    """Convert a textual address into the sockaddr used by connect() or bind(); its length."""
     cdef sockaddr_in *sin
     cdef sockaddr_in6 *sin6
     cdef bytes packed
     cdef int i
     cdef sockaddr_un *sun
     cdef bytes path
-    memset(&srv.addr, 0, sizeof(sockaddr_storage))
+    memset(addr, 0, sizeof(sockaddr_storage))
     if family == _socket.AF_UNIX:          # ip: the path (abns@: a leading NUL)
-        sun = <sockaddr_un *>&srv.addr
+        sun = <sockaddr_un *>addr
         sun.sun_family = AF_UNIX
         path = ip.encode()
         memcpy(sun.sun_path, <char *>path, len(path))
-        srv.addrlen = 2 + len(path) + (0 if path.startswith(b"\0") else 1)
-        srv.family = AF_UNIX
-    elif family == _socket.AF_INET6:
-        sin6 = <sockaddr_in6 *>&srv.addr
+        return 2 + len(path) + (0 if path.startswith(b"\0") else 1)
+    if family == _socket.AF_INET6:
+        sin6 = <sockaddr_in6 *>addr
         sin6.sin6_family = AF_INET6
         sin6.sin6_port = htons(port)
         packed = _socket.inet_pton(_socket.AF_INET6, ip)
         for i in range(16):
             sin6.sin6_addr.s6_addr[i] = packed[i]
-        srv.addrlen = sizeof(sockaddr_in6)
-        srv.family = AF_INET6
-    else:
-        sin = <sockaddr_in *>&srv.addr
-        sin.sin_family = AF_INET
-        sin.sin_port = htons(port)
-        packed = _socket.inet_pton(_socket.AF_INET, ip)
-        memcpy(&sin.sin_addr, <char *>packed, 4)
-        srv.addrlen = sizeof(sockaddr_in)
-        srv.family = AF_INET
+        return sizeof(sockaddr_in6)
+    sin = <sockaddr_in *>addr
+    sin.sin_family = AF_INET
+    sin.sin_port = htons(port)
+    packed = _socket.inet_pton(_socket.AF_INET, ip)
+    memcpy(&sin.sin_addr, <char *>packed, 4)
+    return sizeof(sockaddr_in)
 
 cdef inline void mark_unix_client(sockaddr_storage *addr, int luid) noexcept nogil:
     """A UNIX client has no address of its own: HAProxy logs it as unix:<listener id>,
@@ -279,7 +275,9 @@ cdef class Worker:
                 be.srv_maxqueue == NULL:
             raise MemoryError()
         for i, server in enumerate(spec.servers):
-            fill_sockaddr(&be.servers[i], server.family, server.ip, server.port)
+            be.servers[i].addrlen = fill_sockaddr(&be.servers[i].addr, server.family,
+                                                  server.ip, server.port)
+            be.servers[i].family = server.family
             be.servers[i].use_client_port = server.port == 0 and server.family != _socket.AF_UNIX
             be.servers[i].send_proxy = server.send_proxy
             be.servers[i].pp_opts = server.pp_opts
@@ -315,6 +313,11 @@ cdef class Worker:
         for i in range(3):
             be.srvtcpka_probes[i] = spec.srvtcpka_probes[i]
         be.nolinger = spec.nolinger
+        be.smart_connect = spec.smart_connect
+        be.source_len = 0
+        if spec.source is not None:
+            be.source_len = fill_sockaddr(&be.source, spec.source[0], spec.source[1],
+                                          spec.source[2])
         be.prefer_last = spec.prefer_last
         be.abortonclose = spec.abortonclose
         be.http = spec.http

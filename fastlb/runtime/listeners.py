@@ -129,6 +129,15 @@ def inherited_socket(listener) -> socket.socket:
     return sock
 
 
+def smart_accept(proxy) -> bool:
+    """option tcp-smart-accept, on by default in HTTP mode as in HAProxy."""
+    chosen = proxy.options.tcp_smart_accept
+    return proxy.mode == "http" if chosen is None else chosen
+
+
+TCP_QUICKACK = 12       # <netinet/tcp.h>
+
+
 def listener_backlog(listener, proxy) -> int:
     # HAProxy: bind "backlog", else the proxy's "backlog", else its maxconn.
     return listener.backlog or proxy.backlog or proxy.maxconn or DEFAULT_BACKLOG
@@ -189,9 +198,13 @@ class ListenerPool:
         for fe, listener, key in listener_keys(tables):
             have = self.sockets.get(key, [])
             backlog = listener_backlog(listener, fe.proxy)
+            # tcp-smart-accept: no quick ACK, the first one rides on the response
+            quickack = 0 if smart_accept(fe.proxy) else 1
             try:
                 for sock in have:
                     sock.listen(backlog)          # a reload may change the backlog
+                    if listener.family != socket.AF_UNIX:
+                        sock.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, quickack)
                 while len(have) < nworkers:
                     if have and listener.family == socket.AF_UNIX:
                         # one path, one socket: every worker slot accepts on a copy
@@ -200,6 +213,8 @@ class ListenerPool:
                         sock = bound_socket(listener)
                     added.append(sock)
                     sock.listen(backlog)
+                    if listener.family != socket.AF_UNIX:
+                        sock.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, quickack)
                     sock.setblocking(False)
                     have.append(sock)
             except OSError as exc:

@@ -95,6 +95,8 @@ class BackendSpec:
     srvtcpka: bool
     srvtcpka_probes: tuple        # (cnt, idle s, intvl s), 0: the system's
     nolinger: bool                # option nolinger (server side)
+    smart_connect: bool           # option tcp-smart-connect: TCP_QUICKACK off before connect
+    source: object                # (family, ip, port) server sockets bind to, or None
     restrict_names: int           # http-restrict-req-hdr-names: 0 preserve, 1 delete, 2 reject
     prefer_last: bool             # option prefer-last-server
     abortonclose: bool            # option abortonclose
@@ -303,6 +305,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         srvtcpka_probes=(proxy.options.srvtcpka_cnt, proxy.options.srvtcpka_idle,
                          proxy.options.srvtcpka_intvl),
         nolinger=bool(proxy.options.nolinger),
+        smart_connect=proxy.options.tcp_smart_connect, source=proxy.source,
         prefer_last=bool(proxy.options.prefer_last_server),
         abortonclose=bool(proxy.options.abortonclose),
         restrict_names=RESTRICT_NAMES[proxy.options.restrict_hdr_names]

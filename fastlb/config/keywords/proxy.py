@@ -27,8 +27,7 @@ _OPTIONS_NOT_YET = {
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
     "tcp-check", "external-check", "persist", "transparent", "accept-invalid-http-request",
     "accept-invalid-http-response", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
-    "independent-streams", "socket-stats", "spop-check", "tcp-smart-accept",
-    "tcp-smart-connect", "contstats", "idle-close-on-response",
+    "independent-streams", "socket-stats", "spop-check", "contstats", "idle-close-on-response",
     "http_proxy", "forceclose",
 }
 # options whose effect is how fastlb always works: it splices bulk transfers when both
@@ -38,16 +37,16 @@ ALREADY_SO = ("splice-auto", "splice-request", "splice-response", "http-no-delay
 # the bind and proxy options fastlb reads (for "did you mean")
 _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-accept", "tfo",
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
-                 "gid", "namespace")
+                 "gid", "namespace", "nice")
 _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server", "abortonclose",
             "http-restrict-req-hdr-names", *ALREADY_SO, "redispatch", "tcpka", "clitcpka",
-            "srvtcpka",
+            "srvtcpka", "tcp-smart-accept", "tcp-smart-connect",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
             "http-keep-alive", "http-server-close", "httpclose", "http-buffer-request")
 _BIND_NOT_YET = {
     "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn",
-    "maxconn", "process", "thread", "level", "expose-fd", "id", "nice",
+    "maxconn", "process", "thread", "level", "expose-fd", "id",
     "accept-netscaler-cip", "allow-0rtt", "strict-sni", "generate-certificates", "tcp-ut",
     "severity-output", "ciphers", "ciphersuites", "curves", "ecdhe", "ssl-min-ver",
     "ssl-max-ver", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13",
@@ -135,6 +134,14 @@ def bind(parser, proxy, args, origin):
                     listener.backlog = positive_int([value], "backlog")
                 else:
                     listener.name = value
+            i += 1
+        elif option == "nice":
+            value = args[i + 1] if i + 1 < len(args) else ""
+            if not value.lstrip("-").isdigit() or not -1024 <= int(value) <= 1024:
+                raise ValueError(f"'bind {args[0]}' : '{option}' expects an integer argument "
+                                 "between -1024 and 1024.")
+            parser.warn(origin, f"'bind {args[0]}' : 'nice' has no effect in fastlb (it has no "
+                        "task scheduler to give connections a priority in).")
             i += 1
         elif option in _BIND_NOT_YET:
             raise ValueError(f"'bind {args[0]}' : option '{option}' is not supported by fastlb yet.")
@@ -449,6 +456,13 @@ def option(parser, proxy, args, origin, enable=True):
             opts.clitcpka = enable
         if name in ("tcpka", "srvtcpka"):
             opts.srvtcpka = enable
+    elif name in ("tcp-smart-accept", "tcp-smart-connect"):
+        side = "frontend" if name == "tcp-smart-accept" else "backend"
+        if proxy.kind in ("frontend", "backend") and proxy.kind != side:
+            parser.warn(origin, f"'{name}' ignored because {proxy.kind} '{proxy.name}' "
+                        f"has no {side} capability.")
+            return
+        setattr(opts, name.replace("-", "_"), enable)
     elif name == "log-health-checks":
         opts.log_health_checks = enable
     elif name == "allbackups":
@@ -596,6 +610,42 @@ def maxconn(parser, proxy, args, origin):
         parser.warn(origin, f"'maxconn' ignored because backend '{proxy.name}' has no frontend capability.")
         return
     proxy.maxconn = positive_int(args, "maxconn")
+
+
+@keyword("fullconn", sections=PROXY_AND_DEFAULTS)
+def fullconn(parser, proxy, args, origin):
+    """Only scales the dynamic maxconn of servers with a minconn, which fastlb refuses:
+    checked and kept, with no effect."""
+    if proxy.kind == "frontend":
+        parser.warn(origin, f"'fullconn' ignored because frontend '{proxy.name}' has no "
+                    "backend capability.")
+        return
+    proxy.fullconn = positive_int(args, "fullconn")
+
+
+@keyword("source", sections=PROXY_AND_DEFAULTS)
+def source(parser, proxy, args, origin):
+    """``source <addr>[:<port>]``: the local address of server connections."""
+    if proxy.kind == "frontend":
+        parser.warn(origin, f"'source' ignored because frontend '{proxy.name}' has no "
+                    "backend capability.")
+        return
+    if not args:
+        raise ValueError("'source' expects <addr>[:<port>] as argument.")
+    if len(args) > 1:
+        if args[1] in ("usesrc", "interface"):
+            raise ValueError(f"'source ... {args[1]}' is not supported by fastlb yet.")
+        raise ValueError(f"'source' only supports the 'usesrc', 'interface' and "
+                         f"'namespace' keywords, not '{args[1]}'.")
+    try:
+        # port 0 (or none): the kernel picks one
+        text = args[0][:-2] if args[0].endswith(":0") else args[0]
+        address = addresses.parse_server_address(text)
+    except AddressError as exc:
+        raise ValueError(f"'source' : {exc}") from None
+    if address.family == socket.AF_UNIX:
+        raise ValueError(f"'source' : address '{args[0]}' is not an IPv4/IPv6 address.")
+    proxy.source = (address.family, address.ip, address.port)
 
 
 @keyword("backlog", sections=PROXY_AND_DEFAULTS)

@@ -179,7 +179,7 @@ NEEDS_PROXY = {
 NOT_YET_PROXY = {
     "http-error", "stick-table", "stick",
     "tcp-check",
-    "reqadd", "rspadd", "compression", "fullconn", "source",
+    "reqadd", "rspadd", "compression",
     "persist", "force-persist", "ignore-persist", "external-check", "filter", "server-template",
     "email-alert", "rate-limit", "max-keep-alive-queue", "load-server-state-from-file",
     "server-state-file-name", "http-send-name-header",
