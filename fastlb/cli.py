@@ -209,7 +209,7 @@ def start(argv: list[str]) -> int:
         tables = compile_config(config)     # the first use of the compiled extensions
         if tables is None:
             return 1
-        from .master import Master, alert
+        from .master import Master, alert, warning
     except ImportError as exc:
         sys.stderr.write(f"[ALERT]    ({os.getpid()}) : cannot load fastlb's compiled core ({exc}).\n"
                          "   | Install fastlb with 'pip install .', or build it in place with\n"
@@ -225,9 +225,11 @@ def start(argv: list[str]) -> int:
         alert(str(exc))
         return 1
     limit_error = set_fd_limit(tables)
-    if limit_error:
-        alert(limit_error)
+    if limit_error and limit_error[0] == "ALERT":
+        alert(limit_error[1])
         return 1
+    if limit_error:
+        warning(limit_error[1])
     pool = ListenerPool()
     source = opts.fetch_from or handover_socket(config, opts)
     if source:

@@ -57,6 +57,10 @@ def alert(message: str) -> None:
     _stderr("ALERT", message)
 
 
+def warning(message: str) -> None:
+    _stderr("WARNING", message)
+
+
 def describe_exit(status: int) -> str:
     """HAProxy's wording: "exited with code 0 (Exit)", "... 137 (Killed)", and for a
     process that exited 128 + N after signal N, "... 130 (Interrupt)"."""

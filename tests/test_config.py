@@ -443,3 +443,23 @@ def test_fullconn_and_bind_nice_are_checked_and_their_lack_of_effect_said(tmp_pa
     assert code == 1 and "between -1024 and 1024" in err and "haproxy.cfg:8]" in err
     code, _, err = check(tmp_path, VALID.replace("server s1", "source 127.0.0.1 usesrc clientip\n        server s1"))
     assert code == 1 and "'source ... usesrc' is not supported by fastlb yet" in err
+
+
+@pytest.mark.parametrize("line, code, message", [
+    ("nokqueue", 0, None),                                  # a poller fastlb never uses
+    ("no-memory-trimming", 0, None),
+    ("tune.idletimer 1000", 0, "'tune.idletimer' has no effect in fastlb"),
+    ("nogetaddrinfo", 0, "'nogetaddrinfo' has no effect in fastlb"),
+    ("noepoll", 1, "'noepoll' in 'global' section needs a poller other than epoll"),
+    ("tune.buffers.limit 100", 1, "'tune.buffers.limit' in 'global' section is not supported"),
+    ("no busy-polling", 0, None),
+    ("no ulimit-n", 1, "'no' in 'global' section only applies to"),
+])
+def test_global_tunables_are_taken_warned_or_refused_by_name(tmp_path, line, code, message):
+    text = VALID.replace("    defaults", f"    global\n        {line}\n    defaults")
+    got, _, err = check(tmp_path, text)
+    assert got == code, err
+    if message:
+        assert message in err and "haproxy.cfg:3]" in err, err
+    else:
+        assert "WARNING" not in err, err

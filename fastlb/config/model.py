@@ -391,6 +391,17 @@ class GlobalSettings:
     # tune.rcvbuf|sndbuf.client|server: the kernel's socket buffer sizes (0: the system's)
     rcvbuf_client: int = 0
     pipesize: int = 0           # tune.pipesize, 0: fastlb's 256 KiB
+    busy_polling: bool = False
+    # the bytes of the request line logs keep: tune.http.logurilen (haproxy stores it plus
+    # one, a NUL's place), else haproxy's default REQURI_LEN 1024 less its NUL
+    logurilen: int = 1023
+    maxaccept: int = 0          # tune.maxaccept, 0: fastlb's 64, -1: no limit
+    maxpollevents: int = 0      # 0: fastlb's 256
+    zero_warning: bool = False  # a warning stops the start
+    strict_limits: bool = True  # an FD limit that cannot be had stops the start
+    fd_hard_limit: int = 0      # the most descriptors fastlb sets itself, 0: the hard limit
+    set_dumpable: bool = False
+    noreuseport: bool = False   # one listening socket shared by the workers
     maxpipes: int = 0           # 0: no limit
     nosplice: bool = False
     sndbuf_client: int = 0

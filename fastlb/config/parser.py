@@ -17,7 +17,7 @@ from ..logformat import LogFormatError, compile_format
 from .addresses import AddressError
 from .conditions import ConditionError, caret_lines, evaluate
 # (importing the keywords package registers every keyword)
-from .keywords.registry import (IGNORED_GLOBAL, NEEDS_GLOBAL, NEEDS_PROXY, NOT_YET_GLOBAL,
+from .keywords.registry import (IGNORED_GLOBAL, NEEDS_GLOBAL, NO_EFFECT_GLOBAL, NEEDS_PROXY, NOT_YET_GLOBAL,
                                 NOT_YET_PROXY, did_you_mean,
                                 global_keyword, global_words, proxy_keyword, proxy_words)
 from .keywords.http import read_errorfile
@@ -150,6 +150,9 @@ class Parser:
             self.alerts.append("No configuration file specified.")
         if not self.alerts:
             self._resolve()
+        if not self.alerts and self.warnings and self.global_.zero_warning:
+            raise ConfigError(["Some warnings were found and 'zero-warning' is set. Aborting."],
+                              self.warnings)
         if self.aborted:              # HAProxy exits right after the file's errors
             raise ConfigError(self.alerts, self.warnings)
         if self.alerts:
@@ -445,6 +448,8 @@ class Parser:
                 self.alert(origin, str(exc))
         elif keyword in IGNORED_GLOBAL:
             pass
+        elif keyword in NO_EFFECT_GLOBAL:
+            self.warn(origin, f"'{keyword}' has no effect in fastlb ({NO_EFFECT_GLOBAL[keyword]}).")
         elif keyword in NOT_YET_GLOBAL:
             self.alert(origin, f"'{keyword}' in 'global' section is not supported by fastlb yet.")
         elif keyword in NEEDS_GLOBAL:

@@ -215,6 +215,9 @@ cdef class Worker:
     cdef public uint32_t head_limit   # largest head: bufsize less tune.maxrewrite
     cdef public int rcvbuf_server     # tune.rcvbuf.server / tune.sndbuf.server, 0: the system's
     cdef public int sndbuf_server
+    cdef public int max_accept        # tune.maxaccept: accepts per listener in a row
+    cdef public int max_events        # tune.maxpollevents (at most MAX_EVENTS)
+    cdef public bint busy_polling     # busy-polling: epoll_wait never sleeps
     cdef int64_t now
     cdef int stopping           # 0 running, 1 soft stop (drain), 2 hard stop
     cdef int64_t stop_deadline  # hard-stop-after for a soft stop, 0: none

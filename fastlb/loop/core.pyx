@@ -174,6 +174,8 @@ cdef class Worker:
         self.bufsize = bufsize
         self.pool.size = bufsize
         self.head_limit = bufsize
+        self.max_accept = ACCEPT_BATCH
+        self.max_events = POLL_EVENTS
         self.shm_ref = shm
         self.shm = <uint64_t *>&view[0]
         self.slot_base = shm.slot_base
@@ -464,7 +466,8 @@ cdef class Worker:
             if self.stopping == 1 and (self.active == 0 or
                                        (self.stop_deadline and self.now >= self.stop_deadline)):
                 break
-            n = epoll_wait(self.epfd, events, MAX_EVENTS, next_timeout_ms(self))
+            n = epoll_wait(self.epfd, events, self.max_events,
+                           0 if self.busy_polling else next_timeout_ms(self))
             self.now = monotonic_ms()
             if n < 0:
                 if errno == EINTR:

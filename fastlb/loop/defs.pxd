@@ -3,7 +3,8 @@
 
 cdef enum:
     SESSIONS_PER_CHUNK = 1024
-    MAX_EVENTS = 256
+    MAX_EVENTS = 1024          # tune.maxpollevents' ceiling (the events array's size)
+    POLL_EVENTS = 256          # its default
     ACCEPT_BATCH = 64
     PUMP_ROUNDS = 8
     PIPE_BYTES = 262144         # splice pipe size asked for (the kernel's default is 64 KiB)

@@ -73,7 +73,7 @@ cdef void listener_accept(Worker w, int li):
     cdef Session *s
     cdef sockaddr_storage addr
     cdef socklen_t addrlen
-    for n in range(ACCEPT_BATCH):
+    for n in range(w.max_accept):
         if not conn_reserve(w, fe):
             pause_listener(w, li)
             return

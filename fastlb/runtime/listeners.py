@@ -103,15 +103,17 @@ def network_namespace(name: Optional[str]):
         os.close(home)
 
 
-def bound_socket(listener) -> socket.socket:
-    """A socket bound to the listener's address (not listening yet)."""
+def bound_socket(listener, reuseport: bool = True) -> socket.socket:
+    """A socket bound to the listener's address (not listening yet); SO_REUSEPORT unless
+    ``noreuseport`` (the workers then share one socket)."""
     if listener.family == socket.AF_UNIX:
         return unix_socket(listener)
     with network_namespace(listener.namespace):
         sock = socket.socket(listener.family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if listener.family == socket.AF_INET6 and listener.v6only is not None:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(listener.v6only))
         socket_options(sock, listener)
@@ -195,6 +197,7 @@ class ListenerPool:
         sockets bound by this call are closed and HAProxy's messages are returned."""
         added: list = []
         errors: list = []
+        reuseport = not tables.config.global_.noreuseport
         for fe, listener, key in listener_keys(tables):
             have = self.sockets.get(key, [])
             backlog = listener_backlog(listener, fe.proxy)
@@ -206,11 +209,12 @@ class ListenerPool:
                     if listener.family != socket.AF_UNIX:
                         sock.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, quickack)
                 while len(have) < nworkers:
-                    if have and listener.family == socket.AF_UNIX:
-                        # one path, one socket: every worker slot accepts on a copy
+                    if have and (listener.family == socket.AF_UNIX or not reuseport):
+                        # one path (or noreuseport), one socket: every worker slot
+                        # accepts on a copy
                         sock = socket.socket(fileno=os.dup(have[0].fileno()))
                     else:
-                        sock = bound_socket(listener)
+                        sock = bound_socket(listener, reuseport)
                     added.append(sock)
                     sock.listen(backlog)
                     if listener.family != socket.AF_UNIX:

@@ -24,24 +24,57 @@ def needed_fds(tables) -> int:
     return 2 * maxconn + listeners + tables.nservers + FD_MARGIN
 
 
-def set_fd_limit(tables) -> str | None:
+def set_fd_limit(tables) -> tuple[str, str] | None:
     """Set RLIMIT_NOFILE to ``ulimit-n``, else to what ``maxconn`` needs, else raise the soft
-    limit to the hard one.  Returns HAProxy's alert when the limit cannot be had."""
+    limit to the hard one, never above ``fd-hard-limit``.  A limit that cannot be had is
+    HAProxy's ("ALERT", text) under strict-limits (the default: the start stops), else its
+    ("WARNING", text) once the most that can be had is set."""
+    g = tables.config.global_
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = tables.config.global_.ulimit_n or needed_fds(tables)
+
+    def capped(value: int) -> int:
+        if g.fd_hard_limit and (value == resource.RLIM_INFINITY or value > g.fd_hard_limit):
+            return g.fd_hard_limit
+        return value
+
+    target = g.ulimit_n or needed_fds(tables)
+    best = capped(hard)
     if not target:
-        if soft != hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        if best != resource.RLIM_INFINITY and best != soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (best, hard))
         return None
-    for limits in ((target, target), (target, hard)):
-        if hard != resource.RLIM_INFINITY and limits[1] < limits[0]:
-            continue
+    if capped(target) == target:
+        for limits in ((target, target), (target, hard)):
+            if hard != resource.RLIM_INFINITY and limits[1] < limits[0]:
+                continue
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+                return None
+            except (ValueError, OSError):
+                continue
+    if g.strict_limits:
+        return "ALERT", f"[fastlb.main()] Cannot raise FD limit to {target}, limit is {capped(soft)}."
+    if best != resource.RLIM_INFINITY:
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
-            return None
+            resource.setrlimit(resource.RLIMIT_NOFILE, (best, hard))
         except (ValueError, OSError):
-            continue
-    return f"[fastlb.main()] Cannot raise FD limit to {target}, limit is {soft}."
+            pass
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if g.ulimit_n:
+        g.ulimit_n = soft           # what the workers' maxconn and the statistics go by
+    return "WARNING", f"[fastlb.main()] Cannot raise FD limit to {target}, limit is {soft}."
+
+
+def set_dumpable(config) -> None:
+    """``set-dumpable``: core dumps back on after a credentials change, and no file or core
+    size limit below the hard one (as HAProxy tries)."""
+    if not config.global_.set_dumpable:
+        return
+    import ctypes
+    for limit in (resource.RLIMIT_CORE, resource.RLIMIT_FSIZE):
+        hard = resource.getrlimit(limit)[1]
+        resource.setrlimit(limit, (hard, hard))
+    ctypes.CDLL(None, use_errno=True).prctl(4, 1, 0, 0, 0)      # PR_SET_DUMPABLE
 
 
 def pin_cpus(config, worker: int) -> None:
@@ -69,3 +102,4 @@ def confine(config) -> None:
         # that a worker never outlives its master
         from ..loop.core import set_parent_death_signal
         set_parent_death_signal(signal.SIGTERM)
+    set_dumpable(config)

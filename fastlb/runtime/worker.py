@@ -73,6 +73,7 @@ class TrafficLogger:
         """HAProxy's httplog line, or the frontend's log-format (no cookie capture yet: "-")."""
         t, fe = self.tables, rec.frontend
         request = rec.request_line.decode("latin-1") if rec.request_line else "<BADREQ>"
+        request = request[:t.config.global_.logurilen]     # as HAProxy's uri capture
         fields = http_fields(rec.client, t.frontends[fe].proxy.name,
                              t.backend_name(fe, rec.backend),
                              t.server_name(rec.backend, rec.server), rec.start_ms,
@@ -168,6 +169,11 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
                           len(tables.backends), default_maxconn(tables.config))
     worker.head_limit = g.head_limit()
     worker.rcvbuf_server, worker.sndbuf_server = g.rcvbuf_server, g.sndbuf_server
+    worker.busy_polling = g.busy_polling
+    if g.maxaccept:
+        worker.max_accept = g.maxaccept if g.maxaccept > 0 else 1 << 30
+    if g.maxpollevents:
+        worker.max_events = g.maxpollevents
     # maxpipes is the whole of fastlb's: each worker opens at most its share
     worker.set_splice_limits(g.pipesize, 0 if g.nosplice else
                              -(-g.maxpipes // nworkers) if g.maxpipes else -1)

@@ -349,3 +349,54 @@ def leading_number(text: str) -> int:
     """HAProxy reads uid/gid with atol(): the leading digits, 0 when there are none."""
     digits = len(text) - len(text.lstrip("0123456789"))
     return int(text[:digits]) if digits else 0
+
+
+# ----------------------------------------------------------------- process and poller tuning
+def _flag(name: str, attribute: str):
+    @keyword(name, sections=GLOBAL)
+    def flag(parser, g, args, origin):
+        if args:
+            raise ValueError(f"'{name}' takes no argument.")
+        setattr(g, attribute, True)
+    return flag
+
+
+for _name in ("busy-polling", "zero-warning", "strict-limits", "set-dumpable", "noreuseport"):
+    _flag(_name, _name.replace("-", "_"))
+
+_NEGATABLE = ("strict-limits", "set-dumpable", "busy-polling")
+
+
+@keyword("no", sections=GLOBAL)
+def no(parser, g, args, origin):
+    """``no strict-limits|set-dumpable|busy-polling``: turns the setting off again."""
+    if len(args) != 1 or args[0] not in _NEGATABLE:
+        raise ValueError(f"'no' in 'global' section only applies to "
+                         f"{', '.join(repr(n) for n in _NEGATABLE)}.")
+    setattr(g, args[0].replace("-", "_"), False)
+
+
+@keyword("tune.maxaccept", sections=GLOBAL)
+def tune_maxaccept(parser, g, args, origin):
+    text = one_arg(args, "tune.maxaccept")
+    if text != "-1":
+        g.maxaccept = positive_int(args, "tune.maxaccept")
+    else:
+        g.maxaccept = -1
+
+
+@keyword("tune.maxpollevents", sections=GLOBAL)
+def tune_maxpollevents(parser, g, args, origin):
+    g.maxpollevents = positive_int(args, "tune.maxpollevents")
+    if g.maxpollevents > 1024:
+        raise ValueError("'tune.maxpollevents' : fastlb takes at most 1024 events per poll.")
+
+
+@keyword("tune.http.logurilen", sections=GLOBAL)
+def tune_http_logurilen(parser, g, args, origin):
+    g.logurilen = positive_int(args, "tune.http.logurilen")
+
+
+@keyword("fd-hard-limit", sections=GLOBAL)
+def fd_hard_limit(parser, g, args, origin):
+    g.fd_hard_limit = positive_int(args, "fd-hard-limit")

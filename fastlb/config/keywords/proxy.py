@@ -607,7 +607,8 @@ def log_tag(parser, proxy, args, origin):
 @keyword("maxconn", sections=PROXY_AND_DEFAULTS)
 def maxconn(parser, proxy, args, origin):
     if proxy.kind == "backend":
-        parser.warn(origin, f"'maxconn' ignored because backend '{proxy.name}' has no frontend capability.")
+        parser.warn(origin, f"'maxconn' ignored because backend '{proxy.name}' has no frontend "
+                    "capability. Maybe you want 'fullconn' instead ?")
         return
     proxy.maxconn = positive_int(args, "maxconn")
 

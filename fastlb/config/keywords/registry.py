@@ -121,7 +121,7 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
 def global_words() -> list[str]:
     """Every word known in 'global': what is implemented, refused by name or ignored."""
     return [*_global_keywords, *sorted(NOT_YET_GLOBAL), *sorted(NEEDS_GLOBAL), *IGNORED_GLOBAL,
-            *_SECTION_WORDS]
+            *NO_EFFECT_GLOBAL, *_SECTION_WORDS]
 
 
 def proxy_words() -> list[str]:
@@ -134,6 +134,21 @@ def proxy_words() -> list[str]:
 IGNORED_GLOBAL = {
     "tune.idle-pool.shared": "fastlb keeps no idle server connection pool shared between threads",
     "master-worker": "fastlb always runs as a master with workers",
+    # pollers fastlb never uses (it has epoll only), and a trimming it never does
+    "nopoll": "fastlb polls with epoll only", "nokqueue": "fastlb polls with epoll only",
+    "noevports": "fastlb polls with epoll only",
+    "no-memory-trimming": "fastlb never calls malloc_trim",
+}
+# Accepted with a start-up warning: tunables of HAProxy internals fastlb lacks, so that
+# leaving them in a config changes nothing either way (the warning says so).
+NO_EFFECT_GLOBAL = {
+    "tune.idletimer": "fastlb sizes no packets by idleness",
+    "tune.recv_enough": "fastlb reads until EAGAIN",
+    "tune.pattern.cache-size": "fastlb's pattern lookups keep no LRU cache",
+    "tune.http.cookielen": "only 'capture cookie' uses it, which fastlb refuses",
+    "tune.buffers.reserve": "fastlb keeps no emergency buffers",
+    "numa-cpu-mapping": "fastlb binds no CPUs but by cpu-map",
+    "nogetaddrinfo": "fastlb always resolves with getaddrinfo(3)",
 }
 
 # Keywords HAProxy has and fastlb refuses for now, so that a config never loses a setting silently.
@@ -141,7 +156,8 @@ NOT_YET_GLOBAL = {
     "tune.ssl.default-dh-param",
     "spread-checks", "server-state-file", "server-state-base", "lua-load",
     "localpeer", "h1-case-adjust", "maxsslconn", "maxconnrate", "maxsessrate", "external-check",
-    "insecure-fork-wanted", "tune.http.maxhdr",
+    "insecure-fork-wanted", "tune.http.maxhdr", "tune.buffers.limit", "tune.pool-high-fd-ratio",
+    "tune.pool-low-fd-ratio", "tune.fd.edge-triggered",
 }
 # HAProxy 2.6 keywords that belong to a subsystem fastlb does not have yet: refused by name,
 # saying which (the README's list of what stays unsupported).
@@ -171,6 +187,7 @@ NEEDS_GLOBAL = {
     "httpclient.resolvers.id": "resolvers (issue #13)",
     "httpclient.resolvers.prefer": "resolvers (issue #13)",
     "insecure-setuid-wanted": "external checks (issue #13)",
+    "noepoll": "a poller other than epoll",
 }
 NEEDS_PROXY = {
     "use-fcgi-app": "FastCGI applications (fcgi-app sections)",
