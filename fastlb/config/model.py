@@ -321,6 +321,7 @@ class Proxy:
     fullconn: Optional[int] = None          # only scales server minconn (refused): no effect
     backlog: Optional[int] = None
     retries: int = 3
+    retry_on: int = 1                       # RETRY_ON bits (conn-failure by default)
     source: Optional[tuple] = None          # (family, host, port): server sockets bind to it
     logs: list = field(default_factory=list)        # LogTarget, "global" already resolved
     log_tag: Optional[str] = None
@@ -361,7 +362,7 @@ class Proxy:
                      "unique_id_format", "unique_id_header", "log_format_sd",
                      "error_log_format",
                      "hash_type", "hash_function", "hash_avalanche", "cookie", "dynamic_cookie_key",
-                     "inspect_delay", "res_inspect_delay", "fullconn", "source"):
+                     "inspect_delay", "res_inspect_delay", "fullconn", "source", "retry_on"):
             setattr(self, name, getattr(defaults, name))
         self.stats = copy.deepcopy(defaults.stats)
         self.balance_args = dict(defaults.balance_args)

@@ -36,7 +36,7 @@ ADDRESS_ACTIONS = ("set-src", "set-src-port", "set-dst", "set-dst-port")
 SOCKET_ACTIONS = ("set-tos", "set-mark")
 REQUEST_ACTIONS = (("allow", "deny", "tarpit", "reject", "silent-drop", "return", "redirect", "use-service",
                     "set-log-level", "auth", "normalize-uri", "strict-mode", "capture",
-                    "early-hint", "set-timeout") +
+                    "early-hint", "set-timeout", "disable-l7-retry") +
                    HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS + ADDRESS_ACTIONS +
                    SOCKET_ACTIONS + MAP_ACTIONS + ("wait-for-body",))
 RESPONSE_ACTIONS = (("allow", "deny", "silent-drop", "set-status", "set-log-level", "return",
@@ -159,7 +159,7 @@ def parse_rule(args: list[str], response: bool, read_file,
     elif action in ("deny", "tarpit"):
         rule.status = 500 if action == "tarpit" else 502 if response else 403
         _parse_reply(rule, rest, read_file, deny=True)
-    elif action in ("allow", "silent-drop"):
+    elif action in ("allow", "silent-drop", "disable-l7-retry"):
         pass
     elif action == "normalize-uri":
         words = take_until_condition()

@@ -118,6 +118,19 @@ cdef void connected(Worker w, int idx, Session *s):
     relay_run(w, idx, s, 3)
 
 
+cdef bint retry_redispatches(BackendRt *be, Session *s) noexcept nogil:
+    """option redispatch: a retry goes to another server at once when another is up and the
+    balancing does not tie the request to this one (HAProxy: no hash), else on the
+    redispatch interval (by default the last retry)."""
+    if not be.redispatch:
+        return False
+    if be.nactive > 1:
+        return True
+    if be.redispatch > 0:
+        return s.retries_done % be.redispatch == 0
+    return s.retries_done % (be.retries + 1 + be.redispatch) == 0
+
+
 cdef void connect_failed(Worker w, int idx, Session *s, bint timed_out):
     """Retry per HAProxy's rules (retries, option redispatch), or give up."""
     cdef BackendRt *be = &w.backends[s.be]
@@ -127,20 +140,14 @@ cdef void connect_failed(Worker w, int idx, Session *s, bint timed_out):
     w.be_stats[be.shm_index * STAT_WORDS + STAT_ERR_CONN] += 1
     w.srv_stats[be.srv_shm[s.server] * STAT_WORDS + STAT_ERR_CONN] += 1
     side_close(&s.srv)
-    if s.retries_left <= 0:
+    if s.retries_left <= 0 or not (be.retry_on & RE_CONN_FAILED):
         no_connection(w, idx, s, b's' if timed_out else b'S')
         return
     s.retries_left -= 1
     s.retries_done += 1
     w.be_stats[be.shm_index * STAT_WORDS + STAT_RETRIES] += 1
     w.srv_stats[be.srv_shm[s.server] * STAT_WORDS + STAT_RETRIES] += 1
-    if be.redispatch:
-        if be.nactive > 1:
-            redispatch = True        # a round robin with choice moves on at once
-        elif be.redispatch > 0:
-            redispatch = s.retries_done % be.redispatch == 0
-        else:
-            redispatch = s.retries_done % (be.retries + 1 + be.redispatch) == 0
+    redispatch = retry_redispatches(be, s)
     if redispatch:
         w.be_stats[be.shm_index * STAT_WORDS + STAT_REDISPATCHES] += 1
         w.srv_stats[be.srv_shm[s.server] * STAT_WORDS + STAT_REDISPATCHES] += 1

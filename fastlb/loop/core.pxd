@@ -122,6 +122,7 @@ cdef struct BackendRt:
     int srvtcpka_probes[3]  # TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL; 0: the system's
     int nolinger            # option nolinger: server connections close with a reset
     int smart_connect       # option tcp-smart-connect: no quick ACK of the SYN-ACK
+    int retry_on            # retry-on: RE_* bits (defs.pxd)
     sockaddr_storage source  # "source": server sockets bind to it first (source_len 0: no)
     socklen_t source_len
     int prefer_last         # option prefer-last-server

@@ -316,6 +316,7 @@ cdef class Worker:
             be.srvtcpka_probes[i] = spec.srvtcpka_probes[i]
         be.nolinger = spec.nolinger
         be.smart_connect = spec.smart_connect
+        be.retry_on = spec.retry_on if spec.http else RE_CONN_FAILED    # HTTP only, as HAProxy
         be.source_len = 0
         if spec.source is not None:
             be.source_len = fill_sockaddr(&be.source, spec.source[0], spec.source[1],

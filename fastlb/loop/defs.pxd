@@ -6,6 +6,12 @@ cdef enum:
     MAX_EVENTS = 1024          # tune.maxpollevents' ceiling (the events array's size)
     POLL_EVENTS = 256          # its default
     ACCEPT_BATCH = 64
+    # retry-on (config/keywords/proxy.py RETRY_ON): HAProxy's PR_RE_* events, a status a bit
+    RE_CONN_FAILED = 1
+    RE_DISCONNECTED = 2        # empty-response
+    RE_TIMEOUT = 4             # response-timeout
+    RE_JUNK = 8                # junk-response
+    RE_L7 = 0x3FFFE            # anything but conn-failure: the request is kept for a replay
     PUMP_ROUNDS = 8
     PIPE_BYTES = 262144         # splice pipe size asked for (the kernel's default is 64 KiB)
     RESUME_CHECK_MS = 10

@@ -195,6 +195,8 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
         if buffered(&s.srv) >= w.head_limit:
             capture_error(w, s, True, (s.srv.buf + s.srv.head)[:buffered(&s.srv)],
                           "response head larger than the buffer")
+            if http_l7_retry(w, idx, s, txn, RE_JUNK):
+                return True
             http_error(w, idx, s, txn, 502, False, b'P', b'H')
             return True
         r = side_read(&s.srv, &w.pool, w.now)
@@ -205,6 +207,10 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
             if txn.rsp_bytes_in == 0 and buffered(&s.srv) == 0 and txn.reused and not txn.retried \
                     and txn.req_mode == BODY_NONE:
                 return http_retry_fresh(w, idx, s, txn)
+            # closed with nothing said (empty-response), or in the middle of a head (junk)
+            if http_l7_retry(w, idx, s, txn, RE_DISCONNECTED if txn.rsp_bytes_in == 0 and
+                             buffered(&s.srv) == 0 else RE_JUNK):
+                return True
             http_error(w, idx, s, txn, 502, False, b'S', b'H')
             return True
     elif txn.rsp_state == RS_BODY_WAIT:
@@ -308,6 +314,68 @@ cdef bint http_retry_fresh(Worker w, int idx, Session *s, HttpTxn txn):
     txn.rsp_state = RS_HEAD
     start_connect(w, idx, s)
     return s.state != ST_FREE
+
+
+cdef int retry_status_bit(int status) noexcept nogil:
+    """The retry-on bit of a response status (0: not one retry-on names)."""
+    if status == 401:
+        return 1 << 8
+    if status == 403:
+        return 1 << 9
+    if status == 404:
+        return 1 << 10
+    if status == 408:
+        return 1 << 11
+    if status == 425:
+        return 1 << 12
+    if 500 <= status <= 504:
+        return 1 << (13 + status - 500)
+    return 0
+
+
+cdef bint http_l7_retry(Worker w, int idx, Session *s, HttpTxn txn, int event):
+    """retry-on: the request goes out again (HAProxy's do_l7_retry) on an event the backend
+    names, while retries are left and nothing of the response has reached the client; to
+    the same server unless option redispatch moves it.  False: answer as without it."""
+    cdef BackendRt *be = &w.backends[s.be]
+    cdef int server = s.server
+    if not txn.l7_retry or not (be.retry_on & event) or server < 0 or \
+            txn.out_cli is not None or txn.bytes_out > 0:
+        return False
+    if s.retries_left <= 0:         # one count with the connection retries, as HAProxy's
+        return False
+    s.retries_left -= 1
+    s.retries_done += 1
+    w.be_stats[be.shm_index * STAT_WORDS + STAT_RETRIES] += 1
+    w.srv_stats[be.srv_shm[server] * STAT_WORDS + STAT_RETRIES] += 1
+    http_drop_server(w, s)
+    if retry_redispatches(be, s):
+        w.be_stats[be.shm_index * STAT_WORDS + STAT_REDISPATCHES] += 1
+        w.srv_stats[be.srv_shm[server] * STAT_WORDS + STAT_REDISPATCHES] += 1
+        server_release(w, s)
+        s.avoid_server = server
+        s.forced_server = -1
+        s.has_key = 0
+        s.redispatched = 1
+    else:
+        s.server = server
+        # haproxy 2.6 counts a retry to the same server twice (do_l7_retry, then
+        # stream_choose_redispatch): so do the statistics here
+        w.be_stats[be.shm_index * STAT_WORDS + STAT_RETRIES] += 1
+        w.srv_stats[be.srv_shm[server] * STAT_WORDS + STAT_RETRIES] += 1
+    txn.reused = False
+    txn.rsp_state = RS_HEAD
+    txn.rsp_head_end = -1
+    txn.rsp_scanned = 0
+    txn.rsp_bytes_in = 0
+    txn.status = -1
+    txn.captures_rsp = None
+    txn.term0 = txn.term1 = ord('-')
+    txn.out_srv = txn.request_head_copy
+    txn.out_srv_off = 0
+    txn.req_state = RQ_BODY
+    start_connect(w, idx, s)
+    return True
 
 
 cdef void http_to_tunnel(Worker w, int idx, Session *s):
@@ -423,6 +491,9 @@ cdef void http_expired(Worker w, int idx, Session *s):
             txn.logged = True                   # an empty connection: option dontlognull
         http_run(w, idx, s)
     elif s.timer == TM_SERVER and txn.rsp_state == RS_HEAD:
+        if http_l7_retry(w, idx, s, txn, RE_TIMEOUT):
+            http_run(w, idx, s)
+            return
         observe(w, &w.backends[s.be], s.server, OBSERVE_LAYER7, True)
         http_error(w, idx, s, txn, 504, False, b's', b'H')
         http_run(w, idx, s)

@@ -186,14 +186,15 @@ cdef int classify_body(ChunkParser *chunk, int mode, int64_t *remaining, int64_t
 
 
 cdef void append_small_body(Worker w, Side *side, list out, ChunkParser *chunk, int mode,
-                            int64_t *remaining, int64_t *avail, bint *seen_end):
-    """Put the body bytes already received behind the head, when few: one send() for the
-    whole message instead of two (on loopback each send costs the peer a wake-up)."""
+                            int64_t *remaining, int64_t *avail, bint *seen_end, int64_t most):
+    """Put the body bytes already received behind the head, when no more than ``most``:
+    one send() for the whole message instead of two (on loopback each send costs the peer
+    a wake-up), and a whole request to replay for retry-on."""
     if mode == BODY_CLOSE or side.buf == NULL:
         return
     if classify_body(chunk, mode, remaining, avail, seen_end, side, side.rd_eof) < 0:
         return                                  # the body step will see the error again
-    if 0 < avail[0] <= SMALL_BODY:
+    if 0 < avail[0] <= most:
         out.append((side.buf + side.head)[:avail[0]])
         side_consume(side, &w.pool, avail[0])
         avail[0] = 0

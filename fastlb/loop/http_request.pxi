@@ -427,12 +427,19 @@ cdef void req_forward(Worker w, Session *s, HttpTxn txn, Head fields, int64_t le
     out.append(b"\r\n")
     txn.req_state = RQ_BODY
     unsent = buffered(&s.cli)
+    # retry-on replays what fits a buffer (HAProxy's l7 buffer): keep up to that much
     append_small_body(w, &s.cli, out, &txn.req_chunk, txn.req_mode, &txn.req_remaining,
-                      &txn.req_avail, &txn.req_body_seen_end)
+                      &txn.req_avail, &txn.req_body_seen_end,
+                      w.bufsize if w.backends[s.be].retry_on & RE_L7 else SMALL_BODY)
     txn.bytes_in += unsent - buffered(&s.cli)
     txn.out_srv = txn.request_head_copy = b"".join(out)
     txn.out_srv_off = 0
     txn.rsp_state = RS_HEAD
+    # retry-on beyond conn-failure replays the request from that copy: only when it is
+    # whole there (no body, or all of a small one that came with the head)
+    txn.l7_retry = (w.backends[s.be].retry_on & RE_L7) != 0 and \
+        (txn.req_mode == BODY_NONE or (txn.req_body_seen_end and txn.req_avail == 0)) \
+        and not (txn.stream is not None and txn.stream.no_l7_retry)
 
 
 cdef bint req_assign(Worker w, int idx, Session *s, HttpTxn txn):

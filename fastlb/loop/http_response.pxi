@@ -16,9 +16,13 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     if fields is None:
         capture_error(w, s, True, head, why)
         observe(w, &w.backends[s.be], s.server, OBSERVE_LAYER7, True)
+        if http_l7_retry(w, idx, s, txn, RE_JUNK):
+            return True
         http_error(w, idx, s, txn, 502, False, b'P', b'H')
         return False
     status = fields.status
+    if status >= 200 and http_l7_retry(w, idx, s, txn, retry_status_bit(status)):
+        return True                 # retry-on <status>: this answer is dropped unseen
     version = fields.version
     side_consume(&s.srv, &w.pool, end)
     txn.rsp_scanned = 0           # an interim (1xx) head may be followed by the final one
@@ -147,7 +151,7 @@ cdef bint http_response_rest(Worker w, int idx, Session *s, HttpTxn txn, Head fi
     out.append(b"\r\n")
     txn.rsp_state = RS_BODY
     append_small_body(w, &s.srv, out, &txn.rsp_chunk, txn.rsp_mode, &txn.rsp_remaining,
-                      &txn.rsp_avail, &txn.rsp_body_seen_end)
+                      &txn.rsp_avail, &txn.rsp_body_seen_end, SMALL_BODY)
     txn.out_cli = b"".join(out)
     txn.out_cli_off = 0
     txn.after_due = has_after_rules(w, s, txn)

@@ -36,6 +36,7 @@ cdef class HttpTxn:
     cdef bint fresh                 # no byte of this request has arrived yet
     cdef bint reused                # request sent on a connection kept from a previous one
     cdef bint retried
+    cdef bint l7_retry              # retry-on may send this request again (no body, not disabled)
     cdef bint error_sent            # out_cli holds an error page: close after it
     cdef bint after_due             # out_cli holds a final head the after-response rules edit
     cdef bint logged

@@ -54,6 +54,7 @@ cdef class HttpTxn:
         self.is_connect = False
         self.fresh = True
         self.is_head = self.reused = self.retried = self.error_sent = self.logged = False
+        self.l7_retry = False
         self.after_due = False
         self.counted = self.req_error = False
         self.applet = None

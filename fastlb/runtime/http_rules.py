@@ -250,6 +250,8 @@ def run_request_rules(rules: list, stream, applets=None, tarpit_ms: int = 0):
             return None
         elif action == "set-log-level":
             stream.log_level = c.rule.name
+        elif action == "disable-l7-retry":
+            stream.no_l7_retry = True
         elif action == "use-service":
             return ROUTE_APPLET, applets.prometheus
         elif action == "deny":

@@ -96,6 +96,7 @@ class BackendSpec:
     srvtcpka_probes: tuple        # (cnt, idle s, intvl s), 0: the system's
     nolinger: bool                # option nolinger (server side)
     smart_connect: bool           # option tcp-smart-connect: TCP_QUICKACK off before connect
+    retry_on: int                 # retry-on bits (RE_* in defs.pxd); HTTP mode only
     source: object                # (family, ip, port) server sockets bind to, or None
     restrict_names: int           # http-restrict-req-hdr-names: 0 preserve, 1 delete, 2 reject
     prefer_last: bool             # option prefer-last-server
@@ -306,6 +307,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
                          proxy.options.srvtcpka_intvl),
         nolinger=bool(proxy.options.nolinger),
         smart_connect=proxy.options.tcp_smart_connect, source=proxy.source,
+        retry_on=proxy.retry_on,
         prefer_last=bool(proxy.options.prefer_last_server),
         abortonclose=bool(proxy.options.abortonclose),
         restrict_names=RESTRICT_NAMES[proxy.options.restrict_hdr_names]

@@ -27,7 +27,7 @@ class Stream:
                  "fe", "luid", "be", "srv", "status", "res_headers", "res_version", "vars", "sess_vars",
                  "captures_req", "captures_rsp", "unique_id", "seq", "first_req", "_path",
                  "_prefix_hits", "response", "reason", "log_level", "moved", "tos", "mark",
-                 "hints", "timeout_server", "timeout_tunnel",
+                 "hints", "timeout_server", "timeout_tunnel", "no_l7_retry",
                  "payload", "res_payload", "partial", "may_change",
                  # set only when a body was waited for (read with getattr): req_body and
                  # res_body (bytes, de-chunked), their sizes, and where wait-for-body
@@ -69,6 +69,7 @@ class Stream:
         self.hints = None                 # early-hint: [(run, [(name, value)])] to send
         self.timeout_server = 0           # set-timeout server|tunnel (ms, 0: the backend's)
         self.timeout_tunnel = 0
+        self.no_l7_retry = False          # http-request disable-l7-retry
         self._path = None
         self._prefix_hits = None
         self.payload = None               # tcp-request content: the bytes buffered so far

@@ -662,6 +662,34 @@ def retries(parser, proxy, args, origin):
     proxy.retries = int(value)
 
 
+# retry-on: the events a request is sent again on (HAProxy's PR_RE_* bits, the loop's
+# RE_* in defs.pxd); a status is a bit of its own
+RETRY_ON = {"conn-failure": 1, "empty-response": 2, "response-timeout": 4, "junk-response": 8,
+            "0rtt-rejected": 16, "401": 1 << 8, "403": 1 << 9, "404": 1 << 10, "408": 1 << 11,
+            "425": 1 << 12, "500": 1 << 13, "501": 1 << 14, "502": 1 << 15, "503": 1 << 16,
+            "504": 1 << 17}
+RETRY_ON["all-retryable-errors"] = sum(RETRY_ON[k] for k in (
+    "conn-failure", "empty-response", "junk-response", "response-timeout", "0rtt-rejected",
+    "500", "502", "503", "504"))
+
+
+@keyword("retry-on", sections=BACKENDS | DEFAULTS)
+def retry_on(parser, proxy, args, origin):
+    """Replaces the setting (not cumulative); 'none' alone."""
+    if not args:
+        raise ValueError("'retry-on' expects at least one keyword.")
+    bits = 0
+    for word in args:
+        if word == "none":
+            if len(args) > 1:
+                raise ValueError("'retry-on' : 'none' must be used alone.")
+            continue
+        if word not in RETRY_ON:
+            raise ValueError(f"'retry-on' : unknown keyword '{word}'.")
+        bits |= RETRY_ON[word]
+    proxy.retry_on = bits
+
+
 @keyword("id", sections=PROXIES)
 def proxy_id(parser, proxy, args, origin):
     value = one_arg(args, "id")
