@@ -1,6 +1,7 @@
-"""retry-on (HAProxy's layer-7 retries) and http-request disable-l7-retry, compared with
-haproxy 2.6 on the same configuration: what the client gets, which requests each server
-saw (bodies included), and the retry and redispatch counters of the statistics."""
+"""retry-on (HAProxy's layer-7 retries), http-request disable-l7-retry and
+http-send-name-header, compared with haproxy 2.6 on the same configuration: what the client
+gets, which requests each server saw (bodies and heads included), and the retry and
+redispatch counters of the statistics."""
 from __future__ import annotations
 
 import csv
@@ -19,7 +20,7 @@ class Server(Backend):
     """A server that behaves as ``kind`` says on every request, and records them."""
 
     def __init__(self, kind: str, name: str):
-        self.kind, self.seen = kind, []
+        self.kind, self.seen, self.heads = kind, [], []
         super().__init__(self.serve, name)
 
     def serve(self, conn, backend):
@@ -31,6 +32,7 @@ class Server(Backend):
             line, fields = parse_headers(head)
             body, rest = read_body(conn, fields, rest)
             self.seen.append((line.split(" ")[0], body.decode()))
+            self.heads.append(head)
             if self.kind == "close":
                 return                                  # nothing said
             if self.kind == "junk":
@@ -136,4 +138,45 @@ def test_retry_on_as_haproxy(tmp_path, case):
             proc.wait(5)
             first.close()
             second.close()
+    assert seen["fastlb"] == seen["haproxy"], (seen["fastlb"], seen["haproxy"])
+
+
+@needs_haproxy
+def test_send_name_header_names_the_server_each_attempt_goes_to(tmp_path):
+    """The header the client sent is replaced; a retry redispatched to s2 says s2; a
+    keep-alive request on the same connection names its server too; the heads each server
+    receives are byte for byte haproxy's."""
+    seen = {}
+    for name in ("haproxy", "fastlb"):
+        first, second = Server("503", "s1"), Server("ok", "s2")
+        port = free_port()
+        sock = tmp_path / f"{name}.sock"
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(config(port, sock, first.port, second.port, "503", True,
+                               "http-send-name-header X-Served-By"))
+        cmd = [HAPROXY, "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                stderr=open(tmp_path / f"{name}.err", "wb"), cwd=tmp_path)
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                answers = []
+                for i in range(2):
+                    client.sendall(f"GET /{i} HTTP/1.1\r\nHost: x\r\nX-Served-By: forged\r\n"
+                                   "User-Agent: t\r\n\r\n".encode())
+                    head, rest = read_head(client)
+                    _, fields = parse_headers(head)
+                    body, _ = read_body(client, fields, rest)
+                    answers.append((head.split(b" ")[1], body))
+            seen[name] = (answers, first.heads, second.heads)
+        finally:
+            proc.terminate()
+            proc.wait(5)
+            first.close()
+            second.close()
+    answers, s1_heads, s2_heads = seen["fastlb"]
+    assert answers == [(b"200", b"s2:200"), (b"200", b"s2:200")]
+    assert all(b"x-served-by: s1\r\n" in h.lower() and b"forged" not in h for h in s1_heads)
+    assert all(b"x-served-by: s2\r\n" in h.lower() and b"forged" not in h for h in s2_heads)
     assert seen["fastlb"] == seen["haproxy"], (seen["fastlb"], seen["haproxy"])

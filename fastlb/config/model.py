@@ -322,6 +322,7 @@ class Proxy:
     backlog: Optional[int] = None
     retries: int = 3
     retry_on: int = 1                       # RETRY_ON bits (conn-failure by default)
+    send_name_header: Optional[str] = None  # http-send-name-header: the server's name in it
     source: Optional[tuple] = None          # (family, host, port): server sockets bind to it
     logs: list = field(default_factory=list)        # LogTarget, "global" already resolved
     log_tag: Optional[str] = None
@@ -362,7 +363,7 @@ class Proxy:
                      "unique_id_format", "unique_id_header", "log_format_sd",
                      "error_log_format",
                      "hash_type", "hash_function", "hash_avalanche", "cookie", "dynamic_cookie_key",
-                     "inspect_delay", "res_inspect_delay", "fullconn", "source", "retry_on"):
+                     "inspect_delay", "res_inspect_delay", "fullconn", "source", "retry_on", "send_name_header"):
             setattr(self, name, getattr(defaults, name))
         self.stats = copy.deepcopy(defaults.stats)
         self.balance_args = dict(defaults.balance_args)

@@ -203,6 +203,8 @@ cdef class BackendHooks:
     cdef int restrict_names
     cdef object after_response
     cdef object res_rules       # tcp-response content: rules(stream) -> TCP_*, or None
+    cdef bytes name_header      # http-send-name-header, b"": none
+    cdef tuple server_names
 
 
 @cython.final

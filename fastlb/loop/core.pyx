@@ -340,6 +340,8 @@ cdef class Worker:
         hooks.restrict_names = spec.restrict_names
         hooks.after_response = spec.after_response
         hooks.res_rules = spec.res_rules
+        hooks.name_header = spec.name_header
+        hooks.server_names = spec.server_names
         self.be_hooks.append(hooks)
         self.nbackends += 1
         install_lookup(self, self.nbackends - 1)

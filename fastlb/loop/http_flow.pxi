@@ -151,6 +151,14 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
 
     # -- request head and body to the server
     if txn.req_state == RQ_BODY and s.state == ST_ESTABLISHED:
+        if txn.name_at >= 0 and txn.out_srv is txn.request_head_copy and txn.out_srv_off == 0:
+            # http-send-name-header: the server's name at the moment the request goes out
+            # (a retry or a redispatch sends the copy again, with the new one)
+            txn.out_srv = b"".join([
+                txn.request_head_copy[:txn.name_at],
+                (<BackendHooks>w.be_hooks[s.be]).name_header, b": ",
+                (<BackendHooks>w.be_hooks[s.be]).server_names[s.server], b"\r\n",
+                txn.request_head_copy[txn.name_at:]])
         if txn.out_srv is not None:
             r = flush_staged(w, &s.srv, txn, True)
             if r < 0:

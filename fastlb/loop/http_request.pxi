@@ -412,9 +412,12 @@ cdef void req_forward(Worker w, Session *s, HttpTxn txn, Head fields, int64_t le
     cdef list out = [fields.method, b" ", fields.url, b" HTTP/", fields.version, b"\r\n"]
     cdef bint upgrade = _connection_has(fields.headers, b"upgrade")
     cdef int64_t unsent
+    cdef bytes name_header = (<BackendHooks>w.be_hooks[s.be]).name_header
     for name, value in fields.headers:
         if name == b"connection" and not upgrade:
             continue
+        if name_header and name == name_header:
+            continue                    # http-send-name-header replaces any the client sent
         if name == b"content-length":
             if length < 0:
                 continue
@@ -424,6 +427,7 @@ cdef void req_forward(Worker w, Session *s, HttpTxn txn, Head fields, int64_t le
     add_request_headers(w, s.fe, out, fields.headers, s)
     if txn.close_client or txn.close_server:
         out.append(b"connection: close\r\n")
+    txn.name_at = sum([len(part) for part in out]) if name_header else -1
     out.append(b"\r\n")
     txn.req_state = RQ_BODY
     unsent = buffered(&s.cli)

@@ -73,6 +73,8 @@ cdef class HttpTxn:
     cdef int64_t rsp_bytes_in       # response bytes received for this request
     cdef object request_line        # bytes for the log
     cdef bytes request_head_copy    # what went to the server, for one retry on a fresh connection
+    cdef Py_ssize_t name_at         # http-send-name-header: where its line goes in that copy
+                                    # (before the blank line), -1: none
     cdef object captures_req        # captured header values (capture request header), or None
     cdef object captures_rsp
     cdef int term0

@@ -55,6 +55,7 @@ cdef class HttpTxn:
         self.fresh = True
         self.is_head = self.reused = self.retried = self.error_sent = self.logged = False
         self.l7_retry = False
+        self.name_at = -1
         self.after_due = False
         self.counted = self.req_error = False
         self.applet = None

@@ -110,6 +110,8 @@ class BackendSpec:
     after_response: object = None  # http-after-response rules: edit(stream), or None
     res_rules: object = None      # tcp-response content: rules(stream) -> TCP_*, or None
     res_delay: int = 0            # tcp-response inspect-delay, ms
+    name_header: bytes = b""      # http-send-name-header (lower case), b"": none
+    server_names: tuple = ()      # the servers' names as that header gives them
 
 
 @dataclass(frozen=True)
@@ -318,7 +320,9 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         server_rules=build_server_rules(proxy, env), hash_key=build_hash_key(proxy, env),
         # a listen section's run as its frontend's: on its answers before any routing too
         after_response=build_after_response(proxy, env) if proxy.kind != "listen" else None,
-        res_rules=build_response_rules(proxy, env), res_delay=proxy.res_inspect_delay or 0)
+        res_rules=build_response_rules(proxy, env), res_delay=proxy.res_inspect_delay or 0,
+        name_header=(proxy.send_name_header or "").encode() if http else b"",
+        server_names=tuple(s.name.encode() for s in proxy.servers))
     return BackendTable(index=index, proxy=proxy, spec=spec,
                         server_names=[s.name for s in servers],
                         server_models=[s.model for s in servers], first_server_shm=first_shm)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 
 from .. import addresses
@@ -671,6 +672,15 @@ RETRY_ON = {"conn-failure": 1, "empty-response": 2, "response-timeout": 4, "junk
 RETRY_ON["all-retryable-errors"] = sum(RETRY_ON[k] for k in (
     "conn-failure", "empty-response", "junk-response", "response-timeout", "0rtt-rejected",
     "500", "502", "503", "504"))
+
+
+@keyword("http-send-name-header", sections=BACKENDS | DEFAULTS)
+def http_send_name_header(parser, proxy, args, origin):
+    if not args:
+        raise ValueError("'http-send-name-header' requires a header string.")
+    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", args[0]):
+        raise ValueError(f"'http-send-name-header' : '{args[0]}' is not a header name.")
+    proxy.send_name_header = args[0].lower()
 
 
 @keyword("retry-on", sections=BACKENDS | DEFAULTS)

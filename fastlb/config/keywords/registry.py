@@ -199,7 +199,7 @@ NOT_YET_PROXY = {
     "reqadd", "rspadd", "compression",
     "persist", "force-persist", "ignore-persist", "external-check", "filter", "server-template",
     "email-alert", "rate-limit", "max-keep-alive-queue", "load-server-state-from-file",
-    "server-state-file-name", "http-send-name-header",
+    "server-state-file-name",
     "hash-balance-factor", "grace", "bind-process",
     "unique-id", "monitor-net",
 }
