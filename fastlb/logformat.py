@@ -50,7 +50,7 @@ class HttpLine:
     """What one HTTP request's log line is made of."""
     __slots__ = ("addr", "frontend", "backend", "server", "date_ms", "tr", "tw", "tc", "tresp",
                  "ta", "status", "bytes_out", "term", "ac", "fc", "bc", "sc", "rc", "request",
-                 "req_caps", "rsp_caps", "pid", "_request_parts", "rec", "rt", "lc",
+                 "req_caps", "rsp_caps", "cookie_req", "cookie_rsp", "pid", "_request_parts", "rec", "rt", "lc",
                  "unique_id", "stream", "logasap")
     kind = HTTP
 
@@ -92,7 +92,9 @@ def http_fields(addr, frontend: str, backend: str, server: str, start_ms: int, t
     line = _session(HttpLine(), addr, frontend, backend, server, start_ms, counters, pid)
     line.tr, line.tw, line.tc, line.tresp, line.ta = timers
     line.status, line.bytes_out, line.term, line.request = status, bytes_out, term, request_line
-    line.req_caps, line.rsp_caps = captures
+    line.req_caps, line.rsp_caps = captures[:2]
+    # capture cookie: what the client sent and what the server set ("-": none)
+    line.cookie_req, line.cookie_rsp = captures[2:] if len(captures) > 2 else (None, None)
     line._request_parts = None
     return line
 
@@ -320,8 +322,8 @@ VARIABLES = {
     "ST": Variable(tcp=lambda line: 0, http=attrgetter("status"), kind=NUMBER),
     "B": both(_bytes, NUMBER),
     "U": both(_counter("bytes_in"), NUMBER),
-    "CC": Variable(http=lambda line: None, kind=STRING, http_only=True),   # no capture cookie
-    "CS": Variable(http=lambda line: None, kind=STRING, http_only=True),
+    "CC": Variable(http=attrgetter("cookie_req"), kind=STRING, http_only=True),
+    "CS": Variable(http=attrgetter("cookie_rsp"), kind=STRING, http_only=True),
     "tsc": Variable(tcp=lambda line: line.term + "--", http=attrgetter("term")),
     "ts": Variable(tcp=attrgetter("term"), http=lambda line: line.term[:2]),
     "ac": both(attrgetter("ac"), NUMBER),

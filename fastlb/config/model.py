@@ -339,6 +339,7 @@ class Proxy:
     unique_id_header: Optional[str] = None       # the request header that carries it
     captures_req: list = field(default_factory=list)   # [(header name, max length)]
     captures_rsp: list = field(default_factory=list)
+    capture_cookie: Optional[tuple] = None             # (name prefix, max length)
     monitor_uri: Optional[str] = None
     monitor_fail: Optional[object] = None          # "monitor fail if|unless <cond>"
     stats: Optional[StatsPage] = None
@@ -394,6 +395,8 @@ class GlobalSettings:
     rcvbuf_client: int = 0
     pipesize: int = 0           # tune.pipesize, 0: fastlb's 256 KiB
     busy_polling: bool = False
+    cookielen: int = 64         # tune.http.cookielen + 1 as haproxy keeps it: a capture
+                                # cookie keeps at most this less one
     # the bytes of the request line logs keep: tune.http.logurilen (haproxy stores it plus
     # one, a NUL's place), else haproxy's default REQURI_LEN 1024 less its NUL
     logurilen: int = 1023

@@ -185,6 +185,7 @@ cdef class FrontendHooks:
     cdef object captures_req    # [(name, length)] of capture request header, or None
     cdef int restrict_names     # option http-restrict-req-hdr-names: RESTRICT_*
     cdef object captures_rsp
+    cdef object capture_cookie  # capture cookie: (name, length) or None
     cdef bint streams           # every request gets a sample Stream (its log has %[...])
     cdef object tcp_rules       # tcp-request rules: a runtime.tcp_rules.TcpRules, or None
     cdef object after_response  # http-after-response rules: edit(stream), or None

@@ -375,6 +375,7 @@ cdef class Worker:
         hooks.restrict_names = spec.restrict_names
         hooks.response_editor = spec.response_editor
         hooks.captures_req, hooks.captures_rsp = spec.captures
+        hooks.capture_cookie = spec.capture_cookie
         hooks.streams = spec.streams
         hooks.tcp_rules = spec.tcp_rules
         fe.tcp_rules = spec.tcp_rules is not None

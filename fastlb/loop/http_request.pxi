@@ -254,6 +254,8 @@ cdef Head req_parse(Worker w, int idx, Session *s, HttpTxn txn, int64_t *length,
     txn.t_head = w.now
     if hooks.captures_req is not None:
         txn.captures_req = capture_headers(hooks.captures_req, fields.headers)
+    if hooks.capture_cookie is not None:
+        txn.cookie_req = captured_cookie(fields.headers, hooks.capture_cookie, False)
     if hooks.captures_rsp is not None:
         txn.captures_rsp = [""] * len(hooks.captures_rsp)
     method = fields.method

@@ -46,6 +46,8 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     hooks = <FrontendHooks>w.fe_hooks[s.fe]
     if hooks.captures_rsp is not None:
         txn.captures_rsp = capture_headers(hooks.captures_rsp, fields.headers)
+    if hooks.capture_cookie is not None:
+        txn.cookie_rsp = captured_cookie(fields.headers, hooks.capture_cookie, True)
     return http_response_rest(w, idx, s, txn, fields, head, False)
 
 

@@ -73,6 +73,8 @@ cdef class HttpTxn:
     cdef int64_t rsp_bytes_in       # response bytes received for this request
     cdef object request_line        # bytes for the log
     cdef bytes request_head_copy    # what went to the server, for one retry on a fresh connection
+    cdef object cookie_req          # capture cookie: "name=value" the client sent, or None
+    cdef object cookie_rsp          # and the one the server set
     cdef Py_ssize_t name_at         # http-send-name-header: where its line goes in that copy
                                     # (before the blank line), -1: none
     cdef object captures_req        # captured header values (capture request header), or None
@@ -110,6 +112,7 @@ cdef class HttpTxn:
 cdef bint _connection_has(list headers, bytes token)
 cdef bint _keep_alive(bytes version, list headers)
 cdef list capture_headers(list specs, list headers)
+cdef object captured_cookie(list headers, tuple spec, bint response)
 cdef bytes _header(list headers, bytes wanted)
 cdef list header_list(list headers, bytes wanted)
 cdef HttpTxn http_txn(Worker w, int idx)

@@ -81,6 +81,7 @@ cdef class HttpTxn:
         self.rsp_bytes_in = 0
         self.request_line = None
         self.captures_req = self.captures_rsp = None
+        self.cookie_req = self.cookie_rsp = None
         self.term0 = ord('-')
         self.term1 = ord('-')
 
@@ -116,6 +117,22 @@ cdef list capture_headers(list specs, list headers):
                 value = raw.decode("latin-1")
         values.append(value[:length])
     return values
+
+
+cdef object captured_cookie(list headers, tuple spec, bint response):
+    """capture cookie: the first cookie whose name starts with the given one, as
+    "name=value" cut to the length; Cookie lines on a request, the first pair of each
+    Set-Cookie on a response (HAProxy's reading); None when there is none."""
+    cdef bytes name = spec[0], value, part
+    cdef int length = spec[1]
+    for key, value in headers:
+        if key != (b"set-cookie" if response else b"cookie"):
+            continue
+        for part in (value.split(b";", 1)[:1] if response else value.split(b";")):
+            part = part.strip(b" \t")
+            if part.startswith(name):
+                return part[:length].decode("latin-1")
+    return None
 
 
 cdef bytes _header(list headers, bytes wanted):

@@ -114,7 +114,7 @@ cdef void http_log(Worker w, Session *s, HttpTxn txn):
     count_record(w, rec, s.fe, be, txn.log_server)
     rec.retries, rec.redispatched = s.retries_done, s.redispatched
     rec.request_line = txn.request_line
-    rec.captures = (txn.captures_req, txn.captures_rsp)
+    rec.captures = (txn.captures_req, txn.captures_rsp, txn.cookie_req, txn.cookie_rsp)
     rec.stream = txn.stream
     if rec.stream is None and (<FrontendHooks>w.fe_hooks[s.fe]).streams:
         # a request that never got as far as the rules: its %[...] read the connection

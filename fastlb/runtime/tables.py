@@ -143,6 +143,7 @@ class FrontendSpec:
     log_addrs: bool = False       # the log format reads %fi/%fp/%bi/%bp
     logasap: bool = False         # option logasap
     after_response: object = None  # http-after-response rules: edit(stream), or None
+    capture_cookie: object = None  # capture cookie: (name bytes, length), or None
 
 
 # -- the tables: the specs, plus what the control plane and the logs read -------------------
@@ -415,6 +416,8 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         # a listen section's http-response rules run once, as its backend's
         response_editor=build_response_editor(proxy, env) if proxy.kind != "listen" else None,
         captures=(proxy.captures_req or None, proxy.captures_rsp or None),
+        capture_cookie=(proxy.capture_cookie[0].encode("latin-1"), proxy.capture_cookie[1])
+        if proxy.capture_cookie and proxy.mode == "http" else None,
         tcp_rules=build_tcp_rules(proxy, by_name, backend, env),
         after_response=build_after_response(proxy, env),
         streams=any(f is not None and f.samples

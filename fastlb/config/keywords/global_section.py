@@ -392,6 +392,11 @@ def tune_maxpollevents(parser, g, args, origin):
         raise ValueError("'tune.maxpollevents' : fastlb takes at most 1024 events per poll.")
 
 
+@keyword("tune.http.cookielen", sections=GLOBAL)
+def tune_http_cookielen(parser, g, args, origin):
+    g.cookielen = positive_int(args, "tune.http.cookielen") + 1
+
+
 @keyword("tune.http.logurilen", sections=GLOBAL)
 def tune_http_logurilen(parser, g, args, origin):
     g.logurilen = positive_int(args, "tune.http.logurilen")

@@ -134,11 +134,25 @@ def capture(parser, proxy, args, origin):
     if len(args) != 5 or args[0] not in ("request", "response") or args[1] != "header" \
             or args[3] != "len" or not args[4].isdigit() or int(args[4]) < 1:
         if args[:1] == ["cookie"]:
-            raise ValueError("'capture cookie' is not supported by fastlb yet.")
+            return capture_cookie(parser, proxy, args[1:], origin)
         raise ValueError("'capture' expects 'request header <name> len <length>' or "
                          "'response header <name> len <length>'.")
     target = proxy.captures_req if args[0] == "request" else proxy.captures_rsp
     target.append((args[2].lower(), int(args[4])))
+
+
+def capture_cookie(parser, proxy, args, origin):
+    """``capture cookie <name> len <length>``: one per frontend (a later line replaces it,
+    as in HAProxy); the length is kept below tune.http.cookielen (63 by default)."""
+    if len(args) != 3 or args[1] != "len" or not args[2].isdigit():
+        raise ValueError("'capture' expects 'cookie' <cookie_name> 'len' <len>.")
+    length = int(args[2])
+    cookielen = parser.global_.cookielen
+    if length >= cookielen:
+        parser.warnings.append(f"truncating capture length to {cookielen - 1} bytes for "
+                               f"{proxy.type_name} '{proxy.name}'.")
+        length = cookielen - 1
+    proxy.capture_cookie = (args[0], length)
 
 
 @keyword("declare", sections=FRONTENDS)

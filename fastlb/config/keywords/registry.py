@@ -145,7 +145,6 @@ NO_EFFECT_GLOBAL = {
     "tune.idletimer": "fastlb sizes no packets by idleness",
     "tune.recv_enough": "fastlb reads until EAGAIN",
     "tune.pattern.cache-size": "fastlb's pattern lookups keep no LRU cache",
-    "tune.http.cookielen": "only 'capture cookie' uses it, which fastlb refuses",
     "tune.buffers.reserve": "fastlb keeps no emergency buffers",
     "numa-cpu-mapping": "fastlb binds no CPUs but by cpu-map",
     "nogetaddrinfo": "fastlb always resolves with getaddrinfo(3)",
