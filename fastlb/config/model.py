@@ -212,6 +212,7 @@ class Options:
     http_buffer_request: bool = False   # the request body is received before the rules run
     # TCP_QUICKACK off, so the first ACK rides on data: on listening sockets (None: as
     # HAProxy, on in HTTP mode), on server sockets
+    persist: bool = False               # option persist: a cookie reaches its server even down
     tcp_smart_accept: Optional[bool] = None
     tcp_smart_connect: bool = False
 
@@ -297,6 +298,7 @@ class Proxy:
     http_request_rules: list = field(default_factory=list)   # [http.rules.Rule]
     redirect_rules: list = field(default_factory=list)       # "redirect" lines: [Rule]
     server_rules: list = field(default_factory=list)  # use-server: [(name, Condition, origin)]
+    persist_rules: list = field(default_factory=list)  # [("force-persist"|"ignore-persist", Condition)]
     tcp_connection_rules: list = field(default_factory=list)  # [(http.rules.Rule, origin)]
     tcp_session_rules: list = field(default_factory=list)     # [(Rule, origin)]
     tcp_content_rules: list = field(default_factory=list)     # [(Rule, origin)]

@@ -122,7 +122,7 @@ cdef bint retry_redispatches(BackendRt *be, Session *s) noexcept nogil:
     """option redispatch: a retry goes to another server at once when another is up and the
     balancing does not tie the request to this one (HAProxy: no hash), else on the
     redispatch interval (by default the last retry)."""
-    if not be.redispatch:
+    if not be.redispatch or s.persist_rule == PERSIST_FORCE:
         return False
     if be.nactive > 1:
         return True

@@ -33,6 +33,7 @@ cdef struct Session:
     int held_server         # server whose current-session count this session holds (-1: none)
     uint8_t held_shared     # that count is also in the shared totals
     int forced_server       # persistence (cookie) asks for this server (-1: none)
+    uint8_t persist_rule    # PERSIST_FORCE / PERSIST_IGNORE of this request (0: neither)
     int avoid_server        # a redispatch after this server failed: pick it last (-1: none)
     int lend_prev           # HTTP: this idle session's server connection may be taken by
     int lend_next           # another session (http-reuse safe); list per server, -1 ends
@@ -123,6 +124,7 @@ cdef struct BackendRt:
     int nolinger            # option nolinger: server connections close with a reset
     int smart_connect       # option tcp-smart-connect: no quick ACK of the SYN-ACK
     int retry_on            # retry-on: RE_* bits (defs.pxd)
+    int persist             # option persist: a cookie reaches its server even when down
     sockaddr_storage source  # "source": server sockets bind to it first (source_len 0: no)
     socklen_t source_len
     int prefer_last         # option prefer-last-server
@@ -200,6 +202,7 @@ cdef class BackendHooks:
     cdef object response_editor
     cdef object request_rules   # its own http-request rules / stats page, or None
     cdef object server_rules    # use-server: candidates(stream) -> [server index], or None
+    cdef object persist_rules   # force-/ignore-persist: verdict(stream) -> PERSIST_*, or None
     cdef object hash_key        # balance hash <expr>: key(stream) -> bytes | None
     cdef int restrict_names
     cdef object after_response

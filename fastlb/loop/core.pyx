@@ -316,6 +316,7 @@ cdef class Worker:
             be.srvtcpka_probes[i] = spec.srvtcpka_probes[i]
         be.nolinger = spec.nolinger
         be.smart_connect = spec.smart_connect
+        be.persist = spec.persist
         be.retry_on = spec.retry_on if spec.http else RE_CONN_FAILED    # HTTP only, as HAProxy
         be.source_len = 0
         if spec.source is not None:
@@ -336,6 +337,7 @@ cdef class Worker:
         hooks.response_editor = spec.response_editor
         hooks.request_rules = spec.request_rules
         hooks.server_rules = spec.server_rules
+        hooks.persist_rules = spec.persist_rules
         hooks.hash_key = spec.hash_key
         hooks.restrict_names = spec.restrict_names
         hooks.after_response = spec.after_response

@@ -11,6 +11,8 @@ cdef enum:
     RE_DISCONNECTED = 2        # empty-response
     RE_TIMEOUT = 4             # response-timeout
     RE_JUNK = 8                # junk-response
+    PERSIST_FORCE = 1          # force-persist / ignore-persist (runtime/http_rules.py)
+    PERSIST_IGNORE = 2
     RE_L7 = 0x3FFFE            # anything but conn-failure: the request is kept for a replay
     PUMP_ROUNDS = 8
     PIPE_BYTES = 262144         # splice pipe size asked for (the kernel's default is 64 KiB)

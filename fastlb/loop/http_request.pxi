@@ -386,16 +386,30 @@ cdef void req_persistence(Worker w, Session *s, HttpTxn txn, Head fields):
     s.t_queued = -1
     s.forced_server = -1
     s.avoid_server = -1
+    s.persist_rule = 0
     cdef int chosen = -1
-    if (<BackendHooks>w.be_hooks[s.be]).server_rules is not None:
+    cdef BackendHooks hooks = <BackendHooks>w.be_hooks[s.be]
+    if hooks.persist_rules is not None:
+        try:
+            s.persist_rule = hooks.persist_rules(txn_stream(w, s, txn, fields))
+        except Exception as exc:
+            internal_error(w, exc, "force-persist / ignore-persist rules")
+    if hooks.server_rules is not None:
         chosen = use_server(w, s, txn_stream(w, s, txn, fields))
-    persistence = (<BackendHooks>w.be_hooks[s.be]).cookie
+    persistence = hooks.cookie
     if persistence is not None:
         server, letter, txn.ck_seen = persistence.on_request(fields.headers)
-        if server >= 0 and not persist_usable(w, be, server):
-            if letter != "-":            # "-": a mode that logs no cookie letters
-                letter = "D"             # its server is down: balanced like a new client
+        if s.persist_rule == PERSIST_IGNORE:
+            if letter == "V" or letter == "I":
+                letter = "U"             # found, deliberately not used (HAProxy's TX_CK_UNUSED)
             server = -1
+        elif server >= 0 and not persist_usable(w, be, server):
+            if letter != "-":            # "-": a mode that logs no cookie letters
+                letter = "D"
+            if not (be.persist or s.persist_rule == PERSIST_FORCE):
+                server = -1              # its server is down: balanced like a new client
+            else:
+                txn.server_forced = True     # sent there all the same (HAProxy's SF_DIRECT)
         s.forced_server = server
         txn.ck_client = letter
         txn.method = fields.method

@@ -67,9 +67,11 @@ cdef bint http_response_rest(Worker w, int idx, Session *s, HttpTxn txn, Head fi
     try:
         persistence = (<BackendHooks>w.be_hooks[s.be]).cookie
         if persistence is not None and not resumed:
-            txn.ck_server = persistence.on_response(fields.headers, s.server, txn.ck_client,
-                                                    txn.method, txn.ck_seen, 0,
-                                                    txn.server_forced)
+            # ignore-persist: the server's own cookie passes as it is, none is set
+            txn.ck_server = persistence.on_response(
+                fields.headers, -1 if s.persist_rule == PERSIST_IGNORE else s.server,
+                txn.ck_client, txn.method, txn.ck_seen, 0,
+                txn.server_forced and s.forced_server >= 0)     # a redispatch undoes it
             edited = True
         be_editor = (<BackendHooks>w.be_hooks[s.be]).response_editor
         fe_editor = hooks.response_editor

@@ -38,6 +38,7 @@ cdef int session_new(Worker w) except -1:
     s.t_server_rule = s.t_tunnel_rule = 0
     s.held_server = -1
     s.forced_server = -1
+    s.persist_rule = 0
     s.avoid_server = -1
     s.lent = 0
     s.srv_private = 0

@@ -486,6 +486,26 @@ def build_backend_rules(proxy: Proxy, applets: Applets, env: SampleEnv):
     return apply
 
 
+PERSIST_FORCE, PERSIST_IGNORE = 1, 2       # the loop's PERSIST_* (defs.pxd)
+
+
+def build_persist_rules(proxy: Proxy, env: SampleEnv):
+    """``verdict(stream) -> 0 | PERSIST_FORCE | PERSIST_IGNORE``: the first force-persist
+    or ignore-persist rule that holds, or None without any."""
+    if not proxy.persist_rules:
+        return None
+    compiler = ConditionCompiler(proxy.acls, env, "backend http-request", proxy.name)
+    rules = [(compiler.compile(cond), PERSIST_FORCE if kind == "force-persist" else PERSIST_IGNORE)
+             for kind, cond in proxy.persist_rules]
+
+    def verdict(stream) -> int:
+        for matches, result in rules:
+            if matches(stream):
+                return result
+        return 0
+    return verdict
+
+
 def build_server_rules(proxy: Proxy, env: SampleEnv):
     """``candidates(stream) -> [server index]``: the servers of the use-server rules whose
     condition holds, in order (the loop takes the first that is up), or None."""

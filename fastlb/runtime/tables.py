@@ -31,7 +31,7 @@ from .tcp_rules import build_response_rules, build_tcp_rules
 from ..sample.registry import Context
 from .http_rules import (SampleEnv, build_after_response, build_backend_rules,
                          build_hash_key, build_response_editor, build_router,
-                         build_server_rules)
+                         build_persist_rules, build_server_rules)
 
 NOSRV = "<NOSRV>"
 
@@ -106,6 +106,8 @@ class BackendSpec:
     request_rules: object         # its own http-request rules / stats page, or None
     cookie: object                # fastlb.http.cookies.Persistence, or None
     server_rules: object = None   # use-server: candidates(stream) -> [server], or None
+    persist_rules: object = None  # force-/ignore-persist: verdict(stream) -> PERSIST_*, or None
+    persist: bool = False         # option persist
     hash_key: object = None       # balance hash <expr>: key(stream) -> bytes | None
     after_response: object = None  # http-after-response rules: edit(stream), or None
     res_rules: object = None      # tcp-response content: rules(stream) -> TCP_*, or None
@@ -319,6 +321,8 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         response_editor=build_response_editor(proxy, env),
         request_rules=build_backend_rules(proxy, applets, env), cookie=cookie,
         server_rules=build_server_rules(proxy, env), hash_key=build_hash_key(proxy, env),
+        persist_rules=build_persist_rules(proxy, env) if http else None,
+        persist=proxy.options.persist,
         # a listen section's run as its frontend's: on its answers before any routing too
         after_response=build_after_response(proxy, env) if proxy.kind != "listen" else None,
         res_rules=build_response_rules(proxy, env), res_delay=proxy.res_inspect_delay or 0,

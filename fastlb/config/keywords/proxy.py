@@ -26,7 +26,7 @@ _OPTIONS_NOT_YET = {
     "checkcache",
     "http-pretend-keepalive", "http-use-proxy-header",
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
-    "tcp-check", "external-check", "persist", "transparent", "accept-invalid-http-request",
+    "tcp-check", "external-check", "transparent", "accept-invalid-http-request",
     "accept-invalid-http-response", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
     "independent-streams", "socket-stats", "spop-check", "contstats", "idle-close-on-response",
     "http_proxy", "forceclose",
@@ -42,7 +42,7 @@ _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-acc
 _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server", "abortonclose",
             "http-restrict-req-hdr-names", *ALREADY_SO, "redispatch", "tcpka", "clitcpka",
-            "srvtcpka", "tcp-smart-accept", "tcp-smart-connect",
+            "srvtcpka", "tcp-smart-accept", "tcp-smart-connect", "persist",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
             "http-keep-alive", "http-server-close", "httpclose", "http-buffer-request")
 _BIND_NOT_YET = {
@@ -333,6 +333,22 @@ def use_server(parser, proxy, args, origin):
                                origin))
 
 
+def persist_rule(kind: str):
+    @keyword(kind, sections=BACKENDS)
+    def rule(parser, proxy, args, origin):
+        """``force-persist|ignore-persist if|unless <condition>``: the first that holds
+        decides, once the request is in the backend."""
+        if not args or args[0] not in ("if", "unless"):
+            raise ValueError(f"'{kind}' requires either 'if' or 'unless' followed by a "
+                             "condition.")
+        proxy.persist_rules.append((kind, condition(proxy, args, f"'{kind}' rule")))
+    return rule
+
+
+persist_rule("force-persist")
+persist_rule("ignore-persist")
+
+
 @keyword("dispatch", sections=BACKENDS)
 def dispatch(parser, proxy, args, origin):
     try:
@@ -457,6 +473,12 @@ def option(parser, proxy, args, origin, enable=True):
             opts.clitcpka = enable
         if name in ("tcpka", "srvtcpka"):
             opts.srvtcpka = enable
+    elif name == "persist":
+        if proxy.kind == "frontend":
+            parser.warn(origin, f"'{name}' ignored because frontend '{proxy.name}' has no "
+                        "backend capability.")
+            return
+        opts.persist = enable
     elif name in ("tcp-smart-accept", "tcp-smart-connect"):
         side = "frontend" if name == "tcp-smart-accept" else "backend"
         if proxy.kind in ("frontend", "backend") and proxy.kind != side:

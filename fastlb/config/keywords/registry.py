@@ -196,7 +196,7 @@ NOT_YET_PROXY = {
     "http-error", "stick-table", "stick",
     "tcp-check",
     "reqadd", "rspadd", "compression",
-    "persist", "force-persist", "ignore-persist", "external-check", "filter", "server-template",
+    "persist", "external-check", "filter", "server-template",
     "email-alert", "rate-limit", "max-keep-alive-queue", "load-server-state-from-file",
     "server-state-file-name",
     "hash-balance-factor", "grace", "bind-process",
