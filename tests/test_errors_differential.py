@@ -1,7 +1,8 @@
 """Error pages and after-response rules, side by side with haproxy: ``http-errors``
 sections with ``errorfiles`` (all codes, some codes, precedence against ``errorfile``
 lines in order), ``errorloc302``/``errorloc303``, deny / return with ``errorfile``,
-``errorfiles``, ``default-errorfiles``, a body and ``hdr``, and ``http-after-response``
+``errorfiles``, ``default-errorfiles``, a body and ``hdr``, ``http-error`` pages, and
+``http-after-response``
 rules on the server's responses and on every answer of the proxy's own.
 
 For each request the status line, the response headers (in order) and the body the
@@ -39,7 +40,7 @@ FILES = {
 }
 
 
-def config(port: int, port2: int, port3: int, backend: int, dead: int) -> str:
+def config(port: int, port2: int, port3: int, port4: int, backend: int, dead: int) -> str:
     return f"""
 http-errors site
     errorfile 403 site-403.http
@@ -93,6 +94,23 @@ frontend fe3
     bind 127.0.0.1:{port3}
     errorloc303 403 https://example.com/forbidden
     http-request deny
+frontend fe4
+    bind 127.0.0.1:{port4}
+    errorfile 400 site-403.http
+    http-error status 503 content-type text/plain string "busy now" hdr X-Err static hdr Retry-After 5
+    http-error status 403 errorfile other-403.http
+    http-error status 404 errorfiles site
+    http-error status 429 content-type text/html file ret-200.http
+    http-error status 400 default-errorfiles
+    http-error status 500
+    http-request deny if {{ path /deny }}
+    http-request deny deny_status 404 if {{ path /deny404 }}
+    http-request deny deny_status 429 if {{ path /deny429 }}
+    http-request deny deny_status 400 if {{ path /deny400 }}
+    http-request deny deny_status 500 if {{ path /deny500 }}
+    default_backend lost
+backend lost
+    server s1 127.0.0.1:{dead}
 backend be
     http-after-response set-header X-Be-After be
     http-response deny content-type text/plain string "response denied" if {{ res.hdr(x-origin) -m str deny-me }}
@@ -115,6 +133,8 @@ REQUESTS = [
     (0, "/ret-undeclared", []), (0, "/ret-body", []), (0, "/ret-empty", []), (0, "/redir", []),
     (0, "/dead", []),
     (1, "/", []), (2, "/", []),
+    (3, "/", []), (3, "/deny", []), (3, "/deny404", []), (3, "/deny429", []), (3, "/deny400", []),
+    (3, "/deny500", []),
 ]
 
 
@@ -184,7 +204,7 @@ def test_error_pages_and_after_response_rules_as_haproxy(tmp_path):
     results = {}
     try:
         for name in ("haproxy", "fastlb"):
-            ports = [free_port(), free_port(), free_port()]
+            ports = [free_port(), free_port(), free_port(), free_port()]
             path = tmp_path / f"{name}.cfg"
             path.write_text(config(*ports, backend.port, dead_port))
             base = ["haproxy"] if name == "haproxy" else FASTLB

@@ -410,6 +410,9 @@ class Parser:
             if decl[0] == "page":
                 pages[decl[1]] = decl[2]
                 continue
+            if decl[0] == "reset":          # http-error ... default-errorfiles
+                pages.pop(decl[1], None)
+                continue
             _, name, codes, origin = decl
             section = self.http_errors.get(name)
             if section is None:

@@ -241,6 +241,55 @@ def errorfile(parser, proxy, args, origin):
     proxy.error_decls.append(("page", status, page))
 
 
+@keyword("http-error", sections=PROXY_AND_DEFAULTS)
+def http_error(parser, proxy, args, origin):
+    """``http-error status <code> [content-type <type>] [<source>] [hdr <name> <value>]*``:
+    the proxy's page for that status, in order with the errorfile lines.  The page is built
+    once: a log-format body or header value (lf-string, lf-file, %[...]) is refused."""
+    from ...http.errors import reason_phrase
+    from ...http.rules import Rule, _parse_reply
+    base = _config_dir(origin)
+
+    def read_file(path):
+        full = path if os.path.isabs(path) else os.path.join(base, path)
+        try:
+            with open(full, "rb") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise RuleError(f"failed to open file '{path}' : {exc.strerror}") from None
+
+    if args[:1] != ["status"]:
+        raise ValueError("'http-error' : expects 'status' followed by a status code.")
+    rule = Rule(action="http-error")
+    try:
+        _parse_reply(rule, list(args), read_file, deny=False)
+    except RuleError as exc:
+        raise ValueError(f"'http-error' : {exc}") from None
+    if rule.status not in ERRORFILE_CODES:
+        raise ValueError(f"'http-error' : status code '{rule.status}' not handled.")
+    if rule.body_format or any("%" in value for _, value in rule.headers):
+        raise ValueError("'http-error' : a log-format page (lf-string, lf-file, %[...] in "
+                         "hdr) is not supported by fastlb yet.")
+    if rule.reply == "errors":
+        proxy.error_decls.append(("import", rule.errors_name, [rule.status], origin))
+    elif rule.reply == "default":
+        proxy.error_decls.append(("reset", rule.status))
+    elif rule.reply == "page":
+        proxy.error_decls.append(("page", rule.status, rule.page))
+    else:
+        body = rule.body or b""
+        lines = [f"HTTP/1.1 {rule.status} {reason_phrase(rule.status)}".encode()]
+        lines += [name.lower().encode("latin-1") + b": " + value.encode("utf-8", "surrogateescape")
+                  for name, value in rule.headers]
+        lines.append(b"content-length: %d" % len(body))
+        if rule.content_type and body:
+            lines.append(b"content-type: " + rule.content_type.encode("utf-8", "surrogateescape"))
+        if any(c in line for line in lines for c in (b"\r", b"\n", b"\0")):
+            raise ValueError("'http-error' : a header holds CR, LF or NUL.")
+        page = b"\r\n".join(lines) + b"\r\n\r\n" + body
+        proxy.error_decls.append(("page", rule.status, page))
+
+
 @keyword("errorfiles", sections=PROXY_AND_DEFAULTS)
 def errorfiles(parser, proxy, args, origin):
     """Import an http-errors section (all its pages, or the listed codes); resolved, in

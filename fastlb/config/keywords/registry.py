@@ -193,7 +193,7 @@ NEEDS_PROXY = {
     "transparent": "'option transparent' (the deprecated spelling)",
 }
 NOT_YET_PROXY = {
-    "http-error", "stick-table", "stick",
+    "stick-table", "stick",
     "tcp-check",
     "reqadd", "rspadd", "compression",
     "persist", "external-check", "filter", "server-template",
