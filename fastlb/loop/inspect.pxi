@@ -17,8 +17,16 @@ cdef extern from *:
     #include <sys/socket.h>
     #include <netinet/in.h>
     static void fl_silent_drop(int fd, int family) {
-        int one = 1, ttl = 1;
+        int one = 1, ttl = 1, rounds;
+        char sink[4096];
         struct linger nolinger = {1, 0};
+        /* first everything received is read and acknowledged at once (a delayed ACK, as
+           tcp-smart-accept asks, would leave the client retransmitting into a socket
+           that no longer exists, and the kernel would answer with a reset) */
+        for (rounds = 0; rounds < 16; rounds++)
+            if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+                break;
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
         /* with CAP_NET_ADMIN, TCP_REPAIR makes close() send nothing; otherwise the reset
            gets a TTL of 1, so that it does not pass the first router (HAProxy's way) */
         if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &one, sizeof(one)) == 0)
