@@ -116,6 +116,8 @@ backend be
     http-response deny content-type text/plain string "response denied" if {{ res.hdr(x-origin) -m str deny-me }}
     http-response return status 202 content-type text/plain lf-string "replaced %[res.hdr(x-list)]" if {{ res.hdr(x-origin) -m str return-me }}
     http-response deny deny_status 404 if {{ res.hdr(x-origin) -m str page-me }}
+    http-response redirect location /moved code 301 if {{ res.hdr(x-origin) -m str redirect-me }}
+    http-response redirect location /moved-%[res.hdr(x-origin),word(1,-)] if {{ res.hdr(x-origin) -m str redirect-fmt }}
     server s1 127.0.0.1:{backend}
 backend dead
     errorfile 503 site-503.http
@@ -128,6 +130,7 @@ backend dead
 REQUESTS = [
     (0, "/", []), (0, "/status", []), (0, "/del", []), (0, "/allow", []),
     (0, "/deny-resp", []), (0, "/ret-resp", []), (0, "/page-resp", []), (0, "/mon", []),
+    (0, "/redir-resp", []), (0, "/redir-fmt", []),
     (0, "/tarpit", []), (0, "/tarpit403", []), (0, "/tarpit-string", []), (0, "/deny", []), (0, "/deny404", []), (0, "/deny-file", []), (0, "/deny-errors", []),
     (0, "/deny-string", []), (0, "/ping", []), (0, "/ret-default", []),
     (0, "/ret-undeclared", []), (0, "/ret-body", []), (0, "/ret-empty", []), (0, "/redir", []),
@@ -154,7 +157,8 @@ class OriginBackend(Backend):
             _, rest = read_body(conn, fields, rest)
             path = head.split(b" ", 2)[1]
             origin = {b"/deny-resp": b"deny-me", b"/ret-resp": b"return-me",
-                      b"/page-resp": b"page-me"}.get(path, b"origin")
+                      b"/page-resp": b"page-me", b"/redir-resp": b"redirect-me",
+                      b"/redir-fmt": b"redirect-fmt"}.get(path, b"origin")
             conn.sendall(b"HTTP/1.1 200 OK\r\nx-origin: " + origin + b"\r\nx-list: a, b, c\r\n"
                          b"content-length: 2\r\n\r\nok")
 
@@ -358,3 +362,75 @@ frontend fe
     assert lines["fastlb"] == lines["haproxy"], lines
     assert " PT-- " in lines["fastlb"]
     assert 0.35 < held["haproxy"] < 1.0 and 0.35 < held["fastlb"] < 1.0, held
+
+
+RESPONSE_RULES_CONFIG = """
+global
+    log 127.0.0.1:{log} len 4096 local0
+    stats socket {sock} level admin
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+listen web
+    bind 127.0.0.1:{port}
+    http-request set-var(txn.p) path
+    http-response deny if {{ var(txn.p) -m str /deny }}
+    http-response redirect location /moved if {{ var(txn.p) -m str /redir }}
+    http-response return status 200 content-type text/plain string replaced if {{ var(txn.p) -m str /ret }}
+    server s1 127.0.0.1:{origin}
+"""
+
+
+def test_response_rules_replace_the_answer_in_logs_and_counters_as_haproxy(tmp_path, syslog):
+    """http-response deny / redirect / return: the log shows no response time (%Tr -1) and
+    the right termination, the server counts a denial and no failed response or status."""
+    import csv
+    origin = OriginBackend()
+    seen = {}
+    try:
+        for name in ("haproxy", "fastlb"):
+            port = free_port()
+            sock = tmp_path / f"{name}.sock"
+            path = tmp_path / f"{name}.cfg"
+            path.write_text(RESPONSE_RULES_CONFIG.format(log=syslog.port, sock=sock, port=port,
+                                                         origin=origin.port))
+            cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+                FASTLB + ["-d", "-n", "1", "-f", str(path)]
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    cwd=tmp_path)
+            try:
+                wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+                lines = []
+                for target in ("/deny", "/redir", "/ret", "/"):
+                    status = fetch(port, target, [])[0]
+                    line = syslog.recv()
+                    timers = line.split("] web web/s1 ")[1].split(" ")
+                    tr = timers[0].split("/")[3]
+                    lines.append((status, tr if tr == "-1" else "Tr", timers[1], timers[5]))
+                time.sleep(0.3)
+                with socket.socket(socket.AF_UNIX) as cli:
+                    cli.connect(str(sock))
+                    cli.sendall(b"show stat\n")
+                    text = b""
+                    while chunk := cli.recv(65536):
+                        text += chunk
+                rows = {r["svname"]: r for r in csv.DictReader(text.decode().lstrip("# ").splitlines())
+                        if r["pxname"] == "web"}
+                counters = {n: tuple(rows[n][k] for k in ("dresp", "eresp", "hrsp_2xx", "hrsp_3xx",
+                                                          "hrsp_5xx"))
+                            for n in ("s1", "BACKEND")}
+                seen[name] = (lines, counters)
+            finally:
+                proc.terminate()
+                proc.wait(5)
+    finally:
+        origin.close()
+    lines, counters = seen["fastlb"]
+    assert lines[0] == ("HTTP/1.1 502 Bad Gateway", "-1", "502", "PH--")
+    assert lines[1][1:] == ("-1", "302", "LH--") and lines[2][1:] == ("-1", "200", "LH--")
+    assert counters["s1"][2] == "4"         # the server's own 200s, whatever replaced them
+    assert seen["fastlb"] == seen["haproxy"], (seen["fastlb"], seen["haproxy"])

@@ -40,6 +40,7 @@ REQUEST_ACTIONS = (("allow", "deny", "tarpit", "reject", "silent-drop", "return"
                    HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS + ADDRESS_ACTIONS +
                    SOCKET_ACTIONS + MAP_ACTIONS + ("wait-for-body",))
 RESPONSE_ACTIONS = (("allow", "deny", "silent-drop", "set-status", "set-log-level", "return",
+                     "redirect",
                      "strict-mode", "capture", "wait-for-body") + HEADER_ACTIONS + VAR_ACTIONS +
                     SOCKET_ACTIONS + MAP_ACTIONS)
 NORMALIZERS = ("fragment-encode", "fragment-strip", "path-merge-slashes", "path-strip-dot",
@@ -296,6 +297,8 @@ def parse_rule(args: list[str], response: bool, read_file,
     elif action == "redirect":
         _expect(rest, 2, "redirect")
         rule.redirect_kind = rest.pop(0)
+        if response and rule.redirect_kind != "location":
+            raise RuleError("response only supports redirect type 'location'.")
         if rule.redirect_kind not in ("location", "prefix", "scheme"):
             raise RuleError(f"'redirect' : expects 'location', 'prefix' or 'scheme', "
                             f"got '{rule.redirect_kind}'.")
@@ -803,6 +806,15 @@ def return_response(c: CompiledRule, stream: Stream) -> bytes:
         lines.append(b"content-type: " + safe_value(
             rule.content_type.encode("utf-8", "surrogateescape")))
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+class LocalAnswer(bytes):
+    """An http-response redirect's or return's answer: the proxy's own (logged L, no
+    denial counted), as opposed to a deny's."""
+
+
+class LocalStatus(int):
+    """An http-response return answered with the proxy's page for this status."""
 
 
 def redirect_response(c: CompiledRule, stream: Stream) -> bytes:

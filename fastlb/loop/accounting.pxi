@@ -127,7 +127,8 @@ cdef void http_account(Worker w, Session *s, HttpTxn txn):
     tc = txn.t_connect_ms if txn.t_connect_ms >= 0 else 0
     tr = txn.t_response - txn.t_sent if txn.t_response >= 0 and txn.t_sent >= 0 else -1
     tt = w.now - txn.t_start
-    rsp_error = txn.error_sent and txn.term1 == b'H' and (txn.status == 502 or txn.status == 504)
+    rsp_error = txn.error_sent and txn.term1 == b'H' and (txn.status == 502 or txn.status == 504) \
+        and not txn.rsp_denied
     row = w.be_stats + w.backends[s.be].shm_index * STAT_WORDS
     row[STAT_BYTES_IN] += txn.bytes_in
     row[STAT_BYTES_OUT] += txn.bytes_out
@@ -145,7 +146,9 @@ cdef void http_account(Worker w, Session *s, HttpTxn txn):
         row[STAT_BYTES_IN] += txn.bytes_in
         row[STAT_BYTES_OUT] += txn.bytes_out
         row[STAT_REQ_TOT] += 1
-        if txn.t_response >= 0 or rsp_error:
+        if txn.server_status > 0:         # what the server said, whatever the rules made of it
+            stat_status(row, txn.server_status)
+        elif rsp_error:
             stat_status(row, txn.status)
         if rsp_error:
             row[STAT_ERR_RESP] += 1

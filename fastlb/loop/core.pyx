@@ -30,7 +30,7 @@ import socket as _socket
 from fastlb.http.errors import builtin_page, reason_phrase
 from fastlb.sample.stream import MOVED_DST, MOVED_SOCKET, MOVED_SRC, MOVED_TIMEOUT, Stream
 from fastlb.http.fields import HeaderValueError
-from fastlb.http.rules import early_hints_response
+from fastlb.http.rules import LocalAnswer, LocalStatus, early_hints_response
 
 cdef extern from *:
     const char *FASTLB_CYTHON_VERSION

@@ -34,13 +34,13 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     if status == 101 or (txn.is_connect and 200 <= status < 300):
         # protocol switch (WebSocket) or an established CONNECT: forwarded untouched, then
         # a tunnel
-        txn.status = status
+        txn.status = txn.server_status = status
         txn.t_response = w.now
         txn.out_cli = head
         txn.out_cli_off = 0
         txn.rsp_state = RS_TUNNEL
         return True
-    txn.status = status
+    txn.status = txn.server_status = status
     txn.t_response = w.now
     observe(w, &w.backends[s.be], s.server, OBSERVE_LAYER7, status >= 500 and status != 501 and status != 505)
     hooks = <FrontendHooks>w.fe_hooks[s.fe]
@@ -182,6 +182,17 @@ cdef void http_response_denied(Worker w, int idx, Session *s, HttpTxn txn, objec
     """http-response deny / return: the server's response is dropped, the client gets the
     proxy's page for a status, or the rule's own response."""
     cdef BackendRt *be = &w.backends[s.be]
+    # the server's response is replaced: haproxy logs no response time (%Tr -1) and
+    # counts no status for the server
+    txn.t_response = -1
+    if answer.__class__ is LocalAnswer:             # http-response redirect / return:
+        txn.close_server = True                     # the proxy answers, nothing is denied
+        http_answer(w, idx, s, txn, bytes(answer), 502, b'L', b'H')
+        return
+    if answer.__class__ is LocalStatus:
+        txn.close_server = True
+        http_error(w, idx, s, txn, int(answer), False, b'L', b'H')
+        return
     if answer.__class__ is int and answer == -1:     # silent-drop
         silent_drop(w, s, s.be)
         txn.close_server = True
@@ -191,7 +202,10 @@ cdef void http_response_denied(Worker w, int idx, Session *s, HttpTxn txn, objec
         return
     (w.be_stats + be.shm_index * STAT_WORDS)[STAT_DENIED_RESP] += 1
     (w.fe_stats + w.frontends[s.fe].shm_index * STAT_WORDS)[STAT_DENIED_RESP] += 1
+    if s.server >= 0:
+        (w.srv_stats + be.srv_shm[s.server] * STAT_WORDS)[STAT_DENIED_RESP] += 1
     txn.close_server = True
+    txn.rsp_denied = True           # its 502 is no failed response (eresp)
     if answer.__class__ is int:
         http_error(w, idx, s, txn, answer, False, b'P', b'H')
     else:

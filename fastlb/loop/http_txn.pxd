@@ -36,6 +36,8 @@ cdef class HttpTxn:
     cdef bint fresh                 # no byte of this request has arrived yet
     cdef bint reused                # request sent on a connection kept from a previous one
     cdef bint retried
+    cdef int server_status          # the status the server answered (its own counters'), -1
+    cdef bint rsp_denied            # http-response deny / return replaced the response
     cdef bint l7_retry              # retry-on may send this request again (no body, not disabled)
     cdef bint error_sent            # out_cli holds an error page: close after it
     cdef bint after_due             # out_cli holds a final head the after-response rules edit

@@ -55,6 +55,8 @@ cdef class HttpTxn:
         self.fresh = True
         self.is_head = self.reused = self.retried = self.error_sent = self.logged = False
         self.l7_retry = False
+        self.rsp_denied = False
+        self.server_status = -1
         self.name_at = -1
         self.after_due = False
         self.counted = self.req_error = False

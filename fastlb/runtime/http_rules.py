@@ -21,7 +21,8 @@ from ..http.rules import (ADDRESS_ACTIONS, HEADER_ACTIONS, LINE_ACTIONS, MAP_ACT
                           apply_address_rule, apply_map_rule,
                           apply_capture, apply_socket_rule, apply_header_rule, apply_line_rule,
                           apply_early_hint, apply_normalizer, apply_timeout_rule, apply_var_rule, auth_page,
-                          compile_rule, redirect_response, return_response)
+                          LocalAnswer, LocalStatus, compile_rule, redirect_response,
+                          return_response)
 from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_PAGE, ROUTE_RAW,
                          ROUTE_REJECT, ROUTE_RESPOND, ROUTE_TARPIT, ROUTE_WAIT_BODY)
 from ..logformat import compile_format as compile_log_format, unique_id_maker
@@ -618,7 +619,10 @@ def run_response_rules(rules: list, stream):
             # HAProxy drops the server's response before it builds the reply: its
             # values no longer see that response's headers
             stream.res_headers = []
-            return reply(c, stream)
+            answer = reply(c, stream)
+            return LocalStatus(answer) if answer.__class__ is int else LocalAnswer(answer)
+        elif action == "redirect":
+            return LocalAnswer(redirect_response(c, stream))
         elif action == "wait-for-body":
             return c                  # resumable_response waits, then goes on after it
     return 0
