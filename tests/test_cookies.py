@@ -278,6 +278,8 @@ def normalised(set_cookie, now: int):
 
     def date(match):
         delta = decode_date(match.group(1)) - now
+        if abs(delta) > 86400:          # a date near the epoch: its distance moves with now
+            return "|far"
         return "|now" if -8 <= delta <= 8 else f"|{round(delta / MIN)}m"
     return re.sub(r"\|([A-Za-z0-9+/]{5})(?=[|;]|$)", date, set_cookie)
 
