@@ -13,6 +13,7 @@ import os
 import mmap
 import re
 import struct
+import time
 from typing import Optional
 
 from .registry import SampleError
@@ -390,6 +391,7 @@ class Journal:
         self.view = memoryview(self.mm).cast("Q")
         self.seen = 0                          # word 0 when this process last caught up
         self.applied = 0                       # records applied, up to this offset
+        self.last_end = 0                      # the end of this process's last record
 
     def append(self, op: int, ref: MapRef, entry: int = 0, key: str = "",
                value: str = "") -> bool:
@@ -409,6 +411,7 @@ class Journal:
             return False
         self.mm[start + 8:start + 8 + len(payload)] = payload
         shm_store(self.mm, start // 8, _COMMITTED | length)
+        self.last_end = offset + length
         return True
 
     def catch_up(self) -> None:
@@ -518,10 +521,22 @@ class MapRegistry:
         """Publish a change and apply it here (with those of the others before it)."""
         if self.journal is None:
             return False
-        if not self.journal.append(op, ref, entry, key, value):
+        journal = self.journal
+        if not journal.append(op, ref, entry, key, value):
             return False
-        self.journal.catch_up()
+        journal.catch_up()
+        # Another process may still be writing a record reserved before ours: the readers
+        # stop there, so our own change is not applied yet.  Its copy takes microseconds;
+        # wait for it (bounded, yielding the CPU to it), so that the rule after ours sees
+        # what ours did.
+        deadline = time.monotonic() + CHANGE_WAIT_S
+        while journal.applied < journal.last_end and time.monotonic() < deadline:
+            time.sleep(0)
+            journal.catch_up()
         return True
+
+
+CHANGE_WAIT_S = 0.05        # the longest a change waits for a record written before it
 
 
 # the registry of the configuration being compiled (compile_tables starts a new one)
