@@ -180,3 +180,31 @@ def test_send_name_header_names_the_server_each_attempt_goes_to(tmp_path):
     assert all(b"x-served-by: s1\r\n" in h.lower() and b"forged" not in h for h in s1_heads)
     assert all(b"x-served-by: s2\r\n" in h.lower() and b"forged" not in h for h in s2_heads)
     assert seen["fastlb"] == seen["haproxy"], (seen["fastlb"], seen["haproxy"])
+
+
+def test_send_name_header_with_a_dispatch_address_names_nothing(fastlb):
+    """A backend whose only destination is a dispatch address has no server to name: the
+    request goes out without the header (as in HAProxy), and the worker serves on."""
+    origin = Server("ok", "origin")
+    port = free_port()
+    try:
+        fastlb(f"""
+        defaults
+            mode http
+            timeout connect 1s
+            timeout client 5s
+            timeout server 5s
+        listen web
+            bind 127.0.0.1:{port}
+            http-send-name-header X-Served-By
+            dispatch 127.0.0.1:{origin.port}
+        """, ports=[port])
+        for _ in range(2):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Served-By: forged\r\n"
+                               b"Connection: close\r\n\r\n")
+                assert client.recv(100).startswith(b"HTTP/1.1 200")
+        assert len(origin.heads) == 2
+        assert all(b"x-served-by" not in head.lower() for head in origin.heads)
+    finally:
+        origin.close()

@@ -151,7 +151,9 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
 
     # -- request head and body to the server
     if txn.req_state == RQ_BODY and s.state == ST_ESTABLISHED:
-        if txn.name_at >= 0 and txn.out_srv is txn.request_head_copy and txn.out_srv_off == 0:
+        if txn.name_at >= 0 and txn.out_srv is txn.request_head_copy and txn.out_srv_off == 0 \
+                and s.server < len((<BackendHooks>w.be_hooks[s.be]).server_names):
+            # (a dispatch address is no server: it gets no name, as in HAProxy)
             # http-send-name-header: the server's name at the moment the request goes out
             # (a retry or a redispatch sends the copy again, with the new one)
             txn.out_srv = b"".join([
