@@ -131,6 +131,19 @@ cdef bint retry_redispatches(BackendRt *be, Session *s) noexcept nogil:
     return s.retries_done % (be.retries + 1 + be.redispatch) == 0
 
 
+cdef void redispatch_away(Worker w, Session *s, BackendRt *be, int server):
+    """A retry leaves ``server`` (counted as its redispatch) for the balancing to choose
+    again, anywhere but there."""
+    w.be_stats[be.shm_index * STAT_WORDS + STAT_REDISPATCHES] += 1
+    w.srv_stats[be.srv_shm[server] * STAT_WORDS + STAT_REDISPATCHES] += 1
+    server_release(w, s)
+    s.avoid_server = server      # HAProxy's srvtoavoid: anywhere but there
+    s.forced_server = -1         # persistence gives way to the redispatch
+    s.has_key = 0                # as does a hash: the map walk picks another
+    s.server = -1
+    s.redispatched = 1
+
+
 cdef void connect_failed(Worker w, int idx, Session *s, bint timed_out):
     """Retry per HAProxy's rules (retries, option redispatch), or give up."""
     cdef BackendRt *be = &w.backends[s.be]
@@ -149,14 +162,7 @@ cdef void connect_failed(Worker w, int idx, Session *s, bint timed_out):
     w.srv_stats[be.srv_shm[s.server] * STAT_WORDS + STAT_RETRIES] += 1
     redispatch = retry_redispatches(be, s)
     if redispatch:
-        w.be_stats[be.shm_index * STAT_WORDS + STAT_REDISPATCHES] += 1
-        w.srv_stats[be.srv_shm[s.server] * STAT_WORDS + STAT_REDISPATCHES] += 1
-        server_release(w, s)
-        s.avoid_server = s.server    # HAProxy's srvtoavoid: anywhere but there
-        s.forced_server = -1         # persistence gives way to the redispatch
-        s.has_key = 0                # as does a hash: the map walk picks another
-        s.server = -1
-        s.redispatched = 1
+        redispatch_away(w, s, be, s.server)
     if not timed_out and (not redispatch or be.nactive <= 1):
         # Refused right away: wait min(timeout connect, 1s) before trying again (HAProxy's
         # turn-around), so a restarting server is not hammered.

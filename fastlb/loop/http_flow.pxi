@@ -360,13 +360,7 @@ cdef bint http_l7_retry(Worker w, int idx, Session *s, HttpTxn txn, int event):
     w.srv_stats[be.srv_shm[server] * STAT_WORDS + STAT_RETRIES] += 1
     http_drop_server(w, s)
     if retry_redispatches(be, s):
-        w.be_stats[be.shm_index * STAT_WORDS + STAT_REDISPATCHES] += 1
-        w.srv_stats[be.srv_shm[server] * STAT_WORDS + STAT_REDISPATCHES] += 1
-        server_release(w, s)
-        s.avoid_server = server
-        s.forced_server = -1
-        s.has_key = 0
-        s.redispatched = 1
+        redispatch_away(w, s, be, server)
     else:
         s.server = server
         # haproxy 2.6 counts a retry to the same server twice (do_l7_retry, then
