@@ -331,7 +331,8 @@ def http_response(status=200, body=b"", headers=(), reason="OK") -> bytes:
 class HttpBackend(Backend):
     """An HTTP/1.1 server on raw sockets; ``respond(request) -> bytes | None`` (None: close).
 
-    Each request is a dict: line, method, path, headers, body, conn (connection number).
+    Each request is a dict: line, method, path, headers, body, head (the raw head), conn
+    (connection number).
     """
 
     def __init__(self, name="srv", respond=None, port=0):
@@ -351,7 +352,7 @@ class HttpBackend(Backend):
             body, rest = read_body(conn, fields, rest)
             method, path, _ = line.split(" ", 2)
             request = {"line": line, "method": method, "path": path, "headers": fields,
-                       "body": body, "conn": number}
+                       "body": body, "head": head, "conn": number}
             self.requests.append(request)
             answer = self.respond(request)
             if answer is None:

@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from conftest import (FASTLB, Backend, free_port, listening_sockets, parse_headers, read_body,
-                      read_head, wait_until)
+from conftest import FASTLB, HttpBackend, free_port, http_response, listening_sockets, wait_until
 from test_differential_http import normalize
 from test_tcp_rules import HAPROXY, needs_haproxy
 
@@ -25,17 +24,10 @@ EXCHANGES = [
 ]
 
 
-def serve(conn, backend):
-    rest = b""
-    while True:
-        head, rest = read_head(conn, rest)
-        if head is None:
-            return
-        line, fields = parse_headers(head)
-        _, rest = read_body(conn, fields, rest)
-        _, set_cookies = EXCHANGES[int(line.split(" ")[1].strip("/"))]
-        extra = "".join(f"Set-Cookie: {value}\r\n" for value in set_cookies)
-        conn.sendall(f"HTTP/1.1 200 OK\r\n{extra}Content-Length: 2\r\n\r\nok".encode())
+def setting_cookies(request) -> bytes:
+    """The Set-Cookie lines of the exchange the path names."""
+    _, set_cookies = EXCHANGES[int(request["path"].strip("/"))]
+    return http_response(body=b"ok", headers=[("Set-Cookie", value) for value in set_cookies])
 
 
 def config(port, log_port, server_port, length):
@@ -66,7 +58,7 @@ def config(port, log_port, server_port, length):
 @needs_haproxy
 @pytest.mark.parametrize("length", [25, 200])
 def test_captured_cookies_are_logged_as_haproxy(tmp_path, syslog, length):
-    backend = Backend(serve)
+    backend = HttpBackend("web", setting_cookies)
     lines = {}
     try:
         for name in ("haproxy", "fastlb"):

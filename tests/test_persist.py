@@ -8,22 +8,15 @@ import subprocess
 import textwrap
 import time
 
-from conftest import (FASTLB, Backend, free_port, listening_sockets, parse_headers, read_body,
-                      read_head, wait_until)
+from conftest import (FASTLB, HttpBackend, free_port, http_response, listening_sockets,
+                      parse_headers, wait_until)
 from test_differential_http import normalize
 from test_tcp_rules import HAPROXY, needs_haproxy
 
 
-def answer(conn, backend):
-    rest = b""
-    while True:
-        head, rest = read_head(conn, rest)
-        if head is None:
-            return
-        _, fields = parse_headers(head)
-        _, rest = read_body(conn, fields, rest)
-        name = backend.name.encode()
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(name), name))
+def naming(name: str) -> HttpBackend:
+    """A server that answers every request with its name."""
+    return HttpBackend(name, lambda request: http_response(body=name.encode()))
 
 
 def config(ports, log_port, alive_down, alive, closed):
@@ -82,8 +75,8 @@ def ask(port, path, cookie, extra):
 
 @needs_haproxy
 def test_cookie_to_a_down_server_as_haproxy(tmp_path, syslog):
-    alive_down = Backend(answer, "s1")          # serves, but its check port is closed
-    alive = Backend(answer, "s2")
+    alive_down = naming("s1")                   # serves, but its check port is closed
+    alive = naming("s2")
     closed = free_port()
     seen = {}
     try:

@@ -11,38 +11,35 @@ import time
 
 import pytest
 
-from conftest import (FASTLB, Backend, free_port, listening_sockets, parse_headers, read_body,
-                      read_head, wait_until)
+from conftest import (FASTLB, HttpBackend, free_port, http_response, listening_sockets,
+                      parse_headers, read_body, read_head, wait_until)
 from test_tcp_rules import HAPROXY, needs_haproxy
 
 
-class Server(Backend):
+class Server(HttpBackend):
     """A server that behaves as ``kind`` says on every request, and records them."""
 
     def __init__(self, kind: str, name: str):
-        self.kind, self.seen, self.heads = kind, [], []
-        super().__init__(self.serve, name)
+        self.kind = kind
+        super().__init__(name, self.answer)
 
-    def serve(self, conn, backend):
-        rest = b""
-        while True:
-            head, rest = read_head(conn, rest)
-            if head is None:
-                return
-            line, fields = parse_headers(head)
-            body, rest = read_body(conn, fields, rest)
-            self.seen.append((line.split(" ")[0], body.decode()))
-            self.heads.append(head)
-            if self.kind == "close":
-                return                                  # nothing said
-            if self.kind == "junk":
-                conn.sendall(b"this is not http\r\n\r\n")
-                return
-            if self.kind == "slow":
-                time.sleep(0.6)                         # beyond timeout server
-            status = {"503": 503, "404": 404}.get(self.kind, 200)
-            text = f"{self.name}:{status}".encode()
-            conn.sendall(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s" % (status, len(text), text))
+    @property
+    def seen(self) -> list:
+        return [(r["method"], r["body"].decode()) for r in self.requests]
+
+    @property
+    def heads(self) -> list:
+        return [r["head"] for r in self.requests]
+
+    def answer(self, request):
+        if self.kind == "close":
+            return None                                 # nothing said
+        if self.kind == "junk":
+            return b"this is not http\r\n\r\n"
+        if self.kind == "slow":
+            time.sleep(0.6)                             # beyond timeout server
+        status = {"503": 503, "404": 404}.get(self.kind, 200)
+        return http_response(status, f"{self.name}:{status}".encode(), reason="X")
 
 
 CASES = {
