@@ -55,6 +55,17 @@ _BIND_NOT_YET = {
 }
 
 
+def ignored_without(parser, proxy, origin, what: str, side: str, hint: str = "") -> bool:
+    """HAProxy's warning for a keyword a proxy without the ``side`` capability ignores
+    (warned, not refused); True when it is ignored."""
+    kind = "backend" if side == "frontend" else "frontend"
+    if proxy.kind != kind:
+        return False
+    parser.warn(origin, f"'{what}' ignored because {kind} '{proxy.name}' has no {side} "
+                f"capability.{hint}")
+    return True
+
+
 def unix_bind_option(option, text, where):
     """A UNIX bind's mode (octal), user/uid or group/gid, as numbers."""
     import grp
@@ -86,8 +97,7 @@ def bind(parser, proxy, args, origin):
     if not args:
         raise ValueError("'bind' expects {<path>|[addr1]:port1[-end1]}{,...} [param*] as arguments.")
     # warned, not refused (as HAProxy does), so not left to the registry's sections
-    if proxy.kind == "backend":
-        parser.warn(origin, f"'bind' ignored because backend '{proxy.name}' has no frontend capability.")
+    if ignored_without(parser, proxy, origin, "bind", "frontend"):
         return
     listeners = addresses.parse_bind_addresses(args[0])
     i = 1
@@ -473,17 +483,9 @@ def option(parser, proxy, args, origin, enable=True):
             opts.clitcpka = enable
         if name in ("tcpka", "srvtcpka"):
             opts.srvtcpka = enable
-    elif name == "persist":
-        if proxy.kind == "frontend":
-            parser.warn(origin, f"'{name}' ignored because frontend '{proxy.name}' has no "
-                        "backend capability.")
-            return
-        opts.persist = enable
-    elif name in ("tcp-smart-accept", "tcp-smart-connect"):
+    elif name in ("persist", "tcp-smart-accept", "tcp-smart-connect"):
         side = "frontend" if name == "tcp-smart-accept" else "backend"
-        if proxy.kind in ("frontend", "backend") and proxy.kind != side:
-            parser.warn(origin, f"'{name}' ignored because {proxy.kind} '{proxy.name}' "
-                        f"has no {side} capability.")
+        if ignored_without(parser, proxy, origin, name, side):
             return
         setattr(opts, name.replace("-", "_"), enable)
     elif name == "log-health-checks":
@@ -574,9 +576,7 @@ def log(parser, proxy, args, origin):
 
 @keyword("log-format", sections=PROXY_AND_DEFAULTS)
 def log_format(parser, proxy, args, origin):
-    if proxy.kind == "backend":
-        parser.warn(origin, f"'log-format' ignored because backend '{proxy.name}' has no "
-                    "frontend capability.")
+    if ignored_without(parser, proxy, origin, "log-format", "frontend"):
         return
     text = " ".join(args)
     try:
@@ -593,9 +593,7 @@ def error_log_format(parser, proxy, args, origin):
 
 @keyword("log-format-sd", sections=PROXY_AND_DEFAULTS)
 def log_format_sd(parser, proxy, args, origin, keyword="log-format-sd"):
-    if proxy.kind == "backend":
-        parser.warn(origin, f"'{keyword}' ignored because backend '{proxy.name}' has no "
-                    "frontend capability.")
+    if ignored_without(parser, proxy, origin, keyword, "frontend"):
         return
     text = " ".join(args)
     try:
@@ -629,9 +627,8 @@ def log_tag(parser, proxy, args, origin):
 
 @keyword("maxconn", sections=PROXY_AND_DEFAULTS)
 def maxconn(parser, proxy, args, origin):
-    if proxy.kind == "backend":
-        parser.warn(origin, f"'maxconn' ignored because backend '{proxy.name}' has no frontend "
-                    "capability. Maybe you want 'fullconn' instead ?")
+    if ignored_without(parser, proxy, origin, "maxconn", "frontend",
+                       " Maybe you want 'fullconn' instead ?"):
         return
     proxy.maxconn = positive_int(args, "maxconn")
 
@@ -640,9 +637,7 @@ def maxconn(parser, proxy, args, origin):
 def fullconn(parser, proxy, args, origin):
     """Only scales the dynamic maxconn of servers with a minconn, which fastlb refuses:
     checked and kept, with no effect."""
-    if proxy.kind == "frontend":
-        parser.warn(origin, f"'fullconn' ignored because frontend '{proxy.name}' has no "
-                    "backend capability.")
+    if ignored_without(parser, proxy, origin, "fullconn", "backend"):
         return
     proxy.fullconn = positive_int(args, "fullconn")
 
@@ -650,9 +645,7 @@ def fullconn(parser, proxy, args, origin):
 @keyword("source", sections=PROXY_AND_DEFAULTS)
 def source(parser, proxy, args, origin):
     """``source <addr>[:<port>]``: the local address of server connections."""
-    if proxy.kind == "frontend":
-        parser.warn(origin, f"'source' ignored because frontend '{proxy.name}' has no "
-                    "backend capability.")
+    if ignored_without(parser, proxy, origin, "source", "backend"):
         return
     if not args:
         raise ValueError("'source' expects <addr>[:<port>] as argument.")
