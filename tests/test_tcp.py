@@ -163,8 +163,9 @@ def pipe_sizes_of(pid) -> list[int]:
     """F_GETPIPE_SZ of every pipe the process holds (through duplicates, pidfd_getfd)."""
     import ctypes
     import fcntl
+    from test_bind_options import SYS_PIDFD_GETFD, SYS_PIDFD_OPEN
     libc = ctypes.CDLL(None, use_errno=True)
-    pidfd = libc.syscall(434, pid, 0)           # pidfd_open
+    pidfd = libc.syscall(SYS_PIDFD_OPEN, pid, 0)
     assert pidfd >= 0, os.strerror(ctypes.get_errno())
     sizes = []
     try:
@@ -174,7 +175,7 @@ def pipe_sizes_of(pid) -> list[int]:
                     continue
             except OSError:
                 continue
-            fd = libc.syscall(438, pidfd, int(name), 0)     # pidfd_getfd
+            fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, int(name), 0)
             if fd >= 0:
                 sizes.append(fcntl.fcntl(fd, 1032))          # F_GETPIPE_SZ
                 os.close(fd)

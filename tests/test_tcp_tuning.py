@@ -16,7 +16,7 @@ from conftest import FASTLB, Backend, free_port, listening_sockets, wait_until
 from test_bind_options import connected_socket_of, listening_socket_of
 from test_tcp_rules import HAPROXY
 
-TCP_QUICKACK = 12
+TCP_QUICKACK = socket.TCP_QUICKACK
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="reading another process's sockets needs root"),

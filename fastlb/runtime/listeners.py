@@ -137,9 +137,6 @@ def smart_accept(proxy) -> bool:
     return proxy.mode == "http" if chosen is None else chosen
 
 
-TCP_QUICKACK = 12       # <netinet/tcp.h>
-
-
 def listener_backlog(listener, proxy) -> int:
     # HAProxy: bind "backlog", else the proxy's "backlog", else its maxconn.
     return listener.backlog or proxy.backlog or proxy.maxconn or DEFAULT_BACKLOG
@@ -201,13 +198,9 @@ class ListenerPool:
         for fe, listener, key in listener_keys(tables):
             have = self.sockets.get(key, [])
             backlog = listener_backlog(listener, fe.proxy)
-            # tcp-smart-accept: no quick ACK, the first one rides on the response
-            quickack = 0 if smart_accept(fe.proxy) else 1
             try:
                 for sock in have:
                     sock.listen(backlog)          # a reload may change the backlog
-                    if listener.family != socket.AF_UNIX:
-                        sock.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, quickack)
                 while len(have) < nworkers:
                     if have and (listener.family == socket.AF_UNIX or not reuseport):
                         # one path (or noreuseport), one socket: every worker slot
@@ -217,10 +210,14 @@ class ListenerPool:
                         sock = bound_socket(listener, reuseport)
                     added.append(sock)
                     sock.listen(backlog)
-                    if listener.family != socket.AF_UNIX:
-                        sock.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, quickack)
                     sock.setblocking(False)
                     have.append(sock)
+                if listener.family != socket.AF_UNIX:
+                    # tcp-smart-accept (a reload may change it): no quick ACK, the first
+                    # one rides on the response
+                    quickack = 0 if smart_accept(fe.proxy) else 1
+                    for sock in have:
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, quickack)
             except OSError as exc:
                 errors.append(f"Binding [{listener.origin}] for {fe.proxy.type_name} "
                               f"{fe.proxy.name}: cannot bind socket ({exc.strerror}) for "

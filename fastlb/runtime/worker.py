@@ -70,7 +70,7 @@ class TrafficLogger:
         return SEVERITIES["err"] if options.log_separate_errors else INFO
 
     def http_end(self, rec):
-        """HAProxy's httplog line, or the frontend's log-format (no cookie capture yet: "-")."""
+        """HAProxy's httplog line, or the frontend's log-format."""
         t, fe = self.tables, rec.frontend
         request = rec.request_line.decode("latin-1") if rec.request_line else "<BADREQ>"
         request = request[:t.config.global_.logurilen]     # as HAProxy's uri capture

@@ -238,11 +238,6 @@ def maxpipes(parser, g, args, origin):
     g.maxpipes = positive_int(args, "maxpipes")
 
 
-@keyword("nosplice", sections=GLOBAL)
-def nosplice(parser, g, args, origin):
-    g.nosplice = True
-
-
 @keyword("ulimit-n", sections=GLOBAL)
 def ulimit_n(parser, g, args, origin):
     g.ulimit_n = positive_int(args, "ulimit-n")
@@ -361,7 +356,8 @@ def _flag(name: str, attribute: str):
     return flag
 
 
-for _name in ("busy-polling", "zero-warning", "strict-limits", "set-dumpable", "noreuseport"):
+for _name in ("busy-polling", "zero-warning", "strict-limits", "set-dumpable", "noreuseport",
+              "nosplice"):
     _flag(_name, _name.replace("-", "_"))
 
 _NEGATABLE = ("strict-limits", "set-dumpable", "busy-polling")
