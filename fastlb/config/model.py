@@ -61,6 +61,9 @@ class Listener:
     mode: Optional[int] = None      # UNIX socket: permissions, owner, group
     uid: Optional[int] = None
     gid: Optional[int] = None
+    maxconn: int = 0                # bind maxconn: its concurrent connections, 0: the frontend's
+    id: int = 0                     # its number in the frontend (so_id, unix:<id> in logs)
+    forced_id: bool = False         # bind id N
     origin: Optional[Origin] = None
     text: str = ""
 
@@ -320,6 +323,7 @@ class Proxy:
     timeouts: Timeouts = field(default_factory=Timeouts)
     options: Options = field(default_factory=Options)
     maxconn: Optional[int] = None
+    rate_limit_sessions: int = 0            # new sessions per second, 0: no limit
     fullconn: Optional[int] = None          # only scales server minconn (refused): no effect
     backlog: Optional[int] = None
     retries: int = 3
@@ -366,7 +370,7 @@ class Proxy:
                      "unique_id_format", "unique_id_header", "log_format_sd",
                      "error_log_format",
                      "hash_type", "hash_function", "hash_avalanche", "cookie", "dynamic_cookie_key",
-                     "inspect_delay", "res_inspect_delay", "fullconn", "source", "retry_on", "send_name_header"):
+                     "inspect_delay", "res_inspect_delay", "fullconn", "rate_limit_sessions", "source", "retry_on", "send_name_header"):
             setattr(self, name, getattr(defaults, name))
         self.stats = copy.deepcopy(defaults.stats)
         self.balance_args = dict(defaults.balance_args)
@@ -388,6 +392,8 @@ class GlobalSettings:
     crt_base: Optional[str] = None
     ssl_defaults: dict = field(default_factory=dict)  # keyword -> cipher string / option words
     maxconn: Optional[int] = None
+    maxconnrate: int = 0        # new connections per second, all workers together, 0: no limit
+    maxsessrate: int = 0        # new sessions (past tcp-request connection) per second
     nbthread: Optional[int] = None
     daemon: bool = False
     pidfile: Optional[str] = None

@@ -525,6 +525,7 @@ class Parser:
         self._assign_ids(self.proxies, reserved=(1,) if self.global_.stats_sockets else ())
         for proxy in self.proxies:
             self._assign_ids(proxy.servers)
+            self._assign_ids(proxy.listeners, label=lambda l: f"bind {l.text or l.describe()}")
 
     def _resolve_frontend(self, proxy: Proxy) -> None:
         if proxy.enabled and not proxy.listeners:
@@ -577,15 +578,16 @@ class Parser:
                 "   | with such a configuration. To fix this, please ensure that all following\n"
                 "   | timeouts are set to a non-zero value: 'client', 'connect', 'server'.")
 
-    def _assign_ids(self, items, reserved=()) -> None:
+    def _assign_ids(self, items, reserved=(), label=lambda item: item.name) -> None:
         """Forced ids first, then the lowest free ids in declaration order (HAProxy's rule)."""
         used = {}
         for item in items:
             if item.forced_id:
                 if item.id in used:
                     other = used[item.id]
-                    self.alerts.append(f"parsing [{item.origin}] : '{item.name}' has the same ID "
-                                       f"({item.id}) as '{other.name}' declared at {other.origin}.")
+                    self.alerts.append(f"parsing [{item.origin}] : '{label(item)}' has the same "
+                                       f"ID ({item.id}) as '{label(other)}' declared at "
+                                       f"{other.origin}.")
                 used[item.id] = item
         next_id = 1
         for number in reserved:

@@ -214,8 +214,14 @@ cdef extern from *:
     static inline void fl_atomic_store(uint64_t *p, uint64_t v) {
         __atomic_store_n(p, v, __ATOMIC_RELAXED);
     }
+    /* 1 when *p held *expected and now holds v; else *expected is what *p holds. */
+    static inline int fl_atomic_cas(uint64_t *p, uint64_t *expected, uint64_t v) {
+        return __atomic_compare_exchange_n(p, expected, v, 0, __ATOMIC_RELAXED,
+                                           __ATOMIC_RELAXED);
+    }
     """
     uint64_t fl_atomic_fetch_add(uint64_t *p, uint64_t v) nogil
     uint64_t fl_atomic_fetch_sub(uint64_t *p, uint64_t v) nogil
     uint64_t fl_atomic_load(uint64_t *p) nogil
     void fl_atomic_store(uint64_t *p, uint64_t v) nogil
+    int fl_atomic_cas(uint64_t *p, uint64_t *expected, uint64_t v) nogil

@@ -158,6 +158,7 @@ cdef struct FrontendRt:
     int tcp_rules           # tcp-request rules (FrontendHooks.tcp_rules): inspect.pxi
     int log_addrs           # its log formats read %fi/%fp/%bi/%bp/%si/%sp (kept past the close)
     int logasap             # option logasap: log at the response head (TCP: once connected)
+    int64_t sess_rate_limit # rate-limit sessions (per second, all workers), 0: none
     uint32_t shm_index
 
 
@@ -169,6 +170,8 @@ cdef struct ListenerRt:
     int closed
     int accept_proxy        # bind accept-proxy: connections start with a PROXY header
     int luid                # its number in the frontend (a UNIX client is logged unix:<luid>)
+    int64_t maxconn         # bind maxconn, 0: only the frontend's
+    uint32_t count_off      # its concurrent connections in the count block (all workers)
 
 
 cdef struct TimerEntry:
@@ -266,6 +269,7 @@ cdef class Worker:
     cdef uint32_t slot_base
     cdef uint32_t slot_words
     cdef uint32_t fe_off
+    cdef uint32_t lst_off       # the listeners' counts (bind maxconn)
     cdef uint32_t srv_shared_off
     cdef uint32_t beq_off
     cdef uint32_t srvq_off
@@ -285,6 +289,8 @@ cdef class Worker:
     cdef int nservers_total
     cdef uint64_t rng
     cdef int64_t global_maxconn
+    cdef int64_t conn_rate_limit    # maxconnrate, 0: none
+    cdef int64_t sess_rate_limit    # maxsessrate, 0: none
 
     cdef object log_callback
     cdef object connect_callback

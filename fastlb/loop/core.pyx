@@ -193,6 +193,7 @@ cdef class Worker:
         self.srv_stats = self.be_stats + nbackends * STAT_WORDS
         self.my_heads = self.heads + worker_id * <uint32_t>shm.head_words
         self.fe_off = shm.fe_off
+        self.lst_off = shm.lst_off
         self.srv_shared_off = shm.srv_shared_off
         self.beq_off = shm.beq_off
         self.srvq_off = shm.srvq_off
@@ -369,6 +370,7 @@ cdef class Worker:
         fe.ignore_probes = spec.ignore_probes
         fe.log_addrs = spec.log_addrs
         fe.logasap = spec.logasap
+        fe.sess_rate_limit = spec.sess_rate_limit
         fe.shm_index = spec.index
         hooks = FrontendHooks()
         hooks.error_pages = spec.error_pages
@@ -385,7 +387,14 @@ cdef class Worker:
         self.fe_hooks.append(hooks)
         self.nfrontends += 1
 
-    def add_listener(self, int fd, int frontend, int port, bint accept_proxy=False, int luid=1):
+    def set_rate_limits(self, int64_t conn_rate, int64_t sess_rate):
+        """maxconnrate and maxsessrate (per second, all workers together; 0: none)."""
+        self.conn_rate_limit = conn_rate
+        self.sess_rate_limit = sess_rate
+
+    def add_listener(self, int fd, int frontend, int port, bint accept_proxy=False, int luid=1,
+                     int64_t maxconn=0, uint32_t slot=0):
+        """slot: the listener's number among all of the configuration's (its shared count)."""
         cdef ListenerRt *l
         cdef epoll_event ev
         self.listeners = <ListenerRt *>realloc(self.listeners, (self.nlisteners + 1) * sizeof(ListenerRt))
@@ -399,6 +408,8 @@ cdef class Worker:
         l.closed = 0
         l.accept_proxy = accept_proxy
         l.luid = luid
+        l.maxconn = maxconn
+        l.count_off = self.lst_off + slot
         ev.events = EPOLLIN | EPOLLEXCLUSIVE
         ev.data.u64 = pack_data(0, KIND_LISTENER, self.nlisteners, 0)
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev) != 0:

@@ -1,5 +1,53 @@
-# Listeners: accept, the process and frontend maxconn, pause and resume.
+# Listeners: accept, the process, frontend and bind maxconn, the connection and session
+# rate limits, pause and resume.
 # Interface: listeners.pxd.
+
+
+# ------------------------------------------------------------------ rate limits
+# A rate over all workers lives in two shared words, one per second (even and odd), each
+# <second << 32 | events> so that one compare-and-swap both moves a word to a new second
+# and counts.  Read as HAProxy's freq_ctr reads: this second's events plus the last
+# second's, weighted by the part of a second that has not passed yet.
+cdef inline void rate_add(uint64_t *pair, int64_t now) noexcept nogil:
+    cdef uint64_t sec = <uint64_t>(now // 1000) & 0xFFFFFFFFULL
+    cdef uint64_t *word = pair + (sec & 1)
+    cdef uint64_t seen = fl_atomic_load(word), want
+    while True:
+        want = seen + 1 if seen >> 32 == sec else (sec << 32) | 1
+        if fl_atomic_cas(word, &seen, want):
+            return
+
+
+cdef int64_t rate_of(uint64_t *pair, int64_t now) noexcept nogil:
+    cdef uint64_t sec = <uint64_t>(now // 1000) & 0xFFFFFFFFULL
+    cdef uint64_t cur = fl_atomic_load(pair + (sec & 1))
+    cdef uint64_t last = fl_atomic_load(pair + ((sec + 1) & 1))
+    cdef int64_t events = <int64_t>(cur & 0xFFFFFFFFULL) if cur >> 32 == sec else 0
+    if last >> 32 == ((sec - 1) & 0xFFFFFFFFULL):
+        events += <int64_t>(last & 0xFFFFFFFFULL) * (1000 - now % 1000) // 1000
+    return events
+
+
+cdef inline uint64_t *fe_sess_rate(Worker w, FrontendRt *fe) noexcept nogil:
+    return w.fe_words + fe.shm_index * FE_WORDS + FE_SESS_RATE
+
+
+cdef bint over_rate(Worker w, FrontendRt *fe) noexcept nogil:
+    """maxconnrate, maxsessrate or the frontend's rate-limit sessions is reached: the
+    listener waits (clients stay in the kernel's backlog), as HAProxy's does."""
+    if w.conn_rate_limit and rate_of(w.global_words + G_CONN_RATE, w.now) >= w.conn_rate_limit:
+        return True
+    if w.sess_rate_limit and rate_of(w.global_words + G_SESS_RATE, w.now) >= w.sess_rate_limit:
+        return True
+    return fe.sess_rate_limit and rate_of(fe_sess_rate(w, fe), w.now) >= fe.sess_rate_limit
+
+
+cdef void count_session(Worker w, FrontendRt *fe) noexcept nogil:
+    """A session begins (past tcp-request connection and the PROXY header)."""
+    if w.sess_rate_limit:
+        rate_add(w.global_words + G_SESS_RATE, w.now)
+    if fe.sess_rate_limit:
+        rate_add(fe_sess_rate(w, fe), w.now)
 
 
 # ------------------------------------------------------------------ accept
@@ -7,8 +55,11 @@ cdef inline int64_t fe_maxconn(Worker w, FrontendRt *fe) noexcept nogil:
     return <int64_t>fl_atomic_load(w.fe_words + fe.shm_index * FE_WORDS + FE_MAXCONN)
 
 
-cdef bint over_maxconn(Worker w, FrontendRt *fe):
+cdef bint over_maxconn(Worker w, ListenerRt *l):
+    cdef FrontendRt *fe = &w.frontends[l.fe]
     cdef int64_t maxconn = fe_maxconn(w, fe)
+    if l.maxconn and <int64_t>fl_atomic_load(w.totals + l.count_off) >= l.maxconn:
+        return True
     if maxconn and <int64_t>fl_atomic_load(w.totals + COUNT_FRONTENDS + fe.shm_index) >= maxconn:
         return True
     if w.global_maxconn and <int64_t>fl_atomic_load(w.totals) >= w.global_maxconn:
@@ -16,25 +67,34 @@ cdef bint over_maxconn(Worker w, FrontendRt *fe):
     return False
 
 
-cdef bint conn_reserve(Worker w, FrontendRt *fe):
+cdef bint conn_reserve(Worker w, int li):
     """Take a connection slot in the shared totals, or fail if a maxconn is reached."""
+    cdef ListenerRt *l = &w.listeners[li]
+    cdef FrontendRt *fe = &w.frontends[l.fe]
     cdef int64_t g = <int64_t>fl_atomic_fetch_add(w.totals, 1)
     cdef int64_t f = <int64_t>fl_atomic_fetch_add(w.totals + COUNT_FRONTENDS + fe.shm_index, 1)
+    cdef int64_t b = <int64_t>fl_atomic_fetch_add(w.totals + l.count_off, 1)
     cdef int64_t maxconn = fe_maxconn(w, fe)
     count_add(w, 0, 1)
     count_add(w, w.fe_off + fe.shm_index, 1)
-    if (w.global_maxconn and g >= w.global_maxconn) or (maxconn and f >= maxconn):
-        conn_release(w, fe)
+    count_add(w, l.count_off, 1)
+    if (w.global_maxconn and g >= w.global_maxconn) or (maxconn and f >= maxconn) or \
+            (l.maxconn and b >= l.maxconn):
+        conn_release(w, li)
         return False
     stat_max(w.fe_stats + fe.shm_index * STAT_WORDS, STAT_SMAX, f + 1)
     return True
 
 
-cdef void conn_release(Worker w, FrontendRt *fe):
+cdef void conn_release(Worker w, int li):
+    cdef ListenerRt *l = &w.listeners[li]
+    cdef FrontendRt *fe = &w.frontends[l.fe]
     fl_atomic_fetch_sub(w.totals, 1)
     fl_atomic_fetch_sub(w.totals + COUNT_FRONTENDS + fe.shm_index, 1)
+    fl_atomic_fetch_sub(w.totals + l.count_off, 1)
     count_add(w, 0, -1)
     count_add(w, w.fe_off + fe.shm_index, -1)
+    count_add(w, l.count_off, -1)
 
 
 cdef void pause_listener(Worker w, int li):
@@ -56,7 +116,7 @@ cdef void resume_listeners(Worker w):
     w.next_resume_check = w.now + RESUME_CHECK_MS
     for i in range(w.nlisteners):
         l = &w.listeners[i]
-        if not l.paused or l.closed or over_maxconn(w, &w.frontends[l.fe]):
+        if not l.paused or l.closed or over_maxconn(w, l) or over_rate(w, &w.frontends[l.fe]):
             continue
         ev.events = EPOLLIN | EPOLLEXCLUSIVE
         ev.data.u64 = pack_data(0, KIND_LISTENER, i, 0)
@@ -73,14 +133,15 @@ cdef void listener_accept(Worker w, int li):
     cdef Session *s
     cdef sockaddr_storage addr
     cdef socklen_t addrlen
+    cdef bint limited = w.conn_rate_limit or w.sess_rate_limit or fe.sess_rate_limit
     for n in range(w.max_accept):
-        if not conn_reserve(w, fe):
+        if (limited and over_rate(w, fe)) or not conn_reserve(w, li):
             pause_listener(w, li)
             return
         addrlen = sizeof(sockaddr_storage)
         fd = accept4(l.fd, <sockaddr *>&addr, &addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC)
         if fd < 0:
-            conn_release(w, fe)
+            conn_release(w, li)
             if errno == EINTR or errno == ECONNABORTED:
                 continue
             if errno == EMFILE or errno == ENFILE or errno == ENOBUFS or errno == ENOMEM:
@@ -88,6 +149,8 @@ cdef void listener_accept(Worker w, int li):
                 pause_listener(w, li)
                 w.next_resume_check = w.now + FD_EXHAUSTED_PAUSE_MS
             return
+        if w.conn_rate_limit:
+            rate_add(w.global_words + G_CONN_RATE, w.now)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
         w.fe_stats[fe.shm_index * STAT_WORDS + STAT_CONN_TOT] += 1
         w.fe_stats[fe.shm_index * STAT_WORDS + STAT_SESS_TOT] += 1
@@ -139,6 +202,7 @@ cdef void listener_accept(Worker w, int li):
 cdef void session_accepted(Worker w, int idx, Session *s, FrontendRt *fe):
     """A new client connection, registered: its tcp-request rules, or log it, then start
     HTTP or connect."""
+    count_session(w, fe)
     if fe.tcp_rules:
         tcp_session_start(w, idx, s, (<FrontendHooks>w.fe_hooks[s.fe]).tcp_rules)  # inspect.pxi
         return

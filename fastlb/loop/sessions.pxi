@@ -113,7 +113,7 @@ cdef void session_close(Worker w, int idx, Session *s):
             and not s.logged:
         if not (fe.dontlognull and s.cli.bytes_in == 0):
             log_end(w, s)
-    conn_release(w, fe)
+    conn_release(w, s.listener)
     timer_remove(w, s)
     session_free(w, idx, s)
 

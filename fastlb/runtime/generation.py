@@ -43,7 +43,7 @@ class Generation:
         self.tables = tables
         self.nworkers = nworkers
         self.shm = SharedState(len(tables.frontends), len(tables.backends), tables.nservers,
-                               nworkers)
+                               nworkers, sum(len(fe.listeners) for fe in tables.frontends))
         init_shared_state(self.shm, tables)
         tables.state = self.shm              # the stats page and exporter read it in workers
         if tables.maps is not None:

@@ -66,8 +66,10 @@ class SampleEnv:
     def listener_name(self, fe: int, luid: int):
         if fe < 0 or luid <= 0:
             return None
-        name = self.config.frontends[fe].listeners[luid - 1].name
-        return name.encode() if name else None
+        for listener in self.config.frontends[fe].listeners:
+            if listener.id == luid:
+                return listener.name.encode() if listener.name else None
+        return None
 
     def frontend_default_backend(self, fe: int):
         name = self.config.frontends[fe].default_backend if fe >= 0 else None

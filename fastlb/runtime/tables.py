@@ -146,6 +146,7 @@ class FrontendSpec:
     logasap: bool = False         # option logasap
     after_response: object = None  # http-after-response rules: edit(stream), or None
     capture_cookie: object = None  # capture cookie: (name bytes, length), or None
+    sess_rate_limit: int = 0      # rate-limit sessions: per second, all workers, 0: none
 
 
 # -- the tables: the specs, plus what the control plane and the logs read -------------------
@@ -428,7 +429,8 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
                     for f in (log_format, log_format_sd, error_log_format)),
         log_addrs=any(f is not None and f.addresses
                       for f in (log_format, log_format_sd, error_log_format)),
-        logasap=bool(proxy.options.logasap))
+        logasap=bool(proxy.options.logasap),
+        sess_rate_limit=proxy.rate_limit_sessions)
     return FrontendTable(index=index, proxy=proxy, spec=spec, log_format=log_format,
                          log_format_sd=log_format_sd, error_log_format=error_log_format,
                          listeners=list(proxy.listeners))

@@ -179,9 +179,11 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
                              -(-g.maxpipes // nworkers) if g.maxpipes else -1)
     for be in tables.backends:
         worker.add_backend(be.spec, be.lookup_builder(shm))
+    worker.set_rate_limits(g.maxconnrate, g.maxsessrate)
+    slot = 0                    # each listener's place in the shared counts (bind maxconn)
     for fe in tables.frontends:
         worker.add_frontend(fe.spec)
-        for luid, listener in enumerate(fe.listeners, 1):
+        for listener in fe.listeners:
             if listener.fd is not None:
                 sock = inherited_socket(listener)
             else:
@@ -192,7 +194,9 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
             if g.sndbuf_client:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, g.sndbuf_client)
             # the loop owns the descriptor from now on (it closes it at a soft stop)
-            worker.add_listener(sock.detach(), fe.index, port, listener.accept_proxy, luid)
+            worker.add_listener(sock.detach(), fe.index, port, listener.accept_proxy,
+                                listener.id, listener.maxconn, slot)
+            slot += 1
 
     worker.set_error_capture(ErrorCapture(shm, worker_id).record)
     if any(fe.log_mode != LOG_NONE for fe in tables.frontends):

@@ -5,8 +5,11 @@ Layout, in 64-bit words:
 
     globals    G_WORDS + nworkers:    shutdown epoch ("shutdown sessions server"), master pid,
                                       start time, idle percentage and memory of the
-                                      workers (sampled by the master), then the workers' pids
-    frontends  FE_WORDS per frontend: maxconn (changed at run time by "set maxconn frontend")
+                                      workers (sampled by the master), connection and
+                                      session rates (maxconnrate, maxsessrate), then the
+                                      workers' pids
+    frontends  FE_WORDS per frontend: maxconn (changed at run time by "set maxconn
+                                      frontend"), session rate (rate-limit sessions)
     backends   BE_WORDS per backend:  round-robin position, table version, queue ticket, last
                                       change, times it went down, down since, downtime
     servers    SRV_WORDS per server:  state bits, user weight, health counter, check status,
@@ -17,7 +20,8 @@ Layout, in 64-bit words:
                                       observations, shutdown epoch
     totals     COUNT words:           actconn, frontend cur[nfe], server cur[nsrv] (when
                                       a maxconn, leastconn or random needs it shared),
-                                      backend queue[nbe], server queue[nsrv]
+                                      backend queue[nbe], server queue[nsrv], listener
+                                      cur[nlisteners] (bind maxconn)
     slots      per worker: the COUNT fields (that worker's share of the totals), then its
                own backend cur[nbe] and server cur[nsrv] (for logs and statistics; summed
                over the slots when read)
@@ -78,7 +82,8 @@ RATE_NAMES = ("rate", "rate_max", "req_rate", "req_rate_max", "conn_rate", "conn
 
 
 class SharedState:
-    def __init__(self, nfrontends: int, nbackends: int, nservers: int, nworkers: int):
+    def __init__(self, nfrontends: int, nbackends: int, nservers: int, nworkers: int,
+                 nlisteners: int = 0):
         self.nfrontends = nfrontends
         self.nbackends = nbackends
         self.nservers = nservers
@@ -93,7 +98,8 @@ class SharedState:
         self.srv_shared_off = COUNT_FRONTENDS + nfrontends
         self.beq_off = self.srv_shared_off + nservers
         self.srvq_off = self.beq_off + nbackends
-        self.count_words = self.srvq_off + nservers
+        self.lst_off = self.srvq_off + nservers
+        self.count_words = self.lst_off + nlisteners
         # offsets of the worker's own counts, after the count block in its slot
         self.be_off = self.count_words
         self.srv_off = self.be_off + nbackends

@@ -13,10 +13,13 @@ cpdef enum:
     G_IDLE_PCT = 3
     G_RSS = 4
     G_CHECKER_PID = 5
-    G_WORDS = 8
+    G_CONN_RATE = 6         # two words each: connections and sessions of the last two
+    G_SESS_RATE = 8         # seconds, for maxconnrate and maxsessrate (loop/listeners.pxi)
+    G_WORDS = 12
     # per frontend
     FE_MAXCONN = 0          # "set maxconn frontend" changes it at run time
-    FE_WORDS = 2
+    FE_SESS_RATE = 2        # two words: its sessions of the last two seconds (rate-limit)
+    FE_WORDS = 4
     # per backend
     BE_RR = 0               # round-robin position
     BE_VERSION = 1          # bumped at each server state/weight change: rebuild the lookups

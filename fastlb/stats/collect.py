@@ -134,7 +134,7 @@ class Collector:
             "dreq": c["denied_req"], "dresp": c["denied_resp"], "ereq": c["err_req"],
             "status": "OPEN" if proxy.enabled else "STOP",
             "pid": 1, "iid": proxy.id, "sid": 0, "type": FRONTEND,
-            "rate": self.rate(obj, "rate"), "rate_lim": 0,
+            "rate": self.rate(obj, "rate"), "rate_lim": proxy.rate_limit_sessions,
             "rate_max": self.rate(obj, "rate_max"),
             "req_rate": self.rate(obj, "req_rate"), "req_rate_max": self.rate(obj, "req_rate_max"),
             "mode": proxy.mode, "conn_rate": self.rate(obj, "conn_rate"),

@@ -24,6 +24,14 @@ def positive_int(args, keyword, size=False):
     return value
 
 
+def non_negative_int(args, keyword):
+    """An integer where 0 means "no limit" (HAProxy's rate limits)."""
+    text = one_arg(args, keyword)
+    if not text.isdigit():
+        raise ValueError(f"'{keyword}' expects an integer argument.")
+    return int(text)
+
+
 def condition(proxy, words, what):
     """An ``if|unless <condition>`` whose ACLs the proxy has declared (or are predefined)."""
     try:

@@ -8,7 +8,7 @@ import pwd
 from .. import addresses
 from ..model import StatsSocket
 from ..units import parse_time_ms
-from .arguments import log_statement, one_arg, positive_int
+from .arguments import log_statement, non_negative_int, one_arg, positive_int
 from .registry import GLOBAL, keyword
 
 
@@ -75,6 +75,16 @@ def expose_experimental_directives(parser, g, args, origin):
 @keyword("maxconn", sections=GLOBAL)
 def maxconn(parser, g, args, origin):
     g.maxconn = positive_int(args, "maxconn")
+
+
+@keyword("maxconnrate", sections=GLOBAL)
+def maxconnrate(parser, g, args, origin):
+    g.maxconnrate = non_negative_int(args, "maxconnrate")
+
+
+@keyword("maxsessrate", sections=GLOBAL)
+def maxsessrate(parser, g, args, origin):
+    g.maxsessrate = non_negative_int(args, "maxsessrate")
 
 
 @keyword("nbthread", sections=GLOBAL)

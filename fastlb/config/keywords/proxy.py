@@ -38,7 +38,7 @@ ALREADY_SO = ("splice-auto", "splice-request", "splice-response", "http-no-delay
 # the bind and proxy options fastlb reads (for "did you mean")
 _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-accept", "tfo",
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
-                 "gid", "namespace", "nice")
+                 "gid", "namespace", "nice", "maxconn", "id")
 _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server", "abortonclose",
             "http-restrict-req-hdr-names", *ALREADY_SO, "redispatch", "tcpka", "clitcpka",
@@ -47,7 +47,7 @@ _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "http-keep-alive", "http-server-close", "httpclose", "http-buffer-request")
 _BIND_NOT_YET = {
     "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn",
-    "maxconn", "process", "thread", "level", "expose-fd", "id",
+    "process", "thread", "level", "expose-fd",
     "accept-netscaler-cip", "allow-0rtt", "strict-sni", "generate-certificates", "tcp-ut",
     "severity-output", "ciphers", "ciphersuites", "curves", "ecdhe", "ssl-min-ver",
     "ssl-max-ver", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13",
@@ -135,6 +135,25 @@ def bind(parser, proxy, args, origin):
             for listener in listeners:
                 setattr(listener, "mode" if option == "mode" else
                         "uid" if option in ("user", "uid") else "gid", value)
+            i += 1
+        elif option in ("maxconn", "id"):
+            value = args[i + 1] if i + 1 < len(args) else ""
+            if not value.lstrip("-").isdigit():
+                raise ValueError(f"'bind {args[0]}' : '{option}' : missing or invalid value.")
+            number = int(value)
+            if option == "id":
+                if len(listeners) != 1:
+                    raise ValueError(f"'bind {args[0]}' : 'id' can only be used with a single "
+                                     "socket.")
+                if number <= 0:
+                    raise ValueError(f"'bind {args[0]}' : custom id has to be > 0.")
+                listeners[0].id, listeners[0].forced_id = number, True
+            else:
+                if number < 0:
+                    raise ValueError(f"'bind {args[0]}' : '{option}' : invalid value "
+                                     f"{number}, must be >= 0.")
+                for listener in listeners:
+                    listener.maxconn = number
             i += 1
         elif option in ("backlog", "name"):
             if i + 1 >= len(args):
@@ -631,6 +650,18 @@ def maxconn(parser, proxy, args, origin):
                        " Maybe you want 'fullconn' instead ?"):
         return
     proxy.maxconn = positive_int(args, "maxconn")
+
+
+@keyword("rate-limit", sections=PROXY_AND_DEFAULTS)
+def rate_limit(parser, proxy, args, origin):
+    """``rate-limit sessions <rate>``: new sessions per second, all workers together."""
+    if not args or args[0] != "sessions":
+        raise ValueError(f"'rate-limit' only supports 'sessions' (got '{args[0] if args else ''}').")
+    if len(args) < 2 or not args[1].isdigit():
+        raise ValueError("'rate-limit sessions' expects an integer value.")
+    if ignored_without(parser, proxy, origin, "rate-limit", "frontend"):
+        return
+    proxy.rate_limit_sessions = int(args[1])
 
 
 @keyword("fullconn", sections=PROXY_AND_DEFAULTS)

@@ -154,7 +154,7 @@ NO_EFFECT_GLOBAL = {
 NOT_YET_GLOBAL = {
     "tune.ssl.default-dh-param",
     "spread-checks", "server-state-file", "server-state-base", "lua-load",
-    "localpeer", "h1-case-adjust", "maxsslconn", "maxconnrate", "maxsessrate", "external-check",
+    "localpeer", "h1-case-adjust", "maxsslconn", "external-check",
     "insecure-fork-wanted", "tune.http.maxhdr", "tune.buffers.limit", "tune.pool-high-fd-ratio",
     "tune.pool-low-fd-ratio", "tune.fd.edge-triggered",
 }
@@ -197,7 +197,7 @@ NOT_YET_PROXY = {
     "tcp-check",
     "reqadd", "rspadd", "compression",
     "persist", "external-check", "filter", "server-template",
-    "email-alert", "rate-limit", "max-keep-alive-queue", "load-server-state-from-file",
+    "email-alert", "max-keep-alive-queue", "load-server-state-from-file",
     "server-state-file-name",
     "hash-balance-factor", "grace", "bind-process",
     "unique-id", "monitor-net",
