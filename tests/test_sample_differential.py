@@ -1199,3 +1199,53 @@ listen app
     assert got["haproxy"] == (served, b"" if abort else b"HTTP/1.1 200 OK")
     assert got["fastlb"] == got["haproxy"]
     assert logs["fastlb"] == logs["haproxy"]
+
+
+def test_global_set_var_as_haproxy(tmp_path):
+    """set-var / set-var-fmt in the global section: evaluated once at start-up from
+    constants and earlier variables; the rules read them and may change them."""
+    path = tmp_path / "vars.cfg"
+    port = free_port()
+    path.write_text(f"""
+global
+    set-var proc.state str(primary)
+    set-var proc.prio int(100)
+    set-var proc.threshold int(200),sub(proc.prio)
+    set-var-fmt proc.label "%[var(proc.state),upper]-%[var(proc.prio)]"
+    set-var proc.none var(proc.unset)
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    http-request set-var(proc.threshold) int(7) if {{ path /set }}
+    http-request return status 200 content-type text/plain lf-string "%[var(proc.state)] %[var(proc.threshold)] %[var(proc.label)] %[var(proc.none,absent)] %[var(proc.prio),add(proc.threshold)]"
+""")
+    requests = [b"GET / HTTP/1.0\r\n\r\n", b"GET /set HTTP/1.0\r\n\r\n", b"GET / HTTP/1.0\r\n\r\n"]
+    answers = {}
+    for name in ("haproxy", "fastlb"):
+        with serving(name, path, port):
+            answers[name] = [a.split(b"\r\n\r\n", 1)[1] for a in raw_answers(port, requests)]
+    assert answers["fastlb"] == answers["haproxy"] == [
+        b"primary 100 PRIMARY-100 absent 200", b"primary 7 PRIMARY-100 absent 107",
+        b"primary 7 PRIMARY-100 absent 107"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("set-var proc.a", "requires a process-wide variable name ('proc.<name>') and a sample"),
+    ("set-var-fmt proc.a", "requires a process-wide variable name ('proc.<name>') and a format"),
+    ("set-var txn.a int(1)", "only scope 'proc' is permitted in the global section"),
+    ("set-var bad int(1)", "invalid variable name 'bad'"),
+    ("set-var proc.a src", "available here"),
+    ("set-var proc.a nosuch(1)", "unknown fetch method 'nosuch'"),
+])
+def test_global_set_var_mistakes_as_haproxy(tmp_path, line, message):
+    path = tmp_path / "bad.cfg"
+    path.write_text(f"global\n    {line}\n")
+    haproxy = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
+    ours = subprocess.run(FASTLB + ["-c", "-f", str(path)], capture_output=True, text=True)
+    assert haproxy.returncode == 1 and message in haproxy.stderr, haproxy.stderr
+    assert ours.returncode == 1 and "bad.cfg:2]" in ours.stderr and message in ours.stderr, \
+        ours.stderr

@@ -392,6 +392,7 @@ class GlobalSettings:
     crt_base: Optional[str] = None
     ssl_defaults: dict = field(default_factory=dict)  # keyword -> cipher string / option words
     maxconn: Optional[int] = None
+    proc_vars: dict = field(default_factory=dict)   # set-var / set-var-fmt: "proc.x" -> sample
     maxconnrate: int = 0        # new connections per second, all workers together, 0: no limit
     maxsessrate: int = 0        # new sessions (past tcp-request connection) per second
     nbthread: Optional[int] = None

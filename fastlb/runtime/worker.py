@@ -18,6 +18,7 @@ from ..logsink import INFO, LogSink, format_address
 from .listeners import inherited_socket
 from .process import confine, pin_cpus
 from ..limits import default_maxconn
+from ..sample.stream import PROC_VARS
 from ..shm import SharedState
 from ..stats.errors import ErrorCapture
 from .tables import LOG_NONE, RuntimeTables
@@ -162,6 +163,8 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
     if os.getppid() != master_pid:
         return 1  # the master died before we could ask to follow it
     g = tables.config.global_
+    PROC_VARS.clear()               # the global section's set-var, nothing of the master's
+    PROC_VARS.update(g.proc_vars)
 
     # the computed maxconn holds even when none is configured: past it, listeners pause and
     # clients wait in the kernel's backlog instead of every session failing for descriptors

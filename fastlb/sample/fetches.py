@@ -14,7 +14,7 @@ import socket
 import time
 import uuid
 
-from .registry import (BACKEND, L4, REQ_BODY, REQ_HEADERS, RES_HEADERS, RESPONSE, SERVER,
+from .registry import (BACKEND, INTERNAL, L4, REQ_BODY, REQ_HEADERS, RES_HEADERS, RESPONSE, SERVER,
                        SampleError, constant, fetch)
 from .stream import split_target
 from .types import ADDR, ANY, BIN, BOOL, IPV4, IPV6, METH, SINT, STR, str_to_int
@@ -29,35 +29,35 @@ def _address(text: str):
 
 
 # ------------------------------------------------------------------ constants (7.3.2)
-@fetch("always_true", out=BOOL)
+@fetch("always_true", out=BOOL, needs=(INTERNAL,))
 def _always_true(args, ctx):
     return lambda stream: True
 
 
-@fetch("always_false", out=BOOL)
+@fetch("always_false", out=BOOL, needs=(INTERNAL,))
 def _always_false(args, ctx):
     return lambda stream: False
 
 
-@fetch("str", out=STR, args="str")
+@fetch("str", out=STR, args="str", needs=(INTERNAL,))
 def _str(args, ctx):
     value = args[0].encode("utf-8", "surrogateescape")
     return lambda stream: value
 
 
-@fetch("int", out=SINT, args="int")
+@fetch("int", out=SINT, args="int", needs=(INTERNAL,))
 def _int(args, ctx):
     value = args[0]
     return lambda stream: value
 
 
-@fetch("bool", out=BOOL, args="str")
+@fetch("bool", out=BOOL, args="str", needs=(INTERNAL,))
 def _bool(args, ctx):
     value = bool(str_to_int(args[0].encode()))
     return lambda stream: value
 
 
-@fetch("bin", out=BIN, args="str")
+@fetch("bin", out=BIN, args="str", needs=(INTERNAL,))
 def _bin(args, ctx):
     try:
         value = bytes.fromhex(args[0])
@@ -66,7 +66,7 @@ def _bin(args, ctx):
     return lambda stream: value
 
 
-@fetch("ipv4", out=IPV4, args="str")
+@fetch("ipv4", out=IPV4, args="str", needs=(INTERNAL,))
 def _ipv4(args, ctx):
     try:
         value = ipaddress.IPv4Address(args[0])
@@ -75,7 +75,7 @@ def _ipv4(args, ctx):
     return lambda stream: value
 
 
-@fetch("ipv6", out=IPV6, args="str")
+@fetch("ipv6", out=IPV6, args="str", needs=(INTERNAL,))
 def _ipv6(args, ctx):
     try:
         value = ipaddress.IPv6Address(args[0])
@@ -84,13 +84,13 @@ def _ipv6(args, ctx):
     return lambda stream: value
 
 
-@fetch("meth", out=METH, args="str")
+@fetch("meth", out=METH, args="str", needs=(INTERNAL,))
 def _meth(args, ctx):
     value = args[0].encode()
     return lambda stream: value
 
 
-@fetch("env", out=STR, args="str")
+@fetch("env", out=STR, args="str", needs=(INTERNAL,))
 def _env(args, ctx):
     name = args[0]
 
@@ -100,7 +100,7 @@ def _env(args, ctx):
     return read
 
 
-@fetch("date", out=SINT, args="int?,str?")
+@fetch("date", out=SINT, args="int?,str?", needs=(INTERNAL,))
 def _date(args, ctx):
     offset, unit = args[0] or 0, args[1] or "s"
     scale = {"s": 1, "ms": 1000, "us": 1000000}.get(unit)
@@ -109,12 +109,12 @@ def _date(args, ctx):
     return lambda stream: int((time.time() + offset) * scale)
 
 
-@fetch("date_us", out=SINT)
+@fetch("date_us", out=SINT, needs=(INTERNAL,))
 def _date_us(args, ctx):
     return lambda stream: int(time.time() * 1000000) % 1000000
 
 
-@fetch("rand", out=SINT, args="int?")
+@fetch("rand", out=SINT, args="int?", needs=(INTERNAL,))
 def _rand(args, ctx):
     limit = args[0]
     if limit is None:
@@ -122,20 +122,20 @@ def _rand(args, ctx):
     return lambda stream: random.getrandbits(32) * limit >> 32
 
 
-@fetch("uuid", out=STR, args="int?")
+@fetch("uuid", out=STR, args="int?", needs=(INTERNAL,))
 def _uuid(args, ctx):
     if args[0] not in (None, 4):
         raise SampleError("Unsupported UUID version: only version 4 is supported.")
     return lambda stream: str(uuid.uuid4()).encode()
 
 
-@fetch("hostname", out=STR)
+@fetch("hostname", out=STR, needs=(INTERNAL,))
 def _hostname(args, ctx):
     name = socket.gethostname().encode()
     return lambda stream: name
 
 
-@fetch("var", out=ANY, args="var,str?")
+@fetch("var", out=ANY, args="var,str?", needs=(INTERNAL,))
 def _var(args, ctx):
     name, default = args
     if default is None:

@@ -21,6 +21,7 @@ class NotAvailable(SampleError):
 
 
 # What a fetch reads, named as HAProxy names it in its start-up errors.
+INTERNAL = "internal"                         # constants, variables, the clock: anywhere
 L4 = "layer4"                                 # addresses, names, counters: always there
 REQ_HEADERS = "HTTP request headers"
 RES_HEADERS = "HTTP response headers"
@@ -38,18 +39,19 @@ class MissingData(Exception):
 
 # Where an expression runs -> what it may read there.
 PLACES = {
-    "frontend http-request": {L4, REQ_HEADERS, REQ_BODY},
-    "backend http-request": {L4, REQ_HEADERS, BACKEND, REQ_BODY},
-    "use_backend": {L4, REQ_HEADERS, REQ_BODY},
-    "http-response": {L4, RES_HEADERS, RESPONSE, BACKEND, SERVER},
-    "http-after-response": {L4, RES_HEADERS, RESPONSE, BACKEND, SERVER},
-    "log": {L4, RESPONSE, BACKEND, SERVER},
-    "tcp-request connection": {L4},
-    "tcp-request content": {L4, REQ_CONTENT},
-    "tcp-request session": {L4},
-    "tcp-response content": {L4, RES_CONTENT, BACKEND, SERVER},
-    "tcp use_backend": {L4, REQ_CONTENT},
-    "balance": {L4, REQ_HEADERS, BACKEND},
+    "frontend http-request": {INTERNAL, L4, REQ_HEADERS, REQ_BODY},
+    "backend http-request": {INTERNAL, L4, REQ_HEADERS, BACKEND, REQ_BODY},
+    "use_backend": {INTERNAL, L4, REQ_HEADERS, REQ_BODY},
+    "http-response": {INTERNAL, L4, RES_HEADERS, RESPONSE, BACKEND, SERVER},
+    "http-after-response": {INTERNAL, L4, RES_HEADERS, RESPONSE, BACKEND, SERVER},
+    "log": {INTERNAL, L4, RESPONSE, BACKEND, SERVER},
+    "tcp-request connection": {INTERNAL, L4},
+    "tcp-request content": {INTERNAL, L4, REQ_CONTENT},
+    "tcp-request session": {INTERNAL, L4},
+    "tcp-response content": {INTERNAL, L4, RES_CONTENT, BACKEND, SERVER},
+    "tcp use_backend": {INTERNAL, L4, REQ_CONTENT},
+    "balance": {INTERNAL, L4, REQ_HEADERS, BACKEND},
+    "global": {INTERNAL},                     # set-var in the global section, at parse time
 }
 
 

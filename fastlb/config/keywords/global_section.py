@@ -87,6 +87,54 @@ def maxsessrate(parser, g, args, origin):
     g.maxsessrate = non_negative_int(args, "maxsessrate")
 
 
+@keyword("set-var", sections=GLOBAL)
+def set_var(parser, g, args, origin):
+    _set_proc_var(g, "set-var", args, "a sample expression")
+
+
+@keyword("set-var-fmt", sections=GLOBAL)
+def set_var_fmt(parser, g, args, origin):
+    _set_proc_var(g, "set-var-fmt", args, "a format string")
+
+
+def _set_proc_var(g, what: str, args: list, value_kind: str) -> None:
+    """A "proc." variable set once, now, from what needs no connection (constants, other
+    variables, the clock): every worker of this configuration starts with it."""
+    from ...sample import Context, SampleError, compile_format
+    from ...sample.expr import compile_expr
+    from ...sample.registry import VAR_NAME
+    from ...sample.stream import PROC_VARS, Stream
+    if len(args) != 2:
+        raise ValueError(f"'{what}' requires a process-wide variable name ('proc.<name>') and "
+                         f"{value_kind}.")
+    name, text = args
+    if not VAR_NAME.fullmatch(name):
+        raise ValueError(f"invalid variable name '{name}'. A variable name must be start by "
+                         "its scope. The scope can be 'proc', 'sess', 'txn', 'req', 'res' or "
+                         "'check'")
+    if not name.startswith("proc."):
+        raise ValueError(f"'{what}': cannot set variable '{name}', only scope 'proc' is "
+                         "permitted in the global section.")
+    ctx = Context("global")
+    try:
+        compiled = compile_expr(text, ctx) if what == "set-var" else \
+            compile_format(text, ctx, http=False)
+    except SampleError as exc:
+        raise ValueError(str(exc)) from None
+    # evaluated against this configuration's variables only (a reload starts afresh)
+    running = dict(PROC_VARS)
+    PROC_VARS.clear()
+    PROC_VARS.update(g.proc_vars)
+    try:
+        stream = Stream(b"", b"", [], "", 0, b"")
+        value = compiled.one(stream) if what == "set-var" else compiled.render(stream)
+    finally:
+        PROC_VARS.clear()
+        PROC_VARS.update(running)
+    if value is not None:           # no sample: the variable is left as it was
+        g.proc_vars[name] = value
+
+
 @keyword("nbthread", sections=GLOBAL)
 def nbthread(parser, g, args, origin):
     g.nbthread = positive_int(args, "nbthread")
