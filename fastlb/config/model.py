@@ -22,6 +22,7 @@ class Origin:
     """Where a statement came from, for messages (``haproxy.cfg:12``)."""
     file: str
     line: int
+    base: str = "."     # the directory its relative file names are read from (default-path)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}"

@@ -96,6 +96,10 @@ class Parser:
         self.userlists: dict[str, Userlist] = {}
         self.http_errors: dict[str, HttpErrors] = {}
         self.errors_section: Optional[HttpErrors] = None
+        # default-path: where relative file names (errorfiles, maps, ACL files) are read
+        # from; HAProxy's default is the directory it was started in
+        self.path_policy: tuple[str, str] = ("current", "")
+        self.path_base = os.getcwd()
 
     # -- entry points -------------------------------------------------------------------
     def parse_files(self, paths: list[str]) -> Config:
@@ -115,12 +119,13 @@ class Parser:
     def parse_text(self, text: str, filename: str) -> None:
         self.files.append(filename)
         self.section = None
+        self.path_base = self.base_for(filename)
         errors_before = len(self.alerts)
         blocks: list[str] = []            # the state of each open .if, innermost last
         number, check_blocks = 0, True
         try:
             for number, raw in enumerate(text.splitlines(), start=1):
-                origin = Origin(filename, number)
+                origin = Origin(filename, number, self.path_base)
                 try:
                     words = tokenize(raw, self.env)
                 except TokenizeError as exc:
@@ -144,6 +149,20 @@ class Parser:
             self.aborted = True
         if len(self.alerts) > errors_before:
             self.alerts.append(f"Error(s) found in configuration file : {filename}")
+
+    def base_for(self, filename: str) -> str:
+        """The directory relative names are read from in ``filename``, by default-path."""
+        policy, path = self.path_policy
+        here = os.path.dirname(filename) if "/" in filename else ""
+        if policy == "config":
+            base = here or "."
+        elif policy == "parent":
+            base = os.path.join(here, "..") if here else ".."
+        elif policy == "origin":
+            base = path
+        else:
+            base = "."
+        return os.path.abspath(base)
 
     def finish(self) -> Config:
         if not self.files:

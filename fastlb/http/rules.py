@@ -469,8 +469,7 @@ def compile_rule(rule: Rule, matches: Callable, ctx: Context) -> CompiledRule:
         if rule.map_value:
             compiled.body = compile_format(rule.map_value, ctx, http=False)
         # None: no converter reads that file (HAProxy keeps a reference nobody looks up)
-        compiled.ref = maps.REGISTRY.action_key(rule.name, ctx.env.base_dir if ctx.env
-                                                else ".")
+        compiled.ref = maps.REGISTRY.action_key(rule.name, ctx.base_dir)
     compiled.headers = tuple((name, compile_format(value, ctx)) for name, value in rule.headers)
     if rule.body_format:
         compiled.body = compile_format(rule.body_format, ctx)

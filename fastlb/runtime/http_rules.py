@@ -36,10 +36,14 @@ class SampleEnv:
     """What fetches of run-time state read: names and ids from the configuration, counts
     and health from the shared state (attached to the tables before the workers fork)."""
 
-    def __init__(self, config, applets: Applets, base_dir: str = "."):
+    def __init__(self, config, applets: Applets):
         self.config = config
         self.applets = applets
-        self.base_dir = base_dir
+        # a proxy's relative file names (maps in converters) are read from where its
+        # section's lines were (default-path); a section never spans two files
+        self._bases = {}
+        for proxy in reversed(config.proxies):
+            self._bases[proxy.name] = proxy.origin.base
         self.by_name = {proxy.name: i for i, proxy in enumerate(config.backends)}
         self._fe_names = [p.name.encode() for p in config.frontends]
         self._be_names = [p.name.encode() for p in config.backends]
@@ -56,6 +60,9 @@ class SampleEnv:
                 return i
         raise SampleError(f"no such server '{name}' in backend "
                           f"'{self.config.backends[be].name}'")
+
+    def base_dir(self, proxy: str) -> str:
+        return self._bases.get(proxy, ".")
 
     def frontend_name(self, fe: int):
         return self._fe_names[fe] if fe >= 0 else None

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 
 import ipaddress
-import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -232,8 +231,7 @@ def compile_tables(config: Config) -> RuntimeTables:
     workers only copy its specs into their C structs."""
     applets = Applets(None)
     maps = new_registry()         # the map files this configuration's converters load
-    env = SampleEnv(config, applets,
-                    os.path.dirname(config.files[0]) if config.files else ".")
+    env = SampleEnv(config, applets)
     backends: list[BackendTable] = []
     by_name: dict[str, int] = {}
     nservers = 0

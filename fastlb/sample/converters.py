@@ -473,7 +473,7 @@ def _unset_var(args, ctx):
 def _map_converter(match: str, output: str):
     def build(args, ctx):
         path, default = args
-        table = load_map(path, match, output, ctx.env.base_dir if ctx.env else ".")
+        table = load_map(path, match, output, ctx.base_dir)
         fallback = None
         if default is not None:
             fallback = table.typed(default)

@@ -67,6 +67,11 @@ class Context:
         return PLACES[self.place]
 
     @property
+    def base_dir(self) -> str:
+        """Where relative file names (maps) of its proxy are read from."""
+        return self.env.base_dir(self.proxy) if self.env is not None else "."
+
+    @property
     def response(self) -> bool:
         return RES_HEADERS in PLACES[self.place]
 

@@ -87,6 +87,22 @@ def maxsessrate(parser, g, args, origin):
     g.maxsessrate = non_negative_int(args, "maxsessrate")
 
 
+@keyword("default-path", sections=GLOBAL)
+def default_path(parser, g, args, origin):
+    """Where the relative file names of the lines after it are read from."""
+    policy = args[0] if args else ""
+    if policy not in ("current", "config", "parent", "origin"):
+        raise ValueError(f"{'missing' if not policy else 'unsupported'} default-path mode "
+                         f"'{policy}' for 'default-path', supported modes include 'current', "
+                         "'config', 'parent', and 'origin'.")
+    if policy == "origin" and (len(args) < 2 or not args[1]):
+        raise ValueError("'default-path origin' expects a directory as an argument.")
+    if len(args) > (2 if policy == "origin" else 1):
+        raise ValueError(f"'default-path {policy}' : extra argument '{args[-1]}'.")
+    parser.path_policy = (policy, args[1] if policy == "origin" else "")
+    parser.path_base = parser.base_for(origin.file)
+
+
 @keyword("set-var", sections=GLOBAL)
 def set_var(parser, g, args, origin):
     _set_proc_var(g, "set-var", args, "a sample expression")

@@ -19,8 +19,8 @@ EXPERIMENTAL = ("normalize-uri",)      # HAProxy 2.6 wants expose-experimental-d
 
 
 def _config_dir(origin):
-    """Relative paths in a config file are relative to its directory."""
-    return os.path.dirname(origin.file) or "."
+    """Where the relative file names of that line are read from (default-path)."""
+    return origin.base
 
 
 @keyword("acl", sections=PROXIES)
