@@ -86,3 +86,100 @@ def test_hashed_algorithms_pick_the_same_server_as_haproxy(tmp_path, http_backen
         used = set(outcome["haproxy"][algo])
         assert len(used) > 1, f"{algo}: the inputs should spread over servers"
         assert outcome["fastlb"][algo] == outcome["haproxy"][algo], algo
+
+
+class HoldingServer:
+    """Accepts connections, notes which server each request reached, and answers only
+    when released: the requests it holds count as that server's current sessions."""
+
+    def __init__(self, name, arrivals):
+        self.name, self.arrivals = name, arrivals
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        import threading
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.settimeout(5)
+            try:
+                read_head(conn, b"")
+            except OSError:
+                conn.close()
+                continue
+            self.held.append(conn)
+            self.arrivals.append(self.name)
+
+    def release(self):
+        for conn in self.held:
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            conn.close()
+        self.held = []
+
+    def close(self):
+        self.release()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("balance, weights", [
+    ("uri\n    hash-type consistent", (1, 1, 1, 1)),
+    ("uri\n    hash-type consistent", (1, 2, 3, 1)),
+    ("source\n    hash-type consistent", (2, 1, 1, 3)),
+])
+def test_hash_balance_factor_bounds_loads_as_haproxy(tmp_path, balance, weights):
+    """Requests for one key are held open one after the other: with hash-balance-factor
+    150, each goes to the key's server only while it serves less than its bounded share,
+    else to the next server on the ring; both programs must make the same choices."""
+    sequences = {}
+    for name in ("haproxy", "fastlb"):
+        arrivals = []
+        servers = [HoldingServer(letter, arrivals) for letter in "abcd"]
+        port = free_port()
+        text = f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    balance {balance}
+    hash-balance-factor 150
+""" + "".join(f"    server {s.name} 127.0.0.1:{s.port} weight {w}\n"
+              for s, w in zip(servers, weights))
+        path = tmp_path / f"{name}.cfg"
+        path.write_text(text)
+        cmd = ["haproxy", "-db", "-f", str(path)] if name == "haproxy" else \
+            FASTLB + ["-d", "-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        clients = []
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{name} listening")
+            for n in range(12):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                sock.sendall(b"GET /same/key HTTP/1.1\r\nHost: t\r\n\r\n")
+                clients.append(sock)
+                wait_until(lambda: len(arrivals) == n + 1, message=f"request {n} held")
+            sequences[name] = list(arrivals)
+        finally:
+            for sock in clients:
+                sock.close()
+            for server in servers:
+                server.close()
+            proc.terminate()
+            proc.wait(5)
+    assert sequences["fastlb"] == sequences["haproxy"]
+    assert len(set(sequences["haproxy"])) > 1      # the bound moved some requests

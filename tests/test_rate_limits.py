@@ -251,6 +251,7 @@ frontend fe
     ("bind 127.0.0.1:{p} id 0", "custom id has to be > 0"),
     ("bind 127.0.0.1:{p} maxconn -1", "invalid value -1, must be >= 0"),
     ("rate-limit connections 3", "'rate-limit' only supports 'sessions'"),
+    ("hash-balance-factor 50", "'hash-balance-factor' must be 0 or greater than 100."),
 ])
 def test_bad_limits_are_refused_as_haproxy_refuses_them(tmp_path, line, message):
     path = tmp_path / "bad.cfg"

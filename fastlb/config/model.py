@@ -317,6 +317,7 @@ class Proxy:
     hash_type: str = "map-based"
     hash_function: str = "sdbm"
     hash_avalanche: bool = False
+    hash_balance_factor: int = 0            # bounded loads (consistent hashing, random)
     cookie: Optional[CookieSettings] = None
     dynamic_cookie_key: Optional[str] = None
     httpchk: Optional[HttpCheck] = None
@@ -370,7 +371,7 @@ class Proxy:
                      "log_tag", "monitor_uri", "http_reuse", "log_format",
                      "unique_id_format", "unique_id_header", "log_format_sd",
                      "error_log_format",
-                     "hash_type", "hash_function", "hash_avalanche", "cookie", "dynamic_cookie_key",
+                     "hash_type", "hash_function", "hash_avalanche", "hash_balance_factor", "cookie", "dynamic_cookie_key",
                      "inspect_delay", "res_inspect_delay", "fullconn", "rate_limit_sessions", "source", "retry_on", "send_name_header"):
             setattr(self, name, getattr(defaults, name))
         self.stats = copy.deepcopy(defaults.stats)

@@ -40,9 +40,8 @@ cdef inline int map_lookup(const int *slots, int nslots, uint32_t h) noexcept no
     return slots[h % <uint32_t>nslots]
 
 
-cdef inline int ring_lookup(const uint32_t *keys, const int *servers, int n,
-                            uint32_t h) noexcept nogil:
-    """The server owning the ring point nearest ``h`` (the lower one on a tie)."""
+cdef inline int ring_point(const uint32_t *keys, int n, uint32_t h) noexcept nogil:
+    """The index of the ring point nearest ``h`` (the lower one on a tie), -1: none."""
     cdef int lo = 0, hi = n, mid, next_i, prev_i
     if n <= 0:
         return -1
@@ -55,5 +54,12 @@ cdef inline int ring_lookup(const uint32_t *keys, const int *servers, int n,
     next_i = lo if lo < n else 0
     prev_i = next_i - 1 if next_i > 0 else n - 1
     if <uint32_t>(h - keys[prev_i]) <= <uint32_t>(keys[next_i] - h):
-        return servers[prev_i]
-    return servers[next_i]
+        return prev_i
+    return next_i
+
+
+cdef inline int ring_lookup(const uint32_t *keys, const int *servers, int n,
+                            uint32_t h) noexcept nogil:
+    """The server owning the ring point nearest ``h`` (the lower one on a tie)."""
+    cdef int point = ring_point(keys, n, h)
+    return servers[point] if point >= 0 else -1

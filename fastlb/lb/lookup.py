@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .chash import ring
+from .chash import WEIGHT_SCALE, ring
 from .lbmap import map_table
 from .algorithms import Algorithm
 from .sequence import roundrobin_order
@@ -35,6 +35,10 @@ class Lookup:
     eligible: list = field(default_factory=list)   # leastconn / first: candidates, id order
     weights: list = field(default_factory=list)    # their user weights
     active: int = 0                                # usable active servers (redispatch choice)
+    # hash-balance-factor: per server index, its weight in the group (x 16, HAProxy's
+    # effective weight; 0 outside it) and the weights of the members before it
+    group_weights: list = field(default_factory=list)
+    cumulative: list = field(default_factory=list)
 
 
 def group(servers: list[ServerView], allbackups: bool) -> list[ServerView]:
@@ -61,4 +65,11 @@ def build_lookup(algorithm: Algorithm, consistent: bool, servers: list[ServerVie
         lookup.sequence = map_table(weights)
     if consistent and algorithm.hashed:
         lookup.ring_keys, lookup.ring_servers = ring({s.index: (s.id, s.weight) for s in members})
+    lookup.group_weights = [0] * len(servers)
+    lookup.cumulative = [0] * len(servers)
+    total = 0
+    for s in members:                       # in declaration order, as HAProxy counts them
+        lookup.cumulative[s.index] = total
+        lookup.group_weights[s.index] = s.weight * WEIGHT_SCALE
+        total += s.weight * WEIGHT_SCALE
     return lookup

@@ -62,6 +62,11 @@ cdef int install_lookup(Worker w, int b) except -1:
     be.eligible = int_array(lookup.eligible)
     be.eligible_w = int_array(lookup.weights)
     be.neligible = len(lookup.eligible)
+    be.tot_eweight = 0
+    for i in range(be.nservers):
+        be.srv_eweight[i] = lookup.group_weights[i]
+        be.srv_cumw[i] = lookup.cumulative[i]
+        be.tot_eweight += be.srv_eweight[i]
     be.nactive = lookup.active
     be.version = version
     return 0
@@ -188,6 +193,8 @@ cdef int random_pick(Worker w, Session *s, BackendRt *be, bint from_queue):
         load = <int64_t>fl_atomic_load(w.totals + w.srv_shared_off + k)
         if be.srv_maxconn[srv] and load >= be.srv_maxconn[srv]:
             continue
+        if be.hash_balance_factor and not under_bound(w, be, srv):
+            continue
         load = (load + <int64_t>fl_atomic_load(queue_count(w, w.nbackends + k))) * 4096
         if best < 0 or load < best_load:
             best, best_load = srv, load
@@ -223,13 +230,44 @@ cdef int balance(Worker w, Session *s, BackendRt *be, bint from_queue):
     return walk_sequence(w, s, be, from_queue)
 
 
-cdef int hashed_server(BackendRt *be, Session *s):
+cdef bint under_bound(Worker w, BackendRt *be, int srv) noexcept nogil:
+    """hash-balance-factor: ``srv`` serves fewer sessions than its share of the backend's
+    (all of them, plus this one, times the factor) by weight, at least one (HAProxy's
+    bounded-load consistent hashing, so the same keys find the same servers)."""
+    cdef int64_t served = 0, slots, per_weight, rest
+    cdef int i
+    if be.tot_eweight <= 0:
+        return True
+    for i in range(be.nservers):
+        served += <int64_t>fl_atomic_load(w.totals + w.srv_shared_off + be.srv_shm[i])
+    slots = ((served + 1) * be.hash_balance_factor + 99) // 100
+    per_weight = slots // be.tot_eweight
+    rest = slots % be.tot_eweight
+    slots = be.srv_eweight[srv] * per_weight + \
+        ((be.srv_cumw[srv] + be.srv_eweight[srv]) * rest) // be.tot_eweight - \
+        (be.srv_cumw[srv] * rest) // be.tot_eweight
+    if slots == 0:
+        slots = 1
+    return <int64_t>fl_atomic_load(w.totals + w.srv_shared_off + be.srv_shm[srv]) < slots
+
+
+cdef int hashed_server(Worker w, BackendRt *be, Session *s):
     cdef uint32_t h = s.key_hash
+    cdef int point, n
     if be.avalanche:
         h = full_hash(h)
-    if be.consistent:
+    if not be.consistent:
+        return map_lookup(be.seq, be.seq_len, h)
+    if not be.hash_balance_factor:
         return ring_lookup(be.ring_keys, be.ring_srv, be.ring_len, h)
-    return map_lookup(be.seq, be.seq_len, h)
+    point = ring_point(be.ring_keys, be.ring_len, h)
+    if point < 0:
+        return -1
+    for n in range(be.ring_len):     # the next points, until a server is under its bound
+        if under_bound(w, be, be.ring_srv[point]):
+            break
+        point = point + 1 if point + 1 < be.ring_len else 0
+    return be.ring_srv[point]
 
 
 cdef int assign_server(Worker w, int idx, Session *s):
@@ -242,7 +280,7 @@ cdef int assign_server(Worker w, int idx, Session *s):
     if s.forced_server >= 0:
         target = s.forced_server
     elif s.has_key and be.key != KEY_NONE:
-        target = hashed_server(be, s)
+        target = hashed_server(w, be, s)
         if target < 0:
             return ASSIGN_NONE
     if target >= 0:

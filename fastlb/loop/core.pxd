@@ -94,6 +94,10 @@ cdef struct BackendRt:
     int uri_whole
     int uri_path_only
     int draws               # balance random(<draws>)
+    int hash_balance_factor # bounded loads (percent of the mean, > 100), 0: off
+    int *srv_eweight        # per server: its weight in the group x 16 (0: not in it)
+    int *srv_cumw           # per server: the group weights declared before it
+    int64_t tot_eweight
     uint64_t version        # shared table version the lookups below were built from
     int *seq                # round robin order, or the weight map (static-rr, hashes)
     int seq_prefix          # seq[:prefix] walked once, seq[prefix:len] forever after

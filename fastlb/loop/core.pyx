@@ -17,7 +17,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from fastlb.includes.system cimport *
 from fastlb.lb.strategy cimport *
 from fastlb.lb.roundrobin cimport rr_pick
-from fastlb.lb.hashing cimport sdbm, full_hash, address_hash, map_lookup, ring_lookup
+from fastlb.lb.hashing cimport sdbm, full_hash, address_hash, map_lookup, ring_lookup, ring_point
 from fastlb.lb.leastconn cimport leastconn_pick
 from fastlb.lb.first cimport first_pick
 from fastlb.http.framing cimport *
@@ -247,6 +247,8 @@ cdef class Worker:
             free(self.backends[i].srv_shm)
             free(self.backends[i].srv_maxconn)
             free(self.backends[i].srv_maxqueue)
+            free(self.backends[i].srv_eweight)
+            free(self.backends[i].srv_cumw)
         free(self.q_head)
         free(self.q_tail)
         if self.idle_len != NULL:
@@ -274,8 +276,10 @@ cdef class Worker:
         be.srv_shm = <uint32_t *>calloc(max(be.nservers, 1), sizeof(uint32_t))
         be.srv_maxconn = <int64_t *>calloc(max(be.nservers, 1), sizeof(int64_t))
         be.srv_maxqueue = <int64_t *>calloc(max(be.nservers, 1), sizeof(int64_t))
+        be.srv_eweight = <int *>calloc(max(be.nservers, 1), sizeof(int))
+        be.srv_cumw = <int *>calloc(max(be.nservers, 1), sizeof(int))
         if be.servers == NULL or be.srv_shm == NULL or be.srv_maxconn == NULL or \
-                be.srv_maxqueue == NULL:
+                be.srv_maxqueue == NULL or be.srv_eweight == NULL or be.srv_cumw == NULL:
             raise MemoryError()
         for i, server in enumerate(spec.servers):
             be.servers[i].addrlen = fill_sockaddr(&be.servers[i].addr, server.family,
@@ -302,6 +306,9 @@ cdef class Worker:
         be.uri_whole = spec.uri_whole
         be.uri_path_only = spec.uri_path_only
         be.draws = spec.draws
+        be.hash_balance_factor = spec.hash_balance_factor
+        if spec.hash_balance_factor:
+            be.shared_counts = 1        # the bound reads every server's current sessions
         be.reuse_never = spec.reuse_never
         be.buffer_request = spec.buffer_request
         be.buffer_response = spec.buffer_response

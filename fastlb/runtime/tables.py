@@ -78,6 +78,7 @@ class BackendSpec:
     uri_whole: bool
     uri_path_only: bool
     draws: int
+    hash_balance_factor: int      # bounded loads, percent of the mean (0: off)
     observed: bool                # some server has observe layer4|layer7
     http: bool
     http_close: int               # HTTP_CLOSE_MODES
@@ -298,6 +299,9 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         uri_len=args.get("len", 0), uri_depth=args.get("depth", 0),
         uri_whole=bool(args.get("whole")), uri_path_only=bool(args.get("path_only")),
         draws=args.get("draws", 2),
+        # HAProxy bounds only consistent hashing's picks (and random's draws)
+        hash_balance_factor=proxy.hash_balance_factor
+        if proxy.hash_type == "consistent" or proxy.balance == "random" else 0,
         observed=any(s.observe and s.check for s in proxy.servers), http=http,
         http_close=HTTP_CLOSE_MODES[proxy.options.http_mode],
         reuse_never=proxy.http_reuse == "never",

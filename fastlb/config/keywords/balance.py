@@ -6,7 +6,7 @@ from ..units import parse_time_s
 from ...lb.algorithms import parse_balance
 from ...sample import Context, SampleError, check_expr
 from .arguments import one_arg
-from .registry import BACKENDS, DEFAULTS, keyword
+from .registry import BACKENDS, DEFAULTS, PROXY_AND_DEFAULTS, keyword
 
 
 @keyword("balance", sections=BACKENDS | DEFAULTS)
@@ -19,6 +19,20 @@ def balance(parser, proxy, args, origin):
             check_expr(proxy.balance_args["expr"], Context("balance"))
         except SampleError as exc:
             raise ValueError(f"'balance hash' : {exc}") from None
+
+
+@keyword("hash-balance-factor", sections=PROXY_AND_DEFAULTS)
+def hash_balance_factor(parser, proxy, args, origin):
+    """Bounded loads for consistent hashing (and random): no server above <factor>
+    percent of the mean load, by weight.  (HAProxy takes it in a frontend too, where it
+    does nothing.)"""
+    text = one_arg(args, "hash-balance-factor", allow_more=True)
+    if not text.isdigit():
+        raise ValueError("'hash-balance-factor' expects an integer argument.")
+    factor = int(text)
+    if factor != 0 and factor <= 100:
+        raise ValueError("'hash-balance-factor' must be 0 or greater than 100.")
+    proxy.hash_balance_factor = factor
 
 
 @keyword("hash-type", sections=BACKENDS | DEFAULTS)

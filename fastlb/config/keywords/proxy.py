@@ -659,7 +659,9 @@ def rate_limit(parser, proxy, args, origin):
         raise ValueError(f"'rate-limit' only supports 'sessions' (got '{args[0] if args else ''}').")
     if len(args) < 2 or not args[1].isdigit():
         raise ValueError("'rate-limit sessions' expects an integer value.")
-    if ignored_without(parser, proxy, origin, "rate-limit", "frontend"):
+    if not proxy.has_frontend and proxy.kind != "defaults":
+        parser.warn(origin, f"rate-limit sessions will be ignored because backend "
+                    f"'{proxy.name}' has no frontend capability")
         return
     proxy.rate_limit_sessions = int(args[1])
 

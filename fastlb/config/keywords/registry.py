@@ -199,6 +199,6 @@ NOT_YET_PROXY = {
     "persist", "external-check", "filter", "server-template",
     "email-alert", "max-keep-alive-queue", "load-server-state-from-file",
     "server-state-file-name",
-    "hash-balance-factor", "grace", "bind-process",
+    "grace", "bind-process",
     "unique-id", "monitor-net",
 }
