@@ -11,7 +11,8 @@ cdef void server_release(Worker w, Session *s)
 cdef int walk_sequence(Worker w, Session *s, BackendRt *be, bint from_queue)
 cdef int random_pick(Worker w, Session *s, BackendRt *be, bint from_queue)
 cdef int balance(Worker w, Session *s, BackendRt *be, bint from_queue)
-cdef bint under_bound(Worker w, BackendRt *be, int srv) noexcept nogil
+cdef int64_t backend_served(Worker w, BackendRt *be) noexcept nogil
+cdef bint under_bound(Worker w, BackendRt *be, int srv, int64_t served) noexcept nogil
 cdef int hashed_server(Worker w, BackendRt *be, Session *s)
 cdef int assign_server(Worker w, int idx, Session *s)
 cdef int balance_avoiding(Worker w, Session *s, BackendRt *be, int srv)

@@ -184,6 +184,7 @@ cdef int random_pick(Worker w, Session *s, BackendRt *be, bint from_queue):
     its share of weight, where a ring's arcs only approach it.)"""
     cdef int d, srv, best = -1
     cdef int64_t load, best_load = 0
+    cdef int64_t served = backend_served(w, be) if be.hash_balance_factor else 0
     cdef uint32_t k
     if be.seq_len == 0:
         return ASSIGN_NONE
@@ -193,7 +194,7 @@ cdef int random_pick(Worker w, Session *s, BackendRt *be, bint from_queue):
         load = <int64_t>fl_atomic_load(w.totals + w.srv_shared_off + k)
         if be.srv_maxconn[srv] and load >= be.srv_maxconn[srv]:
             continue
-        if be.hash_balance_factor and not under_bound(w, be, srv):
+        if be.hash_balance_factor and not under_bound(w, be, srv, served):
             continue
         load = (load + <int64_t>fl_atomic_load(queue_count(w, w.nbackends + k))) * 4096
         if best < 0 or load < best_load:
@@ -230,16 +231,22 @@ cdef int balance(Worker w, Session *s, BackendRt *be, bint from_queue):
     return walk_sequence(w, s, be, from_queue)
 
 
-cdef bint under_bound(Worker w, BackendRt *be, int srv) noexcept nogil:
-    """hash-balance-factor: ``srv`` serves fewer sessions than its share of the backend's
-    (all of them, plus this one, times the factor) by weight, at least one (HAProxy's
-    bounded-load consistent hashing, so the same keys find the same servers)."""
-    cdef int64_t served = 0, slots, per_weight, rest
+cdef int64_t backend_served(Worker w, BackendRt *be) noexcept nogil:
+    """The sessions all of the backend's servers serve now (all workers)."""
+    cdef int64_t served = 0
     cdef int i
-    if be.tot_eweight <= 0:
-        return True
     for i in range(be.nservers):
         served += <int64_t>fl_atomic_load(w.totals + w.srv_shared_off + be.srv_shm[i])
+    return served
+
+
+cdef bint under_bound(Worker w, BackendRt *be, int srv, int64_t served) noexcept nogil:
+    """hash-balance-factor: ``srv`` serves fewer sessions than its share of the backend's
+    ``served`` (plus this one, times the factor) by weight, at least one (HAProxy's
+    bounded-load consistent hashing, so the same keys find the same servers)."""
+    cdef int64_t slots, per_weight, rest
+    if be.tot_eweight <= 0:
+        return True
     slots = ((served + 1) * be.hash_balance_factor + 99) // 100
     per_weight = slots // be.tot_eweight
     rest = slots % be.tot_eweight
@@ -254,6 +261,7 @@ cdef bint under_bound(Worker w, BackendRt *be, int srv) noexcept nogil:
 cdef int hashed_server(Worker w, BackendRt *be, Session *s):
     cdef uint32_t h = s.key_hash
     cdef int point, n
+    cdef int64_t served
     if be.avalanche:
         h = full_hash(h)
     if not be.consistent:
@@ -263,8 +271,9 @@ cdef int hashed_server(Worker w, BackendRt *be, Session *s):
     point = ring_point(be.ring_keys, be.ring_len, h)
     if point < 0:
         return -1
+    served = backend_served(w, be)
     for n in range(be.ring_len):     # the next points, until a server is under its bound
-        if under_bound(w, be, be.ring_srv[point]):
+        if under_bound(w, be, be.ring_srv[point], served):
             break
         point = point + 1 if point + 1 < be.ring_len else 0
     return be.ring_srv[point]
