@@ -74,7 +74,7 @@ def test_bind_options_reach_the_listening_socket(fastlb):
 @pytest.mark.parametrize("option, message", [
     ("proto h2", "'proto h2' is not supported by fastlb yet"),
     ("mss -100", "'mss' expects a positive number"),
-    ("maxconn 10", "option 'maxconn' is not supported by fastlb yet"),
+    ("accept-netscaler-cip 1234", "option 'accept-netscaler-cip' is not supported by fastlb yet"),
 ])
 def test_bind_options_refused(tmp_path, option, message):
     path = tmp_path / "bad.cfg"
