@@ -183,3 +183,23 @@ backend be
             proc.wait(5)
     assert sequences["fastlb"] == sequences["haproxy"]
     assert len(set(sequences["haproxy"])) > 1      # the bound moved some requests
+
+
+@pytest.mark.parametrize("balance", [
+    "uri foo", "uri len 0", "url_param a b", "url_param", "hash", "hash a b", "random(0)",
+    "random(x)", "random(-1)", "hdr()", "hdr", "hdr(a) b", "wrong", "rdp-cookie()",
+    # accepted by both: HAProxy reads no words after these, and random() draws twice
+    "roundrobin x", "source x", "random()", "rdp-cookie(a)b",
+])
+def test_balance_arguments_are_checked_like_haproxy(tmp_path, balance):
+    cfg = tmp_path / "b.cfg"
+    cfg.write_text("defaults\n    timeout connect 1s\n    timeout client 1s\n"
+                   "    timeout server 1s\nbackend be\n    mode http\n"
+                   f"    balance {balance}\n    server a 127.0.0.1:1\n")
+    answers = []
+    for cmd in (["haproxy"], FASTLB):
+        result = subprocess.run(cmd + ["-c", "-f", str(cfg)], capture_output=True, text=True)
+        alerts = [line.split(" : config : ", 1)[1] for line in result.stderr.splitlines()
+                  if "[ALERT]" in line and "b.cfg:7]" in line]
+        answers.append((result.returncode == 0, alerts))
+    assert answers[0] == answers[1]

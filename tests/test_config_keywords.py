@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from fastlb.config.keywords.registry import (IGNORED_GLOBAL, NOT_YET_GLOBAL, NOT_YET_PROXY,
-                                             PROXY_AND_DEFAULTS, global_keyword, keyword,
-                                             proxy_keyword, registered, spelling_key)
+                                             PROXY_AND_DEFAULTS, WARN_WITHOUT_CAPABILITY,
+                                             global_keyword, keyword, proxy_keyword,
+                                             registered, spelling_key)
 from fastlb.config.parser import ConfigError, Parser
 
 SKELETON = {
@@ -17,13 +18,16 @@ SKELETON = {
 }
 
 
-def alerts(text):
+def alerts(text, warnings=None):
     parser = Parser(env={})
     parser.parse_text(text, "k.cfg")
     try:
         parser.finish()
     except ConfigError as exc:
         return exc.alerts
+    finally:
+        if warnings is not None:
+            warnings.extend(parser.warnings)
     return []
 
 
@@ -53,9 +57,14 @@ def test_sections_not_listed_refuse_the_keyword(entry):
             "backend": f"parsing [k.cfg:2] : '{entry.name}' not allowed because backend 'b' "
                        "has no frontend capability.",
         }.get(kind)
-        found = alerts(text.format(line=entry.name))
+        warned = []
+        found = alerts(text.format(line=entry.name), warned)
         if kind in entry.sections:
             assert refusal not in found, (kind, found)
+        elif kind != "defaults" and entry.name in WARN_WITHOUT_CAPABILITY:
+            # HAProxy only warns about these (its warnifnotcap)
+            ignored = refusal.replace("not allowed", "ignored")
+            assert refusal not in found and ignored in warned, (kind, found, warned)
         else:
             assert refusal in found, (kind, found)
 
@@ -65,8 +74,10 @@ def test_other_spelling_works_in_proxies_but_not_in_defaults():
     assert alerts("backend b\n    hash_type consistent\n    server s 127.0.0.1:1\n") == []
     assert alerts("defaults\n    hash_type consistent\n")[0] == \
         "parsing [k.cfg:2] : 'hash_type' not allowed in 'defaults' section."
-    assert alerts("frontend f\n    bind :1\n    hash_type consistent\n")[0] == \
-        "parsing [k.cfg:3] : 'hash-type' not allowed because frontend 'f' has no backend capability."
+    warned = []
+    assert alerts("frontend f\n    bind :1\n    hash_type consistent\n", warned) == []
+    assert warned[0] == ("parsing [k.cfg:3] : 'hash-type' ignored because frontend 'f' has no "
+                          "backend capability.")
 
 
 def test_global_only_keywords_are_unknown_in_proxies_and_back():

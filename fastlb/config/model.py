@@ -315,6 +315,7 @@ class Proxy:
     balance: str = "roundrobin"
     balance_args: dict = field(default_factory=dict)   # uri len/depth/whole/path-only, param, ...
     hash_type: str = "map-based"
+    rdp_persist: Optional[str] = None   # persist rdp-cookie: the cookie naming the server
     hash_function: str = "sdbm"
     hash_avalanche: bool = False
     hash_balance_factor: int = 0            # bounded loads (consistent hashing, random)
@@ -372,7 +373,7 @@ class Proxy:
                      "unique_id_format", "unique_id_header", "log_format_sd",
                      "error_log_format",
                      "hash_type", "hash_function", "hash_avalanche", "hash_balance_factor", "cookie", "dynamic_cookie_key",
-                     "inspect_delay", "res_inspect_delay", "fullconn", "rate_limit_sessions", "source", "retry_on", "send_name_header"):
+                     "inspect_delay", "res_inspect_delay", "fullconn", "rdp_persist", "rate_limit_sessions", "source", "retry_on", "send_name_header"):
             setattr(self, name, getattr(defaults, name))
         self.stats = copy.deepcopy(defaults.stats)
         self.balance_args = dict(defaults.balance_args)

@@ -18,7 +18,7 @@ from .addresses import AddressError
 from .conditions import ConditionError, caret_lines, evaluate
 # (importing the keywords package registers every keyword)
 from .keywords.registry import (IGNORED_GLOBAL, NEEDS_GLOBAL, NO_EFFECT_GLOBAL, NEEDS_PROXY, NOT_YET_GLOBAL,
-                                NOT_YET_PROXY, did_you_mean,
+                                NOT_YET_PROXY, WARN_WITHOUT_CAPABILITY, did_you_mean,
                                 global_keyword, global_words, proxy_keyword, proxy_words)
 from .keywords.http import read_errorfile
 from .model import Config, GlobalSettings, HttpErrors, Origin, Proxy, User, Userlist
@@ -500,6 +500,10 @@ class Parser:
             return
         if proxy.kind not in entry.sections:
             missing = "backend" if proxy.kind == "frontend" else "frontend"
+            if entry.name in WARN_WITHOUT_CAPABILITY:
+                self.warn(origin, f"'{entry.name}' ignored because {proxy.kind} "
+                          f"'{proxy.name}' has no {missing} capability.")
+                return
             self.alert(origin, f"'{entry.name}' not allowed because {proxy.kind} '{proxy.name}' "
                        f"has no {missing} capability.")
             return

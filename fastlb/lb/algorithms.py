@@ -17,8 +17,7 @@ from .strategy import (KEY_EXPR, KEY_HDR, KEY_NONE, KEY_SOURCE, KEY_URI, KEY_URL
 
 
 def no_arguments(name: str, extra: list) -> dict:
-    if extra:
-        raise ValueError(f"'balance {name}' does not accept '{extra[0]}'.")
+    """HAProxy reads no words after these algorithms, and ignores any there."""
     return {}
 
 
@@ -53,7 +52,7 @@ def uri_arguments(name: str, extra: list) -> dict:
         word = extra[i]
         if word in ("len", "depth"):
             if i + 1 >= len(extra) or not extra[i + 1].isdigit() or int(extra[i + 1]) < 1:
-                raise ValueError(f"'balance uri {word}' expects a positive integer "
+                raise ValueError(f"balance uri : '{word}' expects a positive integer "
                                  f"(got '{extra[i + 1] if i + 1 < len(extra) else ''}').")
             options[word] = int(extra[i + 1])
             i += 2
@@ -61,24 +60,28 @@ def uri_arguments(name: str, extra: list) -> dict:
             options[word.replace("-", "_")] = True
             i += 1
         else:
-            raise ValueError("'balance uri' only accepts parameters 'whole', 'len', "
-                             "'depth', 'path-only'.")
+            raise ValueError("balance uri only accepts parameters 'len', 'depth', "
+                             f"'path-only', and 'whole' (got '{word}').")
     return options
 
 
 def hash_arguments(name: str, extra: list) -> dict:
     """``balance hash <expr>``: the expression is checked by the config keyword."""
-    if len(extra) != 1:
-        raise ValueError("'balance hash' expects a sample expression.")
+    if not extra:
+        raise ValueError("balance hash requires a sample expression.")
+    if len(extra) > 1:
+        raise ValueError(f"balance hash takes no other argument (got '{extra[1]}').")
     return {"expr": extra[0]}
 
 
 def url_param_arguments(name: str, extra: list) -> dict:
     if not extra:
-        raise ValueError("'balance url_param' requires an URL parameter name.")
+        raise ValueError("balance url_param requires an URL parameter name.")
     if extra[1:2] == ["check_post"]:
         raise ValueError("'balance url_param ... check_post' is not supported by fastlb yet.")
-    no_arguments(name, extra[1:])
+    if len(extra) > 1:
+        raise ValueError("balance url_param only accepts 'check_post' modifier "
+                         f"(got '{extra[1]}').")
     return {"param": extra[0]}
 
 
@@ -95,6 +98,19 @@ register(Algorithm("url_param", PICK_SEQUENCE, TABLE_MAP, key=KEY_URL_PARAM,
                    parse=url_param_arguments))
 register(Algorithm("hdr", PICK_SEQUENCE, TABLE_MAP, key=KEY_HDR))
 register(Algorithm("hash", PICK_SEQUENCE, TABLE_MAP, key=KEY_EXPR, parse=hash_arguments))
+# the RDP cookie of the client's first bytes (TCP), hashed as a 'balance hash' sample
+register(Algorithm("rdp-cookie", PICK_SEQUENCE, TABLE_MAP, key=KEY_EXPR))
+
+
+def rdp_cookie_name(tail: str, default: str):
+    """The cookie of ``rdp-cookie``/``rdp-cookie(<name>)`` from what follows the word
+    (HAProxy ignores anything after the closing parenthesis), or None when malformed."""
+    if not tail:
+        return default
+    end = tail.find(")")
+    if not tail.startswith("(") or end < 2:
+        return None
+    return tail[1:end]
 
 
 def parse_balance(words: list) -> tuple[str, dict]:
@@ -103,22 +119,35 @@ def parse_balance(words: list) -> tuple[str, dict]:
     options: dict = {}
     if name.startswith("hdr(") and name.endswith(")") and len(name) > 5:
         options["header"] = name[4:-1].lower()
-        if extra == ["use_domain_only"]:
+        if extra[:1] == ["use_domain_only"]:
             raise ValueError("'balance hdr(...) use_domain_only' is not supported by fastlb yet.")
-        name = "hdr"
+        if extra:
+            raise ValueError(f"balance {name} only accepts 'use_domain_only' modifier "
+                             f"(got '{extra[0]}').")
+        name, extra = "hdr", []
+    elif name == "hdr()":
+        raise ValueError("balance hdr requires an http header field name.")
+    elif name == "random()":
+        name = "random"               # the default number of draws
     elif name.startswith("random(") and name.endswith(")"):
         draws = name[7:-1]
-        if not draws.isdigit() or int(draws) < 1:
-            raise ValueError("'balance random(<draws>)' expects a positive integer.")
+        digits = draws[1:] if draws[:1] in ("+", "-") else draws
+        if not digits.isdigit():
+            bad = digits.lstrip("0123456789")[:1]
+            raise ValueError(f"balance random : unexpected character '{bad}' after argument.")
+        if int(draws) < 1:
+            raise ValueError("balance random : number of draws must be at least 1.")
         options["draws"] = int(draws)
         name = "random"
     elif name.startswith("rdp-cookie"):
-        raise ValueError("'balance rdp-cookie' is not supported by fastlb yet "
-                         "(it needs 'tcp-request content' rules, which fastlb does not have).")
+        options["cookie"] = rdp_cookie_name(name[10:], "mstshash")
+        if options["cookie"] is None:
+            raise ValueError("balance rdp-cookie : missing cookie name.")
+        name, extra = "rdp-cookie", []    # HAProxy reads nothing after it
     elif name not in ALGORITHMS or name == "hdr":      # hdr takes its name in parentheses
         raise ValueError("balance only supports 'roundrobin', 'static-rr', 'leastconn', "
-                         "'source', 'uri', 'url_param', 'hdr(name)', 'hash <expr>' and "
-                         "'rdp-cookie(name)' options.")
+                         "'source', 'uri', 'url_param', 'hdr(name)' and 'rdp-cookie(name)' "
+                         "options.")
     if name == "random":
         options.setdefault("draws", 2)
     options.update(ALGORITHMS[name].parse(name, extra))

@@ -5,6 +5,7 @@ cdef void free_lookup(BackendRt *be) noexcept nogil
 cdef int install_lookup(Worker w, int b) except -1
 cdef bint persist_usable(Worker w, BackendRt *be, int srv)
 cdef int use_server(Worker w, Session *s, object stream)
+cdef int rdp_cookie_server(Worker w, Session *s, object stream)
 cdef void set_expr_key(Worker w, Session *s, object stream)
 cdef bint try_hold(Worker w, Session *s, BackendRt *be, int srv, bint from_queue)
 cdef void server_release(Worker w, Session *s)

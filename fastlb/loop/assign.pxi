@@ -105,6 +105,64 @@ cdef int use_server(Worker w, Session *s, object stream):
     return -1
 
 
+cdef Py_ssize_t c_strtoul(const unsigned char *p, Py_ssize_t i, Py_ssize_t n,
+                           uint64_t *out) noexcept:
+    """C's strtoul(p + i, &end, 10) on a bounded string: the index of ``end`` (``i`` when no
+    digits), the value in ``out`` (saturated, negated modulo 2^64 after a '-')."""
+    cdef Py_ssize_t start = i
+    cdef uint64_t v = 0
+    cdef bint neg = False, over = False, digits = False
+    while i < n and (p[i] == 32 or 9 <= p[i] <= 13):
+        i += 1
+    if i < n and (p[i] == 43 or p[i] == 45):       # '+' / '-'
+        neg = p[i] == 45
+        i += 1
+    while i < n and 48 <= p[i] <= 57:
+        digits = True
+        if v > (0xFFFFFFFFFFFFFFFF - (p[i] - 48)) // 10:
+            over = True
+        v = v * 10 + (p[i] - 48)
+        i += 1
+    if not digits:
+        out[0] = 0
+        return start
+    out[0] = 0xFFFFFFFFFFFFFFFF if over else ((0 - v) if neg else v)
+    return i
+
+
+cdef int rdp_cookie_server(Worker w, Session *s, object stream):
+    """persist rdp-cookie: the server whose IPv4 address and port the cookie names, as
+    "<address>.<port>." with both numbers in network byte order read as integers (HAProxy's
+    reading, strtoul's), while it is up (or ``option persist``); else -1 (balanced)."""
+    cdef BackendRt *be = &w.backends[s.be]
+    cdef uint64_t addr, port
+    cdef Py_ssize_t i, n
+    cdef const unsigned char *p
+    cdef int srv
+    try:
+        value = (<BackendHooks>w.be_hooks[s.be]).rdp_persist(stream)
+    except Exception as exc:
+        internal_error(w, exc, "persist rdp-cookie")
+        return -1
+    if not value:
+        return -1
+    p = <const unsigned char *><const char *>value
+    n = len(value)
+    i = c_strtoul(p, 0, n, &addr)
+    if i >= n or p[i] != 46:                # '.'
+        return -1
+    i = c_strtoul(p, i + 1, n, &port)
+    if i >= n or p[i] != 46:
+        return -1
+    for srv in range(be.nservers):
+        if be.servers[srv].addr.ss_family == AF_INET and \
+                (<sockaddr_in *>&be.servers[srv].addr).sin_port == <uint16_t>port and \
+                (<sockaddr_in *>&be.servers[srv].addr).sin_addr.s_addr == <uint32_t>addr:
+            if be.persist or persist_usable(w, be, srv):
+                return srv
+    return -1
+
+
 cdef inline uint64_t *queue_count(Worker w, int q) noexcept nogil:
     return w.totals + w.beq_off + q        # backend queues, then server queues
 

@@ -211,6 +211,7 @@ cdef class BackendHooks:
     cdef object server_rules    # use-server: candidates(stream) -> [server index], or None
     cdef object persist_rules   # force-/ignore-persist: verdict(stream) -> PERSIST_*, or None
     cdef object hash_key        # balance hash <expr>: key(stream) -> bytes | None
+    cdef object rdp_persist     # persist rdp-cookie: cookie(stream) -> bytes | None
     cdef int restrict_names
     cdef object after_response
     cdef object res_rules       # tcp-response content: rules(stream) -> TCP_*, or None

@@ -347,6 +347,7 @@ cdef class Worker:
         hooks.server_rules = spec.server_rules
         hooks.persist_rules = spec.persist_rules
         hooks.hash_key = spec.hash_key
+        hooks.rdp_persist = spec.rdp_persist
         hooks.restrict_names = spec.restrict_names
         hooks.after_response = spec.after_response
         hooks.res_rules = spec.res_rules

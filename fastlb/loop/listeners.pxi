@@ -213,6 +213,7 @@ cdef void session_accepted(Worker w, int idx, Session *s, FrontendRt *fe):
 
 cdef void session_route(Worker w, int idx, Session *s, FrontendRt *fe, int backend):
     """Start HTTP, or connect to ``backend``'s server."""
+    cdef BackendHooks hooks
     if fe.http or (backend >= 0 and w.backends[backend].http):
         s.be = backend               # an HTTP backend makes a TCP frontend's session HTTP
         http_start(w, idx, s)
@@ -231,8 +232,32 @@ cdef void session_route(Worker w, int idx, Session *s, FrontendRt *fe, int backe
     stat_max(w.be_stats + w.backends[s.be].shm_index * STAT_WORDS, STAT_SMAX,
              <int64_t>w.slot[w.be_off + w.backends[s.be].shm_index])
     set_source_key(&w.backends[s.be], s)
+    hooks = <BackendHooks>w.be_hooks[s.be]
+    stream = None
+    if w.backends[s.be].key == KEY_EXPR or hooks.server_rules is not None or \
+            hooks.rdp_persist is not None:
+        stream = held_stream(w, idx, s)
     if w.backends[s.be].key == KEY_EXPR:
-        set_expr_key(w, s, new_stream(w, s, None, b"", [], b"", None, True))
-    if (<BackendHooks>w.be_hooks[s.be]).server_rules is not None:
-        s.forced_server = use_server(w, s, new_stream(w, s, None, b"", [], b"", None, True))
+        set_expr_key(w, s, stream)
+    if hooks.server_rules is not None:
+        s.forced_server = use_server(w, s, stream)
+    if hooks.rdp_persist is not None and s.forced_server < 0:
+        s.forced_server = rdp_cookie_server(w, s, stream)
     start_connect(w, idx, s)
+
+
+cdef object held_stream(Worker w, int idx, Session *s):
+    """A Stream for the backend's choices (balance hash, use-server, persist rdp-cookie):
+    the client's bytes held so far (by tcp-request content inspection) are its payload,
+    taken as final, as HAProxy's backend analysers read the request buffer; the session's
+    variables are its tcp-request rules' ones."""
+    rules_stream = http_txn(w, idx).tcp_stream
+    stream = new_stream(w, s, None, b"", [], b"", None if rules_stream is None
+                        else rules_stream.sess_vars, True)
+    if s.cli.buf != NULL and s.cli.tail > s.cli.head:
+        stream.payload = PyBytes_FromStringAndSize(s.cli.buf + s.cli.head,
+                                                   s.cli.tail - s.cli.head)
+    else:
+        stream.payload = b""
+    stream.partial = False
+    return stream

@@ -27,6 +27,7 @@ from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_PAGE, RO
                          ROUTE_REJECT, ROUTE_RESPOND, ROUTE_TARPIT, ROUTE_WAIT_BODY)
 from ..logformat import compile_format as compile_log_format, unique_id_maker
 from ..sample import Context, SampleError, compile_expr, compile_format
+from ..sample.payload import rdp_cookie_reader
 from ..sample.stream import split_target
 from ..sample.types import BIN, dynamic_cast
 from .. import shm as shared
@@ -548,6 +549,8 @@ def build_server_rules(proxy: Proxy, env: SampleEnv):
 def build_hash_key(proxy: Proxy, env: SampleEnv):
     """``balance hash <expr>``: ``key(stream) -> bytes | None``, the sample as HAProxy
     hashes it (cast to binary: an address packed, an integer on 8 bytes)."""
+    if proxy.balance == "rdp-cookie":
+        return rdp_cookie_reader(proxy.balance_args["cookie"])
     if proxy.balance != "hash":
         return None
     expr = compile_expr(proxy.balance_args["expr"], Context("balance", env, proxy.name))

@@ -26,6 +26,7 @@ from ..loop.core import (CLOSE_BOTH, CLOSE_NONE, CLOSE_SERVER, LOG_CONNECT, LOG_
 from ..http.acl import ConditionCompiler
 from ..sample import Stream
 from ..sample.maps import new_registry
+from ..sample.payload import rdp_cookie_reader
 from .tcp_rules import build_response_rules, build_tcp_rules
 from ..sample.registry import Context
 from .http_rules import (SampleEnv, build_after_response, build_backend_rules,
@@ -109,6 +110,7 @@ class BackendSpec:
     persist_rules: object = None  # force-/ignore-persist: verdict(stream) -> PERSIST_*, or None
     persist: bool = False         # option persist
     hash_key: object = None       # balance hash <expr>: key(stream) -> bytes | None
+    rdp_persist: object = None    # persist rdp-cookie: cookie(stream) -> bytes | None
     after_response: object = None  # http-after-response rules: edit(stream), or None
     res_rules: object = None      # tcp-response content: rules(stream) -> TCP_*, or None
     res_delay: int = 0            # tcp-response inspect-delay, ms
@@ -324,6 +326,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         response_editor=build_response_editor(proxy, env),
         request_rules=build_backend_rules(proxy, applets, env), cookie=cookie,
         server_rules=build_server_rules(proxy, env), hash_key=build_hash_key(proxy, env),
+        rdp_persist=rdp_cookie_reader(proxy.rdp_persist) if proxy.rdp_persist else None,
         persist_rules=build_persist_rules(proxy, env) if http else None,
         persist=proxy.options.persist,
         # a listen section's run as its frontend's: on its answers before any routing too

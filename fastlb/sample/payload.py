@@ -338,14 +338,25 @@ def _rdp_cookie(name):
         if not rest.startswith(_RDP_PREFIX):
             return None
         rest = rest[len(_RDP_PREFIX):].lstrip(b" ")
-        end = rest.find(b"\r\n")
-        if end < 0:
-            return _too_short(stream)
-        key, sep, value = rest[:end].partition(b"=")
-        if not sep or (wanted is not None and key.lower() != wanted):
+        equal = rest.find(b"=")
+        if equal < 0:
+            return None if b"\r" in rest or b"\n" in rest else _too_short(stream)
+        key = rest[:equal]
+        if b"\r" in key or b"\n" in key or (wanted is not None and key.lower() != wanted):
             return None
-        return value
+        # the value runs to the first CR, which must begin the line's CRLF
+        end = rest.find(b"\r", equal + 1)
+        if end < 0 or end + 1 >= len(rest):
+            return _too_short(stream)
+        return rest[equal + 1:end] if rest[end + 1] == 0x0A else None
     return read
+
+
+def rdp_cookie_reader(name: str):
+    """``read(stream) -> bytes | None``: the value of the RDP cookie ``name`` (any name when
+    empty) in the bytes the client sent, as ``req.rdp_cookie`` reads it (balance and
+    persist rdp-cookie)."""
+    return _rdp_cookie(name)
 
 
 @fetch("req.rdp_cookie", "rdp_cookie", out=STR, args="str?", needs=_REQ)

@@ -50,7 +50,7 @@ PLACES = {
     "tcp-request session": {INTERNAL, L4},
     "tcp-response content": {INTERNAL, L4, RES_CONTENT, BACKEND, SERVER},
     "tcp use_backend": {INTERNAL, L4, REQ_CONTENT},
-    "balance": {INTERNAL, L4, REQ_HEADERS, BACKEND},
+    "balance": {INTERNAL, L4, REQ_HEADERS, BACKEND, REQ_CONTENT},
     "global": {INTERNAL},                     # set-var in the global section, at parse time
 }
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..model import CookieSettings
 from ..units import parse_time_s
-from ...lb.algorithms import parse_balance
+from ...lb.algorithms import parse_balance, rdp_cookie_name
 from ...sample import Context, SampleError, check_expr
 from .arguments import one_arg
 from .registry import BACKENDS, DEFAULTS, PROXY_AND_DEFAULTS, keyword
@@ -19,6 +19,24 @@ def balance(parser, proxy, args, origin):
             check_expr(proxy.balance_args["expr"], Context("balance"))
         except SampleError as exc:
             raise ValueError(f"'balance hash' : {exc}") from None
+
+
+@keyword("persist", sections=PROXY_AND_DEFAULTS)
+def persist(parser, proxy, args, origin):
+    """``persist rdp-cookie[(<name>)]``: a TCP client whose RDP cookie (``msts`` unless
+    named) encodes a server's IPv4 address and port goes to that server.  (HAProxy takes
+    it in a frontend too, where it does nothing, and checks extra words only after a
+    name in parentheses.)"""
+    if not args:
+        raise ValueError("missing persist method.")
+    if not args[0].startswith("rdp-cookie"):
+        raise ValueError("unknown persist method.")
+    if args[0][10:11] == "(" and len(args) > 1:
+        raise ValueError(f"'persist' cannot handle unexpected argument '{args[1]}'.")
+    name = rdp_cookie_name(args[0][10:], "msts")
+    if name is None:
+        raise ValueError("persist rdp-cookie(name)' requires an rdp cookie name.")
+    proxy.rdp_persist = name
 
 
 @keyword("hash-balance-factor", sections=PROXY_AND_DEFAULTS)

@@ -670,7 +670,8 @@ def rate_limit(parser, proxy, args, origin):
 def fullconn(parser, proxy, args, origin):
     """Only scales the dynamic maxconn of servers with a minconn, which fastlb refuses:
     checked and kept, with no effect."""
-    if ignored_without(parser, proxy, origin, "fullconn", "backend"):
+    if ignored_without(parser, proxy, origin, "fullconn", "backend",
+                       " Maybe you want 'maxconn' instead ?"):
         return
     proxy.fullconn = positive_int(args, "fullconn")
 
@@ -705,6 +706,8 @@ def backlog(parser, proxy, args, origin):
 
 @keyword("retries", sections=PROXY_AND_DEFAULTS)
 def retries(parser, proxy, args, origin):
+    if ignored_without(parser, proxy, origin, "retries", "backend"):
+        return
     value = one_arg(args, "retries")
     if not value.isdigit():
         raise ValueError("'retries' expects an integer argument.")

@@ -192,11 +192,18 @@ NEEDS_PROXY = {
     "use-fcgi-app": "FastCGI applications (fcgi-app sections)",
     "transparent": "'option transparent' (the deprecated spelling)",
 }
+# Keywords HAProxy 2.6 only warns about in a proxy without the capability they need
+# (its warnifnotcap: "ignored because ..."); the others there are errors.
+WARN_WITHOUT_CAPABILITY = {
+    "monitor-uri", "dynamic-cookie-key", "cookie", "max-session-srv-conns", "capture",
+    "retries", "http-send-name-header", "use-server", "ignore-persist", "http-reuse",
+    "monitor", "maxconn", "backlog", "fullconn", "dispatch", "balance", "hash-type", "source",
+}
 NOT_YET_PROXY = {
     "stick-table", "stick",
     "tcp-check",
     "reqadd", "rspadd", "compression",
-    "persist", "external-check", "filter", "server-template",
+    "external-check", "filter", "server-template",
     "email-alert", "max-keep-alive-queue", "load-server-state-from-file",
     "server-state-file-name",
     "grace", "bind-process",
