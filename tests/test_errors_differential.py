@@ -434,3 +434,70 @@ def test_response_rules_replace_the_answer_in_logs_and_counters_as_haproxy(tmp_p
     assert lines[1][1:] == ("-1", "302", "LH--") and lines[2][1:] == ("-1", "200", "LH--")
     assert counters["s1"][2] == "4"         # the server's own 200s, whatever replaced them
     assert seen["fastlb"] == seen["haproxy"], (seen["fastlb"], seen["haproxy"])
+
+
+def test_a_head_request_gets_the_page_head_alone_as_from_haproxy(tmp_path):
+    """HEAD answered by a page of the proxy's (503, deny, an errorfile): no body follows
+    the head, so the client's next request on the connection reads its own response
+    (fastlb used to send the page's body, which that client took for the next answer)."""
+    (tmp_path / "own-404.http").write_bytes(FILES["own-404.http"])
+    backend = Backend(lambda conn, b: conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"), "web")
+    answers = {}
+    try:
+        for program in ("haproxy", "fastlb"):
+            port = free_port()
+            cfg = tmp_path / f"head-{program}.cfg"
+            cfg.write_text(f"""
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    errorfile 404 {tmp_path}/own-404.http
+    http-request deny if {{ path /deny }}
+    http-request deny deny_status 404 if {{ path /file }}
+    use_backend dead if {{ path /dead }}
+    default_backend web
+backend web
+    server s 127.0.0.1:{backend.port}
+backend dead
+    server s 127.0.0.1:1 disabled
+""")
+            cmd = ["haproxy", "-f", str(cfg)] if program == "haproxy" else \
+                FASTLB + ["-f", str(cfg)]
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_until(lambda: listening_sockets(port) > 0, message="listening")
+                got = []
+                for path in ("/deny", "/file", "/dead"):
+                    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                        # the HEAD and a GET behind it, pipelined on one connection
+                        sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: t\r\n\r\n"
+                                     f"GET / HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                        head, rest = read_head(sock, b"")
+                        status = head.split(b" ")[1]
+                        # after the HEAD's head: the GET's response, or nothing (closed)
+                        following = rest
+                        sock.settimeout(0.5)
+                        try:
+                            while len(following) < 12:
+                                chunk = sock.recv(4096)
+                                if not chunk:
+                                    break
+                                following += chunk
+                        except socket.timeout:
+                            pass
+                        got.append((status, following[:12]))
+                answers[program] = got
+            finally:
+                proc.terminate()
+                proc.wait(5)
+    finally:
+        backend.close()
+    assert answers["fastlb"] == answers["haproxy"]
+    assert [status for status, _ in answers["fastlb"]] == [b"403", b"404", b"503"]
+    assert all(not following or following.startswith(b"HTTP/1.1 ")
+               for _, following in answers["fastlb"])

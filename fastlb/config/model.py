@@ -217,6 +217,7 @@ class Options:
     # TCP_QUICKACK off, so the first ACK rides on data: on listening sockets (None: as
     # HAProxy, on in HTTP mode), on server sockets
     persist: bool = False               # option persist: a cookie reaches its server even down
+    checkcache: bool = False            # option checkcache: block cacheable Set-Cookie responses
     tcp_smart_accept: Optional[bool] = None
     tcp_smart_connect: bool = False
 

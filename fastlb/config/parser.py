@@ -527,6 +527,8 @@ class Parser:
             if page is not None and page.rules and (page.auths or page.realm_given):
                 self.alerts.append(f"proxy '{proxy.name}': stats 'auth'/'realm' and "
                                    "'http-request' can't be used at the same time.")
+            if proxy.mode == "tcp" and not self._upgrades_to_http(proxy):
+                self._ignore_http_settings(proxy)
             if proxy.mode == "tcp" and (proxy.http_request_rules or proxy.http_response_rules or
                                         proxy.redirect_rules):
                 self.alerts.append(f"{proxy.type_name} '{proxy.name}': 'http-request' rules in "
@@ -549,6 +551,46 @@ class Parser:
         for proxy in self.proxies:
             self._assign_ids(proxy.servers)
             self._assign_ids(proxy.listeners, label=lambda l: f"bind {l.text or l.describe()}")
+
+    def _upgrades_to_http(self, proxy: Proxy) -> bool:
+        """A tcp proxy whose sessions may become HTTP (HAProxy's PR_O_HTTP_UPG): a
+        'switch-mode http' rule, or an HTTP backend among its targets."""
+        if any(rule.action == "switch-mode" for rule, _ in proxy.tcp_content_rules):
+            return True
+        if not proxy.has_frontend:
+            return False
+        names = {name for name, _, _ in proxy.switching_rules} | {proxy.default_backend}
+        return any(p.name in names and p.has_backend and p.mode == "http"
+                   for p in self.proxies) or any("%" in name for name in names if name)
+
+    def _ignore_http_settings(self, proxy: Proxy) -> None:
+        """What only HTTP uses, in a tcp proxy: warned about and dropped, as HAProxy does."""
+        where = f"for {proxy.type_name} '{proxy.name}'"
+        if proxy.capture_cookie is not None:
+            self.warnings.append(f"'capture' statement ignored {where} as it requires HTTP mode.")
+            proxy.capture_cookie = None
+        for attr, words in (("http_request_rules", "'http-request' rules"),
+                            ("http_response_rules", "'http-response' rules"),
+                            ("http_after_response_rules", "'http-after-response' rules"),
+                            ("redirect_rules", "'redirect' rules")):
+            if getattr(proxy, attr):
+                self.warnings.append(f"{words} ignored {where} as they require HTTP mode.")
+                setattr(proxy, attr, [])
+        opts = proxy.options
+        # (option, attribute, the side it belongs to), in HAProxy's order
+        for name, attr, side in (("forwardfor", "forwardfor", None),
+                                 ("originalto", "originalto", None),
+                                 ("checkcache", "checkcache", "backend"),
+                                 ("http-buffer-request", "http_buffer_request", None),
+                                 ("http-ignore-probes", "ignore_probes", "frontend"),
+                                 ("prefer-last-server", "prefer_last_server", "backend")):
+            if side == "backend" and not proxy.has_backend or \
+                    side == "frontend" and not proxy.has_frontend:
+                continue
+            if getattr(opts, attr):
+                self.warnings.append(f"'option {name}' ignored {where} as it requires HTTP "
+                                     "mode.")
+                setattr(opts, attr, None if attr in ("forwardfor", "originalto") else False)
 
     def _resolve_frontend(self, proxy: Proxy) -> None:
         if proxy.enabled and not proxy.listeners:

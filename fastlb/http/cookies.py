@@ -25,6 +25,7 @@ import struct
 import time
 from typing import NamedTuple, Protocol
 
+from .cacheability import cacheability
 from .xxh64 import xxh64
 
 PREFIX_SEPARATOR = "~"
@@ -88,23 +89,6 @@ class CookiePolicy(Protocol):
     maxidle: int                    # seconds, 0: none
     maxlife: int
     attrs: list
-
-
-def _cacheable(headers: list) -> bool:
-    """Whether a shared cache could store this response (``nocache`` then marks it
-    private).  HAProxy 2.6, as observed: explicit freshness (max-age, s-maxage, Expires) or
-    a validator (Last-Modified) makes it cacheable; no-cache, no-store or private do not."""
-    cacheable = False
-    for name, value in headers:
-        if name == b"cache-control":
-            directives = value.lower()
-            if any(d in directives for d in (b"no-cache", b"no-store", b"private")):
-                return False
-            if b"max-age" in directives:
-                cacheable = True
-        elif name in (b"expires", b"last-modified"):
-            cacheable = True
-    return cacheable
 
 
 def _split_cookie_header(value: str) -> list[str]:
@@ -196,7 +180,7 @@ class Persistence:
 
     # -- response --------------------------------------------------------------------------
     def on_response(self, headers: list, server: int, client_letter: str, method: bytes,
-                    seen=None, now: int = 0, forced: bool = False) -> str:
+                    seen=None, now: int = 0, forced: bool = False, status: int = 200) -> str:
         """Insert, rewrite or prefix the persistence cookie for ``server``; returns the
         server-side letter.  ``seen``: what ``on_request`` found (None: not called);
         ``forced``: a use-server rule chose the server (HAProxy's SF_DIRECT as well)."""
@@ -253,7 +237,7 @@ class Persistence:
                     cookie += DATE_SEPARATOR + encode_date(first)
             cookie += "; path=/"
         cookie += self.attributes
-        if s.nocache and _cacheable(headers):
+        if s.nocache and cacheability(method, status, headers)[0]:
             headers.append((b"cache-control", b"private"))
         headers.append((b"set-cookie", cookie.encode("latin-1")))
         return "U" if value is not None and direct else "I"

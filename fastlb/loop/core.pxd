@@ -129,6 +129,7 @@ cdef struct BackendRt:
     int smart_connect       # option tcp-smart-connect: no quick ACK of the SYN-ACK
     int retry_on            # retry-on: RE_* bits (defs.pxd)
     int persist             # option persist: a cookie reaches its server even when down
+    int checkcache          # option checkcache: a cacheable response setting a cookie is refused
     sockaddr_storage source  # "source": server sockets bind to it first (source_len 0: no)
     socklen_t source_len
     int prefer_last         # option prefer-last-server
@@ -299,6 +300,7 @@ cdef class Worker:
 
     cdef object log_callback
     cdef object connect_callback
+    cdef object cache_alert_callback    # (backend, server): option checkcache blocked a response
     cdef object handshake_log_callback  # (listener, client, accept ms, message): PROXY failure
     cdef object http_log_callback
     cdef object error_capture   # (response, fe, be, srv, bytes, addr, reason): show errors

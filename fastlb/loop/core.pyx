@@ -27,7 +27,8 @@ import os as _os
 import re
 import socket as _socket
 
-from fastlb.http.errors import builtin_page, reason_phrase
+from fastlb.http.errors import MESSAGES as ERROR_MESSAGES, builtin_page, reason_phrase
+from fastlb.http.cacheability import blocks_cacheable_cookie
 from fastlb.sample.stream import MOVED_DST, MOVED_SOCKET, MOVED_SRC, MOVED_TIMEOUT, Stream
 from fastlb.http.fields import HeaderValueError
 from fastlb.http.rules import LocalAnswer, LocalStatus, early_hints_response
@@ -325,6 +326,7 @@ cdef class Worker:
         be.nolinger = spec.nolinger
         be.smart_connect = spec.smart_connect
         be.persist = spec.persist
+        be.checkcache = spec.checkcache
         be.retry_on = spec.retry_on if spec.http else RE_CONN_FAILED    # HTTP only, as HAProxy
         be.source_len = 0
         if spec.source is not None:
@@ -432,6 +434,11 @@ cdef class Worker:
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev) != 0:
             raise OSError(errno, "epoll_ctl(wakeup) failed")
         self.wakeup_fd = fd
+
+    def set_cache_alert(self, callback):
+        """callback(backend index, server index) when option checkcache blocks a response:
+        HAProxy's alert, on stderr and to the backend's log targets."""
+        self.cache_alert_callback = callback
 
     def set_handshake_log(self, callback):
         """callback(listener, client, accept ms, message, record) when a connection is closed

@@ -48,6 +48,13 @@ cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bin
     # its end; a head it could not parse (400, 408) or a body left unread closes it.
     cdef bint body_read = txn.req_mode == BODY_NONE or txn.req_body_seen_end
     txn.out_cli = error_page(w, s.fe, s.be if txn.routed else -1, status, raw)
+    cdef Py_ssize_t head_end
+    if txn.is_head and not raw:
+        # no body answers a HEAD: a keep-alive client would read the page's as the start
+        # of its next response (HAProxy sends the head alone too)
+        head_end = txn.out_cli.find(b"\r\n\r\n")
+        if head_end >= 0:
+            txn.out_cli = txn.out_cli[:head_end + 4]
     txn.out_cli_off = 0
     # HAProxy runs no http-after-response rule on errors met while reading a head
     txn.after_due = not raw and has_after_rules(w, s, txn)
@@ -266,6 +273,7 @@ cdef Head req_parse(Worker w, int idx, Session *s, HttpTxn txn, int64_t *length,
     txn.req_scanned = 0
     keep_alive[0] = _keep_alive(version, fields.headers)
     txn.is_head = method == b"HEAD"
+    txn.method = method
     txn.is_connect = method == b"CONNECT"
     why = request_refused(fields)
     length[0] = content_length(fields.headers)
@@ -412,7 +420,6 @@ cdef void req_persistence(Worker w, Session *s, HttpTxn txn, Head fields):
                 txn.server_forced = True     # sent there all the same (HAProxy's SF_DIRECT)
         s.forced_server = server
         txn.ck_client = letter
-        txn.method = fields.method
     if chosen >= 0:
         s.forced_server = chosen     # use-server wins; the cookie was still read (its prefix)
         txn.server_forced = True

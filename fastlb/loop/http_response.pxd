@@ -6,4 +6,6 @@ cdef bint http_response_rest(Worker w, int idx, Session *s, HttpTxn txn, Head fi
 cdef void http_end_transaction(Worker w, int idx, Session *s, HttpTxn txn)
 cdef object response_stream(Worker w, Session *s, HttpTxn txn, Head fields)
 cdef void http_response_denied(Worker w, int idx, Session *s, HttpTxn txn, object answer)
+cdef bint checkcache_blocks(Worker w, int idx, Session *s, HttpTxn txn, int status,
+                            list headers)
 cdef void http_after_response(Worker w, int idx, Session *s, HttpTxn txn)

@@ -71,7 +71,8 @@ cdef bint http_response_rest(Worker w, int idx, Session *s, HttpTxn txn, Head fi
             txn.ck_server = persistence.on_response(
                 fields.headers, -1 if s.persist_rule == PERSIST_IGNORE else s.server,
                 txn.ck_client, txn.method, txn.ck_seen, 0,
-                txn.server_forced and s.forced_server >= 0)     # a redispatch undoes it
+                txn.server_forced and s.forced_server >= 0,     # a redispatch undoes it
+                status)
             edited = True
         be_editor = (<BackendHooks>w.be_hooks[s.be]).response_editor
         fe_editor = hooks.response_editor
@@ -111,6 +112,8 @@ cdef bint http_response_rest(Worker w, int idx, Session *s, HttpTxn txn, Head fi
     except Exception as exc:
         internal_error(w, exc, "http-response rules")
         http_error(w, idx, s, txn, 502, False, b'P', b'H')
+        return False
+    if w.backends[s.be].checkcache and checkcache_blocks(w, idx, s, txn, status, fields.headers):
         return False
     for name, value in fields.headers:
         if name == b"www-authenticate" and (value[:4].lower() == b"ntlm" or
@@ -176,6 +179,34 @@ cdef object response_stream(Worker w, Session *s, HttpTxn txn, Head fields):
     stream.captures_rsp = txn.captures_rsp
     stream.response = True
     return stream
+
+
+cdef bint checkcache_blocks(Worker w, int idx, Session *s, HttpTxn txn, int status,
+                            list headers):
+    """option checkcache: a response a shared cache could keep with the cookie it sets is
+    refused (after the http-response rules, as HAProxy's), True then.  As haproxy 2.6 does,
+    the client gets the proxy's page for the server's status (500's when there is none),
+    the log keeps the server's status with PH, and an alert names the backend and server."""
+    cdef int page
+    try:
+        if not blocks_cacheable_cookie(txn.method, status, headers):
+            return False
+    except Exception as exc:
+        internal_error(w, exc, "option checkcache")
+        return False
+    if w.cache_alert_callback is not None:
+        try:
+            w.cache_alert_callback(s.be, s.server)
+        except Exception as exc:
+            internal_error(w, exc, "option checkcache alert")
+    page = status if status in ERROR_MESSAGES else 500
+    cdef bint keep = not txn.close_client and not s.cli.rd_eof and \
+        (txn.req_mode == BODY_NONE or txn.req_body_seen_end)
+    http_response_denied(w, idx, s, txn, page)
+    txn.status = status
+    if keep:
+        txn.close_client = False     # its 500 is no internal error: the client may go on
+    return True
 
 
 cdef void http_response_denied(Worker w, int idx, Session *s, HttpTxn txn, object answer):

@@ -14,7 +14,7 @@ from setproctitle import setproctitle
 
 from ..loop import core as loop
 from ..logformat import format_accept_date, http_fields, next_request, render, tcp_fields
-from ..logsink import INFO, LogSink, format_address
+from ..logsink import ALERT, INFO, LogSink, format_address
 from .listeners import inherited_socket
 from .process import confine, pin_cpus
 from ..limits import default_maxconn
@@ -154,6 +154,29 @@ class TrafficLogger:
         return "0.0.0.0"
 
 
+class CacheAlerts:
+    """option checkcache's alert when it blocks a response: on stderr and to the backend's
+    log targets, HAProxy's words."""
+
+    def __init__(self, tables: RuntimeTables, log_pid: int, default_tag: str):
+        g = tables.config.global_
+        self.tables = tables
+        self.sinks = {be.index: LogSink(be.proxy.logs, be.proxy.log_tag or g.log_tag or default_tag,
+                                        log_pid, g.log_send_hostname)
+                      for be in tables.backends if be.proxy.options.checkcache}
+
+    def __call__(self, backend: int, server: int) -> None:
+        table = self.tables.backends[backend]
+        name = table.server_names[server] if 0 <= server < len(table.server_names) \
+            else "<dispatch>"
+        message = (f"Blocking cacheable cookie in response from instance {table.proxy.name}, "
+                   f"server {name}.")
+        sys.stderr.write(f"[ALERT]    ({os.getpid()}) : {message}\n")
+        sink = self.sinks.get(backend)
+        if sink:
+            sink.send(ALERT, message)
+
+
 def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers: int,
                master_pid: int, program: str, listen_sockets: dict) -> int:
     """Body of a worker process; returns its exit code.  ``listen_sockets`` maps each bound
@@ -206,6 +229,8 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
         logger = TrafficLogger(tables, master_pid, program)
         worker.set_log_callbacks(logger.session_end, logger.connect, logger.http_end)
         worker.set_handshake_log(logger.handshake_failed)
+    if any(be.proxy.options.checkcache for be in tables.backends):
+        worker.set_cache_alert(CacheAlerts(tables, master_pid, program))
 
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
