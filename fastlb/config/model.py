@@ -218,6 +218,7 @@ class Options:
     # HAProxy, on in HTTP mode), on server sockets
     persist: bool = False               # option persist: a cookie reaches its server even down
     checkcache: bool = False            # option checkcache: block cacheable Set-Cookie responses
+    http_pretend_keepalive: bool = False  # the server is never told the connection closes
     tcp_smart_accept: Optional[bool] = None
     tcp_smart_connect: bool = False
 

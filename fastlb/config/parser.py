@@ -583,7 +583,9 @@ class Parser:
                                  ("checkcache", "checkcache", "backend"),
                                  ("http-buffer-request", "http_buffer_request", None),
                                  ("http-ignore-probes", "ignore_probes", "frontend"),
-                                 ("prefer-last-server", "prefer_last_server", "backend")):
+                                 ("prefer-last-server", "prefer_last_server", "backend"),
+                                 ("http-pretend-keepalive", "http_pretend_keepalive",
+                                  "backend")):
             if side == "backend" and not proxy.has_backend or \
                     side == "frontend" and not proxy.has_frontend:
                 continue

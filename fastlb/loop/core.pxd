@@ -130,6 +130,7 @@ cdef struct BackendRt:
     int retry_on            # retry-on: RE_* bits (defs.pxd)
     int persist             # option persist: a cookie reaches its server even when down
     int checkcache          # option checkcache: a cacheable response setting a cookie is refused
+    int pretend_keepalive   # option http-pretend-keepalive: no "close" announced to servers
     sockaddr_storage source  # "source": server sockets bind to it first (source_len 0: no)
     socklen_t source_len
     int prefer_last         # option prefer-last-server

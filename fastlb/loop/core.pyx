@@ -327,6 +327,7 @@ cdef class Worker:
         be.smart_connect = spec.smart_connect
         be.persist = spec.persist
         be.checkcache = spec.checkcache
+        be.pretend_keepalive = spec.pretend_keepalive
         be.retry_on = spec.retry_on if spec.http else RE_CONN_FAILED    # HTTP only, as HAProxy
         be.source_len = 0
         if spec.source is not None:

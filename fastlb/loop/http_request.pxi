@@ -384,7 +384,7 @@ cdef void req_persistence(Worker w, Session *s, HttpTxn txn, Head fields):
     cdef uint64_t *be_row = w.be_stats + be.shm_index * STAT_WORDS
     cdef int mode = fe.http_close if fe.http_close > be.http_close else be.http_close
     if mode == CLOSE_BOTH:
-        txn.close_client = True
+        txn.close_client = txn.close_server = True
     elif mode == CLOSE_SERVER:
         txn.close_server = True
     count_add(w, w.be_off + be.shm_index, 1)
@@ -448,7 +448,14 @@ cdef void req_forward(Worker w, Session *s, HttpTxn txn, Head fields, int64_t le
             length = -1
         out += [name, b": ", value, b"\r\n"]
     add_request_headers(w, s.fe, out, fields.headers, s)
-    if txn.close_client or txn.close_server:
+    # What the server is told is the server side's fate, as HAProxy's (a client's close
+    # is the client side's); http-pretend-keepalive never announces a close.  HTTP/1.0
+    # closes unless told to keep alive.
+    cdef bint announce_close = txn.close_server and not w.backends[s.be].pretend_keepalive
+    if fields.version == b"1.0":
+        if not announce_close and not upgrade:
+            out.append(b"connection: keep-alive\r\n")
+    elif announce_close:
         out.append(b"connection: close\r\n")
     txn.name_at = sum([len(part) for part in out]) if name_header else -1
     out.append(b"\r\n")

@@ -155,6 +155,8 @@ cdef bint http_response_rest(Worker w, int idx, Session *s, HttpTxn txn, Head fi
         txn.close_client = True
     if txn.close_client:
         out.append(b"connection: close\r\n")
+    elif txn.request_line is not None and txn.request_line.endswith(b"HTTP/1.0"):
+        out.append(b"connection: keep-alive\r\n")    # an HTTP/1.0 client stays only if told
     out.append(b"\r\n")
     txn.rsp_state = RS_BODY
     append_small_body(w, &s.srv, out, &txn.rsp_chunk, txn.rsp_mode, &txn.rsp_remaining,

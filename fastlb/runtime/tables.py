@@ -110,6 +110,7 @@ class BackendSpec:
     persist_rules: object = None  # force-/ignore-persist: verdict(stream) -> PERSIST_*, or None
     persist: bool = False         # option persist
     checkcache: bool = False      # option checkcache
+    pretend_keepalive: bool = False   # option http-pretend-keepalive
     hash_key: object = None       # balance hash <expr>: key(stream) -> bytes | None
     rdp_persist: object = None    # persist rdp-cookie: cookie(stream) -> bytes | None
     after_response: object = None  # http-after-response rules: edit(stream), or None
@@ -330,6 +331,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         rdp_persist=rdp_cookie_reader(proxy.rdp_persist) if proxy.rdp_persist else None,
         persist_rules=build_persist_rules(proxy, env) if http else None,
         persist=proxy.options.persist, checkcache=proxy.options.checkcache,
+        pretend_keepalive=proxy.options.http_pretend_keepalive,
         # a listen section's run as its frontend's: on its answers before any routing too
         after_response=build_after_response(proxy, env) if proxy.kind != "listen" else None,
         res_rules=build_response_rules(proxy, env), res_delay=proxy.res_inspect_delay or 0,
