@@ -409,6 +409,7 @@ class GlobalSettings:
     rcvbuf_client: int = 0
     pipesize: int = 0           # tune.pipesize, 0: fastlb's 256 KiB
     busy_polling: bool = False
+    http_maxhdr: int = 101      # tune.http.maxhdr: header fields a head may have
     cookielen: int = 64         # tune.http.cookielen + 1 as haproxy keeps it: a capture
                                 # cookie keeps at most this less one
     # the bytes of the request line logs keep: tune.http.logurilen (haproxy stores it plus

@@ -11,7 +11,8 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t
 
 
 cdef enum:
-    MAX_HEADERS = 101        # HAProxy's tune.http.maxhdr default: one more is a 400
+    MAX_HEADERS = 101        # HAProxy's tune.http.maxhdr default: the start line and 100 fields
+    MAX_HEADERS_CAP = 32767  # tune.http.maxhdr's largest value (the spans' room)
     MAX_NAME = 255           # longest field name HAProxy takes
 
 
@@ -29,7 +30,7 @@ cdef enum HeadError:
     HE_NAME = 5              # empty field name, a non-token byte, or space before ':'
     HE_VALUE = 6             # NUL or another control byte in a field value
     HE_FOLD = 7              # obs-fold (a line starting with SP/HTAB)
-    HE_TOO_MANY = 8          # more than MAX_HEADERS fields
+    HE_TOO_MANY = 8          # more than max_fields fields
     HE_STATUS = 9            # not three digits, or no SP after them
 
 
@@ -47,8 +48,9 @@ cdef struct HeadSpans:
     uint8_t minor
     int nfields
     int error                # HeadError once HEAD_ERROR is returned
-    Span names[MAX_HEADERS]
-    Span values[MAX_HEADERS]
+    int max_fields           # tune.http.maxhdr: more fields is HE_TOO_MANY
+    Span names[MAX_HEADERS_CAP]
+    Span values[MAX_HEADERS_CAP]
 
 
 # tchar (RFC 9110 5.6.2): "!#$%&'*+-.^_`|~", digits and letters
@@ -134,7 +136,7 @@ cdef inline int64_t parse_fields(const char *buf, int64_t i, int64_t len, HeadSp
         if i == start or i >= len or buf[i] != b':' or i - start > MAX_NAME:
             h.error = HE_NAME            # (HAProxy's HTX keeps a name's length in 8 bits)
             return -1
-        if h.nfields >= MAX_HEADERS:
+        if h.nfields >= h.max_fields:
             h.error = HE_TOO_MANY
             return -1
         h.names[h.nfields].off = <uint32_t>start

@@ -2,15 +2,33 @@
 # Interface: http_message.pxd.
 
 
+# tune.http.maxhdr counts the start line with the fields, as HAProxy's
+cdef int head_max_fields = MAX_HEADERS - 1
+
+
+def set_http_maxhdr(int limit):
+    """tune.http.maxhdr (1..32767): a head may have that many lines, its first included."""
+    global head_max_fields
+    if not 1 <= limit <= MAX_HEADERS_CAP:
+        raise ValueError("tune.http.maxhdr is between 1 and 32767")
+    head_max_fields = limit - 1
+
+
+# the spans of the head being parsed: room for 32767 fields is 512 KiB, kept out of the
+# C stack; one worker parses one head at a time
+cdef HeadSpans spans
+
+
 cdef object parse_head(bytes head, bint request):
     """(Head, None), or (None, error text) for a head framing.pxd refuses."""
-    cdef HeadSpans h
+    cdef HeadSpans *h = &spans
+    h.max_fields = head_max_fields
     cdef const char *raw = head
     cdef int64_t n = len(head), end
     cdef int i
     cdef Head out = Head()
     with nogil:
-        end = parse_request_head(raw, n, &h) if request else parse_response_head(raw, n, &h)
+        end = parse_request_head(raw, n, h) if request else parse_response_head(raw, n, h)
     if end == HEAD_ERROR:
         return None, HEAD_ERRORS.get(h.error, "malformed head")
     if end != n:

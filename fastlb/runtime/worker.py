@@ -194,6 +194,7 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
     worker = loop.Worker(worker_id, nworkers, g.bufsize, shm, len(tables.frontends),
                           len(tables.backends), default_maxconn(tables.config))
     worker.head_limit = g.head_limit()
+    loop.set_http_maxhdr(g.http_maxhdr)
     worker.rcvbuf_server, worker.sndbuf_server = g.rcvbuf_server, g.sndbuf_server
     worker.busy_polling = g.busy_polling
     if g.maxaccept:

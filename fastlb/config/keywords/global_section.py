@@ -4,6 +4,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import re
 
 from .. import addresses
 from ..model import StatsSocket
@@ -460,6 +461,20 @@ def tune_maxpollevents(parser, g, args, origin):
     g.maxpollevents = positive_int(args, "tune.maxpollevents")
     if g.maxpollevents > 1024:
         raise ValueError("'tune.maxpollevents' : fastlb takes at most 1024 events per poll.")
+
+
+@keyword("tune.http.maxhdr", sections=GLOBAL)
+def tune_http_maxhdr(parser, g, args, origin):
+    """The header fields a request (400 past it) or a response (502) may have."""
+    if len(args) > 1:
+        raise ValueError(f"'tune.http.maxhdr' cannot handle unexpected argument '{args[1]}'.")
+    if not args:
+        raise ValueError("'tune.http.maxhdr' expects an integer argument.")
+    digits = re.match(r"\s*[-+]?\d*", args[0]).group().strip()
+    value = int(digits) if digits.lstrip("+-") else 0       # C's atoi(), as HAProxy reads it
+    if not 1 <= value <= 32767:
+        raise ValueError("'tune.http.maxhdr' expects a numeric value between 1 and 32767")
+    g.http_maxhdr = value
 
 
 @keyword("tune.http.cookielen", sections=GLOBAL)

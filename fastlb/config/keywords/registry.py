@@ -155,7 +155,7 @@ NOT_YET_GLOBAL = {
     "tune.ssl.default-dh-param",
     "spread-checks", "server-state-file", "server-state-base", "lua-load",
     "localpeer", "h1-case-adjust", "maxsslconn", "external-check",
-    "insecure-fork-wanted", "tune.http.maxhdr", "tune.buffers.limit", "tune.pool-high-fd-ratio",
+    "insecure-fork-wanted", "tune.buffers.limit", "tune.pool-high-fd-ratio",
     "tune.pool-low-fd-ratio", "tune.fd.edge-triggered",
 }
 # HAProxy 2.6 keywords that belong to a subsystem fastlb does not have yet: refused by name,
