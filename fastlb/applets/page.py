@@ -118,11 +118,16 @@ class StatsPage:
         return method in (b"GET", b"HEAD", b"POST") and \
             uri_matches(self.page.uri, url.decode("latin-1"))
 
-    def authorized(self, headers: list) -> bool:
+    def proxy_request(self, url: bytes) -> bool:
+        """A request to a proxy under option http-use-proxy-header (see
+        Stream.proxy_request): Proxy-Authorization and 407."""
+        return self.proxy.options.http_use_proxy_header and url[:1] not in (b"/", b"*")
+
+    def authorized(self, headers: list, field: bytes = b"authorization") -> bool:
         if not self.page.auths:
             return True
         for name, value in headers:
-            if name.lower() != b"authorization":
+            if name.lower() != field:
                 continue
             kind, _, token = value.decode("latin-1").partition(" ")
             if kind.lower() != "basic":
@@ -138,10 +143,14 @@ class StatsPage:
                admin: bool = False, trusted: bool = False) -> bytes:
         """``trusted``: a ``stats http-request allow`` let the request in before the
         ``stats auth`` check."""
-        if not trusted and not self.authorized(headers):
-            return response(401, "Unauthorized", [
+        proxied = self.proxy_request(url)
+        if not trusted and not self.authorized(
+                headers, b"proxy-authorization" if proxied else b"authorization"):
+            status, challenge = (407, "proxy-authenticate") if proxied else \
+                (401, "www-authenticate")
+            return response(status, "Unauthorized", [
                 ("cache-control", "no-cache"), ("content-type", "text/html"),
-                ("www-authenticate", f'Basic realm="{self.page.realm}"')], UNAUTHORIZED, version)
+                (challenge, f'Basic realm="{self.page.realm}"')], UNAUTHORIZED, version)
         options = stats_options(self.page.uri, url.decode("latin-1"))
         if method == b"POST":
             return self.post(body, options, admin)

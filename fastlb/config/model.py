@@ -219,6 +219,8 @@ class Options:
     persist: bool = False               # option persist: a cookie reaches its server even down
     checkcache: bool = False            # option checkcache: block cacheable Set-Cookie responses
     http_pretend_keepalive: bool = False  # the server is never told the connection closes
+    http_use_proxy_header: bool = False   # a proxy request (absolute target) authenticates
+                                          # with Proxy-Authorization / 407
     tcp_smart_accept: Optional[bool] = None
     tcp_smart_connect: bool = False
 

@@ -584,6 +584,8 @@ class Parser:
                                  ("http-buffer-request", "http_buffer_request", None),
                                  ("http-ignore-probes", "ignore_probes", "frontend"),
                                  ("prefer-last-server", "prefer_last_server", "backend"),
+                                 ("http-use-proxy-header", "http_use_proxy_header",
+                                  "frontend"),
                                  ("http-pretend-keepalive", "http_pretend_keepalive",
                                   "backend")):
             if side == "backend" and not proxy.has_backend or \

@@ -449,6 +449,7 @@ class CompiledRule:
     headers: tuple = ()                      # return: ((name bytes, Format), ...)
     body: Optional[Format] = None
     page: bytes = b""                        # auth: the 401 answer
+    proxy_page: bytes = b""                  # ... and the 407 for a proxy request
     slot: tuple = ()                         # capture: (index, length)
     ref: object = None                       # set-map / del-map: (MapRegistry, file path)
 
@@ -626,13 +627,14 @@ def apply_line_rule(c: CompiledRule, stream: Stream) -> None:
     stream._prefix_hits = None
 
 
-def auth_page(page: bytes, realm: str) -> bytes:
+def auth_page(page: bytes, realm: str, proxy: bool = False) -> bytes:
     """The 401 page with the challenge for ``realm`` (any WWW-Authenticate it had
-    replaced, as HAProxy does)."""
+    replaced, as HAProxy does); ``proxy``: the 407 page and Proxy-Authenticate."""
+    field = b"proxy-authenticate" if proxy else b"www-authenticate"
     head, sep, body = page.partition(b"\r\n\r\n")
     lines = [line for line in head.split(b"\r\n")
-             if not line.lower().startswith(b"www-authenticate:")]
-    lines.append(b'www-authenticate: Basic realm="' +
+             if not line.lower().startswith(field + b":")]
+    lines.append(field + b': Basic realm="' +
                  safe_value(realm.encode("utf-8", "surrogateescape")) + b'"')
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 

@@ -190,8 +190,10 @@ def compile_rules(rules: list, compiler: ConditionCompiler, ctx: Context,
                 else proxy.captures_req
             c.slot = (int(c.rule.name), slots[int(c.rule.name)][1])
         elif c.rule.action == "auth":         # the proxy's 401 page, or HAProxy's
-            page = (proxy.errorfiles or {}).get(401) if proxy is not None else None
-            c.page = auth_page(page or builtin_page(401), c.rule.reason or proxy.name)
+            pages = (proxy.errorfiles or {}) if proxy is not None else {}
+            realm = c.rule.reason or proxy.name
+            c.page = auth_page(pages.get(401) or builtin_page(401), realm)
+            c.proxy_page = auth_page(pages.get(407) or builtin_page(407), realm, True)
     return compiled
 
 
@@ -222,7 +224,8 @@ def stats_check(proxy: Proxy, applets: Applets, compiler: ConditionCompiler):
             if action == "deny":
                 return ROUTE_DENY, 403
             if action == "auth":
-                return ROUTE_RAW, auth_page(builtin_page(401), realm)
+                return ROUTE_RAW, auth_page(builtin_page(407 if stream.proxy_request else 401),
+                                            realm, stream.proxy_request)
             return ROUTE_APPLET, functools.partial(page.answer, admin=allowed, trusted=True)
         return ROUTE_APPLET, functools.partial(page.answer, admin=allowed)
 
@@ -279,7 +282,7 @@ def run_request_rules(rules: list, stream, applets=None, tarpit_ms: int = 0):
         elif action == "redirect":
             return ROUTE_RAW, redirect_response(c, stream)
         elif action == "auth":
-            return ROUTE_RAW, c.page
+            return ROUTE_RAW, c.proxy_page if stream.proxy_request else c.page
         elif action == "wait-for-body":
             return ROUTE_WAIT_BODY, c
     return None

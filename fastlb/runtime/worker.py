@@ -18,7 +18,7 @@ from ..logsink import ALERT, INFO, LogSink, format_address
 from .listeners import inherited_socket
 from .process import confine, pin_cpus
 from ..limits import default_maxconn
-from ..sample.stream import PROC_VARS
+from ..sample.stream import PROC_VARS, PROXY_HEADER_FRONTENDS
 from ..shm import SharedState
 from ..stats.errors import ErrorCapture
 from .tables import LOG_NONE, RuntimeTables
@@ -188,6 +188,9 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
     g = tables.config.global_
     PROC_VARS.clear()               # the global section's set-var, nothing of the master's
     PROC_VARS.update(g.proc_vars)
+    PROXY_HEADER_FRONTENDS.clear()
+    PROXY_HEADER_FRONTENDS.update(fe.index for fe in tables.frontends
+                                  if fe.proxy.options.http_use_proxy_header)
 
     # the computed maxconn holds even when none is configured: past it, listeners pause and
     # clients wait in the kernel's backlog instead of every session failing for descriptors

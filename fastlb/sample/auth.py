@@ -39,7 +39,8 @@ def credentials(stream) -> Optional[tuple[str, bytes, bytes]]:
     with the decoded pair, another scheme with its token as the password; None without
     one, or for a Basic one that does not decode to ``user:password`` (HAProxy then has
     no sample either)."""
-    values = stream.full_header_values(b"authorization")
+    values = stream.full_header_values(b"proxy-authorization" if stream.proxy_request
+                                       else b"authorization")
     if not values:
         return None
     scheme, _, token = values[-1].strip().partition(b" ")

@@ -78,6 +78,14 @@ class Stream:
         self.may_change = False           # a content fetch said its answer may change
 
     @property
+    def proxy_request(self) -> bool:
+        """A request to a proxy (an absolute target or CONNECT's authority, neither "/"
+        nor "*") on a frontend with option http-use-proxy-header: it authenticates with
+        Proxy-Authorization and is challenged with 407 (HAProxy's TX_USE_PX_CONN)."""
+        return self.fe in PROXY_HEADER_FRONTENDS and bool(self.url) and \
+            self.url[:1] not in (b"/", b"*")
+
+    @property
     def path(self) -> bytes:
         if self._path is None:
             self._path = split_target(self.url)[1].split(b"?", 1)[0]
@@ -145,3 +153,5 @@ MOVED_SRC, MOVED_DST, MOVED_SOCKET, MOVED_TIMEOUT = 1, 2, 4, 8
 # "proc." variables: this worker process's (HAProxy's are the process's; fastlb runs one
 # process per worker, so each worker has its own).
 PROC_VARS: dict = {}
+# the frontends with option http-use-proxy-header (their indexes), set by the worker
+PROXY_HEADER_FRONTENDS: set = set()

@@ -23,7 +23,6 @@ _TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request":
                  "server-fin": "backend", "connect": "backend", "queue": "backend",
                  "check": "backend", "tunnel": "backend"}
 _OPTIONS_NOT_YET = {
-    "http-use-proxy-header",
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
     "tcp-check", "external-check", "transparent", "accept-invalid-http-request",
     "accept-invalid-http-response", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
@@ -41,7 +40,7 @@ _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-acc
 _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server", "abortonclose",
             "http-restrict-req-hdr-names", *ALREADY_SO, "redispatch", "tcpka", "clitcpka",
-            "srvtcpka", "tcp-smart-accept", "tcp-smart-connect", "persist", "checkcache", "http-pretend-keepalive",
+            "srvtcpka", "tcp-smart-accept", "tcp-smart-connect", "persist", "checkcache", "http-pretend-keepalive", "http-use-proxy-header",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
             "http-keep-alive", "http-server-close", "httpclose", "http-buffer-request")
 _BIND_NOT_YET = {
@@ -502,8 +501,9 @@ def option(parser, proxy, args, origin, enable=True):
         if name in ("tcpka", "srvtcpka"):
             opts.srvtcpka = enable
     elif name in ("persist", "tcp-smart-accept", "tcp-smart-connect", "checkcache",
-                  "http-pretend-keepalive"):
-        side = "frontend" if name == "tcp-smart-accept" else "backend"
+                  "http-pretend-keepalive", "http-use-proxy-header"):
+        side = "frontend" if name in ("tcp-smart-accept", "http-use-proxy-header") \
+            else "backend"
         if ignored_without(parser, proxy, origin, name, side):
             return
         setattr(opts, name.replace("-", "_"), enable)
