@@ -30,7 +30,7 @@ def setting_cookies(request) -> bytes:
     return http_response(body=b"ok", headers=[("Set-Cookie", value) for value in set_cookies])
 
 
-def config(port, log_port, server_port, length):
+def config(port, log_port, server_port, length, port2):
     return textwrap.dedent(f"""
     global
         log 127.0.0.1:{log_port} len 4096 local0
@@ -46,7 +46,7 @@ def config(port, log_port, server_port, length):
         capture cookie JSESS len {length}
         default_backend web
     frontend logged
-        bind 127.0.0.1:{port + 1}
+        bind 127.0.0.1:{port2}
         option httplog
         capture cookie JSESSIONID= len 20
         default_backend web
@@ -62,11 +62,12 @@ def test_captured_cookies_are_logged_as_haproxy(tmp_path, syslog, length):
     lines = {}
     try:
         for name in ("haproxy", "fastlb"):
-            port = free_port()
-            while listening_sockets(port + 1):
-                port = free_port()
+            # two ports each known to be free (port + 1 could be any socket's)
+            port, port2 = free_port(), free_port()
+            while port2 == port:
+                port2 = free_port()
             path = tmp_path / f"{name}.cfg"
-            path.write_text(config(port, syslog.port, backend.port, length))
+            path.write_text(config(port, syslog.port, backend.port, length, port2))
             checker = [HAPROXY] if name == "haproxy" else FASTLB
             check = subprocess.run([*checker, "-c", "-f", str(path)], capture_output=True,
                                    text=True, timeout=30, cwd=tmp_path)
@@ -76,10 +77,10 @@ def test_captured_cookies_are_logged_as_haproxy(tmp_path, syslog, length):
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                     cwd=tmp_path)
             try:
-                wait_until(lambda: listening_sockets(port) and listening_sockets(port + 1),
+                wait_until(lambda: listening_sockets(port) and listening_sockets(port2),
                            message=f"{name} listening")
                 got = []
-                for target in (port, port + 1):
+                for target in (port, port2):
                     for i, (cookies, _) in enumerate(EXCHANGES):
                         with socket.create_connection(("127.0.0.1", target), timeout=5) as sock:
                             head = f"GET /{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
