@@ -1,6 +1,7 @@
 """Shared helpers: real fastlb processes, real backend servers, real sockets on loopback."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -46,6 +47,21 @@ def wait_until(predicate, timeout=5.0, interval=0.01, message="condition"):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+@contextlib.contextmanager
+def serving(program: str, cfg, ports):
+    """Debian's haproxy or fastlb on ``cfg`` (a differential test's two programs), once
+    every port in ``ports`` listens; stopped on leaving."""
+    cmd = ["haproxy", "-f", str(cfg)] if program == "haproxy" else FASTLB + ["-f", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for port in ports:
+            wait_until(lambda: listening_sockets(port) > 0, message=f"{program} listening")
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(5)
 
 
 class FastLB:

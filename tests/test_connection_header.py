@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import shutil
 import socket
-import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import FASTLB, Backend, free_port, listening_sockets, read_head, wait_until
+from conftest import Backend, free_port, read_head, serving
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -105,17 +104,9 @@ def test_connection_headers_and_closes_match_haproxy(tmp_path):
             ports = {name: free_port() for name in MODES}
             cfg = tmp_path / f"{program}.cfg"
             cfg.write_text(config(ports, server.backend.port))
-            cmd = ["haproxy", "-f", str(cfg)] if program == "haproxy" else \
-                FASTLB + ["-f", str(cfg)]
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            try:
-                for port in ports.values():
-                    wait_until(lambda: listening_sockets(port) > 0, message="listening")
+            with serving(program, cfg, ports.values()):
                 outcome[program] = {(name, request): observe(ports[name], server, request)
                                     for name in MODES for request in REQUESTS}
-            finally:
-                proc.terminate()
-                proc.wait(5)
     finally:
         server.backend.close()
     for case, theirs in outcome["haproxy"].items():

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import FASTLB, Backend, free_port, listening_sockets, read_head, wait_until
+from conftest import FASTLB, Backend, free_port, read_head, serving
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -58,18 +58,10 @@ listen app
     bind 127.0.0.1:{port}
     server web 127.0.0.1:{backend.port}
 """)
-                cmd = ["haproxy", "-f", str(cfg)] if program == "haproxy" else \
-                    FASTLB + ["-f", str(cfg)]
-                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-                try:
-                    wait_until(lambda: listening_sockets(port) > 0, message="listening")
+                with serving(program, cfg, [port]):
                     results[program, limit] = (
                         [status(port, n, 2) for n in counts],
                         [status(port, 3, n) for n in counts])
-                finally:
-                    proc.terminate()
-                    proc.wait(5)
     finally:
         backend.close()
     for limit in CASES:

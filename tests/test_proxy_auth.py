@@ -7,11 +7,10 @@ from __future__ import annotations
 import base64
 import shutil
 import socket
-import subprocess
 
 import pytest
 
-from conftest import FASTLB, Backend, free_port, listening_sockets, read_head, wait_until
+from conftest import Backend, free_port, read_head, serving
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -69,15 +68,8 @@ frontend fe
 backend web
     server s 127.0.0.1:{backend.port}
 """)
-            cmd = ["haproxy", "-f", str(cfg)] if program == "haproxy" else \
-                FASTLB + ["-f", str(cfg)]
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            try:
-                wait_until(lambda: listening_sockets(port) > 0, message="listening")
+            with serving(program, cfg, [port]):
                 results[program] = [ask(port, *request) for request in REQUESTS]
-            finally:
-                proc.terminate()
-                proc.wait(5)
     finally:
         backend.close()
     assert results["fastlb"] == results["haproxy"]
