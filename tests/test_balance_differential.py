@@ -1,6 +1,7 @@
 """Differential test of the hash-based algorithms: for the same inputs, Debian's haproxy
 and fastlb must send each request to the same server (uri with its options, url_param,
-hdr(), source; hash-type map-based, which is HAProxy's default, and consistent)."""
+hdr() with and without use_domain_only, source, url_param in a POST body; hash-type
+map-based, which is HAProxy's default, and consistent)."""
 from __future__ import annotations
 
 import shutil
@@ -20,6 +21,10 @@ ALGORITHMS = {
     "uri_len_whole": "balance uri len 6 whole",
     "url_param": "balance url_param id",
     "hdr": "balance hdr(X-Key)",
+    "hdr_domain": "balance hdr(X-Host) use_domain_only",
+    # a POST whose query lacks the parameter is hashed on its body's (check_post or not)
+    "url_param_post": "balance url_param id check_post",
+    "url_param_post_consistent": "balance url_param id\n    hash-type consistent",
     "source": "balance source",
     "uri_consistent": "balance uri\n    hash-type consistent",
     "source_consistent": "balance source\n    hash-type consistent",
@@ -28,6 +33,10 @@ WEIGHTS = (1, 2, 3, 1)
 
 URIS = [f"/{a}/{b}/item{n}?id={n * 7}&x={n}" for a in ("shop", "img", "api")
         for b in ("v1", "v2") for n in range(5)] + ["/", "/?id=", "/a?x=1", "/item?id=abc"]
+HOSTS = ["haproxy.1wt.eu", "www.shop.example.com", "nodot", "a.b.", "img.shop.example.org",
+         "x.example", "cdn.example.net", "api.example.com", "example.com"]
+BODIES = ["id=abc", "x=1&id=42", "id=7&x=2", "ida=1&id=9", "id= spaced", "id=\x01bin",
+          "noparams", "", "x=1&id=", "id=;semi", "id=user%40x&z", "id=5\r\n"]
 
 
 def config(ports: dict, servers: list) -> str:
@@ -46,11 +55,17 @@ defaults
     return text
 
 
-def ask(port: int, uri: str, key: str, source: str) -> str:
+def ask(port: int, uri: str, n: int, source: str, post: bool) -> str:
+    body = BODIES[n % len(BODIES)].encode() if post else b""
+    if post and n % 3:
+        uri = uri.split("?")[0]           # no query: the body decides
     with socket.create_connection(("127.0.0.1", port), timeout=5,
                                   source_address=(source, 0)) as sock:
-        sock.sendall(f"GET {uri} HTTP/1.1\r\nHost: t\r\nX-Key: {key}\r\n"
-                     f"Connection: close\r\n\r\n".encode())
+        # head and body in one write, so both programs hold the body when they balance
+        sock.sendall(f"{'POST' if post else 'GET'} {uri} HTTP/1.1\r\nHost: t\r\n"
+                     f"X-Key: user{n % 9}\r\nX-Host: {HOSTS[n % len(HOSTS)]}\r\n"
+                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                     + body)
         head, rest = read_head(sock, b"")
         _, fields = parse_headers(head)
         body, _ = read_body(sock, fields, rest)
@@ -64,7 +79,7 @@ def picks(cmd, ports) -> dict:
             wait_until(lambda: listening_sockets(port) > 0, message="listening")
         result = {}
         for name, port in ports.items():
-            result[name] = [ask(port, uri, f"user{n % 9}", f"127.0.0.{2 + n}")
+            result[name] = [ask(port, uri, n, f"127.0.0.{2 + n}", "post" in name)
                             for n, uri in enumerate(URIS)]
         return result
     finally:
@@ -189,7 +204,9 @@ backend be
     "uri foo", "uri len 0", "url_param a b", "url_param", "hash", "hash a b", "random(0)",
     "random(x)", "random(-1)", "hdr()", "hdr", "hdr(a) b", "wrong", "rdp-cookie()",
     # accepted by both: HAProxy reads no words after these, and random() draws twice
-    "roundrobin x", "source x", "random()", "rdp-cookie(a)b",
+    "roundrobin x", "source x", "random()", "rdp-cookie(a)b", "url_param a check_post",
+    "url_param a check_post x", "hdr(host) use_domain_only", "hdr(host) use_domain_only x",
+    "hdr(host) domain", "url_param a b c",
 ])
 def test_balance_arguments_are_checked_like_haproxy(tmp_path, balance):
     cfg = tmp_path / "b.cfg"

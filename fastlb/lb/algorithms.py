@@ -77,9 +77,9 @@ def hash_arguments(name: str, extra: list) -> dict:
 def url_param_arguments(name: str, extra: list) -> dict:
     if not extra:
         raise ValueError("balance url_param requires an URL parameter name.")
-    if extra[1:2] == ["check_post"]:
-        raise ValueError("'balance url_param ... check_post' is not supported by fastlb yet.")
-    if len(extra) > 1:
+    # check_post is accepted and changes nothing, as in HAProxy 2.6: a POST's body is read
+    # whenever the query string lacks the parameter (loop/assign.pxi's post_param)
+    if len(extra) > 1 and extra[1] != "check_post":
         raise ValueError("balance url_param only accepts 'check_post' modifier "
                          f"(got '{extra[1]}').")
     return {"param": extra[0]}
@@ -120,8 +120,8 @@ def parse_balance(words: list) -> tuple[str, dict]:
     if name.startswith("hdr(") and name.endswith(")") and len(name) > 5:
         options["header"] = name[4:-1].lower()
         if extra[:1] == ["use_domain_only"]:
-            raise ValueError("'balance hdr(...) use_domain_only' is not supported by fastlb yet.")
-        if extra:
+            options["domain_only"] = True      # (HAProxy reads no further word)
+        elif extra:
             raise ValueError(f"balance {name} only accepts 'use_domain_only' modifier "
                              f"(got '{extra[0]}').")
         name, extra = "hdr", []

@@ -286,7 +286,23 @@ cdef int balance(Worker w, Session *s, BackendRt *be, bint from_queue):
         return BALANCE_FULL
     if be.pick == PICK_RANDOM:
         return random_pick(w, s, be, from_queue)
+    if be.consistent and be.key != KEY_NONE:
+        return walk_ring(w, s, be, from_queue)
     return walk_sequence(w, s, be, from_queue)
+
+
+cdef int walk_ring(Worker w, Session *s, BackendRt *be, bint from_queue):
+    """A consistent hash without its key: the ring's points in turn (HAProxy's
+    chash_get_next_server), skipping full servers."""
+    cdef int k, srv
+    cdef uint64_t *position = w.be_words + be.shm_index * BE_WORDS + BE_RR
+    if be.ring_len == 0:
+        return ASSIGN_NONE
+    for k in range(be.ring_len):
+        srv = be.ring_srv[fl_atomic_fetch_add(position, 1) % <uint64_t>be.ring_len]
+        if try_hold(w, s, be, srv, from_queue):
+            return srv
+    return BALANCE_FULL
 
 
 cdef int64_t backend_served(Worker w, BackendRt *be) noexcept nogil:
@@ -583,9 +599,56 @@ cdef void set_http_key(Worker w, Session *s, bytes url, list headers):
         for name, value in headers:
             if name == wanted:
                 value = value.split(b",", 1)[0].strip()
+                if value and be.hdr_domain_only:
+                    value = domain_part(value)
                 if value:
                     key_from(s, value)
                 return
+
+
+cdef void set_post_param_key(Worker w, Session *s, bytes body):
+    """url_param for a POST whose query lacks the parameter: HAProxy 2.6 reads the body as
+    it stands (check_post or not), the part received with the head, or all of it under
+    http-buffer-request."""
+    key = post_param(body, (<BackendHooks>w.be_hooks[s.be]).key_name)
+    if key is not None:
+        key_from(s, key)
+
+
+cdef inline bint http_token(int c):
+    return (c > 32 and c < 127 and c not in b'"(),/:;<=>?@[\\]{}')
+
+
+cdef object post_param(bytes body, bytes name):
+    """url_param's value in a form body, or None.  As HAProxy: a value is used only when
+    its first byte is a token byte (a space or line end gives an empty value), anything
+    else means the body holds no parameters."""
+    cdef Py_ssize_t plen = len(name), params = 0, length = len(body), start, amp
+    while length > plen:
+        if body[params + plen] == 61 and body[params:params + plen] == name:     # '='
+            start = params + plen + 1
+            length -= plen + 1
+            if length == 0 or body[start] == 38:                                # '&'
+                return b""
+            if not http_token(body[start]):
+                return b"" if body[start] in b" \t\r\n" else None
+            amp = body.find(b"&", start, start + length)
+            return body[start:amp if amp >= 0 else start + length]
+        amp = body.find(b"&", params, params + length)
+        if amp < 0:
+            return None
+        length -= amp + 1 - params
+        params = amp + 1
+    return None
+
+
+cdef bytes domain_part(bytes host):
+    """use_domain_only: the label before the last dot ("1wt" of "haproxy.1wt.eu"), walked
+    from the end as HAProxy does; a name without a dot is hashed whole."""
+    cdef Py_ssize_t tld = host.rfind(b".")
+    if tld < 0:
+        return host
+    return host[host.rfind(b".", 0, tld) + 1:tld]
 
 
 # ---------------------------------------------------------------------------- passive checks

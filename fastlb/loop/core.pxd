@@ -92,6 +92,7 @@ cdef struct BackendRt:
     int uri_len             # balance uri options
     int uri_depth
     int uri_whole
+    int hdr_domain_only          # balance hdr(...) use_domain_only
     int uri_path_only
     int draws               # balance random(<draws>)
     int hash_balance_factor # bounded loads (percent of the mean, > 100), 0: off

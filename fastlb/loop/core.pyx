@@ -305,6 +305,7 @@ cdef class Worker:
         be.uri_len = spec.uri_len
         be.uri_depth = spec.uri_depth
         be.uri_whole = spec.uri_whole
+        be.hdr_domain_only = spec.hdr_domain_only
         be.uri_path_only = spec.uri_path_only
         be.draws = spec.draws
         be.hash_balance_factor = spec.hash_balance_factor

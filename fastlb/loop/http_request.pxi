@@ -427,6 +427,10 @@ cdef void req_persistence(Worker w, Session *s, HttpTxn txn, Head fields):
         set_expr_key(w, s, txn_stream(w, s, txn, fields))
     elif be.key != KEY_NONE:
         set_http_key(w, s, fields.url, fields.headers)
+        if be.key == KEY_URL_PARAM and not s.has_key and txn.method == b"POST":
+            found = body_check(w, s, txn, True)
+            if found:
+                set_post_param_key(w, s, found[0])
 
 
 cdef void req_forward(Worker w, Session *s, HttpTxn txn, Head fields, int64_t length):

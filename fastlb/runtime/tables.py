@@ -77,6 +77,7 @@ class BackendSpec:
     uri_len: int
     uri_depth: int
     uri_whole: bool
+    hdr_domain_only: bool
     uri_path_only: bool
     draws: int
     hash_balance_factor: int      # bounded loads, percent of the mean (0: off)
@@ -302,6 +303,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         key_name=(args.get("param") or args.get("header") or "").encode(),
         uri_len=args.get("len", 0), uri_depth=args.get("depth", 0),
         uri_whole=bool(args.get("whole")), uri_path_only=bool(args.get("path_only")),
+        hdr_domain_only=bool(args.get("domain_only")),
         draws=args.get("draws", 2),
         # HAProxy bounds only consistent hashing's picks (and random's draws)
         hash_balance_factor=proxy.hash_balance_factor
