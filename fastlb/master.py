@@ -342,7 +342,18 @@ class Master:
             if hard_stop_after:
                 self.old_deadlines[pid] = time.monotonic() + hard_stop_after / 1000 + 0.5
         self.pool.keep_only(generation.tables, generation.nworkers)
+        self.end_overstayers(generation.tables.config.global_.mworker_max_reloads)
         self.notice("Loading success.")
+
+    def end_overstayers(self, max_reloads: int) -> None:
+        """mworker-max-reloads: an old worker still draining after more reloads than that
+        is stopped (SIGTERM), as HAProxy's master does at each reload."""
+        if max_reloads < 0:
+            return
+        for pid, child in list(self.children.items()):
+            if child.number != CHECKER and \
+                    self.current.number - child.generation.number > max_reloads:
+                self.signal_pid(pid, signal.SIGTERM)
 
     def announce(self) -> None:
         """READY=1 with our pid, once per generation that serves."""

@@ -394,3 +394,55 @@ def test_monitor_fail_reports_the_node_down(fastlb, http_backends, tmp_path):
     stats_cli(sock, "enable server be/a")
     assert HttpClient(port).get("/health")[0] == 200
     assert len(a.requests) == 0             # monitor requests never reach the backend
+
+
+def test_mworker_max_reloads_stops_an_old_worker_past_the_limit(fastlb, http_backends, tmp_path):
+    a = http_backends("A")
+    port = free_port()
+    msock = tmp_path / "master.sock"
+    # the kept-alive connection would stay open 30 s: only the limit ends it sooner
+    cfg = reload_config(port, [("a", a)], tmp_path / "stats.sock", "    mworker-max-reloads 1")
+    lb = fastlb(cfg.replace("hard-stop-after 10s", "hard-stop-after 60s")
+                .replace("timeout client 5s", "timeout client 30s"),
+                workers=1, ports=[port], args=["-S", f"{msock},mode,600"])
+    client = HttpClient(port)                     # a kept-alive connection holds its worker
+    assert client.get("/")[0] == 200
+    first = lb.worker_pids()
+    for reloads in (1, 2):
+        lb.proc.send_signal(signal.SIGUSR2)
+        wait_until(lambda: lb.stderr().count("Loading success.") == reloads + 1,
+                   message=f"reload {reloads}")
+        if reloads == 1:
+            # one reload survived: still there, listed as an old worker
+            time.sleep(0.5)
+            assert psutil.pid_exists(first[0])
+            listing = stats_cli(msock, "show proc")
+            old = listing.split("# old workers\n")[1].split("# programs")[0].split()
+            assert old[:3] == [str(first[0]), "worker", "1"]
+    # the second reload is one more than allowed: the master ends it
+    wait_until(lambda: not psutil.pid_exists(first[0]) or
+               psutil.Process(first[0]).status() == psutil.STATUS_ZOMBIE,
+               timeout=5, message="the old worker to be stopped")
+    assert client.closed()
+    assert "# old workers" not in stats_cli(msock, "show proc")
+
+
+def test_mworker_max_reloads_arguments(tmp_path):
+    # HAProxy 2.6 only warns about a bad value (and keeps no limit)
+    for value, warning in (("0", ""), ("3x", ""),
+                           ("-1", "'mworker-max-reloads' : invalid value -1, must be >= 0"),
+                           ("", "'mworker-max-reloads' expects an integer argument."),
+                           ("1 2", "cannot handle unexpected argument '2'")):
+        cfg = tmp_path / "m.cfg"
+        cfg.write_text(f"global\n    mworker-max-reloads {value}\n"
+                       f"listen l\n    mode http\n    bind 127.0.0.1:{free_port()}\n"
+                       "    timeout client 1s\n    timeout server 1s\n    timeout connect 1s\n"
+                       "    server s 127.0.0.1:1\n")
+        result = subprocess.run(FASTLB + ["-c", "-f", str(cfg)], capture_output=True, text=True)
+        assert result.returncode == 0, (value, result.stderr)
+        assert ("[WARNING]" in result.stderr) == bool(warning), value
+        assert warning in result.stderr
+        if shutil.which("haproxy"):            # the same verdict as HAProxy's
+            theirs = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True,
+                                    text=True)
+            assert theirs.returncode == 0 and warning in theirs.stderr, value

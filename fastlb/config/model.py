@@ -435,6 +435,7 @@ class GlobalSettings:
     log_tag: Optional[str] = None
     log_send_hostname: Optional[str] = None
     hard_stop_after: Optional[int] = None
+    mworker_max_reloads: int = -1     # old workers past this many reloads get SIGTERM
     node: Optional[str] = None
     description: str = ""
     stats_sockets: list = field(default_factory=list)   # [StatsSocket]

@@ -333,6 +333,26 @@ def hard_stop_after(parser, g, args, origin):
     g.hard_stop_after = parse_time_ms(one_arg(args, "hard-stop-after"))
 
 
+@keyword("mworker-max-reloads", sections=GLOBAL)
+def mworker_max_reloads(parser, g, args, origin):
+    """How many reloads an old worker that has not left may survive (the master's
+    promote() ends the others with SIGTERM).  HAProxy 2.6 only warns about a bad value,
+    and keeps no limit: so does fastlb."""
+    if len(args) > 1:
+        parser.warn(origin, f"'mworker-max-reloads' cannot handle unexpected argument "
+                            f"'{args[1]}'.")
+        return
+    if not args:
+        parser.warn(origin, "'mworker-max-reloads' expects an integer argument.")
+        return
+    digits = re.match(r"\s*[-+]?\d*", args[0]).group().strip()
+    value = int(digits) if digits.lstrip("+-") else 0       # C's atol(), as HAProxy reads it
+    if value < 0:
+        parser.warn(origin, f"'mworker-max-reloads' : invalid value {value}, must be >= 0")
+        return
+    g.mworker_max_reloads = value
+
+
 @keyword("node", sections=GLOBAL)
 def node(parser, g, args, origin):
     g.node = one_arg(args, "node")
