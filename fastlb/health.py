@@ -44,10 +44,12 @@ READ_LIMIT = 16384
 PP2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
-def proxy_header(version: int, src: tuple, dst: tuple, family: int) -> bytes:
-    """check-send-proxy: the PROXY header of the check connection's own addresses, v2 for
-    a server with send-proxy-v2, else v1 (HAProxy's choice)."""
-    if family not in (socket.AF_INET, socket.AF_INET6):
+def proxy_header(version: int, src: tuple, dst: tuple, family: int,
+                 never_local: bool = False) -> bytes:
+    """check-send-proxy: v1 (send-proxy) carries the check connection's own addresses; v2
+    (send-proxy-v2) says LOCAL, as HAProxy 2.2 and later do for a connection they open
+    themselves, unless ``pp2-never-send-local`` asks for the addresses (the old way)."""
+    if family not in (socket.AF_INET, socket.AF_INET6) or (version == 2 and not never_local):
         return PP2_SIGNATURE + b"\x20\x00\x00\x00" if version == 2 else b"PROXY UNKNOWN\r\n"
     if version == 2:
         packed = socket.inet_pton(family, src[0]) + socket.inet_pton(family, dst[0])
@@ -251,7 +253,8 @@ class Checker:
             header = b""
             if check.server.check_send_proxy:
                 header = proxy_header(check.server.send_proxy, sock.getsockname(),
-                                      sock.getpeername(), check.family)
+                                      sock.getpeername(), check.family,
+                                      self.tables.config.global_.pp2_never_send_local)
             if check.http is None:
                 if header:
                     try:

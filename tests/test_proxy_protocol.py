@@ -443,9 +443,11 @@ listen mid
     assert seen == [("1.2.3.4", "1.2.3.4"), ("2001:db8::1", "2001:db8::1")]
 
 
-def test_send_proxy_before_spliced_data_and_checks(tmp_path, fastlb):
+@pytest.mark.parametrize("never_local", [False, True])
+def test_send_proxy_before_spliced_data_and_checks(tmp_path, fastlb, never_local):
     """TCP: the header precedes a multi-megabyte upload (spliced); health checks with
-    check-send-proxy open with a header of their own addresses."""
+    check-send-proxy open with a v2 LOCAL header, as HAProxy 2.6 does (checked against
+    Debian's haproxy), or with their own addresses under pp2-never-send-local."""
     got = []
     checks = []
     lock = threading.Lock()
@@ -466,6 +468,8 @@ def test_send_proxy_before_spliced_data_and_checks(tmp_path, fastlb):
     port = free_port()
     try:
         lb = fastlb(f"""
+            global
+                {"pp2-never-send-local" if never_local else ""}
             defaults
                 mode tcp
                 timeout connect 1s
@@ -487,8 +491,9 @@ def test_send_proxy_before_spliced_data_and_checks(tmp_path, fastlb):
     finally:
         sink.close()
     assert got[0] == GOOD["v2-tcp4"] + payload
-    assert all(c.startswith(SIG + b"\x21\x11\x00\x0c\x7f\x00\x00\x01\x7f\x00\x00\x01")
-               for c in checks), checks[:2]
+    expected = SIG + (b"\x21\x11\x00\x0c\x7f\x00\x00\x01\x7f\x00\x00\x01" if never_local
+                      else b"\x20\x00\x00\x00")
+    assert all(c.startswith(expected) for c in checks), checks[:2]
 
 
 def test_refused_keywords(tmp_path):

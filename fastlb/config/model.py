@@ -426,6 +426,7 @@ class GlobalSettings:
     noreuseport: bool = False   # one listening socket shared by the workers
     maxpipes: int = 0           # 0: no limit
     nosplice: bool = False
+    pp2_never_send_local: bool = False
     sndbuf_client: int = 0
     rcvbuf_server: int = 0
     sndbuf_server: int = 0

@@ -446,13 +446,15 @@ def _flag(name: str, attribute: str):
     @keyword(name, sections=GLOBAL)
     def flag(parser, g, args, origin):
         if args:
-            raise ValueError(f"'{name}' takes no argument.")
+            raise ValueError(f"'{name}' cannot handle unexpected argument '{args[0]}'.")
         setattr(g, attribute, True)
     return flag
 
 
+# pp2-never-send-local: health checks' PROXY v2 headers carry the check connection's
+# addresses (HAProxy's behaviour before 2.2) instead of a LOCAL command
 for _name in ("busy-polling", "zero-warning", "strict-limits", "set-dumpable", "noreuseport",
-              "nosplice"):
+              "nosplice", "pp2-never-send-local"):
     _flag(_name, _name.replace("-", "_"))
 
 _NEGATABLE = ("strict-limits", "set-dumpable", "busy-polling")
