@@ -420,9 +420,12 @@ def test_mworker_max_reloads_stops_an_old_worker_past_the_limit(fastlb, http_bac
             old = listing.split("# old workers\n")[1].split("# programs")[0].split()
             assert old[:3] == [str(first[0]), "worker", "1"]
     # the second reload is one more than allowed: the master ends it
-    wait_until(lambda: not psutil.pid_exists(first[0]) or
-               psutil.Process(first[0]).status() == psutil.STATUS_ZOMBIE,
-               timeout=5, message="the old worker to be stopped")
+    def gone(pid):
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+    wait_until(lambda: gone(first[0]), timeout=5, message="the old worker to be stopped")
     assert client.closed()
     assert "# old workers" not in stats_cli(msock, "show proc")
 

@@ -437,6 +437,8 @@ class GlobalSettings:
     log_send_hostname: Optional[str] = None
     hard_stop_after: Optional[int] = None
     mworker_max_reloads: int = -1     # old workers past this many reloads get SIGTERM
+    # tune.vars.<scope>-max-size: scope -> bytes (0: no limit)
+    vars_max_size: dict = field(default_factory=dict)
     node: Optional[str] = None
     description: str = ""
     stats_sockets: list = field(default_factory=list)   # [StatsSocket]

@@ -797,8 +797,11 @@ def return_response(c: CompiledRule, stream: Stream) -> bytes:
     rule = c.rule
     body = c.body.render(stream) if c.body is not None else rule.body
     lines = [f"HTTP/1.1 {rule.status} {reason_phrase(rule.status)}".encode()]
-    lines += [safe_value(name.lower().encode("utf-8", "surrogateescape")) + b": " +
-              safe_value(value.render(stream)) for name, value in c.headers]
+    for name, value in c.headers:
+        text = safe_value(value.render(stream))
+        if text:                                 # an empty value: no header, as HAProxy
+            lines.append(safe_value(name.lower().encode("utf-8", "surrogateescape")) +
+                         b": " + text)
     if rule.status in (204, 304):
         body = b""
     else:

@@ -423,8 +423,12 @@ cdef void req_persistence(Worker w, Session *s, HttpTxn txn, Head fields):
     if chosen >= 0:
         s.forced_server = chosen     # use-server wins; the cookie was still read (its prefix)
         txn.server_forced = True
+    if txn.stream is not None:
+        txn.stream.enter_response_scope()     # HAProxy drops req. variables here
     if be.key == KEY_EXPR:
-        set_expr_key(w, s, txn_stream(w, s, txn, fields))
+        stream = txn_stream(w, s, txn, fields)
+        stream.enter_response_scope()
+        set_expr_key(w, s, stream)
     elif be.key != KEY_NONE:
         set_http_key(w, s, fields.url, fields.headers)
         if be.key == KEY_URL_PARAM and not s.has_key and txn.method == b"POST":

@@ -180,6 +180,7 @@ cdef object response_stream(Worker w, Session *s, HttpTxn txn, Head fields):
     stream.res_version = fields.version
     stream.captures_rsp = txn.captures_rsp
     stream.response = True
+    stream.enter_response_scope()
     return stream
 
 

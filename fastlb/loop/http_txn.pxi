@@ -185,7 +185,7 @@ cdef void http_start(Worker w, int idx, Session *s):
     cdef HttpTxn txn = http_txn(w, idx)
     txn.reset(w.now, s.t_accept_real)
     txn.requests = 0
-    txn.sess_vars = {}
+    txn.sess_vars = var_store()
     txn.body_fields = txn.rsp_wait_fields = txn.rsp_wait_head = None   # a closed wait's
     if w.frontends[s.fe].tcp_rules and txn.tcp_stream is not None:
         txn.sess_vars = txn.tcp_stream.sess_vars     # set by tcp-request rules

@@ -96,7 +96,7 @@ cdef void tcp_session_start(Worker w, int idx, Session *s, object rules):
     # a fresh Stream: a PROXY header may have changed the addresses since the connection
     stream = new_stream(w, s, None, b"", [], b"",
                         old.sess_vars if old is not None and old.sess_vars is not None
-                        else {}, True)
+                        else var_store(), True)
     txn.tcp_stream = stream
     if rules.session is not None:
         verdict = rules.session(stream)

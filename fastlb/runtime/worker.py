@@ -18,7 +18,8 @@ from ..logsink import ALERT, INFO, LogSink, format_address
 from .listeners import inherited_socket
 from .process import confine, pin_cpus
 from ..limits import default_maxconn
-from ..sample.stream import PROC_VARS, PROXY_HEADER_FRONTENDS
+from ..sample.stream import LIMITS, PROC_VARS, PROXY_HEADER_FRONTENDS, USAGE, VAR_SIZE, \
+    sample_size
 from ..shm import SharedState
 from ..stats.errors import ErrorCapture
 from .tables import LOG_NONE, RuntimeTables
@@ -188,6 +189,10 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
     g = tables.config.global_
     PROC_VARS.clear()               # the global section's set-var, nothing of the master's
     PROC_VARS.update(g.proc_vars)
+    sizes = g.vars_max_size
+    LIMITS.set(sizes.get("global", 0), sizes.get("proc", 0), sizes.get("sess", 0),
+               sizes.get("txn", 0), sizes.get("reqres", 0))
+    USAGE[0] = sum(VAR_SIZE + sample_size(value) for value in PROC_VARS.values())
     PROXY_HEADER_FRONTENDS.clear()
     PROXY_HEADER_FRONTENDS.update(fe.index for fe in tables.frontends
                                   if fe.proxy.options.http_use_proxy_header)

@@ -32,7 +32,9 @@ class Stream:
                  # set only when a body was waited for (read with getattr): req_body and
                  # res_body (bytes, de-chunked), their sizes, and where wait-for-body
                  # left the rules (resume)
-                 "req_body", "req_body_size", "res_body", "res_body_size", "resume")
+                 "req_body", "req_body_size", "res_body", "res_body_size", "resume",
+                 # the req./res. scope in use: req. until the server is chosen, res. after
+                 "res_scope")
 
     def __init__(self, method: bytes, url: bytes, headers: list, src: str, dst_port: int,
                  version: bytes, sess_vars: dict = None, src_port: int = 0, dst: str = "",
@@ -55,6 +57,7 @@ class Stream:
         self.res_version = b""
         self.vars = None                  # {"txn.name" | "req.name" | "res.name": sample}
         self.sess_vars = sess_vars        # the connection's "sess." variables
+        self.res_scope = False
         self.captures_req = None
         self.captures_rsp = None
         self.unique_id = None
@@ -127,25 +130,162 @@ class Stream:
             return self.sess_vars.get(name) if self.sess_vars is not None else None
         if name.startswith("proc."):
             return PROC_VARS.get(name)
+        if name[:4] == ("req." if self.res_scope else "res."):
+            return None                   # not the scope of this phase, as in HAProxy
         return self.vars.get(name) if self.vars is not None else None
 
     def set_var(self, name: str, value) -> None:
-        if name.startswith("sess."):
+        if LIMITS.on:
+            self._set_counted(name, value)
+        elif name.startswith("sess."):
             if self.sess_vars is None:
                 self.sess_vars = {}
             self.sess_vars[name] = value
         elif name.startswith("proc."):
             PROC_VARS[name] = value
-        else:
+        elif name[:4] != ("req." if self.res_scope else "res."):
             if self.vars is None:
                 self.vars = {}
             self.vars[name] = value
 
     def unset_var(self, name: str) -> None:
-        store = (self.sess_vars if name.startswith("sess.") else
-                 PROC_VARS if name.startswith("proc.") else self.vars)
-        if store:
-            store.pop(name, None)
+        store = self._store(name, False)
+        if store and name in store:
+            old = store.pop(name)
+            if LIMITS.on:
+                self._count(name, store, -VAR_SIZE - sample_size(old))
+
+    def enter_response_scope(self) -> None:
+        """The request's req. variables go, res. ones may be set: HAProxy does it once the
+        server is to be chosen (after the request rules), or before http-after-response."""
+        if self.res_scope:
+            return
+        self.res_scope = True
+        if self.vars:
+            for name in [n for n in self.vars if n.startswith("req.")]:
+                self.unset_var(name)
+
+    # -- tune.vars.* limits ----------------------------------------------------------------
+    def _store(self, name: str, create: bool):
+        if name.startswith("sess."):
+            if self.sess_vars is None and create:
+                self.sess_vars = var_store()
+            return self.sess_vars
+        if name.startswith("proc."):
+            return PROC_VARS
+        if name[:4] == ("req." if self.res_scope else "res."):
+            return None
+        if self.vars is None and create:
+            self.vars = var_store()
+            if isinstance(self.vars, CountedVars):
+                if self.sess_vars is None:
+                    self.sess_vars = var_store()
+                self.vars.outer = self.sess_vars
+        return self.vars
+
+    def _set_counted(self, name: str, value) -> None:
+        """set-var as HAProxy accounts it: a new variable costs its entry, then a string
+        its bytes; a limit reached leaves a new variable out, and a string that does not
+        fit turns the variable into a boolean (HAProxy's value is undefined then)."""
+        store = self._store(name, True)
+        if store is None:
+            return
+        old = store.get(name, _MISSING)
+        if old is _MISSING:
+            if not self._room(name, store, VAR_SIZE):
+                return
+            self._count(name, store, VAR_SIZE)
+        else:
+            self._count(name, store, -sample_size(old))
+        need = sample_size(value)
+        if need and not self._room(name, store, need):
+            store[name] = False
+            return
+        self._count(name, store, need)
+        store[name] = value
+
+    def _room(self, name: str, store, size: int) -> bool:
+        """Whether ``size`` more bytes fit each limit from the variable's scope out."""
+        scope = name[:4]
+        if scope == "proc":
+            pass
+        elif scope == "sess":
+            if LIMITS.sess and getattr(store, "size", 0) + size > LIMITS.sess:
+                return False
+        else:
+            if scope in ("req.", "res.") and LIMITS.reqres and store.reqres + size > LIMITS.reqres:
+                return False
+            if LIMITS.txn and store.size + size > LIMITS.txn:
+                return False
+            outer = store.outer
+            if LIMITS.sess and outer is not None and outer.size + size > LIMITS.sess:
+                return False
+        for limit in (LIMITS.proc, LIMITS.global_):
+            if limit and USAGE[0] + size > limit:
+                return False
+        return True
+
+    def _count(self, name: str, store, size: int) -> None:
+        scope = name[:4]
+        USAGE[0] += size
+        if scope == "proc":
+            return
+        if isinstance(store, CountedVars):
+            store.size += size
+            if scope in ("req.", "res."):
+                store.reqres += size
+            if store.outer is not None:
+                store.outer.size += size
+
+
+# HAProxy 2.6 counts each variable as its ``struct var`` (80 bytes on 64-bit Linux, measured
+# with Debian's haproxy) plus a string's or binary's bytes
+VAR_SIZE = 80
+_MISSING = object()
+
+
+def sample_size(value) -> int:
+    return len(value) if isinstance(value, (bytes, bytearray)) else 0
+
+
+class VarLimits:
+    """tune.vars.*-max-size (0: no limit), set once per worker."""
+    __slots__ = ("global_", "proc", "sess", "txn", "reqres", "on")
+
+    def __init__(self):
+        self.set(0, 0, 0, 0, 0)
+
+    def set(self, global_: int, proc: int, sess: int, txn: int, reqres: int) -> None:
+        self.global_, self.proc, self.sess, self.txn, self.reqres = \
+            global_, proc, sess, txn, reqres
+        self.on = bool(global_ or proc or sess or txn or reqres)
+
+
+LIMITS = VarLimits()
+# the bytes of every live variable of this worker (the proc and global limits')
+USAGE = [0]
+
+
+class CountedVars(dict):
+    """A scope's variables under tune.vars.* limits.  ``size``: the bytes counted for this
+    scope and those inside it (a session's includes its transactions' while they live),
+    ``reqres`` the req./res. part; given back when the store goes."""
+    __slots__ = ("size", "reqres", "outer")
+
+    def __init__(self):
+        super().__init__()
+        self.size = self.reqres = 0
+        self.outer = None
+
+    def __del__(self):
+        USAGE[0] -= self.size
+        if self.outer is not None:
+            self.outer.size -= self.size
+
+
+def var_store():
+    """A new scope's variables: a plain dict unless tune.vars.* limits are set."""
+    return CountedVars() if LIMITS.on else {}
 
 
 MOVED_SRC, MOVED_DST, MOVED_SOCKET, MOVED_TIMEOUT = 1, 2, 4, 8

@@ -353,6 +353,25 @@ def mworker_max_reloads(parser, g, args, origin):
     g.mworker_max_reloads = value
 
 
+def _vars_max_size(scope: str):
+    name = f"tune.vars.{scope}-max-size"
+
+    @keyword(name, sections=GLOBAL)
+    def vars_max_size(parser, g, args, origin):
+        """The bytes the variables of a scope may take, as HAProxy counts them (see
+        sample/stream.py); read with strtol() as HAProxy does: no word means 0, no limit."""
+        text = args[0] if args else ""
+        match = re.fullmatch(r"\s*([-+]?\d+)", text)
+        if text and match is None:
+            raise ValueError(f"{name}: '{text}' is an invalid size")
+        g.vars_max_size[scope] = int(match.group(1)) % (1 << 32) if text else 0
+    return vars_max_size
+
+
+for _scope in ("global", "proc", "sess", "txn", "reqres"):
+    _vars_max_size(_scope)
+
+
 @keyword("node", sections=GLOBAL)
 def node(parser, g, args, origin):
     g.node = one_arg(args, "node")
