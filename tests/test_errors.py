@@ -84,14 +84,10 @@ def test_after_response_in_defaults_is_refused_by_name(tmp_path):
            "supported by fastlb yet" in result.stderr, result.stderr
 
 
-def test_http_error_log_format_pages_and_bad_lines_are_refused_by_name(tmp_path):
-    """http-error pages are built once: a log-format one is refused, as are a status
-    haproxy has no page for and a line without a status."""
+def test_http_error_bad_lines_are_refused_by_name(tmp_path):
+    """A status haproxy has no page for and a line without a status are refused (log-format
+    pages are served: tests/test_errors_differential.py)."""
     for line, message in [
-            ("http-error status 403 content-type text/plain lf-string %[path]",
-             "a log-format page (lf-string, lf-file, %[...] in hdr) is not supported"),
-            ("http-error status 403 content-type text/plain string x hdr X-P %[path]",
-             "a log-format page"),
             ("http-error status 299", "status code '299' not handled"),
             ("http-error content-type text/plain", "expects 'status'")]:
         (tmp_path / "haproxy.cfg").write_text(

@@ -1,8 +1,8 @@
 """Error pages and after-response rules, side by side with haproxy: ``http-errors``
 sections with ``errorfiles`` (all codes, some codes, precedence against ``errorfile``
 lines in order), ``errorloc302``/``errorloc303``, deny / return with ``errorfile``,
-``errorfiles``, ``default-errorfiles``, a body and ``hdr``, ``http-error`` pages, and
-``http-after-response``
+``errorfiles``, ``default-errorfiles``, a body and ``hdr``, ``http-error`` pages (log-format
+ones included: lf-string, lf-file, %[...] in hdr), and ``http-after-response``
 rules on the server's responses and on every answer of the proxy's own.
 
 For each request the status line, the response headers (in order) and the body the
@@ -37,11 +37,15 @@ FILES = {
                      b"Content-Length: 9\r\nX-Page: rule\r\n\r\nslow down",
     "ret-200.http": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
                     b"X-Page: ret\r\n\r\npong\n",
+    "lf-403.txt": b"forbidden %[path] on %[fe_name]\n",
 }
 
 
-def config(port: int, port2: int, port3: int, port4: int, backend: int, dead: int) -> str:
+def config(port: int, port2: int, port3: int, port4: int, port5: int, backend: int,
+           dead: int) -> str:
     return f"""
+userlist users
+    user admin insecure-password secret
 http-errors site
     errorfile 403 site-403.http
     errorfile 404 site-404.http
@@ -109,6 +113,15 @@ frontend fe4
     http-request deny deny_status 400 if {{ path /deny400 }}
     http-request deny deny_status 500 if {{ path /deny500 }}
     default_backend lost
+frontend fe5
+    bind 127.0.0.1:{port5}
+    http-error status 503 content-type text/plain lf-string "down for %[req.hdr(host)] %[path] %[var(txn.v)]" hdr X-Err "%[method]" hdr X-Empty "%[req.hdr(nope)]"
+    http-error status 403 content-type text/plain lf-file lf-403.txt hdr X-Fe "%[fe_name]"
+    http-error status 401 content-type text/plain lf-string "auth needed for %[path]"
+    http-request set-var(txn.v) str(vv)
+    http-request deny if {{ path /deny }}
+    http-request auth realm Zone if {{ path /auth }} !{{ http_auth(users) }}
+    default_backend lost
 backend lost
     server s1 127.0.0.1:{dead}
 backend be
@@ -138,6 +151,7 @@ REQUESTS = [
     (1, "/", []), (2, "/", []),
     (3, "/", []), (3, "/deny", []), (3, "/deny404", []), (3, "/deny429", []), (3, "/deny400", []),
     (3, "/deny500", []),
+    (4, "/", []), (4, "/deny", []), (4, "/auth", []), (4, "/page?x=1", []),
 ]
 
 
@@ -208,7 +222,7 @@ def test_error_pages_and_after_response_rules_as_haproxy(tmp_path):
     results = {}
     try:
         for name in ("haproxy", "fastlb"):
-            ports = [free_port(), free_port(), free_port(), free_port()]
+            ports = [free_port() for _ in range(5)]
             path = tmp_path / f"{name}.cfg"
             path.write_text(config(*ports, backend.port, dead_port))
             base = ["haproxy"] if name == "haproxy" else FASTLB

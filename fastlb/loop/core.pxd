@@ -190,7 +190,7 @@ cdef struct TimerEntry:
 # read through C fields (the loop's only Python-level per-proxy state).
 @cython.final
 cdef class FrontendHooks:
-    cdef dict error_pages       # {status: bytes} from errorfile lines
+    cdef dict error_pages       # {status: bytes | LogFormatPage} from errorfile, http-error
     cdef object request_editor  # option forwardfor: edit(out, headers, client_ip), or None
     cdef object router          # route(...) -> (ROUTE_*, value), or None
     cdef object response_editor # http-response rules: edit(stream) -> deny status, or None

@@ -1,7 +1,8 @@
 # Request analysers: head -> route -> rules -> persistence -> forward.
 # Included by core.pxd; implemented in http_request.pxi.
 
-cdef bytes error_page(Worker w, int fe, int be, int status, bint raw)
+cdef object error_page(Worker w, int fe, int be, int status, bint raw)
+cdef bytes made_page(Worker w, Session *s, HttpTxn txn, object page, int status, bint raw)
 cdef void add_request_headers(Worker w, int fe, list out, list headers, Session *s)
 cdef void capture_error(Worker w, Session *s, bint response, bytes data, object reason)
 cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bint raw, char term0, char term1)

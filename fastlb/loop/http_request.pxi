@@ -3,14 +3,32 @@
 
 
 # ------------------------------------------------------------------ HTTP helpers
-cdef bytes error_page(Worker w, int fe, int be, int status, bint raw):
-    """The backend's errorfile, else the frontend's, else HAProxy's page."""
+cdef object error_page(Worker w, int fe, int be, int status, bint raw):
+    """The backend's errorfile, else the frontend's, else HAProxy's page (bytes, or an
+    http-error line's LogFormatPage, which made_page() renders)."""
     page = (<BackendHooks>w.be_hooks[be]).error_pages.get(status) if be >= 0 else None
     if page is None:
         page = (<FrontendHooks>w.fe_hooks[fe]).error_pages.get(status)
     if page is None:
         page = builtin_page(status, raw)
     return page
+
+
+cdef bytes made_page(Worker w, Session *s, HttpTxn txn, object page, int status, bint raw):
+    """A log-format http-error page made for this transaction (HAProxy's page when it
+    cannot be made)."""
+    stream = txn.stream
+    if stream is None:
+        stream = txn.stream = new_stream(w, s, txn.method or b"", b"", [], b"", txn.sess_vars,
+                                         txn.requests <= 1)
+    stream.be = s.be if txn.routed else -1
+    stream.srv = s.server
+    stream.status = status
+    try:
+        return page(stream)
+    except Exception as exc:
+        internal_error(w, exc, "http-error page")
+        return builtin_page(status, raw)
 
 
 cdef void add_request_headers(Worker w, int fe, list out, list headers, Session *s):
@@ -47,7 +65,8 @@ cdef void http_error(Worker w, int idx, Session *s, HttpTxn txn, int status, bin
     # After its own answer HAProxy keeps the client connection when the request was read to
     # its end; a head it could not parse (400, 408) or a body left unread closes it.
     cdef bint body_read = txn.req_mode == BODY_NONE or txn.req_body_seen_end
-    txn.out_cli = error_page(w, s.fe, s.be if txn.routed else -1, status, raw)
+    page = error_page(w, s.fe, s.be if txn.routed else -1, status, raw)
+    txn.out_cli = page if page.__class__ is bytes else made_page(w, s, txn, page, status, raw)
     cdef Py_ssize_t head_end
     if txn.is_head and not raw:
         # no body answers a HEAD: a keep-alive client would read the page's as the start

@@ -192,9 +192,47 @@ def compile_rules(rules: list, compiler: ConditionCompiler, ctx: Context,
         elif c.rule.action == "auth":         # the proxy's 401 page, or HAProxy's
             pages = (proxy.errorfiles or {}) if proxy is not None else {}
             realm = c.rule.reason or proxy.name
-            c.page = auth_page(pages.get(401) or builtin_page(401), realm)
-            c.proxy_page = auth_page(pages.get(407) or builtin_page(407), realm, True)
+            c.page, c.proxy_page = (
+                auth_page(page, realm, proxy_auth) if isinstance(page, bytes) else
+                AuthPage(LogFormatPage(compile_rule(page, None, Context(
+                    "http-error", ctx.env, proxy.name))), realm, proxy_auth)
+                for page, proxy_auth in ((pages.get(401) or builtin_page(401), False),
+                                         (pages.get(407) or builtin_page(407), True)))
     return compiled
+
+
+class LogFormatPage:
+    """An http-error page with log-format parts (lf-string, lf-file, %[...] in hdr), made
+    for each answer from the request (and response) it answers."""
+    __slots__ = ("compiled",)
+
+    def __init__(self, compiled: CompiledRule):
+        self.compiled = compiled
+
+    def __call__(self, stream) -> bytes:
+        return return_response(self.compiled, stream)
+
+
+class AuthPage:
+    """The 401/407 challenge on a log-format page."""
+    __slots__ = ("page", "realm", "proxy")
+
+    def __init__(self, page, realm: str, proxy: bool):
+        self.page, self.realm, self.proxy = page, realm, proxy
+
+    def __call__(self, stream) -> bytes:
+        return auth_page(self.page(stream), self.realm, self.proxy)
+
+
+def compile_error_pages(proxy: Proxy, env) -> dict:
+    """The proxy's pages by status: bytes, or a LogFormatPage for an http-error line with
+    log-format parts."""
+    pages = dict(proxy.errorfiles or {})
+    for status, page in pages.items():
+        if not isinstance(page, bytes):
+            pages[status] = LogFormatPage(compile_rule(page, None, Context("http-error", env,
+                                                                           proxy.name)))
+    return pages
 
 
 def monitor_matches(monitor: bytes, url: bytes) -> bool:
@@ -282,7 +320,8 @@ def run_request_rules(rules: list, stream, applets=None, tarpit_ms: int = 0):
         elif action == "redirect":
             return ROUTE_RAW, redirect_response(c, stream)
         elif action == "auth":
-            return ROUTE_RAW, c.proxy_page if stream.proxy_request else c.page
+            page = c.proxy_page if stream.proxy_request else c.page
+            return ROUTE_RAW, page if page.__class__ is bytes else page(stream)
         elif action == "wait-for-body":
             return ROUTE_WAIT_BODY, c
     return None

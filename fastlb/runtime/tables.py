@@ -29,7 +29,7 @@ from ..sample.maps import new_registry
 from ..sample.payload import rdp_cookie_reader
 from .tcp_rules import build_response_rules, build_tcp_rules
 from ..sample.registry import Context
-from .http_rules import (SampleEnv, build_after_response, build_backend_rules,
+from .http_rules import (SampleEnv, compile_error_pages, build_after_response, build_backend_rules,
                          build_hash_key, build_response_editor, build_router,
                          build_persist_rules, build_server_rules)
 
@@ -326,7 +326,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         abortonclose=bool(proxy.options.abortonclose),
         restrict_names=RESTRICT_NAMES[proxy.options.restrict_hdr_names]
         if proxy.kind == "backend" and proxy.mode == "http" else 0,
-        error_pages=proxy.errorfiles or {},
+        error_pages=compile_error_pages(proxy, env),
         response_editor=build_response_editor(proxy, env),
         request_rules=build_backend_rules(proxy, applets, env), cookie=cookie,
         server_rules=build_server_rules(proxy, env), hash_key=build_hash_key(proxy, env),
@@ -425,7 +425,7 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         buffer_request=buffer_request(proxy),
         buffer_response=proxy.mode == "http" and _mentions_body(
             (proxy.http_response_rules, proxy.acls), "res.body"),
-        error_pages=proxy.errorfiles or {},
+        error_pages=compile_error_pages(proxy, env),
         request_editor=forwardfor_editor(proxy, env.config.backends),
         router=build_router(proxy, by_name, backend, applets, env),
         # a listen section's http-response rules run once, as its backend's

@@ -45,6 +45,9 @@ PLACES = {
     "http-response": {INTERNAL, L4, RES_HEADERS, RESPONSE, BACKEND, SERVER},
     "http-after-response": {INTERNAL, L4, RES_HEADERS, RESPONSE, BACKEND, SERVER},
     "log": {INTERNAL, L4, RESPONSE, BACKEND, SERVER},
+    # an http-error page with log-format parts: made when the answer is (request or
+    # response side); hdr() reads the request's
+    "http-error": {INTERNAL, L4, REQ_HEADERS, RESPONSE, BACKEND, SERVER},
     "tcp-request connection": {INTERNAL, L4},
     "tcp-request content": {INTERNAL, L4, REQ_CONTENT},
     "tcp-request session": {INTERNAL, L4},

@@ -245,7 +245,8 @@ def errorfile(parser, proxy, args, origin):
 def http_error(parser, proxy, args, origin):
     """``http-error status <code> [content-type <type>] [<source>] [hdr <name> <value>]*``:
     the proxy's page for that status, in order with the errorfile lines.  The page is built
-    once: a log-format body or header value (lf-string, lf-file, %[...]) is refused."""
+    once, or, with a log-format body or header value (lf-string, lf-file, %[...]), kept as
+    its rule and made for each answer."""
     from ...http.errors import reason_phrase
     from ...http.rules import Rule, _parse_reply
     base = _config_dir(origin)
@@ -268,9 +269,9 @@ def http_error(parser, proxy, args, origin):
     if rule.status not in ERRORFILE_CODES:
         raise ValueError(f"'http-error' : status code '{rule.status}' not handled.")
     if rule.body_format or any("%" in value for _, value in rule.headers):
-        raise ValueError("'http-error' : a log-format page (lf-string, lf-file, %[...] in "
-                         "hdr) is not supported by fastlb yet.")
-    if rule.reply == "errors":
+        # made for each answer (runtime/http_rules.py's LogFormatPage)
+        proxy.error_decls.append(("page", rule.status, rule))
+    elif rule.reply == "errors":
         proxy.error_decls.append(("import", rule.errors_name, [rule.status], origin))
     elif rule.reply == "default":
         proxy.error_decls.append(("reset", rule.status))
