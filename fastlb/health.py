@@ -235,6 +235,15 @@ class Checker:
             self.finish(check, Result("SOCKERR", info=exc.strerror or ""))
             return
         check.sock = sock
+        source = check.server.source or check.backend.source
+        if source is not None and check.family != socket.AF_UNIX:
+            # the server's (else the backend's) source address, as its traffic's
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((source[1], source[2]))
+            except OSError as exc:
+                self.finish(check, Result("SOCKERR", info=exc.strerror or ""))
+                return
         code = sock.connect_ex(check.address)
         if code not in (0, errno.EINPROGRESS):
             self.finish(check, Result("L4CON", info=os.strerror(code)))

@@ -137,3 +137,50 @@ listen web
         backend.close()
     web = 0 if name == "fastlb" else 1
     assert seen == [("127.0.0.2", 0), ("127.0.0.1", 1), ("127.0.0.3", 1), ("127.0.0.1", web)]
+
+
+@pytest.mark.parametrize("name", ["haproxy", "fastlb"])
+def test_server_source_overrides_the_backend_one_for_traffic_and_checks(tmp_path, name):
+    """server ... source: the server's connections, health checks included, come from its
+    own address; a server without one uses the backend's, default-server's is inherited."""
+    peers = {}
+    lock = threading.Lock()
+
+    def note(conn, backend):
+        with lock:
+            peers.setdefault(backend.name, set()).add(conn.getpeername()[0])
+        try:
+            conn.recv(100)
+        except OSError:
+            pass
+
+    servers = {letter: Backend(note, letter) for letter in "abc"}
+    ports = [free_port(), free_port()]
+    text = DEFAULTS + f"""
+    mode tcp
+listen own
+    bind 127.0.0.1:{ports[0]}
+    balance roundrobin
+    source 127.0.0.2
+    server a 127.0.0.1:{servers['a'].port} source 127.0.0.4 check inter 300
+    server b 127.0.0.1:{servers['b'].port} check inter 300
+listen defaults_
+    bind 127.0.0.1:{ports[1]}
+    default-server source 127.0.0.5
+    server c 127.0.0.1:{servers['c'].port} check inter 300
+"""
+    proc = run(name, text, tmp_path, ports)
+    try:
+        for port in (ports[0], ports[0], ports[1]):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                client.sendall(b"x")
+                time.sleep(0.05)
+        wait_until(lambda: len(peers) == 3 and all(len(v) >= 1 for v in peers.values()),
+                   message="connections to every server")
+        time.sleep(0.7)                  # a few checks too
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        for backend in servers.values():
+            backend.close()
+    assert peers == {"a": {"127.0.0.4"}, "b": {"127.0.0.2"}, "c": {"127.0.0.5"}}

@@ -112,6 +112,7 @@ class ServerSettings:
     pp_options: tuple = ()          # proxy-v2-options fastlb writes: "crc32c", "authority"
     check_send_proxy: bool = False
     pool_purge_delay: int = 5000    # ms; each period half of the idle connections close (0: never)
+    source: Optional[tuple] = None  # (family, ip, port): bound before connecting (else the backend's)
 
 
 # ``default-server`` carries the same settings (HAProxy refuses only ``id`` and ``cookie``

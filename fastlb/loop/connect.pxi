@@ -41,10 +41,11 @@ cdef void start_connect(Worker w, int idx, Session *s):
         # only with bytes to go at once (the manual's intent; haproxy 2.6 looks at the
         # response channel there, so in effect only send-proxy counts)
         setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(int))
-    if be.source_len and srv.family != AF_UNIX:
+    if (srv.source_len or be.source_len) and srv.family != AF_UNIX:
         # as HAProxy: SO_REUSEADDR so that a fixed source port can serve successive sessions
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(int))
-        if bind(fd, <sockaddr *>&be.source, be.source_len) != 0:
+        if (bind(fd, <sockaddr *>&srv.source, srv.source_len) if srv.source_len else
+                bind(fd, <sockaddr *>&be.source, be.source_len)) != 0:
             close(fd)
             no_connection(w, idx, s, b'R')     # HAProxy: "Cannot bind to source address"
             return

@@ -79,6 +79,8 @@ cdef struct ServerRt:
     int pp_opts             # PP2_OPT_* for a v2 header
     int index               # position in the backend (for shared counters)
     uint32_t shm_index
+    sockaddr_storage source # its own "source" (source_len 0: the backend's, if any)
+    socklen_t source_len
 
 
 cdef struct BackendRt:

@@ -292,6 +292,11 @@ cdef class Worker:
             be.servers[i].pp_opts = server.pp_opts
             be.servers[i].index = i
             be.servers[i].shm_index = server.shm_index
+            be.servers[i].source_len = 0
+            if server.source is not None:
+                be.servers[i].source_len = fill_sockaddr(&be.servers[i].source,
+                                                         server.source[0], server.source[1],
+                                                         server.source[2])
             be.srv_shm[i] = server.shm_index
             be.srv_maxqueue[i] = server.maxqueue
             if server.shm_index < <uint32_t>self.nservers_total:

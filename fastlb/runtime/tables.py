@@ -64,6 +64,7 @@ class ServerSpec:
     send_proxy: int = 0           # loop SEND_PROXY_*: 0 none, 1 v1, 2 v2
     pp_opts: int = 0              # PP2_OPT_* bits for a v2 header
     pool_purge_ms: int = 5000     # pool-purge-delay: idle connections halve each period (0: never)
+    source: Optional[tuple] = None  # the server's own "source" (family, ip, port)
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,7 @@ def server_spec(server: Optional[Server], address, shm_index: int) -> ServerSpec
                       observe=OBSERVE.get(server.observe, 0) if server.check
                       else shared.OBSERVE_NONE, send_proxy=server.send_proxy,
                       pp_opts=sum(PP2_OPTIONS[name] for name in server.pp_options),
-                      pool_purge_ms=server.pool_purge_delay)
+                      pool_purge_ms=server.pool_purge_delay, source=server.source)
 
 
 def server_cookie(proxy: Proxy, server: ServerSpec) -> Optional[str]:

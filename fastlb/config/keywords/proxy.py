@@ -688,15 +688,19 @@ def source(parser, proxy, args, origin):
             raise ValueError(f"'source ... {args[1]}' is not supported by fastlb yet.")
         raise ValueError(f"'source' only supports the 'usesrc', 'interface' and "
                          f"'namespace' keywords, not '{args[1]}'.")
+    proxy.source = source_address(args[0])
+
+
+def source_address(text: str) -> tuple:
+    """``<addr>[:<port>]`` of a ``source`` (backend or server) -> (family, ip, port)."""
     try:
         # port 0 (or none): the kernel picks one
-        text = args[0][:-2] if args[0].endswith(":0") else args[0]
-        address = addresses.parse_server_address(text)
+        address = addresses.parse_server_address(text[:-2] if text.endswith(":0") else text)
     except AddressError as exc:
         raise ValueError(f"'source' : {exc}") from None
     if address.family == socket.AF_UNIX:
-        raise ValueError(f"'source' : address '{args[0]}' is not an IPv4/IPv6 address.")
-    proxy.source = (address.family, address.ip, address.port)
+        raise ValueError(f"'source' : address '{text}' is not an IPv4/IPv6 address.")
+    return (address.family, address.ip, address.port)
 
 
 @keyword("backlog", sections=PROXY_AND_DEFAULTS)

@@ -26,7 +26,7 @@ _SERVER_NOT_YET = {
     "ssl", "verify", "ca-file", "crt", "sni", "slowstart",
     "track", "on-marked-down", "on-marked-up",
     "resolvers", "resolve-prefer", "init-addr", "agent-check", "check-ssl", "proto",
-    "alpn", "redir", "source", "minconn", "pool-max-conn", "tfo",
+    "alpn", "redir", "minconn", "pool-max-conn", "tfo",
     "namespace", "usesrc", "ws", "agent-port", "agent-inter",
 }
 
@@ -132,6 +132,11 @@ def _server_options(target, args):
             else:
                 target.id = value(low=1)
                 target.forced_id = True
+        elif option == "source":
+            from .proxy import source_address
+            target.source = source_address(value("str"))
+            if i + 1 < len(args) and args[i + 1] in ("usesrc", "interface", "namespace"):
+                raise ValueError(f"'source ... {args[i + 1]}' is not supported by fastlb yet.")
         elif option == "send-proxy":
             target.send_proxy = 1
         elif option == "send-proxy-v2":
