@@ -113,6 +113,7 @@ class ServerSettings:
     check_send_proxy: bool = False
     pool_purge_delay: int = 5000    # ms; each period half of the idle connections close (0: never)
     source: Optional[tuple] = None  # (family, ip, port): bound before connecting (else the backend's)
+    minconn: int = 0                # with maxconn: the dynamic limit's floor (fullconn scales it)
 
 
 # ``default-server`` carries the same settings (HAProxy refuses only ``id`` and ``cookie``
@@ -332,7 +333,7 @@ class Proxy:
     options: Options = field(default_factory=Options)
     maxconn: Optional[int] = None
     rate_limit_sessions: int = 0            # new sessions per second, 0: no limit
-    fullconn: Optional[int] = None          # only scales server minconn (refused): no effect
+    fullconn: Optional[int] = None          # the backend load at which servers reach maxconn
     backlog: Optional[int] = None
     retries: int = 3
     retry_on: int = 1                       # RETRY_ON bits (conn-failure by default)

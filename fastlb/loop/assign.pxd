@@ -7,6 +7,7 @@ cdef bint persist_usable(Worker w, BackendRt *be, int srv)
 cdef int use_server(Worker w, Session *s, object stream)
 cdef int rdp_cookie_server(Worker w, Session *s, object stream)
 cdef void set_expr_key(Worker w, Session *s, object stream)
+cdef int64_t *server_limits(Worker w, BackendRt *be) noexcept nogil
 cdef bint try_hold(Worker w, Session *s, BackendRt *be, int srv, bint from_queue)
 cdef void server_release(Worker w, Session *s)
 cdef int walk_sequence(Worker w, Session *s, BackendRt *be, bint from_queue)

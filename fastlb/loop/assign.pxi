@@ -167,6 +167,33 @@ cdef inline uint64_t *queue_count(Worker w, int q) noexcept nogil:
     return w.totals + w.beq_off + q        # backend queues, then server queues
 
 
+cdef inline int64_t server_limit(Worker w, BackendRt *be, int srv) noexcept nogil:
+    """HAProxy's srv_dynamic_maxconn: the server's maxconn, or, with a minconn below it and
+    the backend under fullconn sessions (all workers), maxconn x sessions / fullconn, never
+    below minconn."""
+    cdef int64_t maxconn = be.srv_maxconn[srv], minconn, sessions, share
+    if be.fullconn == 0 or maxconn == 0:
+        return maxconn
+    minconn = be.srv_minconn[srv]
+    if minconn >= maxconn:
+        return maxconn
+    sessions = count_total(w, w.be_off + be.shm_index)
+    if sessions >= be.fullconn:
+        return maxconn
+    share = sessions * maxconn // be.fullconn
+    return share if share > minconn else minconn
+
+
+cdef int64_t *server_limits(Worker w, BackendRt *be) noexcept nogil:
+    """Every server's limit of this moment, for the picks that skip full servers."""
+    cdef int i
+    if be.fullconn == 0:
+        return be.srv_maxconn
+    for i in range(be.nservers):
+        be.srv_limit[i] = server_limit(w, be, i)
+    return be.srv_limit
+
+
 cdef bint try_hold(Worker w, Session *s, BackendRt *be, int srv, bint from_queue):
     """Take a place among ``srv``'s current sessions, or fail if it is full (or has requests
     waiting for it that came first)."""
@@ -176,7 +203,7 @@ cdef bint try_hold(Worker w, Session *s, BackendRt *be, int srv, bint from_queue
         if not from_queue and fl_atomic_load(queue_count(w, w.nbackends + k)) != 0:
             return False
         used = <int64_t>fl_atomic_fetch_add(w.totals + w.srv_shared_off + k, 1)
-        if used >= be.srv_maxconn[srv]:
+        if used >= server_limit(w, be, srv):
             fl_atomic_fetch_sub(w.totals + w.srv_shared_off + k, 1)
             return False
         count_add(w, w.srv_shared_off + k, 1)
@@ -250,7 +277,7 @@ cdef int random_pick(Worker w, Session *s, BackendRt *be, bint from_queue):
         srv = be.seq[next_random(w) % <uint32_t>be.seq_len]
         k = be.srv_shm[srv]
         load = <int64_t>fl_atomic_load(w.totals + w.srv_shared_off + k)
-        if be.srv_maxconn[srv] and load >= be.srv_maxconn[srv]:
+        if be.srv_maxconn[srv] and load >= server_limit(w, be, srv):
             continue
         if be.hash_balance_factor and not under_bound(w, be, srv, served):
             continue
@@ -271,13 +298,13 @@ cdef int balance(Worker w, Session *s, BackendRt *be, bint from_queue):
         for attempt in range(4):      # another worker may take the last place in between
             if be.pick == PICK_LEASTCONN:
                 srv = leastconn_pick(be.eligible, be.eligible_w, be.neligible, be.srv_shm,
-                                     be.srv_maxconn, w.totals + w.srv_shared_off,
+                                     server_limits(w, be), w.totals + w.srv_shared_off,
                                      w.totals + w.beq_off + w.nbackends,
                                      <uint32_t>fl_atomic_fetch_add(
                                          w.be_words + be.shm_index * BE_WORDS + BE_RR, 1),
                                      s.avoid_server)
             else:
-                srv = first_pick(be.eligible, be.neligible, be.srv_shm, be.srv_maxconn,
+                srv = first_pick(be.eligible, be.neligible, be.srv_shm, server_limits(w, be),
                                  w.totals + w.srv_shared_off, s.avoid_server)
             if srv < 0:
                 return BALANCE_FULL

@@ -113,6 +113,10 @@ cdef struct BackendRt:
     int neligible
     uint32_t *srv_shm       # per server: its index in the shared server arrays
     int64_t *srv_maxconn    # per server: maxconn (0: none)
+    int64_t *srv_minconn    # per server: minconn (= maxconn: a static limit)
+    int64_t *srv_limit      # per server: the limits the picks read (srv_maxconn, or the
+                            # dynamic ones of this moment when fullconn is set)
+    int64_t fullconn        # > 0: some server's limit scales with the backend's sessions
     int64_t *srv_maxqueue   # per server: maxqueue (0: none)
     int limited             # some server has a maxconn: requests may queue
     int observed            # some server has observe layer4|layer7

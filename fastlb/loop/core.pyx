@@ -248,6 +248,8 @@ cdef class Worker:
             free_lookup(&self.backends[i])
             free(self.backends[i].srv_shm)
             free(self.backends[i].srv_maxconn)
+            free(self.backends[i].srv_minconn)
+            free(self.backends[i].srv_limit)
             free(self.backends[i].srv_maxqueue)
             free(self.backends[i].srv_eweight)
             free(self.backends[i].srv_cumw)
@@ -278,6 +280,11 @@ cdef class Worker:
         be.srv_shm = <uint32_t *>calloc(max(be.nservers, 1), sizeof(uint32_t))
         be.srv_maxconn = <int64_t *>calloc(max(be.nservers, 1), sizeof(int64_t))
         be.srv_maxqueue = <int64_t *>calloc(max(be.nservers, 1), sizeof(int64_t))
+        be.srv_minconn = <int64_t *>calloc(max(be.nservers, 1), sizeof(int64_t))
+        be.srv_limit = <int64_t *>calloc(max(be.nservers, 1), sizeof(int64_t))
+        be.fullconn = spec.fullconn
+        if be.srv_minconn == NULL or be.srv_limit == NULL:
+            raise MemoryError()
         be.srv_eweight = <int *>calloc(max(be.nservers, 1), sizeof(int))
         be.srv_cumw = <int *>calloc(max(be.nservers, 1), sizeof(int))
         if be.servers == NULL or be.srv_shm == NULL or be.srv_maxconn == NULL or \
@@ -299,6 +306,7 @@ cdef class Worker:
                                                          server.source[2])
             be.srv_shm[i] = server.shm_index
             be.srv_maxqueue[i] = server.maxqueue
+            be.srv_minconn[i] = server.minconn
             if server.shm_index < <uint32_t>self.nservers_total:
                 self.idle_purge_ms[server.shm_index] = server.pool_purge_ms
         algorithm = spec.algorithm

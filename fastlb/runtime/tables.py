@@ -16,6 +16,7 @@ from ..applets.page import Applets
 from ..http.cookies import Persistence, dynamic_cookie
 from ..lb.algorithms import ALGORITHMS, Algorithm
 from ..lb.lookup import ServerView, build_lookup
+from ..limits import backend_fullconn, default_maxconn
 from ..logformat import CLFLOG, HTTPLOG, HTTPLOG_NO_CAPTURE, TCPLOG, compile_format
 from .. import shm as shared
 # what frontends log, how connections close, what routers answer: the loop's own numbers
@@ -65,6 +66,7 @@ class ServerSpec:
     pp_opts: int = 0              # PP2_OPT_* bits for a v2 header
     pool_purge_ms: int = 5000     # pool-purge-delay: idle connections halve each period (0: never)
     source: Optional[tuple] = None  # the server's own "source" (family, ip, port)
+    minconn: int = 0              # below maxconn: the dynamic limit's floor (see BackendSpec.fullconn)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class BackendSpec:
     uri_depth: int
     uri_whole: bool
     hdr_domain_only: bool
+    fullconn: int                 # servers with minconn < maxconn: their limit grows with the
+                                  # backend's sessions up to this many (0: no such server)
     uri_path_only: bool
     draws: int
     hash_balance_factor: int      # bounded loads, percent of the mean (0: off)
@@ -263,16 +267,19 @@ def server_spec(server: Optional[Server], address, shm_index: int) -> ServerSpec
         return ServerSpec(name=NOSRV, model=None, shm_index=shm_index, family=address.family,
                           ip=address.ip, port=address.port, maxqueue=0, maxconn=0, weight=1,
                           maint=False, checked=False, health=1, observe=shared.OBSERVE_NONE)
+    # as HAProxy: minconn alone (or above maxconn) is the maxconn; maxconn alone a static one
+    maxconn = max(server.maxconn or 0, server.minconn)
     return ServerSpec(name=server.name, model=server, shm_index=shm_index,
                       family=server.address.family, ip=server.address.ip,
                       port=server.address.port, maxqueue=server.maxqueue,
-                      maxconn=server.maxconn or 0, weight=server.weight,
+                      maxconn=maxconn, weight=server.weight,
                       maint=bool(server.disabled), checked=bool(server.check),
                       health=0 if server.disabled else server.rise,
                       observe=OBSERVE.get(server.observe, 0) if server.check
                       else shared.OBSERVE_NONE, send_proxy=server.send_proxy,
                       pp_opts=sum(PP2_OPTIONS[name] for name in server.pp_options),
-                      pool_purge_ms=server.pool_purge_delay, source=server.source)
+                      pool_purge_ms=server.pool_purge_delay, source=server.source,
+                      minconn=server.minconn or maxconn)
 
 
 def server_cookie(proxy: Proxy, server: ServerSpec) -> Optional[str]:
@@ -305,6 +312,8 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         uri_len=args.get("len", 0), uri_depth=args.get("depth", 0),
         uri_whole=bool(args.get("whole")), uri_path_only=bool(args.get("path_only")),
         hdr_domain_only=bool(args.get("domain_only")),
+        fullconn=backend_fullconn(env.config, proxy, default_maxconn(env.config))
+        if any(s.minconn < s.maxconn for s in servers) else 0,
         draws=args.get("draws", 2),
         # HAProxy bounds only consistent hashing's picks (and random's draws)
         hash_balance_factor=proxy.hash_balance_factor

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..limits import default_maxconn
+from ..limits import backend_fullconn, default_maxconn
 from .. import shm as shared
 from ..shm import STAT, STAT_WORDS, TIME_SAMPLES, SharedState
 from .fields import BACKEND, FRONTEND, SERVER
@@ -196,14 +196,7 @@ class Collector:
         return row
 
     def backend_limit(self, proxy) -> int:
-        """fullconn's default: a tenth of the maxconn of the frontends that may use it."""
-        total = 0
-        for fe in self.tables.frontends:
-            names = {name for name, _, _ in fe.proxy.switching_rules}
-            if fe.proxy is proxy or fe.proxy.default_backend == proxy.name or \
-                    proxy.name in names:
-                total += fe.proxy.maxconn or self.maxconn
-        return (total + 9) // 10 if total else 1
+        return backend_fullconn(self.config, proxy, self.maxconn)
 
     # -- server -----------------------------------------------------------------------------
     def server_row(self, proxy, be, i: int, server) -> dict:

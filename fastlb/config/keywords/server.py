@@ -26,7 +26,7 @@ _SERVER_NOT_YET = {
     "ssl", "verify", "ca-file", "crt", "sni", "slowstart",
     "track", "on-marked-down", "on-marked-up",
     "resolvers", "resolve-prefer", "init-addr", "agent-check", "check-ssl", "proto",
-    "alpn", "redir", "minconn", "pool-max-conn", "tfo",
+    "alpn", "redir", "pool-max-conn", "tfo",
     "namespace", "usesrc", "ws", "agent-port", "agent-inter",
 }
 
@@ -94,7 +94,7 @@ def _server_options(target, args):
             target.disabled = False
         elif option == "no-check":
             target.check = False
-        elif option in ("maxconn", "maxqueue"):
+        elif option in ("maxconn", "maxqueue", "minconn"):
             setattr(target, option, value())
         elif option in ("rise", "fall"):
             setattr(target, option, value(low=1))
