@@ -333,6 +333,7 @@ class Proxy:
     options: Options = field(default_factory=Options)
     maxconn: Optional[int] = None
     rate_limit_sessions: int = 0            # new sessions per second, 0: no limit
+    max_ka_queue: int = 0                   # max-keep-alive-queue + 1 (0: any queue length)
     fullconn: Optional[int] = None          # the backend load at which servers reach maxconn
     backlog: Optional[int] = None
     retries: int = 3
@@ -379,7 +380,8 @@ class Proxy:
                      "unique_id_format", "unique_id_header", "log_format_sd",
                      "error_log_format",
                      "hash_type", "hash_function", "hash_avalanche", "hash_balance_factor", "cookie", "dynamic_cookie_key",
-                     "inspect_delay", "res_inspect_delay", "fullconn", "rdp_persist", "rate_limit_sessions", "source", "retry_on", "send_name_header"):
+                     "inspect_delay", "res_inspect_delay", "fullconn", "rdp_persist", "rate_limit_sessions", "source", "retry_on", "send_name_header",
+                     "max_ka_queue"):
             setattr(self, name, getattr(defaults, name))
         self.stats = copy.deepcopy(defaults.stats)
         self.balance_args = dict(defaults.balance_args)

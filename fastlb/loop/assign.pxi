@@ -386,6 +386,7 @@ cdef int assign_server(Worker w, int idx, Session *s):
     cdef BackendRt *be = &w.backends[s.be]
     cdef int target = -1, srv
     cdef uint32_t k
+    cdef int64_t waiting
     lookup_fresh(w, s.be)
     if s.forced_server >= 0:
         target = s.forced_server
@@ -403,12 +404,19 @@ cdef int assign_server(Worker w, int idx, Session *s):
             return ASSIGN_QUEUED
         if not be.redispatch:
             return ASSIGN_NONE        # its queue is full too and we may not go elsewhere
+    if be.prefer_last and be.key == KEY_NONE and last_server_usable(w, s, be):
+        if try_hold(w, s, be, s.server, False):
+            return s.server
+        # full: wait for it, unless its queue is as long as max-keep-alive-queue allows
+        k = be.srv_shm[s.server]
+        waiting = <int64_t>fl_atomic_load(queue_count(w, w.nbackends + k))
+        if (be.max_ka_queue == 0 or waiting + 1 < be.max_ka_queue) and \
+                (not be.srv_maxqueue[s.server] or waiting < be.srv_maxqueue[s.server]):
+            queue_enter(w, idx, s, w.nbackends + k)
+            return ASSIGN_QUEUED
     if be.limited and fl_atomic_load(queue_count(w, be.shm_index)) != 0:
         queue_enter(w, idx, s, be.shm_index)     # older requests wait for a place: behind them
         return ASSIGN_QUEUED
-    if be.prefer_last and be.key == KEY_NONE and last_server_usable(w, s, be) and \
-            try_hold(w, s, be, s.server, False):
-        return s.server
     srv = balance(w, s, be, False)
     if srv >= 0 and srv == s.avoid_server and be.nactive > 1:
         srv = balance_avoiding(w, s, be, srv)
@@ -420,16 +428,16 @@ cdef int assign_server(Worker w, int idx, Session *s):
 
 cdef bint last_server_usable(Worker w, Session *s, BackendRt *be):
     """option prefer-last-server: the server of the connection the session holds as its own
-    (http-reuse never, or a private one), while it is up, not draining and nobody waits
-    for it.  As in HAProxy 2.6, a connection that went back to the shared pool (http-reuse
-    safe) is not the session's: the next request is balanced."""
+    (http-reuse never, or a private one), while it is up and not draining (a full one is
+    waited for: see max-keep-alive-queue).  As in HAProxy 2.6, a connection that went back
+    to the shared pool (http-reuse safe) is not the session's: the next request is
+    balanced."""
     cdef uint64_t st
     if s.srv.fd < 0 or s.state != ST_ESTABLISHED or s.server < 0 or s.server >= be.nservers \
             or not (be.reuse_never or s.srv_private):
         return False
     st = server_state(w, be, s.server)
-    return (st & ST_RUNNING) and not (st & (ST_ANY_MAINT | ST_DRAIN)) and \
-        fl_atomic_load(queue_count(w, w.nbackends + be.srv_shm[s.server])) == 0
+    return (st & ST_RUNNING) and not (st & (ST_ANY_MAINT | ST_DRAIN))
 
 
 cdef int balance_avoiding(Worker w, Session *s, BackendRt *be, int srv):

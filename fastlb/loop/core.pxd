@@ -141,6 +141,8 @@ cdef struct BackendRt:
     sockaddr_storage source  # "source": server sockets bind to it first (source_len 0: no)
     socklen_t source_len
     int prefer_last         # option prefer-last-server
+    int64_t max_ka_queue    # max-keep-alive-queue + 1: the last server's queue may be
+                            # shorter than this for a request to wait there (0: any)
     int abortonclose        # option abortonclose: a client's close drops a waiting request
     int http                # mode http
     int http_close          # CLOSE_NONE, CLOSE_SERVER, CLOSE_BOTH (defs.pxd)

@@ -349,6 +349,7 @@ cdef class Worker:
             be.source_len = fill_sockaddr(&be.source, spec.source[0], spec.source[1],
                                           spec.source[2])
         be.prefer_last = spec.prefer_last
+        be.max_ka_queue = spec.max_ka_queue
         be.abortonclose = spec.abortonclose
         be.http = spec.http
         be.http_close = spec.http_close

@@ -107,6 +107,7 @@ class BackendSpec:
     source: object                # (family, ip, port) server sockets bind to, or None
     restrict_names: int           # http-restrict-req-hdr-names: 0 preserve, 1 delete, 2 reject
     prefer_last: bool             # option prefer-last-server
+    max_ka_queue: int             # max-keep-alive-queue + 1 (0: wait behind any queue)
     abortonclose: bool            # option abortonclose
     error_pages: dict             # {status: bytes} from errorfile lines
     response_editor: object       # http-response rules: edit(headers), or None
@@ -332,7 +333,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         nolinger=bool(proxy.options.nolinger),
         smart_connect=proxy.options.tcp_smart_connect, source=proxy.source,
         retry_on=proxy.retry_on,
-        prefer_last=bool(proxy.options.prefer_last_server),
+        prefer_last=bool(proxy.options.prefer_last_server), max_ka_queue=proxy.max_ka_queue,
         abortonclose=bool(proxy.options.abortonclose),
         restrict_names=RESTRICT_NAMES[proxy.options.restrict_hdr_names]
         if proxy.kind == "backend" and proxy.mode == "http" else 0,

@@ -652,6 +652,36 @@ def maxconn(parser, proxy, args, origin):
     proxy.maxconn = positive_int(args, "maxconn")
 
 
+def c_strtol(text: str) -> tuple:
+    """C's strtol(text, &end, 0): (value, what follows the number)."""
+    match = re.match(r"\s*([-+]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)?", text)
+    digits = match.group(2)
+    if not digits:
+        return 0, text
+    value = int(digits, 16) if digits[:2] in ("0x", "0X") else \
+        int(digits, 8) if digits[0] == "0" else int(digits)
+    return (-value if match.group(1) == "-" else value), text[match.end():]
+
+
+@keyword("max-keep-alive-queue", sections=PROXY_AND_DEFAULTS)
+def max_keep_alive_queue(parser, proxy, args, origin):
+    """With prefer-last-server: how long the last server's queue may be for a request to
+    wait there rather than be balanced (-1, the default: any length; 0: never wait)."""
+    if not args:
+        raise ValueError("'max-keep-alive-queue' expects expects an integer value "
+                         "(or -1 to disable)")
+    value, rest = c_strtol(args[0])
+    if rest:
+        raise ValueError(f"'max-keep-alive-queue' : unexpected character '{rest[0]}' in "
+                         f"integer value '{args[0]}'")
+    if proxy.kind == "frontend":
+        parser.warn(origin, f"max-keep-alive-queue will be ignored because frontend "
+                    f"'{proxy.name}' has no backend capability")
+        return
+    # HAProxy keeps <value + 1>: 0 means any queue length (as any value below -1 does)
+    proxy.max_ka_queue = value + 1 if value >= -1 else 0
+
+
 @keyword("rate-limit", sections=PROXY_AND_DEFAULTS)
 def rate_limit(parser, proxy, args, origin):
     """``rate-limit sessions <rate>``: new sessions per second, all workers together."""

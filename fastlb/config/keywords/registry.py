@@ -204,7 +204,7 @@ NOT_YET_PROXY = {
     "tcp-check",
     "reqadd", "rspadd", "compression",
     "external-check", "filter", "server-template",
-    "email-alert", "max-keep-alive-queue", "load-server-state-from-file",
+    "email-alert", "load-server-state-from-file",
     "server-state-file-name",
     "grace", "bind-process",
     "unique-id", "monitor-net",
