@@ -225,6 +225,9 @@ class Options:
                                           # with Proxy-Authorization / 407
     tcp_smart_accept: Optional[bool] = None
     tcp_smart_connect: bool = False
+    # header names to clients (frontend) / to servers (backend) with h1-case-adjust's case
+    h1_case_adjust_bogus_client: bool = False
+    h1_case_adjust_bogus_server: bool = False
 
 
 @dataclass
@@ -441,6 +444,10 @@ class GlobalSettings:
     log_send_hostname: Optional[str] = None
     hard_stop_after: Optional[int] = None
     mworker_max_reloads: int = -1     # old workers past this many reloads get SIGTERM
+    # h1-case-adjust <from> <to> lines, then h1-case-adjust-file's (read once parsed):
+    # header names written with the case a bogus HTTP/1 peer wants
+    h1_case_adjust: dict = field(default_factory=dict)
+    h1_case_adjust_file: Optional[str] = None
     # tune.vars.<scope>-max-size: scope -> bytes (0: no limit)
     vars_max_size: dict = field(default_factory=dict)
     node: Optional[str] = None

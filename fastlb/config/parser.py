@@ -516,6 +516,10 @@ class Parser:
     def _resolve(self) -> None:
         """Cross-references, identifiers and HAProxy's configuration warnings."""
         self._resolve_userlists()
+        from .keywords.global_section import load_case_adjust_file
+        failure = load_case_adjust_file(self.global_)
+        if failure:
+            self.alerts.append(failure)
         for proxy in self.proxies:
             self._resolve_errorfiles(proxy)
             if proxy.has_frontend:

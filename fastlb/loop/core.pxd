@@ -141,6 +141,7 @@ cdef struct BackendRt:
     sockaddr_storage source  # "source": server sockets bind to it first (source_len 0: no)
     socklen_t source_len
     int prefer_last         # option prefer-last-server
+    int case_adjust         # option h1-case-adjust-bogus-server: names to servers adjusted
     int64_t max_ka_queue    # max-keep-alive-queue + 1: the last server's queue may be
                             # shorter than this for a request to wait there (0: any)
     int abortonclose        # option abortonclose: a client's close drops a waiting request
@@ -173,6 +174,7 @@ cdef struct FrontendRt:
     int tcp_rules           # tcp-request rules (FrontendHooks.tcp_rules): inspect.pxi
     int log_addrs           # its log formats read %fi/%fp/%bi/%bp/%si/%sp (kept past the close)
     int logasap             # option logasap: log at the response head (TCP: once connected)
+    int case_adjust         # option h1-case-adjust-bogus-client: names to clients adjusted
     int64_t sess_rate_limit # rate-limit sessions (per second, all workers), 0: none
     uint32_t shm_index
 

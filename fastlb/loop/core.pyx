@@ -349,6 +349,7 @@ cdef class Worker:
             be.source_len = fill_sockaddr(&be.source, spec.source[0], spec.source[1],
                                           spec.source[2])
         be.prefer_last = spec.prefer_last
+        be.case_adjust = spec.case_adjust
         be.max_ka_queue = spec.max_ka_queue
         be.abortonclose = spec.abortonclose
         be.http = spec.http
@@ -397,6 +398,7 @@ cdef class Worker:
         fe.ignore_probes = spec.ignore_probes
         fe.log_addrs = spec.log_addrs
         fe.logasap = spec.logasap
+        fe.case_adjust = spec.case_adjust
         fe.sess_rate_limit = spec.sess_rate_limit
         fe.shm_index = spec.index
         hooks = FrontendHooks()

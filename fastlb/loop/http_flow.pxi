@@ -74,6 +74,8 @@ cdef bint http_step(Worker w, int idx, Session *s, HttpTxn txn):
             txn.asap = False
         if txn.error_sent and txn.close_client and txn.out_cli_off == 0:
             txn.out_cli = announce_close(txn.out_cli)
+        if fe.case_adjust and txn.out_cli_off == 0:
+            txn.out_cli = adjust_case(txn.out_cli)
         r = flush_staged(w, &s.cli, txn, False)
         if r < 0:
             txn.term0, txn.term1 = b'C', b'D'

@@ -14,6 +14,31 @@ def set_http_maxhdr(int limit):
     head_max_fields = limit - 1
 
 
+# h1-case-adjust: lower-case name -> the case written to a bogus peer
+cdef dict case_table = {}
+
+
+def set_h1_case_adjust(dict table):
+    global case_table
+    case_table = {k.encode("latin-1"): v.encode("latin-1") for k, v in table.items()}
+
+
+cdef bytes adjust_case(bytes message):
+    """The head at the start of ``message`` with its header names in h1-case-adjust's
+    case (the bytes after the head, body bytes, untouched)."""
+    cdef Py_ssize_t end = message.find(b"\r\n\r\n"), colon
+    if end < 0 or not case_table:
+        return message
+    lines = message[:end].split(b"\r\n")
+    for i in range(1, len(lines)):
+        colon = lines[i].find(b":")
+        if colon > 0:
+            name = case_table.get(lines[i][:colon].lower())
+            if name is not None:
+                lines[i] = name + lines[i][colon:]
+    return b"\r\n".join(lines) + message[end:]
+
+
 # the spans of the head being parsed: room for 32767 fields is 512 KiB, kept out of the
 # C stack; one worker parses one head at a time
 cdef HeadSpans spans

@@ -493,7 +493,8 @@ cdef void req_forward(Worker w, Session *s, HttpTxn txn, Head fields, int64_t le
                       &txn.req_avail, &txn.req_body_seen_end,
                       w.bufsize if w.backends[s.be].retry_on & RE_L7 else SMALL_BODY)
     txn.bytes_in += unsent - buffered(&s.cli)
-    txn.out_srv = txn.request_head_copy = b"".join(out)
+    txn.out_srv = txn.request_head_copy = b"".join(out) if not w.backends[s.be].case_adjust \
+        else adjust_case(b"".join(out))
     txn.out_srv_off = 0
     txn.rsp_state = RS_HEAD
     # retry-on beyond conn-failure replays the request from that copy: only when it is

@@ -108,6 +108,7 @@ class BackendSpec:
     restrict_names: int           # http-restrict-req-hdr-names: 0 preserve, 1 delete, 2 reject
     prefer_last: bool             # option prefer-last-server
     max_ka_queue: int             # max-keep-alive-queue + 1 (0: wait behind any queue)
+    case_adjust: bool             # option h1-case-adjust-bogus-server
     abortonclose: bool            # option abortonclose
     error_pages: dict             # {status: bytes} from errorfile lines
     response_editor: object       # http-response rules: edit(headers), or None
@@ -155,6 +156,7 @@ class FrontendSpec:
     tcp_rules: object = None      # tcp-request rules, tcp use_backend: runtime.tcp_rules.TcpRules
     log_addrs: bool = False       # the log format reads %fi/%fp/%bi/%bp
     logasap: bool = False         # option logasap
+    case_adjust: bool = False     # option h1-case-adjust-bogus-client
     after_response: object = None  # http-after-response rules: edit(stream), or None
     capture_cookie: object = None  # capture cookie: (name bytes, length), or None
     sess_rate_limit: int = 0      # rate-limit sessions: per second, all workers, 0: none
@@ -334,6 +336,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         smart_connect=proxy.options.tcp_smart_connect, source=proxy.source,
         retry_on=proxy.retry_on,
         prefer_last=bool(proxy.options.prefer_last_server), max_ka_queue=proxy.max_ka_queue,
+        case_adjust=proxy.options.h1_case_adjust_bogus_server and http,
         abortonclose=bool(proxy.options.abortonclose),
         restrict_names=RESTRICT_NAMES[proxy.options.restrict_hdr_names]
         if proxy.kind == "backend" and proxy.mode == "http" else 0,
@@ -451,6 +454,7 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         log_addrs=any(f is not None and f.addresses
                       for f in (log_format, log_format_sd, error_log_format)),
         logasap=bool(proxy.options.logasap),
+        case_adjust=proxy.options.h1_case_adjust_bogus_client and proxy.mode == "http",
         sess_rate_limit=proxy.rate_limit_sessions)
     return FrontendTable(index=index, proxy=proxy, spec=spec, log_format=log_format,
                          log_format_sd=log_format_sd, error_log_format=error_log_format,

@@ -5,6 +5,7 @@ import grp
 import os
 import pwd
 import re
+from typing import Optional
 
 from .. import addresses
 from ..model import StatsSocket
@@ -351,6 +352,61 @@ def mworker_max_reloads(parser, g, args, origin):
         parser.warn(origin, f"'mworker-max-reloads' : invalid value {value}, must be >= 0")
         return
     g.mworker_max_reloads = value
+
+
+def add_case_adjust(g, source: str, target: str) -> None:
+    """One h1-case-adjust entry, checked as HAProxy checks it (<from> is looked up as
+    written: one not in lower case never matches, HAProxy's names being lower case)."""
+    if not target:
+        raise ValueError("expect <to>")
+    if source.lower() != target.lower():
+        raise ValueError("<from> and <to> must not differ execpt the case")
+    if source in g.h1_case_adjust:
+        raise ValueError(f"duplicate entry '{source}'")
+    g.h1_case_adjust[source] = target
+
+
+@keyword("h1-case-adjust", sections=GLOBAL)
+def h1_case_adjust(parser, g, args, origin):
+    if len(args) > 2:
+        raise ValueError(f"'h1-case-adjust' cannot handle unexpected argument '{args[2]}'.")
+    if len(args) < 2 or not args[0] or not args[1]:
+        raise ValueError("'h1-case-adjust' expects <from> and <to> as argument.")
+    add_case_adjust(g, args[0], args[1])
+
+
+@keyword("h1-case-adjust-file", sections=GLOBAL)
+def h1_case_adjust_file(parser, g, args, origin):
+    """Read once the configuration is parsed (the last such line wins), as HAProxy does."""
+    if len(args) > 1:
+        raise ValueError(f"'h1-case-adjust-file' cannot handle unexpected argument "
+                         f"'{args[1]}'.")
+    if not args or not args[0]:
+        raise ValueError("'h1-case-adjust-file' expects <file> as argument.")
+    g.h1_case_adjust_file = args[0]
+
+
+def load_case_adjust_file(g) -> Optional[str]:
+    """h1-case-adjust-file's entries after the h1-case-adjust lines; HAProxy's alert, or
+    None."""
+    name = g.h1_case_adjust_file
+    if name is None:
+        return None
+    try:
+        with open(name, "rb") as handle:
+            lines = handle.read().decode("latin-1").split("\n")
+    except OSError:
+        return f"h1-headers-case-adjust-file '{name}': failed to open file."
+    for number, line in enumerate(lines[:-1] if lines and lines[-1] == "" else lines, 1):
+        line = line.rstrip("\r").lstrip(" \t")
+        if not line or line.startswith("#"):
+            continue
+        source, target = re.match(r"([^ \t]*)[ \t]*(.*?)[ \t]*$", line).groups()
+        try:
+            add_case_adjust(g, source, target)
+        except ValueError as exc:
+            return f"h1-headers-case-adjust-file '{name}' : {exc} at line {number}."
+    return None
 
 
 def _vars_max_size(scope: str):
