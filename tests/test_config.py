@@ -163,7 +163,7 @@ def test_check_config_without_listener_exits_2(tmp_path):
     ("    balance wrong", "parsing [haproxy.cfg:LINE] : balance only supports 'roundrobin'"),
     ("    mode ftp", "parsing [haproxy.cfg:LINE] : unknown proxy mode 'ftp'."),
     ("    option frobnicate", "parsing [haproxy.cfg:LINE] : unknown option 'frobnicate'."),
-    ("    option contstats", "parsing [haproxy.cfg:LINE] : 'option contstats' is not supported by fastlb yet."),
+    ("    option spop-check", "parsing [haproxy.cfg:LINE] : 'option spop-check' is not supported by fastlb yet."),
     ("    no option tcplog", "parsing [haproxy.cfg:LINE] : negation/default is not supported for option 'tcplog'."),
     ("    log 127.0.0.1:514 nofacility", "parsing [haproxy.cfg:LINE] : unknown log facility 'nofacility'"),
     ('    server s2 "127.0.0.1:80', "parsing [haproxy.cfg:LINE] : unmatched quote"),

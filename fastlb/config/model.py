@@ -227,6 +227,7 @@ class Options:
     tcp_smart_connect: bool = False
     # header names to clients (frontend) / to servers (backend) with h1-case-adjust's case
     h1_case_adjust_bogus_client: bool = False
+    contstats: bool = False             # byte counters updated while data moves
     h1_case_adjust_bogus_server: bool = False
 
 

@@ -75,11 +75,48 @@ cdef inline void stat_abort(uint64_t *row, char term0, char term1) noexcept nogi
         row[STAT_SRV_ABRT] += 1
 
 
+cdef void add_bytes(Worker w, Session *s, int server, uint64_t din, uint64_t dout) noexcept nogil:
+    """Bytes of a session into its frontend's, backend's and server's counters."""
+    cdef uint64_t *row = w.fe_stats + s.fe * STAT_WORDS
+    row[STAT_BYTES_IN] += din
+    row[STAT_BYTES_OUT] += dout
+    if s.be < 0:
+        return
+    row = w.be_stats + w.backends[s.be].shm_index * STAT_WORDS
+    row[STAT_BYTES_IN] += din
+    row[STAT_BYTES_OUT] += dout
+    if server >= 0:
+        row = w.srv_stats + w.backends[s.be].srv_shm[server] * STAT_WORDS
+        row[STAT_BYTES_IN] += din
+        row[STAT_BYTES_OUT] += dout
+
+
+cdef void continuous_account(Worker w, int idx, Session *s):
+    """option contstats: the bytes moved since the last event go into the counters now,
+    not at the session's (or transaction's) end; HAProxy updates them at each wake-up."""
+    cdef HttpTxn txn
+    cdef uint64_t total_in, total_out
+    if s.http == 1:
+        txn = http_txn(w, idx)
+        if txn.counted or txn.request_line is None or not txn.routed:
+            return
+        total_in, total_out = <uint64_t>txn.bytes_in, <uint64_t>txn.bytes_out
+        if total_in != s.acc_in or total_out != s.acc_out:
+            add_bytes(w, s, txn.log_server, total_in - s.acc_in, total_out - s.acc_out)
+    else:
+        if s.be < 0:
+            return
+        total_in, total_out = s.cli.bytes_in, s.srv.bytes_in
+        if total_in != s.acc_in or total_out != s.acc_out:
+            add_bytes(w, s, s.server, total_in - s.acc_in, total_out - s.acc_out)
+    s.acc_in, s.acc_out = total_in, total_out
+
+
 cdef inline void tcp_account_row(uint64_t *row, Session *s, int64_t tq, int64_t tc,
                                  int64_t tt) noexcept nogil:
-    """A backend's or server's share of an ending TCP session."""
-    row[STAT_BYTES_IN] += s.cli.bytes_in
-    row[STAT_BYTES_OUT] += s.srv.bytes_in
+    """A backend's or server's share of an ending TCP session (its bytes not yet counted)."""
+    row[STAT_BYTES_IN] += s.cli.bytes_in - s.acc_in
+    row[STAT_BYTES_OUT] += s.srv.bytes_in - s.acc_out
     stat_abort(row, s.term0, s.term1)
     stat_times(row, tq, tc, -1, tt)
 
@@ -88,8 +125,8 @@ cdef void tcp_account(Worker w, Session *s):
     """Statistics of an ending TCP session."""
     cdef uint64_t *row = w.fe_stats + s.fe * STAT_WORDS
     cdef int64_t tq = 0, tc = -1
-    row[STAT_BYTES_IN] += s.cli.bytes_in
-    row[STAT_BYTES_OUT] += s.srv.bytes_in
+    row[STAT_BYTES_IN] += s.cli.bytes_in - s.acc_in
+    row[STAT_BYTES_OUT] += s.srv.bytes_in - s.acc_out
     if s.be < 0:
         return
     if s.t_queued >= 0:
@@ -112,8 +149,11 @@ cdef void http_account(Worker w, Session *s, HttpTxn txn):
     if txn.counted or txn.request_line is None:
         return
     txn.counted = True
-    row[STAT_BYTES_IN] += txn.bytes_in
-    row[STAT_BYTES_OUT] += txn.bytes_out
+    # (option contstats may have counted part of them: s.acc_*, reset for the next one)
+    cdef uint64_t din = <uint64_t>txn.bytes_in - s.acc_in, dout = <uint64_t>txn.bytes_out - s.acc_out
+    s.acc_in = s.acc_out = 0
+    row[STAT_BYTES_IN] += din
+    row[STAT_BYTES_OUT] += dout
     if txn.req_error:
         row[STAT_ERR_REQ] += 1
     else:
@@ -130,8 +170,8 @@ cdef void http_account(Worker w, Session *s, HttpTxn txn):
     rsp_error = txn.error_sent and txn.term1 == b'H' and (txn.status == 502 or txn.status == 504) \
         and not txn.rsp_denied
     row = w.be_stats + w.backends[s.be].shm_index * STAT_WORDS
-    row[STAT_BYTES_IN] += txn.bytes_in
-    row[STAT_BYTES_OUT] += txn.bytes_out
+    row[STAT_BYTES_IN] += din
+    row[STAT_BYTES_OUT] += dout
     row[STAT_REQ_TOT] += 1
     if txn.status > 0:
         stat_status(row, txn.status)
@@ -143,8 +183,8 @@ cdef void http_account(Worker w, Session *s, HttpTxn txn):
         if txn.reused:
             row[STAT_REUSE] += 1
         row = w.srv_stats + w.backends[s.be].srv_shm[txn.log_server] * STAT_WORDS
-        row[STAT_BYTES_IN] += txn.bytes_in
-        row[STAT_BYTES_OUT] += txn.bytes_out
+        row[STAT_BYTES_IN] += din
+        row[STAT_BYTES_OUT] += dout
         row[STAT_REQ_TOT] += 1
         if txn.server_status > 0:         # what the server said, whatever the rules made of it
             stat_status(row, txn.server_status)

@@ -13,6 +13,8 @@ include "transport.pxd"
 
 cdef struct Session:
     uint32_t gen            # bumped at every reuse; stale epoll/timer entries carry the old value
+    uint64_t acc_in         # option contstats: the bytes of each way already in the
+    uint64_t acc_out        # statistics (TCP: the sides' bytes_in; HTTP: the txn's)
     uint8_t state
     uint8_t http            # 1: mode http, the HttpTxn of this slot drives the session;
                             # 2: an HTTP session turned tunnel (101), relayed as TCP
@@ -175,6 +177,7 @@ cdef struct FrontendRt:
     int log_addrs           # its log formats read %fi/%fp/%bi/%bp/%si/%sp (kept past the close)
     int logasap             # option logasap: log at the response head (TCP: once connected)
     int case_adjust         # option h1-case-adjust-bogus-client: names to clients adjusted
+    int contstats           # option contstats: byte counters updated as data moves
     int64_t sess_rate_limit # rate-limit sessions (per second, all workers), 0: none
     uint32_t shm_index
 

@@ -399,6 +399,7 @@ cdef class Worker:
         fe.log_addrs = spec.log_addrs
         fe.logasap = spec.logasap
         fe.case_adjust = spec.case_adjust
+        fe.contstats = spec.contstats
         fe.sess_rate_limit = spec.sess_rate_limit
         fe.shm_index = spec.index
         hooks = FrontendHooks()

@@ -6,3 +6,4 @@ cdef void session_event(Worker w, int idx, Session *s, int side, uint32_t events
 cdef void relay_run(Worker w, int idx, Session *s, int which)
 cdef int64_t tcp_deadline(Worker w, Session *s)
 cdef void tcp_expired(Worker w, int idx, Session *s)
+cdef void session_step(Worker w, int idx, Session *s, int side, uint32_t events)

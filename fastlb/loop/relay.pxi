@@ -54,6 +54,12 @@ cdef bint relay_pump(Worker w, int idx, Session *s, int from_side):
 
 
 cdef void session_event(Worker w, int idx, Session *s, int side, uint32_t events):
+    session_step(w, idx, s, side, events)
+    if w.frontends[s.fe].contstats and s.state != ST_FREE:
+        continuous_account(w, idx, s)
+
+
+cdef void session_step(Worker w, int idx, Session *s, int side, uint32_t events):
     cdef Side *other = &s.srv if side == SIDE_CLI else &s.cli
     cdef int which = 0
     if s.state == ST_PROXY_HEADER:

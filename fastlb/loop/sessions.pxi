@@ -31,6 +31,7 @@ cdef int session_new(Worker w) except -1:
     s.redispatched = 0
     s.term0 = b'-'
     s.term1 = b'-'
+    s.acc_in = s.acc_out = 0
     side_init(&s.cli)
     side_init(&s.srv)
     s.server = -1

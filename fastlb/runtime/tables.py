@@ -157,6 +157,7 @@ class FrontendSpec:
     log_addrs: bool = False       # the log format reads %fi/%fp/%bi/%bp
     logasap: bool = False         # option logasap
     case_adjust: bool = False     # option h1-case-adjust-bogus-client
+    contstats: bool = False       # option contstats
     after_response: object = None  # http-after-response rules: edit(stream), or None
     capture_cookie: object = None  # capture cookie: (name bytes, length), or None
     sess_rate_limit: int = 0      # rate-limit sessions: per second, all workers, 0: none
@@ -455,6 +456,7 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
                       for f in (log_format, log_format_sd, error_log_format)),
         logasap=bool(proxy.options.logasap),
         case_adjust=proxy.options.h1_case_adjust_bogus_client and proxy.mode == "http",
+        contstats=bool(proxy.options.contstats),
         sess_rate_limit=proxy.rate_limit_sessions)
     return FrontendTable(index=index, proxy=proxy, spec=spec, log_format=log_format,
                          log_format_sd=log_format_sd, error_log_format=error_log_format,
