@@ -114,6 +114,7 @@ class ServerSettings:
     pool_purge_delay: int = 5000    # ms; each period half of the idle connections close (0: never)
     source: Optional[tuple] = None  # (family, ip, port): bound before connecting (else the backend's)
     minconn: int = 0                # with maxconn: the dynamic limit's floor (fullconn scales it)
+    redir: Optional[str] = None     # GET/HEAD get a 302 to this prefix + the path instead
 
 
 # ``default-server`` carries the same settings (HAProxy refuses only ``id`` and ``cookie``

@@ -228,6 +228,7 @@ cdef class BackendHooks:
     cdef object persist_rules   # force-/ignore-persist: verdict(stream) -> PERSIST_*, or None
     cdef object hash_key        # balance hash <expr>: key(stream) -> bytes | None
     cdef object rdp_persist     # persist rdp-cookie: cookie(stream) -> bytes | None
+    cdef tuple redirects        # per server: its "redir" prefix, or None (None: no such server)
     cdef int restrict_names
     cdef object after_response
     cdef object res_rules       # tcp-response content: rules(stream) -> TCP_*, or None

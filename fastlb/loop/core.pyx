@@ -368,6 +368,7 @@ cdef class Worker:
         hooks.persist_rules = spec.persist_rules
         hooks.hash_key = spec.hash_key
         hooks.rdp_persist = spec.rdp_persist
+        hooks.redirects = spec.redirects
         hooks.restrict_names = spec.restrict_names
         hooks.after_response = spec.after_response
         hooks.res_rules = spec.res_rules

@@ -28,3 +28,4 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
 cdef void stage_early_hints(HttpTxn txn, object stream)
 cdef bint restrict_header_names(Worker w, int idx, Session *s, HttpTxn txn, Head fields,
                                 int mode, bint keep_alive)
+cdef bint server_redirect(Worker w, int idx, Session *s, HttpTxn txn, bytes prefix)

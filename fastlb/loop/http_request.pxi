@@ -528,8 +528,14 @@ cdef bint http_rule_failed(Worker w, int idx, Session *s, HttpTxn txn, object ex
 
 cdef bint http_assigned(Worker w, int idx, Session *s, HttpTxn txn, int chosen):
     """The request has its server: send it on the kept connection when it goes to the same
-    server (http-reuse safe), else on a new one."""
+    server (http-reuse safe), else on a new one.  A server with "redir" answers a GET or
+    HEAD itself: a 302 to its prefix and the path."""
     txn.log_server = chosen
+    redirects = (<BackendHooks>w.be_hooks[s.be]).redirects
+    if redirects is not None and redirects[chosen] is not None and \
+            (txn.method == b"GET" or txn.method == b"HEAD") and server_redirect(w, idx, s, txn,
+                                                                          redirects[chosen]):
+        return False
     if not (s.srv.fd >= 0 and s.state == ST_ESTABLISHED and chosen == s.server):
         if not http_park_server(w, s):
             http_drop_server(w, s)
@@ -549,6 +555,32 @@ cdef bint http_assigned(Worker w, int idx, Session *s, HttpTxn txn, int chosen):
     txn.reused = True
     txn.t_sent = w.now
     txn.t_connect_ms = 0
+    return True
+
+
+cdef bint server_redirect(Worker w, int idx, Session *s, HttpTxn txn, bytes prefix):
+    """HAProxy's http_perform_server_redirect: the 302 (the prefix "/" keeps the path
+    alone), then the connection closes; logged with the server, "LC".  False when the
+    target has no path ("*"): the request goes to the server."""
+    cdef bytes head = txn.request_head_copy or b""        # as it goes to the server
+    cdef bytes url = head[:head.find(b"\r\n")].split(b" ")[1] if b" " in head else b""
+    cdef Py_ssize_t start
+    if url.startswith(b"/"):
+        path = url
+    else:
+        start = url.find(b"://")
+        start = url.find(b"/", start + 3) if start >= 0 else -1
+        if start < 0:
+            return False
+        path = url[start:]
+    location = path if prefix == b"/" else prefix + path
+    # (the page of 503 only stands in for one with no status line: this one has one)
+    http_answer(w, idx, s, txn, b"HTTP/1.1 302 Found\r\ncache-control: no-cache\r\n"
+                b"content-length: 0\r\nlocation: " + location +
+                b"\r\nconnection: close\r\n\r\n", 503, b'L', b'C')
+    txn.close_client = True
+    txn.count_bytes = True
+    server_release(w, s)
     return True
 
 

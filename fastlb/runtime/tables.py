@@ -121,6 +121,7 @@ class BackendSpec:
     pretend_keepalive: bool = False   # option http-pretend-keepalive
     hash_key: object = None       # balance hash <expr>: key(stream) -> bytes | None
     rdp_persist: object = None    # persist rdp-cookie: cookie(stream) -> bytes | None
+    redirects: Optional[tuple] = None  # per server: its "redir" prefix (bytes) or None
     after_response: object = None  # http-after-response rules: edit(stream), or None
     res_rules: object = None      # tcp-response content: rules(stream) -> TCP_*, or None
     res_delay: int = 0            # tcp-response inspect-delay, ms
@@ -346,6 +347,9 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         request_rules=build_backend_rules(proxy, applets, env), cookie=cookie,
         server_rules=build_server_rules(proxy, env), hash_key=build_hash_key(proxy, env),
         rdp_persist=rdp_cookie_reader(proxy.rdp_persist) if proxy.rdp_persist else None,
+        redirects=tuple(s.redir.encode("utf-8", "surrogateescape") if s.redir is not None
+                        else None for s in proxy.servers)
+        if http and any(s.redir is not None for s in proxy.servers) else None,
         persist_rules=build_persist_rules(proxy, env) if http else None,
         persist=proxy.options.persist, checkcache=proxy.options.checkcache,
         pretend_keepalive=proxy.options.http_pretend_keepalive,

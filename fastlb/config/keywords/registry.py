@@ -154,7 +154,7 @@ NO_EFFECT_GLOBAL = {
 NOT_YET_GLOBAL = {
     "tune.ssl.default-dh-param",
     "spread-checks", "server-state-file", "server-state-base", "lua-load",
-    "localpeer", "h1-case-adjust", "maxsslconn", "external-check",
+    "localpeer", "maxsslconn", "external-check",
     "insecure-fork-wanted", "tune.buffers.limit", "tune.pool-high-fd-ratio",
     "tune.pool-low-fd-ratio", "tune.fd.edge-triggered",
 }

@@ -26,8 +26,8 @@ _SERVER_NOT_YET = {
     "ssl", "verify", "ca-file", "crt", "sni", "slowstart",
     "track", "on-marked-down", "on-marked-up",
     "resolvers", "resolve-prefer", "init-addr", "agent-check", "check-ssl", "proto",
-    "alpn", "redir", "pool-max-conn", "tfo",
-    "namespace", "usesrc", "ws", "agent-port", "agent-inter",
+    "alpn", "pool-max-conn", "tfo",
+    "namespace", "usesrc", "agent-port", "agent-inter",
 }
 
 
@@ -132,6 +132,21 @@ def _server_options(target, args):
             else:
                 target.id = value(low=1)
                 target.forced_id = True
+        elif option == "redir":
+            if i + 1 >= len(args) or not args[i + 1]:
+                raise ValueError("'redir' expects <prefix> as argument.")
+            target.redir = value("str")
+            if any(char in target.redir for char in "\r\n\0"):
+                raise ValueError("'redir' may not hold CR, LF or NUL (it is written in "
+                                 "Location).")
+        elif option == "ws":
+            mode = value("str") if i + 1 < len(args) else ""
+            if mode not in ("auto", "h1", "h2"):
+                raise ValueError("'ws' has to be 'auto', 'h1' or 'h2'")
+            if mode == "h2":
+                raise ValueError("'ws h2' is not supported by fastlb yet (it needs HTTP/2).")
+            # auto and h1: websockets go as HTTP/1.1, the only protocol fastlb speaks to
+            # servers (without ALPN, which needs TLS, there is nothing to downgrade)
         elif option == "source":
             from .proxy import source_address
             target.source = source_address(value("str"))
