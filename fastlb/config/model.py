@@ -229,6 +229,9 @@ class Options:
     # header names to clients (frontend) / to servers (backend) with h1-case-adjust's case
     h1_case_adjust_bogus_client: bool = False
     contstats: bool = False             # byte counters updated while data moves
+    # HAProxy's parser tolerances: odd bytes in field names (and request targets)
+    accept_invalid_http_request: bool = False
+    accept_invalid_http_response: bool = False
     h1_case_adjust_bogus_server: bool = False
 
 

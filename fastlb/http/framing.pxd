@@ -49,6 +49,9 @@ cdef struct HeadSpans:
     int nfields
     int error                # HeadError once HEAD_ERROR is returned
     int max_fields           # tune.http.maxhdr: more fields is HE_TOO_MANY
+    int lenient              # option accept-invalid-http-request|response: as HAProxy's
+                             # parser then, any byte but ':' LF (and here CR, NUL) in a
+                             # field name, and bytes above 0x7F in a request target
     Span names[MAX_HEADERS_CAP]
     Span values[MAX_HEADERS_CAP]
 
@@ -131,7 +134,9 @@ cdef inline int64_t parse_fields(const char *buf, int64_t i, int64_t len, HeadSp
             h.error = HE_FOLD
             return -1
         start = i
-        while i < len and is_tchar(<uint8_t>buf[i]):
+        while i < len and (is_tchar(<uint8_t>buf[i]) or (
+                h.lenient and buf[i] != b':' and buf[i] != b'\n' and buf[i] != b'\r' and
+                buf[i] != 0)):
             i += 1
         if i == start or i >= len or buf[i] != b':' or i - start > MAX_NAME:
             h.error = HE_NAME            # (HAProxy's HTX keeps a name's length in 8 bits)
@@ -184,7 +189,7 @@ cdef inline int64_t parse_request_head(const char *buf, int64_t len, HeadSpans *
     start = i
     while i < len:
         c = <uint8_t>buf[i]
-        if c <= 0x20 or c >= 0x7F or c == b'#':
+        if c <= 0x20 or c == 0x7F or c == b'#' or (c > 0x7F and not h.lenient):
             break
         i += 1
     if i == start or i >= len or buf[i] != b' ':

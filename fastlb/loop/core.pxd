@@ -144,6 +144,7 @@ cdef struct BackendRt:
     socklen_t source_len
     int prefer_last         # option prefer-last-server
     int case_adjust         # option h1-case-adjust-bogus-server: names to servers adjusted
+    int accept_invalid      # option accept-invalid-http-response
     int64_t max_ka_queue    # max-keep-alive-queue + 1: the last server's queue may be
                             # shorter than this for a request to wait there (0: any)
     int abortonclose        # option abortonclose: a client's close drops a waiting request
@@ -178,6 +179,7 @@ cdef struct FrontendRt:
     int logasap             # option logasap: log at the response head (TCP: once connected)
     int case_adjust         # option h1-case-adjust-bogus-client: names to clients adjusted
     int contstats           # option contstats: byte counters updated as data moves
+    int accept_invalid      # option accept-invalid-http-request
     int64_t sess_rate_limit # rate-limit sessions (per second, all workers), 0: none
     uint32_t shm_index
 

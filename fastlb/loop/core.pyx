@@ -350,6 +350,7 @@ cdef class Worker:
                                           spec.source[2])
         be.prefer_last = spec.prefer_last
         be.case_adjust = spec.case_adjust
+        be.accept_invalid = spec.accept_invalid
         be.max_ka_queue = spec.max_ka_queue
         be.abortonclose = spec.abortonclose
         be.http = spec.http
@@ -401,6 +402,7 @@ cdef class Worker:
         fe.logasap = spec.logasap
         fe.case_adjust = spec.case_adjust
         fe.contstats = spec.contstats
+        fe.accept_invalid = spec.accept_invalid
         fe.sess_rate_limit = spec.sess_rate_limit
         fe.shm_index = spec.index
         hooks = FrontendHooks()

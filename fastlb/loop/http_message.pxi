@@ -44,10 +44,12 @@ cdef bytes adjust_case(bytes message):
 cdef HeadSpans spans
 
 
-cdef object parse_head(bytes head, bint request):
-    """(Head, None), or (None, error text) for a head framing.pxd refuses."""
+cdef object parse_head(bytes head, bint request, bint lenient=False):
+    """(Head, None), or (None, error text) for a head framing.pxd refuses (``lenient``:
+    option accept-invalid-http-request or -response)."""
     cdef HeadSpans *h = &spans
     h.max_fields = head_max_fields
+    h.lenient = lenient
     cdef const char *raw = head
     cdef int64_t n = len(head), end
     cdef int i
@@ -151,10 +153,12 @@ cdef bytes strip_default_port(bytes authority, bytes scheme):
     return authority
 
 
-cdef object request_refused(Head head):
+cdef object request_refused(Head head, bint lenient=False):
     """Why a well-formed request head is still refused (HAProxy's 400s), or None: a body
     framed two ways, two different Hosts, an absolute URI naming another host, CONNECT
-    without an authority, a WebSocket upgrade without its key."""
+    without an authority, a WebSocket upgrade without its key.  ``lenient`` (option
+    accept-invalid-http-request) lets an absolute URI name another host than Host, as
+    HAProxy's parser then does (two different Hosts stay refused)."""
     cdef list hosts = [v for k, v in head.headers if k == b"host"]
     cdef bytes url = head.url, authority
     if len(hosts) > 1:
@@ -184,8 +188,8 @@ cdef object request_refused(Head head):
             authority = authority_of(url)
             if authority is None or not authority:
                 return "target is neither a path nor an absolute URI"
-            if hosts and strip_default_port(hosts[0].lower(), url.split(b":", 1)[0].lower()) \
-                    != authority:
+            if hosts and not lenient and strip_default_port(
+                    hosts[0].lower(), url.split(b":", 1)[0].lower()) != authority:
                 return "absolute URI and Host differ"
     if _connection_has(head.headers, b"upgrade") and \
             b"websocket" in [u.lower() for u in header_list(head.headers, b"upgrade")]:

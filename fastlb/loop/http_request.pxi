@@ -269,7 +269,7 @@ cdef Head req_parse(Worker w, int idx, Session *s, HttpTxn txn, int64_t *length,
     cdef bytes version, method
     cdef int chunked_te
     cdef Head fields
-    parsed, why = parse_head(head, True)
+    parsed, why = parse_head(head, True, w.frontends[s.fe].accept_invalid)
     txn.requests += 1
     if parsed is None:
         capture_error(w, s, False, head, why)
@@ -294,7 +294,7 @@ cdef Head req_parse(Worker w, int idx, Session *s, HttpTxn txn, int64_t *length,
     txn.is_head = method == b"HEAD"
     txn.method = method
     txn.is_connect = method == b"CONNECT"
-    why = request_refused(fields)
+    why = request_refused(fields, w.frontends[s.fe].accept_invalid)
     length[0] = content_length(fields.headers)
     chunked_te = transfer_chunked(fields.headers)
     if why is None:

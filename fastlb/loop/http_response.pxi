@@ -12,7 +12,7 @@ cdef bint http_response_head(Worker w, int idx, Session *s, HttpTxn txn):
     cdef int64_t length
     cdef int chunked_te
     cdef bint edited = False
-    fields, why = parse_head(head, False)
+    fields, why = parse_head(head, False, w.backends[s.be].accept_invalid)
     if fields is None:
         capture_error(w, s, True, head, why)
         observe(w, &w.backends[s.be], s.server, OBSERVE_LAYER7, True)

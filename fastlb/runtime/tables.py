@@ -109,6 +109,7 @@ class BackendSpec:
     prefer_last: bool             # option prefer-last-server
     max_ka_queue: int             # max-keep-alive-queue + 1 (0: wait behind any queue)
     case_adjust: bool             # option h1-case-adjust-bogus-server
+    accept_invalid: bool          # option accept-invalid-http-response
     abortonclose: bool            # option abortonclose
     error_pages: dict             # {status: bytes} from errorfile lines
     response_editor: object       # http-response rules: edit(headers), or None
@@ -159,6 +160,7 @@ class FrontendSpec:
     logasap: bool = False         # option logasap
     case_adjust: bool = False     # option h1-case-adjust-bogus-client
     contstats: bool = False       # option contstats
+    accept_invalid: bool = False  # option accept-invalid-http-request
     after_response: object = None  # http-after-response rules: edit(stream), or None
     capture_cookie: object = None  # capture cookie: (name bytes, length), or None
     sess_rate_limit: int = 0      # rate-limit sessions: per second, all workers, 0: none
@@ -339,6 +341,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         retry_on=proxy.retry_on,
         prefer_last=bool(proxy.options.prefer_last_server), max_ka_queue=proxy.max_ka_queue,
         case_adjust=proxy.options.h1_case_adjust_bogus_server and http,
+        accept_invalid=bool(proxy.options.accept_invalid_http_response),
         abortonclose=bool(proxy.options.abortonclose),
         restrict_names=RESTRICT_NAMES[proxy.options.restrict_hdr_names]
         if proxy.kind == "backend" and proxy.mode == "http" else 0,
@@ -461,6 +464,7 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         logasap=bool(proxy.options.logasap),
         case_adjust=proxy.options.h1_case_adjust_bogus_client and proxy.mode == "http",
         contstats=bool(proxy.options.contstats),
+        accept_invalid=bool(proxy.options.accept_invalid_http_request),
         sess_rate_limit=proxy.rate_limit_sessions)
     return FrontendTable(index=index, proxy=proxy, spec=spec, log_format=log_format,
                          log_format_sd=log_format_sd, error_log_format=error_log_format,
