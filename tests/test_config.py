@@ -464,3 +464,16 @@ def test_global_tunables_are_taken_warned_or_refused_by_name(tmp_path, line, cod
         assert message in err and "haproxy.cfg:3]" in err, err
     else:
         assert "WARNING" not in err, err
+
+
+def test_set_nice_is_accepted_with_a_warning_that_it_does_nothing(tmp_path):
+    """HAProxy's set-nice orders its own tasks; fastlb has no scheduler, so the rule is
+    checked as HAProxy checks it and said to change nothing; a bad one is refused."""
+    base = ("defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n"
+            "    timeout server 1s\nlisten l\n    bind 127.0.0.1:1\n    server s 127.0.0.1:2\n")
+    code, _, err = check(tmp_path, base + "    http-request set-nice 2000 if { path /x }\n"
+                                          "    http-response set-nice -5\n")
+    assert code == 0, err
+    assert err.count("set-nice' has no effect in fastlb") == 2
+    code, _, err = check(tmp_path, base + "    http-request set-nice\n")
+    assert code != 0 and "expects exactly 1 argument (integer value)" in err

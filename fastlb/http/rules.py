@@ -38,10 +38,11 @@ REQUEST_ACTIONS = (("allow", "deny", "tarpit", "reject", "silent-drop", "return"
                     "set-log-level", "auth", "normalize-uri", "strict-mode", "capture",
                     "early-hint", "set-timeout", "disable-l7-retry") +
                    HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS + ADDRESS_ACTIONS +
-                   SOCKET_ACTIONS + MAP_ACTIONS + ("wait-for-body",))
+                   SOCKET_ACTIONS + MAP_ACTIONS + ("wait-for-body", "set-nice"))
 RESPONSE_ACTIONS = (("allow", "deny", "silent-drop", "set-status", "set-log-level", "return",
                      "redirect",
-                     "strict-mode", "capture", "wait-for-body") + HEADER_ACTIONS + VAR_ACTIONS +
+                     "strict-mode", "capture", "wait-for-body", "set-nice") + HEADER_ACTIONS +
+                    VAR_ACTIONS +
                     SOCKET_ACTIONS + MAP_ACTIONS)
 NORMALIZERS = ("fragment-encode", "fragment-strip", "path-merge-slashes", "path-strip-dot",
                "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
@@ -60,7 +61,6 @@ NOT_YET = {
     "sc-inc-gpc1": "stick tables (#14)", "sc-set-gpt0": "stick tables (#14)",
     "cache-use": "the cache", "cache-store": "the cache", "lua": "Lua",
     "send-spoe-group": "SPOE", "set-bandwidth-limit": "bandwidth limits",
-    "set-nice": "task priorities (fastlb's loop has no scheduler to give them to)",
     "do-resolve": "resolvers (#13)", "set-priority-class": "queue priorities",
     "set-priority-offset": "queue priorities",
 }
@@ -253,6 +253,14 @@ def parse_rule(args: list[str], response: bool, read_file,
         limit = 255 if action == "set-tos" else 0xFFFFFFFF
         if not 0 <= rule.status <= limit:
             raise RuleError(f"'{action}' expects an integer between 0 and {limit}.")
+    elif action == "set-nice":
+        words = take_until_condition()
+        if len(words) != 1:
+            raise RuleError("'set-nice' expects exactly 1 argument (integer value)")
+        digits = re.match(r"\s*[-+]?\d*", words[0]).group().strip()
+        # C's atoi(), clamped to -1024..1024 as HAProxy does; warned about as without
+        # effect by the config layer (no task scheduler to give a priority to)
+        rule.status = max(-1024, min(1024, int(digits) if digits.lstrip("+-") else 0))
     elif action == "set-timeout":
         words = take_until_condition()
         if len(words) != 2:

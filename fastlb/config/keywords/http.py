@@ -82,6 +82,9 @@ def _http_rule(parser, proxy, args, origin, response, side=""):
         check_rule(rule, place)
     except RuleError as exc:
         raise ValueError(f"'{side}' : {exc}") from None
+    if rule.action == "set-nice":
+        parser.warn(origin, f"'{side} set-nice' has no effect in fastlb (it has no task "
+                    "scheduler to give a request a priority in).")
     if rule.action == "wait-for-body":
         try:
             rule.wait_ms = parse_time_ms(rule.value)
