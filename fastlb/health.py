@@ -34,6 +34,7 @@ from setproctitle import setproctitle
 from .config.model import HttpCheck, Proxy, Server
 from .logsink import ALERT, EMERG, LogSink, NOTICE, console as _stderr
 from . import shm as shared
+from .runtime.listeners import network_namespace
 from .runtime.tables import RuntimeTables
 
 OBSERVE_POLL_S = 0.05       # how often the traffic error counts are looked at
@@ -229,7 +230,9 @@ class Checker:
         check.started = now
         check.received = b""
         try:
-            sock = socket.socket(check.family, socket.SOCK_STREAM)
+            # a server's namespace is its checks' too
+            with network_namespace(check.server.namespace):
+                sock = socket.socket(check.family, socket.SOCK_STREAM)
             sock.setblocking(False)
         except OSError as exc:
             self.finish(check, Result("SOCKERR", info=exc.strerror or ""))

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 
 import psutil
 import pytest
 
-from conftest import FASTLB, HTTP_DEFAULTS, Backend, free_port
+from conftest import FASTLB, HTTP_DEFAULTS, Backend, free_port, listening_sockets, wait_until
 
 SYS_PIDFD_OPEN, SYS_PIDFD_GETFD = 434, 438
 TCP_DEFER_ACCEPT, TCP_FASTOPEN, TCP_MAXSEG = 9, 23, 2
@@ -228,3 +230,49 @@ def test_keepalive_probes_and_buffer_sizes_reach_both_connections(fastlb):
         release.set()
         client.close()
         backend.close()
+
+
+@pytest.mark.parametrize("program", ["haproxy", "fastlb"])
+def test_server_namespace_connects_and_checks_inside_it(tmp_path, netns, program):
+    """server ... namespace <name>: traffic and health checks reach the server in that
+    network namespace (its own loopback), not the same address in fastlb's."""
+    if program == "haproxy" and shutil.which("haproxy") is None:
+        pytest.skip("haproxy not installed")
+    port, inner = free_port(), free_port()
+    script = ("import socket\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, "
+              "socket.SO_REUSEADDR, 1)\n"
+              f"s.bind(('127.0.0.1', {inner})); s.listen(16)\n"
+              "while True:\n    c, _ = s.accept(); c.settimeout(2)\n"
+              "    try:\n        d = c.recv(100)\n        c.sendall(b'inside:' + d)\n"
+              "    except OSError:\n        pass\n    c.close()\n")
+    server = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", script])
+    try:
+        path = tmp_path / "ns.cfg"
+        path.write_text(f"""
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 3s
+    timeout server 3s
+listen l
+    bind 127.0.0.1:{port}
+    server s 127.0.0.1:{inner} namespace {netns} check inter 200
+""")
+        cmd = ["haproxy", "-f", str(path)] if program == "haproxy" else \
+            FASTLB + ["-f", str(path), "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: listening_sockets(port) > 0, message="listening")
+            time.sleep(1.2)              # checks pass (three failed ones would mark it down)
+            replies = []
+            for _ in range(3):
+                with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+                    sock.sendall(b"hello")
+                    replies.append(sock.recv(100))
+            assert replies == [b"inside:hello"] * 3
+        finally:
+            proc.terminate()
+            proc.wait(5)
+    finally:
+        server.kill()
+        server.wait()

@@ -115,6 +115,7 @@ class ServerSettings:
     source: Optional[tuple] = None  # (family, ip, port): bound before connecting (else the backend's)
     minconn: int = 0                # with maxconn: the dynamic limit's floor (fullconn scales it)
     redir: Optional[str] = None     # GET/HEAD get a 302 to this prefix + the path instead
+    namespace: Optional[str] = None  # network namespace (ip netns) its sockets are made in
 
 
 # ``default-server`` carries the same settings (HAProxy refuses only ``id`` and ``cookie``

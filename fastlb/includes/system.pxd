@@ -173,6 +173,12 @@ cdef extern from "<netinet/tcp.h>" nogil:
         TCP_KEEPINTVL
 
 
+cdef extern from "<sched.h>" nogil:
+    enum:
+        CLONE_NEWNET
+    int setns(int fd, int nstype)
+
+
 cdef extern from "<sys/prctl.h>" nogil:
     enum:
         PR_SET_PDEATHSIG
@@ -197,6 +203,7 @@ cdef extern from "<stdlib.h>" nogil:
     void *calloc(size_t n, size_t size)
     void *realloc(void *p, size_t size)
     void free(void *p)
+    void abort()
 
 
 cdef extern from *:

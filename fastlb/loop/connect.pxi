@@ -24,7 +24,10 @@ cdef void start_connect(Worker w, int idx, Session *s):
     memcpy(&addr, &srv.addr, srv.addrlen)
     if srv.use_client_port:
         (<sockaddr_in *>&addr).sin_port = htons(session_dst_port(w, s))
-    fd = socket(srv.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+    if srv.netns_fd >= 0:
+        fd = socket_in_namespace(w, srv)
+    else:
+        fd = socket(srv.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
     if fd < 0:
         no_connection(w, idx, s, b'R')     # resource shortage on our side
         return
@@ -66,6 +69,19 @@ cdef void start_connect(Worker w, int idx, Session *s):
         arm_timer(w, idx, s)
     else:
         connect_failed(w, idx, s, 0)
+
+
+cdef int socket_in_namespace(Worker w, ServerRt *srv) noexcept nogil:
+    """server ... namespace: a socket made in the server's network namespace (the worker
+    goes back to its own at once; a socket keeps the namespace it was made in), -1 when
+    the namespace cannot be entered (no CAP_SYS_ADMIN after a privilege drop)."""
+    cdef int fd
+    if setns(srv.netns_fd, CLONE_NEWNET) != 0:
+        return -1
+    fd = socket(srv.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+    if setns(w.home_netns, CLONE_NEWNET) != 0:
+        abort()                        # staying in the wrong namespace is not an option
+    return fd
 
 
 cdef void no_connection(Worker w, int idx, Session *s, char cause):

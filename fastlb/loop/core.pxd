@@ -83,6 +83,7 @@ cdef struct ServerRt:
     uint32_t shm_index
     sockaddr_storage source # its own "source" (source_len 0: the backend's, if any)
     socklen_t source_len
+    int netns_fd            # "namespace": its sockets are made there (-1: fastlb's own)
 
 
 cdef struct BackendRt:
@@ -243,6 +244,7 @@ cdef class Worker:
     """One worker process's event loop.  Build it with add_* calls, then run()."""
 
     cdef int epfd
+    cdef int home_netns               # the worker's own network namespace (-1: not opened)
     cdef int worker_id
     cdef int nworkers
     cdef uint32_t bufsize

@@ -157,6 +157,7 @@ cdef class Worker:
     """One worker process's event loop.  Build it with add_* calls, then run()."""
 
     def __cinit__(self):
+        self.home_netns = -1
         self.txns = []
         self.fe_hooks = []
         self.be_hooks = []
@@ -300,6 +301,11 @@ cdef class Worker:
             be.servers[i].index = i
             be.servers[i].shm_index = server.shm_index
             be.servers[i].source_len = 0
+            be.servers[i].netns_fd = -1
+            if server.namespace is not None:
+                be.servers[i].netns_fd = _os.open(server.namespace, _os.O_RDONLY | _os.O_CLOEXEC)
+                if self.home_netns < 0:
+                    self.home_netns = _os.open("/proc/self/ns/net", _os.O_RDONLY | _os.O_CLOEXEC)
             if server.source is not None:
                 be.servers[i].source_len = fill_sockaddr(&be.servers[i].source,
                                                          server.source[0], server.source[1],

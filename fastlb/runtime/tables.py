@@ -6,6 +6,7 @@ same tables and the same shared-counter layout.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import ipaddress
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from ..http.acl import ConditionCompiler
 from ..sample import Stream
 from ..sample.maps import new_registry
 from ..sample.payload import rdp_cookie_reader
+from .listeners import NETNS_DIR
 from .tcp_rules import build_response_rules, build_tcp_rules
 from ..sample.registry import Context
 from .http_rules import (SampleEnv, compile_error_pages, build_after_response, build_backend_rules,
@@ -67,6 +69,8 @@ class ServerSpec:
     pool_purge_ms: int = 5000     # pool-purge-delay: idle connections halve each period (0: never)
     source: Optional[tuple] = None  # the server's own "source" (family, ip, port)
     minconn: int = 0              # below maxconn: the dynamic limit's floor (see BackendSpec.fullconn)
+    namespace: Optional[str] = None  # the network namespace (its /var/run/netns path) its
+                                     # connections are made in
 
 
 @dataclass(frozen=True)
@@ -286,7 +290,9 @@ def server_spec(server: Optional[Server], address, shm_index: int) -> ServerSpec
                       else shared.OBSERVE_NONE, send_proxy=server.send_proxy,
                       pp_opts=sum(PP2_OPTIONS[name] for name in server.pp_options),
                       pool_purge_ms=server.pool_purge_delay, source=server.source,
-                      minconn=server.minconn or maxconn)
+                      minconn=server.minconn or maxconn,
+                      namespace=os.path.join(NETNS_DIR, server.namespace)
+                      if server.namespace else None)
 
 
 def server_cookie(proxy: Proxy, server: ServerSpec) -> Optional[str]:

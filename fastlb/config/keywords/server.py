@@ -1,6 +1,8 @@
 """``server`` and ``default-server`` lines and their options."""
 from __future__ import annotations
 
+import os
+
 from .. import addresses
 from ..addresses import AddressError
 from ..model import Server
@@ -27,7 +29,7 @@ _SERVER_NOT_YET = {
     "track", "on-marked-down", "on-marked-up",
     "resolvers", "resolve-prefer", "init-addr", "agent-check", "check-ssl", "proto",
     "alpn", "pool-max-conn", "tfo",
-    "namespace", "usesrc", "agent-port", "agent-inter",
+    "usesrc", "agent-port", "agent-inter",
 }
 
 
@@ -139,6 +141,17 @@ def _server_options(target, args):
             if any(char in target.redir for char in "\r\n\0"):
                 raise ValueError("'redir' may not hold CR, LF or NUL (it is written in "
                                  "Location).")
+        elif option == "namespace":
+            if i + 1 >= len(args) or not args[i + 1]:
+                raise ValueError("'namespace' : expects <name> as argument")
+            name = value("str")
+            if name == "*":
+                raise ValueError("'namespace *' is not supported by fastlb yet (it takes the "
+                                 "namespace of a PROXY header, which fastlb does not read).")
+            from ...runtime.listeners import NETNS_DIR
+            if "/" in name or not os.path.exists(os.path.join(NETNS_DIR, name)):
+                raise ValueError(f"Cannot open namespace '{name}'")
+            target.namespace = name
         elif option == "ws":
             mode = value("str") if i + 1 < len(args) else ""
             if mode not in ("auto", "h1", "h2"):
