@@ -8,6 +8,8 @@ from typing import Optional
 
 from .model import Listener, ServerAddress
 
+# where "ip netns" names network namespaces (bind / server ... namespace <name>)
+NETNS_DIR = "/var/run/netns"
 _PORT_RANGE = re.compile(r"^([0-9]+)(?:-([0-9]+))?$")
 
 

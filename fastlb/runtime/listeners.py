@@ -12,6 +12,8 @@ import os
 import socket
 from typing import Optional
 
+from ..config.addresses import NETNS_DIR
+
 DEFAULT_BACKLOG = 1024
 
 
@@ -73,7 +75,6 @@ def socket_options(sock: socket.socket, listener) -> None:
 
 
 _CLONE_NEWNET = 0x40000000
-NETNS_DIR = "/var/run/netns"
 
 
 @contextlib.contextmanager

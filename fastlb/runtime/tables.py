@@ -29,7 +29,7 @@ from ..http.acl import ConditionCompiler
 from ..sample import Stream
 from ..sample.maps import new_registry
 from ..sample.payload import rdp_cookie_reader
-from .listeners import NETNS_DIR
+from ..config.addresses import NETNS_DIR
 from .tcp_rules import build_response_rules, build_tcp_rules
 from ..sample.registry import Context
 from .http_rules import (SampleEnv, compile_error_pages, build_after_response, build_backend_rules,

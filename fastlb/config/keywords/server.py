@@ -148,8 +148,7 @@ def _server_options(target, args):
             if name == "*":
                 raise ValueError("'namespace *' is not supported by fastlb yet (it takes the "
                                  "namespace of a PROXY header, which fastlb does not read).")
-            from ...runtime.listeners import NETNS_DIR
-            if "/" in name or not os.path.exists(os.path.join(NETNS_DIR, name)):
+            if "/" in name or not os.path.exists(os.path.join(addresses.NETNS_DIR, name)):
                 raise ValueError(f"Cannot open namespace '{name}'")
             target.namespace = name
         elif option == "ws":
