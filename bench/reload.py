@@ -34,7 +34,10 @@ CLIENTS = {
 
 def config(port: int, origin: int, workers: int, variant: int) -> str:
     backend = (f"    server origin_{'ab'[variant]} 127.0.0.1:{origin} weight {10 + variant}\n")
-    return servers.haproxy_style_config(port, origin, workers, "http", 4000, backend)
+    # both keep idle connections at a reload until their next request: without it each
+    # closes them, and wrk, which never retries, counts a read error when it sent on one
+    return servers.haproxy_style_config(port, origin, workers, "http", 4000, backend,
+                                        "    option idle-close-on-response\n")
 
 
 def start(name: str, workdir: Path, origin: int, workers: int):

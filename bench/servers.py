@@ -121,8 +121,9 @@ http {{
 
 
 def haproxy_style_config(port: int, origin_port: int, workers: int, mode: str = "tcp",
-                         maxconn: int = 4000, backend: str = "") -> str:
-    """backend: the backend section's lines (default: one server, the origin)."""
+                         maxconn: int = 4000, backend: str = "", frontend: str = "") -> str:
+    """backend: the backend section's lines (default: one server, the origin); frontend:
+    more lines for the frontend."""
     backend = backend or f"    server origin 127.0.0.1:{origin_port}\n"
     return f"""
 global
@@ -137,7 +138,7 @@ defaults
 
 frontend fe
     bind 127.0.0.1:{port}
-    default_backend be
+{frontend}    default_backend be
 
 backend be
 {backend}"""

@@ -21,7 +21,9 @@ from conftest import (FASTLB, HttpClient, free_port, listening_sockets, stats_cl
 WRK = shutil.which("wrk")
 
 
-def reload_config(port, servers, sock, extra_global=""):
+def reload_config(port, servers, sock, extra_global="", keep_idle=True):
+    """keep_idle: option idle-close-on-response, so that an old worker answers a kept-alive
+    connection's next request (with a close) rather than closing it idle at the reload."""
     lines = "\n".join(f"    server {name} 127.0.0.1:{backend.port}" for name, backend in servers)
     return f"""
 global
@@ -35,6 +37,7 @@ defaults
     timeout server 5s
 frontend fe
     bind 127.0.0.1:{port}
+    {"option idle-close-on-response" if keep_idle else ""}
     default_backend be
 backend be
 {lines}
@@ -114,7 +117,7 @@ def test_invalid_config_on_reload_changes_nothing(fastlb, http_backends, tmp_pat
     lb.proc.send_signal(signal.SIGHUP)
     wait_until(lambda: "Loading failure!" in lb.stderr(), message="the failed reload")
     log = lb.stderr()
-    assert re.search(r"\[ALERT\] +\(\d+\) : config : parsing \[.*haproxy.cfg:15\] : balance only "
+    assert re.search(r"\[ALERT\] +\(\d+\) : config : parsing \[.*haproxy.cfg:16\] : balance only "
                      r"supports 'roundrobin'", log), log
     assert "Fatal errors found in configuration." in log
     time.sleep(0.3)
@@ -449,3 +452,38 @@ def test_mworker_max_reloads_arguments(tmp_path):
             theirs = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True,
                                     text=True)
             assert theirs.returncode == 0 and warning in theirs.stderr, value
+
+
+@pytest.mark.parametrize("program", ["haproxy", "fastlb"])
+@pytest.mark.parametrize("keep_idle", [False, True])
+def test_idle_connections_at_a_reload_as_haproxy(tmp_path, http_backends, program, keep_idle):
+    """A reload closes the old workers' idle keep-alive connections, as HAProxy 2.6 does;
+    with option idle-close-on-response they stay, and their next request is answered with
+    Connection: close."""
+    if program == "haproxy" and shutil.which("haproxy") is None:
+        pytest.skip("haproxy not installed")
+    a = http_backends("A")
+    port = free_port()
+    path = tmp_path / "idle.cfg"
+    path.write_text(reload_config(port, [("a", a)], tmp_path / "stats.sock",
+                                  keep_idle=keep_idle).replace("timeout client 5s",
+                                                               "timeout client 30s"))
+    cmd = ["haproxy", "-W", "-f", str(path)] if program == "haproxy" else \
+        FASTLB + ["-n", "1", "-f", str(path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: listening_sockets(port) > 0, message="listening")
+        time.sleep(0.3)
+        client = HttpClient(port)
+        assert client.get("/")[0] == 200
+        proc.send_signal(signal.SIGUSR2)
+        time.sleep(1.5)
+        if keep_idle:
+            assert not client.closed(0.5)
+            status, headers, _ = client.get("/")
+            assert (status, headers.get("connection")) == (200, "close")
+        else:
+            assert client.closed(1.0)
+    finally:
+        proc.terminate()
+        proc.wait(5)

@@ -233,6 +233,7 @@ class Options:
     # HAProxy's parser tolerances: odd bytes in field names (and request targets)
     accept_invalid_http_request: bool = False
     accept_invalid_http_response: bool = False
+    idle_close_on_response: bool = False  # idle connections stay at a soft stop
     h1_case_adjust_bogus_server: bool = False
 
 

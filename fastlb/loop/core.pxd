@@ -181,6 +181,8 @@ cdef struct FrontendRt:
     int case_adjust         # option h1-case-adjust-bogus-client: names to clients adjusted
     int contstats           # option contstats: byte counters updated as data moves
     int accept_invalid      # option accept-invalid-http-request
+    int keep_idle_on_stop   # option idle-close-on-response: idle connections stay at a
+                            # soft stop until their next request (answered with close)
     int64_t sess_rate_limit # rate-limit sessions (per second, all workers), 0: none
     uint32_t shm_index
 

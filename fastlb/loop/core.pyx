@@ -409,6 +409,7 @@ cdef class Worker:
         fe.case_adjust = spec.case_adjust
         fe.contstats = spec.contstats
         fe.accept_invalid = spec.accept_invalid
+        fe.keep_idle_on_stop = spec.keep_idle_on_stop
         fe.sess_rate_limit = spec.sess_rate_limit
         fe.shm_index = spec.index
         hooks = FrontendHooks()
@@ -500,6 +501,7 @@ cdef class Worker:
                 epoll_ctl(self.epfd, EPOLL_CTL_DEL, self.listeners[i].fd, NULL)
                 close(self.listeners[i].fd)
                 self.listeners[i].closed = 1
+        close_idle_http(self)
 
     def set_splice_limits(self, int pipesize, int maxpipes):
         """tune.pipesize (0: fastlb's default) and this process's share of maxpipes

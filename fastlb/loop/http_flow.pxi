@@ -423,6 +423,25 @@ cdef void http_on_event(Worker w, int idx, Session *s, int side, uint32_t events
     http_run(w, idx, s)
 
 
+cdef void close_idle_http(Worker w):
+    """A soft stop closes the HTTP client connections that wait for a request with no
+    byte of one received (HAProxy's idle connections), unless their frontend has option
+    idle-close-on-response: those get their next request answered, with a close."""
+    cdef uint32_t idx
+    cdef Session *s
+    cdef HttpTxn txn
+    for idx in range(<uint32_t>(w.nchunks * SESSIONS_PER_CHUNK)):
+        s = session_at(w, idx)
+        if s.state == ST_FREE or s.http != 1 or w.frontends[s.fe].keep_idle_on_stop:
+            continue
+        txn = http_txn(w, idx)
+        if txn.req_state == RQ_HEAD and txn.out_cli is None and txn.interim is None and \
+                buffered(&s.cli) == 0 and s.q_target < 0 and \
+                (txn.rsp_state == RS_NONE or txn.rsp_state == RS_DONE):
+            s.term0, s.term1 = b'c', b'R'
+            session_close(w, idx, s)           # quietly, as a keep-alive timeout
+
+
 cdef int64_t http_deadline(Worker w, int idx, Session *s):
     """The wait for a server connection; timeout http-request (http-keep-alive between
     requests) for a head; timeout client while the client owes or is owed bytes; timeout

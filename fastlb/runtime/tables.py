@@ -165,6 +165,7 @@ class FrontendSpec:
     case_adjust: bool = False     # option h1-case-adjust-bogus-client
     contstats: bool = False       # option contstats
     accept_invalid: bool = False  # option accept-invalid-http-request
+    keep_idle_on_stop: bool = False   # option idle-close-on-response
     after_response: object = None  # http-after-response rules: edit(stream), or None
     capture_cookie: object = None  # capture cookie: (name bytes, length), or None
     sess_rate_limit: int = 0      # rate-limit sessions: per second, all workers, 0: none
@@ -471,6 +472,7 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         case_adjust=proxy.options.h1_case_adjust_bogus_client and proxy.mode == "http",
         contstats=bool(proxy.options.contstats),
         accept_invalid=bool(proxy.options.accept_invalid_http_request),
+        keep_idle_on_stop=bool(proxy.options.idle_close_on_response),
         sess_rate_limit=proxy.rate_limit_sessions)
     return FrontendTable(index=index, proxy=proxy, spec=spec, log_format=log_format,
                          log_format_sd=log_format_sd, error_log_format=error_log_format,

@@ -24,7 +24,7 @@ _TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request":
                  "check": "backend", "tunnel": "backend"}
 _OPTIONS_NOT_YET = {
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
-    "tcp-check", "external-check", "transparent", "independent-streams", "socket-stats", "spop-check", "idle-close-on-response",
+    "tcp-check", "external-check", "transparent", "independent-streams", "socket-stats", "spop-check",
     "http_proxy", "forceclose",
 }
 # options whose effect is how fastlb always works: it splices bulk transfers when both
@@ -41,6 +41,7 @@ _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "srvtcpka", "tcp-smart-accept", "tcp-smart-connect", "persist", "checkcache", "http-pretend-keepalive", "http-use-proxy-header",
             "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server", "contstats",
             "accept-invalid-http-request", "accept-invalid-http-response",
+            "idle-close-on-response",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
             "http-keep-alive", "http-server-close", "httpclose", "http-buffer-request")
 _BIND_NOT_YET = {
@@ -503,10 +504,12 @@ def option(parser, proxy, args, origin, enable=True):
     elif name in ("persist", "tcp-smart-accept", "tcp-smart-connect", "checkcache",
                   "http-pretend-keepalive", "http-use-proxy-header",
                   "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server", "contstats",
-                  "accept-invalid-http-request", "accept-invalid-http-response"):
+                  "accept-invalid-http-request", "accept-invalid-http-response",
+                  "idle-close-on-response"):
         side = "frontend" if name in ("tcp-smart-accept", "http-use-proxy-header",
                                       "h1-case-adjust-bogus-client", "contstats",
-                                      "accept-invalid-http-request") else "backend"
+                                      "accept-invalid-http-request",
+                                      "idle-close-on-response") else "backend"
         if ignored_without(parser, proxy, origin, name, side):
             return
         setattr(opts, name.replace("-", "_"), enable)
