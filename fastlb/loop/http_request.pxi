@@ -564,15 +564,9 @@ cdef bint server_redirect(Worker w, int idx, Session *s, HttpTxn txn, bytes pref
     target has no path ("*"): the request goes to the server."""
     cdef bytes head = txn.request_head_copy or b""        # as it goes to the server
     cdef bytes url = head[:head.find(b"\r\n")].split(b" ")[1] if b" " in head else b""
-    cdef Py_ssize_t start
-    if url.startswith(b"/"):
-        path = url
-    else:
-        start = url.find(b"://")
-        start = url.find(b"/", start + 3) if start >= 0 else -1
-        if start < 0:
-            return False
-        path = url[start:]
+    cdef bytes path = split_target(url)[1]
+    if not path.startswith(b"/"):
+        return False
     location = path if prefix == b"/" else prefix + path
     # (the page of 503 only stands in for one with no status line: this one has one)
     http_answer(w, idx, s, txn, b"HTTP/1.1 302 Found\r\ncache-control: no-cache\r\n"
