@@ -64,6 +64,55 @@ def serving(program: str, cfg, ports):
         proc.wait(5)
 
 
+class HoldingServer:
+    """Accepts connections, notes which server each request reached, and answers only
+    when released: the requests it holds count as that server's current sessions."""
+
+    def __init__(self, name, arrivals):
+        self.name, self.arrivals = name, arrivals
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.settimeout(5)
+            try:
+                read_head(conn, b"")
+            except OSError:
+                conn.close()
+                continue
+            self.held.append(conn)
+            self.arrivals.append(self.name)
+
+    def release_one(self):
+        """Answer the oldest held request."""
+        conn = self.held.pop(0)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        conn.close()
+
+    def release(self):
+        for conn in self.held:
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            conn.close()
+        self.held = []
+
+    def close(self):
+        self.release()
+        self.sock.close()
+
+
 class FastLB:
     """A fastlb master started on a config text; ``ports`` are the frontend ports to wait for."""
 

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from conftest import FASTLB, free_port, listening_sockets, read_head, parse_headers, \
-    read_body, wait_until
+from conftest import FASTLB, HoldingServer, free_port, listening_sockets, read_head, \
+    parse_headers, read_body, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -101,50 +101,6 @@ def test_hashed_algorithms_pick_the_same_server_as_haproxy(tmp_path, http_backen
         used = set(outcome["haproxy"][algo])
         assert len(used) > 1, f"{algo}: the inputs should spread over servers"
         assert outcome["fastlb"][algo] == outcome["haproxy"][algo], algo
-
-
-class HoldingServer:
-    """Accepts connections, notes which server each request reached, and answers only
-    when released: the requests it holds count as that server's current sessions."""
-
-    def __init__(self, name, arrivals):
-        self.name, self.arrivals = name, arrivals
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.held = []
-        import threading
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.settimeout(5)
-            try:
-                read_head(conn, b"")
-            except OSError:
-                conn.close()
-                continue
-            self.held.append(conn)
-            self.arrivals.append(self.name)
-
-    def release(self):
-        for conn in self.held:
-            try:
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            except OSError:
-                pass
-            conn.close()
-        self.held = []
-
-    def close(self):
-        self.release()
-        self.sock.close()
 
 
 @pytest.mark.parametrize("balance, weights", [

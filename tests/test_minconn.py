@@ -6,52 +6,13 @@ from __future__ import annotations
 
 import shutil
 import socket
-import threading
 import time
 
 import pytest
 
-from conftest import free_port, read_head, serving
+from conftest import HoldingServer, free_port, serving
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
-
-
-class HoldingServer:
-    """Counts the requests that reach it and answers only when told to."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.held = []
-        self.arrived = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.settimeout(5)
-            try:
-                read_head(conn, b"")
-            except OSError:
-                conn.close()
-                continue
-            self.held.append(conn)
-            self.arrived += 1
-
-    def release_one(self):
-        conn = self.held.pop(0)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        conn.close()
-
-    def close(self):
-        for conn in self.held:
-            conn.close()
-        self.sock.close()
 
 
 CASES = {
@@ -68,7 +29,8 @@ CASES = {
 
 def run(program: str, tmp_path, case: str) -> tuple:
     fe_line, be_line, server_line, requests = CASES[case]
-    server = HoldingServer()
+    arrivals = []
+    server = HoldingServer("a", arrivals)
     port = free_port()
     cfg = tmp_path / f"{program}.cfg"
     cfg.write_text(f"""
@@ -94,11 +56,11 @@ backend b
                 client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
                 clients.append(client)
                 time.sleep(0.1)
-                arriving.append(server.arrived)
+                arriving.append(len(arrivals))
             for _ in range(3):
                 server.release_one()
                 time.sleep(0.15)
-                after_release.append(server.arrived)
+                after_release.append(len(arrivals))
     finally:
         for client in clients:
             client.close()
