@@ -28,10 +28,23 @@ if any(name.startswith("core.") and name.endswith(".so")
         p for p in (_TREE, os.environ.get("PYTHONPATH")) if p)
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and not handed out before in this run: the kernel may give the same
+    ephemeral port to two bind(0) calls in a row, and a config whose two listeners got one
+    port shares it through SO_REUSEPORT (a landing CI saw connections for one frontend
+    logged by another)."""
+    if len(_HANDED_OUT) > 20000:
+        _HANDED_OUT.clear()
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def listening_sockets(port: int) -> int:

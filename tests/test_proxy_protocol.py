@@ -105,7 +105,9 @@ def normalize(line: str) -> str:
     line = re.sub(r" (-1|\d+)/(-1|\d+)/(\d+) ", " T ", line)
     # httplog: timers and byte counts (the answers' own headers differ, not what is tested)
     line = re.sub(r" (-1|\d+)(/(-1|\d+)){4} (\d{3}) \d+ ", r" T \4 B ", line)
-    return re.sub(r" \d+/\d+/\d+/\d+/\+?\d+ \d+/\d+ ", " COUNTS ", line)
+    # concurrent connection counts (retries and queues kept): haproxy's threads may not have
+    # counted the previous session out yet when the next one is logged
+    return re.sub(r" \d+/\d+/\d+/\d+/(\+?\d+ \d+/\d+)(?= |$)", r" C/C/C/C/\1", line)
 
 
 class Proxy:
