@@ -276,6 +276,21 @@ def name_handler(conn, backend):
 
 
 @pytest.fixture
+def netns():
+    """A network namespace of its own (``ip netns``), its loopback up; removed after."""
+    if os.geteuid() != 0 or subprocess.run(["ip", "netns", "list"],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and ip netns")
+    name = f"fastlb-test-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name])
+
+
+@pytest.fixture
 def backends():
     created = []
 

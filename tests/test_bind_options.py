@@ -74,7 +74,7 @@ def test_bind_options_reach_the_listening_socket(fastlb):
 
 
 @pytest.mark.parametrize("option, message", [
-    ("proto h2", "'proto h2' is not supported by fastlb yet"),
+    ("proto h2", "'proto' : 'h2' is not supported by fastlb yet"),
     ("mss -100", "'mss' expects a positive number"),
     ("accept-netscaler-cip 1234", "option 'accept-netscaler-cip' is not supported by fastlb yet"),
 ])
@@ -83,21 +83,6 @@ def test_bind_options_refused(tmp_path, option, message):
     path.write_text(f"frontend fe\n    mode http\n    bind 127.0.0.1:{free_port()} {option}\n")
     result = subprocess.run(FASTLB + ["-c", "-f", str(path)], capture_output=True, text=True)
     assert result.returncode == 1 and "bad.cfg:3]" in result.stderr and message in result.stderr
-
-
-@pytest.fixture
-def netns():
-    """A network namespace of its own (``ip netns``), its loopback up; removed after."""
-    if os.geteuid() != 0 or subprocess.run(["ip", "netns", "list"],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("needs root and ip netns")
-    name = f"fastlb-test-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name])
 
 
 def test_bind_namespace_listens_in_that_namespace_only(fastlb, http_backends, netns):

@@ -63,6 +63,7 @@ class Listener:
     uid: Optional[int] = None
     gid: Optional[int] = None
     maxconn: int = 0                # bind maxconn: its concurrent connections, 0: the frontend's
+    proto: Optional[str] = None     # forced mux: "h1" (mode http) or "none" (mode tcp)
     id: int = 0                     # its number in the frontend (so_id, unix:<id> in logs)
     forced_id: bool = False         # bind id N
     origin: Optional[Origin] = None
@@ -116,6 +117,8 @@ class ServerSettings:
     minconn: int = 0                # with maxconn: the dynamic limit's floor (fullconn scales it)
     redir: Optional[str] = None     # GET/HEAD get a 302 to this prefix + the path instead
     namespace: Optional[str] = None  # network namespace (ip netns) its sockets are made in
+    proto: Optional[str] = None     # forced mux: "h1" (mode http) or "none" (mode tcp)
+    tfo: bool = False               # TCP Fast Open: the first bytes ride on the SYN
 
 
 # ``default-server`` carries the same settings (HAProxy refuses only ``id`` and ``cookie``

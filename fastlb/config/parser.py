@@ -527,6 +527,7 @@ class Parser:
             if proxy.has_backend:
                 self._check_backend(proxy)
             self._warn_missing_timeouts(proxy)
+            self._check_mux_protocols(proxy)
             page = proxy.stats
             if page is not None and page.rules and (page.auths or page.realm_given):
                 self.alerts.append(f"proxy '{proxy.name}': stats 'auth'/'realm' and "
@@ -555,6 +556,19 @@ class Parser:
         for proxy in self.proxies:
             self._assign_ids(proxy.servers)
             self._assign_ids(proxy.listeners, label=lambda l: f"bind {l.text or l.describe()}")
+
+    def _check_mux_protocols(self, proxy: Proxy) -> None:
+        """bind/server ``proto``: the multiplexer must serve the proxy's mode and side."""
+        from .keywords.proxy import MUX_MODES
+        lines = [(listener.proto, f"'bind {listener.text or listener.describe()}'",
+                  listener.origin, listener.proto == "fcgi")
+                 for listener in (proxy.listeners if proxy.has_frontend else ())]
+        lines += [(server.proto, f"server '{server.name}'", server.origin, False)
+                  for server in (proxy.servers if proxy.has_backend else ())]
+        for proto, what, origin, wrong_side in lines:
+            if proto and (wrong_side or MUX_MODES[proto] != proxy.mode):
+                self.alerts.append(f"proxy '{proxy.name}' : MUX protocol '{proto}' is "
+                                   f"not usable for {what} at [{origin}].")
 
     def _upgrades_to_http(self, proxy: Proxy) -> bool:
         """A tcp proxy whose sessions may become HTTP (HAProxy's PR_O_HTTP_UPG): a

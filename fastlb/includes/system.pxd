@@ -168,6 +168,7 @@ cdef extern from "<netinet/tcp.h>" nogil:
     enum:
         TCP_NODELAY
         TCP_QUICKACK
+        TCP_FASTOPEN_CONNECT
         TCP_KEEPCNT
         TCP_KEEPIDLE
         TCP_KEEPINTVL

@@ -44,6 +44,14 @@ cdef void start_connect(Worker w, int idx, Session *s):
         # only with bytes to go at once (the manual's intent; haproxy 2.6 looks at the
         # response channel there, so in effect only send-proxy counts)
         setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(int))
+    if srv.tfo and s.retries_left == be.retries and \
+            (s.http or srv.send_proxy or s.cli.tail > s.cli.head):
+        # TCP Fast Open: with a cookie cached, connect() returns at once and the first
+        # write goes on the SYN. Only a first attempt with bytes to send, as the manual
+        # says (haproxy 2.6 tests the response channel, so it never does in practice); a
+        # refusal then shows as an error after "connected", which retry-on conn-failure /
+        # empty-response cover (the manual's advice).
+        setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(int))
     if (srv.source_len or be.source_len) and srv.family != AF_UNIX:
         # as HAProxy: SO_REUSEADDR so that a fixed source port can serve successive sessions
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(int))

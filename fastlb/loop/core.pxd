@@ -79,6 +79,7 @@ cdef struct ServerRt:
     int use_client_port     # server written without a port: use the port the client reached
     int send_proxy          # SEND_PROXY_* (proxy_header.pxd): a header before the client's bytes
     int pp_opts             # PP2_OPT_* for a v2 header
+    int tfo                 # server ... tfo: a first attempt with bytes to send carries them on the SYN
     int index               # position in the backend (for shared counters)
     uint32_t shm_index
     sockaddr_storage source # its own "source" (source_len 0: the backend's, if any)
@@ -194,6 +195,7 @@ cdef struct ListenerRt:
     int paused
     int closed
     int accept_proxy        # bind accept-proxy: connections start with a PROXY header
+    int no_upgrade          # bind proto none: its sessions cannot become HTTP (HAProxy's NO_UPG)
     int luid                # its number in the frontend (a UNIX client is logged unix:<luid>)
     int64_t maxconn         # bind maxconn, 0: only the frontend's
     uint32_t count_off      # its concurrent connections in the count block (all workers)

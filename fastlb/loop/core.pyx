@@ -298,6 +298,7 @@ cdef class Worker:
             be.servers[i].use_client_port = server.port == 0 and server.family != _socket.AF_UNIX
             be.servers[i].send_proxy = server.send_proxy
             be.servers[i].pp_opts = server.pp_opts
+            be.servers[i].tfo = server.tfo
             be.servers[i].index = i
             be.servers[i].shm_index = server.shm_index
             be.servers[i].source_len = 0
@@ -433,8 +434,9 @@ cdef class Worker:
         self.sess_rate_limit = sess_rate
 
     def add_listener(self, int fd, int frontend, int port, bint accept_proxy=False, int luid=1,
-                     int64_t maxconn=0, uint32_t slot=0):
-        """slot: the listener's number among all of the configuration's (its shared count)."""
+                     int64_t maxconn=0, uint32_t slot=0, bint no_upgrade=False):
+        """slot: the listener's number among all of the configuration's (its shared count);
+        no_upgrade: bind proto none."""
         cdef ListenerRt *l
         cdef epoll_event ev
         self.listeners = <ListenerRt *>realloc(self.listeners, (self.nlisteners + 1) * sizeof(ListenerRt))
@@ -447,6 +449,7 @@ cdef class Worker:
         l.paused = 0
         l.closed = 0
         l.accept_proxy = accept_proxy
+        l.no_upgrade = no_upgrade
         l.luid = luid
         l.maxconn = maxconn
         l.count_off = self.lst_off + slot

@@ -192,6 +192,8 @@ cdef void inspect_run(Worker w, int idx, Session *s):
     backend = tcp_route_backend(w, s, rules, stream)
     stream.payload = None
     if verdict == TCP_SWITCH_HTTP and backend >= 0:
+        if not_upgradable(w, idx, s, backend):
+            return
         s.be = backend
         http_start(w, idx, s)
         return

@@ -215,6 +215,8 @@ cdef void session_route(Worker w, int idx, Session *s, FrontendRt *fe, int backe
     """Start HTTP, or connect to ``backend``'s server."""
     cdef BackendHooks hooks
     if fe.http or (backend >= 0 and w.backends[backend].http):
+        if not fe.http and not_upgradable(w, idx, s, backend):
+            return
         s.be = backend               # an HTTP backend makes a TCP frontend's session HTTP
         http_start(w, idx, s)
         return
@@ -244,6 +246,21 @@ cdef void session_route(Worker w, int idx, Session *s, FrontendRt *fe, int backe
     if hooks.rdp_persist is not None and s.forced_server < 0:
         s.forced_server = rdp_cookie_server(w, s, stream)
     start_connect(w, idx, s)
+
+
+cdef bint not_upgradable(Worker w, int idx, Session *s, int backend):
+    """A session of a ``bind ... proto none`` listener that should become HTTP: the
+    pass-through multiplexer cannot be upgraded, so it ends there, logged at the backend
+    with HAProxy's RR (True)."""
+    if not w.listeners[s.listener].no_upgrade:
+        return False
+    s.be = backend
+    count_add(w, w.be_off + w.backends[s.be].shm_index, 1)
+    w.be_stats[w.backends[s.be].shm_index * STAT_WORDS + STAT_SESS_TOT] += 1
+    s.term0 = b'R'
+    s.term1 = b'R'
+    session_close(w, idx, s)
+    return True
 
 
 cdef object held_stream(Worker w, int idx, Session *s):

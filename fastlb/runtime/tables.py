@@ -66,6 +66,7 @@ class ServerSpec:
     observe: int                  # shm.OBSERVE_*
     send_proxy: int = 0           # loop SEND_PROXY_*: 0 none, 1 v1, 2 v2
     pp_opts: int = 0              # PP2_OPT_* bits for a v2 header
+    tfo: bool = False             # TCP Fast Open on connect (first attempts with bytes to send)
     pool_purge_ms: int = 5000     # pool-purge-delay: idle connections halve each period (0: never)
     source: Optional[tuple] = None  # the server's own "source" (family, ip, port)
     minconn: int = 0              # below maxconn: the dynamic limit's floor (see BackendSpec.fullconn)
@@ -291,6 +292,7 @@ def server_spec(server: Optional[Server], address, shm_index: int) -> ServerSpec
                       else shared.OBSERVE_NONE, send_proxy=server.send_proxy,
                       pp_opts=sum(PP2_OPTIONS[name] for name in server.pp_options),
                       pool_purge_ms=server.pool_purge_delay, source=server.source,
+                      tfo=server.tfo,
                       minconn=server.minconn or maxconn,
                       namespace=os.path.join(NETNS_DIR, server.namespace)
                       if server.namespace else None)

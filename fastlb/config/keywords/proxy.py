@@ -54,6 +54,22 @@ _BIND_NOT_YET = {
 }
 
 
+# HAProxy 2.6's multiplexers (haproxy -vv) and the mode each serves
+MUX_MODES = {"h1": "http", "h2": "http", "fcgi": "http", "none": "tcp"}
+
+
+def mux_protocol(name: str, where: str, server: bool = False) -> str:
+    """A ``proto`` argument of bind and server lines: h1 and none are how fastlb speaks
+    in its two modes; whether it fits the proxy's mode is checked once the section is read."""
+    if name not in MUX_MODES:
+        raise ValueError(f"{where} unknown MUX protocol '{name}'" + ("." if server else ""))
+    if name == "h2":
+        raise ValueError(f"{where}'h2' is not supported by fastlb yet (it speaks HTTP/1 only).")
+    if name == "fcgi" and server:
+        raise ValueError(f"{where}'fcgi' is not supported by fastlb yet (no fcgi-app).")
+    return name
+
+
 def ignored_without(parser, proxy, origin, what: str, side: str, hint: str = "") -> bool:
     """HAProxy's warning for a keyword a proxy without the ``side`` capability ignores
     (warned, not refused); True when it is ignored."""
@@ -120,12 +136,11 @@ def bind(parser, proxy, args, origin):
                     raise ValueError(f"'bind {args[0]}' : 'mss' expects a positive number "
                                      f"(got '{value}'; a negative one is not supported yet).")
                 value = int(value)
-            elif option == "proto" and value != "h1":
-                raise ValueError(f"'bind {args[0]}' : 'proto {value}' is not supported by "
-                                 "fastlb yet (it speaks HTTP/1 only: 'h1').")
+            elif option == "proto":
+                value = mux_protocol(value, f"'bind {args[0]}' in section '{proxy.kind}' : "
+                                            "'proto' : ")
             for listener in listeners:
-                if option != "proto":
-                    setattr(listener, option, value)
+                setattr(listener, option, value)
             i += 1
         elif option in ("mode", "user", "group", "uid", "gid"):
             if i + 1 >= len(args):

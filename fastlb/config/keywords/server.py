@@ -13,7 +13,7 @@ from .registry import BACKENDS, PROXY_AND_DEFAULTS, did_you_mean, keyword
 _SERVER_OPTIONS = (
     "weight", "backup", "disabled", "check", "no-backup", "enabled", "no-check", "maxconn",
     "maxqueue", "rise", "fall", "inter", "fastinter", "downinter", "observe", "error-limit",
-    "on-error", "port", "addr", "id", "cookie", "pool-purge-delay",
+    "on-error", "port", "addr", "id", "cookie", "pool-purge-delay", "proto", "tfo", "no-tfo",
 )
 
 # need TLS, which fastlb does not have yet
@@ -27,8 +27,8 @@ _PP2_OPTIONS_NOT_YET = {
 _SERVER_NOT_YET = {
     "ssl", "verify", "ca-file", "crt", "sni", "slowstart",
     "track", "on-marked-down", "on-marked-up",
-    "resolvers", "resolve-prefer", "init-addr", "agent-check", "check-ssl", "proto",
-    "alpn", "pool-max-conn", "tfo",
+    "resolvers", "resolve-prefer", "init-addr", "agent-check", "check-ssl",
+    "alpn", "pool-max-conn",
     "usesrc", "agent-port", "agent-inter",
 }
 
@@ -164,6 +164,13 @@ def _server_options(target, args):
             target.source = source_address(value("str"))
             if i + 1 < len(args) and args[i + 1] in ("usesrc", "interface", "namespace"):
                 raise ValueError(f"'source ... {args[i + 1]}' is not supported by fastlb yet.")
+        elif option == "proto":
+            from .proxy import mux_protocol
+            if i + 1 >= len(args):
+                raise ValueError("'proto' : missing value.")
+            target.proto = mux_protocol(value("str"), "'proto' : ", server=True)
+        elif option in ("tfo", "no-tfo"):
+            target.tfo = option == "tfo"
         elif option == "send-proxy":
             target.send_proxy = 1
         elif option == "send-proxy-v2":
