@@ -62,7 +62,7 @@ cdef void start_connect(Worker w, int idx, Session *s):
             return
     side_attach(&s.srv, fd, &raw_socket)
     s.srv.readable = 0        # its first EPOLLIN edge says when the server has spoken
-    s.srv.last = w.now
+    s.srv.last = s.srv.last_rd = w.now
     s.srv_epoch += 1          # a new server socket: its older queued events are stale
     s.t_connect = w.now
     s.state = ST_CONNECTING
@@ -133,7 +133,7 @@ cdef void connected(Worker w, int idx, Session *s):
             and w.log_callback is not None:
         log_end(w, s)               # option logasap: the line goes out now, '+' before %Tt
         s.logged = 1
-    s.srv.last = w.now
+    s.srv.last = s.srv.last_rd = w.now
     if s.http:
         http_txn(w, idx).t_connect_ms = w.now - s.t_connect
         http_run(w, idx, s)

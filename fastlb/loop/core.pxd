@@ -137,6 +137,7 @@ cdef struct BackendRt:
     int srvtcpka
     int srvtcpka_probes[3]  # TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL; 0: the system's
     int nolinger            # option nolinger: server connections close with a reset
+    int indep_streams       # option independent-streams: writes to the server keep no timeout alive
     int smart_connect       # option tcp-smart-connect: no quick ACK of the SYN-ACK
     int retry_on            # retry-on: RE_* bits (defs.pxd)
     int persist             # option persist: a cookie reaches its server even when down
@@ -171,6 +172,7 @@ cdef struct FrontendRt:
     int clitcpka
     int clitcpka_probes[3]  # as the backend's srvtcpka_probes
     int nolinger            # option nolinger: client connections close with a reset
+    int indep_streams       # option independent-streams: writes to the client keep no timeout alive
     int log_mode            # 0 none, 1 connect line at accept, 2 tcplog at end
     int dontlognull
     int buffer_request      # option http-buffer-request: the body before the rules

@@ -346,6 +346,7 @@ cdef class Worker:
         for i in range(3):
             be.srvtcpka_probes[i] = spec.srvtcpka_probes[i]
         be.nolinger = spec.nolinger
+        be.indep_streams = spec.indep_streams
         be.smart_connect = spec.smart_connect
         be.persist = spec.persist
         be.checkcache = spec.checkcache
@@ -400,6 +401,7 @@ cdef class Worker:
         for i in range(3):
             fe.clitcpka_probes[i] = spec.clitcpka_probes[i]
         fe.nolinger = spec.nolinger
+        fe.indep_streams = spec.indep_streams
         fe.log_mode = spec.log_mode
         fe.dontlognull = spec.dontlognull
         fe.buffer_request = spec.buffer_request

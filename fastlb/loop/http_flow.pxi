@@ -472,16 +472,21 @@ cdef int64_t http_deadline(Worker w, int idx, Session *s):
                           txn.interim is not None):
         # a client that half-closed is under timeout client-fin when one is set
         t = fe.t_client_fin if fe.t_client_fin and s.cli.rd_eof else fe.t_client
-        if dl == 0 or s.cli.last + t < dl:
-            dl = s.cli.last + t
+        # independent-streams: while the body comes, only reading it keeps the client alive
+        t += s.cli.last_rd if fe.indep_streams and txn.req_state == RQ_BODY and \
+            not s.cli.rd_eof else s.cli.last
+        if dl == 0 or t < dl:
+            dl = t
             s.timer = TM_CLIENT
     if be != NULL and (be.t_server or s.t_server_rule) and s.state == ST_ESTABLISHED and \
             (txn.rsp_state == RS_HEAD or txn.rsp_state == RS_BODY):
         t = be.t_server_fin if be.t_server_fin and s.srv.rd_eof else \
             (s.t_server_rule or be.t_server)
+        # independent-streams: sending the request body does not keep the server alive
+        t += s.srv.last_rd if be.indep_streams else s.srv.last
         # the server's timeout wins a tie with the client's: the response is what is late
-        if dl == 0 or s.srv.last + t < dl or (s.srv.last + t == dl and s.timer == TM_CLIENT):
-            dl = s.srv.last + t
+        if dl == 0 or t < dl or (t == dl and s.timer == TM_CLIENT):
+            dl = t
             s.timer = TM_SERVER
     return dl
 

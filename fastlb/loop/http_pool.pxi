@@ -56,7 +56,7 @@ cdef bint http_adopt(Worker w, int idx, Session *s, int srv, int fd):
         return False
     side_init(&s.srv)
     side_attach(&s.srv, fd, &raw_socket)
-    s.srv.last = w.now
+    s.srv.last = s.srv.last_rd = w.now
     s.srv_private = 0
     s.server = srv
     s.state = ST_ESTABLISHED

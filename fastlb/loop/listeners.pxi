@@ -162,7 +162,7 @@ cdef void listener_accept(Worker w, int li):
         s = session_at(w, idx)
         side_attach(&s.cli, fd, &raw_socket)
         s.cli.readable = 1        # the request often came with the handshake: try at once
-        s.cli.last = w.now
+        s.cli.last = s.cli.last_rd = w.now
         s.fe = l.fe
         s.listener = li
         s.t_accept = w.now

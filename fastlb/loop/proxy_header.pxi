@@ -424,7 +424,7 @@ cdef void proxy_header_event(Worker w, int idx, Session *s):
             s.pp_authority_len = h.authority_len
     pool_put(&w.pool, buf)
     s.state = ST_CONNECTING
-    s.cli.last = w.now
+    s.cli.last = s.cli.last_rd = w.now
     session_accepted(w, idx, s, &w.frontends[s.fe])
 
 

@@ -119,6 +119,20 @@ cdef void relay_run(Worker w, int idx, Session *s, int which):
 
 
 # ---------------------------------------------------------------------------- TCP timeouts
+cdef int64_t timeout_base(Side *side, Side *other, bint independent) noexcept nogil:
+    """When ``side``'s timeout started: its last read or write. Under option
+    independent-streams (HAProxy's read timeout that writes do not refresh) its last read,
+    and once nothing more is read from it, only while bytes wait to be written to it
+    (-1: none runs)."""
+    if not independent:
+        return side.last
+    if not side.rd_eof:
+        return side.last_rd
+    if other.head != other.tail or other.piped:
+        return side.last
+    return -1
+
+
 cdef int64_t tcp_deadline(Worker w, Session *s):
     """timeout client / server (their -fin variants after a half-close) or tunnel while
     relaying; before that, timeout client and the wait for the server connection."""
@@ -134,22 +148,26 @@ cdef int64_t tcp_deadline(Worker w, Session *s):
         return dl
     if s.state == ST_ESTABLISHED:
         t = s.t_tunnel_rule or be.t_tunnel
-        if t:
+        if t and not (fe.indep_streams or be.indep_streams):
             s.timer = TM_TUNNEL
             return (s.cli.last if s.cli.last > s.srv.last else s.srv.last) + t
-        cli_to = fe.t_client
-        if fe.t_client_fin and (s.cli.rd_eof or s.cli.wr_shut):
-            cli_to = fe.t_client_fin
-        srv_to = s.t_server_rule or be.t_server
-        if be.t_server_fin and (s.srv.rd_eof or s.srv.wr_shut):
-            srv_to = be.t_server_fin
+        cli_to = srv_to = t               # timeout tunnel stands for both sides' timeouts
+        if not t:
+            cli_to = fe.t_client
+            if fe.t_client_fin and (s.cli.rd_eof or s.cli.wr_shut):
+                cli_to = fe.t_client_fin
+            srv_to = s.t_server_rule or be.t_server
+            if be.t_server_fin and (s.srv.rd_eof or s.srv.wr_shut):
+                srv_to = be.t_server_fin
         if cli_to:
-            dl = s.cli.last + cli_to
-            s.timer = TM_CLIENT
+            t = timeout_base(&s.cli, &s.srv, fe.indep_streams)
+            if t >= 0:
+                dl = t + cli_to
+                s.timer = TM_CLIENT
         if srv_to:
-            t = s.srv.last + srv_to
-            if dl == 0 or t < dl:
-                dl = t
+            t = timeout_base(&s.srv, &s.cli, be.indep_streams)
+            if t >= 0 and (dl == 0 or t + srv_to < dl):
+                dl = t + srv_to
                 s.timer = TM_SERVER
         return dl
     if fe.t_client:
@@ -174,6 +192,20 @@ cdef void tcp_expired(Worker w, int idx, Session *s):
     elif s.state != ST_ESTABLISHED:
         s.term0 = b'c'            # client timeout before the server connection was made
         s.term1 = b'C' if s.state == ST_CONNECTING else b'Q'
+    elif (s.timer == TM_SERVER and w.backends[s.be].indep_streams and not s.srv.rd_eof) or \
+            (s.timer == TM_CLIENT and w.frontends[s.fe].indep_streams and not s.cli.rd_eof):
+        # independent-streams: a read timeout ends that direction alone, as HAProxy's
+        # shutr, the other goes on (its FIN passed on); the first cause is the one logged
+        if s.term0 == b'-':
+            s.term0 = b's' if s.timer == TM_SERVER else b'c'
+            s.term1 = b'D'
+        if s.timer == TM_SERVER:
+            s.srv.rd_eof = 1
+            relay_run(w, idx, s, 2)
+        else:
+            s.cli.rd_eof = 1
+            relay_run(w, idx, s, 1)
+        return
     elif s.timer == TM_SERVER:
         s.term0 = b's'
         s.term1 = b'D'

@@ -36,6 +36,7 @@ cdef struct Side:
     uint32_t piped          # bytes in that pipe
     uint8_t bulk            # a read filled a whole buffer: splice from now on
     int64_t last            # last read or write on this socket, ms (monotonic)
+    int64_t last_rd         # last read (option independent-streams times reads alone)
     uint64_t bytes_in       # bytes read from this side
 
 # what side_read and side_splice_in report

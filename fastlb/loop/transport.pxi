@@ -111,14 +111,14 @@ cdef int side_read(Side *side, BufPool *pool, int64_t now) noexcept nogil:
     if n > 0:
         side.tail += n
         side.bytes_in += n
-        side.last = now
+        side.last = side.last_rd = now
         note_short_read(side, n, room)
         return IO_DATA
     if side.head == side.tail:
         side_release(side, pool)    # nothing came: an idle connection holds no buffer
     if n == 0:
         side.rd_eof = 1
-        side.last = now
+        side.last = side.last_rd = now
         return IO_EOF
     if errno == EAGAIN or errno == EINTR:
         side.readable = 0
@@ -235,11 +235,11 @@ cdef int side_splice_in(Side *side, int64_t now) noexcept nogil:
     if n > 0:
         side.piped = n
         side.bytes_in += n
-        side.last = now
+        side.last = side.last_rd = now
         return IO_DATA
     if n == 0:
         side.rd_eof = 1
-        side.last = now
+        side.last = side.last_rd = now
         return IO_EOF
     if errno == EAGAIN or errno == EINTR:
         side.readable = 0

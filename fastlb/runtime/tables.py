@@ -107,6 +107,7 @@ class BackendSpec:
     srvtcpka: bool
     srvtcpka_probes: tuple        # (cnt, idle s, intvl s), 0: the system's
     nolinger: bool                # option nolinger (server side)
+    indep_streams: bool           # option independent-streams (the server's read timeout)
     smart_connect: bool           # option tcp-smart-connect: TCP_QUICKACK off before connect
     retry_on: int                 # retry-on bits (RE_* in defs.pxd); HTTP mode only
     source: object                # (family, ip, port) server sockets bind to, or None
@@ -148,6 +149,7 @@ class FrontendSpec:
     clitcpka: bool
     clitcpka_probes: tuple        # (cnt, idle s, intvl s), 0: the system's
     nolinger: bool                # option nolinger (client side)
+    indep_streams: bool           # option independent-streams (the client's read timeout)
     restrict_names: int           # http-restrict-req-hdr-names (a listen's: here)
     log_mode: int                 # LOG_*
     dontlognull: bool
@@ -346,6 +348,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         srvtcpka_probes=(proxy.options.srvtcpka_cnt, proxy.options.srvtcpka_idle,
                          proxy.options.srvtcpka_intvl),
         nolinger=bool(proxy.options.nolinger),
+        indep_streams=proxy.options.independent_streams,
         smart_connect=proxy.options.tcp_smart_connect, source=proxy.source,
         retry_on=proxy.retry_on,
         prefer_last=bool(proxy.options.prefer_last_server), max_ka_queue=proxy.max_ka_queue,
@@ -446,6 +449,7 @@ def compile_frontend(proxy: Proxy, index: int, by_name: dict, applets: Applets,
         t_client=t.client or 0, t_client_fin=t.client_fin or 0,
         t_http_request=t.http_request or 0, t_http_keep_alive=t.http_keep_alive or 0,
         clitcpka=bool(proxy.options.clitcpka), nolinger=bool(proxy.options.nolinger),
+        indep_streams=proxy.options.independent_streams,
         clitcpka_probes=(proxy.options.clitcpka_cnt, proxy.options.clitcpka_idle,
                          proxy.options.clitcpka_intvl),
         restrict_names=RESTRICT_NAMES[proxy.options.restrict_hdr_names]

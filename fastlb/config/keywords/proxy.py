@@ -24,7 +24,7 @@ _TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request":
                  "check": "backend", "tunnel": "backend"}
 _OPTIONS_NOT_YET = {
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
-    "tcp-check", "external-check", "transparent", "independent-streams", "socket-stats", "spop-check",
+    "tcp-check", "external-check", "transparent", "socket-stats", "spop-check",
     "http_proxy", "forceclose",
 }
 # options whose effect is how fastlb always works: it splices bulk transfers when both
@@ -37,6 +37,7 @@ _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-acc
                  "gid", "namespace", "nice", "maxconn", "id")
 _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server", "abortonclose",
+            "independent-streams",
             "http-restrict-req-hdr-names", *ALREADY_SO, "redispatch", "tcpka", "clitcpka",
             "srvtcpka", "tcp-smart-accept", "tcp-smart-connect", "persist", "checkcache", "http-pretend-keepalive", "http-use-proxy-header",
             "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server", "contstats",
@@ -501,7 +502,7 @@ def option(parser, proxy, args, origin, enable=True):
                              "always splices bulk transfers).")
         # what fastlb always does (README): nothing to change
     elif name in ("log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server",
-                  "abortonclose"):
+                  "abortonclose", "independent-streams"):
         setattr(opts, name.replace("-", "_"), enable)
     elif name == "redispatch":
         interval = -1
