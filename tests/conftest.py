@@ -88,6 +88,7 @@ class HoldingServer:
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.held = []
+        self.request_lines = []          # each request's first line, in arrival order
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -99,12 +100,13 @@ class HoldingServer:
                 return
             conn.settimeout(5)
             try:
-                read_head(conn, b"")
+                head, _ = read_head(conn, b"")
             except OSError:
                 conn.close()
                 continue
             self.held.append(conn)
             self.arrivals.append(self.name)
+            self.request_lines.append(head.split(b"\r\n", 1)[0] if head else b"")
 
     def release_one(self):
         """Answer the oldest held request."""

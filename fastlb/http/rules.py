@@ -19,7 +19,8 @@ from ..sample import Context, Format, SampleError, Stream, as_bytes, check_expr,
     compile_expr, compile_format
 from ..sample import maps
 from ..sample.registry import VAR_NAME
-from ..sample.stream import MOVED_DST, MOVED_SOCKET, MOVED_SRC, MOVED_TIMEOUT, split_target
+from ..sample.stream import (MOVED_DST, MOVED_PRIORITY, MOVED_SOCKET, MOVED_SRC, MOVED_TIMEOUT,
+                             split_target)
 from ..sample.types import ADDR, SINT, dynamic_cast
 from .errors import reason_phrase
 from .fields import safe_value
@@ -33,12 +34,13 @@ MAP_ACTIONS = ("set-map", "del-map", "add-acl", "del-acl")
 LINE_ACTIONS = ("set-path", "set-pathq", "set-uri", "set-query", "set-method",
                 "replace-path", "replace-pathq", "replace-uri")
 ADDRESS_ACTIONS = ("set-src", "set-src-port", "set-dst", "set-dst-port")
+PRIORITY_ACTIONS = ("set-priority-class", "set-priority-offset")
 SOCKET_ACTIONS = ("set-tos", "set-mark")
 REQUEST_ACTIONS = (("allow", "deny", "tarpit", "reject", "silent-drop", "return", "redirect", "use-service",
                     "set-log-level", "auth", "normalize-uri", "strict-mode", "capture",
                     "early-hint", "set-timeout", "disable-l7-retry") +
                    HEADER_ACTIONS + VAR_ACTIONS + LINE_ACTIONS + ADDRESS_ACTIONS +
-                   SOCKET_ACTIONS + MAP_ACTIONS + ("wait-for-body", "set-nice"))
+                   SOCKET_ACTIONS + MAP_ACTIONS + PRIORITY_ACTIONS + ("wait-for-body", "set-nice"))
 RESPONSE_ACTIONS = (("allow", "deny", "silent-drop", "set-status", "set-log-level", "return",
                      "redirect",
                      "strict-mode", "capture", "wait-for-body", "set-nice") + HEADER_ACTIONS +
@@ -61,8 +63,7 @@ NOT_YET = {
     "sc-inc-gpc1": "stick tables (#14)", "sc-set-gpt0": "stick tables (#14)",
     "cache-use": "the cache", "cache-store": "the cache", "lua": "Lua",
     "send-spoe-group": "SPOE", "set-bandwidth-limit": "bandwidth limits",
-    "do-resolve": "resolvers (#13)", "set-priority-class": "queue priorities",
-    "set-priority-offset": "queue priorities",
+    "do-resolve": "resolvers (#13)",
 }
 SERVICES = ("prometheus-exporter",)
 LOG_LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", "silent")
@@ -270,7 +271,7 @@ def parse_rule(args: list[str], response: bool, read_file,
             raise RuleError(f"'set-timeout' rule supports 'server'/'tunnel' (got '{words[0]}').")
         # a time (the config layer turns it into rule.status, in ms) or a sample
         rule.name, rule.value = words[0], words[1]
-    elif action in ADDRESS_ACTIONS:
+    elif action in ADDRESS_ACTIONS + PRIORITY_ACTIONS:
         words = take_until_condition()
         if len(words) != 1:
             raise RuleError(f"'{action}' expects a sample expression.")
@@ -432,7 +433,7 @@ def check_rule(rule: Rule, place: str) -> None:
             pass
         elif rule.action in FORMATTED:
             compile_format(rule.value, ctx, check_only=True)
-        elif rule.action in ("set-var", "capture") + ADDRESS_ACTIONS or \
+        elif rule.action in ("set-var", "capture") + ADDRESS_ACTIONS + PRIORITY_ACTIONS or \
                 (rule.action == "set-timeout" and rule.value):
             check_expr(rule.value, ctx)
         elif rule.action in MAP_ACTIONS:
@@ -470,7 +471,7 @@ def compile_rule(rule: Rule, matches: Callable, ctx: Context) -> CompiledRule:
     elif rule.action in FORMATTED:
         # a variable keeps its bytes as they are; what goes on the wire is encoded
         compiled.value = compile_format(rule.value, ctx, http=rule.action != "set-var-fmt")
-    elif rule.action in ("set-var", "capture") + ADDRESS_ACTIONS or \
+    elif rule.action in ("set-var", "capture") + ADDRESS_ACTIONS + PRIORITY_ACTIONS or \
             (rule.action == "set-timeout" and rule.value):
         compiled.expr = compile_expr(rule.value, ctx)
     elif rule.action in MAP_ACTIONS:
@@ -703,6 +704,26 @@ def apply_timeout_rule(c: CompiledRule, stream: Stream) -> None:
     else:
         stream.timeout_tunnel = ms
     stream.moved |= MOVED_TIMEOUT
+
+
+# HAProxy's bounds: the class and the offset (ms) share a queue key with the date
+PRIORITY_LIMITS = {"set-priority-class": 2047, "set-priority-offset": 524287}
+
+
+def apply_priority_rule(c: CompiledRule, stream: Stream) -> None:
+    """set-priority-class / set-priority-offset: the request's place in a queue (lower
+    first), its integer value clamped to HAProxy's bounds; no value: unchanged."""
+    value = c.expr.one(stream)
+    value = dynamic_cast(value, SINT) if value is not None else None
+    if value is None:
+        return
+    limit = PRIORITY_LIMITS[c.rule.action]
+    value = max(-limit, min(limit, int(value)))
+    if c.rule.action == "set-priority-class":
+        stream.prio_class = value
+    else:
+        stream.prio_offset = value
+    stream.moved |= MOVED_PRIORITY
 
 
 def apply_capture(c: CompiledRule, stream: Stream, response: bool) -> None:

@@ -21,7 +21,7 @@ cdef int assign_server(Worker w, int idx, Session *s)
 cdef int balance_avoiding(Worker w, Session *s, BackendRt *be, int srv)
 cdef void queue_enter(Worker w, int idx, Session *s, int q)
 cdef void queue_leave(Worker w, Session *s)
-cdef bint oldest_ticket(Worker w, int q, uint64_t ticket) noexcept nogil
+cdef bint oldest_ticket(Worker w, int q, uint64_t key) noexcept nogil
 cdef void run_queues(Worker w)
 cdef void resume_assigned(Worker w, int idx, Session *s, int srv)
 cdef void set_source_key(BackendRt *be, Session *s)

@@ -11,10 +11,12 @@
 #   - the backend's queue when any server would do, or the server's queue when the
 #     request is bound to one server (cookie persistence, or a hash with its key);
 #   - a queue is shared by all workers: each waiting request takes a ticket from the
-#     queue's atomic counter, and each worker publishes, per queue, the ticket of the
-#     oldest request it holds there (its "head");
-#   - a worker may give a freed place to its oldest request only if no other worker holds
-#     an older one in that queue, so requests are served in ticket order across workers
+#     queue's atomic counter; its place is HAProxy's order, priority class first, then
+#     the date it was queued plus its priority offset, then the ticket (queue_key());
+#     each worker keeps its own waiting requests in that order and publishes, per
+#     queue, the first one's key (its "head");
+#   - a worker may give a freed place to its first request only if no other worker holds
+#     one before it in that queue, so requests are served in that order across workers
 #     and none starves; a new request goes behind a non-empty queue instead of taking a
 #     place that an older one is waiting for;
 #   - a worker with waiting requests looks at its queues right after it frees a place and
@@ -461,17 +463,51 @@ cdef inline uint64_t *ticket_word(Worker w, int q) noexcept nogil:
     return w.srv_words + (q - w.nbackends) * SRV_WORDS + SRV_TICKET
 
 
+cdef inline uint64_t queue_key(int prio_class, int prio_offset, uint64_t ticket,
+                               int64_t now) noexcept nogil:
+    """A waiting request's place: class (12 bits, never all ones, so no key is
+    NO_TICKET), then the date plus offset in ms (20 bits, read modulo 2^20 as HAProxy's
+    queue keys are: an offset and a wait together must stay under 8m44s), then the
+    ticket (32 bits, also read modulo)."""
+    return (<uint64_t>(prio_class + 2047) << 52) | \
+        ((<uint64_t>(now + prio_offset) & 0xFFFFFULL) << 32) | (ticket & 0xFFFFFFFFULL)
+
+
+cdef inline bint key_before(uint64_t a, uint64_t b, int64_t now) noexcept nogil:
+    """Request a is served before request b: lower class, then the earlier date on the
+    window of 2^20 ms that HAProxy reads around ``now`` (from 2^19 ms before it), then
+    the older ticket."""
+    cdef uint64_t da, db
+    if (a >> 52) != (b >> 52):
+        return (a >> 52) < (b >> 52)
+    da = ((a >> 32) - <uint64_t>now + 0x80000ULL) & 0xFFFFFULL
+    db = ((b >> 32) - <uint64_t>now + 0x80000ULL) & 0xFFFFFULL
+    if da != db:
+        return da < db
+    return <int>(<uint32_t>a - <uint32_t>b) < 0     # modulo 2^32 (int: 32 bits here)
+
+
 cdef void queue_enter(Worker w, int idx, Session *s, int q):
+    cdef int after
     s.q_target = q
-    s.q_ticket = fl_atomic_fetch_add(ticket_word(w, q), 1)
-    s.q_next = -1
-    s.q_prev = w.q_tail[q]
-    if w.q_tail[q] >= 0:
-        session_at(w, w.q_tail[q]).q_next = idx
+    s.q_ticket = queue_key(s.prio_class, s.prio_offset,
+                           fl_atomic_fetch_add(ticket_word(w, q), 1), w.now)
+    # behind every request of this worker's that goes first (without priorities: the tail)
+    after = w.q_tail[q]
+    while after >= 0 and key_before(s.q_ticket, session_at(w, after).q_ticket, w.now):
+        after = session_at(w, after).q_prev
+    s.q_prev = after
+    if after >= 0:
+        s.q_next = session_at(w, after).q_next
+        session_at(w, after).q_next = idx
     else:
+        s.q_next = w.q_head[q]
         w.q_head[q] = idx
         fl_atomic_store(w.my_heads + q, s.q_ticket)
-    w.q_tail[q] = idx
+    if s.q_next >= 0:
+        session_at(w, s.q_next).q_prev = idx
+    else:
+        w.q_tail[q] = idx
     cdef int64_t queued = <int64_t>fl_atomic_fetch_add(queue_count(w, q), 1) + 1
     count_add(w, w.beq_off + q, 1)
     if q < w.nbackends:
@@ -506,18 +542,20 @@ cdef void queue_leave(Worker w, Session *s):
     s.t_dequeued = w.now
 
 
-cdef bint oldest_ticket(Worker w, int q, uint64_t ticket) noexcept nogil:
-    """No other worker holds an older request in queue ``q``."""
+cdef bint oldest_ticket(Worker w, int q, uint64_t key) noexcept nogil:
+    """No other worker holds a request that goes before this one in queue ``q``."""
     cdef int other
+    cdef uint64_t head
     for other in range(w.nworkers):
-        if other != w.worker_id and \
-                fl_atomic_load(w.heads + other * w.nqueues + q) < ticket:
-            return False
+        if other != w.worker_id:
+            head = fl_atomic_load(w.heads + other * w.nqueues + q)
+            if head != NO_TICKET and key_before(head, key, w.now):
+                return False
     return True
 
 
 cdef void run_queues(Worker w):
-    """Give free places to this worker's waiting requests, oldest ticket first."""
+    """Give free places to this worker's waiting requests, first in line first."""
     cdef int q, idx, srv
     cdef Session *s
     cdef BackendRt *be

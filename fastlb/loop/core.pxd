@@ -47,7 +47,9 @@ cdef struct Session:
     int q_target            # queue this session waits in (-1: none), see assign.pxi
     int q_prev
     int q_next
-    uint64_t q_ticket
+    uint64_t q_ticket        # its place in the queue: queue_key() of class, date and ticket
+    int prio_class          # set-priority-class (-2047..2047): lower is served first
+    int prio_offset         # set-priority-offset (ms, -524287..524287): added to the date
     int64_t t_queued        # -1: never queued
     int64_t t_dequeued
     int64_t t_accept        # ms, monotonic

@@ -29,7 +29,7 @@ import socket as _socket
 
 from fastlb.http.errors import MESSAGES as ERROR_MESSAGES, builtin_page, reason_phrase
 from fastlb.http.cacheability import blocks_cacheable_cookie
-from fastlb.sample.stream import MOVED_DST, MOVED_SOCKET, MOVED_SRC, MOVED_TIMEOUT, Stream, \
+from fastlb.sample.stream import MOVED_DST, MOVED_PRIORITY, MOVED_SOCKET, MOVED_SRC, MOVED_TIMEOUT, Stream, \
     split_target, var_store
 from fastlb.http.fields import HeaderValueError
 from fastlb.http.rules import LocalAnswer, LocalStatus, early_hints_response

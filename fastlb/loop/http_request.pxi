@@ -148,8 +148,12 @@ cdef object new_stream(Worker w, Session *s, object method, bytes url, list head
     header's, else the socket's)."""
     client = sockaddr_to_tuple(&s.addr)
     dst = sockaddr_to_tuple(&s.dst)[0] if session_dst(s) else ""
-    return Stream(method, url, headers, client[0], session_dst_port(w, s), version, sess_vars,
-                  client[1], dst, s.fe, first, w.listeners[s.listener].luid)
+    stream = Stream(method, url, headers, client[0], session_dst_port(w, s), version, sess_vars,
+                    client[1], dst, s.fe, first, w.listeners[s.listener].luid)
+    if s.prio_class or s.prio_offset:      # set by tcp-request content rules before
+        stream.prio_class = s.prio_class
+        stream.prio_offset = s.prio_offset
+    return stream
 
 
 cdef object txn_stream(Worker w, Session *s, HttpTxn txn, Head fields):
@@ -205,6 +209,9 @@ cdef void stream_edits(Session *s, Head fields, object stream):
     if stream.moved & MOVED_TIMEOUT:
         s.t_server_rule = stream.timeout_server
         s.t_tunnel_rule = stream.timeout_tunnel
+    if stream.moved & MOVED_PRIORITY:
+        s.prio_class = stream.prio_class
+        s.prio_offset = stream.prio_offset
     if stream.moved & MOVED_SRC and fill_address(&addr, stream.src, stream.src_port):
         memcpy(&s.addr, &addr, sizeof(sockaddr_storage))
         s.addrlen = sizeof(sockaddr_in) if addr.ss_family == AF_INET else sizeof(sockaddr_in6)
@@ -342,6 +349,9 @@ cdef bint req_route(Worker w, int idx, Session *s, HttpTxn txn, Head fields, bin
     cdef FrontendHooks hooks = <FrontendHooks>w.fe_hooks[s.fe]
     router = hooks.router
     s.t_server_rule = s.t_tunnel_rule = 0       # set-timeout lasts one request
+    if txn.requests > 1:
+        s.prio_class = s.prio_offset = 0        # so does a priority (the first request
+                                                # keeps a tcp-request content one)
     if hooks.streams:
         txn_stream(w, s, txn, fields)
     if router is not None:

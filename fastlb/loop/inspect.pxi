@@ -67,6 +67,9 @@ cdef void apply_moves(Session *s, object stream):
         return
     if stream.moved & MOVED_SOCKET:
         client_socket_options(s, stream)
+    if stream.moved & MOVED_PRIORITY:
+        s.prio_class = stream.prio_class
+        s.prio_offset = stream.prio_offset
     if stream.moved & MOVED_SRC and fill_address(&addr, stream.src, stream.src_port):
         memcpy(&s.addr, &addr, sizeof(sockaddr_storage))
         s.addrlen = sizeof(sockaddr_in) if addr.ss_family == AF_INET else sizeof(sockaddr_in6)

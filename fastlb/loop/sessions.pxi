@@ -37,6 +37,7 @@ cdef int session_new(Worker w) except -1:
     s.server = -1
     s.be = -1
     s.t_server_rule = s.t_tunnel_rule = 0
+    s.prio_class = s.prio_offset = 0
     s.held_server = -1
     s.forced_server = -1
     s.persist_rule = 0

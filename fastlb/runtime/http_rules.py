@@ -16,11 +16,12 @@ from ..applets.page import Applets, StatsPage
 from ..config.model import Proxy
 from ..http.acl import ConditionCompiler, PrefixSwitch
 from ..http.errors import builtin_page
-from ..http.rules import (ADDRESS_ACTIONS, HEADER_ACTIONS, LINE_ACTIONS, MAP_ACTIONS,
+from ..http.rules import (ADDRESS_ACTIONS, HEADER_ACTIONS, LINE_ACTIONS, MAP_ACTIONS, PRIORITY_ACTIONS,
                           SOCKET_ACTIONS, VAR_ACTIONS, CompiledRule, InvalidRequest,
                           apply_address_rule, apply_map_rule,
                           apply_capture, apply_socket_rule, apply_header_rule, apply_line_rule,
                           apply_early_hint, apply_normalizer, apply_timeout_rule, apply_var_rule, auth_page,
+                          apply_priority_rule,
                           LocalAnswer, LocalStatus, compile_rule, redirect_response,
                           return_response)
 from ..loop.core import (ROUTE_APPLET, ROUTE_BACKEND, ROUTE_DENY, ROUTE_PAGE, ROUTE_RAW,
@@ -377,6 +378,7 @@ REWRITES = dict(
     [(action, apply_address_rule) for action in ADDRESS_ACTIONS] +
     [(action, apply_socket_rule) for action in SOCKET_ACTIONS] +
     [("set-timeout", apply_timeout_rule)] +
+    [(action, apply_priority_rule) for action in PRIORITY_ACTIONS] +
     [(action, apply_map_rule) for action in MAP_ACTIONS] +
     [("normalize-uri", apply_normalizer)])
 

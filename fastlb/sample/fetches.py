@@ -274,6 +274,16 @@ def _srv_queue(args, ctx):
     return lambda stream: ctx.env.server_queue(be, srv)
 
 
+@fetch("prio_class", out=SINT)
+def _prio_class(args, ctx):
+    return lambda stream: stream.prio_class
+
+
+@fetch("prio_offset", out=SINT)
+def _prio_offset(args, ctx):
+    return lambda stream: stream.prio_offset
+
+
 # ---------------------------------------------------------------- layer 4 (7.3.3)
 @fetch("src", out=ADDR)
 def _src(args, ctx):

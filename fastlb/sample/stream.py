@@ -28,6 +28,7 @@ class Stream:
                  "captures_req", "captures_rsp", "unique_id", "seq", "first_req", "_path",
                  "_prefix_hits", "response", "reason", "log_level", "moved", "tos", "mark",
                  "hints", "timeout_server", "timeout_tunnel", "no_l7_retry",
+                 "prio_class", "prio_offset",
                  "payload", "res_payload", "partial", "may_change",
                  # set only when a body was waited for (read with getattr): req_body and
                  # res_body (bytes, de-chunked), their sizes, and where wait-for-body
@@ -73,6 +74,8 @@ class Stream:
         self.timeout_server = 0           # set-timeout server|tunnel (ms, 0: the backend's)
         self.timeout_tunnel = 0
         self.no_l7_retry = False          # http-request disable-l7-retry
+        self.prio_class = 0               # set-priority-class / -offset: the place in a queue
+        self.prio_offset = 0
         self._path = None
         self._prefix_hits = None
         self.payload = None               # tcp-request content: the bytes buffered so far
@@ -288,7 +291,7 @@ def var_store():
     return CountedVars() if LIMITS.on else {}
 
 
-MOVED_SRC, MOVED_DST, MOVED_SOCKET, MOVED_TIMEOUT = 1, 2, 4, 8
+MOVED_SRC, MOVED_DST, MOVED_SOCKET, MOVED_TIMEOUT, MOVED_PRIORITY = 1, 2, 4, 8, 16
 
 # "proc." variables: this worker process's (HAProxy's are the process's; fastlb runs one
 # process per worker, so each worker has its own).

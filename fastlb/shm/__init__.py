@@ -25,8 +25,9 @@ Layout, in 64-bit words:
     slots      per worker: the COUNT fields (that worker's share of the totals), then its
                own backend cur[nbe] and server cur[nsrv] (for logs and statistics; summed
                over the slots when read)
-    heads      per worker, one word per queue (backends, then servers): the ticket of the
-               oldest request that worker has waiting there (NO_TICKET: none)
+    heads      per worker, one word per queue (backends, then servers): the queue key
+               (priority class, date + offset, ticket) of the first request that worker
+               has waiting there (NO_TICKET: none)
     stats      per worker, STAT_WORDS per object (frontends, then backends, then servers):
                that worker's counters (fastlb/loop/accounting.pxi); never zeroed when a worker dies,
                so the sums only grow across respawns

@@ -215,7 +215,8 @@ _TCP_ACTIONS = {
     + _ADDRESS + _VARS,
     "session": ("accept", "reject", "silent-drop", "set-mark", "set-tos") + _ADDRESS + _VARS,
     "content": ("accept", "reject", "silent-drop", "capture", "set-log-level", "switch-mode",
-                "set-mark", "set-tos") + _ADDRESS + _VARS,
+                "set-mark", "set-tos", "set-priority-class", "set-priority-offset")
+    + _ADDRESS + _VARS,
     "response": ("accept", "reject", "close", "silent-drop", "set-log-level", "set-mark",
                  "set-tos") + _VARS,
 }
@@ -223,8 +224,7 @@ _STICK = ("track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc", "sc-inc-gpc0", "s
           "sc-set-gpt", "sc-set-gpt0", "sc-add-gpc")
 _TCP_NOT_YET = {
     "expect-netscaler-cip": "NetScaler headers", "lua": "Lua", "send-spoe-group": "SPOE",
-    "do-resolve": "resolvers", "set-priority-class": "queue priorities",
-    "set-priority-offset": "queue priorities", "set-nice": "task priorities",
+    "do-resolve": "resolvers", "set-nice": "task priorities",
     "use-service": "TCP services (an applet in place of the backend)",
     "set-fc-mark": "set-fc-mark", "set-fc-tos": "set-fc-tos", "set-bandwidth-limit":
     "bandwidth limits", "attach-srv": "reverse HTTP",
