@@ -238,11 +238,16 @@ class Checker:
             self.finish(check, Result("SOCKERR", info=exc.strerror or ""))
             return
         check.sock = sock
-        source = check.server.source or check.backend.source
+        owner = check.server if check.server.source is not None else check.backend
+        source = owner.source
         if source is not None and check.family != socket.AF_UNIX:
-            # the server's (else the backend's) source address, as its traffic's
+            # the server's (else the backend's) source address and interface, as its
+            # traffic's (a usesrc address is a client's: checks keep <addr>, as HAProxy)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if owner.source_interface:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE,
+                                    owner.source_interface.encode()[:15] + b"\0")
                 sock.bind((source[1], source[2]))
             except OSError as exc:
                 self.finish(check, Result("SOCKERR", info=exc.strerror or ""))

@@ -442,8 +442,8 @@ def test_fullconn_and_bind_nice_are_checked_and_their_lack_of_effect_said(tmp_pa
     assert "'fullconn' ignored because frontend 'fe' has no backend capability." in err
     code, _, err = check(tmp_path, VALID.replace("bind 127.0.0.1:8000", "bind 127.0.0.1:8000 nice 2000"))
     assert code == 1 and "between -1024 and 1024" in err and "haproxy.cfg:8]" in err
-    code, _, err = check(tmp_path, VALID.replace("server s1", "source 127.0.0.1 usesrc clientip\n        server s1"))
-    assert code == 1 and "'source ... usesrc' is not supported by fastlb yet" in err
+    code, _, err = check(tmp_path, VALID.replace("server s1", "source 127.0.0.1 namespace x\n        server s1"))
+    assert code == 1 and "'source ... namespace' is not supported by fastlb yet" in err
 
 
 @pytest.mark.parametrize("line, code, message", [

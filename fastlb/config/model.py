@@ -114,6 +114,8 @@ class ServerSettings:
     check_send_proxy: bool = False
     pool_purge_delay: int = 5000    # ms; each period half of the idle connections close (0: never)
     source: Optional[tuple] = None  # (family, ip, port): bound before connecting (else the backend's)
+    usesrc: Optional[tuple] = None  # its source's usesrc (keywords/proxy.py usesrc_target)
+    source_interface: Optional[str] = None  # its source's interface (SO_BINDTODEVICE)
     minconn: int = 0                # with maxconn: the dynamic limit's floor (fullconn scales it)
     redir: Optional[str] = None     # GET/HEAD get a 302 to this prefix + the path instead
     namespace: Optional[str] = None  # network namespace (ip netns) its sockets are made in
@@ -354,6 +356,8 @@ class Proxy:
     retry_on: int = 1                       # RETRY_ON bits (conn-failure by default)
     send_name_header: Optional[str] = None  # http-send-name-header: the server's name in it
     source: Optional[tuple] = None          # (family, host, port): server sockets bind to it
+    usesrc: Optional[tuple] = None          # full transparent proxy: usesrc_target()
+    source_interface: Optional[str] = None  # source ... interface: SO_BINDTODEVICE
     logs: list = field(default_factory=list)        # LogTarget, "global" already resolved
     log_tag: Optional[str] = None
     errorfiles: dict = field(default_factory=dict)  # status -> raw response bytes (b"": close)

@@ -528,6 +528,7 @@ class Parser:
                 self._check_backend(proxy)
             self._warn_missing_timeouts(proxy)
             self._check_mux_protocols(proxy)
+            self._check_usesrc(proxy)
             page = proxy.stats
             if page is not None and page.rules and (page.auths or page.realm_given):
                 self.alerts.append(f"proxy '{proxy.name}': stats 'auth'/'realm' and "
@@ -556,6 +557,16 @@ class Parser:
         for proxy in self.proxies:
             self._assign_ids(proxy.servers)
             self._assign_ids(proxy.listeners, label=lambda l: f"bind {l.text or l.describe()}")
+
+    def _check_usesrc(self, proxy: Proxy) -> None:
+        """usesrc hdr_ip() reads a request header: a TCP backend ignores it (warned)."""
+        if proxy.mode == "http" or not proxy.has_backend:
+            return
+        for holder in [proxy] + proxy.servers:
+            if holder.usesrc and holder.usesrc[0] == "hdr":
+                self.warnings.append(f"proxy '{proxy.name}' : ignoring use of header "
+                                     f"{holder.usesrc[1]} as source IP in non-HTTP mode.")
+                holder.usesrc = None
 
     def _check_mux_protocols(self, proxy: Proxy) -> None:
         """bind/server ``proto``: the multiplexer must serve the proxy's mode and side."""

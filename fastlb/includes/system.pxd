@@ -111,6 +111,7 @@ cdef extern from "<sys/socket.h>" nogil:
         SO_MARK
         SO_LINGER
         SO_REUSEADDR
+        SO_BINDTODEVICE
     struct linger:
         int l_onoff
         int l_linger
@@ -133,6 +134,9 @@ cdef extern from "<netinet/in.h>" nogil:
         IPPROTO_IPV6
         IP_TOS
         IPV6_TCLASS
+        IP_TRANSPARENT          # bind an address this host does not own (usesrc)
+        IP_FREEBIND
+        IPV6_TRANSPARENT
     struct in_addr:
         uint32_t s_addr
     struct sockaddr_in:
@@ -193,6 +197,7 @@ cdef extern from "<string.h>" nogil:
     void *memset(void *s, int c, size_t n)
     int memcmp(const void *a, const void *b, size_t n)
     char *strerror(int errnum)
+    size_t strlen(const char *s)
 
 
 cdef extern from "<stdio.h>" nogil:

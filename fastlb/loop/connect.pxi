@@ -52,13 +52,14 @@ cdef void start_connect(Worker w, int idx, Session *s):
         # refusal then shows as an error after "connected", which retry-on conn-failure /
         # empty-response cover (the manual's advice).
         setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(int))
-    if (srv.source_len or be.source_len) and srv.family != AF_UNIX:
-        # as HAProxy: SO_REUSEADDR so that a fixed source port can serve successive sessions
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(int))
-        if (bind(fd, <sockaddr *>&srv.source, srv.source_len) if srv.source_len else
-                bind(fd, <sockaddr *>&be.source, be.source_len)) != 0:
+    if (srv.source.len or be.source.len) and srv.family != AF_UNIX:
+        rc = bind_source(w, idx, s, fd, &srv.source if srv.source.len else &be.source,
+                         s.server if srv.source.len else -1)
+        if rc != 0:
             close(fd)
-            no_connection(w, idx, s, b'R')     # HAProxy: "Cannot bind to source address"
+            # HAProxy: "Cannot bind to source address" (R), or usesrc hdr_ip() without
+            # its header (an internal error: 500, I)
+            no_connection(w, idx, s, b'R' if rc == -1 else b'I')
             return
     side_attach(&s.srv, fd, &raw_socket)
     s.srv.readable = 0        # its first EPOLLIN edge says when the server has spoken
@@ -79,6 +80,85 @@ cdef void start_connect(Worker w, int idx, Session *s):
         connect_failed(w, idx, s, 0)
 
 
+cdef int bind_source(Worker w, int idx, Session *s, int fd, SourceRt *src, int owner):
+    """Bind a server socket as its source line says (owner: the server whose own line it
+    is, -1: the backend's); with usesrc, to the foreign address it presents in full
+    transparent proxy mode. 0, -1 when the bind failed, -2 when usesrc hdr_ip() found no
+    header value."""
+    cdef int one = 1
+    cdef sockaddr_storage foreign
+    cdef socklen_t foreign_len = 0
+    # as HAProxy: SO_REUSEADDR so that a fixed source port can serve successive sessions
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(int))
+    if src.iface[0]:
+        setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, src.iface, strlen(src.iface) + 1)
+    if src.usesrc == USESRC_ADDR:
+        memcpy(&foreign, &src.tproxy, src.tproxy_len)
+        foreign_len = src.tproxy_len
+    elif (src.usesrc == USESRC_CLIENT or src.usesrc == USESRC_CLIENTIP) and \
+            (s.addr.ss_family == AF_INET or s.addr.ss_family == AF_INET6):
+        memcpy(&foreign, &s.addr, sizeof(sockaddr_storage))
+        foreign_len = sizeof(sockaddr_in) if s.addr.ss_family == AF_INET else sizeof(sockaddr_in6)
+        if src.usesrc == USESRC_CLIENTIP:
+            (<sockaddr_in *>&foreign).sin_port = 0      # same offset in sockaddr_in6
+    elif src.usesrc == USESRC_HDR:
+        if not s.http or not header_address(w, idx, s, src, owner, &foreign):
+            return -2                   # HAProxy: no such header is an internal error
+        foreign_len = sizeof(sockaddr_in)
+    if foreign_len == 0:
+        return bind(fd, <sockaddr *>&src.addr, src.len)
+    if foreign.ss_family == AF_INET6:
+        setsockopt(fd, IPPROTO_IPV6, IPV6_TRANSPARENT, &one, sizeof(int))
+    elif setsockopt(fd, IPPROTO_IP, IP_TRANSPARENT, &one, sizeof(int)) != 0:
+        setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(int))
+    return bind(fd, <sockaddr *>&foreign, foreign_len)
+
+
+cdef bint header_address(Worker w, int idx, Session *s, SourceRt *src, int owner,
+                         sockaddr_storage *out):
+    """usesrc hdr_ip(): the IPv4 address in the request header's chosen value (as it
+    goes to the server), as HAProxy's inetaddr_host_lim() reads it (no address: 0.0.0.0);
+    False when the header or that value is missing."""
+    cdef bytes head = http_txn(w, idx).request_head_copy
+    name = (<BackendHooks>w.be_hooks[s.be]).usesrc_hdr.get(owner)
+    if not head or name is None or src.hdr_occ == 0:
+        return False
+    values = []
+    for line in head.split(b"\r\n")[1:]:
+        field, colon, value = line.partition(b":")
+        if colon and field.strip(b" \t").lower() == name:
+            values += [part.strip(b" \t") for part in value.split(b",")]
+    position = src.hdr_occ - 1 if src.hdr_occ > 0 else len(values) + src.hdr_occ
+    if not 0 <= position < len(values):
+        return False
+    memset(out, 0, sizeof(sockaddr_storage))
+    (<sockaddr_in *>out).sin_family = AF_INET
+    (<sockaddr_in *>out).sin_addr.s_addr = htonl(ipv4_prefix(values[position]))
+    return True
+
+
+cdef uint32_t ipv4_prefix(bytes text):
+    """The dotted IPv4 address at the start of text, digits until anything else, as
+    HAProxy's inetaddr_host_lim() (0 when it is not one)."""
+    cdef uint32_t value = 0, part
+    parts = text.split(b".", 3)
+    if len(parts) != 4:
+        return 0
+    for i, piece in enumerate(parts):
+        digits = piece if i < 3 else re_digits(piece)
+        if not digits or not digits.isdigit() or int(digits) > 255:
+            return 0
+        value = (value << 8) | int(digits)
+    return value
+
+
+cdef bytes re_digits(bytes text):
+    cdef Py_ssize_t n = 0
+    while n < len(text) and 48 <= text[n] <= 57:
+        n += 1
+    return text[:n]
+
+
 cdef int socket_in_namespace(Worker w, ServerRt *srv) noexcept nogil:
     """server ... namespace: a socket made in the server's network namespace (the worker
     goes back to its own at once; a socket keeps the namespace it was made in), -1 when
@@ -95,7 +175,8 @@ cdef int socket_in_namespace(Worker w, ServerRt *srv) noexcept nogil:
 cdef void no_connection(Worker w, int idx, Session *s, char cause):
     """No server connection could be made: TCP closes, HTTP answers 503."""
     if s.http:
-        http_error(w, idx, s, http_txn(w, idx), 503, False, cause, b'C')
+        http_error(w, idx, s, http_txn(w, idx), 500 if cause == b'I' else 503, False, cause,
+                   b'C')
         http_run(w, idx, s)
         return
     s.term0 = cause

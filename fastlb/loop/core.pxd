@@ -74,6 +74,24 @@ cdef struct Session:
     sockaddr_storage bsrc
 
 
+# A "source" line (a backend's, or a server's own): what server sockets bind to.
+cdef enum:
+    USESRC_NONE = 0
+    USESRC_ADDR = 1         # usesrc <addr>[:<port>]
+    USESRC_CLIENT = 2       # usesrc client: the client's address and port
+    USESRC_CLIENTIP = 3     # usesrc clientip: its address, any port
+    USESRC_HDR = 4          # usesrc hdr_ip(<name>[,<occ>]): the address in a request header
+
+cdef struct SourceRt:
+    sockaddr_storage addr   # <addr>[:<port>] (len 0: no source line); health checks use it
+    socklen_t len
+    int usesrc              # USESRC_*: the foreign address presented instead (IP_TRANSPARENT)
+    sockaddr_storage tproxy # USESRC_ADDR's address
+    socklen_t tproxy_len
+    int hdr_occ             # USESRC_HDR: which value (1 first, -1 last; 0: none)
+    char iface[16]          # interface <name> (SO_BINDTODEVICE), "" for none
+
+
 cdef struct ServerRt:
     sockaddr_storage addr
     socklen_t addrlen
@@ -84,8 +102,7 @@ cdef struct ServerRt:
     int tfo                 # server ... tfo: a first attempt with bytes to send carries them on the SYN
     int index               # position in the backend (for shared counters)
     uint32_t shm_index
-    sockaddr_storage source # its own "source" (source_len 0: the backend's, if any)
-    socklen_t source_len
+    SourceRt source         # its own "source" (len 0: the backend's, if any)
     int netns_fd            # "namespace": its sockets are made there (-1: fastlb's own)
 
 
@@ -145,8 +162,7 @@ cdef struct BackendRt:
     int persist             # option persist: a cookie reaches its server even when down
     int checkcache          # option checkcache: a cacheable response setting a cookie is refused
     int pretend_keepalive   # option http-pretend-keepalive: no "close" announced to servers
-    sockaddr_storage source  # "source": server sockets bind to it first (source_len 0: no)
-    socklen_t source_len
+    SourceRt source         # "source": server sockets bind to it first (len 0: none)
     int prefer_last         # option prefer-last-server
     int case_adjust         # option h1-case-adjust-bogus-server: names to servers adjusted
     int accept_invalid      # option accept-invalid-http-response
@@ -245,6 +261,7 @@ cdef class BackendHooks:
     cdef object res_rules       # tcp-response content: rules(stream) -> TCP_*, or None
     cdef bytes name_header      # http-send-name-header, b"": none
     cdef tuple server_names
+    cdef object usesrc_hdr      # usesrc hdr_ip(): {server index or -1 (the backend's): name}
 
 
 @cython.final

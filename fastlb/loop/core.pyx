@@ -62,6 +62,26 @@ def set_parent_death_signal(int signum):
     if prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         raise OSError(errno, "prctl(PR_SET_PDEATHSIG) failed")
 
+cdef void fill_source(SourceRt *out, object source, object usesrc, object iface):
+    """A source line's spec (runtime.tables) into the loop's SourceRt."""
+    cdef bytes name
+    memset(out, 0, sizeof(SourceRt))
+    if source is None:
+        return
+    out.len = fill_sockaddr(&out.addr, source[0], source[1], source[2])
+    if iface:
+        name = iface.encode("latin-1")[:15]
+        memcpy(out.iface, <char *>name, len(name))
+    if not usesrc:
+        return
+    out.usesrc = {"addr": USESRC_ADDR, "client": USESRC_CLIENT, "clientip": USESRC_CLIENTIP,
+                  "hdr": USESRC_HDR}[usesrc[0]]
+    if usesrc[0] == "addr":
+        out.tproxy_len = fill_sockaddr(&out.tproxy, usesrc[1], usesrc[2], usesrc[3])
+    elif usesrc[0] == "hdr":
+        out.hdr_occ = usesrc[2]
+
+
 cdef socklen_t fill_sockaddr(sockaddr_storage *addr, object family, object ip, int port):
     """Convert a textual address into the sockaddr used by connect() or bind(); its length."""
     cdef sockaddr_in *sin
@@ -301,16 +321,13 @@ cdef class Worker:
             be.servers[i].tfo = server.tfo
             be.servers[i].index = i
             be.servers[i].shm_index = server.shm_index
-            be.servers[i].source_len = 0
             be.servers[i].netns_fd = -1
             if server.namespace is not None:
                 be.servers[i].netns_fd = _os.open(server.namespace, _os.O_RDONLY | _os.O_CLOEXEC)
                 if self.home_netns < 0:
                     self.home_netns = _os.open("/proc/self/ns/net", _os.O_RDONLY | _os.O_CLOEXEC)
-            if server.source is not None:
-                be.servers[i].source_len = fill_sockaddr(&be.servers[i].source,
-                                                         server.source[0], server.source[1],
-                                                         server.source[2])
+            fill_source(&be.servers[i].source, server.source, server.usesrc,
+                        server.source_interface)
             be.srv_shm[i] = server.shm_index
             be.srv_maxqueue[i] = server.maxqueue
             be.srv_minconn[i] = server.minconn
@@ -352,10 +369,7 @@ cdef class Worker:
         be.checkcache = spec.checkcache
         be.pretend_keepalive = spec.pretend_keepalive
         be.retry_on = spec.retry_on if spec.http else RE_CONN_FAILED    # HTTP only, as HAProxy
-        be.source_len = 0
-        if spec.source is not None:
-            be.source_len = fill_sockaddr(&be.source, spec.source[0], spec.source[1],
-                                          spec.source[2])
+        fill_source(&be.source, spec.source, spec.usesrc, spec.source_interface)
         be.prefer_last = spec.prefer_last
         be.case_adjust = spec.case_adjust
         be.accept_invalid = spec.accept_invalid
@@ -383,6 +397,11 @@ cdef class Worker:
         hooks.res_rules = spec.res_rules
         hooks.name_header = spec.name_header
         hooks.server_names = spec.server_names
+        hooks.usesrc_hdr = {i: server.usesrc[1].encode("latin-1")
+                            for i, server in enumerate(spec.servers)
+                            if server.usesrc and server.usesrc[0] == "hdr"}
+        if spec.usesrc and spec.usesrc[0] == "hdr":
+            hooks.usesrc_hdr.update({-1: spec.usesrc[1].encode("latin-1")})
         self.be_hooks.append(hooks)
         self.nbackends += 1
         install_lookup(self, self.nbackends - 1)

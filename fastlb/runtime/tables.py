@@ -69,6 +69,8 @@ class ServerSpec:
     tfo: bool = False             # TCP Fast Open on connect (first attempts with bytes to send)
     pool_purge_ms: int = 5000     # pool-purge-delay: idle connections halve each period (0: never)
     source: Optional[tuple] = None  # the server's own "source" (family, ip, port)
+    usesrc: Optional[tuple] = None  # ... its usesrc (config.keywords.proxy.usesrc_target)
+    source_interface: Optional[str] = None
     minconn: int = 0              # below maxconn: the dynamic limit's floor (see BackendSpec.fullconn)
     namespace: Optional[str] = None  # the network namespace (its /var/run/netns path) its
                                      # connections are made in
@@ -122,6 +124,8 @@ class BackendSpec:
     request_rules: object         # its own http-request rules / stats page, or None
     cookie: object                # fastlb.http.cookies.Persistence, or None
     server_rules: object = None   # use-server: candidates(stream) -> [server], or None
+    usesrc: object = None         # its source's usesrc (config.keywords.proxy.usesrc_target)
+    source_interface: object = None
     persist_rules: object = None  # force-/ignore-persist: verdict(stream) -> PERSIST_*, or None
     persist: bool = False         # option persist
     checkcache: bool = False      # option checkcache
@@ -294,6 +298,7 @@ def server_spec(server: Optional[Server], address, shm_index: int) -> ServerSpec
                       else shared.OBSERVE_NONE, send_proxy=server.send_proxy,
                       pp_opts=sum(PP2_OPTIONS[name] for name in server.pp_options),
                       pool_purge_ms=server.pool_purge_delay, source=server.source,
+                      usesrc=server.usesrc, source_interface=server.source_interface,
                       tfo=server.tfo,
                       minconn=server.minconn or maxconn,
                       namespace=os.path.join(NETNS_DIR, server.namespace)
@@ -350,6 +355,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         nolinger=bool(proxy.options.nolinger),
         indep_streams=proxy.options.independent_streams,
         smart_connect=proxy.options.tcp_smart_connect, source=proxy.source,
+        usesrc=proxy.usesrc, source_interface=proxy.source_interface,
         retry_on=proxy.retry_on,
         prefer_last=bool(proxy.options.prefer_last_server), max_ka_queue=proxy.max_ka_queue,
         case_adjust=proxy.options.h1_case_adjust_bogus_server and http,

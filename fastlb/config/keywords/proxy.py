@@ -735,12 +735,60 @@ def source(parser, proxy, args, origin):
         return
     if not args:
         raise ValueError("'source' expects <addr>[:<port>] as argument.")
-    if len(args) > 1:
-        if args[1] in ("usesrc", "interface"):
-            raise ValueError(f"'source ... {args[1]}' is not supported by fastlb yet.")
+    usesrc, interface, used = source_options(args[1:], "source", server=False)
+    if len(args) > used + 1:
+        word = args[used + 1]
+        if word == "namespace":
+            raise ValueError("'source ... namespace' is not supported by fastlb yet.")
         raise ValueError(f"'source' only supports the 'usesrc', 'interface' and "
-                         f"'namespace' keywords, not '{args[1]}'.")
+                         f"'namespace' keywords, not '{word}'.")
     proxy.source = source_address(args[0])
+    proxy.usesrc, proxy.source_interface = usesrc, interface
+
+
+def source_options(words: list, where: str, server: bool) -> tuple:
+    """The ``usesrc`` and ``interface`` words that may follow a source's address:
+    (usesrc, interface, how many words they took)."""
+    usesrc = interface = None
+    i = 0
+    while i < len(words) and words[i] in ("usesrc", "interface"):
+        if i + 1 >= len(words):
+            if words[i] == "interface":
+                raise ValueError(f"'{where}' : missing interface name.")
+            forms = "'client', 'clientip', or 'hdr_ip(name,#)'" if server else \
+                "'client', or 'clientip'"
+            raise ValueError(f"'usesrc' expects <addr>[:<port>], {forms} as argument.")
+        if words[i] == "usesrc":
+            usesrc = usesrc_target(words[i + 1])
+        else:
+            interface = words[i + 1]
+        i += 2
+    return usesrc, interface, i
+
+
+def usesrc_target(text: str) -> tuple:
+    """What server connections present as their source in full transparent proxy mode:
+    ("client",) its address and port, ("clientip",) its address, ("hdr", name, occurrence)
+    the address in a request header, or ("addr", family, ip, port)."""
+    if text in ("client", "clientip"):
+        return (text,)
+    if text.startswith("hdr_ip("):
+        # as HAProxy reads it: the name up to ',' or ')', then atol() of the occurrence
+        inner = text[len("hdr_ip("):]
+        name, comma, rest = inner.partition(",")
+        name = name.split(")", 1)[0]
+        occurrence = -1
+        if comma:
+            digits = re.match(r"\s*[-+]?\d*", rest).group().strip()
+            occurrence = int(digits) if digits.lstrip("+-") else 0
+        return ("hdr", name.lower(), occurrence)
+    try:
+        address = addresses.parse_server_address(text[:-2] if text.endswith(":0") else text)
+    except AddressError:
+        address = None
+    if address is None or address.family == socket.AF_UNIX or address.host != address.ip:
+        raise ValueError(f"'usesrc {text}' : invalid address: '{text}' in '{text}'")
+    return ("addr", address.family, address.ip, address.port)
 
 
 def source_address(text: str) -> tuple:

@@ -29,7 +29,7 @@ _SERVER_NOT_YET = {
     "track", "on-marked-down", "on-marked-up",
     "resolvers", "resolve-prefer", "init-addr", "agent-check", "check-ssl",
     "alpn", "pool-max-conn",
-    "usesrc", "agent-port", "agent-inter",
+    "agent-port", "agent-inter",
 }
 
 
@@ -160,10 +160,15 @@ def _server_options(target, args):
             # auto and h1: websockets go as HTTP/1.1, the only protocol fastlb speaks to
             # servers (without ALPN, which needs TLS, there is nothing to downgrade)
         elif option == "source":
-            from .proxy import source_address
+            from .proxy import source_address, source_options
             target.source = source_address(value("str"))
-            if i + 1 < len(args) and args[i + 1] in ("usesrc", "interface", "namespace"):
-                raise ValueError(f"'source ... {args[i + 1]}' is not supported by fastlb yet.")
+            target.usesrc, target.source_interface, used = source_options(
+                args[i + 1:], "server", server=True)
+            i += used
+            if i + 1 < len(args) and args[i + 1] == "namespace":
+                raise ValueError("'source ... namespace' is not supported by fastlb yet.")
+        elif option == "usesrc":
+            raise ValueError("'usesrc' only allowed after a 'source' statement..")
         elif option == "proto":
             from .proxy import mux_protocol
             if i + 1 >= len(args):
