@@ -465,6 +465,8 @@ def run_checker(tables: RuntimeTables, state: shared.SharedState, master_pid: in
     for signum in (signal.SIGHUP, signal.SIGUSR2):
         signal.signal(signum, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    from .runtime.process import forbid_new_processes
+    forbid_new_processes(tables.config)      # as a worker: checks never need a process
     try:
         checker.run()
     except _Stop:

@@ -433,6 +433,8 @@ class GlobalSettings:
     rcvbuf_client: int = 0
     pipesize: int = 0           # tune.pipesize, 0: fastlb's 256 KiB
     busy_polling: bool = False
+    insecure_fork_wanted: bool = False    # workers may fork (HAProxy: RLIMIT_NPROC 0 otherwise)
+    insecure_setuid_wanted: bool = False  # ... and gain privileges (otherwise no_new_privs)
     http_maxhdr: int = 101      # tune.http.maxhdr: header fields a head may have
     cookielen: int = 64         # tune.http.cookielen + 1 as haproxy keeps it: a capture
                                 # cookie keeps at most this less one

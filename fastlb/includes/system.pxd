@@ -187,6 +187,7 @@ cdef extern from "<sched.h>" nogil:
 cdef extern from "<sys/prctl.h>" nogil:
     enum:
         PR_SET_PDEATHSIG
+        PR_SET_NO_NEW_PRIVS
     int prctl(int option, unsigned long arg2, unsigned long arg3,
               unsigned long arg4, unsigned long arg5)
 

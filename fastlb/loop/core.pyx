@@ -57,6 +57,12 @@ cdef inline uint32_t side_tag(Session *s, int side) noexcept nogil:
 cdef inline uint64_t pack_data(uint32_t gen, int kind, uint32_t index, int side) noexcept nogil:
     return (<uint64_t>gen << 32) | (<uint64_t>kind << 30) | (<uint64_t>index << 1) | <uint64_t>side
 
+def set_no_new_privileges():
+    """No exec() from this process may gain privileges (setuid programs run as the caller)."""
+    if prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(errno, "prctl(PR_SET_NO_NEW_PRIVS) failed")
+
+
 def set_parent_death_signal(int signum):
     """Ask the kernel to send ``signum`` to this process when its parent dies."""
     if prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:

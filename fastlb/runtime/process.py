@@ -84,6 +84,34 @@ def pin_cpus(config, worker: int) -> None:
         os.sched_setaffinity(0, cpus)
 
 
+def forbid_new_processes(config) -> None:
+    """As HAProxy's workers once they serve: no new process or thread (RLIMIT_NPROC 0,
+    which binds every user but root) unless ``insecure-fork-wanted``, and no privilege
+    gained through a setuid program unless ``insecure-setuid-wanted``: a flaw exploited
+    in a worker can then start nothing. A failure is warned about in HAProxy's words."""
+    from ..loop.core import set_no_new_privileges
+    g = config.global_
+    if not g.insecure_setuid_wanted:
+        try:
+            set_no_new_privileges()
+        except OSError:
+            _warn_once("Failed to disable setuid, please report to developers with detailed "
+                       "information about your operating system. You can silence this "
+                       "warning by adding 'insecure-setuid-wanted' in the 'global' section.")
+    if not g.insecure_fork_wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+        except (OSError, ValueError):
+            _warn_once("Failed to disable forks, please report to developers with detailed "
+                       "information about your operating system. You can silence this "
+                       "warning by adding 'insecure-fork-wanted' in the 'global' section.")
+
+
+def _warn_once(text: str) -> None:
+    import sys
+    print(f"[WARNING]  ({os.getpid()}) : {text}", file=sys.stderr, flush=True)
+
+
 def confine(config) -> None:
     """``chroot``, then ``group``/``gid`` and ``user``/``uid``; a failure is fatal to the
     process (the master reports its exit), as running with more rights than asked is."""

@@ -16,7 +16,7 @@ from ..loop import core as loop
 from ..logformat import format_accept_date, http_fields, next_request, render, tcp_fields
 from ..logsink import ALERT, INFO, LogSink, format_address
 from .listeners import inherited_socket
-from .process import confine, pin_cpus
+from .process import confine, forbid_new_processes, pin_cpus
 from ..limits import default_maxconn
 from ..sample.stream import LIMITS, PROC_VARS, PROXY_HEADER_FRONTENDS, USAGE, VAR_SIZE, \
     sample_size
@@ -260,6 +260,7 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
 
     pin_cpus(tables.config, worker_id)
     confine(tables.config)          # chroot and privilege drop: the sockets are ours already
+    forbid_new_processes(tables.config)
     shm.set_worker_pid(worker_id, os.getpid())   # last: the master reads it as "serving"
     worker.run()
     sys.stdout.flush()

@@ -528,11 +528,15 @@ def _flag(name: str, attribute: str):
 
 # pp2-never-send-local: health checks' PROXY v2 headers carry the check connection's
 # addresses (HAProxy's behaviour before 2.2) instead of a LOCAL command
+# insecure-fork-wanted / insecure-setuid-wanted: workers may start processes and gain
+# privileges through setuid programs (runtime.process.forbid_new_processes)
 for _name in ("busy-polling", "zero-warning", "strict-limits", "set-dumpable", "noreuseport",
-              "nosplice", "pp2-never-send-local"):
+              "nosplice", "pp2-never-send-local", "insecure-fork-wanted",
+              "insecure-setuid-wanted"):
     _flag(_name, _name.replace("-", "_"))
 
-_NEGATABLE = ("strict-limits", "set-dumpable", "busy-polling")
+_NEGATABLE = ("strict-limits", "set-dumpable", "busy-polling", "insecure-fork-wanted",
+              "insecure-setuid-wanted")
 
 
 @keyword("no", sections=GLOBAL)

@@ -155,7 +155,7 @@ NOT_YET_GLOBAL = {
     "tune.ssl.default-dh-param",
     "spread-checks", "server-state-file", "server-state-base", "lua-load",
     "localpeer", "maxsslconn", "external-check",
-    "insecure-fork-wanted", "tune.buffers.limit", "tune.pool-high-fd-ratio",
+    "tune.buffers.limit", "tune.pool-high-fd-ratio",
     "tune.pool-low-fd-ratio", "tune.fd.edge-triggered",
 }
 # HAProxy 2.6 keywords that belong to a subsystem fastlb does not have yet: refused by name,
@@ -185,7 +185,6 @@ NEEDS_GLOBAL = {
     "max-spread-checks": "spread health checks (issue #13)",
     "httpclient.resolvers.id": "resolvers (issue #13)",
     "httpclient.resolvers.prefer": "resolvers (issue #13)",
-    "insecure-setuid-wanted": "external checks (issue #13)",
     "noepoll": "a poller other than epoll",
 }
 NEEDS_PROXY = {
