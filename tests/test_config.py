@@ -453,6 +453,11 @@ def test_fullconn_and_bind_nice_are_checked_and_their_lack_of_effect_said(tmp_pa
     ("nogetaddrinfo", 0, "'nogetaddrinfo' has no effect in fastlb"),
     ("noepoll", 1, "'noepoll' in 'global' section needs a poller other than epoll"),
     ("tune.buffers.limit 100", 1, "'tune.buffers.limit' in 'global' section is not supported"),
+    ("tune.fd.edge-triggered on", 1, "'tune.fd.edge-triggered' directive is experimental, must "
+     "be allowed via a global 'expose-experimental-directives'"),
+    ("expose-experimental-directives\n        tune.fd.edge-triggered on", 0, None),
+    ("tune.fd.edge-triggered off\n        expose-experimental-directives", 1,
+     "'tune.fd.edge-triggered' directive is experimental"),
     ("no busy-polling", 0, None),
     ("no ulimit-n", 1, "'no' in 'global' section only applies to"),
 ])
@@ -460,6 +465,11 @@ def test_global_tunables_are_taken_warned_or_refused_by_name(tmp_path, line, cod
     text = VALID.replace("    defaults", f"    global\n        {line}\n    defaults")
     got, _, err = check(tmp_path, text)
     assert got == code, err
+    if shutil.which("haproxy") and "edge-triggered" in line:      # the same verdict
+        path = tmp_path / "theirs.cfg"
+        path.write_text(textwrap.dedent(text))
+        assert subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True
+                              ).returncode == code
     if message:
         assert message in err and "haproxy.cfg:3]" in err, err
     else:

@@ -74,6 +74,23 @@ def expose_experimental_directives(parser, g, args, origin):
     g.experimental = True
 
 
+@keyword("tune.fd.edge-triggered", sections=GLOBAL)
+def tune_fd_edge_triggered(parser, g, args, origin):
+    """HAProxy's experimental edge-triggered polling: how fastlb's loop always polls
+    (its session sockets are registered EPOLLET), so ``on`` is taken as it is and ``off``
+    is warned about."""
+    if not g.experimental:
+        raise ValueError("'tune.fd.edge-triggered' directive is experimental, must be allowed "
+                         "via a global 'expose-experimental-directives'")
+    value = args[0] if args else ""
+    if value not in ("on", "off"):
+        raise ValueError(f"'tune.fd.edge-triggered' expects either 'on' or 'off' but got "
+                         f"'{value}'.")
+    if value == "off":
+        parser.warn(origin, "'tune.fd.edge-triggered off' has no effect in fastlb (its loop "
+                            "always polls edge-triggered, HAProxy's 'on').")
+
+
 @keyword("maxconn", sections=GLOBAL)
 def maxconn(parser, g, args, origin):
     g.maxconn = positive_int(args, "maxconn")

@@ -156,7 +156,7 @@ NOT_YET_GLOBAL = {
     "spread-checks", "server-state-file", "server-state-base", "lua-load",
     "localpeer", "maxsslconn", "external-check",
     "tune.buffers.limit", "tune.pool-high-fd-ratio",
-    "tune.pool-low-fd-ratio", "tune.fd.edge-triggered",
+    "tune.pool-low-fd-ratio",
 }
 # HAProxy 2.6 keywords that belong to a subsystem fastlb does not have yet: refused by name,
 # saying which (the README's list of what stays unsupported).
