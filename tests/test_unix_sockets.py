@@ -191,7 +191,7 @@ def test_unix_addresses_refused_forms(tmp_path):
     for line, word in [("bind unix@" + "x" * 120, "invalid UNIX socket address"),
                        ("bind unix@/tmp/x.sock mode 9z", "invalid value '9z'"),
                        ("bind unix@/tmp/x.sock user no-such-user-here", "no-such-user-here"),
-                       ("server s sockpair@3", "sockpair@")]:
+                       ("server s fd@3", "fd@ server addresses are not supported")]:
         cfg = tmp_path / "bad.cfg"
         cfg.write_text(f"defaults\n    mode tcp\nlisten l\n    bind 127.0.0.1:{free_port()}\n"
                        f"    {line}\n")

@@ -95,8 +95,13 @@ def parse_server_address(text: str, allow_no_port: bool = True) -> ServerAddress
     path = unix_path(text)
     if path is not None:
         return ServerAddress(family=socket.AF_UNIX, host=text, ip=path, port=0)
-    if text.startswith(("sockpair@", "fd@")):
-        raise AddressError(f"address '{text}' : sockpair@ and fd@ server addresses are not supported by fastlb yet")
+    if text.startswith("sockpair@"):
+        if not text[len("sockpair@"):].isdigit():
+            raise AddressError(f"invalid file descriptor in '{text}' (is the variable set?)")
+        return ServerAddress(family=socket.AF_UNIX, host=text, ip="", port=0,
+                             sockpair=int(text[len("sockpair@"):]))
+    if text.startswith("fd@"):
+        raise AddressError(f"address '{text}' : fd@ server addresses are not supported by fastlb yet")
     family, rest = _strip_family_prefix(text)
     host, port_text = _split_host_port(rest)
     if not host:
@@ -119,17 +124,19 @@ def parse_bind_addresses(text: str) -> list[Listener]:
     for item in text.split(","):
         if not item:
             raise AddressError(f"empty address in '{text}'")
-        if item.startswith("fd@"):
-            fd_text = item[3:]
+        if item.startswith(("fd@", "sockpair@")):
+            pair = item.startswith("sockpair@")
+            fd_text = item[len("sockpair@") if pair else 3:]
             if not fd_text.isdigit():
                 raise AddressError(f"invalid file descriptor in '{item}' (is the variable set?)")
-            listeners.append(Listener(family=0, host="", port=0, fd=int(fd_text), text=item))
+            listeners.append(Listener(family=socket.AF_UNIX if pair else 0, host="", port=0,
+                                      fd=int(fd_text), sockpair=pair, text=item))
             continue
         path = unix_path(item)
         if path is not None:
             listeners.append(Listener(family=socket.AF_UNIX, host=path, port=0, text=item))
             continue
-        if item.startswith(("sockpair@", "quic4@", "quic6@", "udp")):
+        if item.startswith(("quic4@", "quic6@", "udp")):
             raise AddressError(f"address '{item}' : only TCP, UNIX and fd@ listeners are supported by fastlb yet")
         family, rest = _strip_family_prefix(item)
         host, port_text = _split_host_port(rest)

@@ -64,6 +64,7 @@ class Listener:
     gid: Optional[int] = None
     maxconn: int = 0                # bind maxconn: its concurrent connections, 0: the frontend's
     proto: Optional[str] = None     # forced mux: "h1" (mode http) or "none" (mode tcp)
+    sockpair: bool = False          # sockpair@<fd>: connections passed as descriptors over fd
     id: int = 0                     # its number in the frontend (so_id, unix:<id> in logs)
     forced_id: bool = False         # bind id N
     origin: Optional[Origin] = None
@@ -71,7 +72,7 @@ class Listener:
 
     def describe(self) -> str:
         if self.fd is not None:
-            return f"fd@{self.fd}"
+            return f"{'sockpair' if self.sockpair else 'fd'}@{self.fd}"
         if self.family == socket.AF_UNIX:
             return self.text
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -84,6 +85,8 @@ class ServerAddress:
     host: str                       # as written
     ip: str                         # resolved numeric address
     port: int                       # 0: use the port the client connected to
+    sockpair: Optional[int] = None  # sockpair@<fd>: each connection is a socketpair end
+                                    # passed over that descriptor
 
     def sockaddr(self, port: Optional[int] = None) -> tuple:
         return (self.ip, self.port if port is None else port)

@@ -116,6 +116,32 @@ cdef extern from "<sys/socket.h>" nogil:
         int l_onoff
         int l_linger
     int socket(int domain, int type, int protocol)
+    int socketpair(int domain, int type, int protocol, int sv[2])
+    # descriptors passed over a UNIX socket (sockpair@ listeners and servers)
+    enum:
+        SCM_RIGHTS
+        MSG_CMSG_CLOEXEC
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+    struct msghdr:
+        void *msg_name
+        socklen_t msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    struct cmsghdr:
+        size_t cmsg_len
+        int cmsg_level
+        int cmsg_type
+    cmsghdr *CMSG_FIRSTHDR(msghdr *msg)
+    unsigned char *CMSG_DATA(cmsghdr *cmsg)
+    size_t CMSG_SPACE(size_t length)
+    size_t CMSG_LEN(size_t length)
+    ssize_t recvmsg(int fd, msghdr *msg, int flags)
+    ssize_t sendmsg(int fd, const msghdr *msg, int flags)
     int connect(int fd, const sockaddr *addr, socklen_t len)
     int bind(int fd, const sockaddr *addr, socklen_t len)
     int accept4(int fd, sockaddr *addr, socklen_t *len, int flags)

@@ -21,6 +21,9 @@ cdef void start_connect(Worker w, int idx, Session *s):
     if s.http:
         http_txn(w, idx).log_server = s.server
     srv = &be.servers[s.server]
+    if srv.sockpair_fd >= 0:
+        connect_sockpair(w, idx, s, srv)
+        return
     memcpy(&addr, &srv.addr, srv.addrlen)
     if srv.use_client_port:
         (<sockaddr_in *>&addr).sin_port = htons(session_dst_port(w, s))
@@ -78,6 +81,32 @@ cdef void start_connect(Worker w, int idx, Session *s):
         arm_timer(w, idx, s)
     else:
         connect_failed(w, idx, s, 0)
+
+
+cdef void connect_sockpair(Worker w, int idx, Session *s, ServerRt *srv):
+    """A sockpair@<fd> server: a new socket pair, one end handed over the descriptor (the
+    server accepts it from there), the other one the server connection, connected now."""
+    cdef int pair[2]
+    if socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0:
+        no_connection(w, idx, s, b'R')
+        return
+    if fd_send(srv.sockpair_fd, pair[1]) != 0:
+        close(pair[0])
+        close(pair[1])
+        no_connection(w, idx, s, b'S')     # nobody takes connections there any more
+        return
+    close(pair[1])
+    side_attach(&s.srv, pair[0], &raw_socket)
+    s.srv.readable = 0
+    s.srv.last = s.srv.last_rd = w.now
+    s.srv_epoch += 1
+    s.t_connect = w.now
+    s.state = ST_CONNECTING
+    if side_watch(w, idx, s, &s.srv, SIDE_SRV) != 0:
+        side_close(&s.srv)
+        no_connection(w, idx, s, b'R')
+        return
+    connected(w, idx, s)
 
 
 cdef int bind_source(Worker w, int idx, Session *s, int fd, SourceRt *src, int owner):
@@ -140,19 +169,19 @@ cdef bint header_address(Worker w, int idx, Session *s, SourceRt *src, int owner
 cdef uint32_t ipv4_prefix(bytes text):
     """The dotted IPv4 address at the start of text, digits until anything else, as
     HAProxy's inetaddr_host_lim() (0 when it is not one)."""
-    cdef uint32_t value = 0, part
+    cdef uint32_t value = 0
     parts = text.split(b".", 3)
     if len(parts) != 4:
         return 0
     for i, piece in enumerate(parts):
-        digits = piece if i < 3 else re_digits(piece)
+        digits = piece if i < 3 else leading_digits(piece)
         if not digits or not digits.isdigit() or int(digits) > 255:
             return 0
         value = (value << 8) | int(digits)
     return value
 
 
-cdef bytes re_digits(bytes text):
+cdef bytes leading_digits(bytes text):
     cdef Py_ssize_t n = 0
     while n < len(text) and 48 <= text[n] <= 57:
         n += 1

@@ -104,6 +104,7 @@ cdef struct ServerRt:
     uint32_t shm_index
     SourceRt source         # its own "source" (len 0: the backend's, if any)
     int netns_fd            # "namespace": its sockets are made there (-1: fastlb's own)
+    int sockpair_fd         # sockpair@<fd>: connections are socketpair ends passed there (-1: no)
 
 
 cdef struct BackendRt:
@@ -216,6 +217,7 @@ cdef struct ListenerRt:
     int closed
     int accept_proxy        # bind accept-proxy: connections start with a PROXY header
     int no_upgrade          # bind proto none: its sessions cannot become HTTP (HAProxy's NO_UPG)
+    int sockpair            # sockpair@: connections arrive as descriptors passed over fd
     int luid                # its number in the frontend (a UNIX client is logged unix:<luid>)
     int64_t maxconn         # bind maxconn, 0: only the frontend's
     uint32_t count_off      # its concurrent connections in the count block (all workers)

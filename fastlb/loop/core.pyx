@@ -328,6 +328,7 @@ cdef class Worker:
             be.servers[i].index = i
             be.servers[i].shm_index = server.shm_index
             be.servers[i].netns_fd = -1
+            be.servers[i].sockpair_fd = -1 if server.sockpair is None else server.sockpair
             if server.namespace is not None:
                 be.servers[i].netns_fd = _os.open(server.namespace, _os.O_RDONLY | _os.O_CLOEXEC)
                 if self.home_netns < 0:
@@ -461,9 +462,11 @@ cdef class Worker:
         self.sess_rate_limit = sess_rate
 
     def add_listener(self, int fd, int frontend, int port, bint accept_proxy=False, int luid=1,
-                     int64_t maxconn=0, uint32_t slot=0, bint no_upgrade=False):
+                     int64_t maxconn=0, uint32_t slot=0, bint no_upgrade=False,
+                     bint sockpair=False):
         """slot: the listener's number among all of the configuration's (its shared count);
-        no_upgrade: bind proto none."""
+        no_upgrade: bind proto none; sockpair: a sockpair@ listener (fd is the UNIX socket
+        the connections' descriptors come over)."""
         cdef ListenerRt *l
         cdef epoll_event ev
         self.listeners = <ListenerRt *>realloc(self.listeners, (self.nlisteners + 1) * sizeof(ListenerRt))
@@ -477,6 +480,7 @@ cdef class Worker:
         l.closed = 0
         l.accept_proxy = accept_proxy
         l.no_upgrade = no_upgrade
+        l.sockpair = sockpair
         l.luid = luid
         l.maxconn = maxconn
         l.count_off = self.lst_off + slot

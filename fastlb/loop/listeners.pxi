@@ -139,7 +139,21 @@ cdef void listener_accept(Worker w, int li):
             pause_listener(w, li)
             return
         addrlen = sizeof(sockaddr_storage)
-        fd = accept4(l.fd, <sockaddr *>&addr, &addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC)
+        if l.sockpair:
+            fd = fd_receive(l.fd)
+            if fd < 0 and errno == 0:
+                # the sending side closed: no connection will come any more
+                conn_release(w, li)
+                epoll_ctl(w.epfd, EPOLL_CTL_DEL, l.fd, NULL)
+                close(l.fd)
+                l.closed = 1
+                return
+            # HAProxy logs a passed connection as a UNIX client of this listener
+            memset(&addr, 0, sizeof(sockaddr_storage))
+            addr.ss_family = AF_UNIX
+            addrlen = sizeof(sockaddr_un)
+        else:
+            fd = accept4(l.fd, <sockaddr *>&addr, &addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC)
         if fd < 0:
             conn_release(w, li)
             if errno == EINTR or errno == ECONNABORTED:

@@ -68,3 +68,6 @@ cdef ssize_t side_peek_consume(Side *side, char *buf, size_t n) noexcept nogil
 cdef bint side_may_splice(Side *src, Side *dst) noexcept nogil
 cdef int side_splice_in(Side *side, int64_t now) noexcept nogil
 cdef int64_t side_splice_out(Side *src, Side *dst, int64_t now) noexcept nogil
+# sockpair@: a connection's descriptor passed over a connected UNIX socket
+cdef int fd_receive(int via) noexcept nogil
+cdef int fd_send(int via, int fd) noexcept nogil

@@ -258,3 +258,63 @@ cdef int64_t side_splice_out(Side *src, Side *dst, int64_t now) noexcept nogil:
     if n < 0 and (errno == EAGAIN or errno == EINTR):
         return 0
     return -1
+
+
+# ------------------------------------------------------------------ descriptors passed
+# HAProxy's sockpair@: an SCM_RIGHTS message with two bytes per connection handed over
+# (it sends two and reads up to two: the same here, so either end may be haproxy).
+cdef int fd_receive(int via) noexcept nogil:
+    """A descriptor received over ``via`` (non-blocking, close-on-exec); -1 with errno
+    EAGAIN when none waits, -1 with errno 0 when the sender has gone (EOF)."""
+    cdef char data[2]
+    cdef char control[64]
+    cdef iovec iov
+    cdef msghdr msg
+    cdef cmsghdr *cmsg
+    cdef int fd = -1
+    cdef ssize_t n
+    iov.iov_base = data
+    iov.iov_len = 2
+    memset(&msg, 0, sizeof(msghdr))
+    msg.msg_iov = &iov
+    msg.msg_iovlen = 1
+    msg.msg_control = control
+    msg.msg_controllen = CMSG_SPACE(sizeof(int))
+    n = recvmsg(via, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)
+    if n == 0:
+        errno = 0
+        return -1
+    if n < 0:
+        return -1
+    cmsg = CMSG_FIRSTHDR(&msg)
+    if cmsg != NULL and cmsg.cmsg_level == SOL_SOCKET and cmsg.cmsg_type == SCM_RIGHTS:
+        memcpy(&fd, CMSG_DATA(cmsg), sizeof(int))
+    if fd < 0:
+        errno = EAGAIN                  # bytes without a descriptor: nothing to accept
+        return -1
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+    return fd
+
+
+cdef int fd_send(int via, int fd) noexcept nogil:
+    """Hand ``fd`` over ``via``: 0, or -1 with errno."""
+    cdef char data[2]
+    cdef char control[64]
+    cdef iovec iov
+    cdef msghdr msg
+    cdef cmsghdr *cmsg
+    data[0] = data[1] = 0
+    iov.iov_base = data
+    iov.iov_len = 2
+    memset(&msg, 0, sizeof(msghdr))
+    memset(control, 0, sizeof(control))
+    msg.msg_iov = &iov
+    msg.msg_iovlen = 1
+    msg.msg_control = control
+    msg.msg_controllen = CMSG_SPACE(sizeof(int))
+    cmsg = CMSG_FIRSTHDR(&msg)
+    cmsg.cmsg_level = SOL_SOCKET
+    cmsg.cmsg_type = SCM_RIGHTS
+    cmsg.cmsg_len = CMSG_LEN(sizeof(int))
+    memcpy(CMSG_DATA(cmsg), &fd, sizeof(int))
+    return 0 if sendmsg(via, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) == 2 else -1

@@ -72,6 +72,7 @@ class ServerSpec:
     usesrc: Optional[tuple] = None  # ... its usesrc (config.keywords.proxy.usesrc_target)
     source_interface: Optional[str] = None
     minconn: int = 0              # below maxconn: the dynamic limit's floor (see BackendSpec.fullconn)
+    sockpair: Optional[int] = None  # sockpair@<fd>: the descriptor connections are passed over
     namespace: Optional[str] = None  # the network namespace (its /var/run/netns path) its
                                      # connections are made in
 
@@ -299,7 +300,7 @@ def server_spec(server: Optional[Server], address, shm_index: int) -> ServerSpec
                       pp_opts=sum(PP2_OPTIONS[name] for name in server.pp_options),
                       pool_purge_ms=server.pool_purge_delay, source=server.source,
                       usesrc=server.usesrc, source_interface=server.source_interface,
-                      tfo=server.tfo,
+                      tfo=server.tfo, sockpair=server.address.sockpair,
                       minconn=server.minconn or maxconn,
                       namespace=os.path.join(NETNS_DIR, server.namespace)
                       if server.namespace else None)

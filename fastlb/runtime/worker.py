@@ -231,7 +231,8 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, g.sndbuf_client)
             # the loop owns the descriptor from now on (it closes it at a soft stop)
             worker.add_listener(sock.detach(), fe.index, port, listener.accept_proxy,
-                                listener.id, listener.maxconn, slot, listener.proto == "none")
+                                listener.id, listener.maxconn, slot, listener.proto == "none",
+                                listener.sockpair)
             slot += 1
 
     worker.set_error_capture(ErrorCapture(shm, worker_id).record)

@@ -198,7 +198,8 @@ def bind(parser, proxy, args, origin):
     defaults = parser.global_.unix_bind
     for listener in listeners:
         listener.origin = origin
-        if listener.family == socket.AF_UNIX and defaults and not listener.host.startswith("\0"):
+        if listener.family == socket.AF_UNIX and defaults and listener.fd is None and \
+                not listener.host.startswith("\0"):
             listener.host = defaults.get("prefix", "") + listener.host
             for name in ("mode", "uid", "gid"):
                 if getattr(listener, name) is None and name in defaults:

@@ -50,6 +50,9 @@ def server(parser, proxy, args, origin):
     entry.name, entry.address, entry.origin = name, address, origin
     try:
         _server_options(entry, args[2:])
+        if address.sockpair is not None and entry.check:
+            raise ValueError("health checks of a sockpair@ server are not supported by "
+                             "fastlb yet.")
     except ValueError as exc:
         parser.alerts.append(f"[{origin}] : {what} : {exc}")
         return
