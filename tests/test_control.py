@@ -18,8 +18,10 @@ The following commands are valid at this level:
   commit map @<ver> <map>                 : make that version of a map the one matched
   del acl <acl> [<key>|#<ref>]            : delete acl entries matching a key
   del map <map> [<key>|#<ref>]            : delete all maps entries matching a key
+  disable dynamic-cookie backend <bk>     : disable dynamic cookies on a specific backend
   disable health <bk>/<srv>               : disable health checks
   disable server <bk>/<srv>               : disable a server for maintenance (use 'set server' instead)
+  enable dynamic-cookie backend <bk>      : enable dynamic cookies on a specific backend
   enable health <bk>/<srv>                : enable health checks
   enable server <bk>/<srv>                : enable a disabled server (use 'set server' instead)
   get acl <acl> <value>                   : report the patterns matching a sample for an ACL
@@ -28,6 +30,7 @@ The following commands are valid at this level:
   operator                                : lower the level of the current CLI session to operator
   prepare acl <acl>                       : make a new version of an acl, to replace it at once
   prepare map <map>                       : make a new version of a map, to replace it at once
+  set dynamic-cookie-key backend <bk> <k> : change a backend secret key for dynamic cookies
   set map <map> [<key>|#<ref>] <value>    : modify a map entry
   set maxconn frontend <frontend> <value> : change a frontend's maxconn setting
   set maxconn server <bk>/<srv>           : change a server's maxconn setting

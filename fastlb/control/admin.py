@@ -7,6 +7,9 @@ HAProxy's (spec 7.5), to the backend's log targets and to stderr.
 """
 from __future__ import annotations
 
+from typing import Optional
+
+from ..http.cookies import dynamic_cookie
 from ..logsink import ALERT, EMERG, NOTICE, LogSink, console
 from .. import shm as shared
 from .commands import CommandError
@@ -22,6 +25,7 @@ class Admin:
         self.tables = tables
         self.state = state
         self.quiet = quiet
+        self.dyncookies: dict = {}       # backend index -> [in use, key] once changed
         g = tables.config.global_
         self.sinks = [LogSink(be.proxy.logs, be.proxy.log_tag or g.log_tag or program, log_pid,
                               g.log_send_hostname) for be in tables.backends]
@@ -34,6 +38,15 @@ class Admin:
                                           and be.proxy.id == int(name[1:])):
                 return be
         return None
+
+    def cli_backend(self, args: list):
+        """The backend a command's first argument names, as HAProxy's cli_find_backend()."""
+        if not args or not args[0]:
+            raise AdminError("A backend name is expected.")
+        be = self.backend(args[0])
+        if be is None:
+            raise AdminError("No such backend.")
+        return be
 
     def server(self, spec: str):
         """``backend/server`` -> (BackendTable, index); AdminError as HAProxy words it."""
@@ -199,6 +212,38 @@ class Admin:
         if not text.isdigit():
             raise AdminError("Integer value expected.")
         self.state.store(self.state.frontend_word(fe.index, shared.FE_MAXCONN), int(text))
+
+    # -- dynamic cookies (HAProxy's "enable|disable dynamic-cookie", "set dynamic-cookie-key")
+    def dynamic_cookies(self, be) -> list:
+        """[in use, key] of a backend's dynamic cookies, from its configuration until a
+        command changes them."""
+        states = self.dyncookies
+        if be.index not in states:
+            proxy = be.proxy
+            states[be.index] = [bool(proxy.cookie and proxy.cookie.dynamic),
+                                proxy.dynamic_cookie_key]
+        return states[be.index]
+
+    def set_dynamic_cookies(self, be, enabled: Optional[bool] = None,
+                            key: Optional[str] = None) -> None:
+        """Each server without a cookie of its own gets the hash of the key, its address
+        and port (or none when disabled or keyless); every worker picks them up at its
+        next request for that backend."""
+        state = self.dynamic_cookies(be)
+        if enabled is not None:
+            state[0] = enabled
+        if key is not None:
+            state[1] = key
+        in_use = bool(state[0] and state[1] is not None)
+        for i, server in enumerate(be.spec.servers):
+            if in_use and server.model is not None and server.model.cookie is None:
+                value = dynamic_cookie(state[1], server.family, server.ip, server.port)
+                if value is not None:
+                    self.state.store(self.state.server_word(be.first_server_shm + i,
+                                                            shared.SRV_DYNCOOKIE),
+                                     int(value, 16))
+        word = self.state.backend_word(be.index, shared.BE_DYNCOOKIE)
+        self.state.store(word, ((self.state.load(word) >> 1) + 1) << 1 | in_use)
 
     def shutdown_sessions(self, be, i: int) -> None:
         """Every worker closes its sessions on that server at its next loop turn."""

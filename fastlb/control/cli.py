@@ -123,6 +123,30 @@ class Commands:
             self.admin.set_server_maxconn(be, i, args[2])
         return ""
 
+    @STATS_COMMANDS.register("enable", "dynamic-cookie", "backend", level=ADMIN,
+                             usage="enable dynamic-cookie backend <bk>",
+                             text="enable dynamic cookies on a specific backend")
+    def enable_dynamic_cookie(self, args: list, session) -> str:
+        self.admin.set_dynamic_cookies(self.admin.cli_backend(args), enabled=True)
+        return ""
+
+    @STATS_COMMANDS.register("disable", "dynamic-cookie", "backend", level=ADMIN,
+                             usage="disable dynamic-cookie backend <bk>",
+                             text="disable dynamic cookies on a specific backend")
+    def disable_dynamic_cookie(self, args: list, session) -> str:
+        self.admin.set_dynamic_cookies(self.admin.cli_backend(args), enabled=False)
+        return ""
+
+    @STATS_COMMANDS.register("set", "dynamic-cookie-key", "backend", level=ADMIN,
+                             usage="set dynamic-cookie-key backend <bk> <k>",
+                             text="change a backend secret key for dynamic cookies")
+    def set_dynamic_cookie_key(self, args: list, session) -> str:
+        be = self.admin.cli_backend(args)
+        if len(args) < 2 or not args[1]:
+            raise CommandError("String value expected.")
+        self.admin.set_dynamic_cookies(be, key=args[1])
+        return ""
+
     @STATS_COMMANDS.register("shutdown", "sessions", level=ADMIN,
                              usage="shutdown sessions server <bk>/<srv>",
                              text="kill sessions on a server")

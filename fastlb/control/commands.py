@@ -97,6 +97,11 @@ class CommandTable:
             return command.handler(interpreter, words[len(command.words):], session)
         except CommandError as exc:
             return f"{exc}\n"
+        except Exception as exc:     # noqa: BLE001 - a command's bug ends that command only
+            import sys
+            print(f"[ALERT]    : CLI command '{' '.join(command.words)}' failed: "
+                  f"{exc.__class__.__name__}: {exc}", file=sys.stderr, flush=True)
+            return "Internal error.\n"
 
 
 # The session's own words, in every CLI.

@@ -101,11 +101,7 @@ class Persistence:
         False for a backend that only has a dispatch address (no cookie is ever set)."""
         self.settings = settings
         self.name = settings.name
-        self.by_value = {}
-        for index, value in enumerate(server_cookies):
-            if value is not None and value not in self.by_value:
-                self.by_value[value] = index
-        self.server_cookies = server_cookies
+        self.set_server_cookies(server_cookies)
         self.real_servers = real_servers
         self.name_b = settings.name.lower().encode()
         # fixed attributes after "path=/", in HAProxy's order
@@ -116,6 +112,15 @@ class Persistence:
         self.attributes = tail
         # passive mode without indirect: HAProxy's log shows "-" for both letters
         self.silent = "-" if settings.mode == "passive" and not settings.indirect else ""
+
+    def set_server_cookies(self, server_cookies: list) -> None:
+        """Each server's value (None: none), at start or after the stats socket changed
+        a backend's dynamic cookies."""
+        self.by_value = {}
+        for index, value in enumerate(server_cookies):
+            if value is not None and value not in self.by_value:
+                self.by_value[value] = index
+        self.server_cookies = server_cookies
 
     # -- request ---------------------------------------------------------------------------
     def on_request(self, headers: list, now: int = 0) -> tuple:

@@ -264,6 +264,8 @@ cdef class BackendHooks:
     cdef bytes name_header      # http-send-name-header, b"": none
     cdef tuple server_names
     cdef object usesrc_hdr      # usesrc hdr_ip(): {server index or -1 (the backend's): name}
+    cdef uint64_t dyncookie_seen   # the BE_DYNCOOKIE word the cookie values were last set from
+    cdef tuple static_cookies   # per server: its own "cookie" value, or None
 
 
 @cython.final

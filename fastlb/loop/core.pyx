@@ -391,6 +391,9 @@ cdef class Worker:
         hooks.error_pages = spec.error_pages
         hooks.lookup_builder = lookup_builder
         hooks.cookie = spec.cookie
+        hooks.dyncookie_seen = 0
+        hooks.static_cookies = tuple(None if server.model is None else server.model.cookie
+                                     for server in spec.servers)
         hooks.key_name = spec.key_name
         hooks.response_editor = spec.response_editor
         hooks.request_rules = spec.request_rules

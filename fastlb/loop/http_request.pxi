@@ -142,6 +142,26 @@ cdef inline void applet_request(HttpTxn txn, bytes method, object fields, bytes 
     txn.version_seen = version
 
 
+cdef void refresh_dynamic_cookies(Worker w, int b, BackendHooks hooks):
+    """The stats socket changed this backend's dynamic cookies: each server without a
+    cookie of its own takes the hash the master wrote, or none when they are off."""
+    cdef BackendRt *be = &w.backends[b]
+    cdef uint64_t word = fl_atomic_load(w.be_words + b * BE_WORDS + BE_DYNCOOKIE)
+    cdef int i
+    values = []
+    for i in range(be.nservers):
+        static = hooks.static_cookies[i]
+        if static is not None:
+            values.append(static)
+        elif word & 1:
+            values.append("%016x" % fl_atomic_load(w.srv_words + be.srv_shm[i] * SRV_WORDS
+                                                   + SRV_DYNCOOKIE))
+        else:
+            values.append(None)
+    hooks.cookie.set_server_cookies(values)
+    hooks.dyncookie_seen = word
+
+
 cdef object new_stream(Worker w, Session *s, object method, bytes url, list headers,
                        bytes version, object sess_vars, bint first):
     """A Stream of this session: its client, and the address it reached (a PROXY
@@ -435,6 +455,8 @@ cdef void req_persistence(Worker w, Session *s, HttpTxn txn, Head fields):
         chosen = use_server(w, s, txn_stream(w, s, txn, fields))
     persistence = hooks.cookie
     if persistence is not None:
+        if fl_atomic_load(w.be_words + s.be * BE_WORDS + BE_DYNCOOKIE) != hooks.dyncookie_seen:
+            refresh_dynamic_cookies(w, s.be, hooks)
         server, letter, txn.ck_seen = persistence.on_request(fields.headers)
         if s.persist_rule == PERSIST_IGNORE:
             if letter == "V" or letter == "I":

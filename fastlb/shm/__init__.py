@@ -11,13 +11,14 @@ Layout, in 64-bit words:
     frontends  FE_WORDS per frontend: maxconn (changed at run time by "set maxconn
                                       frontend"), session rate (rate-limit sessions)
     backends   BE_WORDS per backend:  round-robin position, table version, queue ticket, last
-                                      change, times it went down, down since, downtime
+                                      change, times it went down, down since, downtime,
+                                      dynamic cookies set at run time
     servers    SRV_WORDS per server:  state bits, user weight, health counter, check status,
                                       check code, check duration, last change, queue ticket,
                                       consecutive errors seen by traffic (observe), what to
                                       observe (0 none, 4 layer4, 7 layer7), maxconn, failed
                                       checks, times it went down, down since, downtime, failed
-                                      observations, shutdown epoch
+                                      observations, shutdown epoch, dynamic cookie
     totals     COUNT words:           actconn, frontend cur[nfe], server cur[nsrv] (when
                                       a maxconn, leastconn or random needs it shared),
                                       backend queue[nbe], server queue[nsrv], listener

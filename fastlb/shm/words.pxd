@@ -28,6 +28,7 @@ cpdef enum:
     BE_CHKDOWN = 4
     BE_DOWN_SINCE = 5
     BE_DOWNTIME = 6
+    BE_DYNCOOKIE = 7        # dynamic cookies changed at run time: version << 1 | in use (0: as configured)
     BE_WORDS = 8
     # per server
     SRV_STATE = 0           # ST_* bits below
@@ -47,6 +48,7 @@ cpdef enum:
     SRV_DOWNTIME = 14
     SRV_HANAFAIL = 15
     SRV_SHUTDOWN = 16       # "shutdown sessions server" epoch for this server
+    SRV_DYNCOOKIE = 17      # its dynamic cookie's hash once BE_DYNCOOKIE is set
     SRV_WORDS = 18
     # SRV_OBSERVE values
     OBSERVE_NONE = 0
