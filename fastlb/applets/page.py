@@ -237,7 +237,7 @@ table.tbl td, table.tbl th { border: 1px solid #999; padding: 1px 4px; text-alig
   white-space: nowrap; }
 table.tbl th.pxname { background: #b00040; color: #ffff40; text-align: left; }
 tr.titre th { background: #20408a; color: #fff; }
-.frontend { background: #e8e8d0; } .backend { background: #e8e8d0; }
+.frontend { background: #e8e8d0; } .backend { background: #e8e8d0; } .socket { background: #d0d0d0; }
 .active_up { background: #c0ffc0; } .active_going_down { background: #ffffa0; }
 .active_going_up { background: #e0ffe0; } .active_down { background: #ff9090; }
 .active_nolb, .backup_nolb { background: #20a0ff; } .maintain { background: #c07820; }
@@ -260,7 +260,7 @@ td.ac { text-align: left; } td.px { text-align: left; font-weight: bold; }
     def row_class(row: dict) -> str:
         status = row["status"]
         if row["type"] != 2:
-            return "frontend" if row["type"] == 0 else "backend"
+            return ("frontend", "backend", "", "socket")[row["type"]]
         prefix = "backup" if row.get("bck") else "active"
         if status.startswith("MAINT"):
             return "maintain"

@@ -54,6 +54,8 @@ def prometheus(collector: Collector) -> str:
     kinds = {0: "frontend", 1: "backend", 2: "server"}
     metrics: dict = {}          # full name -> (help, type, [(labels, value)])
     for row in rows:
+        if row["type"] not in kinds:
+            continue            # listeners (socket-stats): HAProxy 2.6's exporter has none
         kind = kinds[row["type"]]
         base = [("proxy", row["pxname"])]
         if kind == "server":

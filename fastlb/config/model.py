@@ -204,6 +204,7 @@ class Options:
     dontlog_normal: bool = False        # only those are logged
     nolinger: bool = False              # connections close with a TCP reset (SO_LINGER 0)
     independent_streams: bool = False   # writes to a socket do not refresh its read timeout
+    socket_stats: bool = False          # a statistics row per listener
     prefer_last_server: bool = False    # a keep-alive request stays on the kept connection
     abortonclose: bool = False          # a client's close drops its request still waiting
     restrict_hdr_names: str = "preserve"  # option http-restrict-req-hdr-names: delete|reject

@@ -75,11 +75,20 @@ cdef inline void stat_abort(uint64_t *row, char term0, char term1) noexcept nogi
         row[STAT_SRV_ABRT] += 1
 
 
+cdef void listener_count(Worker w, int li, int stat, uint64_t n) noexcept nogil:
+    """A frontend counter's share for the listener (option socket-stats only)."""
+    cdef int row = w.listeners[li].stat_row
+    if row >= 0:
+        w.lst_stats[row * STAT_WORDS + stat] += n
+
+
 cdef void add_bytes(Worker w, Session *s, int server, uint64_t din, uint64_t dout) noexcept nogil:
     """Bytes of a session into its frontend's, backend's and server's counters."""
     cdef uint64_t *row = w.fe_stats + s.fe * STAT_WORDS
     row[STAT_BYTES_IN] += din
     row[STAT_BYTES_OUT] += dout
+    listener_count(w, s.listener, STAT_BYTES_IN, din)
+    listener_count(w, s.listener, STAT_BYTES_OUT, dout)
     if s.be < 0:
         return
     row = w.be_stats + w.backends[s.be].shm_index * STAT_WORDS
@@ -127,6 +136,8 @@ cdef void tcp_account(Worker w, Session *s):
     cdef int64_t tq = 0, tc = -1
     row[STAT_BYTES_IN] += s.cli.bytes_in - s.acc_in
     row[STAT_BYTES_OUT] += s.srv.bytes_in - s.acc_out
+    listener_count(w, s.listener, STAT_BYTES_IN, s.cli.bytes_in - s.acc_in)
+    listener_count(w, s.listener, STAT_BYTES_OUT, s.srv.bytes_in - s.acc_out)
     if s.be < 0:
         return
     if s.t_queued >= 0:
@@ -154,8 +165,11 @@ cdef void http_account(Worker w, Session *s, HttpTxn txn):
     s.acc_in = s.acc_out = 0
     row[STAT_BYTES_IN] += din
     row[STAT_BYTES_OUT] += dout
+    listener_count(w, s.listener, STAT_BYTES_IN, din)
+    listener_count(w, s.listener, STAT_BYTES_OUT, dout)
     if txn.req_error:
         row[STAT_ERR_REQ] += 1
+        listener_count(w, s.listener, STAT_ERR_REQ, 1)
     else:
         row[STAT_REQ_TOT] += 1
     if txn.status > 0:

@@ -218,6 +218,7 @@ cdef struct ListenerRt:
     int accept_proxy        # bind accept-proxy: connections start with a PROXY header
     int no_upgrade          # bind proto none: its sessions cannot become HTTP (HAProxy's NO_UPG)
     int sockpair            # sockpair@: connections arrive as descriptors passed over fd
+    int stat_row            # option socket-stats: its row in lst_stats (-1: none)
     int luid                # its number in the frontend (a UNIX client is logged unix:<luid>)
     int64_t maxconn         # bind maxconn, 0: only the frontend's
     uint32_t count_off      # its concurrent connections in the count block (all workers)
@@ -313,6 +314,7 @@ cdef class Worker:
     cdef uint64_t *totals       # atomic count block (fastlb/shm/): reserved before use
     cdef uint64_t *be_words     # per backend: rr position, table version, queue ticket
     cdef uint64_t *srv_words    # per server: state, weight, health, ...
+    cdef uint64_t *lst_stats    # this worker's statistics rows of listeners (socket-stats)
     cdef uint64_t *heads        # per worker: oldest ticket waiting in each queue
     cdef uint64_t *fe_words     # per frontend: maxconn (the stats socket may change it)
     cdef uint64_t *global_words

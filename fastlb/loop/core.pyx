@@ -220,6 +220,7 @@ cdef class Worker:
         self.fe_stats = self.shm + <uint32_t>shm.stats_base + worker_id * <uint32_t>shm.stats_words
         self.be_stats = self.fe_stats + nfrontends * STAT_WORDS
         self.srv_stats = self.be_stats + nbackends * STAT_WORDS
+        self.lst_stats = self.srv_stats + <uint32_t>shm.nservers * STAT_WORDS
         self.my_heads = self.heads + worker_id * <uint32_t>shm.head_words
         self.fe_off = shm.fe_off
         self.lst_off = shm.lst_off
@@ -466,7 +467,7 @@ cdef class Worker:
 
     def add_listener(self, int fd, int frontend, int port, bint accept_proxy=False, int luid=1,
                      int64_t maxconn=0, uint32_t slot=0, bint no_upgrade=False,
-                     bint sockpair=False):
+                     bint sockpair=False, bint socket_stats=False):
         """slot: the listener's number among all of the configuration's (its shared count);
         no_upgrade: bind proto none; sockpair: a sockpair@ listener (fd is the UNIX socket
         the connections' descriptors come over)."""
@@ -484,6 +485,7 @@ cdef class Worker:
         l.accept_proxy = accept_proxy
         l.no_upgrade = no_upgrade
         l.sockpair = sockpair
+        l.stat_row = slot if socket_stats else -1
         l.luid = luid
         l.maxconn = maxconn
         l.count_off = self.lst_off + slot

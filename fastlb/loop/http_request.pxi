@@ -554,6 +554,7 @@ cdef bint http_rule_failed(Worker w, int idx, Session *s, HttpTxn txn, object ex
     strict-mode answer, 500, for this request alone; the worker goes on."""
     internal_error(w, exc, "http-request rules")
     w.fe_stats[s.fe * STAT_WORDS + STAT_ERR_REQ] += 1
+    listener_count(w, s.listener, STAT_ERR_REQ, 1)
     http_error(w, idx, s, txn, 500, False, b'P', b'R')
     return False
 
@@ -617,6 +618,7 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
     action, value = verdict
     if action == ROUTE_DENY:
         w.fe_stats[s.fe * STAT_WORDS + STAT_DENIED_REQ] += 1
+        listener_count(w, s.listener, STAT_DENIED_REQ, 1)
         if value.__class__ is int:               # the proxy's page for that status
             http_error(w, idx, s, txn, value, False, b'P', b'R')
         else:                                    # its own errorfile or body
@@ -636,6 +638,7 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
     if action == ROUTE_TARPIT:
         # HAProxy counts it as denied; nothing is read or answered until the hold ends
         w.fe_stats[s.fe * STAT_WORDS + STAT_DENIED_REQ] += 1
+        listener_count(w, s.listener, STAT_DENIED_REQ, 1)
         hold, txn.tarpit_answer = value
         txn.tarpit_until = w.now + hold
         txn.req_state = RQ_TARPIT
@@ -651,6 +654,7 @@ cdef bint http_local_answer(Worker w, int idx, Session *s, HttpTxn txn, tuple ve
             silent_drop(w, s, s.be if be_rules else -1)
         else:
             w.fe_stats[w.frontends[s.fe].shm_index * STAT_WORDS + STAT_DENIED_REQ] += 1
+            listener_count(w, s.listener, STAT_DENIED_REQ, 1)
             if be_rules:
                 (w.be_stats + w.backends[s.be].shm_index * STAT_WORDS)[STAT_DENIED_REQ] += 1
         s.term0, s.term1 = b'P', b'R'

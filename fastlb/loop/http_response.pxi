@@ -236,6 +236,7 @@ cdef void http_response_denied(Worker w, int idx, Session *s, HttpTxn txn, objec
         return
     (w.be_stats + be.shm_index * STAT_WORDS)[STAT_DENIED_RESP] += 1
     (w.fe_stats + w.frontends[s.fe].shm_index * STAT_WORDS)[STAT_DENIED_RESP] += 1
+    listener_count(w, s.listener, STAT_DENIED_RESP, 1)
     if s.server >= 0:
         (w.srv_stats + be.srv_shm[s.server] * STAT_WORDS)[STAT_DENIED_RESP] += 1
     txn.close_server = True

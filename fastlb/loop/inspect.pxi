@@ -53,6 +53,7 @@ cdef void silent_drop(Worker w, Session *s, int be):
     of the frontend, and of ``be`` when the session already has that backend (>= 0),
     whichever rule set asked, as HAProxy counts it."""
     w.fe_stats[w.frontends[s.fe].shm_index * STAT_WORDS + STAT_DENIED_REQ] += 1
+    listener_count(w, s.listener, STAT_DENIED_REQ, 1)
     if be >= 0:
         (w.be_stats + w.backends[be].shm_index * STAT_WORDS)[STAT_DENIED_REQ] += 1
     if s.cli.fd >= 0:
@@ -109,6 +110,7 @@ cdef void tcp_session_start(Worker w, int idx, Session *s, object rules):
                 silent_drop(w, s, -1)
             else:
                 w.fe_stats[fe.shm_index * STAT_WORDS + STAT_DENIED_SESS] += 1
+                listener_count(w, s.listener, STAT_DENIED_SESS, 1)
                 if s.cli.fd >= 0:
                     fl_reset_on_close(s.cli.fd)    # HAProxy resets a refused session
                     s.cli.rd_eof = 1
@@ -183,6 +185,7 @@ cdef void inspect_run(Worker w, int idx, Session *s):
             silent_drop(w, s, -1)
         else:
             w.fe_stats[w.frontends[s.fe].shm_index * STAT_WORDS + STAT_DENIED_REQ] += 1
+            listener_count(w, s.listener, STAT_DENIED_REQ, 1)
         stream.payload = None
         s.term0 = b'P'            # a rule refused it, while the request was read
         s.term1 = b'R'
@@ -208,6 +211,7 @@ cdef void tcp_response_denied(Worker w, Session *s):
     as HAProxy counts it."""
     cdef BackendRt *be = &w.backends[s.be]
     (w.fe_stats + w.frontends[s.fe].shm_index * STAT_WORDS)[STAT_DENIED_RESP] += 1
+    listener_count(w, s.listener, STAT_DENIED_RESP, 1)
     (w.be_stats + be.shm_index * STAT_WORDS)[STAT_DENIED_RESP] += 1
     if s.server >= 0:
         (w.srv_stats + be.srv_shm[s.server] * STAT_WORDS)[STAT_DENIED_RESP] += 1

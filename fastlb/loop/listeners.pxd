@@ -5,7 +5,7 @@ cdef int64_t rate_of(uint64_t *pair, int64_t now) noexcept nogil
 cdef bint over_rate(Worker w, FrontendRt *fe) noexcept nogil
 cdef void count_session(Worker w, FrontendRt *fe) noexcept nogil
 cdef bint over_maxconn(Worker w, ListenerRt *l)
-cdef bint conn_reserve(Worker w, int li)
+cdef bint conn_reserve(Worker w, int li, int64_t *counts)
 cdef void conn_release(Worker w, int li)
 cdef void pause_listener(Worker w, int li)
 cdef void resume_listeners(Worker w)

@@ -67,8 +67,9 @@ cdef bint over_maxconn(Worker w, ListenerRt *l):
     return False
 
 
-cdef bint conn_reserve(Worker w, int li):
-    """Take a connection slot in the shared totals, or fail if a maxconn is reached."""
+cdef bint conn_reserve(Worker w, int li, int64_t *counts):
+    """Take a connection slot in the shared totals, or fail if a maxconn is reached;
+    ``counts``: the frontend's and the listener's connections with this one."""
     cdef ListenerRt *l = &w.listeners[li]
     cdef FrontendRt *fe = &w.frontends[l.fe]
     cdef int64_t g = <int64_t>fl_atomic_fetch_add(w.totals, 1)
@@ -82,7 +83,8 @@ cdef bint conn_reserve(Worker w, int li):
             (l.maxconn and b >= l.maxconn):
         conn_release(w, li)
         return False
-    stat_max(w.fe_stats + fe.shm_index * STAT_WORDS, STAT_SMAX, f + 1)
+    counts[0] = f + 1
+    counts[1] = b + 1
     return True
 
 
@@ -134,8 +136,9 @@ cdef void listener_accept(Worker w, int li):
     cdef sockaddr_storage addr
     cdef socklen_t addrlen
     cdef bint limited = w.conn_rate_limit or w.sess_rate_limit or fe.sess_rate_limit
+    cdef int64_t counts[2]
     for n in range(w.max_accept):
-        if (limited and over_rate(w, fe)) or not conn_reserve(w, li):
+        if (limited and over_rate(w, fe)) or not conn_reserve(w, li, counts):
             pause_listener(w, li)
             return
         addrlen = sizeof(sockaddr_storage)
@@ -165,8 +168,14 @@ cdef void listener_accept(Worker w, int li):
             return
         if w.conn_rate_limit:
             rate_add(w.global_words + G_CONN_RATE, w.now)
+        # the maxima once accepted: a worker woken with the others reserves a place it may
+        # give back at once (nothing to accept), which must not count as a connection
+        stat_max(w.fe_stats + fe.shm_index * STAT_WORDS, STAT_SMAX, counts[0])
+        if l.stat_row >= 0:
+            stat_max(w.lst_stats + l.stat_row * STAT_WORDS, STAT_SMAX, counts[1])
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int))
         w.fe_stats[fe.shm_index * STAT_WORDS + STAT_CONN_TOT] += 1
+        listener_count(w, li, STAT_CONN_TOT, 1)
         w.fe_stats[fe.shm_index * STAT_WORDS + STAT_SESS_TOT] += 1
         if fe.clitcpka:
             keepalive(fd, fe.clitcpka_probes)
@@ -200,6 +209,7 @@ cdef void listener_accept(Worker w, int li):
                     silent_drop(w, s, -1)
                 else:             # HAProxy counts a reject, not a silent-drop
                     w.fe_stats[fe.shm_index * STAT_WORDS + STAT_DENIED_CONN] += 1
+                    listener_count(w, li, STAT_DENIED_CONN, 1)
                 s.unlogged = 1    # tcp-request connection reject: no session, no log
                 s.term0 = b'R'
                 s.term1 = b'C'

@@ -232,7 +232,7 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
             # the loop owns the descriptor from now on (it closes it at a soft stop)
             worker.add_listener(sock.detach(), fe.index, port, listener.accept_proxy,
                                 listener.id, listener.maxconn, slot, listener.proto == "none",
-                                listener.sockpair)
+                                listener.sockpair, fe.proxy.options.socket_stats)
             slot += 1
 
     worker.set_error_capture(ErrorCapture(shm, worker_id).record)

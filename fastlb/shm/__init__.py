@@ -110,7 +110,9 @@ class SharedState:
         self.slot_base = self.total_base + self.count_words
         self.head_base = self.slot_base + nworkers * self.slot_words
         self.head_words = nbackends + nservers
-        self.nobjects = nfrontends + nbackends + nservers
+        self.nlisteners = nlisteners
+        # statistics rows: frontends, backends, servers, then listeners (option socket-stats)
+        self.nobjects = nfrontends + nbackends + nservers + nlisteners
         self.stats_base = self.head_base + nworkers * self.head_words
         self.stats_words = self.nobjects * STAT_WORDS          # per worker
         self.rate_base = self.stats_base + nworkers * self.stats_words
@@ -170,6 +172,10 @@ class SharedState:
 
     def server_object(self, server: int) -> int:
         return self.nfrontends + self.nbackends + server
+
+    def listener_object(self, slot: int) -> int:
+        """slot: the listener's number among all of the configuration's."""
+        return self.nfrontends + self.nbackends + self.nservers + slot
 
     def stats_rows(self, obj: int) -> list:
         """That object's counters, one list of STAT_WORDS per worker."""

@@ -7,13 +7,14 @@ runtime tables and the shared memory, both inherited at fork.
 """
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass
 
 from ..limits import backend_fullconn, default_maxconn
 from .. import shm as shared
 from ..shm import STAT, STAT_WORDS, TIME_SAMPLES, SharedState
-from .fields import BACKEND, FRONTEND, SERVER
+from .fields import BACKEND, FRONTEND, LISTENER, SERVER
 
 # HAProxy's check status numbers (show servers state)
 HCHK = ("UNK", "INI", "START", "CHECKED", "HANA", "SOCKERR", "L4OK", "L4TOUT", "L4CON",
@@ -84,6 +85,12 @@ class Collector:
         self.frontend_of = {id(fe.proxy): fe for fe in tables.frontends}
         self.backend_of = {id(be.proxy): be for be in tables.backends}
         self.maxconn = default_maxconn(self.config)
+        # each listener's number among all of the configuration's, as the workers count
+        # them (runtime/worker.py): its row of statistics with option socket-stats
+        self.listener_slot = {}
+        for fe in tables.frontends:
+            for listener in fe.listeners:
+                self.listener_slot[id(listener)] = len(self.listener_slot)
 
     # -- proxies in declaration order ------------------------------------------------------
     def proxies(self):
@@ -103,6 +110,8 @@ class Collector:
                 continue
             if fe is not None:
                 out.append(self.frontend_row(proxy, fe))
+                if proxy.options.socket_stats:
+                    out += [self.listener_row(proxy, fe, listener) for listener in fe.listeners]
             if be is not None:
                 for i, server in enumerate(be.server_models):
                     if server is None:
@@ -148,6 +157,26 @@ class Collector:
             del row["intercepted"]
         self._modules(row, c, http, st.total(st.fe_off + fe.index))
         return row
+
+    # -- listener (option socket-stats) -----------------------------------------------------
+    def listener_row(self, proxy, fe, listener) -> dict:
+        """HAProxy's socket row: the fields its stats_fill_li_stats() fills."""
+        st = self.state
+        slot = self.listener_slot[id(listener)]
+        c = Counters.read(st, st.listener_object(slot))
+        current = st.total(st.lst_off + slot)
+        limit = listener.maxconn        # HAProxy shows 0 for a bind without maxconn
+        return {
+            "pxname": proxy.name, "svname": listener.name or f"sock-{listener.id}",
+            "scur": current, "smax": c["smax"], "slim": limit, "stot": c["conn_tot"],
+            "bin": c["bytes_in"], "bout": c["bytes_out"], "dreq": c["denied_req"],
+            "dresp": c["denied_resp"], "ereq": c["err_req"],
+            "status": "FULL" if limit and current >= limit else "OPEN",
+            "pid": 1, "iid": proxy.id, "sid": listener.id, "type": LISTENER,
+            "addr": "unix" if listener.family == socket.AF_UNIX else listener.describe(),
+            "mode": proxy.mode, "dcon": c["denied_conn"], "dses": c["denied_sess"],
+            "wrew": 0, "eint": 0, "-": "-",
+        }
 
     # -- backend ----------------------------------------------------------------------------
     def backend_row(self, proxy, be) -> dict:

@@ -173,4 +173,4 @@ BY_NAME = {f.name: f for f in FIELDS}
 CSV_HEADER = "# " + ",".join(f.name for f in FIELDS) + ","
 
 # row types (the "type" column)
-FRONTEND, BACKEND, SERVER = 0, 1, 2
+FRONTEND, BACKEND, SERVER, LISTENER = 0, 1, 2, 3

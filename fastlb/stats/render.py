@@ -41,7 +41,7 @@ def show_stat_typed(collector: Collector) -> str:
     """One line per non-empty field: ``T.iid.sid.index.name.pid:tag:type:value``."""
     out = []
     for row in collector.rows():
-        letter = "FBS"[row["type"]] if row["type"] != 1 else "B"
+        letter = "FBSL"[row["type"]]
         for f in FIELDS:
             value = row.get(f.name)
             if value is None or f.name == "-":

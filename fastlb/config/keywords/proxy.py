@@ -24,7 +24,7 @@ _TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request":
                  "check": "backend", "tunnel": "backend"}
 _OPTIONS_NOT_YET = {
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
-    "tcp-check", "external-check", "transparent", "socket-stats", "spop-check",
+    "tcp-check", "external-check", "transparent", "spop-check",
     "http_proxy", "forceclose",
 }
 # options whose effect is how fastlb always works: it splices bulk transfers when both
@@ -37,7 +37,7 @@ _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-acc
                  "gid", "namespace", "nice", "maxconn", "id")
 _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server", "abortonclose",
-            "independent-streams",
+            "independent-streams", "socket-stats",
             "http-restrict-req-hdr-names", *ALREADY_SO, "redispatch", "tcpka", "clitcpka",
             "srvtcpka", "tcp-smart-accept", "tcp-smart-connect", "persist", "checkcache", "http-pretend-keepalive", "http-use-proxy-header",
             "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server", "contstats",
@@ -522,11 +522,11 @@ def option(parser, proxy, args, origin, enable=True):
                   "http-pretend-keepalive", "http-use-proxy-header",
                   "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server", "contstats",
                   "accept-invalid-http-request", "accept-invalid-http-response",
-                  "idle-close-on-response"):
+                  "idle-close-on-response", "socket-stats"):
         side = "frontend" if name in ("tcp-smart-accept", "http-use-proxy-header",
                                       "h1-case-adjust-bogus-client", "contstats",
                                       "accept-invalid-http-request",
-                                      "idle-close-on-response") else "backend"
+                                      "idle-close-on-response", "socket-stats") else "backend"
         if ignored_without(parser, proxy, origin, name, side):
             return
         setattr(opts, name.replace("-", "_"), enable)
