@@ -620,7 +620,7 @@ def test_balance_hash_expression_as_haproxy(tmp_path, hash_type):
     requests += [("/int", [("Host", "h"), ("X-Key", "x" * n)]) for n in range(1, 9)]
     if hash_type == "map-based":
         # without a key HAProxy walks its map (done the same here); with consistent
-        # hashing it walks the ring, which fastlb does not do yet (README)
+        # hashing it walks the ring, compared in test_balance_differential.py
         requests += [("/", [("Host", "h")])] * 3
     differential(tmp_path, hash_config(hash_type), requests)
 

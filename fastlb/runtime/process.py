@@ -95,19 +95,19 @@ def forbid_new_processes(config) -> None:
         try:
             set_no_new_privileges()
         except OSError:
-            _warn_once("Failed to disable setuid, please report to developers with detailed "
-                       "information about your operating system. You can silence this "
-                       "warning by adding 'insecure-setuid-wanted' in the 'global' section.")
+            _warn("Failed to disable setuid, please report to developers with detailed "
+                  "information about your operating system. You can silence this "
+                  "warning by adding 'insecure-setuid-wanted' in the 'global' section.")
     if not g.insecure_fork_wanted:
         try:
             resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
         except (OSError, ValueError):
-            _warn_once("Failed to disable forks, please report to developers with detailed "
-                       "information about your operating system. You can silence this "
-                       "warning by adding 'insecure-fork-wanted' in the 'global' section.")
+            _warn("Failed to disable forks, please report to developers with detailed "
+                  "information about your operating system. You can silence this "
+                  "warning by adding 'insecure-fork-wanted' in the 'global' section.")
 
 
-def _warn_once(text: str) -> None:
+def _warn(text: str) -> None:
     import sys
     print(f"[WARNING]  ({os.getpid()}) : {text}", file=sys.stderr, flush=True)
 
