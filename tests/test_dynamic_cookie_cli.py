@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from conftest import HttpBackend, free_port, serving, stats_cli
+from conftest import HttpBackend, free_port, recv_until_eof, serving, stats_cli
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -36,9 +36,7 @@ def request(port, cookie=None):
     extra = f"Cookie: SRV={cookie}\r\n" if cookie else ""
     with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
         sock.sendall(f"GET / HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(4096):
-            data += chunk
+        data = recv_until_eof(sock)
     head, _, body = data.partition(b"\r\n\r\n")
     cookies = [line.split(b":", 1)[1].strip().decode() for line in head.split(b"\r\n")
                if line.lower().startswith(b"set-cookie:")]

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import Backend, SyslogReceiver, free_port, serving
+from conftest import Backend, SyslogReceiver, free_port, read_head, serving
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -76,13 +76,9 @@ def fin_arrived(sock) -> bool:
 def slow_body_server(conn, backend):
     """Reads a request, then sends a 12-byte body a byte per tick."""
     conn.settimeout(10)
-    data = b""
     try:
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            data += chunk
+        if read_head(conn)[0] is None:
+            return
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % TICKS)
         for _ in range(TICKS):
             conn.sendall(b"y")

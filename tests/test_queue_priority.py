@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import FASTLB, HoldingServer, free_port, serving, wait_until
+from conftest import FASTLB, HoldingServer, free_port, recv_until_eof, serving, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -61,12 +61,7 @@ def http_get(port, path, headers, out):
     with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n"
                      .encode())
-        data = b""
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        data = recv_until_eof(sock)
     prio = [line for line in data.split(b"\r\n") if line.lower().startswith(b"x-prio:")]
     out[path] = (data.split(b"\r\n")[0], prio)
 
@@ -74,12 +69,7 @@ def http_get(port, path, headers, out):
 def tcp_send(port, payload, out):
     with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
         sock.sendall(payload)
-        data = b""
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        data = recv_until_eof(sock)
     out[payload] = data
 
 

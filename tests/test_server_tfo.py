@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from conftest import FASTLB, SyslogReceiver, free_port, mask_log_line, serving
+from conftest import (FASTLB, SyslogReceiver, free_port, mask_log_line, recv_until_eof,
+                      serving)
 
 # Runs inside the namespace: a TFO backend, the program on the config, some requests; prints
 # the TcpExt counters' growth and what the clients got.
@@ -227,12 +228,7 @@ def test_proto_none_listener_does_not_become_http(tmp_path, http_backends):
             for port in (p0, p1):
                 with socket.create_connection(("127.0.0.1", port), timeout=3) as c:
                     c.sendall(b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-                    data = b""
-                    while True:
-                        chunk = c.recv(4096)
-                        if not chunk:
-                            break
-                        data += chunk
+                    data = recv_until_eof(c)
                     got.append(data.split(b"\r\n")[0])
                 time.sleep(0.2)
             lines = [mask_log_line(line) for line in syslog.drain(0.5)]

@@ -13,7 +13,7 @@ import socket
 
 import pytest
 
-from conftest import HttpBackend, free_port, serving, stats_cli
+from conftest import HttpBackend, free_port, recv_until_eof, serving, stats_cli
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -57,9 +57,7 @@ def send(port, data: bytes, source="127.0.0.1") -> bytes:
         try:
             sock.connect(("127.0.0.1", port))
             sock.sendall(data)
-            out = b""
-            while chunk := sock.recv(4096):
-                out += chunk
+            out = recv_until_eof(sock)
         except OSError:
             return b""
     return out

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import FASTLB, SyslogReceiver, mask_log_line, wait_until
+from conftest import FASTLB, SyslogReceiver, mask_log_line, recv_until_eof, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -73,21 +73,11 @@ def run(program, tmp_path):
             _, fds, _, _ = socket.recv_fds(srv_ours, 2, 1)   # haproxy sends 2 bytes
             server = socket.socket(fileno=fds[0])
             server.settimeout(3)
-            got = b""
-            while True:
-                chunk = server.recv(100)
-                if not chunk:
-                    break
-                got += chunk
+            got = recv_until_eof(server)
             server.sendall(b"answer to " + got)
             server.close()
             client.settimeout(3)
-            reply = b""
-            while True:
-                chunk = client.recv(100)
-                if not chunk:
-                    break
-                reply += chunk
+            reply = recv_until_eof(client)
             client.close()
             outcomes.append((got, reply))
         time.sleep(0.3)

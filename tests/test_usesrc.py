@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import FASTLB, Backend, free_port, serving, wait_until
+from conftest import FASTLB, Backend, free_port, read_head, recv_until_eof, serving, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 
@@ -35,14 +35,11 @@ def peer_tcp(conn, backend):
 def peer_http(conn, backend):
     host, port = conn.getpeername()[:2]
     conn.settimeout(2)
-    data = b""
     try:
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            data += chunk
+        head, _ = read_head(conn)
     except OSError:
+        return
+    if head is None:
         return
     body = f"{host}:{port}".encode()
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
@@ -130,12 +127,7 @@ def http_peer(port, headers):
         sock.connect(("127.0.0.1", port))
         extra = "".join(f"{name}: {value}\r\n" for name, value in headers)
         sock.sendall(f"GET / HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n".encode())
-        data = b""
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        data = recv_until_eof(sock)
     status = data.split(b"\r\n", 1)[0].decode()
     body = data.split(b"\r\n\r\n", 1)[1].decode() if b"\r\n\r\n" in data else ""
     return status, body.partition(":")[0] if status.endswith("200 OK") else ""
