@@ -452,7 +452,7 @@ def test_fullconn_and_bind_nice_are_checked_and_their_lack_of_effect_said(tmp_pa
     ("tune.idletimer 1000", 0, "'tune.idletimer' has no effect in fastlb"),
     ("nogetaddrinfo", 0, "'nogetaddrinfo' has no effect in fastlb"),
     ("noepoll", 1, "'noepoll' in 'global' section needs a poller other than epoll"),
-    ("tune.buffers.limit 100", 1, "'tune.buffers.limit' in 'global' section is not supported"),
+    ("tune.pool-low-fd-ratio 20", 1, "'tune.pool-low-fd-ratio' in 'global' section is not supported"),
     ("tune.fd.edge-triggered on", 1, "'tune.fd.edge-triggered' directive is experimental, must "
      "be allowed via a global 'expose-experimental-directives'"),
     ("expose-experimental-directives\n        tune.fd.edge-triggered on", 0, None),

@@ -42,6 +42,7 @@ The following commands are valid at this level:
   show errors [<px>] [request|response]   : report last request and/or response errors for each proxy
   show info [typed]                       : report information about the running process
   show map [[@<ver>] <map>]               : report available maps or dump a map's contents
+  show pools                              : report information about the memory pools usage
   show servers state [<backend>]          : dump volatile server information (all or for a single backend)
   show sess                               : report the current sessions (summary per worker, proxy and server)
   show stat [typed|no-maint|up] [<iid> <type> <sid>] : report counters for each proxy and server

@@ -433,6 +433,8 @@ class GlobalSettings:
     pidfile: Optional[str] = None
     quiet: bool = False
     bufsize: int = 16384
+    buffers_limit: int = 0      # tune.buffers.limit: buffers all workers may hold, 0: no limit
+    buffers_reserve: int = 2    # tune.buffers.reserve (HAProxy's RESERVED_BUFS)
     # tune.rcvbuf|sndbuf.client|server: the kernel's socket buffer sizes (0: the system's)
     rcvbuf_client: int = 0
     pipesize: int = 0           # tune.pipesize, 0: fastlb's 256 KiB

@@ -39,6 +39,21 @@ class Commands:
     def show_info(self, args: list, session) -> str:
         return render.show_info(self.collector, typed="typed" in args)
 
+    @STATS_COMMANDS.register("show", "pools", text="report information about the memory pools usage")
+    def show_pools(self, args: list, session) -> str:
+        """HAProxy's lines for the one pool fastlb has: the workers' I/O buffers, all
+        workers together (their free caches counted as allocated, as HAProxy's thread
+        caches are). Sessions and HTTP transactions are not pooled."""
+        allocated, used, failed = self.state.buffer_pool()
+        size = self.tables.config.global_.bufsize
+        cached = max(allocated - used, 0)
+        return ("Dumping pools usage. Use SIGQUIT to flush them.\n"
+                f"  - Pool buffer ({size} bytes) : {allocated} allocated ({allocated * size} "
+                f"bytes), {used} used (~{cached} by thread caches), needed_avg {used}, "
+                f"{failed} failures, 1 users [SHARED]\n"
+                f"Total: 1 pools, {allocated * size} bytes allocated, {used * size} used "
+                f"(~{cached * size} by thread caches).\n")
+
     @STATS_COMMANDS.register("show", "stat",
                              usage="show stat [typed|no-maint|up] [<iid> <type> <sid>]",
                              text="report counters for each proxy and server")

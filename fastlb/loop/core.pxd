@@ -19,6 +19,7 @@ cdef struct Session:
     uint8_t http            # 1: mode http, the HttpTxn of this slot drives the session;
                             # 2: an HTTP session turned tunnel (101), relayed as TCP
     uint8_t redispatched
+    uint8_t buf_waiting     # on the worker's bufwait list
     uint32_t srv_epoch      # bumped per server socket (see side_tag in core.pyx)
     char term0              # HAProxy termination cause ('-' while running)
     char term1              # HAProxy session state at termination
@@ -359,6 +360,7 @@ cdef class Worker:
     cdef list be_hooks          # BackendHooks per backend
     cdef list txns              # HttpTxn per session slot (mode http)
     cdef list runq              # (idx, gen) of HTTP sessions to run again after this batch
+    cdef list bufwait           # (idx, gen) of sessions waiting for a buffer, oldest first
     cdef int wakeup_fd
     cdef public uint64_t internal_errors   # sessions and requests ended by an unforeseen error
     cdef set errors_seen         # kinds already logged (internal_error)

@@ -188,6 +188,7 @@ cdef class Worker:
         self.fe_hooks = []
         self.be_hooks = []
         self.runq = []
+        self.bufwait = []
         self.errors_seen = set()
         self.epfd = -1
         self.wakeup_fd = -1
@@ -222,6 +223,10 @@ cdef class Worker:
         self.srv_stats = self.be_stats + nbackends * STAT_WORDS
         self.lst_stats = self.srv_stats + <uint32_t>shm.nservers * STAT_WORDS
         self.my_heads = self.heads + worker_id * <uint32_t>shm.head_words
+        self.pool.total = self.totals + <uint32_t>shm.buf_off
+        self.pool.share = self.slot + <uint32_t>shm.buf_off
+        self.pool.used = self.slot + <uint32_t>shm.pool_off
+        self.pool.failed = self.pool.used + 1
         self.fe_off = shm.fe_off
         self.lst_off = shm.lst_off
         self.srv_shared_off = shm.srv_shared_off
@@ -550,6 +555,10 @@ cdef class Worker:
             pipe_bytes = pipesize
         pipes_left = maxpipes
 
+    def set_buffer_limit(self, int64_t limit):
+        """tune.buffers.limit: the I/O buffers all workers may hold together (0: no limit)."""
+        self.pool.limit = limit
+
     def hard_stop(self):
         self.stopping = 2
 
@@ -609,6 +618,8 @@ cdef class Worker:
                 run_queues(self)
             if self.runq:
                 run_requeued(self)
+            if self.bufwait and pool_available(&self.pool):
+                wake_buffer_waiters(self)
             if self.npaused:
                 resume_listeners(self)
             if self.now >= self.next_idle_sweep:

@@ -387,7 +387,8 @@ cdef void proxy_header_event(Worker w, int idx, Session *s):
         return
     buf = pool_get(&w.pool)
     if buf == NULL:
-        return                        # no buffer now: the timeout ends the wait
+        s.cli.buf_wait = 1            # no buffer now: wait for one (or the timeout)
+        return
     n = side_peek(&s.cli, buf, w.bufsize)
     if n < 0 and (errno == EAGAIN or errno == EINTR):
         s.cli.readable = 0

@@ -55,8 +55,11 @@ cdef bint relay_pump(Worker w, int idx, Session *s, int from_side):
 
 cdef void session_event(Worker w, int idx, Session *s, int side, uint32_t events):
     session_step(w, idx, s, side, events)
-    if w.frontends[s.fe].contstats and s.state != ST_FREE:
+    if s.state == ST_FREE:
+        return
+    if w.frontends[s.fe].contstats:
         continuous_account(w, idx, s)
+    note_buffer_wait(w, idx, s)
 
 
 cdef void session_step(Worker w, int idx, Session *s, int side, uint32_t events):

@@ -29,6 +29,7 @@ cdef int session_new(Worker w) except -1:
     s.state = ST_CONNECTING
     s.http = 0
     s.redispatched = 0
+    s.buf_waiting = 0
     s.term0 = b'-'
     s.term1 = b'-'
     s.acc_in = s.acc_out = 0
@@ -194,5 +195,45 @@ cdef void run_requeued(Worker w):
                 http_run(w, idx, s)
             elif s.state == ST_ESTABLISHED:
                 relay_run(w, idx, s, 3)
+            note_buffer_wait(w, idx, s)
         except Exception as exc:
             session_failed(w, idx, s, exc)
+
+
+# ------------------------------------------------------------- waiting for a buffer
+cdef void note_buffer_wait(Worker w, int idx, Session *s):
+    """After a session ran: if a read found no buffer (tune.buffers.limit reached), it
+    waits, oldest first, for one to be given back; its timeouts keep running."""
+    if (s.cli.buf_wait or s.srv.buf_wait) and not s.buf_waiting and s.state != ST_FREE:
+        s.buf_waiting = 1
+        w.bufwait.append((idx, s.gen))
+
+
+cdef void wake_buffer_waiters(Worker w):
+    """Buffers can be had again: run the waiting sessions, oldest first, as if their
+    sockets had spoken, while the pool has buffers.  Those that find none again wait at
+    the end of the list."""
+    cdef list waiting = w.bufwait
+    cdef Session *s
+    cdef int n = 0
+    cdef bint cli, srv
+    w.bufwait = []
+    for idx, gen in waiting:
+        if not pool_available(&w.pool):
+            break
+        n += 1
+        s = session_at(w, idx)
+        if s.gen != gen or s.state == ST_FREE:
+            continue
+        s.buf_waiting = 0
+        cli, srv = s.cli.buf_wait, s.srv.buf_wait
+        s.cli.buf_wait = s.srv.buf_wait = 0
+        try:
+            if cli:
+                session_event(w, idx, s, SIDE_CLI, EPOLLIN)
+            if srv and s.state != ST_FREE and s.gen == gen:
+                session_event(w, idx, s, SIDE_SRV, EPOLLIN)
+        except Exception as exc:
+            session_failed(w, idx, s, exc)
+    # the ones not reached keep their places, ahead of those that just waited again
+    w.bufwait = waiting[n:] + w.bufwait

@@ -149,6 +149,8 @@ cdef int next_timeout_ms(Worker w):
         wait = RESUME_CHECK_MS
     if w.nqueued and wait > 1:
         wait = 1                  # waiting requests: look for free places every ms
+    if w.bufwait and wait > 1:
+        wait = 1                  # sessions waiting for a buffer another worker may give back
     if w.runq:
         wait = 0
     return <int>wait

@@ -35,6 +35,8 @@ cdef struct Side:
     int pipe_w              # (splice(2), no copy to user space); -1: no pipe
     uint32_t piped          # bytes in that pipe
     uint8_t bulk            # a read filled a whole buffer: splice from now on
+    uint8_t buf_wait        # a read found no buffer to be had (tune.buffers.limit): the
+                            # session waits on the worker's bufwait list
     int64_t last            # last read or write on this socket, ms (monotonic)
     int64_t last_rd         # last read (option independent-streams times reads alone)
     uint64_t bytes_in       # bytes read from this side

@@ -99,6 +99,7 @@ cdef int side_read(Side *side, BufPool *pool, int64_t now) noexcept nogil:
         side.buf = pool_get(pool)
         side.head = side.tail = 0
         if side.buf == NULL:
+            side.buf_wait = 1
             return IO_NONE
     if side.head > 0 and side.tail == pool.size:
         memmove(side.buf, side.buf + side.head, side.tail - side.head)

@@ -202,6 +202,7 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
     worker = loop.Worker(worker_id, nworkers, g.bufsize, shm, len(tables.frontends),
                           len(tables.backends), default_maxconn(tables.config))
     worker.head_limit = g.head_limit()
+    worker.set_buffer_limit(g.buffers_limit)
     loop.set_http_maxhdr(g.http_maxhdr)
     loop.set_h1_case_adjust(g.h1_case_adjust)
     worker.rcvbuf_server, worker.sndbuf_server = g.rcvbuf_server, g.sndbuf_server

@@ -22,10 +22,12 @@ Layout, in 64-bit words:
     totals     COUNT words:           actconn, frontend cur[nfe], server cur[nsrv] (when
                                       a maxconn, leastconn or random needs it shared),
                                       backend queue[nbe], server queue[nsrv], listener
-                                      cur[nlisteners] (bind maxconn)
+                                      cur[nlisteners] (bind maxconn), I/O buffers allocated
+                                      (tune.buffers.limit)
     slots      per worker: the COUNT fields (that worker's share of the totals), then its
                own backend cur[nbe] and server cur[nsrv] (for logs and statistics; summed
-               over the slots when read)
+               over the slots when read), then its buffers in use and its failed buffer
+               allocations (show pools)
     heads      per worker, one word per queue (backends, then servers): the queue key
                (priority class, date + offset, ticket) of the first request that worker
                has waiting there (NO_TICKET: none)
@@ -101,11 +103,13 @@ class SharedState:
         self.beq_off = self.srv_shared_off + nservers
         self.srvq_off = self.beq_off + nbackends
         self.lst_off = self.srvq_off + nservers
-        self.count_words = self.lst_off + nlisteners
+        self.buf_off = self.lst_off + nlisteners
+        self.count_words = self.buf_off + 1
         # offsets of the worker's own counts, after the count block in its slot
         self.be_off = self.count_words
         self.srv_off = self.be_off + nbackends
-        self.slot_words = self.srv_off + nservers
+        self.pool_off = self.srv_off + nservers     # buffers in use, failed allocations
+        self.slot_words = self.pool_off + 2
         self.total_base = self.srv_base + nservers * SRV_WORDS
         self.slot_base = self.total_base + self.count_words
         self.head_base = self.slot_base + nworkers * self.slot_words
@@ -156,6 +160,11 @@ class SharedState:
             value = self.view[self.slot_base + worker * self.slot_words + offset]
             total += value - (1 << 64) if value >= 1 << 63 else value
         return total
+
+    def buffer_pool(self) -> tuple:
+        """The I/O buffers of all workers: (allocated, in use, failed allocations)."""
+        return (max(self.total(self.buf_off), 0), max(self.summed(self.pool_off), 0),
+                self.summed(self.pool_off + 1))
 
     def worker_pids(self) -> list:
         return [self.view[G_WORDS + w] for w in range(self.nworkers)]

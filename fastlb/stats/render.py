@@ -135,7 +135,7 @@ def info_fields(collector: Collector) -> list:
         ("Process_num", "KGP", "u32", 1), ("Pid", "SGP", "u32", st.view[shared.G_MASTER_PID]),
         ("Uptime", "MDP", "str", uptime_text(uptime)), ("Uptime_sec", "MDP", "u32", uptime),
         ("Memmax_MB", "CLP", "u32", 0), ("PoolAlloc_MB", "MGP", "u32", rss >> 20),
-        ("PoolUsed_MB", "MGP", "u32", rss >> 20), ("PoolFailed", "MCP", "u32", 0),
+        ("PoolUsed_MB", "MGP", "u32", rss >> 20), ("PoolFailed", "MCP", "u32", st.buffer_pool()[2]),
         ("Ulimit-n", "CLP", "u32", ulimit), ("Maxsock", "CLP", "u32", ulimit),
         ("Maxconn", "CLP", "u32", collector.maxconn),
         ("Hard_maxconn", "CLP", "u32", collector.maxconn),

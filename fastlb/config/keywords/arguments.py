@@ -1,6 +1,8 @@
 """Argument checks several keywords share, with HAProxy's messages."""
 from __future__ import annotations
 
+import re
+
 from .. import addresses
 from ...http.acl import AclError, PREDEFINED, condition_acl_names, parse_condition
 from ..model import FACILITIES, LEVELS, LOG_FORMATS, LogTarget
@@ -22,6 +24,13 @@ def positive_int(args, keyword, size=False):
     if value <= 0:
         raise ValueError(f"'{keyword}' expects a positive integer argument.")
     return value
+
+
+def c_atol(text: str) -> int:
+    """C's atol()/atoi(), as HAProxy reads many numbers: optional blanks and sign, then the
+    leading digits; 0 when there are none."""
+    digits = re.match(r"\s*[-+]?\d*", text).group().strip()
+    return int(digits) if digits.lstrip("+-") else 0
 
 
 def non_negative_int(args, keyword):

@@ -10,7 +10,7 @@ from typing import Optional
 from .. import addresses
 from ..model import StatsSocket
 from ..units import parse_time_ms
-from .arguments import log_statement, non_negative_int, one_arg, positive_int
+from .arguments import c_atol, log_statement, non_negative_int, one_arg, positive_int
 from .registry import GLOBAL, keyword
 
 
@@ -363,8 +363,7 @@ def mworker_max_reloads(parser, g, args, origin):
     if not args:
         parser.warn(origin, "'mworker-max-reloads' expects an integer argument.")
         return
-    digits = re.match(r"\s*[-+]?\d*", args[0]).group().strip()
-    value = int(digits) if digits.lstrip("+-") else 0       # C's atol(), as HAProxy reads it
+    value = c_atol(args[0])
     if value < 0:
         parser.warn(origin, f"'mworker-max-reloads' : invalid value {value}, must be >= 0")
         return
@@ -565,6 +564,32 @@ def no(parser, g, args, origin):
     setattr(g, args[0].replace("-", "_"), False)
 
 
+def _buffer_count(name: str, args: list) -> int:
+    if len(args) > 1:
+        raise ValueError(f"'{name}' cannot handle unexpected argument '{args[1]}'.")
+    if not args or not args[0]:
+        raise ValueError(f"'{name}' expects an integer argument.")
+    return c_atol(args[0])
+
+
+@keyword("tune.buffers.limit", sections=GLOBAL)
+def tune_buffers_limit(parser, g, args, origin):
+    """The I/O buffers all workers may hold together (HAProxy's per process; 0: no limit).
+    Raised to 3 and past tune.buffers.reserve as HAProxy raises it."""
+    g.buffers_limit = _buffer_count("tune.buffers.limit", args)
+    if g.buffers_limit:
+        g.buffers_limit = max(g.buffers_limit, 3, g.buffers_reserve + 1)
+
+
+@keyword("tune.buffers.reserve", sections=GLOBAL)
+def tune_buffers_reserve(parser, g, args, origin):
+    """HAProxy's buffers kept allocated for emergencies; fastlb keeps none, so the value
+    only raises tune.buffers.limit past it, as in HAProxy."""
+    g.buffers_reserve = max(_buffer_count("tune.buffers.reserve", args), 2)
+    if g.buffers_limit and g.buffers_limit <= g.buffers_reserve:
+        g.buffers_limit = g.buffers_reserve + 1
+
+
 @keyword("tune.maxaccept", sections=GLOBAL)
 def tune_maxaccept(parser, g, args, origin):
     text = one_arg(args, "tune.maxaccept")
@@ -588,8 +613,7 @@ def tune_http_maxhdr(parser, g, args, origin):
         raise ValueError(f"'tune.http.maxhdr' cannot handle unexpected argument '{args[1]}'.")
     if not args:
         raise ValueError("'tune.http.maxhdr' expects an integer argument.")
-    digits = re.match(r"\s*[-+]?\d*", args[0]).group().strip()
-    value = int(digits) if digits.lstrip("+-") else 0       # C's atoi(), as HAProxy reads it
+    value = c_atol(args[0])
     if not 1 <= value <= 32767:
         raise ValueError("'tune.http.maxhdr' expects a numeric value between 1 and 32767")
     g.http_maxhdr = value

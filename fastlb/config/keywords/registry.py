@@ -145,7 +145,6 @@ NO_EFFECT_GLOBAL = {
     "tune.idletimer": "fastlb sizes no packets by idleness",
     "tune.recv_enough": "fastlb reads until EAGAIN",
     "tune.pattern.cache-size": "fastlb's pattern lookups keep no LRU cache",
-    "tune.buffers.reserve": "fastlb keeps no emergency buffers",
     "numa-cpu-mapping": "fastlb binds no CPUs but by cpu-map",
     "nogetaddrinfo": "fastlb always resolves with getaddrinfo(3)",
 }
@@ -155,7 +154,7 @@ NOT_YET_GLOBAL = {
     "tune.ssl.default-dh-param",
     "spread-checks", "server-state-file", "server-state-base", "lua-load",
     "localpeer", "maxsslconn", "external-check",
-    "tune.buffers.limit", "tune.pool-high-fd-ratio",
+    "tune.pool-high-fd-ratio",
     "tune.pool-low-fd-ratio",
 }
 # HAProxy 2.6 keywords that belong to a subsystem fastlb does not have yet: refused by name,
