@@ -238,6 +238,8 @@ class Checker:
             self.finish(check, Result("SOCKERR", info=exc.strerror or ""))
             return
         check.sock = sock
+        if check.server.tcp_ut and check.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, check.server.tcp_ut)
         owner = check.server if check.server.source is not None else check.backend
         source = owner.source
         if source is not None and check.family != socket.AF_UNIX:

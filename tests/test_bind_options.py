@@ -18,18 +18,32 @@ import pytest
 from conftest import FASTLB, HTTP_DEFAULTS, Backend, free_port, listening_sockets, wait_until
 
 SYS_PIDFD_OPEN, SYS_PIDFD_GETFD = 434, 438
-TCP_DEFER_ACCEPT, TCP_FASTOPEN, TCP_MAXSEG = 9, 23, 2
+TCP_DEFER_ACCEPT, TCP_FASTOPEN, TCP_MAXSEG, TCP_USER_TIMEOUT = 9, 23, 2, 18
 IP_TRANSPARENT = 19
 
 
 def listening_socket_of(pid: int, port: int) -> socket.socket:
     """A duplicate of the process's listening socket on ``port``."""
+    return socket_of(pid, lambda state, local, remote: state == "0A" and local == port,
+                     f"no listening socket on port {port}")
+
+
+def connection_of(pid: int, remote_port: int) -> socket.socket:
+    """A duplicate of the process's established connection to ``remote_port``."""
+    return socket_of(pid, lambda state, local, remote: state == "01" and remote == remote_port,
+                     f"no connection to port {remote_port}")
+
+
+def socket_of(pid: int, wanted, missing: str) -> socket.socket:
+    """A duplicate of the process's TCP socket that ``wanted(state, local port, remote
+    port)`` picks in /proc/net/tcp*."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as handle:
             for line in handle.readlines()[1:]:
                 fields = line.split()
-                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                local, remote = (int(f.rsplit(":", 1)[1], 16) for f in fields[1:3])
+                if wanted(fields[3], local, remote):
                     inodes.add(fields[9])
     libc = ctypes.CDLL(None, use_errno=True)
     pidfd = libc.syscall(SYS_PIDFD_OPEN, pid, 0)
@@ -46,7 +60,7 @@ def listening_socket_of(pid: int, port: int) -> socket.socket:
                 return socket.socket(fileno=fd)
     finally:
         os.close(pidfd)
-    raise AssertionError(f"no listening socket on port {port} in process {pid}")
+    raise AssertionError(f"{missing} in process {pid}")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="reading another process's socket needs root")
@@ -71,6 +85,44 @@ def test_bind_options_reach_the_listening_socket(fastlb):
     finally:
         sock.close()
         other.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reading another process's socket needs root")
+def test_tcp_ut_reaches_the_listener_its_connections_and_the_servers(fastlb):
+    """bind ... tcp-ut: TCP_USER_TIMEOUT on the listening socket, which the accepted
+    connections inherit; server ... tcp-ut: on each connection to that server."""
+    port, plain = free_port(), free_port()
+    held = threading.Event()
+    backend = Backend(lambda conn, _: (conn.recv(65536), held.wait(10)))
+    lb = fastlb(HTTP_DEFAULTS + f"""
+    frontend fe
+        bind 127.0.0.1:{port} tcp-ut 7s
+        bind 127.0.0.1:{plain}
+        default_backend be
+    backend be
+        server s1 127.0.0.1:{backend.port} tcp-ut 1500
+    """, ports=[port, plain])
+    listening = listening_socket_of(lb.proc.pid, port)
+    other = listening_socket_of(lb.proc.pid, plain)
+    client = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: backend.active == 1, message="the request at the server")
+        worker = lb.worker_pids()[0]
+        accepted = connection_of(worker, client.getsockname()[1])
+        upstream = connection_of(worker, backend.port)
+        assert listening.getsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT) == 7000
+        assert accepted.getsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT) == 7000
+        assert upstream.getsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT) == 1500
+        assert other.getsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT) == 0
+        for sock in (accepted, upstream):
+            sock.close()
+    finally:
+        held.set()
+        client.close()
+        listening.close()
+        other.close()
+        backend.close()
 
 
 @pytest.mark.parametrize("option, message", [

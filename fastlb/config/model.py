@@ -58,6 +58,7 @@ class Listener:
     transparent: bool = False       # IP_TRANSPARENT: bind addresses this host does not own
     interface: Optional[str] = None  # SO_BINDTODEVICE
     mss: Optional[int] = None       # TCP_MAXSEG
+    tcp_ut: int = 0                 # TCP_USER_TIMEOUT, ms (0: the system's)
     namespace: Optional[str] = None  # network namespace (/var/run/netns/<name>) it is bound in
     mode: Optional[int] = None      # UNIX socket: permissions, owner, group
     uid: Optional[int] = None
@@ -124,6 +125,7 @@ class ServerSettings:
     namespace: Optional[str] = None  # network namespace (ip netns) its sockets are made in
     proto: Optional[str] = None     # forced mux: "h1" (mode http) or "none" (mode tcp)
     tfo: bool = False               # TCP Fast Open: the first bytes ride on the SYN
+    tcp_ut: int = 0                 # TCP_USER_TIMEOUT of its connections and checks, ms
 
 
 # ``default-server`` carries the same settings (HAProxy refuses only ``id`` and ``cookie``

@@ -18,7 +18,7 @@ from .addresses import AddressError
 from .conditions import ConditionError, caret_lines, evaluate
 # (importing the keywords package registers every keyword)
 from .keywords.registry import (IGNORED_GLOBAL, NEEDS_GLOBAL, NO_EFFECT_GLOBAL, NEEDS_PROXY, NOT_YET_GLOBAL,
-                                NOT_YET_PROXY, WARN_WITHOUT_CAPABILITY, did_you_mean,
+                                NOT_YET_PROXY, REMOVED_PROXY, WARN_WITHOUT_CAPABILITY, did_you_mean,
                                 global_keyword, global_words, proxy_keyword, proxy_words)
 from .keywords.http import read_errorfile
 from .model import Config, GlobalSettings, HttpErrors, Origin, Proxy, User, Userlist
@@ -485,7 +485,10 @@ class Parser:
         keyword, args = words[0], words[1:]
         entry = proxy_keyword(keyword)
         if entry is None:
-            if keyword in NOT_YET_PROXY:
+            if keyword in REMOVED_PROXY:
+                self.alert(origin, REMOVED_PROXY[keyword].format(kw=keyword,
+                                                                 arg=args[0] if args else ""))
+            elif keyword in NOT_YET_PROXY:
                 self.alert(origin, f"'{keyword}' in '{proxy.kind}' section is not supported by fastlb yet.")
             elif keyword in NEEDS_PROXY:
                 self.alert(origin, f"'{keyword}' in '{proxy.kind}' section needs "

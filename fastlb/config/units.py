@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from typing import Optional
 
 _TIME_RE = re.compile(r"^([0-9]+)(us|ms|s|m|h|d)?$")
 _TIME_MS = {"us": 0.001, "ms": 1, None: 1, "s": 1000, "m": 60_000, "h": 3_600_000,
@@ -28,6 +29,21 @@ def parse_time_ms(text: str) -> int:
 
 _TIME_US = {"us": 1, "ms": 1000, "s": 1_000_000, None: 1_000_000, "m": 60_000_000,
             "h": 3_600_000_000, "d": 86_400_000_000}
+
+
+def tcp_user_timeout(option: str, text: Optional[str]) -> int:
+    """The ``tcp-ut`` delay of a bind or server line (TCP_USER_TIMEOUT, ms), checked with
+    HAProxy's messages."""
+    if not text:
+        raise ValueError(f"'{option}' : missing TCP User Timeout value")
+    match = _TIME_RE.match(text)
+    if not match:
+        raise ValueError(f"'{option}' : expects a positive delay in milliseconds")
+    value = int(match.group(1)) * _TIME_MS[match.group(2)]
+    if value > MAX_TIME_MS:
+        raise ValueError(f"timer overflow in argument '{text}' to '{option}' (maximum value is "
+                         "2147483647 ms or ~24.8 days)")
+    return int(value) if value >= 1 or value == 0 else 1     # sub-ms delays round up
 
 
 def parse_time_s(text: str) -> int:

@@ -199,6 +199,7 @@ cdef extern from "<netinet/tcp.h>" nogil:
         TCP_NODELAY
         TCP_QUICKACK
         TCP_FASTOPEN_CONNECT
+        TCP_USER_TIMEOUT
         TCP_KEEPCNT
         TCP_KEEPIDLE
         TCP_KEEPINTVL

@@ -43,6 +43,8 @@ cdef void start_connect(Worker w, int idx, Session *s):
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &w.sndbuf_server, sizeof(int))
     if be.nolinger:
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof(linger))
+    if srv.tcp_ut:
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &srv.tcp_ut, sizeof(int))
     if be.smart_connect and (s.http or srv.send_proxy or s.cli.tail > s.cli.head):
         # only with bytes to go at once (the manual's intent; haproxy 2.6 looks at the
         # response channel there, so in effect only send-proxy counts)

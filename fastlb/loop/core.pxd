@@ -101,6 +101,7 @@ cdef struct ServerRt:
     int send_proxy          # SEND_PROXY_* (proxy_header.pxd): a header before the client's bytes
     int pp_opts             # PP2_OPT_* for a v2 header
     int tfo                 # server ... tfo: a first attempt with bytes to send carries them on the SYN
+    int tcp_ut              # server ... tcp-ut: TCP_USER_TIMEOUT (ms) of its connections, 0: none
     int index               # position in the backend (for shared counters)
     uint32_t shm_index
     SourceRt source         # its own "source" (len 0: the backend's, if any)

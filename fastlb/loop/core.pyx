@@ -331,6 +331,7 @@ cdef class Worker:
             be.servers[i].send_proxy = server.send_proxy
             be.servers[i].pp_opts = server.pp_opts
             be.servers[i].tfo = server.tfo
+            be.servers[i].tcp_ut = server.tcp_ut
             be.servers[i].index = i
             be.servers[i].shm_index = server.shm_index
             be.servers[i].netns_fd = -1

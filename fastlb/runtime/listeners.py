@@ -72,6 +72,8 @@ def socket_options(sock: socket.socket, listener) -> None:
         apply("tfo", socket.IPPROTO_TCP, socket.TCP_FASTOPEN, listener.backlog or 1024)
     if listener.mss:
         apply("mss", socket.IPPROTO_TCP, socket.TCP_MAXSEG, listener.mss)
+    if listener.tcp_ut:     # accepted connections inherit it from the listening socket
+        apply("tcp-ut", socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, listener.tcp_ut)
 
 
 _CLONE_NEWNET = 0x40000000

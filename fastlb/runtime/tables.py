@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 
 import ipaddress
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ class ServerSpec:
     send_proxy: int = 0           # loop SEND_PROXY_*: 0 none, 1 v1, 2 v2
     pp_opts: int = 0              # PP2_OPT_* bits for a v2 header
     tfo: bool = False             # TCP Fast Open on connect (first attempts with bytes to send)
+    tcp_ut: int = 0               # TCP_USER_TIMEOUT of its connections and checks (ms)
     pool_purge_ms: int = 5000     # pool-purge-delay: idle connections halve each period (0: never)
     source: Optional[tuple] = None  # the server's own "source" (family, ip, port)
     usesrc: Optional[tuple] = None  # ... its usesrc (config.keywords.proxy.usesrc_target)
@@ -301,6 +303,8 @@ def server_spec(server: Optional[Server], address, shm_index: int) -> ServerSpec
                       pool_purge_ms=server.pool_purge_delay, source=server.source,
                       usesrc=server.usesrc, source_interface=server.source_interface,
                       tfo=server.tfo, sockpair=server.address.sockpair,
+                      tcp_ut=server.tcp_ut if server.address.family in
+                      (socket.AF_INET, socket.AF_INET6) else 0,
                       minconn=server.minconn or maxconn,
                       namespace=os.path.join(NETNS_DIR, server.namespace)
                       if server.namespace else None)

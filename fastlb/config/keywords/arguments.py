@@ -33,6 +33,26 @@ def c_atol(text: str) -> int:
     return int(digits) if digits.lstrip("+-") else 0
 
 
+def process_set(text: str, maximum: int) -> set:
+    """HAProxy's parse_process_number(): ``all``, ``odd``, ``even``, ``<n>`` or
+    ``<n>-[<m>]``, numbered from 1 to ``maximum``; its messages otherwise."""
+    if text == "all":
+        return set(range(1, maximum + 1))
+    if text in ("odd", "even"):
+        return set(range(1 if text == "odd" else 2, maximum + 1, 2))
+    dash = text.find("-")
+    if any(c not in "0123456789" for i, c in enumerate(text) if i != dash):
+        raise ValueError(f"'{text}' is not a valid number/range.")
+    low, high = (text[:dash], text[dash + 1:]) if dash >= 0 else (text, None)
+    first = int(low) if low else 0              # str2uic(): no digit reads as 0
+    last = first if high is None else int(high) if high else maximum
+    first, last = min(first, last), max(first, last)
+    if first < 1 or last > maximum:
+        raise ValueError(f"'{text}' is not a valid number/range. It supports numbers from 1 "
+                         f"to {maximum}.")
+    return set(range(first, last + 1))
+
+
 def non_negative_int(args, keyword):
     """An integer where 0 means "no limit" (HAProxy's rate limits)."""
     text = one_arg(args, keyword)

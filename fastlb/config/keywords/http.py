@@ -14,7 +14,6 @@ from .registry import BACKENDS, DEFAULTS, FRONTENDS, PROXIES, PROXY_AND_DEFAULTS
 
 ERRORFILE_CODES = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429,
                    500, 501, 502, 503, 504)
-STATS_NOT_YET = ("bind-process",)
 EXPERIMENTAL = ("normalize-uri",)      # HAProxy 2.6 wants expose-experimental-directives
 
 
@@ -402,7 +401,7 @@ def stats(parser, proxy, args, origin):
                                  "NUL or a double quote.")
         cond = condition(proxy, words, "'stats http-request' rule") if words else None
         page.rules.append((action, realm, cond))
-    elif what in STATS_NOT_YET:
-        raise ValueError(f"'stats {what}' is not supported by fastlb yet.")
     else:
-        raise ValueError(f"unknown stats parameter '{what}'.")
+        raise ValueError(f"unknown stats parameter '{what}', expects 'admin', 'uri', 'realm', "
+                         "'auth', 'scope', 'enable', 'hide-version', 'show-node', 'show-desc' "
+                         "or 'show-legends'.")

@@ -10,8 +10,8 @@ from ..addresses import AddressError
 from ..model import ForwardFor, HttpCheck
 from ...logformat import LogFormatError, compile_format
 from ...sample import Context, SampleError, compile_format as compile_value
-from ..units import parse_time_ms, parse_time_s
-from .arguments import condition, log_statement, one_arg, positive_int
+from ..units import parse_time_ms, parse_time_s, tcp_user_timeout
+from .arguments import condition, log_statement, one_arg, positive_int, process_set
 from .registry import (BACKENDS, DEFAULTS, FRONTENDS, PROXIES, PROXY_AND_DEFAULTS, did_you_mean,
                        keyword)
 
@@ -25,7 +25,18 @@ _TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request":
 _OPTIONS_NOT_YET = {
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
     "tcp-check", "external-check", "transparent", "spop-check",
-    "http_proxy", "forceclose",
+}
+# options HAProxy 2.6 itself refuses, with its words
+_OPTIONS_REMOVED = {
+    "forceclose": "option 'forceclose' is not supported any more since HAProxy 2.0, please just "
+                  "remove it, or use 'option httpclose' if absolutely needed.",
+    "http-tunnel": "option 'http-tunnel' is not supported any more since HAProxy 2.1, please "
+                   "just remove it, it shouldn't be needed.",
+    "http_proxy": "option 'http_proxy' is not supported any more since HAProxy 2.5. This option "
+                  "stopped working in HAProxy 1.9 and usually had nasty side effects. It can be "
+                  "more reliably implemented with combinations of 'http-request set-dst' and "
+                  "'http-request set-uri', and even 'http-request do-resolve' if DNS resolution "
+                  "is desired.",
 }
 # options whose effect is how fastlb always works: it splices bulk transfers when both
 # sides allow, sends without delay (TCP_NODELAY, no MSG_MORE), never upgrades to HTTP/2
@@ -34,7 +45,7 @@ ALREADY_SO = ("splice-auto", "splice-request", "splice-response", "http-no-delay
 # the bind and proxy options fastlb reads (for "did you mean")
 _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-accept", "tfo",
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
-                 "gid", "namespace", "nice", "maxconn", "id")
+                 "gid", "namespace", "nice", "maxconn", "id", "tcp-ut", "process")
 _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server", "abortonclose",
             "independent-streams", "socket-stats",
@@ -47,8 +58,8 @@ _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "http-keep-alive", "http-server-close", "httpclose", "http-buffer-request")
 _BIND_NOT_YET = {
     "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn",
-    "process", "thread", "level", "expose-fd",
-    "accept-netscaler-cip", "allow-0rtt", "strict-sni", "generate-certificates", "tcp-ut",
+    "thread", "level", "expose-fd",
+    "accept-netscaler-cip", "allow-0rtt", "strict-sni", "generate-certificates",
     "severity-output", "ciphers", "ciphersuites", "curves", "ecdhe", "ssl-min-ver",
     "ssl-max-ver", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13",
     "prefer-client-ciphers", "quic-cc-algo", "quic-force-retry",
@@ -100,9 +111,40 @@ def unix_bind_option(option, text, where):
         raise ValueError(f"'bind {where}' : unknown {option} '{text}'.") from None
 
 
+def process_option(where: str, text: str) -> str:
+    """``bind ... process <set>``: HAProxy 2.6 takes process 1 only (nbproc is gone) and
+    warns that the keyword is deprecated; the warning's text."""
+    proc, slash, threads = text.partition("/")
+    try:
+        process_set(proc, 1)
+    except ValueError as exc:
+        raise ValueError(f"{where} : 'process' : {exc}") from None
+    if slash:
+        raise ValueError(f"{where} : 'process {text}' names threads, and 'thread' on 'bind' "
+                         "lines is not supported by fastlb yet.")
+    return f"{where} : 'process {text}' on 'bind' lines is deprecated and will be removed in 2.7."
+
+
+@keyword("bind-process", sections=PROXY_AND_DEFAULTS)
+def bind_process(parser, proxy, args, origin):
+    """Deprecated in HAProxy 2.6 (nbproc is gone): the set is checked, then warned about."""
+    for arg in args:
+        if arg == "all":
+            break
+        try:
+            process_set(arg, 1)
+        except ValueError as exc:
+            raise ValueError(f"bind-process : {exc}") from None
+    parser.warn(origin, "'bind-process' has no effect, is deprecated, and will be removed in "
+                "version 2.7.")
+
+
 @keyword("mode", sections=PROXY_AND_DEFAULTS)
 def mode(parser, proxy, args, origin):
     value = one_arg(args, "mode")
+    if value == "health":
+        raise ValueError("'mode health' doesn't exist anymore. Please use 'http-request return "
+                         "status 200' instead.")
     if value not in ("tcp", "http"):
         raise ValueError(f"unknown proxy mode '{value}'.")
     proxy.mode = value
@@ -179,6 +221,19 @@ def bind(parser, proxy, args, origin):
                     listener.backlog = positive_int([value], "backlog")
                 else:
                     listener.name = value
+            i += 1
+        elif option == "tcp-ut":
+            try:
+                delay = tcp_user_timeout(option, args[i + 1] if i + 1 < len(args) else None)
+            except ValueError as exc:
+                raise ValueError(f"'bind {args[0]}' in section '{proxy.kind}' : {exc}") from None
+            for listener in listeners:
+                if listener.family in (socket.AF_INET, socket.AF_INET6):
+                    listener.tcp_ut = delay
+            i += 1
+        elif option == "process":
+            parser.warn(origin, process_option(f"'bind {args[0]}' in section '{proxy.kind}'",
+                                               args[i + 1] if i + 1 < len(args) else ""))
             i += 1
         elif option == "nice":
             value = args[i + 1] if i + 1 < len(args) else ""
@@ -566,6 +621,8 @@ def option(parser, proxy, args, origin, enable=True):
     elif name in ("http-keep-alive", "http-server-close", "httpclose"):
         # HAProxy's HTTP connection modes; the last one set wins, "no" returns to keep-alive
         opts.http_mode = name if enable else "http-keep-alive"
+    elif name in _OPTIONS_REMOVED:
+        raise ValueError(_OPTIONS_REMOVED[name])
     elif name in _OPTIONS_NOT_YET:
         raise ValueError(f"'option {name}' is not supported by fastlb yet.")
     else:

@@ -127,7 +127,7 @@ def global_words() -> list[str]:
 def proxy_words() -> list[str]:
     """Every keyword known in proxies and defaults (HAProxy suggests from one list too)."""
     return [*(entry.name for entry in _proxy_keywords.values()), *sorted(NOT_YET_PROXY),
-            *sorted(NEEDS_PROXY), *_SECTION_WORDS]
+            *sorted(NEEDS_PROXY), *_SUGGESTED_REMOVED, *_SECTION_WORDS]
 
 
 # Global keywords accepted with no effect, and why ignoring them cannot change behaviour.
@@ -200,10 +200,53 @@ WARN_WITHOUT_CAPABILITY = {
 NOT_YET_PROXY = {
     "stick-table", "stick",
     "tcp-check",
-    "reqadd", "rspadd", "compression",
+    "compression",
     "external-check", "filter", "server-template",
     "email-alert", "load-server-state-from-file",
     "server-state-file-name",
-    "grace", "bind-process",
-    "unique-id", "monitor-net",
 }
+# Keywords HAProxy 2.6 itself no longer takes: refused with its own words ({kw}: the
+# keyword, {arg}: its first argument), so that a config haproxy refuses is refused here too.
+_GONE_21 = "The '{kw}' directive is not supported anymore since HAProxy 2.1."
+
+
+def _use(action: str) -> str:
+    return _GONE_21 + " Use '" + action + "' instead."
+
+
+
+REMOVED_PROXY = {
+    "block": _GONE_21 + " Use 'http-request deny' which uses the exact same syntax.",
+    "redispatch": "keyword '{kw}' directive is not supported anymore since HAProxy 2.1. Use "
+                  "'option redispatch'.",
+    "appsession": "'{kw}' is not supported anymore since HAProxy 1.6.",
+    "grace": "the '{kw}' keyword is not supported any more since HAProxy version 2.5.",
+    "monitor-net": "'monitor-net' doesn't exist anymore. Please use 'http-request return "
+                   "status 200 if {{ src {arg} }}' instead.",
+    "reqrep": _GONE_21 + " Use 'http-request replace-path', 'http-request replace-uri' or "
+                         "'http-request replace-header' instead.",
+    "reqdel": _use("http-request del-header"),
+    "reqdeny": "The '{kw}' not supported anymore since HAProxy 2.1. Use 'http-request deny' "
+               "instead.",
+    "reqpass": "The '{kw}' not supported anymore since HAProxy 2.1.",
+    "reqallow": _use("http-request allow"),
+    "reqtarpit": _use("http-request tarpit"),
+    "reqirep": _use("http-request replace-header"),
+    "reqidel": _use("http-request del-header"),
+    "reqideny": _use("http-request deny"),
+    "reqipass": _GONE_21,
+    "reqiallow": _use("http-request allow"),
+    "reqitarpit": _use("http-request tarpit"),
+    "reqadd": _use("http-request add-header"),
+    "rsprep": _use("http-response replace-header"),
+    "rspdel": _GONE_21 + " Use 'http-response del-header' .",
+    "rspdeny": _use("http-response deny"),
+    "rspirep": _use("http-response replace-header"),
+    "rspidel": _use("http-response del-header"),
+    "rspideny": _use("http-response deny"),
+    "rspadd": _use("http-response add-header"),
+}
+REMOVED_PROXY.update(redisp=REMOVED_PROXY["redispatch"], cliexp=REMOVED_PROXY["reqrep"],
+                     srvexp=REMOVED_PROXY["rsprep"])
+# HAProxy suggests these for a misspelt keyword (its common_kw_list) although it refuses them
+_SUGGESTED_REMOVED = ("monitor-net", "appsession", "block")

@@ -6,14 +6,14 @@ import os
 from .. import addresses
 from ..addresses import AddressError
 from ..model import Server
-from ..units import parse_time_ms
+from ..units import parse_time_ms, tcp_user_timeout
 from .registry import BACKENDS, PROXY_AND_DEFAULTS, did_you_mean, keyword
 
 # the options _server_options() reads (for "did you mean")
 _SERVER_OPTIONS = (
     "weight", "backup", "disabled", "check", "no-backup", "enabled", "no-check", "maxconn",
     "maxqueue", "rise", "fall", "inter", "fastinter", "downinter", "observe", "error-limit",
-    "on-error", "port", "addr", "id", "cookie", "pool-purge-delay", "proto", "tfo", "no-tfo",
+    "on-error", "port", "addr", "id", "cookie", "pool-purge-delay", "proto", "tfo", "no-tfo", "tcp-ut",
 )
 
 # need TLS, which fastlb does not have yet
@@ -179,6 +179,12 @@ def _server_options(target, args):
             target.proto = mux_protocol(value("str"), "'proto' : ", server=True)
         elif option in ("tfo", "no-tfo"):
             target.tfo = option == "tfo"
+        elif option == "tcp-ut":
+            i += 1
+            try:
+                target.tcp_ut = tcp_user_timeout(option, args[i] if i < len(args) else None)
+            except ValueError as exc:
+                raise ValueError(f"{exc}.") from None     # HAProxy's server messages end so
         elif option == "send-proxy":
             target.send_proxy = 1
         elif option == "send-proxy-v2":
