@@ -186,8 +186,7 @@ def test_each_error_class_names_file_line_and_keyword(tmp_path, line, message):
 
 @pytest.mark.parametrize("line, subsystem", [
     ("tune.lua.maxmem 10", "Lua"), ("tune.ssl.cachesize 1000", "TLS (issue #11)"),
-    ("tune.h2.initial-window-size 65535", "HTTP/2"), ("maxcomprate 10", "compression"),
-    ("tune.runqueue-depth 10", "HAProxy's task scheduler"),
+    ("maxcomprate 10", "compression"), ("httpclient.resolvers.id dns", "resolvers (issue #13)"),
 ])
 def test_global_keywords_of_a_missing_subsystem_name_it(tmp_path, line, subsystem):
     """Not "unknown keyword" (as if misspelt): the keyword and what it needs."""
@@ -337,7 +336,7 @@ def test_process_keywords_are_checked_with_file_and_line(tmp_path):
             (6, "'cpu-map' : invalid process set '2'"),
             (7, "'cpu-map' : with 'auto:', the thread and CPU sets must have the same size"),
             (8, "'chroot' : '/no/such/dir' is not a directory."),
-            (9, "'expose-fd' only supports 'listeners'."),
+            (9, "'stats socket' : ''expose-fd' only supports 'listeners' (got 'sockets')'"),
             (16, "'monitor' expects 'fail'.")):
         assert f"parsing [haproxy.cfg:{line}] : {text}" in err, (line, err)
     code, _, err = check(tmp_path, """
@@ -451,6 +450,10 @@ def test_fullconn_and_bind_nice_are_checked_and_their_lack_of_effect_said(tmp_pa
     ("no-memory-trimming", 0, None),
     ("tune.idletimer 1000", 0, "'tune.idletimer' has no effect in fastlb"),
     ("nogetaddrinfo", 0, "'nogetaddrinfo' has no effect in fastlb"),
+    ("tune.h2.initial-window-size 65535", 0,
+     "'tune.h2.initial-window-size' has no effect in fastlb (fastlb speaks no HTTP/2)"),
+    ("tune.runqueue-depth 10", 0, "'tune.runqueue-depth' has no effect in fastlb (it has no "
+     "task scheduler)"),
     ("noepoll", 1, "'noepoll' in 'global' section needs a poller other than epoll"),
     ("tune.pool-low-fd-ratio 20", 1, "'tune.pool-low-fd-ratio' in 'global' section is not supported"),
     ("tune.fd.edge-triggered on", 1, "'tune.fd.edge-triggered' directive is experimental, must "

@@ -1,7 +1,8 @@
 """Keywords HAProxy 2.6 itself refuses (removed in 1.6-2.5) or only warns about
 (deprecated): fastlb gives the same verdict in the same words, so that a config haproxy
 refuses is never taken, and never reported as something fastlb might support one day.
-Compared with haproxy -c on the same file where it is installed."""
+Compared with haproxy -c on the same file where it is installed; filters, which haproxy
+runs and fastlb refuses by name, are checked on fastlb alone."""
 from __future__ import annotations
 
 import re
@@ -69,6 +70,14 @@ LINES = [
     ("bind 127.0.0.1:18443 process 2", 1, "'bind 127.0.0.1:18443' in section 'frontend' : 'process' : "
                                       "'2' is not a valid number/range. It supports numbers from "
                                       "1 to 1."),
+    # the stats socket's settings on a frontend's bind line: checked, no effect there
+    ("bind 127.0.0.1:18443 level admin expose-fd listeners severity-output string", 0, None),
+    ("bind 127.0.0.1:18443 level root", 1, "'bind 127.0.0.1:18443' in section 'frontend' : "
+                                           "'level' only supports 'user', 'operator', and "
+                                           "'admin' (got 'root')"),
+    ("bind 127.0.0.1:18443 expose-fd", 1, "'expose-fd' : missing fd type"),
+    ("bind 127.0.0.1:18443 severity-output loud", 1, "'severity-output' only supports 'none', "
+                                                     "'number', and 'string' (got 'loud')"),
     # tcp-ut on bind lines
     ("bind 127.0.0.1:18443 tcp-ut 5s", 0, None),
     ("bind 127.0.0.1:18443 tcp-ut 100us", 0, None),
@@ -118,3 +127,18 @@ def test_server_tcp_ut_is_checked_as_haproxy(tmp_path, option, code, message):
         assert got == code, (program, err)
         if message:
             assert message in err and "haproxy.cfg:13]" in err, (program, err)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("filter compression", "'filter compression' needs compression, which fastlb does not "
+                           "support yet."),
+    ("filter trace", "'filter trace' needs the trace filter (a debugging aid), which fastlb"),
+    ("filter spoe", "'filter spoe' needs SPOE"),
+    ("filter bwlim-in x", "'filter' : unknown keyword 'bwlim-in'."),    # HAProxy 2.7's
+])
+def test_filters_name_the_subsystem_they_need(tmp_path, line, message):
+    """haproxy runs these (but bwlim-in, which is 2.7's); fastlb refuses each by name."""
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(CONFIG.format(line=line, server=""))
+    got, err = verdict(FASTLB, path)
+    assert got == 1 and message in err and "haproxy.cfg:10]" in err, err

@@ -268,6 +268,32 @@ backend be2
 """
 
 
+def nice_config(port, be1, be2):
+    return BASE + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    tcp-request inspect-delay 1s
+    tcp-request content set-nice 100
+    tcp-request content accept if {{ req.len ge 2 }}
+    default_backend be1
+
+backend be1
+    server s1 127.0.0.1:{be1}
+"""
+
+
+@needs_haproxy
+def test_set_nice_changes_nothing_the_client_sees(tmp_path):
+    """tcp-request content set-nice: warned about as without effect (fastlb has no task
+    scheduler), and the session goes on as haproxy's does."""
+    scenarios = [dict(chunks=[b"AB"]), dict(chunks=[b"A", b"B"], pause=0.2)]
+    results = run_both(tmp_path, nice_config, scenarios)
+    assert results["fastlb"] == [("be1", {"be1": [b"AB"]})] * 2
+    assert_same(results, scenarios)
+    assert "'tcp-request content set-nice' has no effect in fastlb" in \
+        (tmp_path / "fastlb.err").read_text()
+
+
 @needs_haproxy
 def test_variables_carry_from_connection_to_session_to_content(tmp_path):
     scenarios = [dict(chunks=[b"AB"]), dict(chunks=[b"BA"]),
@@ -333,7 +359,10 @@ def test_silent_drop_sends_nothing_to_the_server(tmp_path):
     ("tcp-request content track-sc0 src", "needs stick tables"),
     ("tcp-request connection track-sc1 src", "needs stick tables"),
     ("tcp-request session sc-inc-gpc0(0)", "needs stick tables"),
-    ("tcp-request content use-service prometheus-exporter", "TCP services"),
+    ("tcp-request content use-service prometheus-exporter",
+     "Prometheus exporter service only available on 'http-request' rulesets"),
+    ("tcp-request content use-service lua.echo", "needs Lua"),
+    ("tcp-request content set-fc-mark 1", "unknown action"),      # not in HAProxy 2.6
     ("tcp-request content do-resolve(txn.ip,dns) str(x)", "resolvers"),
     ("tcp-request content frobnicate", "unknown action"),
     ("tcp-response content accept", "only allowed in a backend"),

@@ -62,7 +62,7 @@ NOT_YET = {
     "track-sc2": "stick tables (#14)", "sc-inc-gpc0": "stick tables (#14)",
     "sc-inc-gpc1": "stick tables (#14)", "sc-set-gpt0": "stick tables (#14)",
     "cache-use": "the cache", "cache-store": "the cache", "lua": "Lua",
-    "send-spoe-group": "SPOE", "set-bandwidth-limit": "bandwidth limits",
+    "send-spoe-group": "SPOE",
     "do-resolve": "resolvers (#13)",
 }
 SERVICES = ("prometheus-exporter",)

@@ -68,6 +68,8 @@ def _walk(rules: list, stream, start: int = 0):
             apply_capture(c, stream, False)
         elif action == "set-log-level":
             stream.log_level = c.rule.name
+        elif action == "set-nice":
+            pass                          # warned about at start-up: no scheduler to tell
         else:
             try:
                 REWRITES[action](c, stream)

@@ -53,6 +53,25 @@ def process_set(text: str, maximum: int) -> set:
     return set(range(first, last + 1))
 
 
+# the stats socket's settings, and their values (HAProxy's cli.c)
+CLI_BIND_VALUES = {"level": ("user", "operator", "admin"), "expose-fd": ("listeners",),
+                   "severity-output": ("none", "number", "string")}
+_CLI_MISSING = {"level": "level", "expose-fd": "fd type", "severity-output": "severity format"}
+
+
+def cli_bind_option(option: str, value: str | None) -> str:
+    """A ``level``, ``expose-fd`` or ``severity-output`` value, checked with HAProxy's
+    messages."""
+    if not value:
+        raise ValueError(f"'{option}' : missing {_CLI_MISSING[option]}")
+    allowed = CLI_BIND_VALUES[option]
+    if value not in allowed:
+        names = ", ".join(f"'{v}'" for v in allowed[:-1])
+        listed = f"{names}, and '{allowed[-1]}'" if len(allowed) > 1 else f"'{allowed[0]}'"
+        raise ValueError(f"'{option}' only supports {listed} (got '{value}')")
+    return value
+
+
 def non_negative_int(args, keyword):
     """An integer where 0 means "no limit" (HAProxy's rate limits)."""
     text = one_arg(args, keyword)

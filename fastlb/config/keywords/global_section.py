@@ -10,7 +10,7 @@ from typing import Optional
 from .. import addresses
 from ..model import StatsSocket
 from ..units import parse_time_ms
-from .arguments import c_atol, log_statement, non_negative_int, one_arg, positive_int
+from .arguments import c_atol, cli_bind_option, log_statement, non_negative_int, one_arg, positive_int
 from .registry import GLOBAL, keyword
 
 
@@ -485,19 +485,22 @@ def stats(parser, g, args, origin):
     rest = args[2:]
     while rest:
         option = rest.pop(0)
-        if option == "level":
-            if not rest or rest[0] not in ("user", "operator", "admin"):
-                raise ValueError("'level' only supports 'user', 'operator', and 'admin'.")
-            sock.level = rest.pop(0)
+        if option in ("level", "expose-fd"):
+            try:
+                value = cli_bind_option(option, rest.pop(0) if rest else None)
+            except ValueError as exc:
+                raise ValueError(f"'stats socket' : '{exc}'") from None
+            if option == "level":
+                sock.level = value
+            else:
+                sock.expose_fd = True
         elif option == "mode":
             if not rest:
                 raise ValueError("'mode' expects an octal argument.")
             sock.mode = int(rest.pop(0), 8)
-        elif option == "expose-fd":
-            if not rest or rest[0] != "listeners":
-                raise ValueError("'expose-fd' only supports 'listeners'.")
-            rest.pop(0)
-            sock.expose_fd = True
+        elif option == "severity-output":
+            raise ValueError("'stats socket' : 'severity-output' is not supported by fastlb "
+                             "yet.")
         elif option in ("user", "group", "uid", "gid", "name"):
             if not rest:
                 raise ValueError(f"'stats socket' : '{option}' expects an argument.")

@@ -11,7 +11,8 @@ from ..model import ForwardFor, HttpCheck
 from ...logformat import LogFormatError, compile_format
 from ...sample import Context, SampleError, compile_format as compile_value
 from ..units import parse_time_ms, parse_time_s, tcp_user_timeout
-from .arguments import condition, log_statement, one_arg, positive_int, process_set
+from .arguments import (CLI_BIND_VALUES, cli_bind_option, condition, log_statement, one_arg,
+                        positive_int, process_set)
 from .registry import (BACKENDS, DEFAULTS, FRONTENDS, PROXIES, PROXY_AND_DEFAULTS, did_you_mean,
                        keyword)
 
@@ -45,7 +46,8 @@ ALREADY_SO = ("splice-auto", "splice-request", "splice-response", "http-no-delay
 # the bind and proxy options fastlb reads (for "did you mean")
 _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-accept", "tfo",
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
-                 "gid", "namespace", "nice", "maxconn", "id", "tcp-ut", "process")
+                 "gid", "namespace", "nice", "maxconn", "id", "tcp-ut", "process", "level", "expose-fd",
+                 "severity-output")
 _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server", "abortonclose",
             "independent-streams", "socket-stats",
@@ -58,9 +60,9 @@ _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "http-keep-alive", "http-server-close", "httpclose", "http-buffer-request")
 _BIND_NOT_YET = {
     "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn",
-    "thread", "level", "expose-fd",
+    "thread",
     "accept-netscaler-cip", "allow-0rtt", "strict-sni", "generate-certificates",
-    "severity-output", "ciphers", "ciphersuites", "curves", "ecdhe", "ssl-min-ver",
+    "ciphers", "ciphersuites", "curves", "ecdhe", "ssl-min-ver",
     "ssl-max-ver", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13",
     "prefer-client-ciphers", "quic-cc-algo", "quic-force-retry",
 }
@@ -123,6 +125,24 @@ def process_option(where: str, text: str) -> str:
         raise ValueError(f"{where} : 'process {text}' names threads, and 'thread' on 'bind' "
                          "lines is not supported by fastlb yet.")
     return f"{where} : 'process {text}' on 'bind' lines is deprecated and will be removed in 2.7."
+
+
+# HAProxy 2.6's filters (Debian's build), and the subsystem each needs
+_FILTERS = {"compression": "compression", "cache": "the cache", "spoe": "SPOE",
+            "fcgi-app": "FastCGI applications (fcgi-app sections)",
+            "trace": "the trace filter (a debugging aid)", "opentracing": "OpenTracing"}
+
+
+@keyword("filter", sections=PROXIES)
+def filter_(parser, proxy, args, origin):
+    """Every HAProxy 2.6 filter belongs to a subsystem fastlb does not have: refused,
+    naming it."""
+    name = args[0] if args else ""
+    if name not in _FILTERS:
+        raise ValueError(f"'filter' : unknown keyword '{name}'. Registered keywords : "
+                         + ", ".join(sorted(_FILTERS)))
+    raise ValueError(f"'filter {name}' needs {_FILTERS[name]}, which fastlb does not support "
+                     "yet.")
 
 
 @keyword("bind-process", sections=PROXY_AND_DEFAULTS)
@@ -235,6 +255,14 @@ def bind(parser, proxy, args, origin):
             parser.warn(origin, process_option(f"'bind {args[0]}' in section '{proxy.kind}'",
                                                args[i + 1] if i + 1 < len(args) else ""))
             i += 1
+        elif option in CLI_BIND_VALUES:
+            # the stats socket's settings: HAProxy checks them on any bind line, and they
+            # change nothing but on its CLI (fastlb's is the stats socket's, in global)
+            try:
+                cli_bind_option(option, args[i + 1] if i + 1 < len(args) else None)
+            except ValueError as exc:
+                raise ValueError(f"'bind {args[0]}' in section '{proxy.kind}' : {exc}") from None
+            i += 1
         elif option == "nice":
             value = args[i + 1] if i + 1 < len(args) else ""
             if not value.lstrip("-").isdigit() or not -1024 <= int(value) <= 1024:
@@ -271,7 +299,7 @@ _TCP_ACTIONS = {
     + _ADDRESS + _VARS,
     "session": ("accept", "reject", "silent-drop", "set-mark", "set-tos") + _ADDRESS + _VARS,
     "content": ("accept", "reject", "silent-drop", "capture", "set-log-level", "switch-mode",
-                "set-mark", "set-tos", "set-priority-class", "set-priority-offset")
+                "set-mark", "set-tos", "set-priority-class", "set-priority-offset", "set-nice")
     + _ADDRESS + _VARS,
     "response": ("accept", "reject", "close", "silent-drop", "set-log-level", "set-mark",
                  "set-tos") + _VARS,
@@ -280,11 +308,12 @@ _STICK = ("track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc", "sc-inc-gpc0", "s
           "sc-set-gpt", "sc-set-gpt0", "sc-add-gpc")
 _TCP_NOT_YET = {
     "expect-netscaler-cip": "NetScaler headers", "lua": "Lua", "send-spoe-group": "SPOE",
-    "do-resolve": "resolvers", "set-nice": "task priorities",
-    "use-service": "TCP services (an applet in place of the backend)",
-    "set-fc-mark": "set-fc-mark", "set-fc-tos": "set-fc-tos", "set-bandwidth-limit":
-    "bandwidth limits", "attach-srv": "reverse HTTP",
+    "do-resolve": "resolvers (issue #13)", "use-service": "Lua (HAProxy's only TCP services)",
 }
+
+
+def rest_is(args: list, word: str) -> bool:
+    return len(args) > 1 and args[1] == word
 
 
 def _tcp_rule(proxy, what: str, ruleset: str, args: list):
@@ -297,6 +326,9 @@ def _tcp_rule(proxy, what: str, ruleset: str, args: list):
     if base in _STICK:
         raise ValueError(f"'{what} {base}' needs stick tables, which fastlb does not support "
                          "yet.")
+    if base == "use-service" and rest_is(args, "prometheus-exporter"):
+        raise ValueError("Prometheus exporter service only available on 'http-request' "
+                         "rulesets")
     if base in _TCP_NOT_YET:
         raise ValueError(f"'{what} {base}' needs {_TCP_NOT_YET[base]}, which fastlb does not "
                          "support yet.")
@@ -372,6 +404,9 @@ def tcp_request(parser, proxy, args, origin):
     if ruleset == "content" and not proxy.has_frontend:
         raise ValueError("'tcp-request content' in a backend is not supported by fastlb yet.")
     rule = _tcp_rule(proxy, f"tcp-request {ruleset}", ruleset, args[1:])
+    if rule.action == "set-nice":
+        parser.warn(origin, f"'tcp-request {ruleset} set-nice' has no effect in fastlb (it has "
+                    "no task scheduler to give a session a priority in).")
     {"connection": proxy.tcp_connection_rules, "session": proxy.tcp_session_rules,
      "content": proxy.tcp_content_rules}[ruleset].append((rule, origin))
 

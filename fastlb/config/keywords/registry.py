@@ -147,6 +147,14 @@ NO_EFFECT_GLOBAL = {
     "tune.pattern.cache-size": "fastlb's pattern lookups keep no LRU cache",
     "numa-cpu-mapping": "fastlb binds no CPUs but by cpu-map",
     "nogetaddrinfo": "fastlb always resolves with getaddrinfo(3)",
+    # HTTP/2 settings: fastlb speaks no HTTP/2 on either side, so they have nothing to tune
+    **{kw: "fastlb speaks no HTTP/2" for kw in (
+        "h2-workaround-bogus-websocket-clients", "tune.h2.header-table-size",
+        "tune.h2.initial-window-size", "tune.h2.max-concurrent-streams",
+        "tune.h2.max-frame-size")},
+    # HAProxy's task scheduler's tuning: fastlb runs ready events in the order epoll gives
+    **{kw: "it has no task scheduler" for kw in (
+        "tune.runqueue-depth", "tune.sched.low-latency", "profiling.tasks")},
 }
 
 # Keywords HAProxy has and fastlb refuses for now, so that a config never loses a setting silently.
@@ -161,9 +169,7 @@ NOT_YET_GLOBAL = {
 # saying which (the README's list of what stays unsupported).
 _TLS = "TLS (issue #11)"
 _LUA = "Lua"
-_H2 = "HTTP/2"
 _COMP = "compression"
-_SCHED = "HAProxy's task scheduler (fastlb's loop runs ready events in the order epoll gives)"
 NEEDS_GLOBAL = {
     **{kw: _TLS for kw in (
         "issuers-chain-path", "maxsslrate", "ssl-dh-param-file", "ssl-mode-async",
@@ -176,10 +182,6 @@ NEEDS_GLOBAL = {
         "lua-load-per-thread", "lua-prepend-path", "tune.lua.forced-yield", "tune.lua.maxmem",
         "tune.lua.service-timeout", "tune.lua.session-timeout", "tune.lua.task-timeout")},
     **{kw: _COMP for kw in ("maxcompcpuusage", "maxcomprate", "maxzlibmem", "tune.comp.maxlevel")},
-    **{kw: _H2 for kw in ("h2-workaround-bogus-websocket-clients", "tune.h2.header-table-size",
-                          "tune.h2.initial-window-size", "tune.h2.max-concurrent-streams")},
-    **{kw: _SCHED for kw in ("tune.runqueue-depth", "tune.sched.low-latency",
-                             "profiling.tasks")},
     "cluster-secret": "QUIC",
     "max-spread-checks": "spread health checks (issue #13)",
     "httpclient.resolvers.id": "resolvers (issue #13)",
@@ -201,7 +203,7 @@ NOT_YET_PROXY = {
     "stick-table", "stick",
     "tcp-check",
     "compression",
-    "external-check", "filter", "server-template",
+    "external-check", "server-template",
     "email-alert", "load-server-state-from-file",
     "server-state-file-name",
 }
