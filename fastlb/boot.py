@@ -27,10 +27,28 @@ def config_message(level: str, text: str) -> None:
         sys.stderr.write(line + "\n")
 
 
-def load(files: list, quiet: bool, diag: bool = False) -> tuple | None:
+def thread_errors(config, nworkers: int) -> list[str]:
+    """HAProxy's check of ``bind ... thread`` against the threads there are (here, the
+    workers): a set that names none of them is an error; the others are cut to them."""
+    errors, seen = [], set()
+    for fe in config.frontends:
+        for listener in fe.listeners:
+            if listener.threads is None or str(listener.origin) in seen:
+                continue
+            seen.add(str(listener.origin))
+            if not any(listener.serves(w) for w in range(nworkers)):
+                errors.append(f"Proxy '{fe.name}': 'thread' directive contains threads that "
+                              f"belong to no group in 'bind {listener.text}' at "
+                              f"[{listener.origin}].")
+    return errors
+
+
+def load(files: list, quiet: bool, diag: bool = False,
+         workers: int | None = None) -> tuple | None:
     """(config, warnings), or None once the alerts are written.  Warnings and notices
     (``.notice``, and ``.diag`` with ``diag``) are written unless ``quiet`` (-q, or a master
-    started quiet) or the configuration says ``quiet``."""
+    started quiet) or the configuration says ``quiet``.  ``workers``: -n, for the checks
+    that depend on the number of workers."""
     parser = Parser(diag=diag)
     try:
         config = parser.parse_files(files)
@@ -41,9 +59,15 @@ def load(files: list, quiet: bool, diag: bool = False) -> tuple | None:
         for alert in exc.alerts:
             config_message("ALERT", alert)
         return None
-    if not (quiet or config.global_.quiet):
+    errors = thread_errors(config, worker_count(workers, config))
+    if not (quiet or config.global_.quiet) or errors:
         for level, text in parser.messages():
             config_message(level, text)
+    if errors:
+        for error in errors:
+            config_message("ALERT", error)
+        config_message("ALERT", "Fatal errors found in configuration.")
+        return None
     return config, parser.warnings
 
 

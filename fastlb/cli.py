@@ -188,7 +188,7 @@ def start(argv: list[str]) -> int:
         sys.stderr.write(USAGE)
         return 1
 
-    loaded = load(opts.files, opts.quiet, opts.diag)
+    loaded = load(opts.files, opts.quiet, opts.diag, opts.workers)
     if loaded is None:
         return 1
     config, warnings = loaded

@@ -285,7 +285,7 @@ class Master:
         self.notify("reloading")
         self.announced = False
         self.reloads += 1
-        loaded = boot.load(self.files, self.quiet)
+        loaded = boot.load(self.files, self.quiet, workers=self.requested_workers)
         tables = boot.compile_config(loaded[0], self.program) if loaded else None
         if tables is None:
             self.reload_failed()

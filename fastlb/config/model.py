@@ -59,6 +59,12 @@ class Listener:
     interface: Optional[str] = None  # SO_BINDTODEVICE
     mss: Optional[int] = None       # TCP_MAXSEG
     tcp_ut: int = 0                 # TCP_USER_TIMEOUT, ms (0: the system's)
+    threads: Optional[frozenset] = None  # bind ... thread: the workers (1-based, HAProxy's
+    thread_group: int = 0           # thread numbers) that accept on it; None: every worker
+
+    def serves(self, worker: int) -> bool:
+        """Whether worker ``worker`` (0-based) accepts on this listener."""
+        return self.threads is None or worker + 1 in self.threads
     namespace: Optional[str] = None  # network namespace (/var/run/netns/<name>) it is bound in
     mode: Optional[int] = None      # UNIX socket: permissions, owner, group
     uid: Optional[int] = None

@@ -476,7 +476,8 @@ cdef class Worker:
                      bint sockpair=False, bint socket_stats=False):
         """slot: the listener's number among all of the configuration's (its shared count);
         no_upgrade: bind proto none; sockpair: a sockpair@ listener (fd is the UNIX socket
-        the connections' descriptors come over)."""
+        the connections' descriptors come over); fd -1: a listener this worker does not
+        accept on (bind ... thread), kept closed so that the listeners keep their numbers."""
         cdef ListenerRt *l
         cdef epoll_event ev
         self.listeners = <ListenerRt *>realloc(self.listeners, (self.nlisteners + 1) * sizeof(ListenerRt))
@@ -495,6 +496,10 @@ cdef class Worker:
         l.luid = luid
         l.maxconn = maxconn
         l.count_off = self.lst_off + slot
+        if fd < 0:
+            l.closed = 1
+            self.nlisteners += 1
+            return
         ev.events = EPOLLIN | EPOLLEXCLUSIVE
         ev.data.u64 = pack_data(0, KIND_LISTENER, self.nlisteners, 0)
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev) != 0:

@@ -168,7 +168,11 @@ class SampleEnv:
         return bool(self._tables.state.load(self._tables.state.global_base + shared.G_SHUTDOWN))
 
     def worker_id(self) -> int:
-        return 1
+        """This worker's number, from 0 (the master, reading a config: 0)."""
+        return WORKER_ID[0]
+
+
+WORKER_ID = [0]             # set by the worker at its start (runtime/worker.py)
 
 
 def place_of(proxy: Proxy, response: bool) -> str:

@@ -194,33 +194,42 @@ class ListenerPool:
 
     def prepare(self, tables, nworkers: int) -> list[str]:
         """Bind what the tables need and the pool lacks.  All or nothing: on an error the
-        sockets bound by this call are closed and HAProxy's messages are returned."""
+        sockets bound by this call are closed and HAProxy's messages are returned.  A slot
+        whose worker does not accept on a listener (bind ... thread) gets no socket, since
+        the kernel would queue connections on it that nobody takes."""
         added: list = []
         errors: list = []
         reuseport = not tables.config.global_.noreuseport
         for fe, listener, key in listener_keys(tables):
-            have = self.sockets.get(key, [])
+            have = list(self.sockets.get(key, []))
+            have += [None] * (nworkers - len(have))
             backlog = listener_backlog(listener, fe.proxy)
             try:
                 for sock in have:
-                    sock.listen(backlog)          # a reload may change the backlog
-                while len(have) < nworkers:
-                    if have and (listener.family == socket.AF_UNIX or not reuseport):
+                    if sock is not None:
+                        sock.listen(backlog)      # a reload may change the backlog
+                for slot in range(nworkers):
+                    if have[slot] is not None or not listener.serves(slot):
+                        continue
+                    first = next((s for s in have if s is not None), None)
+                    if first is not None and (listener.family == socket.AF_UNIX or
+                                              not reuseport):
                         # one path (or noreuseport), one socket: every worker slot
                         # accepts on a copy
-                        sock = socket.socket(fileno=os.dup(have[0].fileno()))
+                        sock = socket.socket(fileno=os.dup(first.fileno()))
                     else:
                         sock = bound_socket(listener, reuseport)
                     added.append(sock)
                     sock.listen(backlog)
                     sock.setblocking(False)
-                    have.append(sock)
+                    have[slot] = sock
                 if listener.family != socket.AF_UNIX:
                     # tcp-smart-accept (a reload may change it): no quick ACK, the first
                     # one rides on the response
                     quickack = 0 if smart_accept(fe.proxy) else 1
                     for sock in have:
-                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, quickack)
+                        if sock is not None:
+                            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, quickack)
             except OSError as exc:
                 errors.append(f"Binding [{listener.origin}] for {fe.proxy.type_name} "
                               f"{fe.proxy.name}: cannot bind socket ({exc.strerror}) for "
@@ -229,39 +238,50 @@ class ListenerPool:
             self.sockets[key] = have
         if errors:
             for key, socks in list(self.sockets.items()):
-                self.sockets[key] = [s for s in socks if s not in added]
-                if not self.sockets[key]:
+                self.sockets[key] = [None if s in added else s for s in socks]
+                if all(s is None for s in self.sockets[key]):
                     del self.sockets[key]
             for sock in added:
                 sock.close()
         return errors
 
     def slot(self, tables, worker: int) -> dict:
-        """{id(listener): socket} for worker slot ``worker`` of these tables."""
-        return {id(listener): self.sockets[key][worker]
-                for _, listener, key in listener_keys(tables)}
+        """{id(listener): socket} for worker slot ``worker`` of these tables: the listeners
+        it accepts on."""
+        out = {}
+        for _, listener, key in listener_keys(tables):
+            socks = self.sockets[key]
+            if listener.serves(worker) and worker < len(socks) and socks[worker] is not None:
+                out[id(listener)] = socks[worker]
+        return out
 
     def keep_only(self, tables, nworkers: int) -> None:
-        """Close what the current tables no longer use (addresses removed, fewer workers)."""
-        wanted = {key for _, _, key in listener_keys(tables)}
+        """Close what the current tables no longer use (addresses removed, fewer workers,
+        workers a bind ... thread no longer names)."""
+        wanted = {key: listener for _, listener, key in listener_keys(tables)}
         for key in list(self.sockets):
             socks = self.sockets[key]
             if key not in wanted:
                 del self.sockets[key]
+                closing = socks
             else:
-                self.sockets[key], socks = socks[:nworkers], socks[nworkers:]
-            for sock in socks:
-                sock.close()
+                kept = [s if wanted[key].serves(slot) else None
+                        for slot, s in enumerate(socks[:nworkers])]
+                closing = [s for s in socks if s not in kept]
+                self.sockets[key] = kept
+            for sock in closing:
+                if sock is not None:
+                    sock.close()
 
     def fds(self) -> list[int]:
-        return [s.fileno() for socks in self.sockets.values() for s in socks]
+        return [s.fileno() for socks in self.sockets.values() for s in socks if s is not None]
 
     def close_all(self, keep=()) -> None:
         """Close every socket but those in ``keep`` (a worker keeps its own slot)."""
         keep_fds = {s.fileno() for s in keep}
         for socks in self.sockets.values():
             for sock in socks:
-                if sock.fileno() not in keep_fds:
+                if sock is not None and sock.fileno() not in keep_fds:
                     sock.close()
         self.sockets = {}
 
@@ -271,6 +291,8 @@ class ListenerPool:
         names, fds = [], []
         for key, socks in self.sockets.items():
             for slot, sock in enumerate(socks):
+                if sock is None:
+                    continue
                 names.append([list(key), slot])
                 fds.append(sock.fileno())
         return names, fds
@@ -281,9 +303,8 @@ class ListenerPool:
         for (key, slot), fd in zip(names, fds):
             found.setdefault(tuple(key), {})[slot] = fd
         for key, slots in found.items():
-            socks = []
-            for slot in sorted(slots):
-                sock = socket.socket(fileno=slots[slot])
-                sock.setblocking(False)
-                socks.append(sock)
+            socks = [None] * (max(slots) + 1)
+            for slot, fd in slots.items():
+                socks[slot] = socket.socket(fileno=fd)
+                socks[slot].setblocking(False)
             self.sockets[key] = socks

@@ -15,6 +15,7 @@ from setproctitle import setproctitle
 from ..loop import core as loop
 from ..logformat import format_accept_date, http_fields, next_request, render, tcp_fields
 from ..logsink import ALERT, INFO, LogSink, format_address
+from .http_rules import WORKER_ID
 from .listeners import inherited_socket
 from .process import confine, forbid_new_processes, pin_cpus
 from ..limits import default_maxconn
@@ -187,6 +188,7 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
     if os.getppid() != master_pid:
         return 1  # the master died before we could ask to follow it
     g = tables.config.global_
+    WORKER_ID[0] = worker_id        # the thread fetch
     PROC_VARS.clear()               # the global section's set-var, nothing of the master's
     PROC_VARS.update(g.proc_vars)
     sizes = g.vars_max_size
@@ -221,6 +223,12 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
     for fe in tables.frontends:
         worker.add_frontend(fe.spec)
         for listener in fe.listeners:
+            if not listener.serves(worker_id):
+                # bind ... thread names other workers: a closed place keeps the numbering
+                worker.add_listener(-1, fe.index, listener.port, listener.accept_proxy,
+                                    listener.id, listener.maxconn, slot)
+                slot += 1
+                continue
             if listener.fd is not None:
                 sock = inherited_socket(listener)
             else:

@@ -153,8 +153,14 @@ def _stopping(args, ctx):
     return lambda stream: ctx.env.stopping()
 
 
-@fetch("proc", "thread", out=SINT)
+@fetch("proc", out=SINT)
 def _proc(args, ctx):
+    return lambda stream: 1             # HAProxy 2.6 has one process (nbproc is gone)
+
+
+@fetch("thread", out=SINT)
+def _thread(args, ctx):
+    """HAProxy's thread number, from 0: fastlb's workers play its threads."""
     return lambda stream: ctx.env.worker_id()
 
 

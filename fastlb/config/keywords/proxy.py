@@ -46,7 +46,7 @@ ALREADY_SO = ("splice-auto", "splice-request", "splice-response", "http-no-delay
 # the bind and proxy options fastlb reads (for "did you mean")
 _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-accept", "tfo",
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
-                 "gid", "namespace", "nice", "maxconn", "id", "tcp-ut", "process", "level", "expose-fd",
+                 "gid", "namespace", "nice", "maxconn", "id", "tcp-ut", "process", "thread", "level", "expose-fd",
                  "severity-output")
 _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server", "abortonclose",
@@ -60,7 +60,6 @@ _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "http-keep-alive", "http-server-close", "httpclose", "http-buffer-request")
 _BIND_NOT_YET = {
     "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn",
-    "thread",
     "accept-netscaler-cip", "allow-0rtt", "strict-sni", "generate-certificates",
     "ciphers", "ciphersuites", "curves", "ecdhe", "ssl-min-ver",
     "ssl-max-ver", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13",
@@ -113,18 +112,42 @@ def unix_bind_option(option, text, where):
         raise ValueError(f"'bind {where}' : unknown {option} '{text}'.") from None
 
 
+MAX_THREADS = 64                # HAProxy's on 64-bit machines (its thread masks are longs)
+
+
 def process_option(where: str, text: str) -> str:
-    """``bind ... process <set>``: HAProxy 2.6 takes process 1 only (nbproc is gone) and
-    warns that the keyword is deprecated; the warning's text."""
+    """``bind ... process <proc>[/<threads>]``: HAProxy 2.6 takes process 1 only (nbproc is
+    gone) and warns that the keyword is deprecated; the warning's text."""
     proc, slash, threads = text.partition("/")
     try:
         process_set(proc, 1)
     except ValueError as exc:
         raise ValueError(f"{where} : 'process' : {exc}") from None
-    if slash:
-        raise ValueError(f"{where} : 'process {text}' names threads, and 'thread' on 'bind' "
-                         "lines is not supported by fastlb yet.")
-    return f"{where} : 'process {text}' on 'bind' lines is deprecated and will be removed in 2.7."
+    warning = f"{where} : 'process {text}' on 'bind' lines is deprecated and will be removed in 2.7."
+    return warning + (f" Please use 'thread {threads}' instead." if slash else "")
+
+
+def bind_threads(listeners: list, where: str, text: str) -> None:
+    """``bind ... thread [<group>/]<set>``: the workers (HAProxy's threads, numbered from 1)
+    that accept on these listeners. One thread group, as Debian's HAProxy 2.6 has."""
+    group, sep, rest = text.partition("/")
+    if sep and re.fullmatch(r"[-+]?\d+", group):
+        if int(group) != 1:
+            raise ValueError(f"{where} : '{text}' thread-group number must be between 1 and 1 "
+                             f"(was {int(group)})")
+        group_number, numbers = 1, rest
+    else:
+        group_number, numbers = 0, text
+    for listener in listeners:
+        if listener.threads is not None and listener.thread_group != group_number:
+            raise ValueError(f"{where} : '{text}' multiple thread-groups are not supported")
+    try:
+        threads = frozenset(process_set(numbers, MAX_THREADS))
+    except ValueError as exc:
+        raise ValueError(f"{where} : '{numbers}' : {exc}") from None
+    for listener in listeners:
+        listener.threads = (listener.threads or frozenset()) | threads
+        listener.thread_group = group_number
 
 
 # HAProxy 2.6's filters (Debian's build), and the subsystem each needs
@@ -252,8 +275,20 @@ def bind(parser, proxy, args, origin):
                     listener.tcp_ut = delay
             i += 1
         elif option == "process":
-            parser.warn(origin, process_option(f"'bind {args[0]}' in section '{proxy.kind}'",
-                                               args[i + 1] if i + 1 < len(args) else ""))
+            where = f"'bind {args[0]}' in section '{proxy.kind}'"
+            text = args[i + 1] if i + 1 < len(args) else ""
+            parser.warn(origin, process_option(where, text))
+            if "/" in text:         # process 1/<threads>: HAProxy's bind_thread too
+                try:
+                    threads = process_set(text.partition("/")[2], MAX_THREADS)
+                except ValueError as exc:
+                    raise ValueError(f"{where} : 'process' : {exc}") from None
+                for listener in listeners:
+                    listener.threads = (listener.threads or frozenset()) | threads
+            i += 1
+        elif option == "thread":
+            bind_threads(listeners, f"'bind {args[0]}' in section '{proxy.kind}'",
+                         args[i + 1] if i + 1 < len(args) else "")
             i += 1
         elif option in CLI_BIND_VALUES:
             # the stats socket's settings: HAProxy checks them on any bind line, and they
