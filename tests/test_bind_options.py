@@ -128,7 +128,7 @@ def test_tcp_ut_reaches_the_listener_its_connections_and_the_servers(fastlb):
 @pytest.mark.parametrize("option, message", [
     ("proto h2", "'proto' : 'h2' is not supported by fastlb yet"),
     ("mss -100", "'mss' expects a positive number"),
-    ("accept-netscaler-cip 1234", "option 'accept-netscaler-cip' is not supported by fastlb yet"),
+    ("strict-sni", "option 'strict-sni' is not supported by fastlb yet"),     # TLS (#11)
 ])
 def test_bind_options_refused(tmp_path, option, message):
     path = tmp_path / "bad.cfg"

@@ -505,7 +505,6 @@ def test_refused_keywords(tmp_path):
                        ("server s 127.0.0.1:1 proxy-v2-options unique-id", "unique-id"),
                        ("server s 127.0.0.1:1 proxy-v2-options bogus", "bogus"),
                        ("tcp-request connection track-sc0 src", "stick tables"),
-                       ("tcp-request connection expect-netscaler-cip layer4", "NetScaler"),
                        ("tcp-request connection expect-proxy layer7", "layer4")]:
         cfg = tmp_path / "bad.cfg"
         cfg.write_text(f"defaults\n    mode tcp\nlisten l\n    bind 127.0.0.1:{free_port()}\n"

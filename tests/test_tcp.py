@@ -494,7 +494,9 @@ def test_dontlognull_and_stdout_raw_target(fastlb, backends):
     wait_until(lambda: " fe be/s1 " in lb.stdout(), message="log line on stdout")
     lines = lb.stdout().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("127.0.0.1:")
-    assert re.search(r" 4 -- \d+/\d+/0/0/0 0/0$", lines[0])
+    # the concurrent counts are not compared: the first (unlogged) session may still hold
+    # its server connection when this one ends, its server not having closed yet
+    assert re.search(r" 4 -- \d+/\d+/\d+/\d+/0 0/0$", lines[0])
 
 
 def test_log_level_filter_and_len(fastlb, backends, syslog):

@@ -53,6 +53,7 @@ class Listener:
     backlog: Optional[int] = None
     name: Optional[str] = None
     accept_proxy: bool = False      # connections start with a PROXY header
+    cip_magic: Optional[int] = None  # accept-netscaler-cip: ... with a NetScaler CIP header
     defer_accept: bool = False      # TCP_DEFER_ACCEPT: accept once the client has spoken
     tfo: bool = False               # TCP Fast Open (its queue: the backlog)
     transparent: bool = False       # IP_TRANSPARENT: bind addresses this host does not own

@@ -63,6 +63,7 @@ cdef struct Session:
     int free_next
     uint8_t dst_known       # s.dst holds: 1 the socket's local address, 2 a PROXY header's
     uint8_t unlogged        # closed before it was a session (PROXY header failure, reject)
+    uint8_t handshake       # headers still awaited before the session starts (HS_* bits)
     uint8_t res_hold        # tcp-response content rules hold the server's bytes (inspect.pxi)
     int64_t res_until       # ... until then (0: not started)
     uint8_t logged          # option logasap: its line went out when it connected
@@ -218,6 +219,8 @@ cdef struct ListenerRt:
     int paused
     int closed
     int accept_proxy        # bind accept-proxy: connections start with a PROXY header
+    int accept_cip          # bind accept-netscaler-cip: ... with a NetScaler CIP header
+    uint32_t cip_magic      # ... whose magic number is this (0: none set on the bind line)
     int no_upgrade          # bind proto none: its sessions cannot become HTTP (HAProxy's NO_UPG)
     int sockpair            # sockpair@: connections arrive as descriptors passed over fd
     int stat_row            # option socket-stats: its row in lst_stats (-1: none)

@@ -473,9 +473,10 @@ cdef class Worker:
 
     def add_listener(self, int fd, int frontend, int port, bint accept_proxy=False, int luid=1,
                      int64_t maxconn=0, uint32_t slot=0, bint no_upgrade=False,
-                     bint sockpair=False, bint socket_stats=False):
+                     bint sockpair=False, bint socket_stats=False, int64_t cip_magic=-1):
         """slot: the listener's number among all of the configuration's (its shared count);
-        no_upgrade: bind proto none; sockpair: a sockpair@ listener (fd is the UNIX socket
+        no_upgrade: bind proto none; cip_magic: bind accept-netscaler-cip's magic number
+        (-1: none); sockpair: a sockpair@ listener (fd is the UNIX socket
         the connections' descriptors come over); fd -1: a listener this worker does not
         accept on (bind ... thread), kept closed so that the listeners keep their numbers."""
         cdef ListenerRt *l
@@ -490,6 +491,8 @@ cdef class Worker:
         l.paused = 0
         l.closed = 0
         l.accept_proxy = accept_proxy
+        l.accept_cip = cip_magic >= 0
+        l.cip_magic = <uint32_t>cip_magic if cip_magic >= 0 else 0
         l.no_upgrade = no_upgrade
         l.sockpair = sockpair
         l.stat_row = slot if socket_stats else -1

@@ -116,6 +116,7 @@ cpdef enum:
     CONN_REJECT = 1             # close at once, unlogged
     CONN_EXPECT_PROXY = 2       # expect-proxy layer4: a PROXY header comes first
     CONN_SILENT = 4             # silent-drop: close without telling the client
+    CONN_EXPECT_CIP = 8         # expect-netscaler-cip layer4: a NetScaler CIP header comes first
 
 # tcp-request session / content rules' verdict (fastlb/runtime/tcp_rules.py)
 cpdef enum:

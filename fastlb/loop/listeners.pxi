@@ -201,7 +201,8 @@ cdef void listener_accept(Worker w, int li):
             session_close(w, idx, s)
             continue
         try:
-            verdict = CONN_EXPECT_PROXY if l.accept_proxy else 0
+            verdict = (CONN_EXPECT_PROXY if l.accept_proxy else 0) | \
+                (CONN_EXPECT_CIP if l.accept_cip else 0)
             if fe.tcp_rules:
                 verdict |= connection_rules(w, idx, s, (<FrontendHooks>w.fe_hooks[l.fe]).tcp_rules)
             if verdict & (CONN_REJECT | CONN_SILENT):
@@ -215,8 +216,9 @@ cdef void listener_accept(Worker w, int li):
                 s.term1 = b'C'
                 w.fe_stats[fe.shm_index * STAT_WORDS + STAT_SESS_TOT] -= 1
                 session_close(w, idx, s)
-            elif verdict & CONN_EXPECT_PROXY:
-                proxy_header_wait(w, idx, s)
+            elif verdict & (CONN_EXPECT_PROXY | CONN_EXPECT_CIP):
+                proxy_header_wait(w, idx, s, (HS_PROXY if verdict & CONN_EXPECT_PROXY else 0) |
+                                  (HS_CIP if verdict & CONN_EXPECT_CIP else 0))
             else:
                 session_accepted(w, idx, s, fe)
         except Exception as exc:

@@ -20,6 +20,18 @@ cdef enum PpOutcome:
     PP_EMPTY = -5
     PP_ABORT = -6
     PP_TIMEOUT = -7
+    # the NetScaler Client IP insertion header's (HAProxy's CO_ER_CIP_*)
+    CIP_EMPTY = -8
+    CIP_ABORT = -9
+    CIP_TIMEOUT = -10
+    CIP_TRUNCATED = -11
+    CIP_BAD_MAGIC = -12
+    CIP_BAD_PROTO = -13
+
+# the headers a new connection must send first, in the order HAProxy reads them
+cdef enum:
+    HS_CIP = 1                  # NetScaler Client IP insertion (accept-netscaler-cip)
+    HS_PROXY = 2                # PROXY protocol (accept-proxy)
 
 # what a server is sent before the client's bytes (ServerRt.send_proxy)
 cpdef enum:
@@ -40,9 +52,10 @@ cdef struct PpHeader:
     int authority_len
 
 cdef int pp_parse(char *p, int n, PpHeader *out) noexcept nogil
+cdef int cip_parse(const char *p, int n, uint32_t magic, PpHeader *out) noexcept nogil
 cdef int pp_build(char *out, int version, int opts, sockaddr_storage *src,
                   sockaddr_storage *dst, const char *authority, int authority_len) noexcept nogil
-cdef void proxy_header_wait(Worker w, int idx, Session *s)
+cdef void proxy_header_wait(Worker w, int idx, Session *s, int headers)
 cdef void proxy_header_event(Worker w, int idx, Session *s)
 cdef void proxy_header_failed(Worker w, int idx, Session *s, int outcome)
 cdef int proxy_header_send(Worker w, Session *s, ServerRt *srv)

@@ -26,7 +26,13 @@ PP_ERRORS = (None,
     "Truncated PROXY protocol header received",
     "Connection closed while waiting for PROXY protocol header",
     "Connection error while waiting for PROXY protocol header",
-    "Timeout while waiting for PROXY protocol header")
+    "Timeout while waiting for PROXY protocol header",
+    "Connection closed while waiting for NetScaler Client IP header",
+    "Connection error while waiting for NetScaler Client IP header",
+    "Timeout while waiting for a NetScaler Client IP header",
+    "Truncated NetScaler Client IP header received",
+    "Received an invalid NetScaler Client IP magic number",
+    "Received an unhandled protocol in the NetScaler Client IP header")
 
 
 cdef uint32_t crc32c(const uint8_t *p, int n) noexcept nogil:
@@ -275,6 +281,78 @@ cdef int pp_parse(char *p, int n, PpHeader *out) noexcept nogil:
     return parse_v2(p, n, out)
 
 
+# --------------------------------------------------- NetScaler Client IP insertion
+cdef inline uint32_t be32(const uint8_t *u) noexcept nogil:
+    return (<uint32_t>u[0] << 24) | (<uint32_t>u[1] << 16) | (<uint32_t>u[2] << 8) | u[3]
+
+
+cdef int cip_parse(const char *p, int n, uint32_t magic, PpHeader *out) noexcept nogil:
+    """The NetScaler CIP header at the start of p[:n] (HAProxy's
+    doc/netscaler-client-ip-insertion-protocol.txt): its length, or a CIP_* outcome.  As
+    HAProxy reads it: one segment, so a short one is truncated, not awaited; the lengths
+    are checked against all the bytes there are, the header taken as long as it says."""
+    cdef const uint8_t *u = <const uint8_t *>p
+    cdef int off, ip, tcp
+    cdef uint32_t hdr_len
+    cdef sockaddr_in *sin
+    cdef sockaddr_in6 *sin6
+    out.has_addr = 0
+    out.authority_off = out.authority_len = 0
+    if n < 12:
+        return CIP_TRUNCATED
+    if be32(u) != magic:
+        return CIP_BAD_MAGIC
+    if (u[8] & 0xD0) == 0x40:         # legacy: magic, length, then the IP header
+        hdr_len, off = be32(u + 4), 8
+    elif u[8] == 0:                   # standard: magic, length, type, header length
+        hdr_len, off = (<uint32_t>u[10] << 8) | u[11], 12
+    else:
+        return CIP_BAD_PROTO
+    if n < 20:
+        return CIP_TRUNCATED
+    ip = off
+    if (u[ip] >> 4) == 4:
+        if n < 40 or n < <int64_t>hdr_len:
+            return CIP_TRUNCATED
+        if u[ip + 9] != 6:            # not TCP
+            return CIP_BAD_PROTO
+        tcp = ip + (u[ip] & 0x0F) * 4
+        if tcp + 4 > n:               # HAProxy reads past what came here; fastlb refuses it
+            return CIP_TRUNCATED
+        sin = <sockaddr_in *>&out.src
+        sin.sin_family = AF_INET
+        memcpy(&sin.sin_addr, p + ip + 12, 4)
+        memcpy(&sin.sin_port, p + tcp, 2)
+        sin = <sockaddr_in *>&out.dst
+        sin.sin_family = AF_INET
+        memcpy(&sin.sin_addr, p + ip + 16, 4)
+        memcpy(&sin.sin_port, p + tcp + 2, 2)
+    elif (u[ip] >> 4) == 6:
+        if n < 60 or n < <int64_t>hdr_len:
+            return CIP_TRUNCATED
+        if u[ip + 6] != 6:
+            return CIP_BAD_PROTO
+        tcp = ip + 40
+        if tcp + 4 > n:
+            return CIP_TRUNCATED
+        sin6 = <sockaddr_in6 *>&out.src
+        memset(sin6, 0, sizeof(sockaddr_in6))
+        sin6.sin6_family = AF_INET6
+        memcpy(&sin6.sin6_addr, p + ip + 8, 16)
+        memcpy(&sin6.sin6_port, p + tcp, 2)
+        sin6 = <sockaddr_in6 *>&out.dst
+        memset(sin6, 0, sizeof(sockaddr_in6))
+        sin6.sin6_family = AF_INET6
+        memcpy(&sin6.sin6_addr, p + ip + 24, 16)
+        memcpy(&sin6.sin6_port, p + tcp + 2, 2)
+    else:
+        return CIP_BAD_PROTO
+    out.has_addr = 1
+    if off + <int64_t>hdr_len > 0x7FFFFFFF:
+        return CIP_ABORT              # more than a socket can hold: the read-off fails
+    return off + <int>hdr_len
+
+
 # ---------------------------------------------------------------------------- sending
 cdef int inet_text(sockaddr_storage *sa, char *out, int room) noexcept nogil:
     cdef const void *raw = &(<sockaddr_in *>sa).sin_addr if sa.ss_family == AF_INET \
@@ -371,8 +449,10 @@ cdef int session_dst_port(Worker w, Session *s) noexcept nogil:
     return w.listeners[s.listener].port
 
 
-cdef void proxy_header_wait(Worker w, int idx, Session *s):
-    """A new connection must start with a PROXY header: wait for it (timeout client)."""
+cdef void proxy_header_wait(Worker w, int idx, Session *s, int headers):
+    """A new connection must start with the ``headers`` (HS_* bits: a NetScaler CIP
+    header, then a PROXY header, HAProxy's order): wait for them (timeout client)."""
+    s.handshake = headers
     s.state = ST_PROXY_HEADER
     arm_timer(w, idx, s)
     proxy_header_event(w, idx, s)
@@ -383,47 +463,61 @@ cdef void proxy_header_event(Worker w, int idx, Session *s):
     cdef char *buf
     cdef ssize_t n
     cdef int r
-    if not s.cli.readable:
-        return
-    buf = pool_get(&w.pool)
-    if buf == NULL:
-        s.cli.buf_wait = 1            # no buffer now: wait for one (or the timeout)
-        return
-    n = side_peek(&s.cli, buf, w.bufsize)
-    if n < 0 and (errno == EAGAIN or errno == EINTR):
-        s.cli.readable = 0
-        pool_put(&w.pool, buf)
-        return
-    h.has_addr = 0
-    r = PP_ABORT if n < 0 else PP_EMPTY if n == 0 else pp_parse(buf, n, &h)
-    if r == PP_MISSING:
-        if n >= <ssize_t>w.bufsize or s.cli.readable == 2:
-            r = PP_TRUNCATED          # larger than a buffer, or the client stopped sending
-        elif buf[0] == 80 and n >= PP_V1_MAX:
-            r = PP_BAD_HDR            # a v1 line longer than the protocol allows
-        else:
-            s.cli.readable = 0        # wait for the rest (its segment raises a new edge)
+    cdef bint cip
+    while s.handshake:
+        if not s.cli.readable:
+            return
+        cip = s.handshake & HS_CIP
+        buf = pool_get(&w.pool)
+        if buf == NULL:
+            s.cli.buf_wait = 1        # no buffer now: wait for one (or the timeout)
+            return
+        n = side_peek(&s.cli, buf, w.bufsize)
+        if n < 0 and (errno == EAGAIN or errno == EINTR):
+            s.cli.readable = 0
             pool_put(&w.pool, buf)
             return
-    if r > 0 and side_peek_consume(&s.cli, buf, r) != r:
-        r = PP_ABORT
-    if r < 0:
+        h.has_addr = 0
+        if n <= 0:
+            r = (CIP_ABORT if cip else PP_ABORT) if n < 0 else (CIP_EMPTY if cip else PP_EMPTY)
+        elif cip:
+            r = cip_parse(buf, n, w.listeners[s.listener].cip_magic, &h)
+            if r > n:
+                r = CIP_ABORT         # longer than what came: HAProxy's read-off fails
+        else:
+            r = pp_parse(buf, n, &h)
+        if r == PP_MISSING:           # (a PROXY header only: a CIP one is never awaited)
+            if n >= <ssize_t>w.bufsize or s.cli.readable == 2:
+                r = PP_TRUNCATED      # larger than a buffer, or the client stopped sending
+            elif buf[0] == 80 and n >= PP_V1_MAX:
+                r = PP_BAD_HDR        # a v1 line longer than the protocol allows
+            else:
+                s.cli.readable = 0    # wait for the rest (its segment raises a new edge)
+                pool_put(&w.pool, buf)
+                return
+        if r > 0 and side_peek_consume(&s.cli, buf, r) != r:
+            r = CIP_ABORT if cip else PP_ABORT
+        if r < 0:
+            pool_put(&w.pool, buf)
+            if r != PP_ABORT and r != CIP_ABORT and h.has_addr:
+                memcpy(&s.addr, &h.src, sizeof(sockaddr_storage))   # HAProxy logs a v2
+            proxy_header_failed(w, idx, s, r)               # header's source when a TLV
+            return                                          # was wrong
+        if h.has_addr:
+            memcpy(&s.addr, &h.src, sizeof(sockaddr_storage))
+            s.addrlen = sizeof(sockaddr_in) if h.src.ss_family == AF_INET else \
+                sizeof(sockaddr_in6)
+            memcpy(&s.dst, &h.dst, sizeof(sockaddr_storage))
+            s.dst_known = 2
+        if h.authority_len:
+            s.pp_authority = <char *>malloc(h.authority_len)
+            if s.pp_authority != NULL:
+                memcpy(s.pp_authority, buf + h.authority_off, h.authority_len)
+                s.pp_authority_len = h.authority_len
         pool_put(&w.pool, buf)
-        if r != PP_ABORT and h.has_addr:
-            memcpy(&s.addr, &h.src, sizeof(sockaddr_storage))   # HAProxy logs a v2 header's
-        proxy_header_failed(w, idx, s, r)                     # source when a TLV was wrong
-        return
-    if h.has_addr:
-        memcpy(&s.addr, &h.src, sizeof(sockaddr_storage))
-        s.addrlen = sizeof(sockaddr_in) if h.src.ss_family == AF_INET else sizeof(sockaddr_in6)
-        memcpy(&s.dst, &h.dst, sizeof(sockaddr_storage))
-        s.dst_known = 2
-    if h.authority_len:
-        s.pp_authority = <char *>malloc(h.authority_len)
-        if s.pp_authority != NULL:
-            memcpy(s.pp_authority, buf + h.authority_off, h.authority_len)
-            s.pp_authority_len = h.authority_len
-    pool_put(&w.pool, buf)
+        s.handshake &= ~(HS_CIP if cip else HS_PROXY)
+        if s.handshake and r == n and s.cli.readable == 1:
+            s.cli.readable = 0        # all read: the next header raises a new edge
     s.state = ST_CONNECTING
     s.cli.last = s.cli.last_rd = w.now
     session_accepted(w, idx, s, &w.frontends[s.fe])

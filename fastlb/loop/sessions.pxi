@@ -30,6 +30,7 @@ cdef int session_new(Worker w) except -1:
     s.http = 0
     s.redispatched = 0
     s.buf_waiting = 0
+    s.handshake = 0
     s.term0 = b'-'
     s.term1 = b'-'
     s.acc_in = s.acc_out = 0

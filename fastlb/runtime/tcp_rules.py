@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..config.model import Proxy
 from ..http.acl import ConditionCompiler
 from ..http.rules import apply_capture, compile_rule
-from ..loop.core import (CONN_EXPECT_PROXY, CONN_REJECT, CONN_SILENT, TCP_CLOSE, TCP_GO,
+from ..loop.core import (CONN_EXPECT_CIP, CONN_EXPECT_PROXY, CONN_REJECT, CONN_SILENT, TCP_CLOSE, TCP_GO,
                          TCP_REJECT, TCP_SILENT, TCP_SWITCH_HTTP, TCP_WAIT)
 from ..sample import Context
 from ..sample.registry import MissingData
@@ -99,6 +99,8 @@ def build_tcp_rules(proxy: Proxy, by_name: dict, default: int, env: SampleEnv):
                 action = c.rule.action
                 if action == "expect-proxy":
                     verdict |= CONN_EXPECT_PROXY
+                elif action == "expect-netscaler-cip":
+                    verdict |= CONN_EXPECT_CIP
                 elif action == "accept":
                     return verdict
                 elif action == "reject":

@@ -241,7 +241,8 @@ def run_worker(tables: RuntimeTables, shm: SharedState, worker_id: int, nworkers
             # the loop owns the descriptor from now on (it closes it at a soft stop)
             worker.add_listener(sock.detach(), fe.index, port, listener.accept_proxy,
                                 listener.id, listener.maxconn, slot, listener.proto == "none",
-                                listener.sockpair, fe.proxy.options.socket_stats)
+                                listener.sockpair, fe.proxy.options.socket_stats,
+                                -1 if listener.cip_magic is None else listener.cip_magic)
             slot += 1
 
     worker.set_error_capture(ErrorCapture(shm, worker_id).record)

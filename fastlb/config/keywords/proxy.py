@@ -11,7 +11,7 @@ from ..model import ForwardFor, HttpCheck
 from ...logformat import LogFormatError, compile_format
 from ...sample import Context, SampleError, compile_format as compile_value
 from ..units import parse_time_ms, parse_time_s, tcp_user_timeout
-from .arguments import (CLI_BIND_VALUES, cli_bind_option, condition, log_statement, one_arg,
+from .arguments import (CLI_BIND_VALUES, c_atol, cli_bind_option, condition, log_statement, one_arg,
                         positive_int, process_set)
 from .registry import (BACKENDS, DEFAULTS, FRONTENDS, PROXIES, PROXY_AND_DEFAULTS, did_you_mean,
                        keyword)
@@ -46,7 +46,7 @@ ALREADY_SO = ("splice-auto", "splice-request", "splice-response", "http-no-delay
 # the bind and proxy options fastlb reads (for "did you mean")
 _BIND_OPTIONS = ("v4v6", "v6only", "backlog", "name", "accept-proxy", "defer-accept", "tfo",
                  "transparent", "interface", "mss", "proto", "mode", "user", "group", "uid",
-                 "gid", "namespace", "nice", "maxconn", "id", "tcp-ut", "process", "thread", "level", "expose-fd",
+                 "gid", "namespace", "nice", "maxconn", "id", "tcp-ut", "process", "thread", "accept-netscaler-cip", "level", "expose-fd",
                  "severity-output")
 _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server", "abortonclose",
@@ -60,7 +60,7 @@ _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "http-keep-alive", "http-server-close", "httpclose", "http-buffer-request")
 _BIND_NOT_YET = {
     "ssl", "crt", "crt-list", "ca-file", "verify", "alpn", "npn",
-    "accept-netscaler-cip", "allow-0rtt", "strict-sni", "generate-certificates",
+    "allow-0rtt", "strict-sni", "generate-certificates",
     "ciphers", "ciphersuites", "curves", "ecdhe", "ssl-min-ver",
     "ssl-max-ver", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13",
     "prefer-client-ciphers", "quic-cc-algo", "quic-force-retry",
@@ -290,6 +290,17 @@ def bind(parser, proxy, args, origin):
             bind_threads(listeners, f"'bind {args[0]}' in section '{proxy.kind}'",
                          args[i + 1] if i + 1 < len(args) else "")
             i += 1
+        elif option == "accept-netscaler-cip":
+            text = args[i + 1] if i + 1 < len(args) else ""
+            where = f"'bind {args[0]}' in section '{proxy.kind}'"
+            if not text:
+                raise ValueError(f"{where} : '{option}' : missing value")
+            magic = c_atol(text) & 0xFFFFFFFF      # HAProxy keeps it in a uint32_t
+            if magic == 0:
+                raise ValueError(f"{where} : '{option}' : invalid value 0, must be >= 0")
+            for listener in listeners:
+                listener.cip_magic = magic
+            i += 1
         elif option in CLI_BIND_VALUES:
             # the stats socket's settings: HAProxy checks them on any bind line, and they
             # change nothing but on its CLI (fastlb's is the stats socket's, in global)
@@ -330,7 +341,8 @@ def bind(parser, proxy, args, origin):
 _ADDRESS = ("set-src", "set-src-port", "set-dst", "set-dst-port")
 _VARS = ("set-var", "set-var-fmt", "unset-var")
 _TCP_ACTIONS = {
-    "connection": ("accept", "reject", "expect-proxy", "silent-drop", "set-mark", "set-tos")
+    "connection": ("accept", "reject", "expect-proxy", "expect-netscaler-cip", "silent-drop",
+                   "set-mark", "set-tos")
     + _ADDRESS + _VARS,
     "session": ("accept", "reject", "silent-drop", "set-mark", "set-tos") + _ADDRESS + _VARS,
     "content": ("accept", "reject", "silent-drop", "capture", "set-log-level", "switch-mode",
@@ -342,7 +354,7 @@ _TCP_ACTIONS = {
 _STICK = ("track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1",
           "sc-set-gpt", "sc-set-gpt0", "sc-add-gpc")
 _TCP_NOT_YET = {
-    "expect-netscaler-cip": "NetScaler headers", "lua": "Lua", "send-spoe-group": "SPOE",
+    "lua": "Lua", "send-spoe-group": "SPOE",
     "do-resolve": "resolvers (issue #13)", "use-service": "Lua (HAProxy's only TCP services)",
 }
 
@@ -367,6 +379,9 @@ def _tcp_rule(proxy, what: str, ruleset: str, args: list):
     if base in _TCP_NOT_YET:
         raise ValueError(f"'{what} {base}' needs {_TCP_NOT_YET[base]}, which fastlb does not "
                          "support yet.")
+    if base in ("expect-proxy", "expect-netscaler-cip") and ruleset != "connection":
+        raise ValueError(f"'{base} {args[1] if len(args) > 1 else ''}' is not allowed in "
+                         f"'{what}' rules in {proxy.kind} '{proxy.name}'")
     if base not in _TCP_ACTIONS[ruleset]:
         raise ValueError(f"'{what}' unknown action '{action}'.")
     rest = args[1:]
@@ -375,6 +390,11 @@ def _tcp_rule(proxy, what: str, ruleset: str, args: list):
     elif base == "expect-proxy":
         if not rest or rest[0] != "layer4":
             raise ValueError(f"'{what} expect-proxy' expects 'layer4'.")
+        rule, rest = Rule(action=base), rest[1:]
+    elif base == "expect-netscaler-cip":
+        if not rest or rest[0] != "layer4":
+            raise ValueError(f"'{what} {base}' only supports 'layer4' in {proxy.kind} "
+                             f"'{proxy.name}' (got '{rest[0] if rest else ''}')")
         rule, rest = Rule(action=base), rest[1:]
     elif base == "switch-mode":
         if not rest or rest[0] != "http":
