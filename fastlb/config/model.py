@@ -218,6 +218,7 @@ class Options:
     abortonclose: bool = False          # a client's close drops its request still waiting
     restrict_hdr_names: str = "preserve"  # option http-restrict-req-hdr-names: delete|reject
     redispatch: Optional[int] = None    # None: off; else HAProxy's redispatch interval (default -1)
+    transparent: bool = False           # requests no server takes go to the client's destination
     clitcpka: bool = False
     srvtcpka: bool = False
     # {cli,srv}tcpka-cnt|idle|intvl: the keep-alive probes' count, idle and interval
@@ -348,6 +349,7 @@ class Proxy:
     servers: list = field(default_factory=list)
     default_server: ServerDefaults = field(default_factory=ServerDefaults)
     balance: str = "roundrobin"
+    balance_set: bool = False               # a balance line (here or in defaults) chose it
     balance_args: dict = field(default_factory=dict)   # uri len/depth/whole/path-only, param, ...
     hash_type: str = "map-based"
     rdp_persist: Optional[str] = None   # persist rdp-cookie: the cookie naming the server
@@ -406,7 +408,7 @@ class Proxy:
 
     def inherit_from(self, defaults: "Proxy") -> None:
         """Copy every setting a ``defaults`` section may carry."""
-        for name in ("mode", "default_backend", "balance", "maxconn", "backlog", "retries",
+        for name in ("mode", "default_backend", "balance", "balance_set", "maxconn", "backlog", "retries",
                      "log_tag", "monitor_uri", "http_reuse", "log_format",
                      "unique_id_format", "unique_id_header", "log_format_sd",
                      "error_log_format",

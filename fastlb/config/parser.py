@@ -667,6 +667,12 @@ class Parser:
             self.warn(proxy.origin, f"backend '{proxy.name}' has both 'dispatch' and servers: "
                        "'dispatch' is ignored as in HAProxy.")
             proxy.dispatch = None
+        if proxy.options.transparent:
+            if proxy.balance_set:
+                self.alerts.append(f"{proxy.type_name} '{proxy.name}' cannot use both "
+                                   "transparent and balance mode.")
+            elif proxy.dispatch:
+                proxy.options.transparent = False     # dispatch wins, as in HAProxy
 
     def _warn_missing_timeouts(self, proxy: Proxy) -> None:
         t = proxy.timeouts

@@ -96,13 +96,14 @@ def _split_cookie_header(value: str) -> list[str]:
 
 
 class Persistence:
-    def __init__(self, settings: CookiePolicy, server_cookies: list, real_servers: bool = True):
-        """``server_cookies``: each server's value (None: it has none); ``real_servers``
-        False for a backend that only has a dispatch address (no cookie is ever set)."""
+    def __init__(self, settings: CookiePolicy, server_cookies: list, real_servers=None):
+        """``server_cookies``: each server's value (None: it has none); ``real_servers``:
+        per entry, False for a dispatch address or option transparent's client destination
+        (no server of ours: no cookie is set or removed for it, as HAProxy); None: all."""
         self.settings = settings
         self.name = settings.name
         self.set_server_cookies(server_cookies)
-        self.real_servers = real_servers
+        self.real_servers = [True] * len(server_cookies) if real_servers is None else real_servers
         self.name_b = settings.name.lower().encode()
         # fixed attributes after "path=/", in HAProxy's order
         tail = "".join(f"; domain={d}" for d in settings.domains)
@@ -193,7 +194,7 @@ class Persistence:
         seen = seen if seen is not None else NOTHING_SEEN
         if not 0 <= server < len(self.server_cookies):
             return self.silent or "N"
-        real = self.real_servers            # a dispatch address is no server of ours
+        real = self.real_servers[server]    # a dispatch address is no server of ours
         value = self.server_cookies[server] if real else None
         # the client came straight to this server with its cookie (HAProxy's SF_DIRECT)
         direct = real and ((seen.server == server and client_letter != "D") or forced)

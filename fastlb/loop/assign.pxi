@@ -406,6 +406,9 @@ cdef int assign_server(Worker w, int idx, Session *s):
             return ASSIGN_QUEUED
         if not be.redispatch:
             return ASSIGN_NONE        # its queue is full too and we may not go elsewhere
+    if be.transparent >= 0:
+        # option transparent: no balancing; the client's destination takes the rest
+        return be.transparent if try_hold(w, s, be, be.transparent, False) else ASSIGN_NONE
     if be.prefer_last and be.key == KEY_NONE and last_server_usable(w, s, be):
         if try_hold(w, s, be, s.server, False):
             return s.server

@@ -7,7 +7,8 @@ cdef void start_connect(Worker w, int idx, Session *s):
     cdef BackendRt *be = &w.backends[s.be]
     cdef ServerRt *srv
     cdef sockaddr_storage addr
-    cdef int fd, rc, one = 1, zero = 0
+    cdef int fd, rc, one = 1, zero = 0, family
+    cdef socklen_t addrlen
     cdef linger no_linger = linger(1, 0)     # option nolinger: close() resets
     if s.server < 0:
         s.server = assign_server(w, idx, s)
@@ -24,13 +25,24 @@ cdef void start_connect(Worker w, int idx, Session *s):
     if srv.sockpair_fd >= 0:
         connect_sockpair(w, idx, s, srv)
         return
-    memcpy(&addr, &srv.addr, srv.addrlen)
-    if srv.use_client_port:
-        (<sockaddr_in *>&addr).sin_port = htons(session_dst_port(w, s))
+    family, addrlen = srv.family, srv.addrlen
+    if srv.client_dst:
+        # option transparent: where the client connected (a PROXY header's destination,
+        # set-dst); HAProxy's connect fails when that is no IPv4/IPv6 address
+        if not session_dst(s) or (s.dst.ss_family != AF_INET and s.dst.ss_family != AF_INET6):
+            no_connection(w, idx, s, b'S')
+            return
+        family = s.dst.ss_family
+        addrlen = sizeof(sockaddr_in) if family == AF_INET else sizeof(sockaddr_in6)
+        memcpy(&addr, &s.dst, addrlen)
+    else:
+        memcpy(&addr, &srv.addr, srv.addrlen)
+        if srv.use_client_port:
+            (<sockaddr_in *>&addr).sin_port = htons(session_dst_port(w, s))
     if srv.netns_fd >= 0:
         fd = socket_in_namespace(w, srv)
     else:
-        fd = socket(srv.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+        fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
     if fd < 0:
         no_connection(w, idx, s, b'R')     # resource shortage on our side
         return
@@ -76,7 +88,7 @@ cdef void start_connect(Worker w, int idx, Session *s):
         side_close(&s.srv)
         no_connection(w, idx, s, b'R')
         return
-    rc = connect(fd, <sockaddr *>&addr, srv.addrlen)
+    rc = connect(fd, <sockaddr *>&addr, addrlen)
     if rc == 0:
         connected(w, idx, s)
     elif errno == EINPROGRESS:

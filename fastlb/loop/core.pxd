@@ -99,6 +99,7 @@ cdef struct ServerRt:
     socklen_t addrlen
     int family
     int use_client_port     # server written without a port: use the port the client reached
+    int client_dst          # option transparent's entry: connect where the client connected
     int send_proxy          # SEND_PROXY_* (proxy_header.pxd): a header before the client's bytes
     int pp_opts             # PP2_OPT_* for a v2 header
     int tfo                 # server ... tfo: a first attempt with bytes to send carries them on the SYN
@@ -168,6 +169,8 @@ cdef struct BackendRt:
     int pretend_keepalive   # option http-pretend-keepalive: no "close" announced to servers
     SourceRt source         # "source": server sockets bind to it first (len 0: none)
     int prefer_last         # option prefer-last-server
+    int transparent         # option transparent: the server entry of the client's destination
+                            # (what persistence or use-server do not send elsewhere), -1: none
     int case_adjust         # option h1-case-adjust-bogus-server: names to servers adjusted
     int accept_invalid      # option accept-invalid-http-response
     int64_t max_ka_queue    # max-keep-alive-queue + 1: the last server's queue may be

@@ -328,6 +328,7 @@ cdef class Worker:
                                                   server.ip, server.port)
             be.servers[i].family = server.family
             be.servers[i].use_client_port = server.port == 0 and server.family != _socket.AF_UNIX
+            be.servers[i].client_dst = server.client_dst
             be.servers[i].send_proxy = server.send_proxy
             be.servers[i].pp_opts = server.pp_opts
             be.servers[i].tfo = server.tfo
@@ -385,6 +386,7 @@ cdef class Worker:
         be.retry_on = spec.retry_on if spec.http else RE_CONN_FAILED    # HTTP only, as HAProxy
         fill_source(&be.source, spec.source, spec.usesrc, spec.source_interface)
         be.prefer_last = spec.prefer_last
+        be.transparent = spec.transparent
         be.case_adjust = spec.case_adjust
         be.accept_invalid = spec.accept_invalid
         be.max_ka_queue = spec.max_ka_queue

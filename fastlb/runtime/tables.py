@@ -13,7 +13,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..config.model import Config, Proxy, Server
+from ..config.model import Config, Proxy, Server, ServerAddress
 from ..applets.page import Applets
 from ..http.cookies import Persistence, dynamic_cookie
 from ..lb.algorithms import ALGORITHMS, Algorithm
@@ -75,6 +75,7 @@ class ServerSpec:
     source_interface: Optional[str] = None
     minconn: int = 0              # below maxconn: the dynamic limit's floor (see BackendSpec.fullconn)
     sockpair: Optional[int] = None  # sockpair@<fd>: the descriptor connections are passed over
+    client_dst: bool = False      # option transparent: the address the client connected to
     namespace: Optional[str] = None  # the network namespace (its /var/run/netns path) its
                                      # connections are made in
 
@@ -118,6 +119,7 @@ class BackendSpec:
     source: object                # (family, ip, port) server sockets bind to, or None
     restrict_names: int           # http-restrict-req-hdr-names: 0 preserve, 1 delete, 2 reject
     prefer_last: bool             # option prefer-last-server
+    transparent: int              # option transparent: its client-destination entry, -1: none
     max_ka_queue: int             # max-keep-alive-queue + 1 (0: wait behind any queue)
     case_adjust: bool             # option h1-case-adjust-bogus-server
     accept_invalid: bool          # option accept-invalid-http-response
@@ -327,12 +329,20 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
     servers = [server_spec(server, None, first_shm + i) for i, server in enumerate(proxy.servers)]
     if not servers and proxy.dispatch is not None:
         servers.append(server_spec(None, proxy.dispatch, first_shm))
+    transparent = -1
+    if proxy.options.transparent and proxy.dispatch is None:
+        # HAProxy's transparent mode: what no server takes (a cookie, use-server) goes to
+        # the address the client connected to, logged as <NOSRV>; never balanced to
+        transparent = len(servers)
+        servers.append(dataclasses.replace(
+            server_spec(None, ServerAddress(socket.AF_INET, "0.0.0.0", "0.0.0.0", 0),
+                        first_shm + len(servers)), client_dst=True, weight=0))
     t, args = proxy.timeouts, proxy.balance_args
     http = proxy.mode == "http"
     cookie = None
     if proxy.cookie is not None and http:
         cookie = Persistence(proxy.cookie, [server_cookie(proxy, s) for s in servers],
-                             real_servers=any(s.model is not None for s in servers))
+                             real_servers=[s.model is not None for s in servers])
     spec = BackendSpec(
         index=index, servers=tuple(servers), algorithm=ALGORITHMS[proxy.balance],
         consistent=proxy.hash_type == "consistent", avalanche=bool(proxy.hash_avalanche),
@@ -363,6 +373,7 @@ def compile_backend(proxy: Proxy, index: int, first_shm: int, applets: Applets,
         usesrc=proxy.usesrc, source_interface=proxy.source_interface,
         retry_on=proxy.retry_on,
         prefer_last=bool(proxy.options.prefer_last_server), max_ka_queue=proxy.max_ka_queue,
+        transparent=transparent,
         case_adjust=proxy.options.h1_case_adjust_bogus_server and http,
         accept_invalid=bool(proxy.options.accept_invalid_http_response),
         abortonclose=bool(proxy.options.abortonclose),

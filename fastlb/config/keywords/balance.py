@@ -14,6 +14,7 @@ def balance(parser, proxy, args, origin):
     """The algorithms and their arguments are lb/algorithms.py's registry."""
     one_arg(args, "balance", allow_more=True)
     proxy.balance, proxy.balance_args = parse_balance(args)
+    proxy.balance_set = True
     if proxy.balance == "hash":
         try:
             check_expr(proxy.balance_args["expr"], Context("balance"))

@@ -25,7 +25,7 @@ _TIMEOUT_SIDE = {"client": "frontend", "client-fin": "frontend", "http-request":
                  "check": "backend", "tunnel": "backend"}
 _OPTIONS_NOT_YET = {
     "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk",
-    "tcp-check", "external-check", "transparent", "spop-check",
+    "tcp-check", "external-check", "spop-check",
 }
 # options HAProxy 2.6 itself refuses, with its words
 _OPTIONS_REMOVED = {
@@ -55,7 +55,7 @@ _OPTIONS = ("tcplog", "httplog", "logasap", "dontlognull", "http-ignore-probes",
             "srvtcpka", "tcp-smart-accept", "tcp-smart-connect", "persist", "checkcache", "http-pretend-keepalive", "http-use-proxy-header",
             "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server", "contstats",
             "accept-invalid-http-request", "accept-invalid-http-response",
-            "idle-close-on-response",
+            "idle-close-on-response", "transparent",
             "log-health-checks", "allbackups", "httpchk", "forwardfor", "originalto",
             "http-keep-alive", "http-server-close", "httpclose", "http-buffer-request")
 _BIND_NOT_YET = {
@@ -166,6 +166,14 @@ def filter_(parser, proxy, args, origin):
                          + ", ".join(sorted(_FILTERS)))
     raise ValueError(f"'filter {name}' needs {_FILTERS[name]}, which fastlb does not support "
                      "yet.")
+
+
+@keyword("transparent", sections=PROXY_AND_DEFAULTS)
+def transparent(parser, proxy, args, origin):
+    """The old spelling of ``option transparent`` (HAProxy takes it anywhere, silently)."""
+    if args:
+        raise ValueError(f"'transparent' cannot handle unexpected argument '{args[0]}'.")
+    proxy.options.transparent = True
 
 
 @keyword("bind-process", sections=PROXY_AND_DEFAULTS)
@@ -650,6 +658,10 @@ def option(parser, proxy, args, origin, enable=True):
     elif name in ("log-separate-errors", "dontlog-normal", "nolinger", "prefer-last-server",
                   "abortonclose", "independent-streams"):
         setattr(opts, name.replace("-", "_"), enable)
+    elif name == "transparent":
+        if ignored_without(parser, proxy, origin, "transparent", "backend"):
+            return
+        opts.transparent = enable
     elif name == "redispatch":
         interval = -1
         if enable and len(args) > 1:

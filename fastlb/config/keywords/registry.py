@@ -190,7 +190,6 @@ NEEDS_GLOBAL = {
 }
 NEEDS_PROXY = {
     "use-fcgi-app": "FastCGI applications (fcgi-app sections)",
-    "transparent": "'option transparent' (the deprecated spelling)",
 }
 # Keywords HAProxy 2.6 only warns about in a proxy without the capability they need
 # (its warnifnotcap: "ignored because ..."); the others there are errors.
