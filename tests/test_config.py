@@ -147,7 +147,7 @@ def test_check_config_without_listener_exits_2(tmp_path):
 
 @pytest.mark.parametrize("line, message", [
     ("    frobnicate 1", "parsing [haproxy.cfg:LINE] : unknown keyword 'frobnicate' in 'backend' section"),
-    ("    stick-table type ip size 1m", "parsing [haproxy.cfg:LINE] : 'stick-table' in 'backend' section is not supported by fastlb yet."),
+    ("    stick-table type ip size 1m", "parsing [haproxy.cfg:LINE] : 'stick-table' in 'backend' section needs stick tables (issue #14), which fastlb does not support yet."),
     ("    timeout server 5x", "parsing [haproxy.cfg:LINE] : unexpected character 'x' in 'timeout server'"),
     ("    timeout blah 5s", "'timeout' supports 'client', 'server'"),
     ("    server s2 127.0.0.1:80 frob", "[haproxy.cfg:LINE] : 'server be/s2' : unknown keyword 'frob'."),
@@ -240,7 +240,8 @@ def test_all_errors_reported_in_one_run(tmp_path):
             bind 127.0.0.1:8001
     """)
     assert code == 1
-    assert "parsing [haproxy.cfg:3] : 'server-state-file' in 'global' section is not supported by fastlb yet." in err
+    assert "parsing [haproxy.cfg:3] : 'server-state-file' in 'global' section needs server " \
+        "state files (issue #13), which fastlb does not support yet." in err
     assert "parsing [haproxy.cfg:4] : unknown keyword 'frobnicate' in 'global' section" in err
     assert "parsing [haproxy.cfg:8] : unknown keyword 'bogus' in 'frontend' section" in err
     assert "frontend 'fe' has the same name as frontend 'fe' declared at" in err
@@ -455,7 +456,8 @@ def test_fullconn_and_bind_nice_are_checked_and_their_lack_of_effect_said(tmp_pa
     ("tune.runqueue-depth 10", 0, "'tune.runqueue-depth' has no effect in fastlb (it has no "
      "task scheduler)"),
     ("noepoll", 1, "'noepoll' in 'global' section needs a poller other than epoll"),
-    ("tune.pool-low-fd-ratio 20", 1, "'tune.pool-low-fd-ratio' in 'global' section is not supported"),
+    ("tune.pool-low-fd-ratio 20", 1, "'tune.pool-low-fd-ratio' in 'global' section needs the "
+     "idle connection pool's limits (issue #12)"),
     ("tune.fd.edge-triggered on", 1, "'tune.fd.edge-triggered' directive is experimental, must "
      "be allowed via a global 'expose-experimental-directives'"),
     ("expose-experimental-directives\n        tune.fd.edge-triggered on", 0, None),
@@ -490,3 +492,26 @@ def test_set_nice_is_accepted_with_a_warning_that_it_does_nothing(tmp_path):
     assert err.count("set-nice' has no effect in fastlb") == 2
     code, _, err = check(tmp_path, base + "    http-request set-nice\n")
     assert code != 0 and "expects exactly 1 argument (integer value)" in err
+
+
+@pytest.mark.parametrize("section, lines, needs", [
+    ("peers mypeers", ["peer lb1 127.0.0.1:10000", "peer lb2 127.0.0.2:10000"], "peers"),
+    ("resolvers dns", ["nameserver ns1 127.0.0.1:53", "hold valid 10s"], "resolvers"),
+    ("mailers alerts", ["mailer smtp1 127.0.0.1:25", "timeout mail 10s"], "email alerts"),
+    ("cache small", ["total-max-size 4", "max-age 60"], "the cache"),
+    ("ring logs", ["size 32764", "format rfc5424"], "rings"),
+    ("log-forward relay", ["dgram-bind 127.0.0.1:5514", "log global"], "log forwarding"),
+    ("program api", ["command /bin/true"], "programs run by the master"),
+    ("fcgi-app php", ["docroot /var/www"], "FastCGI applications"),
+])
+def test_haproxys_other_sections_are_refused_by_name_once(tmp_path, section, lines, needs):
+    """One alert naming the section and what it needs; its lines are not read as another
+    section's keywords, and the sections after it are read as usual."""
+    text = VALID.replace("    backend be", "    " + section + "\n" +
+                         "".join(f"        {line}\n" for line in lines) + "    backend be")
+    code, _, err = check(tmp_path, text)
+    alerts = [line for line in err.splitlines() if line.startswith("[ALERT]")]
+    kind = section.split()[0]
+    assert code == 1 and len(alerts) == 3, err    # it, "Error(s) found", "Fatal errors"
+    assert f"parsing [haproxy.cfg:10] : '{kind}' section needs {needs}" in alerts[0], err
+    assert "unknown" not in err, err

@@ -26,6 +26,18 @@ from .tokenizer import TokenizeError, tokenize
 
 SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "userlist",
             "http-errors")
+# HAProxy 2.6's other sections: refused by name, saying what each needs, and their lines
+# skipped (not read as the previous section's keywords)
+REFUSED_SECTIONS = {
+    "peers": "peers (stick tables shared between nodes, issue #14)",
+    "resolvers": "resolvers (DNS service discovery, issue #13)",
+    "mailers": "email alerts (sent on health-check state changes, issue #13)",
+    "cache": "the cache",
+    "fcgi-app": "FastCGI applications",
+    "program": "programs run by the master",
+    "ring": "rings (HAProxy's in-memory log buffers)",
+    "log-forward": "log forwarding (HAProxy as a syslog relay)",
+}
 # fetches whose argument names a backend, which must exist
 BACKEND_FETCHES = ("nbsrv", "be_conn", "queue", "avg_queue", "connslots")
 USERLIST_FETCHES = ("http_auth", "http_auth_group")
@@ -260,6 +272,13 @@ class Parser:
         if keyword in SECTIONS:
             self._open_section(words, origin)
             return
+        if keyword in REFUSED_SECTIONS:
+            self.alert(origin, f"'{keyword}' section needs {REFUSED_SECTIONS[keyword]}, which "
+                       "fastlb does not support yet.")
+            self.section, self.proxy = "refused", None
+            return
+        if self.section == "refused":
+            return                    # the lines of a section already refused
         if self.section is None:
             self.alert(origin, f"unknown keyword '{keyword}' out of section.")
             return

@@ -79,7 +79,9 @@ def registered() -> list[Keyword]:
 
 
 # -- "did you mean" -----------------------------------------------------------------------------
-_SECTION_WORDS = ("global", "defaults", "frontend", "backend", "listen")
+_SECTION_WORDS = ("global", "defaults", "frontend", "backend", "listen", "userlist",
+                  "http-errors", "peers", "resolvers", "mailers", "cache", "fcgi-app",
+                  "program", "ring", "log-forward")
 
 
 def _fingerprint(word: str) -> Counter:
@@ -158,13 +160,8 @@ NO_EFFECT_GLOBAL = {
 }
 
 # Keywords HAProxy has and fastlb refuses for now, so that a config never loses a setting silently.
-NOT_YET_GLOBAL = {
-    "tune.ssl.default-dh-param",
-    "spread-checks", "server-state-file", "server-state-base", "lua-load",
-    "localpeer", "maxsslconn", "external-check",
-    "tune.pool-high-fd-ratio",
-    "tune.pool-low-fd-ratio",
-}
+# (every global keyword HAProxy 2.6 has and fastlb refuses now says what it needs: NEEDS_GLOBAL)
+NOT_YET_GLOBAL: set = set()
 # HAProxy 2.6 keywords that belong to a subsystem fastlb does not have yet: refused by name,
 # saying which (the README's list of what stays unsupported).
 _TLS = "TLS (issue #11)"
@@ -183,6 +180,14 @@ NEEDS_GLOBAL = {
         "tune.lua.service-timeout", "tune.lua.session-timeout", "tune.lua.task-timeout")},
     **{kw: _COMP for kw in ("maxcompcpuusage", "maxcomprate", "maxzlibmem", "tune.comp.maxlevel")},
     "cluster-secret": "QUIC",
+    "tune.ssl.default-dh-param": _TLS, "maxsslconn": _TLS,
+    "spread-checks": "spread health checks (issue #13)",
+    "server-state-file": "server state files (issue #13)",
+    "server-state-base": "server state files (issue #13)",
+    "lua-load": _LUA, "localpeer": "peers (issue #14)",
+    "external-check": "external health checks (issue #13)",
+    "tune.pool-high-fd-ratio": "the idle connection pool's limits (issue #12)",
+    "tune.pool-low-fd-ratio": "the idle connection pool's limits (issue #12)",
     "max-spread-checks": "spread health checks (issue #13)",
     "httpclient.resolvers.id": "resolvers (issue #13)",
     "httpclient.resolvers.prefer": "resolvers (issue #13)",
@@ -190,6 +195,14 @@ NEEDS_GLOBAL = {
 }
 NEEDS_PROXY = {
     "use-fcgi-app": "FastCGI applications (fcgi-app sections)",
+    "stick-table": "stick tables (issue #14)", "stick": "stick tables (issue #14)",
+    "tcp-check": "tcp-check health checks (issue #13)",
+    "external-check": "external health checks (issue #13)",
+    "compression": "compression",
+    "server-template": "resolvers (DNS service discovery, issue #13)",
+    "email-alert": "email alerts (sent on health-check state changes, issue #13)",
+    "load-server-state-from-file": "server state files (issue #13)",
+    "server-state-file-name": "server state files (issue #13)",
 }
 # Keywords HAProxy 2.6 only warns about in a proxy without the capability they need
 # (its warnifnotcap: "ignored because ..."); the others there are errors.
@@ -198,14 +211,8 @@ WARN_WITHOUT_CAPABILITY = {
     "retries", "http-send-name-header", "use-server", "ignore-persist", "http-reuse",
     "monitor", "maxconn", "backlog", "fullconn", "dispatch", "balance", "hash-type", "source",
 }
-NOT_YET_PROXY = {
-    "stick-table", "stick",
-    "tcp-check",
-    "compression",
-    "external-check", "server-template",
-    "email-alert", "load-server-state-from-file",
-    "server-state-file-name",
-}
+# (every proxy keyword HAProxy 2.6 has and fastlb refuses now says what it needs: NEEDS_PROXY)
+NOT_YET_PROXY: set = set()
 # Keywords HAProxy 2.6 itself no longer takes: refused with its own words ({kw}: the
 # keyword, {arg}: its first argument), so that a config haproxy refuses is refused here too.
 _GONE_21 = "The '{kw}' directive is not supported anymore since HAProxy 2.1."
