@@ -33,6 +33,7 @@ from setproctitle import setproctitle
 
 from .config.model import HttpCheck, Proxy, Server
 from .logsink import ALERT, EMERG, LogSink, NOTICE, console as _stderr
+from .mailers import Delivery, deliveries, wanted
 from . import shm as shared
 from .runtime.listeners import network_namespace
 from .runtime.tables import RuntimeTables
@@ -196,6 +197,7 @@ class Checker:
                     self.checks.append(ServerCheck(be.proxy, be.index, server,
                                                    be.first_server_shm + i, state))
         self.observed = [c for c in self.checks if c.server.observe]
+        self.mails: list = []           # email alerts being delivered (fastlb/mailers.py)
         now = time.monotonic()
         for position, check in enumerate(self.checks):
             # spread the first checks over the first interval, as HAProxy does
@@ -217,8 +219,41 @@ class Checker:
                        default=now + 1.0)
             if self.observed:
                 wake = min(wake, now + OBSERVE_POLL_S)
+            if self.mails:
+                self.expire_mails(now)
+                wake = min([wake] + [mail.deadline for mail in self.mails])
             for key, events in self.selector.select(max(0.0, min(wake - time.monotonic(), 1.0))):
-                self.on_event(key.data, events)
+                if isinstance(key.data, Delivery):
+                    self.mail_event(key.data, events)
+                else:
+                    self.on_event(key.data, events)
+
+    # -- email alerts -----------------------------------------------------------------------
+    def mail(self, backend: Proxy, level: str, message: str) -> None:
+        """HAProxy's send_email_alert(): the message (without its final dot) to each relay,
+        when the backend's email-alert level takes it."""
+        if not wanted(backend.email_alert, level):
+            return
+        for mail in deliveries(backend.email_alert, self.tables.config.mailers,
+                               message.rstrip(".")):
+            self.mails.append(mail)
+            self.selector.register(mail.sock, mail.events(), mail)
+
+    def mail_event(self, mail: Delivery, events: int) -> None:
+        mail.on_event(events)
+        if mail.done:
+            self.drop_mail(mail)
+        else:
+            self.selector.modify(mail.sock, mail.events(), mail)
+
+    def expire_mails(self, now: float) -> None:
+        for mail in [m for m in self.mails if m.expired(now)]:
+            self.drop_mail(mail)
+
+    def drop_mail(self, mail: Delivery) -> None:
+        self.selector.unregister(mail.sock)
+        mail.sock.close()
+        self.mails.remove(mail)
 
     def start(self, check: ServerCheck, now: float) -> None:
         if self.state.server_state(check.k) & (shared.ST_ANY_MAINT | shared.ST_CHECK_OFF):
@@ -437,12 +472,14 @@ class Checker:
                        f"servers online. 0 sessions requeued, {queued} total in queue.")
             sink.send(NOTICE, message)
             _stderr("WARNING", message)
+            self.mail(check.backend, "notice", message)
         else:
             message = (f"{kind} {name} is DOWN{details}. {active} active and {backup} backup "
                        f"servers left. {sessions} sessions active, 0 requeued, {queued} "
                        f"remaining in queue.")
             sink.send(ALERT, message)
             _stderr("WARNING", message)
+            self.mail(check.backend, "alert", message)
             if active == 0 and backup == 0:
                 message = f"{be.proxy.type_name} {be.proxy.name} has no server available!"
                 sink.send(EMERG, message)

@@ -497,7 +497,6 @@ def test_set_nice_is_accepted_with_a_warning_that_it_does_nothing(tmp_path):
 @pytest.mark.parametrize("section, lines, needs", [
     ("peers mypeers", ["peer lb1 127.0.0.1:10000", "peer lb2 127.0.0.2:10000"], "peers"),
     ("resolvers dns", ["nameserver ns1 127.0.0.1:53", "hold valid 10s"], "resolvers"),
-    ("mailers alerts", ["mailer smtp1 127.0.0.1:25", "timeout mail 10s"], "email alerts"),
     ("cache small", ["total-max-size 4", "max-age 60"], "the cache"),
     ("ring logs", ["size 32764", "format rfc5424"], "rings"),
     ("log-forward relay", ["dgram-bind 127.0.0.1:5514", "log global"], "log forwarding"),

@@ -204,6 +204,29 @@ class ForwardFor:
 
 
 @dataclass
+class Mailers:
+    """A ``mailers`` section: the SMTP relays email alerts go to, each of them."""
+    name: str
+    origin: Origin
+    relays: list = field(default_factory=list)      # (mailer name, host, port)
+    timeout_ms: int = 10000                         # timeout mail (HAProxy's default 10s)
+
+
+@dataclass
+class EmailAlert:
+    """A proxy's email-alert settings (used once from, to and mailers are all set)."""
+    sender: Optional[str] = None        # email-alert from
+    to: Optional[str] = None
+    mailers: Optional[str] = None       # the mailers section's name
+    level: str = "alert"                # the least severe message mailed
+    myhostname: Optional[str] = None    # HELO's argument, else the host's name
+    set: bool = False                   # any email-alert line was read
+
+    def active(self) -> bool:
+        return bool(self.mailers and self.sender is not None and self.to is not None)
+
+
+@dataclass
 class Options:
     tcplog: bool = False
     httplog: bool = False
@@ -360,6 +383,7 @@ class Proxy:
     dynamic_cookie_key: Optional[str] = None
     httpchk: Optional[HttpCheck] = None
     dispatch: Optional[ServerAddress] = None
+    email_alert: EmailAlert = field(default_factory=EmailAlert)
     timeouts: Timeouts = field(default_factory=Timeouts)
     options: Options = field(default_factory=Options)
     maxconn: Optional[int] = None
@@ -425,6 +449,7 @@ class Proxy:
         self.default_server = copy.copy(defaults.default_server)
         self.logs = list(defaults.logs)
         self.error_decls = list(defaults.error_decls)
+        self.email_alert = copy.copy(defaults.email_alert)
 
 
 @dataclass
@@ -506,6 +531,7 @@ class Config:
     files: list
     userlists: dict = field(default_factory=dict)     # name -> Userlist
     http_errors: dict = field(default_factory=dict)   # name -> HttpErrors
+    mailers: dict = field(default_factory=dict)       # name -> Mailers
 
     def proxy(self, name: str, capability: str = "") -> Optional[Proxy]:
         for proxy in self.proxies:

@@ -11,27 +11,29 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from typing import Optional
 
 from ..logformat import LogFormatError, compile_format
+from . import addresses
 from .addresses import AddressError
+from .units import parse_time_ms
 from .conditions import ConditionError, caret_lines, evaluate
 # (importing the keywords package registers every keyword)
 from .keywords.registry import (IGNORED_GLOBAL, NEEDS_GLOBAL, NO_EFFECT_GLOBAL, NEEDS_PROXY, NOT_YET_GLOBAL,
                                 NOT_YET_PROXY, REMOVED_PROXY, WARN_WITHOUT_CAPABILITY, did_you_mean,
                                 global_keyword, global_words, proxy_keyword, proxy_words)
 from .keywords.http import read_errorfile
-from .model import Config, GlobalSettings, HttpErrors, Origin, Proxy, User, Userlist
+from .model import Config, GlobalSettings, HttpErrors, Mailers, Origin, Proxy, User, Userlist
 from .tokenizer import TokenizeError, tokenize
 
 SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "userlist",
-            "http-errors")
+            "http-errors", "mailers")
 # HAProxy 2.6's other sections: refused by name, saying what each needs, and their lines
 # skipped (not read as the previous section's keywords)
 REFUSED_SECTIONS = {
     "peers": "peers (stick tables shared between nodes, issue #14)",
     "resolvers": "resolvers (DNS service discovery, issue #13)",
-    "mailers": "email alerts (sent on health-check state changes, issue #13)",
     "cache": "the cache",
     "fcgi-app": "FastCGI applications",
     "program": "programs run by the master",
@@ -107,6 +109,8 @@ class Parser:
         self.proxy: Optional[Proxy] = None
         self.userlists: dict[str, Userlist] = {}
         self.http_errors: dict[str, HttpErrors] = {}
+        self.mailers: dict[str, Mailers] = {}
+        self.mailers_section: Mailers | None = None
         self.errors_section: Optional[HttpErrors] = None
         # default-path: where relative file names (errorfiles, maps, ACL files) are read
         # from; HAProxy's default is the directory it was started in
@@ -189,7 +193,8 @@ class Parser:
         if self.alerts:
             raise ConfigError(self.alerts + ["Fatal errors found in configuration."], self.warnings)
         return Config(global_=self.global_, proxies=self.proxies, files=self.files,
-                      userlists=self.userlists, http_errors=self.http_errors)
+                      userlists=self.userlists, http_errors=self.http_errors,
+                      mailers=self.mailers)
 
     # -- messages ---------------------------------------------------------------------------
     def alert(self, origin: Origin, message: str) -> None:
@@ -288,6 +293,8 @@ class Parser:
             self._userlist_keyword(words, origin)
         elif self.section == "http-errors":
             self._http_errors_keyword(words, origin)
+        elif self.section == "mailers":
+            self._mailers_keyword(words, origin)
         else:
             self._proxy_keyword(self.proxy, words, origin)
 
@@ -305,6 +312,9 @@ class Parser:
             return
         if kind == "http-errors":
             self._open_http_errors(words, origin)
+            return
+        if kind == "mailers":
+            self._open_mailers(words, origin)
             return
         args = words[1:]
         name = ""
@@ -428,6 +438,82 @@ class Parser:
             self.alert(origin, f"unexpected argument '{words[2]}' after 'http-errors {name}'.")
         self.errors_section = self.http_errors[name] = HttpErrors(name, origin)
 
+    def _resolve_email_alert(self, proxy: Proxy) -> None:
+        """HAProxy's checks once every section is read: all of from, to and mailers, or
+        nothing; the mailers section must exist."""
+        settings = proxy.email_alert
+        if settings.set and not settings.active():
+            self.warnings.append(
+                f"'email-alert' will be ignored for {proxy.type_name} '{proxy.name}' (the "
+                "presence any of 'email-alert from', 'email-alert level' 'email-alert "
+                "mailers', 'email-alert myhostname', or 'email-alert to' requires each of "
+                "'email-alert from', 'email-alert mailers' and 'email-alert to' to be "
+                "present).")
+            proxy.email_alert = type(settings)()
+            return
+        if settings.active():
+            if settings.mailers not in self.mailers:
+                self.alerts.append(f"Proxy '{proxy.name}': unable to find mailers "
+                                   f"'{settings.mailers}'.")
+            if not settings.myhostname:
+                settings.myhostname = socket.gethostname()
+
+    def _open_mailers(self, words: list[str], origin: Origin) -> None:
+        self.proxy = self.mailers_section = None
+        if len(words) < 2 or not words[1]:
+            self.alert(origin, "missing name for mailers section.")
+            return
+        name = words[1]
+        if not _NAME_RE.match(name):
+            bad = next(c for c in name if not _NAME_RE.match(c))
+            self.alert(origin, f"character '{bad}' is not permitted in 'mailers' name '{name}'.")
+        if name in self.mailers:
+            self.alerts.append(f"Parsing [{origin}]: mailers section '{name}' has the same "
+                               f"name as another mailers section declared at "
+                               f"{self.mailers[name].origin}.")
+        self.mailers_section = self.mailers[name] = Mailers(name, origin)
+
+    def _mailers_keyword(self, words: list[str], origin: Origin) -> None:
+        """``mailer <name> <addr>:<port>`` and ``timeout mail <time>``, HAProxy's messages."""
+        section, keyword = self.mailers_section, words[0]
+        if keyword == "mailer":
+            if len(words) < 3:
+                self.alert(origin, "'mailer' expects <name> and <addr>[:<port>] as arguments.")
+                return
+            if not _NAME_RE.match(words[1]):
+                bad = next(c for c in words[1] if not _NAME_RE.match(c))
+                self.alert(origin, f"character '{bad}' is not permitted in server name "
+                                   f"'{words[1]}'.")
+                return
+            try:
+                address = addresses.parse_server_address(words[2], allow_no_port=False)
+            except (AddressError, ValueError) as exc:
+                self.alert(origin, f"'mailer {words[1]}' : {exc}")
+                return
+            if address.family not in (socket.AF_INET, socket.AF_INET6):
+                self.alert(origin, f"'mailer {words[1]}' : TCP not supported for this address "
+                                   "family.")
+                return
+            if section is not None:
+                section.relays.append((words[1], address.ip, address.port))
+        elif keyword == "timeout":
+            if len(words) < 2 or words[1] != "mail":
+                got = f" got '{words[1]}'" if len(words) > 1 else ""
+                self.alert(origin, f"'timeout' expects 'mail' and <time> as arguments{got}.")
+                return
+            if len(words) < 3:
+                self.alert(origin, "'timeout mail' expects <time> as argument.")
+                return
+            try:
+                timeout = parse_time_ms(words[2])
+            except ValueError as exc:
+                self.alert(origin, f"{exc} in argument to <timeout mail>.")
+                return
+            if section is not None:
+                section.timeout_ms = timeout
+        else:
+            self.alert(origin, f"unknown keyword '{keyword}' in 'mailers' section")
+
     def _http_errors_keyword(self, words: list[str], origin: Origin) -> None:
         if words[0] != "errorfile":
             self.alert(origin, f"unknown keyword '{words[0]}' in 'http-errors' section")
@@ -543,6 +629,7 @@ class Parser:
         if failure:
             self.alerts.append(failure)
         for proxy in self.proxies:
+            self._resolve_email_alert(proxy)
             self._resolve_errorfiles(proxy)
             if proxy.has_frontend:
                 self._resolve_frontend(proxy)

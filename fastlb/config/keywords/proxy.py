@@ -168,6 +168,26 @@ def filter_(parser, proxy, args, origin):
                      "yet.")
 
 
+@keyword("email-alert", sections=PROXY_AND_DEFAULTS)
+def email_alert(parser, proxy, args, origin):
+    """``email-alert from|to|mailers|myhostname|level <value>``, read as HAProxy 2.6 reads
+    them (a missing value is an empty one, but for level)."""
+    from ..model import LEVELS
+    if not args or not args[0]:
+        raise ValueError("missing argument after 'email-alert'.")
+    what, value = args[0], args[1] if len(args) > 1 else ""
+    settings = proxy.email_alert
+    if what == "level":
+        if value not in LEVELS:
+            raise ValueError(f"unknown log level 'level' after '{value}'")  # HAProxy's order
+        settings.level = value
+    elif what in ("from", "to", "mailers", "myhostname"):
+        setattr(settings, "sender" if what == "from" else what, value)
+    else:
+        raise ValueError(f"email-alert: unknown argument '{what}'.")
+    settings.set = True
+
+
 @keyword("transparent", sections=PROXY_AND_DEFAULTS)
 def transparent(parser, proxy, args, origin):
     """The old spelling of ``option transparent`` (HAProxy takes it anywhere, silently)."""

@@ -200,7 +200,6 @@ NEEDS_PROXY = {
     "external-check": "external health checks (issue #13)",
     "compression": "compression",
     "server-template": "resolvers (DNS service discovery, issue #13)",
-    "email-alert": "email alerts (sent on health-check state changes, issue #13)",
     "load-server-state-from-file": "server state files (issue #13)",
     "server-state-file-name": "server state files (issue #13)",
 }
