@@ -33,6 +33,7 @@ from .logsink import console as _stderr
 from . import shm as shared
 from .runtime.generation import Generation, carry_server_states
 from .runtime.listeners import ListenerPool
+from .runtime.server_state import apply_server_state
 from .runtime.process import confine
 from .runtime.worker import run_worker
 from .control.admin import Admin
@@ -125,6 +126,9 @@ class Master:
         self.old_deadlines: dict[int, float] = {}   # old worker pid -> hard-stop-after
         self.current = Generation(0, tables, worker_count(requested_workers, tables.config),
                                   self.pid, int(self.started * 1000))
+        # the servers start from the states a server-state-file holds (a reload carries
+        # them in memory instead)
+        apply_server_state(tables, self.current.shm, warning)
         self.pending: Generation | None = None
         self.pending_deadline = 0.0
         self.cli = CliServer(tables.config, self.commands_for(self.current), pool)

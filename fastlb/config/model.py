@@ -384,6 +384,8 @@ class Proxy:
     httpchk: Optional[HttpCheck] = None
     dispatch: Optional[ServerAddress] = None
     email_alert: EmailAlert = field(default_factory=EmailAlert)
+    state_from_file: str = "none"           # load-server-state-from-file global|local|none
+    state_file_name: Optional[str] = None   # server-state-file-name (local; default its name)
     timeouts: Timeouts = field(default_factory=Timeouts)
     options: Options = field(default_factory=Options)
     maxconn: Optional[int] = None
@@ -432,7 +434,8 @@ class Proxy:
 
     def inherit_from(self, defaults: "Proxy") -> None:
         """Copy every setting a ``defaults`` section may carry."""
-        for name in ("mode", "default_backend", "balance", "balance_set", "maxconn", "backlog", "retries",
+        for name in ("mode", "default_backend", "balance", "balance_set", "state_from_file",
+                     "maxconn", "backlog", "retries",
                      "log_tag", "monitor_uri", "http_reuse", "log_format",
                      "unique_id_format", "unique_id_header", "log_format_sd",
                      "error_log_format",
@@ -471,6 +474,8 @@ class GlobalSettings:
     bufsize: int = 16384
     buffers_limit: int = 0      # tune.buffers.limit: buffers all workers may hold, 0: no limit
     buffers_reserve: int = 2    # tune.buffers.reserve (HAProxy's RESERVED_BUFS)
+    server_state_file: Optional[str] = None   # the servers' states to start from
+    server_state_base: Optional[str] = None   # the directory of relative state files
     # tune.rcvbuf|sndbuf.client|server: the kernel's socket buffer sizes (0: the system's)
     rcvbuf_client: int = 0
     pipesize: int = 0           # tune.pipesize, 0: fastlb's 256 KiB

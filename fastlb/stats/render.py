@@ -65,8 +65,10 @@ def server_state_line(collector: Collector, proxy, be, i: int, server) -> str:
     st = collector.state
     k = be.first_server_shm + i
     bits = st.server_state(k)
-    admin = (0x01 | 0x04 if bits & shared.ST_CFG_MAINT else 0) | \
-        (0x01 if bits & shared.ST_MAINT else 0) | (0x08 if bits & shared.ST_DRAIN else 0)
+    # HAProxy's admin flags: CMAINT says the configuration has it disabled (kept once the
+    # stats socket made it ready), FMAINT that it is in maintenance now
+    admin = (0x04 if server.disabled else 0) | (0x01 if bits & shared.ST_ANY_MAINT else 0) | \
+        (0x08 if bits & shared.ST_DRAIN else 0)
     checked = bool(bits & shared.ST_CHECKED)
     status = check_status_name(st, k) if checked else "INI"
     if status == "INI":

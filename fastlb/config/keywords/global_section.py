@@ -575,6 +575,23 @@ def _buffer_count(name: str, args: list) -> int:
     return c_atol(args[0])
 
 
+def _state_path(name: str, what: str):
+    @keyword(name, sections=GLOBAL)
+    def state_path(parser, g, args, origin):
+        attribute = name.replace("-", "_")
+        if getattr(g, attribute) is not None:
+            parser.alert(origin, f"'{name}' already specified. Continuing.")
+            return
+        if len(args) != 1:
+            raise ValueError(f"'{name}' {what}")
+        setattr(g, attribute, args[0])
+    return state_path
+
+
+_state_path("server-state-file", "expect one argument: a file path.")
+_state_path("server-state-base", "expects one argument: a directory path.")
+
+
 @keyword("tune.buffers.limit", sections=GLOBAL)
 def tune_buffers_limit(parser, g, args, origin):
     """The I/O buffers all workers may hold together (HAProxy's per process; 0: no limit).

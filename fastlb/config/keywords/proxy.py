@@ -168,6 +168,26 @@ def filter_(parser, proxy, args, origin):
                      "yet.")
 
 
+@keyword("load-server-state-from-file", sections=PROXY_AND_DEFAULTS)
+def load_server_state_from_file(parser, proxy, args, origin):
+    if ignored_without(parser, proxy, origin, "load-server-state-from-file", "backend"):
+        return
+    if not args or args[0] not in ("global", "local", "none"):
+        raise ValueError(f"'load-server-state-from-file' expects 'global', 'local' or 'none'. "
+                         f"Got '{args[0] if args else ''}'")
+    proxy.state_from_file = args[0]
+
+
+@keyword("server-state-file-name", sections=PROXY_AND_DEFAULTS)
+def server_state_file_name(parser, proxy, args, origin):
+    if ignored_without(parser, proxy, origin, "server-state-file-name", "backend"):
+        return
+    if len(args) > 1:
+        raise ValueError(f"'server-state-file-name' cannot handle unexpected argument "
+                         f"'{args[1]}'.")
+    proxy.state_file_name = None if not args or args[0] == "use-backend-name" else args[0]
+
+
 @keyword("email-alert", sections=PROXY_AND_DEFAULTS)
 def email_alert(parser, proxy, args, origin):
     """``email-alert from|to|mailers|myhostname|level <value>``, read as HAProxy 2.6 reads

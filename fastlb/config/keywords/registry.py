@@ -182,8 +182,6 @@ NEEDS_GLOBAL = {
     "cluster-secret": "QUIC",
     "tune.ssl.default-dh-param": _TLS, "maxsslconn": _TLS,
     "spread-checks": "spread health checks (issue #13)",
-    "server-state-file": "server state files (issue #13)",
-    "server-state-base": "server state files (issue #13)",
     "lua-load": _LUA, "localpeer": "peers (issue #14)",
     "external-check": "external health checks (issue #13)",
     "tune.pool-high-fd-ratio": "the idle connection pool's limits (issue #12)",
@@ -200,8 +198,6 @@ NEEDS_PROXY = {
     "external-check": "external health checks (issue #13)",
     "compression": "compression",
     "server-template": "resolvers (DNS service discovery, issue #13)",
-    "load-server-state-from-file": "server state files (issue #13)",
-    "server-state-file-name": "server state files (issue #13)",
 }
 # Keywords HAProxy 2.6 only warns about in a proxy without the capability they need
 # (its warnifnotcap: "ignored because ..."); the others there are errors.
