@@ -234,8 +234,12 @@ class Checker:
         when the backend's email-alert level takes it."""
         if not wanted(backend.email_alert, level):
             return
-        for mail in deliveries(backend.email_alert, self.tables.config.mailers,
-                               message.rstrip(".")):
+        try:
+            mails = deliveries(backend.email_alert, self.tables.config.mailers,
+                               message.rstrip("."))
+        except OSError:
+            return                          # no socket to be had now: the alert is lost
+        for mail in mails:
             self.mails.append(mail)
             self.selector.register(mail.sock, mail.events(), mail)
 

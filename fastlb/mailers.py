@@ -100,4 +100,12 @@ def deliveries(settings: EmailAlert, mailers: dict, message: str) -> list:
     """One Delivery per relay of the proxy's mailers section."""
     section: Mailers = mailers[settings.mailers]
     steps = dialogue(settings, message)
-    return [Delivery(relay, steps, section.timeout_ms) for relay in section.relays]
+    made: list = []
+    try:
+        for relay in section.relays:
+            made.append(Delivery(relay, steps, section.timeout_ms))
+    except OSError:
+        for mail in made:
+            mail.sock.close()
+        raise
+    return made
