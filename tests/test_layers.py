@@ -22,6 +22,7 @@ LAYERS = (
     ("fastlb.master",),
     ("fastlb.boot", "fastlb.health"),
     ("fastlb.runtime",),
+    ("fastlb.mailers",),         # email alerts: the health checker's SMTP client
     ("fastlb.loop",),            # the compiled worker loop (its own imports: http errors/fields)
     ("fastlb.applets",),
     ("fastlb.control",),
