@@ -230,7 +230,7 @@ def test_set_timeout_needs_a_backend(tmp_path):
 def test_all_errors_reported_in_one_run(tmp_path):
     code, _, err = check(tmp_path, """
         global
-            server-state-file /tmp/state
+            lua-load /tmp/script.lua
             frobnicate
         frontend fe
             bind 127.0.0.1:8000
@@ -240,8 +240,8 @@ def test_all_errors_reported_in_one_run(tmp_path):
             bind 127.0.0.1:8001
     """)
     assert code == 1
-    assert "parsing [haproxy.cfg:3] : 'server-state-file' in 'global' section needs server " \
-        "state files (issue #13), which fastlb does not support yet." in err
+    assert "parsing [haproxy.cfg:3] : 'lua-load' in 'global' section needs Lua, which fastlb " \
+        "does not support yet." in err
     assert "parsing [haproxy.cfg:4] : unknown keyword 'frobnicate' in 'global' section" in err
     assert "parsing [haproxy.cfg:8] : unknown keyword 'bogus' in 'frontend' section" in err
     assert "frontend 'fe' has the same name as frontend 'fe' declared at" in err
