@@ -125,7 +125,7 @@ def apply_line(st: shared.SharedState, be, k: int, server, params: list, warn) -
     if server.check:
         # the operational state, as HAProxy recovers it (STARTING and STOPPING are up
         # states there; fastlb has no slow start or soft stop: they are running)
-        if op == OP_STOPPED or (op == OP_STOPPING and fall == 1):
+        if stopped:
             health, bits = 0, bits & ~shared.ST_RUNNING
         elif op == OP_STARTING and rise > 1:
             health = health if 1 <= health < rise else rise - 1
@@ -149,8 +149,8 @@ def apply_line(st: shared.SharedState, be, k: int, server, params: list, warn) -
             bits |= shared.ST_MAINT
         elif not admin & ADMIN_FMAINT and configured:
             bits &= ~(shared.ST_CFG_MAINT | shared.ST_MAINT)   # enabled from the socket
-    if not bits & shared.ST_MAINT and admin & ADMIN_FDRAIN and (iweight > 0 or
-                                                                server.weight == 0):
+    if not bits & shared.ST_ANY_MAINT and admin & ADMIN_FDRAIN and (iweight > 0 or
+                                                                    server.weight == 0):
         bits |= shared.ST_DRAIN
     st.set_server_state(backend, k, bits)
     if iweight == server.weight:                  # a weight the configuration changed wins
