@@ -92,6 +92,10 @@ frontend f_http
     option forwardfor
     bind 127.0.0.1:{p3} accept-netscaler-cip {magic}
     http-request return status 200 content-type text/plain lf-string "%[src] %[src_port] %[dst] %[dst_port]" if {{ path /addr }}
+frontend f_quiet
+    option dontlognull
+    bind 127.0.0.1:{p4} accept-netscaler-cip {magic} name quiet
+    default_backend b
 backend b
     server s1 127.0.0.1:{s1}
 """
@@ -139,6 +143,9 @@ def test_cip_headers_as_haproxy(tmp_path, backends):
         answers["cip-then-proxy"] = send_and_read(ports[2], GOOD["standard-v6"] + V1_TCP4 +
                                                   b"ping")
         answers["proxy-alone"] = send_and_read(ports[2], V1_TCP4 + b"ping")
+        # dontlognull: a client that closed at once is not logged (a bad header still is)
+        answers["quiet-empty"] = send_and_read(ports[4], b"")
+        answers["quiet-bad"] = send_and_read(ports[4], BAD["bad-magic"])
         # HTTP: the header's addresses are the client's for the fetches and X-Forwarded-For
         answers["http-addr"] = send_and_read(
             ports[3], GOOD["standard-v4"] + b"GET /addr HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -146,7 +153,7 @@ def test_cip_headers_as_haproxy(tmp_path, backends):
             ports[3], GOOD["legacy-v6"] + b"GET /addr HTTP/1.1\r\nHost: x\r\n\r\n")
         return answers
 
-    out = both(tmp_path, CONFIG, 4, scenario, s1=s1.port, magic=MAGIC)
+    out = both(tmp_path, CONFIG, 5, scenario, s1=s1.port, magic=MAGIC)
     (hap, hap_logs), (flb, flb_logs) = [
         (answers, sorted(re.sub(r"127\.0\.0\.2:\d+", "127.0.0.2:PORT", line) for line in logs))
         for answers, logs in (out["haproxy"], out["fastlb"])]
@@ -165,6 +172,8 @@ def test_cip_headers_as_haproxy(tmp_path, backends):
     assert "192.0.2.10:4567 [DATE] f_cip b/s1" in text
     assert "2001:db8::5:6000 [DATE] f_cip b/s1" in text
     assert "1.2.3.4:1111 [DATE] f_both b/s1" in text               # the PROXY header's
+    assert "f_quiet/quiet: Received an invalid NetScaler" in text
+    assert "f_quiet/quiet: Connection closed" not in text          # dontlognull
     for message in ("Received an invalid NetScaler Client IP magic number",
                     "Truncated NetScaler Client IP header received",
                     "Received an unhandled protocol in the NetScaler Client IP header",

@@ -319,6 +319,8 @@ cdef int cip_parse(const char *p, int n, uint32_t magic, PpHeader *out) noexcept
         tcp = ip + (u[ip] & 0x0F) * 4
         if tcp + 4 > n:               # HAProxy reads past what came here; fastlb refuses it
             return CIP_TRUNCATED
+        memset(&out.src, 0, sizeof(sockaddr_storage))
+        memset(&out.dst, 0, sizeof(sockaddr_storage))
         sin = <sockaddr_in *>&out.src
         sin.sin_family = AF_INET
         memcpy(&sin.sin_addr, p + ip + 12, 4)
@@ -516,7 +518,7 @@ cdef void proxy_header_event(Worker w, int idx, Session *s):
                 s.pp_authority_len = h.authority_len
         pool_put(&w.pool, buf)
         s.handshake &= ~(HS_CIP if cip else HS_PROXY)
-        if s.handshake and r == n and s.cli.readable == 1:
+        if s.handshake and r == n and n < <ssize_t>w.bufsize and s.cli.readable == 1:
             s.cli.readable = 0        # all read: the next header raises a new edge
     s.state = ST_CONNECTING
     s.cli.last = s.cli.last_rd = w.now
@@ -529,7 +531,8 @@ cdef void proxy_header_failed(Worker w, int idx, Session *s, int outcome):
     cdef FrontendRt *fe = &w.frontends[s.fe]
     cdef LogRecord rec
     if fe.log_mode != LOG_NONE and w.handshake_log_callback is not None and \
-            not (fe.dontlognull and (outcome == PP_EMPTY or outcome == PP_ABORT)):
+            not (fe.dontlognull and (outcome == PP_EMPTY or outcome == PP_ABORT or
+                                   outcome == CIP_EMPTY or outcome == CIP_ABORT)):
         try:
             # what an error-log-format may read of the connection
             rec = LogRecord.__new__(LogRecord)

@@ -212,8 +212,8 @@ cdef void note_buffer_wait(Worker w, int idx, Session *s):
 
 cdef void wake_buffer_waiters(Worker w):
     """Buffers can be had again: run the waiting sessions, oldest first, as if their
-    sockets had spoken, while the pool has buffers.  Those that find none again wait at
-    the end of the list."""
+    sockets had spoken, while the pool has buffers.  Those that find none again keep
+    their places at the head of the list."""
     cdef list waiting = w.bufwait
     cdef Session *s
     cdef int n = 0
@@ -236,5 +236,5 @@ cdef void wake_buffer_waiters(Worker w):
                 session_event(w, idx, s, SIDE_SRV, EPOLLIN)
         except Exception as exc:
             session_failed(w, idx, s, exc)
-    # the ones not reached keep their places, ahead of those that just waited again
-    w.bufwait = waiting[n:] + w.bufwait
+    # those that found none again (the oldest) stay ahead of the ones not reached
+    w.bufwait = w.bufwait + waiting[n:]

@@ -159,7 +159,8 @@ cdef int next_timeout_ms(Worker w):
 cdef void session_expired(Worker w, int idx, Session *s):
     """s.timer's deadline has passed."""
     if s.timer == TM_PROXY_HEADER:
-        proxy_header_failed(w, idx, s, CIP_TIMEOUT if s.handshake & HS_CIP else PP_TIMEOUT)
+        # HAProxy names the PROXY header while one is still expected
+        proxy_header_failed(w, idx, s, PP_TIMEOUT if s.handshake & HS_PROXY else CIP_TIMEOUT)
     elif s.timer == TM_CONNECT:
         connect_failed(w, idx, s, 1)
     elif s.timer == TM_TURNAROUND:

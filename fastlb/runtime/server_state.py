@@ -174,7 +174,10 @@ def apply_server_state(tables, st: shared.SharedState, warn) -> None:
         if proxy.state_from_file == "global":
             if global_lines is None:
                 continue
-            lines = {f[3]: f for f in global_lines if f[1] == proxy.name}
+            lines = {}
+            for fields in global_lines:
+                if fields[1] == proxy.name:
+                    lines.setdefault(fields[3], fields)     # a duplicate line is dropped
         else:
             path = state_path(g.server_state_base, proxy.state_file_name or proxy.name)
             local = read_state_file(path, warn, f"Proxy '{proxy.name}': ")
