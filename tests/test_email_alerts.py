@@ -8,12 +8,11 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import FASTLB, free_port, wait_until
+from conftest import FASTLB, Backend, free_port, wait_until
 
 CONFIG = """
 mailers relays
@@ -44,54 +43,42 @@ class FakeRelay:
     """An SMTP relay that accepts every email and records each session's lines."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.sessions: list = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.server = Backend(self._session, "relay")
+        self.port = self.server.port
 
-    def _serve(self):
+    def _session(self, conn, _backend):
+        lines, buffer, in_data = [], b"", False
+        conn.settimeout(10)
+        conn.sendall(b"220 relay.test ESMTP\r\n")
         while True:
             try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
-
-    def _session(self, conn):
-        lines, buffer, in_data = [], b"", False
-        with conn:
-            conn.settimeout(10)
-            conn.sendall(b"220 relay.test ESMTP\r\n")
-            while True:
-                try:
-                    data = conn.recv(4096)
-                except OSError:               # haproxy resets once it has its 221
-                    break
-                if not data:
-                    break
-                buffer += data
-                while b"\r\n" in buffer:
-                    line, buffer = buffer.split(b"\r\n", 1)
-                    lines.append(line.decode())
-                    if in_data:
-                        if line == b".":
-                            in_data = False
-                            conn.sendall(b"250 2.0.0 queued\r\n")
-                        continue
-                    verb = line[:4].upper()
-                    if verb == b"DATA":
-                        in_data = True
-                        conn.sendall(b"354 go ahead\r\n")
-                    elif verb == b"QUIT":
-                        conn.sendall(b"221 bye\r\n")
-                    else:
-                        conn.sendall(b"250-relay.test\r\n250 ok\r\n")
+                data = conn.recv(4096)
+            except OSError:               # haproxy resets once it has its 221
+                break
+            if not data:
+                break
+            buffer += data
+            while b"\r\n" in buffer:
+                line, buffer = buffer.split(b"\r\n", 1)
+                lines.append(line.decode())
+                if in_data:
+                    if line == b".":
+                        in_data = False
+                        conn.sendall(b"250 2.0.0 queued\r\n")
+                    continue
+                verb = line[:4].upper()
+                if verb == b"DATA":
+                    in_data = True
+                    conn.sendall(b"354 go ahead\r\n")
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                else:
+                    conn.sendall(b"250-relay.test\r\n250 ok\r\n")
         self.sessions.append(lines)
 
     def close(self):
-        self.sock.close()
+        self.server.close()
 
 
 def masked(session: list) -> list:
